@@ -1,0 +1,13 @@
+/** The engine's public surface: parsing, printing and tracing, pure and synchronous. */
+export { EngineError } from './errors.ts';
+export { parseDump, parseIptablesSave, parseIptablesS, detectFormat, inferTable } from './netfilter/parser.ts';
+export { printRuleset, printRule } from './netfilter/printer.ts';
+export { completeKubeProxy } from './trace/complete.ts';
+export { trace } from './trace/tracer.ts';
+export { quantizeProbability } from './trace/probability.ts';
+
+export type { EngineErrorCode, SourceLocation } from './errors.ts';
+export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';
+export type { ParseOptions, FormatOption } from './netfilter/parser.ts';
+export type { PacketSpec, Protocol, Entry } from './trace/packet.ts';
+export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, TraceRequest, Verdict, Delivery } from './trace/tracer.ts';

@@ -1,0 +1,586 @@
+/**
+ * Turns parsed rules into what the tracer evaluates: a list of match tests (each answering
+ * match / no match / unknown), the statistic draws, side effects, and the target's action.
+ * Large chains get a dispatch index on exact destination address and destination port, so a
+ * trace through a 10,000-Service KUBE-SERVICES touches only the rules that can match while
+ * keeping the kernel's first-match order.
+ */
+import type { Chain, Cidr, MatchModule, ModuleOption, Rule, Ruleset } from '../netfilter/ast.ts';
+import { parseIPv4, parseIPv6 } from '../net/address.ts';
+import { quantizeProbability } from './probability.ts';
+import type { Addr, PacketState } from './packet.ts';
+import { parseAddr } from './packet.ts';
+
+export const NO = 0;
+export const YES = 1;
+export const UNKNOWN = 2;
+export type TestResult = 0 | 1 | 2;
+
+export interface TestEnv {
+  isLocal(a: Addr): boolean;
+}
+
+export interface Test {
+  readonly eval: (s: PacketState, env: TestEnv) => TestResult;
+  /** Why an UNKNOWN answer could not be decided, for the warning. */
+  readonly unknownReason?: string;
+}
+
+export interface RandomDraw {
+  /** Probability of the statistic match succeeding, in units of 2^-31. */
+  readonly k: number;
+}
+
+export type SideEffect = (s: PacketState) => boolean;
+
+export type Action =
+  | { readonly kind: 'accept' }
+  | { readonly kind: 'drop' }
+  | { readonly kind: 'reject'; readonly with: string }
+  | { readonly kind: 'return' }
+  | { readonly kind: 'jump' | 'goto'; readonly chain: string }
+  | { readonly kind: 'missing-chain'; readonly chain: string; readonly goto: boolean }
+  | { readonly kind: 'dnat'; readonly ip: Addr | null; readonly port: number | null; readonly note?: string }
+  | { readonly kind: 'redirect'; readonly port: number | null }
+  | { readonly kind: 'snat'; readonly ip: string | null; readonly port: number | null }
+  | { readonly kind: 'masquerade'; readonly ports: string | null }
+  | { readonly kind: 'mark'; readonly value: number; readonly mask: number }
+  | { readonly kind: 'connmark'; readonly op: 'set' | 'save' | 'restore'; readonly value: number; readonly mask: number; readonly nfmask: number; readonly ctmask: number }
+  | { readonly kind: 'notrack' }
+  | { readonly kind: 'continue'; readonly note: string }
+  | { readonly kind: 'unmodelled-target'; readonly name: string }
+  | { readonly kind: 'none' };
+
+export interface CompiledRule {
+  readonly rule: Rule;
+  readonly tests: readonly Test[];
+  /** Match tests that draw random numbers or change state: run in order after all tests passed. */
+  readonly late: readonly ({ kind: 'random'; k: number } | { kind: 'effect'; run: SideEffect; test?: Test })[];
+  readonly action: Action;
+  readonly notModelled: readonly string[];
+}
+
+export interface CompiledChain {
+  readonly chain: Chain;
+  readonly rules: readonly CompiledRule[];
+  /** Dispatch index, present on long chains: positions (0-based) of candidate rules. */
+  readonly index?: {
+    readonly byDst: ReadonlyMap<string, readonly number[]>;
+    readonly byPort: ReadonlyMap<number, readonly number[]>;
+    readonly rest: readonly number[];
+  };
+}
+
+export interface CompiledRuleset {
+  readonly ruleset: Ruleset;
+  readonly tables: ReadonlyMap<string, ReadonlyMap<string, CompiledChain>>;
+}
+
+const INDEX_THRESHOLD = 24;
+
+function num(text: string | undefined): number {
+  if (text === undefined) return NaN;
+  return text.toLowerCase().startsWith('0x') ? Number.parseInt(text, 16) : Number(text);
+}
+
+function valueMask(arg: string | undefined): { value: number; mask: number } {
+  const [v, m] = (arg ?? '0').split('/');
+  return { value: num(v) >>> 0, mask: m === undefined ? 0xffffffff : num(m) >>> 0 };
+}
+
+function cidrContains(c: Cidr): (a: Addr) => boolean {
+  if (c.family === 'ipv4') {
+    const base = parseIPv4(c.address)!;
+    const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+    return (a) => a.family === 'ipv4' && ((a.v4 & mask) >>> 0) === base;
+  }
+  const base = parseIPv6(c.address)!;
+  const mask = c.prefix === 0 ? 0n : ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - c.prefix)) - 1n);
+  return (a) => a.family === 'ipv6' && (a.v6 & mask) === base;
+}
+
+/** `80`, `80:90`, `:90`, `1024:` → inclusive range. */
+function portRange(text: string): [number, number] | null {
+  const parts = text.split(':');
+  if (parts.length === 1) {
+    const p = Number(parts[0]);
+    return Number.isInteger(p) ? [p, p] : null;
+  }
+  const lo = parts[0] === '' ? 0 : Number(parts[0]);
+  const hi = parts[1] === '' ? 65535 : Number(parts[1]);
+  return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : null;
+}
+
+function portList(text: string): [number, number][] | null {
+  const out: [number, number][] = [];
+  for (const p of text.split(',')) {
+    const r = portRange(p);
+    if (!r) return null;
+    out.push(r);
+  }
+  return out;
+}
+
+const bool = (b: boolean): TestResult => (b ? YES : NO);
+const unknown = (reason: string): Test => ({ eval: () => UNKNOWN, unknownReason: reason });
+
+function negate(t: Test, negated: boolean): Test {
+  if (!negated) return t;
+  const inner = t.eval;
+  return { eval: (s, e) => { const r = inner(s, e); return r === UNKNOWN ? UNKNOWN : r === YES ? NO : YES; }, unknownReason: t.unknownReason };
+}
+
+const ICMP_TYPES: Readonly<Record<string, number>> = {
+  'echo-reply': 0, pong: 0, 'destination-unreachable': 3, 'echo-request': 8, ping: 8, 'time-exceeded': 11,
+};
+
+const CT_STATES = new Set(['INVALID', 'NEW', 'ESTABLISHED', 'RELATED', 'UNTRACKED', 'SNAT', 'DNAT']);
+
+/** The first packet of a connection: NEW, plus the virtual DNAT/SNAT states once translated. */
+function ctStateTest(list: string, negated: boolean, virtualStates: boolean): Test {
+  const states = list.split(',').map((x) => x.trim().toUpperCase());
+  const bad = states.find((x) => !CT_STATES.has(x));
+  if (bad) return unknown(`conntrack state '${bad}'`);
+  return negate({
+    eval: (s) => {
+      if (s.untracked) return bool(states.includes('UNTRACKED'));
+      if (states.includes('NEW')) return YES;
+      if (virtualStates && states.includes('DNAT') && s.dnatDone) return YES;
+      if (virtualStates && states.includes('SNAT') && s.snatDone) return YES;
+      return NO;
+    },
+  }, negated);
+}
+
+function tcpFlagsTest(mask: string, comp: string): Test {
+  // The first packet of a TCP connection is a SYN: SYN set; ACK, RST, FIN (and the rest) clear.
+  const names = (x: string) => (x === 'ALL' ? ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG'] : x === 'NONE' ? [] : x.split(','));
+  const m = names(mask);
+  const c = names(comp);
+  const ok = m.every((f) => (f === 'SYN') === c.includes(f));
+  return { eval: (s) => bool(s.proto === 'tcp' && ok) };
+}
+
+interface ModuleCompile {
+  tests: Test[];
+  late: CompiledRule['late'][number][];
+  notModelled: string[];
+}
+
+function compileModule(m: MatchModule, rule: Rule, out: ModuleCompile): void {
+  for (const o of m.options) compileOption(m.module, o, rule, out);
+  if (m.options.length === 0 && !['tcp', 'udp', 'sctp', 'icmp', 'comment', 'conntrack', 'state', 'addrtype', 'multiport', 'mark', 'connmark', 'statistic', 'recent'].includes(m.module)) {
+    out.tests.push(unknown(`match module '${m.module}'`));
+    out.notModelled.push(`-m ${m.module}`);
+  }
+}
+
+function compileOption(module: string, o: ModuleOption, rule: Rule, out: ModuleCompile): void {
+  const a0 = o.args[0];
+  const notModelled = (what: string) => {
+    out.tests.push(unknown(what));
+    out.notModelled.push(what);
+  };
+  switch (module) {
+    case 'comment':
+    case 'nfacct':
+      return; // no effect on the packet
+    case 'tcp':
+    case 'udp':
+    case 'sctp':
+    case 'udplite': {
+      const proto = module === 'udplite' ? 'udp' : module;
+      if (o.name === 'dport' || o.name === 'destination-port' || o.name === 'sport' || o.name === 'source-port') {
+        const r = portRange(a0 ?? '');
+        if (!r) return notModelled(`--${o.name} ${a0 ?? ''}`);
+        const dst = o.name === 'dport' || o.name === 'destination-port';
+        if (dst) {
+          out.tests.push(negate({ eval: (s) => bool(s.proto === proto && s.dport >= r[0] && s.dport <= r[1]) }, o.negated));
+        } else {
+          out.tests.push(negate({
+            eval: (s) => (s.proto !== proto ? NO : s.sport === null ? UNKNOWN : bool(s.sport >= r[0] && s.sport <= r[1])),
+            unknownReason: 'the source port (give packet.sourcePort)',
+          }, o.negated));
+        }
+        return;
+      }
+      if (o.name === 'tcp-flags' && o.args.length === 2) return void out.tests.push(negate(tcpFlagsTest(o.args[0], o.args[1]), o.negated));
+      if (o.name === 'syn') return void out.tests.push(negate(tcpFlagsTest('FIN,SYN,RST,ACK', 'SYN'), o.negated));
+      return notModelled(`-m ${module} --${o.name}`);
+    }
+    case 'icmp': {
+      if (o.name !== 'icmp-type') return notModelled(`-m icmp --${o.name}`);
+      const type = (a0 ?? '').split('/')[0];
+      const want = type === 'any' ? -1 : /^\d+$/.test(type) ? Number(type) : ICMP_TYPES[type];
+      if (want === undefined) return notModelled(`--icmp-type ${a0}`);
+      // svcpath traces an ICMP echo request (type 8) as the first packet.
+      return void out.tests.push(negate({ eval: (s) => bool(s.proto === 'icmp' && (want === -1 || want === 8)) }, o.negated));
+    }
+    case 'multiport': {
+      const list = portList(a0 ?? '');
+      if (!list) return notModelled(`--${o.name} ${a0 ?? ''}`);
+      const inList = (p: number) => list.some(([lo, hi]) => p >= lo && p <= hi);
+      if (o.name === 'dports' || o.name === 'destination-ports') {
+        return void out.tests.push(negate({ eval: (s) => bool(s.proto !== 'icmp' && inList(s.dport)) }, o.negated));
+      }
+      const sourceTest: Test = {
+        eval: (s) => (s.proto === 'icmp' ? NO : s.sport === null ? (o.name === 'ports' && inList(s.dport) ? YES : UNKNOWN) : bool(inList(s.sport) || (o.name === 'ports' && inList(s.dport)))),
+        unknownReason: 'the source port (give packet.sourcePort)',
+      };
+      return void out.tests.push(negate(sourceTest, o.negated));
+    }
+    case 'addrtype': {
+      if (o.name === 'limit-iface-in' || o.name === 'limit-iface-out') return notModelled(`--${o.name}`);
+      const types = (a0 ?? '').split(',').map((x) => x.toUpperCase());
+      const typeOf = (a: Addr, env: TestEnv): string => {
+        if (env.isLocal(a)) return 'LOCAL';
+        if (a.family === 'ipv4' && a.v4 === 0xffffffff) return 'BROADCAST';
+        if (a.family === 'ipv4' && a.v4 >>> 28 === 0xe) return 'MULTICAST';
+        if (a.family === 'ipv6' && a.v6 >> 120n === 0xffn) return 'MULTICAST';
+        return 'UNICAST';
+      };
+      const src = o.name === 'src-type';
+      if (!src && o.name !== 'dst-type') return notModelled(`--${o.name}`);
+      return void out.tests.push(negate({ eval: (s, env) => bool(types.includes(typeOf(src ? s.src : s.dst, env))) }, o.negated));
+    }
+    case 'conntrack':
+    case 'state': {
+      if (o.name === 'ctstate' || o.name === 'state') return void out.tests.push(ctStateTest(a0 ?? '', o.negated, module === 'conntrack'));
+      if (o.name === 'ctorigdst' || o.name === 'ctorigsrc') {
+        const c = a0 ? parseCidrLoose(a0) : null;
+        if (!c) return notModelled(`--${o.name} ${a0 ?? ''}`);
+        const contains = cidrContains(c);
+        return void out.tests.push(negate({ eval: (s) => bool(contains(o.name === 'ctorigdst' ? s.origDst : s.src)) }, o.negated));
+      }
+      if (o.name === 'ctorigdstport') {
+        const r = portRange(a0 ?? '');
+        if (!r) return notModelled(`--ctorigdstport ${a0 ?? ''}`);
+        return void out.tests.push(negate({ eval: (s) => bool(s.origDport >= r[0] && s.origDport <= r[1]) }, o.negated));
+      }
+      if (o.name === 'ctproto') {
+        const p = (a0 ?? '').toLowerCase();
+        return void out.tests.push(negate({ eval: (s) => bool(s.proto === p) }, o.negated));
+      }
+      if (o.name === 'ctdir') {
+        // The first packet travels in the ORIGINAL direction.
+        return void out.tests.push(negate({ eval: () => bool((a0 ?? '').toUpperCase() === 'ORIGINAL') }, o.negated));
+      }
+      return notModelled(`-m conntrack --${o.name}`);
+    }
+    case 'mark':
+    case 'connmark': {
+      if (o.name !== 'mark') return notModelled(`-m ${module} --${o.name}`);
+      const { value, mask } = valueMask(a0);
+      const ct = module === 'connmark';
+      return void out.tests.push(negate({ eval: (s) => bool((((ct ? s.ctmark : s.mark) & mask) >>> 0) === value) }, o.negated));
+    }
+    case 'statistic': {
+      if (o.name === 'mode') {
+        if (a0 !== 'random') notModelled(`-m statistic --mode ${a0 ?? ''}`);
+        return;
+      }
+      if (o.name === 'probability') {
+        const k = quantizeProbability(Number(a0));
+        out.late.push({ kind: 'random', k: o.negated ? 2 ** 31 - k : k });
+        return;
+      }
+      return notModelled(`-m statistic --${o.name}`);
+    }
+    case 'recent':
+      return; // handled per module in compileRecent
+    case 'limit':
+      // The first packet is within any burst.
+      return;
+    case 'iprange': {
+      const [lo, hi] = (a0 ?? '').split('-');
+      const l = lo ? parseIPv4(lo) : null;
+      const h = hi ? parseIPv4(hi) : l;
+      if (l === null || h === null) return notModelled(`--${o.name} ${a0 ?? ''}`);
+      const src = o.name === 'src-range';
+      return void out.tests.push(negate({ eval: (s) => { const a = src ? s.src : s.dst; return bool(a.family === 'ipv4' && a.v4 >= l && a.v4 <= h); } }, o.negated));
+    }
+    case 'pkttype': {
+      const t = (a0 ?? '').toLowerCase();
+      return void out.tests.push(negate({ eval: (s) => bool(t === (s.dst.family === 'ipv4' && s.dst.v4 >>> 28 === 0xe ? 'multicast' : s.dst.v4 === 0xffffffff ? 'broadcast' : 'unicast')) }, o.negated));
+    }
+    case 'set':
+      if (o.name === 'match-set') return notModelled(`ipset membership (--match-set ${o.args.join(' ')})`);
+      return;
+    default:
+      return notModelled(`-m ${module} --${o.name}`);
+  }
+}
+
+function parseCidrLoose(text: string): Cidr | null {
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const prefix = slash < 0 ? undefined : Number(text.slice(slash + 1));
+  if (parseIPv4(addr) !== null) return { family: 'ipv4', address: addr, prefix: prefix ?? 32 };
+  if (parseIPv6(addr) !== null) return { family: 'ipv6', address: addr, prefix: prefix ?? 128 };
+  return null;
+}
+
+/**
+ * `-m recent`: svcpath answers for a client the kernel has not seen (no entries), so `--rcheck`
+ * and `--update` only match what this very trace `--set` earlier.
+ */
+function compileRecent(m: MatchModule, out: ModuleCompile, rule: Rule): void {
+  const opt = (n: string) => m.options.find((o) => o.name === n);
+  const name = opt('name')?.args[0] ?? 'DEFAULT';
+  const rdest = !!opt('rdest');
+  const hitcount = opt('hitcount') ? Number(opt('hitcount')!.args[0]) : 0;
+  const key = (s: PacketState) => `${name}|${rdest ? s.dst.text : s.src.text}`;
+  const mode = opt('set') ? 'set' : opt('rcheck') ? 'rcheck' : opt('update') ? 'update' : opt('remove') ? 'remove' : null;
+  const negated = m.options.some((o) => o.negated && ['set', 'rcheck', 'update', 'remove'].includes(o.name));
+  if (!mode) {
+    out.tests.push(unknown(`-m recent without --set/--rcheck/--update/--remove (${rule.text})`));
+    return;
+  }
+  if (mode === 'set') {
+    out.late.push({ kind: 'effect', run: (s) => { s.recent.add(key(s)); return !negated; } });
+    return;
+  }
+  if (mode === 'remove') {
+    out.late.push({ kind: 'effect', run: (s) => { const had = s.recent.delete(key(s)); return had !== negated; } });
+    return;
+  }
+  out.tests.push({ eval: (s) => bool((s.recent.has(key(s)) && hitcount <= 1) !== negated) });
+}
+
+function basicTests(rule: Rule, tests: Test[]): void {
+  if (rule.source) {
+    const c = cidrContains(rule.source.value);
+    tests.push(negate({ eval: (s) => bool(c(s.src)) }, rule.source.negated));
+  }
+  if (rule.destination) {
+    const c = cidrContains(rule.destination.value);
+    tests.push(negate({ eval: (s) => bool(c(s.dst)) }, rule.destination.negated));
+  }
+  if (rule.protocol) {
+    const p = rule.protocol.value;
+    tests.push(negate({ eval: (s) => bool(p === 'all' || p === '0' || p === s.proto) }, rule.protocol.negated));
+  }
+  if (rule.inInterface) tests.push(interfaceTest(rule.inInterface.value, rule.inInterface.negated, 'in'));
+  if (rule.outInterface) tests.push(interfaceTest(rule.outInterface.value, rule.outInterface.negated, 'out'));
+  if (rule.fragment) tests.push(negate({ eval: () => NO }, rule.fragment.negated)); // the first packet is not a fragment
+}
+
+/** `-i eth+` matches every interface whose name starts with `eth`. */
+function interfaceTest(name: string, negated: boolean, dir: 'in' | 'out'): Test {
+  const prefix = name.endsWith('+') ? name.slice(0, -1) : null;
+  return negate({
+    eval: (s) => {
+      const iface = dir === 'in' ? s.inIface : s.outIface;
+      if (iface === null) return UNKNOWN;
+      return bool(prefix !== null ? iface.startsWith(prefix) : iface === name);
+    },
+    unknownReason: dir === 'in'
+      ? 'the input interface (give packet.inInterface)'
+      : 'the output interface, known only after routing (give packet.outInterface)',
+  }, negated);
+}
+
+function targetOption(rule: Rule, name: string): ModuleOption | undefined {
+  return rule.target?.options.find((o) => o.name === name);
+}
+
+function parseNatTo(text: string | undefined): { ip: string | null; port: number | null; range: boolean } {
+  if (!text) return { ip: null, port: null, range: false };
+  let addr = text;
+  let port: string | undefined;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    addr = text.slice(1, close);
+    port = text.slice(close + 1).replace(/^:/, '') || undefined;
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    [addr, port] = text.split(':');
+  }
+  const [ipLo, ipHi] = addr.split('-');
+  const [pLo, pHi] = (port ?? '').split('-');
+  return {
+    ip: ipLo || null,
+    port: pLo ? Number(pLo) : null,
+    range: (ipHi !== undefined && ipHi !== ipLo) || (pHi !== undefined && pHi !== pLo),
+  };
+}
+
+function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
+  const t = rule.target;
+  if (!t) return { kind: 'none' };
+  if (chains.has(t.name) && !['ACCEPT', 'DROP', 'RETURN'].includes(t.name)) return { kind: t.kind, chain: t.name };
+  switch (t.name) {
+    case 'ACCEPT':
+      return { kind: 'accept' };
+    case 'DROP':
+      return { kind: 'drop' };
+    case 'REJECT':
+      return { kind: 'reject', with: targetOption(rule, 'reject-with')?.args[0] ?? 'icmp-port-unreachable' };
+    case 'RETURN':
+      return { kind: 'return' };
+    case 'DNAT': {
+      const to = parseNatTo(targetOption(rule, 'to-destination')?.args[0]);
+      let ip: Addr | null = null;
+      try {
+        ip = to.ip ? parseAddr(to.ip, 'DNAT address') : null;
+      } catch {
+        ip = null;
+      }
+      const repeated = (rule.target?.options.filter((o) => o.name === 'to-destination').length ?? 0) > 1;
+      const note = to.range || repeated
+        ? 'DNAT to a range: the kernel picks one address/port per connection; the first is shown'
+        : undefined;
+      return note ? { kind: 'dnat', ip, port: to.port, note } : { kind: 'dnat', ip, port: to.port };
+    }
+    case 'REDIRECT': {
+      const p = targetOption(rule, 'to-ports')?.args[0];
+      return { kind: 'redirect', port: p ? Number(p.split('-')[0]) : null };
+    }
+    case 'SNAT': {
+      const to = parseNatTo(targetOption(rule, 'to-source')?.args[0]);
+      return { kind: 'snat', ip: to.ip, port: to.port };
+    }
+    case 'MASQUERADE':
+      return { kind: 'masquerade', ports: targetOption(rule, 'to-ports')?.args[0] ?? null };
+    case 'MARK': {
+      const o = t.options[0];
+      if (!o) return { kind: 'unmodelled-target', name: 'MARK' };
+      const { value, mask } = valueMask(o.args[0]);
+      switch (o.name) {
+        case 'set-xmark':
+          return { kind: 'mark', value, mask };
+        case 'set-mark':
+          return { kind: 'mark', value, mask: o.args[0]?.includes('/') ? mask : 0xffffffff };
+        case 'or-mark':
+          return { kind: 'mark', value, mask: value };
+        case 'xor-mark':
+          return { kind: 'mark', value, mask: 0 };
+        case 'and-mark':
+          return { kind: 'mark', value: 0, mask: ~value >>> 0 };
+        default:
+          return { kind: 'unmodelled-target', name: `MARK --${o.name}` };
+      }
+    }
+    case 'CONNMARK': {
+      const get = (n: string, d: number) => {
+        const o = targetOption(rule, n);
+        return o ? num(o.args[0]) >>> 0 : d;
+      };
+      const save = targetOption(rule, 'save-mark');
+      const restore = targetOption(rule, 'restore-mark');
+      if (save || restore) {
+        const mask = get('mask', 0xffffffff);
+        return { kind: 'connmark', op: save ? 'save' : 'restore', value: 0, mask: 0, nfmask: get('nfmask', mask), ctmask: get('ctmask', mask) };
+      }
+      const o = t.options[0];
+      if (!o) return { kind: 'unmodelled-target', name: 'CONNMARK' };
+      const { value, mask } = valueMask(o.args[0]);
+      if (o.name === 'set-xmark' || o.name === 'set-mark') return { kind: 'connmark', op: 'set', value, mask: o.name === 'set-mark' && !o.args[0]?.includes('/') ? 0xffffffff : mask, nfmask: 0, ctmask: 0 };
+      if (o.name === 'or-mark') return { kind: 'connmark', op: 'set', value, mask: value, nfmask: 0, ctmask: 0 };
+      return { kind: 'unmodelled-target', name: `CONNMARK --${o.name}` };
+    }
+    case 'NOTRACK':
+      return { kind: 'notrack' };
+    case 'CT':
+      return targetOption(rule, 'notrack') ? { kind: 'notrack' } : { kind: 'continue', note: 'CT (conntrack settings; no effect on the first packet\'s path)' };
+    case 'LOG':
+    case 'NFLOG':
+    case 'ULOG':
+      return { kind: 'continue', note: `${t.name} (logs and continues)` };
+    case 'CHECKSUM':
+    case 'TCPMSS':
+    case 'TOS':
+    case 'DSCP':
+      return { kind: 'continue', note: `${t.name} (rewrites a header field and continues)` };
+    default:
+      // A jump to a chain that is not in the dump: a fragment, or a target svcpath does not know.
+      if (/^[A-Z0-9]+$/.test(t.name) && !t.name.startsWith('KUBE')) return { kind: 'unmodelled-target', name: t.name };
+      return { kind: 'missing-chain', chain: t.name, goto: t.kind === 'goto' };
+  }
+}
+
+export function compileRule(rule: Rule, chains: ReadonlyMap<string, Chain>): CompiledRule {
+  const tests: Test[] = [];
+  basicTests(rule, tests);
+  const out: ModuleCompile = { tests, late: [], notModelled: [] };
+  for (const m of rule.matches) {
+    if (m.module === 'recent') compileRecent(m, out, rule);
+    else compileModule(m, rule, out);
+  }
+  return { rule, tests, late: out.late, action: compileAction(rule, chains), notModelled: out.notModelled };
+}
+
+/** Exact destination /32 (or /128) and single destination port: the keys of the dispatch index. */
+function dispatchKeys(rule: Rule): { dst: string | null; port: number | null } {
+  let dst: string | null = null;
+  if (rule.destination && !rule.destination.negated) {
+    const d = rule.destination.value;
+    if ((d.family === 'ipv4' && d.prefix === 32) || (d.family === 'ipv6' && d.prefix === 128)) dst = d.address;
+  }
+  let port: number | null = null;
+  for (const m of rule.matches) {
+    if (m.module !== 'tcp' && m.module !== 'udp' && m.module !== 'sctp') continue;
+    for (const o of m.options) {
+      if ((o.name === 'dport' || o.name === 'destination-port') && !o.negated && o.args[0] && /^\d+$/.test(o.args[0])) {
+        port = Number(o.args[0]);
+      }
+    }
+  }
+  return { dst, port };
+}
+
+export function compileChain(chain: Chain, chains: ReadonlyMap<string, Chain>): CompiledChain {
+  const rules = chain.rules.map((r) => compileRule(r, chains));
+  if (rules.length < INDEX_THRESHOLD) return { chain, rules };
+  const byDst = new Map<string, number[]>();
+  const byPort = new Map<number, number[]>();
+  const rest: number[] = [];
+  rules.forEach((cr, i) => {
+    const { dst, port } = dispatchKeys(cr.rule);
+    if (dst !== null) {
+      let list = byDst.get(dst);
+      if (!list) byDst.set(dst, (list = []));
+      list.push(i);
+    } else if (port !== null) {
+      let list = byPort.get(port);
+      if (!list) byPort.set(port, (list = []));
+      list.push(i);
+    } else {
+      rest.push(i);
+    }
+  });
+  return { chain, rules, index: { byDst, byPort, rest } };
+}
+
+const cache = new WeakMap<Ruleset, CompiledRuleset>();
+
+/** Compiles lazily, chain by chain, and remembers the result for the ruleset. */
+export function compileRuleset(rs: Ruleset): CompiledRuleset {
+  const hit = cache.get(rs);
+  if (hit) return hit;
+  const tables = new Map<string, Map<string, CompiledChain>>();
+  for (const t of rs.tables.values()) {
+    const lazy = new LazyChains(t.chains);
+    tables.set(t.name, lazy as unknown as Map<string, CompiledChain>);
+  }
+  const compiled = { ruleset: rs, tables };
+  cache.set(rs, compiled);
+  return compiled;
+}
+
+/** A read-only map that compiles a chain the first time a trace enters it. */
+class LazyChains {
+  private readonly done = new Map<string, CompiledChain>();
+  constructor(private readonly chains: ReadonlyMap<string, Chain>) {}
+  get(name: string): CompiledChain | undefined {
+    let c = this.done.get(name);
+    if (c) return c;
+    const chain = this.chains.get(name);
+    if (!chain) return undefined;
+    c = compileChain(chain, this.chains);
+    this.done.set(name, c);
+    return c;
+  }
+  has(name: string): boolean {
+    return this.chains.has(name);
+  }
+}

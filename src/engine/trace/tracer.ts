@@ -1,0 +1,567 @@
+/**
+ * The packet tracer: walks the first packet of a new connection through the netfilter hooks in
+ * the kernel's order and returns every possible outcome with its exact probability.
+ *
+ * Randomness (`-m statistic --mode random`) is explored exhaustively: a run follows one choice per
+ * draw, and the tracer re-runs with each untried choice until every branch has been seen. Each
+ * run's probability is the exact product of its draws.
+ */
+import type { Rule, Ruleset } from '../netfilter/ast.ts';
+import { EngineError } from '../errors.ts';
+import type { Action, CompiledChain, CompiledRule, CompiledRuleset, TestEnv } from './compile.ts';
+import { compileRuleset, NO, UNKNOWN } from './compile.ts';
+import type { Addr, Entry, Hook, PacketSpec, PacketState, Protocol } from './packet.ts';
+import { parseAddr } from './packet.ts';
+import type { Fraction } from './probability.ts';
+import { add, deviationFromUniform, isExactlyUniform, ONE, SCALE, times, toNumber, toText } from './probability.ts';
+
+export type Verdict = 'DNAT' | 'ACCEPT' | 'DROP' | 'REJECT';
+export type Delivery = 'local' | 'forward' | 'output';
+
+export interface TraceStep {
+  readonly hook: Hook;
+  readonly table: string;
+  readonly chain: string;
+  /** 1-based position in the chain; 0 for a built-in chain's policy. */
+  readonly index: number;
+  readonly line: number;
+  readonly rule: string;
+  readonly action: string;
+  /** Set when the rule was not in the dump but assumed as kube-proxy writes it: why. */
+  readonly assumed?: string;
+}
+
+export interface TraceWarning {
+  readonly code: string;
+  readonly message: string;
+  readonly rule?: { readonly table: string; readonly chain: string; readonly index: number; readonly line: number; readonly text: string };
+}
+
+export interface TraceOutcome {
+  readonly probability: number;
+  /** The probability as an exact fraction, e.g. "715827883/8589934592". */
+  readonly exactProbability: string;
+  readonly verdict: Verdict;
+  readonly destination: { readonly ip: string; readonly port: number };
+  readonly masquerade: boolean;
+  readonly snat?: { readonly ip: string | null; readonly port: number | null };
+  readonly delivery: Delivery | null;
+  readonly rejectWith?: string;
+  readonly mark: string;
+  readonly path: readonly TraceStep[];
+  readonly notes: readonly string[];
+}
+
+export interface NodeSpec {
+  readonly name?: string;
+  readonly addresses: readonly string[];
+}
+
+export interface TraceRequest {
+  readonly node: NodeSpec;
+  readonly packet: PacketSpec;
+}
+
+export interface TraceResult {
+  readonly entry: Entry;
+  readonly packet: { source: string; destination: string; port: number; protocol: Protocol; sourcePort: number | null };
+  readonly outcomes: readonly TraceOutcome[];
+  readonly warnings: readonly TraceWarning[];
+  /** What svcpath assumed to complete a fragmentary dump. */
+  readonly assumptions: readonly string[];
+}
+
+const HOOK_TABLES: Readonly<Record<Hook, readonly string[]>> = {
+  // Priorities: raw −300, mangle −150, nat DNAT −100, filter 0, security 50, nat SNAT 100.
+  PREROUTING: ['raw', 'mangle', 'nat'],
+  INPUT: ['mangle', 'filter', 'security', 'nat'],
+  FORWARD: ['mangle', 'filter', 'security'],
+  OUTPUT: ['raw', 'mangle', 'nat', 'filter', 'security'],
+  POSTROUTING: ['mangle', 'nat'],
+};
+
+const MAX_RUNS = 20000;
+const MAX_STEPS = 100000;
+
+interface Decision {
+  readonly k: number;
+  readonly taken: boolean;
+}
+
+interface Run {
+  verdict: Verdict | null;
+  rejectWith?: string;
+  delivery: Delivery | null;
+  masquerade: boolean;
+  snat?: { ip: string | null; port: number | null };
+  path: TraceStep[];
+  notes: string[];
+  decisions: Decision[];
+  dnat: boolean;
+}
+
+type HookVerdict = 'accept' | 'drop' | 'reject';
+
+class Walker {
+  private readonly prefix: readonly boolean[];
+  readonly run: Run;
+  private readonly compiled: CompiledRuleset;
+  private steps = 0;
+
+  constructor(
+    compiled: CompiledRuleset,
+    private readonly env: Env,
+    prefix: readonly boolean[],
+    private readonly warn: (w: TraceWarning) => void,
+  ) {
+    this.compiled = compiled;
+    this.prefix = prefix;
+    this.run = { verdict: null, delivery: null, masquerade: false, path: [], notes: [], decisions: [], dnat: false };
+  }
+
+  private draw(k: number): boolean {
+    if (k <= 0) return false;
+    if (k >= SCALE) return true;
+    const i = this.run.decisions.length;
+    const taken = i < this.prefix.length ? this.prefix[i] : true;
+    this.run.decisions.push({ k, taken });
+    return taken;
+  }
+
+  private step(hook: Hook, r: Rule, action: string): void {
+    this.run.path.push({
+      hook, table: r.table, chain: r.chain, index: r.index, line: r.line, rule: r.text, action,
+      ...(r.synthesized ? { assumed: r.synthesized } : {}),
+    });
+  }
+
+  private ruleRef(r: Rule) {
+    return { table: r.table, chain: r.chain, index: r.index, line: r.line, text: r.text };
+  }
+
+  /** Does every match of the rule succeed? Draws and side effects happen only once all tests pass. */
+  private matches(cr: CompiledRule, s: PacketState): boolean {
+    let unknownReason: string | undefined;
+    for (const t of cr.tests) {
+      const r = t.eval(s, this.env);
+      if (r === NO) return false;
+      if (r === UNKNOWN) unknownReason = unknownReason ?? t.unknownReason ?? 'a match svcpath does not model';
+    }
+    if (unknownReason !== undefined) {
+      this.warn({
+        code: 'NOT_MODELLED',
+        message: `the trace cannot decide this rule: it depends on ${unknownReason}; it was assumed not to match`,
+        rule: this.ruleRef(cr.rule),
+      });
+      return false;
+    }
+    for (const l of cr.late) {
+      if (l.kind === 'random') {
+        if (!this.draw(l.k)) return false;
+      } else if (!l.run(s)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private candidates(cc: CompiledChain, s: PacketState): readonly number[] | null {
+    const idx = cc.index;
+    if (!idx) return null;
+    const a = idx.byDst.get(s.dst.text) ?? EMPTY;
+    const b = idx.byPort.get(s.dport) ?? EMPTY;
+    return merge3(a, b, idx.rest);
+  }
+
+  /**
+   * One table's walk of one hook, from its built-in chain. Returns the table's verdict.
+   * `-j` pushes a frame; `-g` replaces the current one, so RETURN goes back to the chain that
+   * called the goto's chain; falling off a built-in chain applies its policy.
+   */
+  walkTable(hook: Hook, table: string, s: PacketState): HookVerdict {
+    const chains = this.compiled.tables.get(table);
+    if (!chains) return 'accept';
+    const base = chains.get(hook);
+    if (!base) return 'accept';
+    interface Frame { cc: CompiledChain; order: readonly number[] | null; pos: number }
+    const frames: Frame[] = [{ cc: base, order: this.candidates(base, s), pos: 0 }];
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1];
+      const count = f.order ? f.order.length : f.cc.rules.length;
+      if (f.pos >= count) {
+        frames.pop();
+        if (frames.length === 0) return this.policy(hook, base);
+        continue;
+      }
+      const cr = f.cc.rules[f.order ? f.order[f.pos] : f.pos];
+      f.pos++;
+      if (++this.steps > MAX_STEPS) throw new EngineError('BAD_PACKET', 'the trace did not finish: the rules loop');
+      if (!this.matches(cr, s)) continue;
+      const outcome = this.act(hook, cr, s, (chain, isGoto) => {
+        const target = chains.get(chain)!;
+        if (frames.length > 64) throw new EngineError('BAD_PACKET', `chain nesting deeper than 64 at ${chain}: the rules loop`);
+        const frame = { cc: target, order: this.candidates(target, s), pos: 0 };
+        if (isGoto) frames[frames.length - 1] = frame;
+        else frames.push(frame);
+      });
+      if (outcome === 'continue') continue;
+      if (outcome === 'return') {
+        frames.pop();
+        if (frames.length === 0) return this.policy(hook, base);
+        continue;
+      }
+      return outcome;
+    }
+    return this.policy(hook, base);
+  }
+
+  private policy(hook: Hook, base: CompiledChain): HookVerdict {
+    const policy = base.chain.policy ?? 'ACCEPT';
+    if (policy === 'DROP' || base.chain.rules.length > 0 || base.chain.line > 0) {
+      this.run.path.push({
+        hook, table: base.chain.table, chain: base.chain.name, index: 0, line: base.chain.line,
+        rule: `-P ${base.chain.name} ${policy}`, action: `policy ${policy}`,
+      });
+    }
+    return policy === 'DROP' ? 'drop' : 'accept';
+  }
+
+  private act(
+    hook: Hook,
+    cr: CompiledRule,
+    s: PacketState,
+    enter: (chain: string, isGoto: boolean) => void,
+  ): HookVerdict | 'continue' | 'return' {
+    const a: Action = cr.action;
+    const r = cr.rule;
+    switch (a.kind) {
+      case 'none':
+        this.step(hook, r, 'none');
+        return 'continue';
+      case 'accept':
+        this.step(hook, r, 'accept');
+        return 'accept';
+      case 'drop':
+        this.step(hook, r, 'drop');
+        return 'drop';
+      case 'reject':
+        this.step(hook, r, 'reject');
+        this.run.rejectWith = a.with;
+        return 'reject';
+      case 'return':
+        this.step(hook, r, 'return');
+        return 'return';
+      case 'jump':
+      case 'goto':
+        this.step(hook, r, a.kind);
+        enter(a.chain, a.kind === 'goto');
+        return 'continue';
+      case 'missing-chain':
+        this.step(hook, r, a.goto ? 'goto' : 'jump');
+        this.warn({
+          code: 'MISSING_CHAIN',
+          message: `chain ${a.chain} is not in the dump; the trace continued as if it returned without a verdict`,
+          rule: this.ruleRef(r),
+        });
+        return a.goto ? 'return' : 'continue';
+      case 'dnat': {
+        this.step(hook, r, 'dnat');
+        if (a.ip) s.dst = a.ip;
+        if (a.port !== null) s.dport = a.port;
+        s.dnatDone = true;
+        this.run.dnat = true;
+        if (a.note) this.run.notes.push(a.note);
+        // NAT targets end the nat table's walk for this hook.
+        return 'accept';
+      }
+      case 'redirect': {
+        this.step(hook, r, 'redirect');
+        // REDIRECT sends to the node itself: 127.0.0.1 for locally generated packets, else the
+        // incoming interface's primary address (the node's first address here).
+        const local = hook === 'OUTPUT' ? parseAddr(s.dst.family === 'ipv6' ? '::1' : '127.0.0.1', 'address') : this.env.primary;
+        if (local) s.dst = local;
+        if (a.port !== null) s.dport = a.port;
+        s.dnatDone = true;
+        this.run.dnat = true;
+        return 'accept';
+      }
+      case 'snat':
+        this.step(hook, r, 'snat');
+        this.run.snat = { ip: a.ip, port: a.port };
+        s.snatDone = true;
+        return 'accept';
+      case 'masquerade':
+        this.step(hook, r, 'masquerade');
+        this.run.masquerade = true;
+        s.snatDone = true;
+        return 'accept';
+      case 'mark':
+        this.step(hook, r, 'mark');
+        s.mark = ((s.mark & ~a.mask) ^ a.value) >>> 0;
+        return 'continue';
+      case 'connmark':
+        this.step(hook, r, 'connmark');
+        if (a.op === 'set') s.ctmark = ((s.ctmark & ~a.mask) ^ a.value) >>> 0;
+        else if (a.op === 'save') s.ctmark = ((s.ctmark & ~a.ctmask) ^ (s.mark & a.nfmask)) >>> 0;
+        else s.mark = ((s.mark & ~a.nfmask) ^ (s.ctmark & a.ctmask)) >>> 0;
+        return 'continue';
+      case 'notrack':
+        this.step(hook, r, 'notrack');
+        s.untracked = true;
+        this.run.notes.push('NOTRACK: the connection is not tracked, so the nat table is never consulted for it');
+        return 'continue';
+      case 'continue':
+        this.step(hook, r, 'continue');
+        return 'continue';
+      case 'unmodelled-target':
+        this.step(hook, r, 'continue');
+        this.warn({ code: 'NOT_MODELLED', message: `target ${a.name} is not modelled; the trace continued past it`, rule: this.ruleRef(r) });
+        return 'continue';
+    }
+  }
+
+  /** Runs one hook: each of its tables in priority order, until one of them drops or rejects. */
+  hook(hook: Hook, s: PacketState, skipNat: boolean): HookVerdict {
+    for (const table of HOOK_TABLES[hook]) {
+      if (table === 'nat' && (skipNat || s.untracked)) continue;
+      const v = this.walkTable(hook, table, s);
+      if (v !== 'accept') return v;
+    }
+    return 'accept';
+  }
+
+}
+
+const EMPTY: readonly number[] = [];
+
+function merge3(a: readonly number[], b: readonly number[], c: readonly number[]): readonly number[] {
+  if (a.length === 0 && b.length === 0) return c;
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length || j < b.length || k < c.length) {
+    const x = i < a.length ? a[i] : Infinity;
+    const y = j < b.length ? b[j] : Infinity;
+    const z = k < c.length ? c[k] : Infinity;
+    if (x <= y && x <= z) { out.push(x); i++; }
+    else if (y <= z) { out.push(y); j++; }
+    else { out.push(z); k++; }
+  }
+  return out;
+}
+
+interface Env extends TestEnv {
+  readonly primary: Addr | null;
+}
+
+function makeEnv(node: NodeSpec): Env {
+  const v4 = new Set<number>();
+  const v6 = new Set<bigint>();
+  let primary: Addr | null = null;
+  for (const a of node.addresses) {
+    const p = parseAddr(a, 'node address');
+    primary = primary ?? p;
+    if (p.family === 'ipv4') v4.add(p.v4);
+    else v6.add(p.v6);
+  }
+  return {
+    primary,
+    // LOCAL: the node's own addresses and the loopback range.
+    isLocal: (a) => (a.family === 'ipv4' ? a.v4 >>> 24 === 127 || v4.has(a.v4) : a.v6 === 1n || v6.has(a.v6)),
+  };
+}
+
+/**
+ * What happens to one run of the packet: the hooks of its entry point, with the routing decision
+ * after PREROUTING (or after OUTPUT's DNAT) made on the translated destination.
+ */
+function runOnce(compiled: CompiledRuleset, env: Env, spec: ResolvedPacket, prefix: readonly boolean[], warn: (w: TraceWarning) => void): { run: Run; state: PacketState } {
+  const w = new Walker(compiled, env, prefix, warn);
+  const s: PacketState = {
+    src: spec.src, dst: spec.dst, sport: spec.sport, dport: spec.dport, proto: spec.proto,
+    origDst: spec.dst, origDport: spec.dport, mark: 0, ctmark: 0, dnatDone: false, snatDone: false,
+    untracked: false, inIface: spec.entry === 'PREROUTING' ? spec.inIface : null, outIface: null, recent: new Set(),
+  };
+  const run = w.run;
+  const finish = (v: HookVerdict): { run: Run; state: PacketState } => {
+    if (v === 'drop') run.verdict = 'DROP';
+    else if (v === 'reject') run.verdict = 'REJECT';
+    else run.verdict = run.dnat ? 'DNAT' : 'ACCEPT';
+    return { run, state: s };
+  };
+  if (spec.entry === 'PREROUTING') {
+    let v = w.hook('PREROUTING', s, false);
+    if (v !== 'accept') return finish(v);
+    // Routing decision on the destination after DNAT.
+    if (env.isLocal(s.dst)) {
+      run.delivery = 'local';
+      v = w.hook('INPUT', s, false);
+      return finish(v);
+    }
+    run.delivery = 'forward';
+    s.outIface = spec.outIface;
+    v = w.hook('FORWARD', s, false);
+    if (v !== 'accept') return finish(v);
+    return finish(w.hook('POSTROUTING', s, false));
+  }
+  // Locally generated: routed before OUTPUT, re-routed after a DNAT in nat OUTPUT.
+  s.outIface = env.isLocal(s.dst) ? 'lo' : spec.outIface;
+  let v = w.hook('OUTPUT', s, false);
+  if (v !== 'accept') return finish(v);
+  const local = env.isLocal(s.dst);
+  s.outIface = local ? 'lo' : spec.outIface;
+  run.delivery = local ? 'local' : 'output';
+  v = w.hook('POSTROUTING', s, false);
+  if (v !== 'accept' || !local) return finish(v);
+  // Out and straight back in on loopback, still NEW; the nat table is not consulted again.
+  s.inIface = 'lo';
+  v = w.hook('PREROUTING', s, true);
+  if (v !== 'accept') return finish(v);
+  return finish(w.hook('INPUT', s, true));
+}
+
+interface ResolvedPacket {
+  src: Addr;
+  dst: Addr;
+  sport: number | null;
+  dport: number;
+  proto: Protocol;
+  entry: Entry;
+  inIface: string | null;
+  outIface: string | null;
+}
+
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
+
+function resolvePacket(p: PacketSpec, env: Env, family: string): ResolvedPacket {
+  if (!PROTOCOLS.includes(p.protocol)) throw new EngineError('BAD_PACKET', `protocol must be one of ${PROTOCOLS.join(', ')}`);
+  const src = parseAddr(p.source, 'source');
+  const dst = parseAddr(p.destination, 'destination');
+  if (src.family !== dst.family) throw new EngineError('BAD_PACKET', 'source and destination must be of the same address family');
+  if (dst.family !== family) {
+    throw new EngineError('BAD_PACKET', `the packet is ${dst.family === 'ipv4' ? 'IPv4' : 'IPv6'} but the rules are ${family === 'ipv4' ? 'IPv4 (iptables)' : 'IPv6 (ip6tables)'}`);
+  }
+  const port = p.protocol === 'icmp' ? (p.port ?? 0) : p.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EngineError('BAD_PACKET', 'port must be an integer from 0 to 65535');
+  if (p.sourcePort !== undefined && (!Number.isInteger(p.sourcePort) || p.sourcePort < 0 || p.sourcePort > 65535)) {
+    throw new EngineError('BAD_PACKET', 'sourcePort must be an integer from 0 to 65535');
+  }
+  // A packet from one of the node's own addresses starts in OUTPUT, as on a real node.
+  const entry: Entry = p.entry ?? (env.isLocal(src) ? 'OUTPUT' : 'PREROUTING');
+  if (entry !== 'PREROUTING' && entry !== 'OUTPUT') throw new EngineError('BAD_PACKET', "entry must be 'PREROUTING' or 'OUTPUT'");
+  return {
+    src, dst, sport: p.sourcePort ?? null, dport: port, proto: p.protocol, entry,
+    inIface: p.inInterface ?? null, outIface: p.outInterface ?? null,
+  };
+}
+
+function outcomeKey(run: Run, s: PacketState): string {
+  const path = run.path.map((p) => `${p.hook}/${p.table}/${p.chain}/${p.index}`).join(',');
+  return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${path}`;
+}
+
+/** Traces the first packet of a connection through a ruleset; every possible outcome, exactly. */
+export function trace(rs: Ruleset, req: TraceRequest): TraceResult {
+  const compiled = compileRuleset(rs);
+  const env = makeEnv(req.node);
+  const packet = resolvePacket(req.packet, env, rs.family);
+  const warnings = new Map<string, TraceWarning>();
+  const warn = (w: TraceWarning) => {
+    const key = `${w.code}|${w.rule?.table}|${w.rule?.chain}|${w.rule?.index}|${w.message}`;
+    if (!warnings.has(key)) warnings.set(key, w);
+  };
+  interface Acc { run: Run; state: PacketState; probability: Fraction; order: number }
+  const outcomes = new Map<string, Acc>();
+  const pending: boolean[][] = [[]];
+  let runs = 0;
+  while (pending.length > 0) {
+    const prefix = pending.pop()!;
+    if (++runs > MAX_RUNS) {
+      warn({ code: 'TOO_MANY_BRANCHES', message: `more than ${MAX_RUNS} random branches; the answer lists the first ones only` });
+      break;
+    }
+    const { run, state } = runOnce(compiled, env, packet, prefix, warn);
+    let p = ONE;
+    for (const d of run.decisions) p = times(p, d.taken ? d.k : SCALE - d.k);
+    // Queue the untried alternative of every draw this run made beyond its prefix (deepest first).
+    for (let i = run.decisions.length - 1; i >= prefix.length; i--) {
+      const alt = run.decisions.slice(0, i).map((d) => d.taken);
+      alt.push(!run.decisions[i].taken);
+      pending.push(alt);
+    }
+    const key = outcomeKey(run, state);
+    const existing = outcomes.get(key);
+    if (existing) existing.probability = add(existing.probability, p);
+    else outcomes.set(key, { run, state, probability: p, order: runs });
+  }
+  const list = [...outcomes.values()].sort((a, b) => a.order - b.order);
+  checkUniformSplit(list.map((o) => ({ probability: o.probability, decisions: o.run.decisions.length })), list.length, warn);
+  const result: TraceOutcome[] = list.map(({ run, state, probability }) => ({
+    probability: toNumber(probability),
+    exactProbability: toText(probability),
+    verdict: run.verdict!,
+    destination: { ip: state.dst.text, port: state.dport },
+    masquerade: run.masquerade,
+    ...(run.snat ? { snat: run.snat } : {}),
+    delivery: run.delivery,
+    ...(run.rejectWith && run.verdict === 'REJECT' ? { rejectWith: run.rejectWith } : {}),
+    mark: `0x${state.mark.toString(16)}`,
+    path: run.path,
+    notes: [...new Set(run.notes), ...affinityNotes(run, rs), ...assumedNotes(run)],
+  }));
+  const assumptions = new Set<string>();
+  for (const o of result) for (const step of o.path) if (step.assumed) assumptions.add(step.assumed);
+  return {
+    entry: packet.entry,
+    packet: { source: packet.src.text, destination: packet.dst.text, port: packet.dport, protocol: packet.proto, sourcePort: packet.sport },
+    outcomes: result,
+    warnings: [...warnings.values()],
+    assumptions: [...assumptions],
+  };
+}
+
+function assumedNotes(run: Run): string[] {
+  const notes: string[] = [];
+  if (run.masquerade && run.path.some((p) => p.action === 'masquerade' && p.assumed)) {
+    notes.push('the masquerade depends on rules the dump does not show (KUBE-POSTROUTING, assumed as kube-proxy writes it)');
+  }
+  const dnat = run.path.find((p) => p.action === 'dnat' && p.assumed);
+  if (dnat) notes.push(`the endpoint comes from a rule comment: ${dnat.chain} is not in the dump`);
+  return notes;
+}
+
+/** kube-proxy means n endpoints to get 1/n each; rounding of the written decimals can skew that. */
+function checkUniformSplit(list: { probability: Fraction; decisions: number }[], n: number, warn: (w: TraceWarning) => void): void {
+  if (n < 2 || list.some((o) => o.decisions === 0)) return;
+  const deviations = list.map((o) => deviationFromUniform(o.probability, n));
+  if (list.every((o) => isExactlyUniform(o.probability, n))) return;
+  const worst = Math.max(...deviations.map(Math.abs));
+  warn({
+    code: 'UNEVEN_SPLIT',
+    message: `the ${n} outcomes are not exactly 1/${n} each: the kernel stores each probability as k/2^31, so shares differ from 1/${n} by up to ${worst.toExponential(2)}`,
+  });
+}
+
+/** `-m recent --set` on the path: later connections from this client stick to the same endpoint. */
+function affinityNotes(run: Run, rs: Ruleset): string[] {
+  const notes: string[] = [];
+  for (const step of run.path) {
+    if (!/\s--set(\s|$)/.test(step.rule) || !/-m recent/.test(step.rule)) continue;
+    const name = /--name\s+(\S+)/.exec(step.rule)?.[1] ?? 'DEFAULT';
+    let seconds: string | null = null;
+    const chains = rs.tables.get(step.table)?.chains;
+    // The rcheck rule naming this list sits in a chain the packet passed through (KUBE-SVC-…).
+    for (const visited of new Set(run.path.map((p) => p.chain))) {
+      for (const r of chains?.get(visited)?.rules ?? []) {
+        if (!seconds && r.text.includes(name) && /--rcheck|--update/.test(r.text)) {
+          seconds = /--seconds\s+(\d+)/.exec(r.text)?.[1] ?? null;
+        }
+      }
+    }
+    notes.push(
+      `session affinity: later connections from this client go to the same endpoint${seconds ? ` for ${seconds} seconds` : ''} (recent list ${name})`,
+    );
+  }
+  return notes;
+}
