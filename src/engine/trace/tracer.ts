@@ -495,6 +495,12 @@ export function trace(rs: Ruleset, req: TraceRequest): TraceResult {
     if (existing) existing.probability = add(existing.probability, p);
     else outcomes.set(key, { run, state, probability: p, order: runs });
   }
+  if (!rs.tables.has('filter')) {
+    warn({
+      code: 'TABLE_ABSENT',
+      message: 'the dump has no filter table: filter verdicts (REJECT for Services without endpoints, DROP under externalTrafficPolicy Local, firewalls) are not part of this answer',
+    });
+  }
   const list = [...outcomes.values()].sort((a, b) => a.order - b.order);
   checkUniformSplit(list.map((o) => ({ probability: o.probability, decisions: o.run.decisions.length })), list.length, warn);
   const result: TraceOutcome[] = list.map(({ run, state, probability }) => ({

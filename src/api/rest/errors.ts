@@ -1,0 +1,67 @@
+/**
+ * One error handler for the REST API: every failure leaves as `application/problem+json`
+ * with a stable `code`. 5xx details are logged, not sent.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { AppError, toAppError } from '../../app-error.ts';
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+function fromFastify(e: FastifyError): AppError | null {
+  if (e.validation) {
+    return new AppError('VALIDATION', `invalid request: ${e.message}`, {
+      errors: e.validation.map((v) => ({ path: v.instancePath, message: v.message, params: v.params })),
+    });
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('PAYLOAD_TOO_LARGE', 'the request body is larger than this server accepts (BODY_LIMIT_MB)');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new AppError('VALIDATION', e.message);
+    default:
+      break;
+  }
+  if (e instanceof SyntaxError || e.statusCode === 400) return new AppError('VALIDATION', `malformed request body: ${e.message}`);
+  if (e.statusCode === 413) return new AppError('PAYLOAD_TOO_LARGE', e.message);
+  if (e.statusCode === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message);
+  return null;
+}
+
+export const errorHandler = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const mapped = toAppError(error) ?? fromFastify(error);
+      const status = mapped?.status ?? 500;
+      if (status >= 500) request.log.error({ err: error }, 'request failed');
+      const body = {
+        type: 'about:blank',
+        title: TITLES[status] ?? 'Error',
+        status,
+        code: mapped?.code ?? 'INTERNAL',
+        detail: mapped && status < 500 ? mapped.message : status === 503 ? mapped?.message : 'an unexpected error occurred',
+        instance: request.url,
+        ...(mapped && status < 500 ? mapped.details : {}),
+      };
+      void reply.status(status).type('application/problem+json').send(body);
+    });
+    app.setNotFoundHandler((request, reply) => {
+      void reply.status(404).type('application/problem+json').send({
+        type: 'about:blank', title: 'Not Found', status: 404, code: 'NOT_FOUND',
+        detail: `no route ${request.method} ${request.url.split('?')[0]}`, instance: request.url,
+      });
+    });
+  },
+  { name: 'svcpath-errors' },
+);

@@ -1,0 +1,181 @@
+/**
+ * Shared JSON schemas of the REST API. Each has an `$id`, so @fastify/swagger lists it under
+ * `components.schemas` and routes refer to it with `{ $ref: 'Name#' }`.
+ */
+
+export const problemSchema = {
+  $id: 'Problem',
+  type: 'object',
+  description: 'RFC 9457 problem details; `code` is stable, `line`/`column`/`text` locate bad input.',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string' },
+    instance: { type: 'string' },
+    line: { type: 'integer' },
+    column: { type: 'integer' },
+    text: { type: 'string' },
+    excerpt: { type: 'string' },
+    node: { type: 'string' },
+    part: { type: 'string' },
+    errors: { type: 'array', items: { type: 'object', additionalProperties: true } },
+  },
+  required: ['type', 'title', 'status', 'code'],
+  additionalProperties: true,
+} as const;
+
+export const traceStepSchema = {
+  $id: 'TraceStep',
+  type: 'object',
+  description: 'A rule whose matches all succeeded (or a built-in chain policy, index 0), in traversal order.',
+  properties: {
+    hook: { type: 'string', enum: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'] },
+    table: { type: 'string' },
+    chain: { type: 'string' },
+    index: { type: 'integer', description: '1-based position in the chain, as in the dump; 0 for the policy' },
+    line: { type: 'integer', description: 'line in the uploaded dump; 0 for assumed rules' },
+    rule: { type: 'string' },
+    action: { type: 'string' },
+    assumed: { type: 'string', description: 'why this rule, absent from the dump, was assumed' },
+  },
+  required: ['hook', 'table', 'chain', 'index', 'rule', 'action'],
+} as const;
+
+export const traceOutcomeSchema = {
+  $id: 'TraceOutcome',
+  type: 'object',
+  properties: {
+    probability: { type: 'number' },
+    exactProbability: { type: 'string', description: 'the exact fraction, e.g. "1/4"' },
+    verdict: { type: 'string', enum: ['DNAT', 'ACCEPT', 'DROP', 'REJECT'] },
+    destination: {
+      type: 'object',
+      properties: { ip: { type: 'string' }, port: { type: 'integer' } },
+      required: ['ip', 'port'],
+    },
+    masquerade: { type: 'boolean' },
+    snat: {
+      type: 'object',
+      properties: { ip: { type: 'string', nullable: true }, port: { type: 'integer', nullable: true } },
+    },
+    delivery: { type: 'string', nullable: true, description: 'local, forward or output; null when dropped before routing' },
+    rejectWith: { type: 'string' },
+    mark: { type: 'string' },
+    path: { type: 'array', items: { $ref: 'TraceStep#' } },
+    notes: { type: 'array', items: { type: 'string' } },
+    service: { type: 'object', additionalProperties: true },
+    endpoint: { type: 'object', additionalProperties: true },
+    masqueradeReason: { type: 'string' },
+  },
+  required: ['probability', 'verdict', 'destination', 'masquerade', 'delivery', 'path'],
+} as const;
+
+export const traceWarningSchema = {
+  $id: 'TraceWarning',
+  type: 'object',
+  properties: {
+    code: { type: 'string' },
+    message: { type: 'string' },
+    rule: {
+      type: 'object',
+      properties: {
+        table: { type: 'string' },
+        chain: { type: 'string' },
+        index: { type: 'integer' },
+        line: { type: 'integer' },
+        text: { type: 'string' },
+      },
+    },
+  },
+  required: ['code', 'message'],
+} as const;
+
+export const traceResultSchema = {
+  $id: 'TraceResult',
+  type: 'object',
+  properties: {
+    node: {
+      type: 'object',
+      properties: { name: { type: 'string' }, addresses: { type: 'array', items: { type: 'string' } } },
+    },
+    entry: { type: 'string', enum: ['PREROUTING', 'OUTPUT'] },
+    packet: {
+      type: 'object',
+      properties: {
+        source: { type: 'string' },
+        destination: { type: 'string' },
+        port: { type: 'integer' },
+        protocol: { type: 'string' },
+        sourcePort: { type: 'integer', nullable: true },
+      },
+    },
+    outcomes: { type: 'array', items: { $ref: 'TraceOutcome#' } },
+    warnings: { type: 'array', items: { $ref: 'TraceWarning#' } },
+    assumptions: { type: 'array', items: { type: 'string' } },
+  },
+  required: ['outcomes', 'warnings'],
+} as const;
+
+export const packetSchema = {
+  $id: 'Packet',
+  type: 'object',
+  description: 'The first packet of a new connection.',
+  properties: {
+    source: { type: 'string', description: 'source IP' },
+    destination: { type: 'string', description: 'destination IP' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, description: 'destination port' },
+    sourcePort: { type: 'integer', minimum: 0, maximum: 65535 },
+    protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'], default: 'tcp' },
+    entry: {
+      type: 'string',
+      enum: ['PREROUTING', 'OUTPUT'],
+      description: "where the packet enters; default OUTPUT when the source is one of the node's addresses, else PREROUTING",
+    },
+    inInterface: { type: 'string' },
+    outInterface: { type: 'string' },
+  },
+  required: ['source', 'destination', 'port'],
+  additionalProperties: false,
+} as const;
+
+export const nodeSchema = {
+  $id: 'NodeInput',
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    addresses: { type: 'array', items: { type: 'string' }, minItems: 1 },
+  },
+  required: ['addresses'],
+  additionalProperties: false,
+} as const;
+
+export const traceRequestSchema = {
+  $id: 'TraceRequest',
+  type: 'object',
+  properties: {
+    rules: { type: 'string', description: 'the dump text: iptables-save or iptables -S output' },
+    format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'], default: 'auto' },
+    table: {
+      type: 'string',
+      enum: ['raw', 'mangle', 'nat', 'filter', 'security'],
+      description: 'for iptables -S input: the table it lists (inferred when absent)',
+    },
+    node: { $ref: 'NodeInput#' },
+    packet: { $ref: 'Packet#' },
+  },
+  required: ['rules', 'node', 'packet'],
+  additionalProperties: false,
+} as const;
+
+export const sharedSchemas = [
+  problemSchema,
+  traceStepSchema,
+  traceOutcomeSchema,
+  traceWarningSchema,
+  traceResultSchema,
+  packetSchema,
+  nodeSchema,
+  traceRequestSchema,
+] as const;

@@ -1,0 +1,23 @@
+/** `POST /v1/trace`: the engine's answer for a dump sent with the request; no database. */
+import type { FastifyInstance } from 'fastify';
+import type { TraceService } from '../../services/trace-service.ts';
+
+const problem = { $ref: 'Problem#' };
+
+export async function traceRoutes(app: FastifyInstance, opts: { traceService: TraceService }): Promise<void> {
+  app.post('/v1/trace', {
+    schema: {
+      tags: ['trace'],
+      operationId: 'traceDump',
+      summary: 'Trace a packet through a rule dump sent with the request',
+      description:
+        'Parses the dump (iptables-save or iptables -S; fragments are completed as kube-proxy writes them, and the answer says what was assumed) and returns every outcome of the first packet of a new connection with its exact probability.',
+      body: { $ref: 'TraceRequest#' },
+      response: { 200: { $ref: 'TraceResult#' }, 400: problem, 413: problem, 415: problem },
+    },
+    handler: async (request) => {
+      const body = request.body as Parameters<TraceService['trace']>[0];
+      return opts.traceService.trace(body);
+    },
+  });
+}

@@ -1,0 +1,52 @@
+/** Human-readable rendering of trace answers for the terminal. */
+import type { TraceResult } from '../engine/index.ts';
+
+function pct(p: number): string {
+  return `${(p * 100).toFixed(p === 1 || p === 0 ? 0 : 3)}%`;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function formatTrace(result: TraceResult, node: { name?: string; addresses: readonly string[] }): string {
+  const out: string[] = [];
+  const p = result.packet;
+  out.push(
+    `${p.protocol} ${p.source} -> ${p.destination}:${p.port} on ${node.name ?? 'the node'} (${node.addresses.join(', ')}), entering at ${result.entry}`,
+  );
+  out.push('');
+  const rows = result.outcomes.map((o) => [
+    pct(o.probability),
+    o.verdict,
+    `${o.destination.ip}:${o.destination.port}`,
+    o.masquerade ? 'yes' : o.snat ? `SNAT ${o.snat.ip ?? ''}` : 'no',
+    o.delivery ?? '-',
+  ]);
+  const header = ['SHARE', 'VERDICT', 'DESTINATION', 'MASQUERADE', 'DELIVERY'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)) + 2);
+  out.push('  ' + header.map((h, i) => pad(h, widths[i])).join('').trimEnd());
+  for (const r of rows) out.push('  ' + r.map((c, i) => pad(c, widths[i])).join('').trimEnd());
+  result.outcomes.forEach((o, k) => {
+    out.push('');
+    out.push(`Outcome ${k + 1}: ${o.verdict} ${o.destination.ip}:${o.destination.port} (${pct(o.probability)}, exactly ${o.exactProbability})`);
+    for (const s of o.path) {
+      const where = `${s.table}/${s.chain}${s.index > 0 ? ` #${s.index}` : ''}`;
+      out.push(`  ${pad(s.hook, 12)} ${pad(where, 40)} ${pad(s.action, 10)} ${s.rule}${s.assumed ? '   [assumed]' : ''}`);
+    }
+    for (const n of o.notes) out.push(`  note: ${n}`);
+  });
+  if (result.warnings.length) {
+    out.push('');
+    out.push('Warnings:');
+    for (const w of result.warnings) {
+      out.push(`  - ${w.message}${w.rule ? ` [${w.rule.table}/${w.rule.chain} #${w.rule.index}, line ${w.rule.line}]` : ''}`);
+    }
+  }
+  if (result.assumptions.length) {
+    out.push('');
+    out.push('Assumed (not in the dump):');
+    for (const a of result.assumptions) out.push(`  - ${a}`);
+  }
+  return out.join('\n') + '\n';
+}

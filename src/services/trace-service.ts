@@ -1,0 +1,65 @@
+/**
+ * Stateless tracing: parse a dump (or reuse a recent parse of the same text), complete a
+ * kube-proxy fragment, and trace one packet.
+ */
+import { createHash } from 'node:crypto';
+import type { FormatOption, PacketSpec, Ruleset, TraceResult } from '../engine/index.ts';
+import { completeKubeProxy, parseDump, trace } from '../engine/index.ts';
+import { AppError, toAppError } from '../app-error.ts';
+
+export interface TraceInput {
+  readonly rules: string;
+  readonly format?: FormatOption;
+  readonly table?: string;
+  readonly node: { readonly name?: string; readonly addresses: readonly string[] };
+  readonly packet: PacketSpec;
+}
+
+export interface TraceService {
+  /** Parses and completes a dump, with a small cache keyed by the text's hash. */
+  ruleset(rules: string, format?: FormatOption, table?: string): Ruleset;
+  trace(input: TraceInput): TraceResult & { readonly node: { readonly name?: string; readonly addresses: readonly string[] } };
+  traceRuleset(rs: Ruleset, node: TraceInput['node'], packet: PacketSpec): TraceResult;
+}
+
+export function createTraceService(options: { cacheSize?: number } = {}): TraceService {
+  const cacheSize = options.cacheSize ?? 8;
+  const cache = new Map<string, Ruleset>();
+  const rethrow = (e: unknown): never => {
+    throw toAppError(e) ?? e;
+  };
+  const service: TraceService = {
+    ruleset(rules, format = 'auto', table) {
+      const key = `${format}|${table ?? ''}|${createHash('sha256').update(rules).digest('hex')}`;
+      const hit = cache.get(key);
+      if (hit) {
+        cache.delete(key);
+        cache.set(key, hit);
+        return hit;
+      }
+      let rs: Ruleset;
+      try {
+        rs = completeKubeProxy(parseDump(rules, { format, table }));
+      } catch (e) {
+        return rethrow(e);
+      }
+      cache.set(key, rs);
+      if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
+      return rs;
+    },
+    traceRuleset(rs, node, packet) {
+      if (node.addresses.length === 0) throw new AppError('VALIDATION', 'node.addresses must name at least one address of the node');
+      try {
+        return trace(rs, { node, packet });
+      } catch (e) {
+        return rethrow(e);
+      }
+    },
+    trace(input) {
+      const rs = service.ruleset(input.rules, input.format, input.table);
+      const result = service.traceRuleset(rs, input.node, input.packet);
+      return { node: input.node, ...result };
+    },
+  };
+  return service;
+}
