@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { openDatabase } from '../../src/store/database.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/store/embedded.ts';
+
+async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  try {
+    await query(url, 'SELECT 1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts the server in a child process, then kills that process with SIGKILL. */
+async function leaveOrphanedServer(dataDir: string): Promise<{ connectionString: string; pid: number }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./embedded-child.ts', import.meta.url)), dataDir],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.split('\n')[0]!);
+    });
+    child.once('exit', (code) => reject(new Error(`child exited early (code ${code})`)));
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  const pid = Number.parseInt((await readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]!, 10);
+  return { connectionString: JSON.parse(line).connectionString, pid };
+}
+
+describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
+  let dataDir: string;
+  let server: EmbeddedPostgres | undefined;
+
+  before(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'svcpath-embedded-'));
+  });
+
+  after(async () => {
+    await server?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('initialises a new data directory and serves the svcpath database', async (t) => {
+    const started = performance.now();
+    server = await startEmbeddedPostgres({ dataDir });
+    const ms = Math.round(performance.now() - started);
+    t.diagnostic(`first start (initdb + start + create database): ${ms} ms`);
+    assert.equal(server.initialised, true);
+    assert.notEqual(server.port, 5432);
+    assert.match(server.connectionString, /^postgresql:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/svcpath$/);
+
+    const [row] = await query<{ db: string; version: string }>(
+      server.connectionString,
+      "SELECT current_database() AS db, current_setting('server_version') AS version",
+    );
+    assert.equal(row?.db, 'svcpath');
+    assert.match(row?.version ?? '', /^18\./);
+    await query(server.connectionString, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survives restarts')");
+
+    await server.stop();
+    await server.stop(); // idempotent
+    assert.equal(await canConnect(server.connectionString), false);
+    server = undefined;
+  });
+
+  test('reuses the data directory on the next start', async (t) => {
+    const started = performance.now();
+    server = await startEmbeddedPostgres({ dataDir });
+    t.diagnostic(`restart: ${Math.round(performance.now() - started)} ms`);
+    assert.equal(server.initialised, false);
+    const rows = await query<{ v: string }>(server.connectionString, 'SELECT v FROM kept');
+    assert.deepEqual(rows, [{ v: 'survives restarts' }]);
+    await server.stop();
+    server = undefined;
+  });
+
+  test('stops a postmaster left behind by a killed process, then starts', async (t) => {
+    const orphan = await leaveOrphanedServer(dataDir);
+    assert.ok(isAlive(orphan.pid), 'the postmaster outlives the killed process');
+    assert.equal(await canConnect(orphan.connectionString), true);
+
+    const started = performance.now();
+    server = await startEmbeddedPostgres({ dataDir });
+    t.diagnostic(`start after stopping the leftover: ${Math.round(performance.now() - started)} ms`);
+    assert.equal(server.initialised, false);
+    assert.equal(await canConnect(orphan.connectionString), false);
+    const rows = await query<{ v: string }>(server.connectionString, 'SELECT v FROM kept');
+    assert.deepEqual(rows, [{ v: 'survives restarts' }]);
+  });
+
+  test('openDatabase without DATABASE_URL runs the embedded server and migrates it', async (t) => {
+    await server?.stop();
+    server = undefined;
+    const started = performance.now();
+    const db = await openDatabase({ databaseUrl: undefined, dataDir });
+    t.diagnostic(`openDatabase (start + migrate): ${Math.round(performance.now() - started)} ms`);
+    try {
+      assert.equal(db.embedded, true);
+      assert.deepEqual(db.appliedMigrations, ['20261128000000_init']);
+      const cluster = await db.prisma.cluster.create({ data: { name: 'embedded' } });
+      assert.equal((await db.prisma.cluster.findUniqueOrThrow({ where: { name: 'embedded' } })).id, cluster.id);
+    } finally {
+      await db.close();
+    }
+    assert.equal(await canConnect(db.connectionString), false);
+  });
+});
