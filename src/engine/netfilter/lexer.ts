@@ -1,6 +1,6 @@
 /**
  * Splits one rule line into words the way iptables-restore does: words are separated by blanks,
- * a double-quoted run is one word (with `\"` and `\\` escapes inside), and quotes may sit in the
+ * a double-quoted run is one word (a backslash inside takes the next character literally), and quotes may sit in the
  * middle of a word (`foo"bar baz"` is `foobar baz`).
  */
 import { syntaxError } from '../errors.ts';
@@ -52,13 +52,11 @@ export function tokenize(text: string, line: number, columnOffset = 0, wholeLine
       while (i < n) {
         c = text.charCodeAt(i);
         if (c === BACKSLASH && i + 1 < n) {
-          const next = text.charCodeAt(i + 1);
-          if (next === QUOTE || next === BACKSLASH) {
-            word += text.slice(chunkFrom, i);
-            chunkFrom = i + 1;
-            i += 2;
-            continue;
-          }
+          // iptables-restore: a backslash inside quotes takes the next character literally.
+          word += text.slice(chunkFrom, i);
+          chunkFrom = i + 1;
+          i += 2;
+          continue;
         }
         if (c === QUOTE) {
           closed = true;

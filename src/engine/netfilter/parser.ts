@@ -409,7 +409,7 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
 }
 
 export interface DetectedFormat {
-  readonly format: DumpFormat | 'iptables-L' | 'nft' | 'ipvsadm' | 'unknown';
+  readonly format: DumpFormat | 'iptables-L' | 'nft' | 'ipvsadm' | 'log-prefixed' | 'unknown';
   readonly line: number;
 }
 
@@ -417,17 +417,21 @@ export interface DetectedFormat {
 export function detectFormat(text: string): DetectedFormat {
   const lines = text.split('\n');
   let firstRuleLike: DetectedFormat | null = null;
-  for (let n = 0; n < lines.length && n < 5000; n++) {
+  let looked = 0;
+  for (let n = 0; n < lines.length && looked < 5000; n++) {
     const line = lines[n].replace(/\r$/, '').trim();
     if (line === '') continue;
     if (/^#\s*(Generated|Completed) by ip6?tables-save/.test(line)) return { format: 'iptables-save', line: n + 1 };
     if (line.startsWith('#')) continue;
+    looked++;
     if (/^\*(raw|mangle|nat|filter|security)\s*$/.test(line)) return { format: 'iptables-save', line: n + 1 };
     if (/^:\S+\s+(ACCEPT|DROP|-)\s*(\[\d+:\d+\])?\s*$/.test(line)) return { format: 'iptables-save', line: n + 1 };
     if (line === 'COMMIT') return { format: 'iptables-save', line: n + 1 };
-    if (/^Chain \S+ \((policy \w+|\d+ references)/.test(line)) return { format: 'iptables-L', line: n + 1 };
-    if (/^(table (ip|ip6|inet|arp|bridge|netdev) \S+ \{|chain \S+ \{)/.test(line)) return { format: 'nft', line: n + 1 };
+    if (/^\\?Chain \S+ \((policy \w+|\d+ references)/.test(line)) return { format: 'iptables-L', line: n + 1 };
+    if (/^\S+\s+(all|tcp|udp|sctp|icmp|\d+)\s+(--|-f|!f)\s+\S+\s+\S+/.test(line)) return { format: 'iptables-L', line: n + 1 };
+    if (/^(table (ip|ip6|inet|arp|bridge|netdev) \S+ \{|(chain|map|set) \S+ \{)/.test(line)) return { format: 'nft', line: n + 1 };
     if (/^IP Virtual Server version/.test(line) || /^Prot LocalAddress:Port/.test(line)) return { format: 'ipvsadm', line: n + 1 };
+    if (/^[A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d \S+ [^:\s]+(\[\d+\])?: /.test(line)) return { format: 'log-prefixed', line: n + 1 };
     if (!firstRuleLike) {
       if (/^(\[\d+:\d+\]\s+)?-[APNI]\s/.test(line)) firstRuleLike = { format: 'iptables-S', line: n + 1 };
       else if (/^target\s+prot\s+opt/.test(line)) return { format: 'iptables-L', line: n + 1 };
@@ -441,6 +445,7 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   'iptables-L': '`iptables -L` listings lose rule options and cannot be traced exactly; send `iptables-save` (or `iptables -S`) output instead',
   nft: 'nftables rulesets are not supported yet; send `iptables-save` output (from iptables-nft: `iptables-nft-save`)',
   ipvsadm: 'IPVS tables (ipvsadm) are not supported yet; send `iptables-save` output',
+  'log-prefixed': 'the lines carry a system-log prefix (date, host, process); remove it and send the rules alone',
   unknown: 'this does not look like `iptables-save` or `iptables -S` output',
 };
 

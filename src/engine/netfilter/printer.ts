@@ -9,7 +9,8 @@ import { quantizeProbability } from '../trace/probability.ts';
 
 function quote(arg: string, always = false): string {
   if (!always && arg !== '' && !/[\s"\\']/.test(arg)) return arg;
-  return `"${arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  // iptables-save escapes backslashes and both quote characters inside a quoted word.
+  return `"${arg.replace(/[\\"']/g, (c) => `\\${c}`)}"`;
 }
 
 function neg(negated: boolean): string {

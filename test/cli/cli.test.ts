@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.ts';
+import { FIXTURES } from '../helpers.ts';
+
+async function run(argv: string[]) {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
+  return { code, out, err };
+}
+
+const nodeport = join(FIXTURES, 'k3s-blog', 'nodeport.iptables-S.txt');
+
+test('svcpath trace prints a table of endpoints with shares and the rule path', async () => {
+  const r = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '10.32.11.62:30080']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /SHARE\s+VERDICT\s+DESTINATION\s+MASQUERADE\s+DELIVERY/);
+  for (const ip of ['10.42.0.69', '10.42.0.70', '10.42.1.65', '10.42.1.66']) {
+    assert.match(r.out, new RegExp(`25\\.000%\\s+DNAT\\s+${ip.replace(/\./g, '\\.')}:8080\\s+yes\\s+forward`));
+  }
+  assert.match(r.out, /nat\/KUBE-NODEPORTS #1\s+jump/);
+  assert.match(r.out, /Assumed \(not in the dump\):/);
+});
+
+test('svcpath trace --json prints the API answer', async () => {
+  const r = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '--from', '10.42.0.9', '10.43.250.102:80', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const body = JSON.parse(r.out);
+  assert.equal(body.outcomes.length, 4);
+  assert.ok(body.outcomes.every((o: { masquerade: boolean }) => !o.masquerade));
+});
+
+test('svcpath reports bad input with the offending line and exits non-zero', async () => {
+  const bad = join(FIXTURES, 'realworld', 'k8s-61005-1.iptables-save.txt');
+  const r = await run(['trace', '--rules', bad, '--node-ip', '10.0.0.1', '10.96.0.1:80']);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /-j needs a target \(line 30, column 52\)/);
+  assert.match(r.err, /\^/);
+  const usage = await run(['trace', '--rules', bad]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /usage:/);
+});
