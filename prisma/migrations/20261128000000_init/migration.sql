@@ -1,6 +1,3 @@
--- CreateSchema
-CREATE SCHEMA IF NOT EXISTS "public";
-
 -- CreateTable
 CREATE TABLE "cluster" (
     "id" UUID NOT NULL DEFAULT gen_random_uuid(),
