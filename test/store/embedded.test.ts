@@ -120,6 +120,12 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
     assert.deepEqual(rows, [{ v: 'survives restarts' }]);
   });
 
+  test('refuses a data directory whose server a live process is using', async () => {
+    assert.ok(server, 'the server of the previous test runs');
+    await assert.rejects(startEmbeddedPostgres({ dataDir }), /is in use by a PostgreSQL \(pid \d+\) that a running node process/);
+    assert.equal(await canConnect(server.connectionString), true);
+  });
+
   test('openDatabase without DATABASE_URL runs the embedded server and migrates it', async (t) => {
     await server?.stop();
     server = undefined;
