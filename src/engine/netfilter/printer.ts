@@ -46,7 +46,8 @@ function printModule(m: MatchModule, family: string): string {
   let options: ModuleOption[] = [...m.options];
   switch (m.module) {
     case 'comment':
-      return `-m comment ${options.map((o) => option(o, true)).join(' ')}`;
+      // An unquoted multi-word comment (`--comment kubernetes service portals`) is one comment.
+      return `-m comment ${options.map((o) => option({ ...o, args: [o.args.join(' ')] }, true)).join(' ')}`;
     case 'tcp':
     case 'udp':
     case 'sctp':
