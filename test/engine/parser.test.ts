@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { detectFormat, EngineError, inferTable, parseDump, parseIptablesS, parseIptablesSave } from '../../src/engine/index.ts';
-import { tokenize } from '../../src/engine/netfilter/lexer.ts';
+import { lex } from '../../src/engine/netfilter/lexer.ts';
 
 function syntaxErrorOf(fn: () => unknown): EngineError {
   try {
@@ -14,11 +14,13 @@ function syntaxErrorOf(fn: () => unknown): EngineError {
 }
 
 test('lexer: quotes, escapes and columns', () => {
-  const t = tokenize('-A X -m comment --comment "a \\"quoted\\" word" -j Y', 7);
-  assert.deepEqual(t.map((x) => x.text), ['-A', 'X', '-m', 'comment', '--comment', 'a "quoted" word', '-j', 'Y']);
-  assert.equal(t[5].column, 27);
-  assert.equal(t[5].quoted, true);
-  const e = syntaxErrorOf(() => tokenize('-A X --comment "open', 3));
+  const t = lex('-A X -m comment --comment "a \\"quoted\\" word" -j Y', 7);
+  assert.deepEqual(t.texts.slice(0, t.count), ['-A', 'X', '-m', 'comment', '--comment', 'a "quoted" word', '-j', 'Y']);
+  assert.equal(t.columns[5], 27);
+  assert.equal(t.quoted[5], 1);
+  assert.equal(t.isOption(4), true);
+  assert.equal(t.isOption(5), false);
+  const e = syntaxErrorOf(() => lex('-A X --comment "open', 3));
   assert.equal(e.code, 'DUMP_SYNTAX');
   assert.deepEqual(e.location, { line: 3, column: 16, text: '-A X --comment "open' });
 });
@@ -113,7 +115,7 @@ test('iptables -S: policies, chains, inferred and given tables', () => {
   assert.deepEqual([...rs.tables.keys()], ['nat']);
   assert.ok(rs.diagnostics.some((d) => d.code === 'TABLE_INFERRED'));
   assert.equal(rs.tables.get('nat')!.chains.get('KUBE-SVC-A')!.line, 2);
-  assert.equal(inferTable(['-P FORWARD DROP', '-A KUBE-FORWARD -j ACCEPT']).table, 'filter');
+  assert.equal(inferTable('-P FORWARD DROP\n-A KUBE-FORWARD -j ACCEPT\n').table, 'filter');
   const given = parseIptablesS('-A INPUT -j ACCEPT\n', { table: 'mangle' });
   assert.deepEqual([...given.tables.keys()], ['mangle']);
   const e = syntaxErrorOf(() => parseIptablesS('-P KUBE-X ACCEPT\n', { table: 'nat' }));

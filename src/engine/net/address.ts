@@ -115,7 +115,9 @@ export function parseCidr(text: string): Cidr | null {
   if (prefix === null) return null;
   if (family === 'ipv4') {
     const masked = prefix === 0 ? 0 : (v4! & ((0xffffffff << (32 - prefix)) >>> 0)) >>> 0;
-    return { family, address: formatIPv4(masked), prefix };
+    // Most addresses are already canonical network addresses: keep the text as written.
+    const canonical = masked === v4 && !/(^|\.)0\d/.test(addr);
+    return { family, address: canonical ? addr : formatIPv4(masked), prefix };
   }
   const bits = parseIPv6(addr)!;
   const mask = prefix === 0 ? 0n : ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - prefix)) - 1n);

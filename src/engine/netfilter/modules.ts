@@ -86,22 +86,23 @@ const TARGET_OPTIONS: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** true: the module takes it; false: a known module that does not; 'unknown': we don't know the module. */
-export function moduleTakesOption(module: string, option: string, _protocol?: string): boolean | 'unknown' {
-  const options = MODULE_OPTIONS[module];
-  if (!options) return 'unknown';
-  return options.includes(option);
+const MODULE_SETS = new Map(Object.entries(MODULE_OPTIONS).map(([k, v]) => [k, new Set(v)]));
+const TARGET_SETS = new Map(Object.entries(TARGET_OPTIONS).map(([k, v]) => [k, new Set(v)]));
+
+export function moduleTakesOption(module: string, option: string): boolean | 'unknown' {
+  const options = MODULE_SETS.get(module);
+  return options ? options.has(option) : 'unknown';
 }
 
 export function targetTakesOption(target: string, option: string): boolean | 'unknown' {
-  const options = TARGET_OPTIONS[target];
-  if (!options) return 'unknown';
-  return options.includes(option);
+  const options = TARGET_SETS.get(target);
+  return options ? options.has(option) : 'unknown';
 }
 
 export function isKnownTarget(name: string): boolean {
-  return Object.prototype.hasOwnProperty.call(TARGET_OPTIONS, name);
+  return TARGET_SETS.has(name);
 }
 
 export function isKnownModule(name: string): boolean {
-  return Object.prototype.hasOwnProperty.call(MODULE_OPTIONS, name);
+  return MODULE_SETS.has(name);
 }

@@ -2,13 +2,13 @@
  * Parsers for rule dumps: `iptables-save` / `ip6tables-save` output (and the iptables-restore input
  * kube-proxy writes), and `iptables -S` output. Both produce the same Ruleset model.
  */
-import type {
-  Chain, Counters, Diagnostic, DumpFormat, Family, Policy, Rule, Ruleset, Table,
-} from './ast.ts';
+import type { Chain, Counters, Diagnostic, DumpFormat, Policy, Rule, Ruleset, Table } from './ast.ts';
+import type { RuleBody } from './rule-parser.ts';
 import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
-import { tokenize } from './lexer.ts';
-import { parseRuleBody } from './rule-parser.ts';
+import { lex, Words } from './lexer.ts';
+import { RuleReader } from './rule-parser.ts';
+import { TextRule } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
 
 export type FormatOption = 'auto' | DumpFormat;
@@ -19,12 +19,12 @@ export interface ParseOptions {
   readonly table?: string;
 }
 
-interface RuleDraft {
-  rule: Omit<Rule, 'index'> & { index: number };
-}
+type RuleDraft = TextRule;
 
 
 interface ChainDraft {
+  /** Set when `-I` put a rule before others: positions are counted again at the end. */
+  inserted?: boolean;
   name: string;
   table: string;
   builtin: boolean;
@@ -38,75 +38,81 @@ interface TableDraft {
   name: string;
   line: number;
   chains: Map<string, ChainDraft>;
+  /** Targets that are neither known extensions nor (yet) chains, with where each was first seen. */
+  unknownTargets: Map<string, { line: number; text: string }>;
 }
 
 class RulesetBuilder {
   readonly tables = new Map<string, TableDraft>();
   readonly diagnostics: Diagnostic[] = [];
-  readonly familyRef: { family: Family | null } = { family: null };
+  readonly reader = new RuleReader();
+  readonly words = new Words();
   private readonly unknownReported = new Set<string>();
+
 
   constructor(readonly format: DumpFormat) {}
 
   table(name: string, line: number): TableDraft {
     let t = this.tables.get(name);
     if (!t) {
-      t = { name, line, chains: new Map() };
+      t = { name, line, chains: new Map(), unknownTargets: new Map() };
       this.tables.set(name, t);
     }
     return t;
   }
 
+  lastChain: ChainDraft | null = null;
+
   chain(table: TableDraft, name: string, line: number): ChainDraft {
+    // iptables-save lists a chain's rules together: most lookups hit the previous chain.
+    const last = this.lastChain;
+    if (last !== null && last.name === name && last.table === table.name) return last;
     let c = table.chains.get(name);
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
       c = { name, table: table.name, builtin, policy: builtin ? 'ACCEPT' : null, line, rules: [] };
       table.chains.set(name, c);
     }
+    this.lastChain = c;
     return c;
   }
 
   /** Parses `-A CHAIN …` / `-I CHAIN [n] …` words into a rule of `table`. */
-  addRule(
-    table: TableDraft,
-    tokens: ReturnType<typeof tokenize>,
-    line: number,
-    text: string,
-    ruleText: string,
-    counters?: Counters,
-  ): void {
-    const verb = tokens[0];
-    const chainTok = tokens[1];
-    if (!chainTok) throw syntaxError(`${verb.text} needs a chain name`, line, verb.column, text);
+  /** `words` holds the line's words, the verb (`-A`/`-I`) first. */
+  addRule(table: TableDraft, line: number, text: string, ruleText: string, counters?: Counters): void {
+    const words = this.words;
+    const verb = words.texts[0];
+    if (words.count < 2) throw syntaxError(`${verb} needs a chain name`, line, words.columns[0], text);
     let start = 2;
     let insertAt = -1;
-    const isInsert = verb.text === '-I' || verb.text === '--insert';
+    const isInsert = verb === '-I' || verb === '--insert';
     if (isInsert) {
       insertAt = 0;
-      if (tokens[2] && /^\d+$/.test(tokens[2].text)) {
-        insertAt = Number(tokens[2].text) - 1;
+      const pos = words.text(2);
+      if (pos !== undefined && /^\d+$/.test(pos)) {
+        insertAt = Number(pos) - 1;
         start = 3;
       }
     }
-    const body = parseRuleBody(tokens, start, line, text, this.familyRef);
-    const chain = this.chain(table, chainTok.text, 0);
-    const rule = {
-      table: table.name,
-      chain: chain.name,
-      index: 0,
-      line,
-      text: ruleText.trim(),
-      ...body,
-      counters: counters ?? body.counters,
-    } as Omit<Rule, 'index'> & { index: number };
-    if (rule.counters === undefined) delete (rule as { counters?: Counters }).counters;
-    if (isInsert) chain.rules.splice(Math.min(insertAt, chain.rules.length), 0, { rule });
-    else chain.rules.push({ rule });
-    this.noteUnknown(rule, line);
+    const body = this.reader.read(words, start, line, text, false);
+    const chain = this.chain(table, words.texts[1], 0);
+    this.noteUnknown(body, ruleText, line);
+    const target = body.target?.name;
+    // Extension targets are single upper-case words (DNAT, CHECKSUM); a dash marks a chain name.
+    if (target && !isKnownTarget(target) && !table.unknownTargets.has(target) && /^[A-Z][A-Z0-9_]*$/.test(target)) {
+      table.unknownTargets.set(target, { line, text: ruleText.trim() });
+    }
+    const family = this.reader.family ?? 'ipv4';
+    const trimmed = ruleText.length > 0 && ruleText.charCodeAt(ruleText.length - 1) <= 0x20 ? ruleText.trim() : ruleText;
+    // The rule keeps its text; `words` columns were counted from `text`, so re-reading uses
+    // offsets of the trimmed rule text, which starts with the verb as well.
+    const rule = new TextRule(table.name, chain.name, chain.rules.length + 1, line, trimmed, start, family, counters ?? body.counters);
+    if (isInsert) chain.inserted = true;
+    if (isInsert) chain.rules.splice(Math.min(insertAt, chain.rules.length), 0, rule);
+    else chain.rules.push(rule);
   }
 
-  private noteUnknown(rule: Omit<Rule, 'index'>, line: number): void {
+  private noteUnknown(rule: RuleBody, text: string, line: number): void {
     for (const m of rule.matches) {
       if (!isKnownModule(m.module) && !this.unknownReported.has(`m:${m.module}`)) {
         this.unknownReported.add(`m:${m.module}`);
@@ -115,7 +121,7 @@ class RulesetBuilder {
           code: 'UNKNOWN_MATCH',
           message: `match module '${m.module}' is kept but not modelled: a trace through such a rule says so`,
           line,
-          text: rule.text,
+          text,
         });
       }
     }
@@ -123,38 +129,30 @@ class RulesetBuilder {
 
   build(assumptions: string[] = []): Ruleset {
     const tables = new Map<string, Table>();
-    const declared = new Set<string>();
-    for (const t of this.tables.values()) for (const c of t.chains.values()) declared.add(`${t.name}\u0000${c.name}`);
     for (const t of this.tables.values()) {
       const chains = new Map<string, Chain>();
       for (const c of t.chains.values()) {
-        const rules: Rule[] = c.rules.map((d, k) => {
-          d.rule.index = k + 1;
-          return d.rule as Rule;
-        });
+        const rules = c.rules as Rule[];
+        if (c.inserted) for (let k = 0; k < c.rules.length; k++) c.rules[k].index = k + 1;
         const chain: Chain = { table: t.name, name: c.name, builtin: c.builtin, policy: c.policy, line: c.line, rules };
         if (c.counters) (chain as { counters?: Counters }).counters = c.counters;
         chains.set(c.name, chain);
-        for (const r of rules) {
-          const target = r.target?.name;
-          if (!target || isKnownTarget(target) || declared.has(`${t.name}\u0000${target}`)) continue;
-          if (/^[A-Z][A-Z0-9_-]*$/.test(target) && !target.includes('-') && !this.unknownReported.has(`j:${target}`)) {
-            this.unknownReported.add(`j:${target}`);
-            this.diagnostics.push({
-              severity: 'warning',
-              code: 'UNKNOWN_TARGET',
-              message: `target '${target}' is kept but not modelled (or is a chain missing from the dump)`,
-              line: r.line,
-              text: r.text,
-            });
-          }
-        }
+      }
+      for (const [target, where] of t.unknownTargets) {
+        if (t.chains.has(target)) continue;
+        this.diagnostics.push({
+          severity: 'warning',
+          code: 'UNKNOWN_TARGET',
+          message: `target '${target}' is kept but not modelled (or is a chain missing from the dump)`,
+          line: where.line,
+          text: where.text,
+        });
       }
       tables.set(t.name, { name: t.name, line: t.line, chains });
     }
     return {
       format: this.format,
-      family: this.familyRef.family ?? 'ipv4',
+      family: this.reader.family ?? 'ipv4',
       tables,
       diagnostics: this.diagnostics,
       assumptions,
@@ -162,10 +160,29 @@ class RulesetBuilder {
   }
 }
 
-function splitLines(text: string): string[] {
-  const lines = text.split('\n');
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  return lines;
+/**
+ * Walks the lines of a dump without splitting it: each line is a slice of the dump (V8 keeps a
+ * slice as a reference into the original), so a 40 MB dump is not copied line by line.
+ */
+export class LineReader {
+  private pos = 0;
+  /** The current line without its line break (a trailing CR is kept). */
+  line = '';
+  /** 1-based number of the current line. */
+  number = 0;
+
+  constructor(private readonly text: string) {}
+
+  next(): boolean {
+    const text = this.text;
+    if (this.pos >= text.length) return false;
+    let end = text.indexOf('\n', this.pos);
+    if (end < 0) end = text.length;
+    this.line = text.slice(this.pos, end);
+    this.pos = end + 1;
+    this.number++;
+    return true;
+  }
 }
 
 /** Leading blanks (markdown indentation, tab-indented pastes) are skipped; columns still count them. */
@@ -186,19 +203,19 @@ const CHAIN_DECL = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/;
  */
 export function parseIptablesSave(text: string): Ruleset {
   const b = new RulesetBuilder('iptables-save');
-  const lines = splitLines(text);
+  const lines = new LineReader(text);
   let table: TableDraft | null = null;
   let sawContent = false;
-  for (let n = 0; n < lines.length; n++) {
-    const lineNo = n + 1;
-    let raw = lines[n];
+  while (lines.next()) {
+    const lineNo = lines.number;
+    let raw = lines.line;
     if (raw.endsWith('\r')) raw = raw.slice(0, -1);
     const indent = leadingBlanks(raw);
     let body = indent ? raw.slice(indent) : raw;
     if (body.length === 0) continue;
     const first = body.charCodeAt(0);
     if (first === 0x23 /* # */) {
-      if (/ip6tables-save/.test(body)) b.familyRef.family = b.familyRef.family ?? 'ipv6';
+      if (/ip6tables-save/.test(body)) b.reader.family = b.reader.family ?? 'ipv6';
       continue;
     }
     sawContent = true;
@@ -240,38 +257,38 @@ export function parseIptablesSave(text: string): Ruleset {
     }
     let counters: Counters | undefined;
     let column = indent;
-    const cm = COUNTERS_PREFIX.exec(body);
+    const cm = first === 0x5b /* [ */ ? COUNTERS_PREFIX.exec(body) : null;
     if (cm) {
       counters = { packets: cm[1], bytes: cm[2] };
       column += cm[0].length;
       body = body.slice(cm[0].length);
     }
-    const tokens = tokenize(body, lineNo, column, raw);
-    const verb = tokens[0];
-    const verbText = verb?.text;
-    const fullLine = raw;
+    const words = lex(body, lineNo, column, raw, b.words);
+    const verbText = words.text(0);
+    const verbColumn = words.count > 0 ? words.columns[0] : column + 1;
     if (verbText === '-A' || verbText === '--append' || verbText === '-I' || verbText === '--insert') {
-      if (!table) throw ruleOutsideTable(lineNo, verb.column, fullLine);
-      b.addRule(table, tokens, lineNo, fullLine, body, counters);
+      if (!table) throw ruleOutsideTable(lineNo, verbColumn, raw);
+      b.addRule(table, lineNo, raw, body, counters);
       continue;
     }
     if (verbText === '-N' || verbText === '--new-chain' || verbText === '-X' || verbText === '--delete-chain' || verbText === '-F' || verbText === '--flush') {
-      if (!table) throw ruleOutsideTable(lineNo, verb.column, fullLine);
-      const nameTok = tokens[1];
-      if (!nameTok) throw syntaxError(`${verbText} needs a chain name`, lineNo, verb.column, fullLine);
-      if (verbText === '-N' || verbText === '--new-chain') b.chain(table, nameTok.text, lineNo);
+      if (!table) throw ruleOutsideTable(lineNo, verbColumn, raw);
+      const name = words.text(1);
+      if (name === undefined) throw syntaxError(`${verbText} needs a chain name`, lineNo, verbColumn, raw);
+      if (verbText === '-N' || verbText === '--new-chain') b.chain(table, name, lineNo);
       else if (verbText === '-F' || verbText === '--flush') {
-        const c = table.chains.get(nameTok.text);
+        const c = table.chains.get(name);
         if (c) c.rules.length = 0;
       } else {
-        const c = table.chains.get(nameTok.text);
-        if (c && !c.builtin) table.chains.delete(nameTok.text);
+        const c = table.chains.get(name);
+        if (c && !c.builtin) table.chains.delete(name);
+        b.lastChain = null;
       }
       continue;
     }
     throw syntaxError(
       `unexpected '${verbText ?? body}': expected '*table', ':CHAIN POLICY', '-A CHAIN …' or COMMIT`,
-      lineNo, verb ? verb.column : column + 1, fullLine,
+      lineNo, verbColumn, raw,
     );
   }
   if (!sawContent) throw new EngineError('DUMP_EMPTY', 'the dump has no rules, chains or tables');
@@ -294,12 +311,14 @@ const NAT_CHAIN = /^(KUBE-(SVC|SVL|SEP|EXT|FW|XLB|MARK-MASQ|POSTROUTING|PORTALS-
 const FILTER_CHAIN = /^(KUBE-(FORWARD|FIREWALL|EXTERNAL-SERVICES|PROXY-FIREWALL|PROXY-CANARY)|DOCKER-(ISOLATION|USER)|FLANNEL-FWD|cali-(fw|tw|from|to|pro|pri|wl))/;
 
 /** Guesses the table of an `iptables -S` listing from its chains and targets. */
-export function inferTable(lines: readonly string[]): { table: string; reason: string } {
+export function inferTable(text: string): { table: string; reason: string } {
   let nat = 0;
   let filter = 0;
   let mangle = 0;
   const reasons: string[] = [];
-  for (const line of lines) {
+  const lines = new LineReader(text);
+  while (lines.next()) {
+    const line = lines.line;
     const m = /^\s*-([APN])\s+(\S+)(.*)$/.exec(line);
     if (!m) continue;
     const chain = m[2];
@@ -332,13 +351,12 @@ export function inferTable(lines: readonly string[]): { table: string; reason: s
  */
 export function parseIptablesS(text: string, options: { table?: string } = {}): Ruleset {
   const b = new RulesetBuilder('iptables-S');
-  const lines = splitLines(text);
   let tableName = options.table;
   if (tableName && !TABLE_NAMES.includes(tableName)) {
     throw new EngineError('DUMP_SYNTAX', `unknown table '${tableName}'`);
   }
   if (!tableName) {
-    const inferred = inferTable(lines);
+    const inferred = inferTable(text);
     tableName = inferred.table;
     b.diagnostics.push({
       severity: 'info', code: 'TABLE_INFERRED',
@@ -347,9 +365,10 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
   }
   const table = b.table(tableName, 0);
   let sawContent = false;
-  for (let n = 0; n < lines.length; n++) {
-    const lineNo = n + 1;
-    let raw = lines[n];
+  const lines = new LineReader(text);
+  while (lines.next()) {
+    const lineNo = lines.number;
+    let raw = lines.line;
     if (raw.endsWith('\r')) raw = raw.slice(0, -1);
     const indent = leadingBlanks(raw);
     let body = indent ? raw.slice(indent) : raw;
@@ -363,31 +382,31 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
       column += cm[0].length;
       body = body.slice(cm[0].length);
     }
-    const tokens = tokenize(body, lineNo, column, raw);
-    const verb = tokens[0];
-    switch (verb.text) {
+    const words = lex(body, lineNo, column, raw, b.words);
+    const verb = words.texts[0];
+    switch (verb) {
       case '-P':
       case '--policy': {
-        const chainTok = tokens[1];
-        const policyTok = tokens[2];
-        if (!chainTok || !policyTok) throw syntaxError('-P needs a chain and a policy', lineNo, verb.column, raw);
-        if (!isBuiltinChain(tableName, chainTok.text)) {
-          throw syntaxError(`-P: ${chainTok.text} is not a built-in chain of the ${tableName} table`, lineNo, chainTok.column, raw);
+        const chainName = words.text(1);
+        const policy = words.text(2);
+        if (chainName === undefined || policy === undefined) throw syntaxError('-P needs a chain and a policy', lineNo, words.columns[0], raw);
+        if (!isBuiltinChain(tableName, chainName)) {
+          throw syntaxError(`-P: ${chainName} is not a built-in chain of the ${tableName} table`, lineNo, words.columns[1], raw);
         }
-        if (policyTok.text !== 'ACCEPT' && policyTok.text !== 'DROP') {
-          throw syntaxError(`policy must be ACCEPT or DROP, not '${policyTok.text}'`, lineNo, policyTok.column, raw);
+        if (policy !== 'ACCEPT' && policy !== 'DROP') {
+          throw syntaxError(`policy must be ACCEPT or DROP, not '${policy}'`, lineNo, words.columns[2], raw);
         }
-        const chain = b.chain(table, chainTok.text, lineNo);
+        const chain = b.chain(table, chainName, lineNo);
         chain.line = lineNo;
-        chain.policy = policyTok.text;
-        if (tokens[3]?.text === '-c' && tokens[4] && tokens[5]) chain.counters = { packets: tokens[4].text, bytes: tokens[5].text };
+        chain.policy = policy;
+        if (words.text(3) === '-c' && words.count >= 6) chain.counters = { packets: words.texts[4], bytes: words.texts[5] };
         continue;
       }
       case '-N':
       case '--new-chain': {
-        const chainTok = tokens[1];
-        if (!chainTok) throw syntaxError('-N needs a chain name', lineNo, verb.column, raw);
-        const chain = b.chain(table, chainTok.text, lineNo);
+        const chainName = words.text(1);
+        if (chainName === undefined) throw syntaxError('-N needs a chain name', lineNo, words.columns[0], raw);
+        const chain = b.chain(table, chainName, lineNo);
         chain.line = lineNo;
         continue;
       }
@@ -395,13 +414,10 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
       case '--append':
       case '-I':
       case '--insert':
-        b.addRule(table, tokens, lineNo, raw, body, counters);
+        b.addRule(table, lineNo, raw, body, counters);
         continue;
       default:
-        throw syntaxError(
-          `unexpected '${verb.text}': iptables -S lines start with -P, -N or -A`,
-          lineNo, verb.column, raw,
-        );
+        throw syntaxError(`unexpected '${verb}': iptables -S lines start with -P, -N or -A`, lineNo, words.columns[0], raw);
     }
   }
   if (!sawContent) throw new EngineError('DUMP_EMPTY', 'the dump has no rules or chains');
@@ -415,11 +431,12 @@ export interface DetectedFormat {
 
 /** Recognises a dump by its first meaningful lines. */
 export function detectFormat(text: string): DetectedFormat {
-  const lines = text.split('\n');
+  const lines = new LineReader(text);
   let firstRuleLike: DetectedFormat | null = null;
   let looked = 0;
-  for (let n = 0; n < lines.length && looked < 5000; n++) {
-    const line = lines[n].replace(/\r$/, '').trim();
+  while (looked < 5000 && lines.next()) {
+    const n = lines.number - 1;
+    const line = lines.line.trim();
     if (line === '') continue;
     if (/^#\s*(Generated|Completed) by ip6?tables-save/.test(line)) return { format: 'iptables-save', line: n + 1 };
     if (line.startsWith('#')) continue;

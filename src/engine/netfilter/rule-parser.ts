@@ -2,7 +2,7 @@
  * The grammar of one rule's options, shared by iptables-save and iptables -S:
  *
  *   rule     := { option } [ target ] { target-option }
- *   option   := [ '!' ] basic-option arg | '-m' module { [ '!' ] '--' name { arg } } | '-c' packets bytes
+ *   option   := [ '!' ] basic arg | '-m' module { [ '!' ] '--' name { arg } } | '-c' packets bytes
  *   basic    := -s | -d | -i | -o | -p | -f  (and their long names)
  *   target   := ( '-j' | '-g' ) NAME
  *
@@ -10,7 +10,7 @@
  * implicit module (`-p tcp --dport 80`), else to the target (`-j DNAT --to-destination …`).
  */
 import type { Cidr, Counters, Family, MatchModule, ModuleOption, Negatable, TargetSpec } from './ast.ts';
-import type { Token } from './lexer.ts';
+import type { Words } from './lexer.ts';
 import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
 import { moduleTakesOption, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
@@ -33,6 +33,12 @@ interface MutableModule {
   implicit: boolean;
 }
 
+interface MutableTarget {
+  kind: 'jump' | 'goto';
+  name: string;
+  options: ModuleOption[];
+}
+
 const PROTOCOL_NUMBERS: Readonly<Record<string, string>> = {
   '1': 'icmp',
   '6': 'tcp',
@@ -44,188 +50,207 @@ const PROTOCOL_NUMBERS: Readonly<Record<string, string>> = {
 };
 
 export function normaliseProtocol(p: string): string {
+  if (p === 'tcp' || p === 'udp') return p;
   const lower = p.toLowerCase();
   return PROTOCOL_NUMBERS[lower] ?? lower;
 }
 
-function isOptionToken(t: Token): boolean {
-  return !t.quoted && t.text.length > 1 && t.text.charCodeAt(0) === 0x2d /* - */ && !/^-\d/.test(t.text);
-}
+const NOT_NEGATED_CACHE = new Map<string, Negatable<Cidr>>();
+const DISCARDED: ModuleOption = Object.freeze({ name: '', negated: false, args: [] });
 
-/**
- * Parses the words after `-A CHAIN` (or after `-I CHAIN [n]`).
- * `family` is updated when the first address fixes it; an address of the other family is an error.
- */
-export function parseRuleBody(
-  tokens: readonly Token[],
-  start: number,
-  line: number,
-  text: string,
-  familyRef: { family: Family | null },
-): RuleBody {
-  const body: RuleBody = { matches: [] };
-  let current: MutableModule | null = null;
-  const modules: MutableModule[] = [];
-  let target: { kind: 'jump' | 'goto'; name: string; options: ModuleOption[] } | null = null;
-  let negate = false;
-  let negateColumn = 0;
+/** Reads the words after `-A CHAIN` (or `-I CHAIN [n]`) of one line into a rule body. */
+export class RuleReader {
+  /** Fixed by the first address; an address of the other family is an error. */
+  family: Family | null = null;
+  private words!: Words;
+  private line = 0;
+  private text = '';
 
-  const fail = (message: string, t: Token | undefined): never => {
-    throw syntaxError(message, line, t ? t.column : text.length + 1, text);
-  };
-  const takeArg = (i: number, option: Token): Token => {
-    const t = tokens[i];
-    if (!t || (isOptionToken(t) && !(t.text === '!'))) fail(`option ${option.text} needs an argument`, t ?? option);
-    if (t.text === '!') fail(`option ${option.text} needs an argument`, t);
-    return t;
-  };
-  const address = (t: Token): Cidr => {
-    const c = parseCidr(t.text);
-    if (!c) return fail(`'${t.text}' is not an IP address or CIDR`, t);
-    if (familyRef.family === null) familyRef.family = c.family;
-    else if (familyRef.family !== c.family) {
-      fail(`${c.family === 'ipv6' ? 'IPv6' : 'IPv4'} address '${t.text}' in an ${familyRef.family === 'ipv6' ? 'IPv6' : 'IPv4'} ruleset`, t);
-    }
-    return c;
-  };
-  const negatable = <T>(value: T): Negatable<T> => {
-    const n = { negated: negate, value };
-    negate = false;
-    return n;
-  };
-
-  let i = start;
-  while (i < tokens.length) {
-    const t = tokens[i];
-    const word = t.text;
-    if (word === '!' && !t.quoted) {
-      if (negate) fail("double negation '! !'", t);
-      negate = true;
-      negateColumn = t.column;
-      i++;
-      continue;
-    }
-    if (!isOptionToken(t)) {
-      fail(target ? `unexpected '${word}' after target ${target.name}` : `unexpected '${word}': expected an option`, t);
-    }
-    switch (word) {
-      case '-s':
-      case '--source':
-      case '--src':
-        body.source = negatable(address(takeArg(i + 1, t)));
-        i += 2;
-        continue;
-      case '-d':
-      case '--destination':
-      case '--dst':
-        body.destination = negatable(address(takeArg(i + 1, t)));
-        i += 2;
-        continue;
-      case '-p':
-      case '--protocol':
-        body.protocol = negatable(normaliseProtocol(takeArg(i + 1, t).text));
-        i += 2;
-        continue;
-      case '-i':
-      case '--in-interface':
-        body.inInterface = negatable(takeArg(i + 1, t).text);
-        i += 2;
-        continue;
-      case '-o':
-      case '--out-interface':
-        body.outInterface = negatable(takeArg(i + 1, t).text);
-        i += 2;
-        continue;
-      case '-f':
-      case '--fragment':
-        body.fragment = negatable(true as const);
-        i += 1;
-        continue;
-      case '-c':
-      case '--set-counters': {
-        const p = takeArg(i + 1, t);
-        const b = takeArg(i + 2, t);
-        if (!/^\d+$/.test(p.text) || !/^\d+$/.test(b.text)) fail('-c needs two counter values', p);
-        body.counters = { packets: p.text, bytes: b.text };
-        i += 3;
+  /**
+   * With `keep` false the rule is only checked: options are validated and assigned to their
+   * owners but not kept (the body has module names and the target only), which saves most of
+   * the allocation when a whole dump is read and the rules are materialised later.
+   */
+  read(words: Words, start: number, line: number, text: string, keep = true): RuleBody {
+    this.words = words;
+    this.line = line;
+    this.text = text;
+    const body: RuleBody = { matches: [] };
+    const modules: MutableModule[] = [];
+    let current: MutableModule | null = null;
+    let target: MutableTarget | null = null;
+    let negate = false;
+    let negateColumn = 0;
+    const n = words.count;
+    let i = start;
+    while (i < n) {
+      if (words.isBang(i)) {
+        if (negate) this.fail("double negation '! !'", i);
+        negate = true;
+        negateColumn = words.columns[i];
+        i++;
         continue;
       }
-      case '-m':
-      case '--match': {
-        if (negate) fail("'!' cannot negate -m", t);
-        const name = takeArg(i + 1, t).text;
-        current = { module: name, options: [], implicit: false };
-        modules.push(current);
-        i += 2;
-        continue;
+      const word = words.texts[i];
+      if (!words.isOption(i)) {
+        this.fail(target ? `unexpected '${word}' after target ${target.name}` : `unexpected '${word}': expected an option`, i);
       }
-      case '-j':
-      case '--jump':
-      case '-g':
-      case '--goto': {
-        if (negate) fail(`'!' cannot negate ${word}`, t);
-        const nameTok = tokens[i + 1];
-        if (!nameTok || (isOptionToken(nameTok) && !nameTok.quoted)) {
-          fail(`${word} needs a target`, nameTok ?? t);
+      switch (word) {
+        case '-s':
+        case '--source':
+        case '--src':
+          body.source = this.address(i, negate);
+          negate = false;
+          i += 2;
+          continue;
+        case '-d':
+        case '--destination':
+        case '--dst':
+          body.destination = this.address(i, negate);
+          negate = false;
+          i += 2;
+          continue;
+        case '-p':
+        case '--protocol':
+          body.protocol = { negated: negate, value: normaliseProtocol(this.arg(i)) };
+          negate = false;
+          i += 2;
+          continue;
+        case '-i':
+        case '--in-interface':
+          body.inInterface = { negated: negate, value: this.arg(i) };
+          negate = false;
+          i += 2;
+          continue;
+        case '-o':
+        case '--out-interface':
+          body.outInterface = { negated: negate, value: this.arg(i) };
+          negate = false;
+          i += 2;
+          continue;
+        case '-f':
+        case '--fragment':
+          body.fragment = { negated: negate, value: true };
+          negate = false;
+          i += 1;
+          continue;
+        case '-c':
+        case '--set-counters': {
+          const p = this.arg(i);
+          const b = this.arg(i + 1, i);
+          if (!/^\d+$/.test(p) || !/^\d+$/.test(b)) this.fail('-c needs two counter values', i + 1);
+          body.counters = { packets: p, bytes: b };
+          i += 3;
+          continue;
         }
-        if (target) fail(`a second target '${nameTok!.text}' (the rule already has -j ${target.name})`, t);
-        target = { kind: word === '-g' || word === '--goto' ? 'goto' : 'jump', name: nameTok!.text, options: [] };
-        current = null;
-        i += 2;
-        continue;
+        case '-m':
+        case '--match': {
+          if (negate) this.fail(`'!' cannot negate ${word}`, i);
+          current = { module: this.arg(i), options: [], implicit: false };
+          modules.push(current);
+          i += 2;
+          continue;
+        }
+        case '-j':
+        case '--jump':
+        case '-g':
+        case '--goto': {
+          if (negate) this.fail(`'!' cannot negate ${word}`, i);
+          if (i + 1 >= n || words.isOption(i + 1)) this.fail(`${word} needs a target`, i + 1 < n ? i + 1 : i);
+          if (target) this.fail(`a second target '${words.texts[i + 1]}' (the rule already has -j ${target.name})`, i);
+          target = { kind: word === '-g' || word === '--goto' ? 'goto' : 'jump', name: words.texts[i + 1], options: [] };
+          current = null;
+          i += 2;
+          continue;
+        }
+        default:
+          break;
       }
-      default:
-        break;
+      if (word.charCodeAt(1) !== 0x2d) this.fail(`unknown option '${word}'`, i);
+      // A module or target option: its arguments run until the next option word.
+      const name = word.slice(2);
+      let j = i + 1;
+      let optionNegated = negate;
+      negate = false;
+      // Old iptables wrote the negation after the option name: `--dport ! 80`.
+      if (words.isBang(j) && j + 1 < n && !words.isOption(j + 1)) {
+        optionNegated = !optionNegated;
+        j++;
+      }
+      const argsFrom = j;
+      while (j < n && !words.isOption(j) && !words.isBang(j)) j++;
+      const option: ModuleOption = keep
+        ? { name, negated: optionNegated, args: words.texts.slice(argsFrom, j) }
+        : DISCARDED;
+      const owner = findOwner(name, current, modules, target);
+      if (owner === 'target') {
+        if (keep) target!.options.push(option);
+      } else if (owner) {
+        if (keep) owner.options.push(option);
+      } else if (body.protocol && PROTOCOL_MODULE_OPTIONS[body.protocol.value]?.includes(name)) {
+        const implicit: MutableModule = { module: body.protocol.value, options: keep ? [option] : [], implicit: true };
+        modules.push(implicit);
+        current = current ?? implicit;
+      } else {
+        this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
+      }
+      i = j;
     }
-    if (!word.startsWith('--')) fail(`unknown option '${word}'`, t);
-    // A module or target option: collect its arguments, which run until the next option word.
-    const name = word.slice(2);
-    const args: string[] = [];
-    let j = i + 1;
-    let optionNegated = negate;
-    negate = false;
-    // Old iptables wrote the negation after the option name: `--dport ! 80`.
-    if (tokens[j] && tokens[j].text === '!' && !tokens[j].quoted && tokens[j + 1] && !isOptionToken(tokens[j + 1])) {
-      optionNegated = !optionNegated;
-      j++;
-    }
-    while (j < tokens.length && !(isOptionToken(tokens[j]) || (tokens[j].text === '!' && !tokens[j].quoted))) {
-      args.push(tokens[j].text);
-      j++;
-    }
-    const option: ModuleOption = { name, negated: optionNegated, args };
-    const owner = findOwner(name, current, modules, target, body.protocol?.value);
-    if (owner === 'target') {
-      target!.options.push(option);
-    } else if (owner) {
-      owner.options.push(option);
-    } else if (body.protocol && PROTOCOL_MODULE_OPTIONS[body.protocol.value]?.includes(name)) {
-      const implicit: MutableModule = { module: body.protocol.value, options: [option], implicit: true };
-      modules.push(implicit);
-      current = current ?? implicit;
-    } else {
-      fail(`option '--${name}' does not belong to any match or target in this rule`, t);
-    }
-    i = j;
+    if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
+    body.matches = modules;
+    if (target) body.target = target;
+    return body;
   }
-  if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
-  body.matches = modules;
-  if (target) body.target = target;
-  return body;
+
+  private fail(message: string, i: number): never {
+    const w = this.words;
+    const column = i < w.count ? w.columns[i] : this.text.length + 1;
+    throw syntaxError(message, this.line, column, this.text);
+  }
+
+  /** The argument after option word `i` (or after `after`, for a second argument). */
+  private arg(i: number, optionIndex = i): string {
+    const w = this.words;
+    const k = i + 1;
+    if (k >= w.count || w.isOption(k) || w.isBang(k)) {
+      this.fail(`option ${w.texts[optionIndex]} needs an argument`, k < w.count ? k : optionIndex);
+    }
+    return w.texts[k];
+  }
+
+  private address(i: number, negated: boolean): Negatable<Cidr> {
+    const text = this.arg(i);
+    if (!negated) {
+      const hit = NOT_NEGATED_CACHE.get(text);
+      if (hit && hit.value.family === this.family) return hit;
+    }
+    const c = parseCidr(text);
+    if (!c) return this.fail(`'${text}' is not an IP address or CIDR`, i + 1);
+    if (this.family === null) this.family = c.family;
+    else if (this.family !== c.family) {
+      this.fail(
+        `${c.family === 'ipv6' ? 'IPv6' : 'IPv4'} address '${text}' in an ${this.family === 'ipv6' ? 'IPv6' : 'IPv4'} ruleset`,
+        i + 1,
+      );
+    }
+    const result = { negated, value: c };
+    // Many rules share addresses (pod CIDR, node IPs): share the parsed value too.
+    if (!negated && NOT_NEGATED_CACHE.size < 100_000) NOT_NEGATED_CACHE.set(text, result);
+    return result;
+  }
 }
 
 function findOwner(
   name: string,
   current: MutableModule | null,
   modules: readonly MutableModule[],
-  target: { name: string } | null,
-  protocol: string | undefined,
+  target: MutableTarget | null,
 ): MutableModule | 'target' | null {
   const targetTakes = target ? targetTakesOption(target.name, name) : false;
   if (targetTakes === true) return 'target';
-  if (current && moduleTakesOption(current.module, name, protocol) !== false) return current;
+  if (current && moduleTakesOption(current.module, name) !== false) return current;
   for (let k = modules.length - 1; k >= 0; k--) {
-    if (moduleTakesOption(modules[k].module, name, protocol) === true) return modules[k];
+    if (moduleTakesOption(modules[k].module, name) === true) return modules[k];
   }
   return targetTakes === 'unknown' ? 'target' : null;
 }

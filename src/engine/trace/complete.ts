@@ -10,8 +10,9 @@
  */
 import type { Chain, Rule, Ruleset, Table } from '../netfilter/ast.ts';
 import { isBuiltinChain } from '../netfilter/ast.ts';
-import { tokenize } from '../netfilter/lexer.ts';
-import { parseRuleBody } from '../netfilter/rule-parser.ts';
+import { lex } from '../netfilter/lexer.ts';
+import { RuleReader } from '../netfilter/rule-parser.ts';
+import { TextRule } from '../netfilter/rule.ts';
 
 interface MutableTable {
   name: string;
@@ -19,8 +20,12 @@ interface MutableTable {
   chains: Map<string, { chain: Chain; rules: Rule[]; changed: boolean }>;
 }
 
+function reindex(r: Rule, index: number): Rule {
+  return r instanceof TextRule ? r.at(index) : { ...r, index };
+}
+
 function synthRule(table: string, chain: string, text: string, reason: string): Rule {
-  const body = parseRuleBody(tokenize(text, 0), 2, 0, text, { family: null });
+  const body = new RuleReader().read(lex(text, 0), 2, 0, text);
   return { table, chain, index: 0, line: 0, text, ...body, synthesized: reason } as Rule;
 }
 
@@ -144,7 +149,7 @@ export function completeKubeProxy(rs: Ruleset): Ruleset {
     const chains = new Map<string, Chain>();
     for (const { chain, rules, changed } of t.chains.values()) {
       chains.set(chain.name, changed
-        ? { ...chain, rules: rules.map((r, i) => (r.index === i + 1 ? r : { ...r, index: i + 1 })) }
+        ? { ...chain, rules: rules.map((r, i) => (r.index === i + 1 ? r : reindex(r, i + 1))) }
         : chain);
     }
     out.set(t.name, { name: t.name, line: t.line, chains });
