@@ -552,22 +552,25 @@ function checkUniformSplit(list: { probability: Fraction; decisions: number }[],
 /** `-m recent --set` on the path: later connections from this client stick to the same endpoint. */
 function affinityNotes(run: Run, rs: Ruleset): string[] {
   const notes: string[] = [];
-  for (const step of run.path) {
-    if (!/\s--set(\s|$)/.test(step.rule) || !/-m recent/.test(step.rule)) continue;
+  run.path.forEach((step, i) => {
+    if (!/\s--set(\s|$)/.test(step.rule) || !/-m recent/.test(step.rule)) return;
     const name = /--name\s+(\S+)/.exec(step.rule)?.[1] ?? 'DEFAULT';
+    // The rcheck rule for this list sits in the chain that jumped here (KUBE-SVC-…).
+    let caller: TraceStep | undefined;
+    for (let k = i - 1; k >= 0 && !caller; k--) {
+      const p = run.path[k];
+      if ((p.action === 'jump' || p.action === 'goto') && p.rule.endsWith(` ${step.chain}`)) caller = p;
+    }
     let seconds: string | null = null;
-    const chains = rs.tables.get(step.table)?.chains;
-    // The rcheck rule naming this list sits in a chain the packet passed through (KUBE-SVC-…).
-    for (const visited of new Set(run.path.map((p) => p.chain))) {
-      for (const r of chains?.get(visited)?.rules ?? []) {
-        if (!seconds && r.text.includes(name) && /--rcheck|--update/.test(r.text)) {
-          seconds = /--seconds\s+(\d+)/.exec(r.text)?.[1] ?? null;
-        }
+    for (const r of (caller && rs.tables.get(caller.table)?.chains.get(caller.chain)?.rules) || []) {
+      if (r.text.includes(name) && /--rcheck|--update/.test(r.text)) {
+        seconds = /--seconds\s+(\d+)/.exec(r.text)?.[1] ?? null;
+        if (seconds) break;
       }
     }
     notes.push(
       `session affinity: later connections from this client go to the same endpoint${seconds ? ` for ${seconds} seconds` : ''} (recent list ${name})`,
     );
-  }
+  });
   return notes;
 }
