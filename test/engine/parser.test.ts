@@ -15,9 +15,9 @@ function syntaxErrorOf(fn: () => unknown): EngineError {
 
 test('lexer: quotes, escapes and columns', () => {
   const t = lex('-A X -m comment --comment "a \\"quoted\\" word" -j Y', 7);
-  assert.deepEqual(t.texts.slice(0, t.count), ['-A', 'X', '-m', 'comment', '--comment', 'a "quoted" word', '-j', 'Y']);
-  assert.equal(t.columns[5], 27);
-  assert.equal(t.quoted[5], 1);
+  assert.deepEqual(t.slice(0, t.count), ['-A', 'X', '-m', 'comment', '--comment', 'a "quoted" word', '-j', 'Y']);
+  assert.equal(t.column(5), 27);
+  assert.equal(t.quoted(5), true);
   assert.equal(t.isOption(4), true);
   assert.equal(t.isOption(5), false);
   const e = syntaxErrorOf(() => lex('-A X --comment "open', 3));

@@ -90,6 +90,8 @@ export interface Table {
   readonly line: number;
   /** Chains in the order they were declared or first seen. */
   readonly chains: ReadonlyMap<string, Chain>;
+  /** Every -j/-g target the table's rules name, when the parser recorded them. */
+  readonly jumpTargets?: ReadonlySet<string>;
 }
 
 export type Severity = 'error' | 'warning' | 'info';

@@ -3,34 +3,65 @@
  * a double-quoted run is one word (a backslash inside takes the next character literally), and
  * quotes may sit in the middle of a word (`foo"bar baz"` is `foobar baz`).
  *
- * Words go into a reusable buffer rather than one object each: a 10,000-Service dump has millions.
+ * A 10,000-Service dump has millions of words, so words are kept as offsets into the line in a
+ * reusable buffer and turned into strings only when asked for.
  */
 import { syntaxError } from '../errors.ts';
 
 export class Words {
-  texts: string[] = [];
-  /** 1-based column of each word's first character in the line. */
-  columns: number[] = [];
-  /** 1 when any part of the word was quoted: such a word is never an option name. */
-  quoted: number[] = [];
+  /** The text the offsets point into. */
+  source = '';
+  starts: number[] = [];
+  ends: number[] = [];
+  /** Unescaped text of quoted words (undefined for plain words). */
+  unquoted: (string | undefined)[] = [];
+  /** Added to an offset to give the 1-based column in the whole input line. */
+  columnBase = 1;
   count = 0;
 
+  /** The text of word i, or undefined past the last word. */
   text(i: number): string | undefined {
-    return i < this.count ? this.texts[i] : undefined;
+    if (i >= this.count) return undefined;
+    return this.unquoted[i] ?? this.source.slice(this.starts[i], this.ends[i]);
+  }
+
+  /** 1-based column of word i's first character in the line. */
+  column(i: number): number {
+    return this.columnBase + this.starts[i];
+  }
+
+  quoted(i: number): boolean {
+    return this.unquoted[i] !== undefined;
   }
 
   /** Is word i an option name such as `-A`, `--dport` (not `-` alone, not a quoted word, not `-1`)? */
   isOption(i: number): boolean {
-    if (i >= this.count || this.quoted[i] === 1) return false;
-    const t = this.texts[i];
-    if (t.length < 2 || t.charCodeAt(0) !== 0x2d) return false;
-    const c = t.charCodeAt(1);
+    if (i >= this.count || this.unquoted[i] !== undefined) return false;
+    const start = this.starts[i];
+    if (this.ends[i] - start < 2 || this.source.charCodeAt(start) !== 0x2d) return false;
+    const c = this.source.charCodeAt(start + 1);
     return !(c >= 0x30 && c <= 0x39);
   }
 
   /** Is word i an unquoted `!`? */
   isBang(i: number): boolean {
-    return i < this.count && this.quoted[i] === 0 && this.texts[i] === '!';
+    return i < this.count && this.unquoted[i] === undefined && this.ends[i] - this.starts[i] === 1 && this.source.charCodeAt(this.starts[i]) === 0x21;
+  }
+
+  /** Does word i equal `s` (without making a string of it)? */
+  is(i: number, s: string): boolean {
+    if (i >= this.count) return false;
+    const u = this.unquoted[i];
+    if (u !== undefined) return u === s;
+    const start = this.starts[i];
+    return this.ends[i] - start === s.length && this.source.startsWith(s, start);
+  }
+
+  /** Texts of words [from, to). */
+  slice(from: number, to: number): string[] {
+    const out: string[] = [];
+    for (let i = from; i < to; i++) out.push(this.text(i)!);
+    return out;
   }
 }
 
@@ -46,6 +77,8 @@ const BACKSLASH = 0x5c;
  */
 export function lex(text: string, line: number, columnOffset = 0, wholeLine = text, out: Words = new Words()): Words {
   const n = text.length;
+  out.source = text;
+  out.columnBase = columnOffset + 1;
   let count = 0;
   if (text.indexOf('"') < 0 && text.indexOf('\t') < 0 && text.indexOf('\r') < 0) {
     // No quotes and only spaces between words (what iptables-save prints): split on spaces.
@@ -54,9 +87,9 @@ export function lex(text: string, line: number, columnOffset = 0, wholeLine = te
       let to = text.indexOf(' ', from);
       if (to < 0) to = n;
       if (to > from) {
-        out.texts[count] = text.slice(from, to);
-        out.columns[count] = columnOffset + from + 1;
-        out.quoted[count] = 0;
+        out.starts[count] = from;
+        out.ends[count] = to;
+        out.unquoted[count] = undefined;
         count++;
       }
       from = to + 1;
@@ -72,7 +105,7 @@ export function lex(text: string, line: number, columnOffset = 0, wholeLine = te
       continue;
     }
     const start = i;
-    let quoted = 0;
+    let quoted = false;
     let plainFrom = i;
     let word = '';
     while (i < n) {
@@ -83,7 +116,7 @@ export function lex(text: string, line: number, columnOffset = 0, wholeLine = te
         continue;
       }
       word += text.slice(plainFrom, i);
-      quoted = 1;
+      quoted = true;
       const open = i;
       i++;
       let closed = false;
@@ -107,9 +140,9 @@ export function lex(text: string, line: number, columnOffset = 0, wholeLine = te
       i++;
       plainFrom = i;
     }
-    out.texts[count] = quoted ? word + text.slice(plainFrom, i) : text.slice(start, i);
-    out.columns[count] = columnOffset + start + 1;
-    out.quoted[count] = quoted;
+    out.starts[count] = start;
+    out.ends[count] = i;
+    out.unquoted[count] = quoted ? word + text.slice(plainFrom, i) : undefined;
     count++;
   }
   out.count = count;

@@ -8,7 +8,7 @@ import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
 import { lex, Words } from './lexer.ts';
 import { RuleReader } from './rule-parser.ts';
-import { TextRule } from './rule.ts';
+import { DumpChain, RuleColumns } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
 
 export type FormatOption = 'auto' | DumpFormat;
@@ -19,19 +19,17 @@ export interface ParseOptions {
   readonly table?: string;
 }
 
-type RuleDraft = TextRule;
 
 
+/** A chain being read. Its rules are kept as columns of numbers, not objects: see DumpChain. */
 interface ChainDraft {
-  /** Set when `-I` put a rule before others: positions are counted again at the end. */
-  inserted?: boolean;
   name: string;
   table: string;
   builtin: boolean;
   policy: Policy | null;
   counters?: Counters;
   line: number;
-  rules: RuleDraft[];
+  rules: RuleColumns;
 }
 
 interface TableDraft {
@@ -40,6 +38,8 @@ interface TableDraft {
   chains: Map<string, ChainDraft>;
   /** Targets that are neither known extensions nor (yet) chains, with where each was first seen. */
   unknownTargets: Map<string, { line: number; text: string }>;
+  /** Every -j/-g target named in the table. */
+  jumpTargets: Set<string>;
 }
 
 class RulesetBuilder {
@@ -50,12 +50,12 @@ class RulesetBuilder {
   private readonly unknownReported = new Set<string>();
 
 
-  constructor(readonly format: DumpFormat) {}
+  constructor(readonly format: DumpFormat, readonly source: string) {}
 
   table(name: string, line: number): TableDraft {
     let t = this.tables.get(name);
     if (!t) {
-      t = { name, line, chains: new Map(), unknownTargets: new Map() };
+      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set() };
       this.tables.set(name, t);
     }
     return t;
@@ -70,23 +70,24 @@ class RulesetBuilder {
     let c = table.chains.get(name);
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
-      c = { name, table: table.name, builtin, policy: builtin ? 'ACCEPT' : null, line, rules: [] };
+      c = { name, table: table.name, builtin, policy: builtin ? 'ACCEPT' : null, line, rules: new RuleColumns() };
       table.chains.set(name, c);
     }
     this.lastChain = c;
     return c;
   }
 
-  /** Parses `-A CHAIN …` / `-I CHAIN [n] …` words into a rule of `table`. */
-  /** `words` holds the line's words, the verb (`-A`/`-I`) first. */
-  addRule(table: TableDraft, line: number, text: string, ruleText: string, counters?: Counters): void {
+  /**
+   * Reads `-A CHAIN …` / `-I CHAIN [n] …` (the words in `this.words`, the verb first) into a rule
+   * of `table`. `from`/`to` are the offsets of the rule's text in `source`.
+   */
+  addRule(table: TableDraft, line: number, errorText: string, from: number, to: number, counters?: Counters): void {
     const words = this.words;
-    const verb = words.texts[0];
-    if (words.count < 2) throw syntaxError(`${verb} needs a chain name`, line, words.columns[0], text);
+    const verb = words.text(0);
+    if (words.count < 2) throw syntaxError(`${verb} needs a chain name`, line, words.column(0), errorText);
     let start = 2;
     let insertAt = -1;
-    const isInsert = verb === '-I' || verb === '--insert';
-    if (isInsert) {
+    if (verb === '-I' || verb === '--insert') {
       insertAt = 0;
       const pos = words.text(2);
       if (pos !== undefined && /^\d+$/.test(pos)) {
@@ -94,22 +95,20 @@ class RulesetBuilder {
         start = 3;
       }
     }
-    const body = this.reader.read(words, start, line, text, false);
-    const chain = this.chain(table, words.texts[1], 0);
-    this.noteUnknown(body, ruleText, line);
+    const body = this.reader.read(words, start, line, errorText, false);
+    // iptables-save lists a chain's rules together: compare in place before making a string.
+    const last = this.lastChain;
+    const chain = last !== null && last.table === table.name && words.is(1, last.name) ? last : this.chain(table, words.text(1)!, 0);
+    if (body.matches.length > 0) this.noteUnknown(body, errorText, line);
     const target = body.target?.name;
-    // Extension targets are single upper-case words (DNAT, CHECKSUM); a dash marks a chain name.
-    if (target && !isKnownTarget(target) && !table.unknownTargets.has(target) && /^[A-Z][A-Z0-9_]*$/.test(target)) {
-      table.unknownTargets.set(target, { line, text: ruleText.trim() });
+    if (target) {
+      table.jumpTargets.add(target);
+      // Extension targets are single upper-case words (DNAT, CHECKSUM); a dash marks a chain name.
+      if (!isKnownTarget(target) && !table.unknownTargets.has(target) && /^[A-Z][A-Z0-9_]*$/.test(target)) {
+        table.unknownTargets.set(target, { line, text: this.source.slice(from, to) });
+      }
     }
-    const family = this.reader.family ?? 'ipv4';
-    const trimmed = ruleText.length > 0 && ruleText.charCodeAt(ruleText.length - 1) <= 0x20 ? ruleText.trim() : ruleText;
-    // The rule keeps its text; `words` columns were counted from `text`, so re-reading uses
-    // offsets of the trimmed rule text, which starts with the verb as well.
-    const rule = new TextRule(table.name, chain.name, chain.rules.length + 1, line, trimmed, start, family, counters ?? body.counters);
-    if (isInsert) chain.inserted = true;
-    if (isInsert) chain.rules.splice(Math.min(insertAt, chain.rules.length), 0, rule);
-    else chain.rules.push(rule);
+    chain.rules.add(insertAt, from, to, line, start, counters ?? body.counters);
   }
 
   private noteUnknown(rule: RuleBody, text: string, line: number): void {
@@ -131,12 +130,9 @@ class RulesetBuilder {
     const tables = new Map<string, Table>();
     for (const t of this.tables.values()) {
       const chains = new Map<string, Chain>();
+      const family = this.reader.family ?? 'ipv4';
       for (const c of t.chains.values()) {
-        const rules = c.rules as Rule[];
-        if (c.inserted) for (let k = 0; k < c.rules.length; k++) c.rules[k].index = k + 1;
-        const chain: Chain = { table: t.name, name: c.name, builtin: c.builtin, policy: c.policy, line: c.line, rules };
-        if (c.counters) (chain as { counters?: Counters }).counters = c.counters;
-        chains.set(c.name, chain);
+        chains.set(c.name, new DumpChain(t.name, c.name, c.builtin, c.policy, c.line, c.counters, this.source, c.rules, family));
       }
       for (const [target, where] of t.unknownTargets) {
         if (t.chains.has(target)) continue;
@@ -148,7 +144,7 @@ class RulesetBuilder {
           text: where.text,
         });
       }
-      tables.set(t.name, { name: t.name, line: t.line, chains });
+      tables.set(t.name, { name: t.name, line: t.line, chains, jumpTargets: t.jumpTargets });
     }
     return {
       format: this.format,
@@ -170,8 +166,14 @@ export class LineReader {
   line = '';
   /** 1-based number of the current line. */
   number = 0;
+  /** Offset of the current line's first character in the text. */
+  offset = 0;
 
   constructor(private readonly text: string) {}
+
+  charCodeAt(i: number): number {
+    return this.text.charCodeAt(i);
+  }
 
   next(): boolean {
     const text = this.text;
@@ -179,6 +181,7 @@ export class LineReader {
     let end = text.indexOf('\n', this.pos);
     if (end < 0) end = text.length;
     this.line = text.slice(this.pos, end);
+    this.offset = this.pos;
     this.pos = end + 1;
     this.number++;
     return true;
@@ -202,7 +205,7 @@ const CHAIN_DECL = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/;
  * Also accepts the verbs kube-proxy writes into iptables-restore payloads: `-N`, `-X`, `-F`.
  */
 export function parseIptablesSave(text: string): Ruleset {
-  const b = new RulesetBuilder('iptables-save');
+  const b = new RulesetBuilder('iptables-save', text);
   const lines = new LineReader(text);
   let table: TableDraft | null = null;
   let sawContent = false;
@@ -265,10 +268,10 @@ export function parseIptablesSave(text: string): Ruleset {
     }
     const words = lex(body, lineNo, column, raw, b.words);
     const verbText = words.text(0);
-    const verbColumn = words.count > 0 ? words.columns[0] : column + 1;
+    const verbColumn = words.count > 0 ? words.column(0) : column + 1;
     if (verbText === '-A' || verbText === '--append' || verbText === '-I' || verbText === '--insert') {
       if (!table) throw ruleOutsideTable(lineNo, verbColumn, raw);
-      b.addRule(table, lineNo, raw, body, counters);
+      b.addRule(table, lineNo, raw, ...ruleSpan(lines, raw, body), counters);
       continue;
     }
     if (verbText === '-N' || verbText === '--new-chain' || verbText === '-X' || verbText === '--delete-chain' || verbText === '-F' || verbText === '--flush') {
@@ -278,7 +281,7 @@ export function parseIptablesSave(text: string): Ruleset {
       if (verbText === '-N' || verbText === '--new-chain') b.chain(table, name, lineNo);
       else if (verbText === '-F' || verbText === '--flush') {
         const c = table.chains.get(name);
-        if (c) c.rules.length = 0;
+        if (c) c.rules.clear();
       } else {
         const c = table.chains.get(name);
         if (c && !c.builtin) table.chains.delete(name);
@@ -296,6 +299,14 @@ export function parseIptablesSave(text: string): Ruleset {
     b.diagnostics.push({ severity: 'warning', code: 'MISSING_COMMIT', message: `table '${table.name}' has no COMMIT at the end of the dump` });
   }
   return b.build();
+}
+
+/** Where a rule's text (the line less indentation, counters and trailing blanks) sits in the dump. */
+function ruleSpan(lines: LineReader, raw: string, body: string): [number, number] {
+  const from = lines.offset + raw.length - body.length;
+  let to = lines.offset + raw.length;
+  while (to > from && lines.charCodeAt(to - 1) <= 0x20) to--;
+  return [from, to];
 }
 
 function ruleOutsideTable(line: number, column: number, text: string): EngineError {
@@ -350,7 +361,7 @@ export function inferTable(text: string): { table: string; reason: string } {
  * listing := { '-P' CHAIN POLICY | '-N' CHAIN | '-A' CHAIN options }     (one table; no headers)
  */
 export function parseIptablesS(text: string, options: { table?: string } = {}): Ruleset {
-  const b = new RulesetBuilder('iptables-S');
+  const b = new RulesetBuilder('iptables-S', text);
   let tableName = options.table;
   if (tableName && !TABLE_NAMES.includes(tableName)) {
     throw new EngineError('DUMP_SYNTAX', `unknown table '${tableName}'`);
@@ -383,29 +394,29 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
       body = body.slice(cm[0].length);
     }
     const words = lex(body, lineNo, column, raw, b.words);
-    const verb = words.texts[0];
+    const verb = words.text(0);
     switch (verb) {
       case '-P':
       case '--policy': {
         const chainName = words.text(1);
         const policy = words.text(2);
-        if (chainName === undefined || policy === undefined) throw syntaxError('-P needs a chain and a policy', lineNo, words.columns[0], raw);
+        if (chainName === undefined || policy === undefined) throw syntaxError('-P needs a chain and a policy', lineNo, words.column(0), raw);
         if (!isBuiltinChain(tableName, chainName)) {
-          throw syntaxError(`-P: ${chainName} is not a built-in chain of the ${tableName} table`, lineNo, words.columns[1], raw);
+          throw syntaxError(`-P: ${chainName} is not a built-in chain of the ${tableName} table`, lineNo, words.column(1), raw);
         }
         if (policy !== 'ACCEPT' && policy !== 'DROP') {
-          throw syntaxError(`policy must be ACCEPT or DROP, not '${policy}'`, lineNo, words.columns[2], raw);
+          throw syntaxError(`policy must be ACCEPT or DROP, not '${policy}'`, lineNo, words.column(2), raw);
         }
         const chain = b.chain(table, chainName, lineNo);
         chain.line = lineNo;
         chain.policy = policy;
-        if (words.text(3) === '-c' && words.count >= 6) chain.counters = { packets: words.texts[4], bytes: words.texts[5] };
+        if (words.text(3) === '-c' && words.count >= 6) chain.counters = { packets: words.text(4)!, bytes: words.text(5)! };
         continue;
       }
       case '-N':
       case '--new-chain': {
         const chainName = words.text(1);
-        if (chainName === undefined) throw syntaxError('-N needs a chain name', lineNo, words.columns[0], raw);
+        if (chainName === undefined) throw syntaxError('-N needs a chain name', lineNo, words.column(0), raw);
         const chain = b.chain(table, chainName, lineNo);
         chain.line = lineNo;
         continue;
@@ -414,10 +425,10 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
       case '--append':
       case '-I':
       case '--insert':
-        b.addRule(table, lineNo, raw, body, counters);
+        b.addRule(table, lineNo, raw, ...ruleSpan(lines, raw, body), counters);
         continue;
       default:
-        throw syntaxError(`unexpected '${verb}': iptables -S lines start with -P, -N or -A`, lineNo, words.columns[0], raw);
+        throw syntaxError(`unexpected '${verb}': iptables -S lines start with -P, -N or -A`, lineNo, words.column(0), raw);
     }
   }
   if (!sawContent) throw new EngineError('DUMP_EMPTY', 'the dump has no rules or chains');

@@ -87,11 +87,11 @@ export class RuleReader {
       if (words.isBang(i)) {
         if (negate) this.fail("double negation '! !'", i);
         negate = true;
-        negateColumn = words.columns[i];
+        negateColumn = words.column(i);
         i++;
         continue;
       }
-      const word = words.texts[i];
+      const word = words.text(i)!;
       if (!words.isOption(i)) {
         this.fail(target ? `unexpected '${word}' after target ${target.name}` : `unexpected '${word}': expected an option`, i);
       }
@@ -157,8 +157,8 @@ export class RuleReader {
         case '--goto': {
           if (negate) this.fail(`'!' cannot negate ${word}`, i);
           if (i + 1 >= n || words.isOption(i + 1)) this.fail(`${word} needs a target`, i + 1 < n ? i + 1 : i);
-          if (target) this.fail(`a second target '${words.texts[i + 1]}' (the rule already has -j ${target.name})`, i);
-          target = { kind: word === '-g' || word === '--goto' ? 'goto' : 'jump', name: words.texts[i + 1], options: [] };
+          if (target) this.fail(`a second target '${words.text(i + 1)}' (the rule already has -j ${target.name})`, i);
+          target = { kind: word === '-g' || word === '--goto' ? 'goto' : 'jump', name: words.text(i + 1)!, options: [] };
           current = null;
           i += 2;
           continue;
@@ -180,7 +180,7 @@ export class RuleReader {
       const argsFrom = j;
       while (j < n && !words.isOption(j) && !words.isBang(j)) j++;
       const option: ModuleOption = keep
-        ? { name, negated: optionNegated, args: words.texts.slice(argsFrom, j) }
+        ? { name, negated: optionNegated, args: words.slice(argsFrom, j) }
         : DISCARDED;
       const owner = findOwner(name, current, modules, target);
       if (owner === 'target') {
@@ -204,7 +204,7 @@ export class RuleReader {
 
   private fail(message: string, i: number): never {
     const w = this.words;
-    const column = i < w.count ? w.columns[i] : this.text.length + 1;
+    const column = i < w.count ? w.column(i) : this.text.length + 1;
     throw syntaxError(message, this.line, column, this.text);
   }
 
@@ -213,9 +213,9 @@ export class RuleReader {
     const w = this.words;
     const k = i + 1;
     if (k >= w.count || w.isOption(k) || w.isBang(k)) {
-      this.fail(`option ${w.texts[optionIndex]} needs an argument`, k < w.count ? k : optionIndex);
+      this.fail(`option ${w.text(optionIndex)} needs an argument`, k < w.count ? k : optionIndex);
     }
-    return w.texts[k];
+    return w.text(k)!;
   }
 
   private address(i: number, negated: boolean): Negatable<Cidr> {

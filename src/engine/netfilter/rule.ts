@@ -4,7 +4,7 @@
  * does, so a rule keeps its text and re-reads its options the first time something asks for
  * them. The text was fully read, and any syntax error reported, when the dump was parsed.
  */
-import type { Cidr, Counters, Family, MatchModule, Negatable, Rule, TargetSpec } from './ast.ts';
+import type { Chain, Cidr, Counters, Family, MatchModule, Negatable, Policy, Rule, TargetSpec } from './ast.ts';
 import { lex, Words } from './lexer.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { RuleReader } from './rule-parser.ts';
@@ -74,4 +74,85 @@ export class TextRule implements Rule {
   at(index: number): TextRule {
     return new TextRule(this.table, this.chain, index, this.line, this.text, this.start, this.family, this.counters, this.synthesized, this.cached);
   }
+}
+
+/**
+ * A chain's rules while a dump is read: offsets into the dump and line numbers, in columns.
+ * Nothing per rule survives as an object until something asks for the chain's rules.
+ */
+export class RuleColumns {
+  from: number[] = [];
+  to: number[] = [];
+  lines: number[] = [];
+  /** Word position where options start: 2 after `-A CHAIN`, 3 after `-I CHAIN n`. */
+  starts: number[] = [];
+  counters: (Counters | undefined)[] | null = null;
+
+  get length(): number {
+    return this.from.length;
+  }
+
+  /** Appends a rule, or inserts it at `at` (0-based) for `-I`. */
+  add(at: number, from: number, to: number, line: number, start: number, counters: Counters | undefined): void {
+    if (counters && !this.counters) this.counters = new Array<Counters | undefined>(this.from.length).fill(undefined);
+    if (at < 0 || at >= this.from.length) {
+      this.from.push(from);
+      this.to.push(to);
+      this.lines.push(line);
+      this.starts.push(start);
+      this.counters?.push(counters);
+      return;
+    }
+    this.from.splice(at, 0, from);
+    this.to.splice(at, 0, to);
+    this.lines.splice(at, 0, line);
+    this.starts.splice(at, 0, start);
+    this.counters?.splice(at, 0, counters);
+  }
+
+  clear(): void {
+    this.from.length = 0;
+    this.to.length = 0;
+    this.lines.length = 0;
+    this.starts.length = 0;
+    this.counters = null;
+  }
+}
+
+/** A parsed chain whose Rule objects are made on first access to `rules`. */
+export class DumpChain implements Chain {
+  private made: Rule[] | null = null;
+
+  constructor(
+    readonly table: string,
+    readonly name: string,
+    readonly builtin: boolean,
+    readonly policy: Policy | null,
+    readonly line: number,
+    readonly counters: Counters | undefined,
+    private readonly source: string,
+    private readonly columns: RuleColumns,
+    private readonly family: Family,
+  ) {}
+
+  get ruleCount(): number {
+    return this.made ? this.made.length : this.columns.length;
+  }
+
+  get rules(): readonly Rule[] {
+    if (!this.made) {
+      const c = this.columns;
+      const out = new Array<Rule>(c.length);
+      for (let k = 0; k < c.length; k++) {
+        out[k] = new TextRule(this.table, this.name, k + 1, c.lines[k], this.source.slice(c.from[k], c.to[k]), c.starts[k], this.family, c.counters?.[k]);
+      }
+      this.made = out;
+    }
+    return this.made;
+  }
+}
+
+/** How many rules a chain has, without making Rule objects for a parsed chain. */
+export function ruleCount(c: Chain): number {
+  return c instanceof DumpChain ? c.ruleCount : c.rules.length;
 }

@@ -12,12 +12,14 @@ import type { Chain, Rule, Ruleset, Table } from '../netfilter/ast.ts';
 import { isBuiltinChain } from '../netfilter/ast.ts';
 import { lex } from '../netfilter/lexer.ts';
 import { RuleReader } from '../netfilter/rule-parser.ts';
-import { TextRule } from '../netfilter/rule.ts';
+import { ruleCount, TextRule } from '../netfilter/rule.ts';
 
+/** A table being completed: chains are copied only when svcpath adds rules to them. */
 interface MutableTable {
   name: string;
   line: number;
-  chains: Map<string, { chain: Chain; rules: Rule[]; changed: boolean }>;
+  source: Table;
+  changed: Map<string, { chain: Chain; rules: Rule[] }>;
 }
 
 function reindex(r: Rule, index: number): Rule {
@@ -29,39 +31,50 @@ function synthRule(table: string, chain: string, text: string, reason: string): 
   return { table, chain, index: 0, line: 0, text, ...body, synthesized: reason } as Rule;
 }
 
+function chainOf(t: MutableTable | undefined, name: string): Chain | undefined {
+  return t?.changed.get(name)?.chain ?? t?.source.chains.get(name);
+}
+
+function rulesOf(t: MutableTable | undefined, name: string): readonly Rule[] {
+  return t?.changed.get(name)?.rules ?? t?.source.chains.get(name)?.rules ?? [];
+}
+
+function sizeOf(t: MutableTable | undefined, name: string): number {
+  const changed = t?.changed.get(name);
+  if (changed) return changed.rules.length;
+  const c = t?.source.chains.get(name);
+  return c ? ruleCount(c) : 0;
+}
+
 /** A chain is "shown" when the dump declares it (`:X`, `-N X`, `-P X`). */
 function shown(t: MutableTable | undefined, name: string): boolean {
-  const c = t?.chains.get(name);
-  return !!c && c.chain.line > 0;
+  const c = chainOf(t, name);
+  return !!c && c.line > 0;
 }
 
 function exists(t: MutableTable | undefined, name: string): boolean {
-  const c = t?.chains.get(name);
-  return !!c && (c.chain.line > 0 || c.rules.length > 0);
+  return shown(t, name) || sizeOf(t, name) > 0;
 }
 
 function jumpsTo(t: MutableTable | undefined, from: string, to: string): boolean {
-  return !!t?.chains.get(from)?.rules.some((r) => r.target?.name === to);
+  return rulesOf(t, from).some((r) => r.target?.name === to);
 }
 
-function anyJumpTo(t: MutableTable, to: string): Rule | undefined {
-  for (const c of t.chains.values()) {
-    const r = c.rules.find((x) => x.target?.name === to);
-    if (r) return r;
-  }
-  return undefined;
+function anyJumpTo(t: MutableTable, to: string): boolean {
+  if (t.source.jumpTargets) return t.source.jumpTargets.has(to);
+  for (const c of t.source.chains.values()) if (c.rules.some((x) => x.target?.name === to)) return true;
+  return false;
 }
 
-function ensureChain(t: MutableTable, name: string, reason: string) {
-  let c = t.chains.get(name);
+function editable(t: MutableTable, name: string, reason: string): { chain: Chain; rules: Rule[] } {
+  let c = t.changed.get(name);
   if (!c) {
+    const existing = t.source.chains.get(name);
     const builtin = isBuiltinChain(t.name, name);
-    c = {
-      chain: { table: t.name, name, builtin, policy: builtin ? 'ACCEPT' : null, line: 0, rules: [], synthesized: reason },
-      rules: [],
-      changed: true,
-    };
-    t.chains.set(name, c);
+    c = existing
+      ? { chain: existing, rules: [...existing.rules] }
+      : { chain: { table: t.name, name, builtin, policy: builtin ? 'ACCEPT' : null, line: 0, rules: [], synthesized: reason }, rules: [] };
+    t.changed.set(name, c);
   }
   return c;
 }
@@ -70,24 +83,19 @@ const SEP_COMMENT = /--comment\s+"?([^"]*?)\s+->\s+(\[?[0-9a-fA-F.:]+\]?):(\d+)"
 
 export function completeKubeProxy(rs: Ruleset): Ruleset {
   const tables = new Map<string, MutableTable>();
-  for (const t of rs.tables.values()) {
-    const chains = new Map<string, { chain: Chain; rules: Rule[]; changed: boolean }>();
-    for (const c of t.chains.values()) chains.set(c.name, { chain: c, rules: [...c.rules], changed: false });
-    tables.set(t.name, { name: t.name, line: t.line, chains });
-  }
+  for (const t of rs.tables.values()) tables.set(t.name, { name: t.name, line: t.line, source: t, changed: new Map() });
   const assumptions: string[] = [];
   const add = (t: MutableTable, chain: string, text: string, reason: string, position: 'first' | 'last') => {
-    const c = ensureChain(t, chain, reason);
+    const c = editable(t, chain, reason);
     const r = synthRule(t.name, chain, text, reason);
     if (position === 'first') c.rules.unshift(r);
     else c.rules.push(r);
-    c.changed = true;
     assumptions.push(`${reason}: assumed ${t.name === 'nat' ? '' : `(${t.name}) `}${text}`);
   };
 
   const nat = tables.get('nat');
   if (nat) {
-    const markRule = nat.chains.get('KUBE-MARK-MASQ')?.rules.find((r) => r.target?.name === 'MARK');
+    const markRule = rulesOf(nat, 'KUBE-MARK-MASQ').find((r) => r.target?.name === 'MARK');
     const mark = /0x[0-9a-fA-F]+/.exec(markRule?.text ?? '')?.[0] ?? '0x4000';
     const usesServices = exists(nat, 'KUBE-SERVICES');
     for (const hook of ['PREROUTING', 'OUTPUT']) {
@@ -96,12 +104,12 @@ export function completeKubeProxy(rs: Ruleset): Ruleset {
           `the dump does not show nat ${hook}; kube-proxy hooks KUBE-SERVICES there`, 'first');
       }
     }
-    const marksMasq = !!anyJumpTo(nat, 'KUBE-MARK-MASQ');
-    if (marksMasq && !shown(nat, 'KUBE-MARK-MASQ') && (nat.chains.get('KUBE-MARK-MASQ')?.rules.length ?? 0) === 0) {
+    const marksMasq = anyJumpTo(nat, 'KUBE-MARK-MASQ');
+    if (marksMasq && !shown(nat, 'KUBE-MARK-MASQ') && sizeOf(nat, 'KUBE-MARK-MASQ') === 0) {
       add(nat, 'KUBE-MARK-MASQ', `-A KUBE-MARK-MASQ -j MARK --set-xmark ${mark}/${mark}`,
         'KUBE-MARK-MASQ is jumped to but not shown', 'last');
     }
-    if ((marksMasq || exists(nat, 'KUBE-POSTROUTING')) && !shown(nat, 'KUBE-POSTROUTING') && (nat.chains.get('KUBE-POSTROUTING')?.rules.length ?? 0) === 0) {
+    if ((marksMasq || exists(nat, 'KUBE-POSTROUTING')) && !shown(nat, 'KUBE-POSTROUTING') && sizeOf(nat, 'KUBE-POSTROUTING') === 0) {
       const why = 'KUBE-POSTROUTING (which masquerades marked packets) is not shown';
       add(nat, 'KUBE-POSTROUTING', `-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`, why, 'last');
       add(nat, 'KUBE-POSTROUTING', `-A KUBE-POSTROUTING -j MARK --set-xmark 0x0/${mark}`, why, 'last');
@@ -111,8 +119,7 @@ export function completeKubeProxy(rs: Ruleset): Ruleset {
       add(nat, 'POSTROUTING', '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
         'the dump does not show nat POSTROUTING; kube-proxy hooks KUBE-POSTROUTING there', 'first');
     }
-    const nodeports = nat.chains.get('KUBE-NODEPORTS');
-    if (nodeports && nodeports.rules.length > 0 && !anyJumpTo(nat, 'KUBE-NODEPORTS') && !shown(nat, 'KUBE-SERVICES')) {
+    if (sizeOf(nat, 'KUBE-NODEPORTS') > 0 && !anyJumpTo(nat, 'KUBE-NODEPORTS') && !shown(nat, 'KUBE-SERVICES')) {
       add(nat, 'KUBE-SERVICES',
         '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
         'KUBE-NODEPORTS has rules but the jump to it is not shown', 'last');
@@ -146,15 +153,24 @@ export function completeKubeProxy(rs: Ruleset): Ruleset {
   if (assumptions.length === 0) return rs;
   const out = new Map<string, Table>();
   for (const t of tables.values()) {
-    const chains = new Map<string, Chain>();
-    for (const { chain, rules, changed } of t.chains.values()) {
-      chains.set(chain.name, changed
-        ? { ...chain, rules: rules.map((r, i) => (r.index === i + 1 ? r : reindex(r, i + 1))) }
-        : chain);
+    const chains = new Map<string, Chain>(t.source.chains);
+    for (const [name, { chain, rules }] of t.changed) {
+      chains.set(name, { ...chainFields(chain), rules: rules.map((r, i) => (r.index === i + 1 ? r : reindex(r, i + 1))) });
     }
-    out.set(t.name, { name: t.name, line: t.line, chains });
+    const jumpTargets = new Set(t.source.jumpTargets ?? []);
+    for (const { rules } of t.changed.values()) for (const r of rules) if (r.target) jumpTargets.add(r.target.name);
+    out.set(t.name, { name: t.name, line: t.line, chains, jumpTargets });
   }
   return { ...rs, tables: out, assumptions: [...rs.assumptions, ...assumptions] };
+}
+
+/** A chain's own fields, without its rules (a parsed chain keeps its rules behind a getter). */
+function chainFields(c: Chain): Omit<Chain, 'rules'> {
+  return {
+    table: c.table, name: c.name, builtin: c.builtin, policy: c.policy, line: c.line,
+    ...(c.counters ? { counters: c.counters } : {}),
+    ...(c.synthesized ? { synthesized: c.synthesized } : {}),
+  };
 }
 
 /** KUBE-SEP chains missing from the dump, rebuilt from "ns/svc:port -> ip:port" comments. */
@@ -162,24 +178,29 @@ function completeEndpoints(
   nat: MutableTable,
   add: (t: MutableTable, chain: string, text: string, reason: string, position: 'first' | 'last') => void,
 ): void {
+  const missing = new Set<string>();
+  for (const target of nat.source.jumpTargets ?? allTargets(nat.source)) {
+    if (target.startsWith('KUBE-SEP-') && !exists(nat, target)) missing.add(target);
+  }
+  if (missing.size === 0) return;
   const protocolOf = (svcChain: string): string => {
-    for (const c of nat.chains.values()) {
+    for (const c of nat.source.chains.values()) {
       for (const r of c.rules) {
         if ((r.target?.name === svcChain || r.chain === svcChain) && r.protocol && !r.protocol.negated) return r.protocol.value;
       }
     }
     return 'tcp';
   };
-  for (const c of [...nat.chains.values()]) {
+  for (const c of [...nat.source.chains.values()]) {
     for (const r of c.rules) {
       const target = r.target?.name;
-      if (!target || !target.startsWith('KUBE-SEP-') || exists(nat, target)) continue;
+      if (!target || !missing.has(target) || exists(nat, target)) continue;
       const m = SEP_COMMENT.exec(r.text);
       if (!m) continue;
       const ip = m[2].replace(/^\[|\]$/g, '');
       const port = m[3];
-      const proto = protocolOf(c.chain.name);
-      const why = `chain ${target} is not shown; its endpoint ${ip}:${port} comes from the comment of ${c.chain.name} rule ${r.index}`;
+      const proto = protocolOf(c.name);
+      const why = `chain ${target} is not shown; its endpoint ${ip}:${port} comes from the comment of ${c.name} rule ${r.index}`;
       const comment = `"${m[1]}"`;
       const affinity = c.rules.find((x) => x.text.includes('--rcheck') && x.text.includes(`--name ${target}`));
       const family = ip.includes(':') ? 'ipv6' : 'ipv4';
@@ -190,4 +211,10 @@ function completeEndpoints(
       add(nat, target, `-A ${target} -p ${proto} -m comment --comment ${comment}${recent} -m ${proto} -j DNAT --to-destination ${to}`, why, 'last');
     }
   }
+}
+
+function allTargets(t: Table): Set<string> {
+  const out = new Set<string>();
+  for (const c of t.chains.values()) for (const r of c.rules) if (r.target) out.add(r.target.name);
+  return out;
 }

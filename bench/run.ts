@@ -1,0 +1,125 @@
+/**
+ * svcpath benchmarks: `npm run bench`. Prints figures; asserts nothing.
+ *
+ *   parse      a generated node with 10,000 Services (~358,000 lines, ~41 MB), next to
+ *              `iptables-restore --test` on the same file in a private network namespace
+ *   trace      warm trace latency over random frontends (median, p99)
+ *
+ * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { completeKubeProxy, parseDump, trace } from '../src/engine/index.ts';
+import type { PacketSpec } from '../src/engine/index.ts';
+import { generateCluster, renderIptablesSave } from '../test/support/kube-gen.ts';
+import type { GenCluster } from '../test/support/kube-gen.ts';
+
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
+const OUT = join(process.cwd(), '.bench-out');
+
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))];
+}
+
+export function ms(x: number): string {
+  return x >= 100 ? `${x.toFixed(0)} ms` : x >= 1 ? `${x.toFixed(2)} ms` : `${(x * 1000).toFixed(0)} µs`;
+}
+
+function time<T>(fn: () => T): [T, number] {
+  const t0 = performance.now();
+  const v = fn();
+  return [v, performance.now() - t0];
+}
+
+/** Every frontend of the generated node as a packet: ClusterIPs from a pod, NodePorts and LB IPs from outside. */
+export function frontends(cluster: GenCluster): PacketSpec[] {
+  const out: PacketSpec[] = [];
+  const node = cluster.nodeIPs[0];
+  for (const s of cluster.services) {
+    if (s.clusterIP === 'None') continue;
+    for (const p of s.ports) {
+      const protocol = p.protocol.toLowerCase() as PacketSpec['protocol'];
+      out.push({ source: '10.244.7.7', destination: s.clusterIP, port: p.port, protocol });
+      if (p.nodePort) out.push({ source: '203.0.113.200', destination: node, port: p.nodePort, protocol });
+      for (const ip of s.loadBalancerIPs) out.push({ source: '198.51.100.200', destination: ip, port: p.port, protocol });
+    }
+  }
+  return out;
+}
+
+function restoreTest(file: string, command: string): number | string {
+  const ns = `svcpath-bench-${process.pid}`;
+  try {
+    execFileSync('ip', ['netns', 'add', ns], { stdio: 'ignore' });
+  } catch {
+    return 'unavailable (cannot create a network namespace here)';
+  }
+  try {
+    const t0 = performance.now();
+    const r = spawnSync('ip', ['netns', 'exec', ns, command, '--test', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const elapsed = performance.now() - t0;
+    if (r.status !== 0) return `failed: ${String(r.stderr).trim().slice(0, 200) || r.error?.message}`;
+    return elapsed;
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  }
+}
+
+export interface EngineFigures {
+  dump: string;
+  cluster: GenCluster;
+  parseMedian: number;
+}
+
+export function benchEngine(): EngineFigures {
+  mkdirSync(OUT, { recursive: true });
+  const [cluster, genMs] = time(() => generateCluster({ seed: 1, services: SERVICES }));
+  const [dump, renderMs] = time(() => renderIptablesSave(cluster));
+  const file = join(OUT, `node-${SERVICES}.iptables-save`);
+  writeFileSync(file, dump);
+  const lines = dump.split('\n').length - 1;
+  console.log(`\n== engine: generated node, ${SERVICES} Services: ${lines} lines, ${(dump.length / 1e6).toFixed(1)} MB (generated in ${ms(genMs + renderMs)})`);
+
+  const parses: number[] = [];
+  for (let i = 0; i < 5; i++) parses.push(time(() => parseDump(dump))[1]);
+  const sortedParses = [...parses].sort((a, b) => a - b);
+  const parseMedian = percentile(sortedParses, 0.5);
+  console.log(`parse (iptables-save → ruleset), 5 runs: median ${ms(parseMedian)}, best ${ms(sortedParses[0])}, first ${ms(parses[0])}`);
+
+  if (process.env.BENCH_SKIP_KERNEL !== '1') {
+    for (const command of ['iptables-restore', 'iptables-legacy-restore']) {
+      const r = restoreTest(file, command);
+      if (typeof r === 'number') {
+        console.log(`${command} --test on the same file: ${ms(r)}  → svcpath parse is ${(r / parseMedian).toFixed(1)}× faster (target ≥ 10×)`);
+      } else {
+        console.log(`${command} --test: ${r}`);
+      }
+    }
+  }
+
+  const rs = completeKubeProxy(parseDump(dump));
+  const packets = frontends(cluster);
+  const node = { addresses: cluster.nodeIPs };
+  const [, firstMs] = time(() => trace(rs, { node, packet: packets[0] }));
+  // Warm-up: every chain compiled once, as a long-running server would have it.
+  for (const p of packets) trace(rs, { node, packet: p });
+  const samples: number[] = [];
+  let outcomes = 0;
+  for (let i = 0; i < 5000; i++) {
+    const p = packets[(i * 7919) % packets.length];
+    const [r, t] = time(() => trace(rs, { node, packet: p }));
+    samples.push(t);
+    outcomes += r.outcomes.length;
+  }
+  samples.sort((a, b) => a - b);
+  console.log(
+    `trace, warm, 5000 random frontends of ${packets.length} (ClusterIP, NodePort, LB): median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${(outcomes / 5000).toFixed(1)} outcomes per trace`,
+  );
+  console.log(`first trace on a fresh parse (compiles the chains it enters): ${ms(firstMs)}`);
+  return { dump, cluster, parseMedian };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  benchEngine();
+}
