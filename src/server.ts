@@ -1,15 +1,39 @@
-/** The only file that listens: reads the config, builds the app, binds HOST:PORT. */
+/**
+ * The only file that listens: reads the config, opens the database (DATABASE_URL, or the embedded
+ * PostgreSQL in SVCPATH_DATA_DIR), applies migrations, builds the app, binds HOST:PORT.
+ */
 import { loadConfig } from './config.ts';
 import { buildApp } from './app.ts';
+import { openDatabase } from './store/database.ts';
+import { createSnapshotStore } from './store/snapshot-store.ts';
+import { createSnapshotService } from './services/snapshot-service.ts';
+import { createTraceService } from './services/trace-service.ts';
 
 const config = loadConfig();
+const started = performance.now();
+const db = await openDatabase(config, { log: (m) => console.error(`[db] ${m}`) });
+const traceService = createTraceService();
+const snapshotService = createSnapshotService({ store: createSnapshotStore(db), traceService });
 const app = await buildApp({
   logger: { level: config.logLevel },
   bodyLimit: config.bodyLimitBytes,
+  traceService,
+  snapshotService,
+  ping: () => snapshotService.ping(),
 });
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void app.close().then(() => process.exit(0));
-  });
+
+let closing = false;
+async function shutdown(signal: string): Promise<void> {
+  if (closing) return;
+  closing = true;
+  app.log.info({ signal }, 'shutting down');
+  await app.close().catch(() => {});
+  await db.close().catch(() => {});
+  process.exit(0);
 }
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown(signal));
+
 await app.listen({ port: config.port, host: config.host });
+app.log.info(
+  `svcpath ready in ${((performance.now() - started) / 1000).toFixed(1)} s on ${config.host}:${config.port} — database: ${db.embedded ? `embedded PostgreSQL in ${config.dataDir}` : 'DATABASE_URL'}; REST /v1, OpenAPI /docs, GraphQL /graphql, GraphiQL /graphiql`,
+);

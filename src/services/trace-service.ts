@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { FormatOption, PacketSpec, Ruleset, TraceResult } from '../engine/index.ts';
 import { completeKubeProxy, parseDump, trace } from '../engine/index.ts';
-import { AppError, toAppError } from '../app-error.ts';
+import { toAppError } from '../app-error.ts';
 
 export interface TraceInput {
   readonly rules: string;
@@ -48,7 +48,6 @@ export function createTraceService(options: { cacheSize?: number } = {}): TraceS
       return rs;
     },
     traceRuleset(rs, node, packet) {
-      if (node.addresses.length === 0) throw new AppError('VALIDATION', 'node.addresses must name at least one address of the node');
       try {
         return trace(rs, { node, packet });
       } catch (e) {

@@ -169,6 +169,156 @@ export const traceRequestSchema = {
   additionalProperties: false,
 } as const;
 
+const labelsSchema = { type: 'object', additionalProperties: { type: 'string' } } as const;
+
+export const snapshotUploadSchema = {
+  $id: 'SnapshotUpload',
+  type: 'object',
+  properties: {
+    labels: { ...labelsSchema, description: 'e.g. {"ci.job": "1234", "git.sha": "…"}' },
+    nodes: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string' },
+          addresses: { type: 'array', items: { type: 'string' } },
+          rules: { type: 'string', description: 'iptables-save or iptables -S output' },
+          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'] },
+          table: { type: 'string', enum: ['raw', 'mangle', 'nat', 'filter', 'security'] },
+        },
+        required: ['name', 'rules'],
+        additionalProperties: false,
+      },
+    },
+    manifests: { type: 'string', description: 'kubectl get … -o json|yaml output' },
+  },
+  required: ['nodes'],
+  additionalProperties: false,
+} as const;
+
+export const nodeSummarySchema = {
+  $id: 'NodeSummary',
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    addresses: { type: 'array', items: { type: 'string' } },
+    format: { type: 'string' },
+    sha256: { type: 'string' },
+    bytes: { type: 'integer' },
+    rules: { type: 'integer' },
+    tables: {
+      type: 'array',
+      items: { type: 'object', properties: { name: { type: 'string' }, chains: { type: 'integer' }, rules: { type: 'integer' } } },
+    },
+    diagnostics: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          severity: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' },
+          line: { type: 'integer' }, column: { type: 'integer' }, text: { type: 'string' },
+        },
+      },
+    },
+  },
+  required: ['name', 'addresses', 'format', 'sha256'],
+} as const;
+
+const snapshotProperties = {
+  id: { type: 'string', format: 'uuid' },
+  cluster: { type: 'string' },
+  version: { type: 'integer' },
+  labels: labelsSchema,
+  createdAt: { type: 'string', format: 'date-time' },
+  contentHash: { type: 'string' },
+  manifests: {
+    type: 'object',
+    nullable: true,
+    properties: { sha256: { type: 'string' }, bytes: { type: 'integer' } },
+  },
+} as const;
+
+export const snapshotSummarySchema = {
+  $id: 'SnapshotSummary',
+  type: 'object',
+  properties: snapshotProperties,
+  required: ['id', 'cluster', 'version', 'createdAt'],
+} as const;
+
+export const snapshotSchema = {
+  $id: 'Snapshot',
+  type: 'object',
+  properties: { ...snapshotProperties, nodes: { type: 'array', items: { $ref: 'NodeSummary#' } } },
+  required: ['id', 'cluster', 'version', 'createdAt', 'nodes'],
+} as const;
+
+export const createSnapshotResultSchema = {
+  $id: 'CreateSnapshotResult',
+  type: 'object',
+  properties: {
+    created: { type: 'boolean', description: 'false when the same content was stored before' },
+    snapshot: { $ref: 'Snapshot#' },
+  },
+  required: ['created', 'snapshot'],
+} as const;
+
+export const snapshotPageSchema = {
+  $id: 'SnapshotPage',
+  type: 'object',
+  properties: {
+    items: { type: 'array', items: { $ref: 'SnapshotSummary#' } },
+    nextCursor: { type: 'string', nullable: true },
+  },
+  required: ['items', 'nextCursor'],
+} as const;
+
+export const clusterSchema = {
+  $id: 'Cluster',
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    createdAt: { type: 'string', format: 'date-time' },
+    snapshots: { type: 'integer' },
+    latest: {
+      type: 'object',
+      nullable: true,
+      properties: { id: { type: 'string' }, version: { type: 'integer' }, createdAt: { type: 'string', format: 'date-time' } },
+    },
+  },
+} as const;
+
+export const snapshotTraceSchema = {
+  $id: 'SnapshotTrace',
+  type: 'object',
+  properties: {
+    snapshot: { type: 'string' },
+    results: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          node: { type: 'string' },
+          entry: { type: 'string' },
+          packet: traceResultSchema.properties.packet,
+          outcomes: { type: 'array', items: { $ref: 'TraceOutcome#' } },
+          warnings: { type: 'array', items: { $ref: 'TraceWarning#' } },
+          assumptions: { type: 'array', items: { type: 'string' } },
+        },
+        required: ['node', 'outcomes', 'warnings'],
+      },
+    },
+  },
+  required: ['snapshot', 'results'],
+} as const;
+
+export const healthSchema = {
+  $id: 'Health',
+  type: 'object',
+  properties: { status: { type: 'string' }, database: { type: 'string' } },
+} as const;
+
 export const sharedSchemas = [
   problemSchema,
   traceStepSchema,
@@ -178,4 +328,13 @@ export const sharedSchemas = [
   packetSchema,
   nodeSchema,
   traceRequestSchema,
+  snapshotUploadSchema,
+  nodeSummarySchema,
+  snapshotSummarySchema,
+  snapshotSchema,
+  createSnapshotResultSchema,
+  snapshotPageSchema,
+  clusterSchema,
+  snapshotTraceSchema,
+  healthSchema,
 ] as const;

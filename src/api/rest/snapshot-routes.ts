@@ -1,0 +1,205 @@
+/**
+ * Snapshot routes under /v1: upload (JSON or multipart, gzip accepted), list, fetch, raw dump,
+ * delete, and traces through a stored snapshot. Handlers only translate HTTP to the service.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../../app-error.ts';
+import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
+import type { NodeUpload, SnapshotService, SnapshotUpload } from '../../services/snapshot-types.ts';
+
+const problem = { $ref: 'Problem#' };
+const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
+
+interface MultipartPart {
+  type: 'file' | 'field';
+  fieldname: string;
+  value?: unknown;
+  toBuffer?: () => Promise<Buffer>;
+}
+
+/**
+ * multipart/form-data, for curl from CI:
+ *   <node name>            a node's dump (file or field), one part per node
+ *   addresses.<node>       the node's addresses, comma or space separated
+ *   format.<node>          auto | iptables-save | iptables-S;  table.<node>: for iptables -S
+ *   manifests              kubectl get … -o json|yaml output
+ *   labels                 a JSON object, or label.<key>=<value> fields
+ */
+async function readMultipart(request: FastifyRequest): Promise<SnapshotUpload> {
+  const dumps = new Map<string, Buffer>();
+  const addresses = new Map<string, string[]>();
+  const formats = new Map<string, string>();
+  const tables = new Map<string, string>();
+  const labels: Record<string, string> = {};
+  let manifests: string | undefined;
+  const parts = (request as unknown as { parts(): AsyncIterable<MultipartPart> }).parts();
+  for await (const part of parts) {
+    const content = part.type === 'file' ? await part.toBuffer!() : Buffer.from(String(part.value ?? ''), 'utf8');
+    const name = part.fieldname;
+    const dot = name.indexOf('.');
+    const prefix = dot > 0 ? name.slice(0, dot) : '';
+    const rest = dot > 0 ? name.slice(dot + 1) : '';
+    if (name === 'manifests') manifests = content.toString('utf8');
+    else if (name === 'labels') {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(content.toString('utf8'));
+      } catch {
+        throw new AppError('VALIDATION', "the 'labels' part must be a JSON object of strings");
+      }
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new AppError('VALIDATION', "the 'labels' part must be a JSON object");
+      Object.assign(labels, parsed);
+    } else if (prefix === 'label') labels[rest] = content.toString('utf8');
+    else if (prefix === 'addresses') addresses.set(rest, content.toString('utf8').split(/[\s,]+/).filter(Boolean));
+    else if (prefix === 'format') formats.set(rest, content.toString('utf8').trim());
+    else if (prefix === 'table') tables.set(rest, content.toString('utf8').trim());
+    else dumps.set(name, content);
+  }
+  for (const key of [...addresses.keys(), ...formats.keys(), ...tables.keys()]) {
+    if (!dumps.has(key)) throw new AppError('VALIDATION', `a part names node '${key}' but no dump part is named '${key}'`);
+  }
+  const nodes: NodeUpload[] = [...dumps].map(([name, rules]) => ({
+    name,
+    rules,
+    addresses: addresses.get(name) ?? [],
+    ...(formats.has(name) ? { format: formats.get(name) as FormatOption } : {}),
+    ...(tables.has(name) ? { table: tables.get(name) } : {}),
+  }));
+  return { labels, nodes, ...(manifests !== undefined ? { manifests } : {}) };
+}
+
+export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotService: SnapshotService }): Promise<void> {
+  const service = opts.snapshotService;
+
+  app.post('/v1/clusters/:cluster/snapshots', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'createSnapshot',
+      summary: 'Upload a snapshot: every node\'s rule dump, optionally the manifests',
+      description:
+        'JSON, or multipart/form-data (one part per node dump named by the node; `addresses.<node>`, `format.<node>`, `table.<node>`, `manifests`, `labels` or `label.<key>` parts). Bodies may be gzip-compressed (Content-Encoding: gzip). Uploading the same content again returns the stored snapshot with 200.',
+      params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
+      body: {
+        content: {
+          'application/json': { schema: { $ref: 'SnapshotUpload#' } },
+          'multipart/form-data': { schema: { description: 'parts as described above' } },
+        },
+      },
+      response: { 201: { $ref: 'CreateSnapshotResult#' }, 200: { $ref: 'CreateSnapshotResult#' }, ...errors },
+    },
+    handler: async (request, reply) => {
+      const { cluster } = request.params as { cluster: string };
+      const upload = (request as unknown as { isMultipart(): boolean }).isMultipart()
+        ? await readMultipart(request)
+        : (request.body as SnapshotUpload);
+      const result = await service.create(cluster, upload);
+      return reply.status(result.created ? 201 : 200).send(result);
+    },
+  });
+
+  app.get('/v1/clusters', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'listClusters',
+      summary: 'Clusters with their snapshot counts and latest snapshot',
+      response: { 200: { type: 'object', properties: { items: { type: 'array', items: { $ref: 'Cluster#' } } } } },
+    },
+    handler: async () => ({ items: await service.listClusters() }),
+  });
+
+  app.get('/v1/clusters/:cluster/snapshots', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'listSnapshots',
+      summary: "A cluster's snapshots, newest first",
+      params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
+      querystring: {
+        type: 'object',
+        properties: {
+          limit: { type: 'integer', minimum: 1, maximum: 500, default: 20 },
+          cursor: { type: 'string', description: 'nextCursor of the previous page' },
+        },
+        additionalProperties: false,
+      },
+      response: { 200: { $ref: 'SnapshotPage#' }, ...errors },
+    },
+    handler: async (request) => {
+      const { cluster } = request.params as { cluster: string };
+      const { limit, cursor } = request.query as { limit: number; cursor?: string };
+      return service.listSnapshots(cluster, { limit, cursor });
+    },
+  });
+
+  app.get('/v1/snapshots/:id', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'getSnapshot',
+      summary: 'One snapshot with its nodes',
+      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      response: { 200: { $ref: 'Snapshot#' }, ...errors },
+    },
+    handler: async (request) => service.get((request.params as { id: string }).id),
+  });
+
+  app.get('/v1/snapshots/:id/nodes/:node/rules', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'getNodeRules',
+      summary: "A node's rule dump, byte for byte as uploaded",
+      params: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' } }, required: ['id', 'node'] },
+      produces: ['text/plain'],
+      response: { 200: { type: 'string', description: 'the dump' }, ...errors },
+    },
+    handler: async (request, reply) => {
+      const { id, node } = request.params as { id: string; node: string };
+      const raw = await service.rawRules(id, node);
+      return reply.type('text/plain; charset=utf-8').send(raw);
+    },
+  });
+
+  app.delete('/v1/snapshots/:id', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'deleteSnapshot',
+      summary: 'Delete a snapshot (its version number is not reused)',
+      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      response: { 204: { type: 'null', description: 'deleted' }, ...errors },
+    },
+    handler: async (request, reply) => {
+      await service.delete((request.params as { id: string }).id);
+      return reply.status(204).send();
+    },
+  });
+
+  app.get('/v1/snapshots/:id/trace', {
+    schema: {
+      tags: ['trace'],
+      operationId: 'traceSnapshot',
+      summary: 'Trace a packet through a stored snapshot, on one node or on every node',
+      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      querystring: {
+        type: 'object',
+        properties: {
+          destination: { type: 'string' },
+          port: { type: 'integer', minimum: 0, maximum: 65535 },
+          protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'], default: 'tcp' },
+          source: { type: 'string', description: 'default 203.0.113.10 (outside the cluster)' },
+          node: { type: 'string', description: 'default: every node of the snapshot' },
+          entry: { type: 'string', enum: ['PREROUTING', 'OUTPUT'] },
+          sourcePort: { type: 'integer', minimum: 0, maximum: 65535 },
+          inInterface: { type: 'string' },
+        },
+        required: ['destination', 'port'],
+        additionalProperties: false,
+      },
+      response: { 200: { $ref: 'SnapshotTrace#' }, ...errors },
+    },
+    handler: async (request) => {
+      const q = request.query as {
+        destination: string; port: number; protocol: Protocol; source?: string; node?: string; entry?: Entry;
+        sourcePort?: number; inInterface?: string;
+      };
+      return service.trace((request.params as { id: string }).id, q);
+    },
+  });
+}

@@ -1,0 +1,259 @@
+/**
+ * Snapshots: strict parsing of uploads, content-addressed deduplication, storage, and traces
+ * through stored dumps (parsed once, then kept in a small cache keyed by the dump's hash).
+ */
+import { createHash } from 'node:crypto';
+import type { FormatOption, Protocol, Ruleset } from '../engine/index.ts';
+import { EngineError, completeKubeProxy, parseDump } from '../engine/index.ts';
+import { AppError } from '../app-error.ts';
+import type { SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
+import type { TraceService } from './trace-service.ts';
+import { checkManifests } from './manifests.ts';
+import type {
+  ClusterView, CreateResult, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService, SnapshotUpload,
+  SnapshotView, SnapshotWithNodes, StoredTraceQuery,
+} from './snapshot-types.ts';
+
+const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+const DEFAULT_SOURCE = '203.0.113.10';
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
+
+function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function encodeCursor(version: number): string {
+  return Buffer.from(`v${version}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const m = /^v(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) throw new AppError('VALIDATION', `invalid cursor '${cursor}'`);
+  return Number(m[1]);
+}
+
+function view(s: StoredSnapshot): SnapshotView {
+  return {
+    id: s.id,
+    cluster: s.cluster,
+    version: s.version,
+    labels: s.labels,
+    createdAt: s.createdAt.toISOString(),
+    contentHash: s.contentHash,
+    manifests: s.manifestsSha256 ? { sha256: s.manifestsSha256, bytes: s.manifestsBytes ?? 0 } : null,
+  };
+}
+
+interface SummaryJson {
+  bytes: number;
+  rules: number;
+  tables: NodeSummary['tables'];
+  diagnostics: NodeSummary['diagnostics'];
+  table?: string;
+}
+
+function nodeView(n: StoredNode): NodeSummary {
+  const s = n.summary as SummaryJson;
+  return {
+    name: n.name, addresses: n.addresses, format: n.format, sha256: n.sha256,
+    bytes: s.bytes, rules: s.rules, tables: s.tables, diagnostics: s.diagnostics,
+  };
+}
+
+function summarise(rs: Ruleset, bytes: number): SummaryJson {
+  const tables = [...rs.tables.values()].map((t) => {
+    let rules = 0;
+    for (const c of t.chains.values()) rules += c.rules.length;
+    return { name: t.name, chains: t.chains.size, rules };
+  });
+  return { bytes, rules: tables.reduce((n, t) => n + t.rules, 0), tables, diagnostics: rs.diagnostics.slice(0, 200) };
+}
+
+function* ruleRows(rs: Ruleset): Iterable<readonly [string, string, number, number, string]> {
+  for (const t of rs.tables.values()) {
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) yield [t.name, c.name, r.index, r.line, r.text] as const;
+    }
+  }
+}
+
+export interface SnapshotServiceDeps {
+  readonly store: SnapshotStore;
+  readonly traceService: TraceService;
+  /** Parsed dumps kept for traces (each 10,000-Service node costs about 100 MB). */
+  readonly cacheSize?: number;
+}
+
+export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotService & { ping(): Promise<void> } {
+  const { store, traceService } = deps;
+  const cacheSize = deps.cacheSize ?? 16;
+  const rulesets = new Map<string, Ruleset>();
+  const remember = (key: string, rs: Ruleset) => {
+    rulesets.delete(key);
+    rulesets.set(key, rs);
+    while (rulesets.size > cacheSize) rulesets.delete(rulesets.keys().next().value!);
+  };
+  const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
+
+  function parseNode(n: NodeUpload): { raw: Buffer; rs: Ruleset } {
+    if (typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
+      throw new AppError('VALIDATION', `node name '${String(n.name)}' is not valid (letters, digits, '.', '_', ':', '-')`);
+    }
+    const raw = typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
+    const text = typeof n.rules === 'string' ? n.rules : n.rules.toString('utf8');
+    try {
+      return { raw, rs: parseDump(text, { format: n.format ?? 'auto', table: n.table }) };
+    } catch (e) {
+      if (e instanceof EngineError) {
+        const loc = e.location;
+        throw new AppError(e.code, `node ${n.name}: ${e.message}`, {
+          node: n.name,
+          ...(loc ? { line: loc.line, column: loc.column, text: loc.text, excerpt: e.excerpt() } : {}),
+        });
+      }
+      throw e;
+    }
+  }
+
+  async function withNodes(s: StoredSnapshot): Promise<SnapshotWithNodes> {
+    const nodes = (await store.nodesOf([s.id])).get(s.id) ?? [];
+    return { ...view(s), nodes: nodes.map(nodeView) };
+  }
+
+  async function mustGet(id: string): Promise<StoredSnapshot> {
+    const s = await store.snapshot(id);
+    if (!s) throw new AppError('NOT_FOUND', `snapshot ${id} not found`);
+    return s;
+  }
+
+  async function rulesetOf(snapshotId: string, n: StoredNode): Promise<Ruleset> {
+    const table = (n.summary as SummaryJson).table;
+    const key = rulesetKey(n.sha256, n.format, table);
+    const hit = rulesets.get(key);
+    if (hit) {
+      remember(key, hit);
+      return hit;
+    }
+    const raw = await store.rawRules(snapshotId, n.name);
+    if (!raw) throw new AppError('NOT_FOUND', `node ${n.name} not found in snapshot ${snapshotId}`);
+    const rs = completeKubeProxy(parseDump(raw.toString('utf8'), { format: n.format as FormatOption, table }));
+    remember(key, rs);
+    return rs;
+  }
+
+  return {
+    async create(cluster, upload: SnapshotUpload): Promise<CreateResult> {
+      if (!CLUSTER_NAME.test(cluster)) throw new AppError('VALIDATION', `cluster name '${cluster}' is not valid (letters, digits, '.', '_', '-')`);
+      if (!Array.isArray(upload.nodes) || upload.nodes.length === 0) throw new AppError('VALIDATION', 'a snapshot needs at least one node');
+      const names = new Set<string>();
+      for (const n of upload.nodes) {
+        if (names.has(n.name)) throw new AppError('VALIDATION', `node ${n.name} appears twice`);
+        names.add(n.name);
+      }
+      const labels: Record<string, string> = {};
+      for (const [k, v] of Object.entries(upload.labels ?? {})) {
+        if (typeof v !== 'string') throw new AppError('VALIDATION', `label ${k} must be a string`);
+        labels[k] = v;
+      }
+      // Everything is checked before anything is stored: a bad node or manifest stores nothing.
+      const parsed = upload.nodes.map((n) => ({ n, ...parseNode(n) }));
+      if (upload.manifests !== undefined) checkManifests(upload.manifests);
+      const nodes = parsed.map(({ n, raw, rs }) => {
+        const sha = sha256(raw);
+        const summary = { ...summarise(rs, raw.length), ...(n.table ? { table: n.table } : {}) };
+        remember(rulesetKey(sha, rs.format, n.table), completeKubeProxy(rs));
+        return {
+          name: n.name,
+          addresses: [...n.addresses],
+          format: rs.format,
+          sha256: sha,
+          summary,
+          raw,
+          rules: () => ruleRows(rs),
+        };
+      });
+      const manifestsSha = upload.manifests !== undefined ? sha256(upload.manifests) : null;
+      const contentHash = sha256(JSON.stringify({
+        nodes: [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1)).map((n) => [n.name, [...n.addresses].sort(), n.format, n.summary.table ?? null, n.sha256]),
+        manifests: manifestsSha,
+      }));
+      const { id, created } = await store.insert(cluster, {
+        labels, contentHash, manifestsRaw: upload.manifests ?? null, manifestsSha256: manifestsSha, nodes,
+      });
+      return { snapshot: await withNodes(await mustGet(id)), created };
+    },
+
+    async listClusters(): Promise<ClusterView[]> {
+      return (await store.clusters()).map((c) => ({
+        name: c.name,
+        createdAt: c.createdAt.toISOString(),
+        snapshots: c.snapshots,
+        latest: c.latest ? { id: c.latest.id, version: c.latest.version, createdAt: c.latest.createdAt.toISOString() } : null,
+      }));
+    },
+
+    async listSnapshots(cluster, { limit, cursor }): Promise<Page<SnapshotView>> {
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new AppError('VALIDATION', 'limit must be from 1 to 500');
+      if (!(await store.clusterExists(cluster))) throw new AppError('NOT_FOUND', `cluster ${cluster} not found`);
+      const before = cursor ? decodeCursor(cursor) : null;
+      const rows = await store.snapshots(cluster, limit + 1, before);
+      const items = rows.slice(0, limit).map(view);
+      return { items, nextCursor: rows.length > limit ? encodeCursor(items[items.length - 1].version) : null };
+    },
+
+    async get(id) {
+      return withNodes(await mustGet(id));
+    },
+
+    async nodesOf(ids) {
+      const stored = await store.nodesOf(ids);
+      return new Map([...stored].map(([id, nodes]) => [id, nodes.map(nodeView)]));
+    },
+
+    async rawRules(id, node) {
+      await mustGet(id);
+      const raw = await store.rawRules(id, node);
+      if (!raw) throw new AppError('NOT_FOUND', `node ${node} not found in snapshot ${id}`);
+      return raw;
+    },
+
+    async delete(id) {
+      if (!(await store.delete(id))) throw new AppError('NOT_FOUND', `snapshot ${id} not found`);
+    },
+
+    async trace(id, q: StoredTraceQuery) {
+      const protocol = q.protocol ?? 'tcp';
+      if (!PROTOCOLS.includes(protocol)) throw new AppError('VALIDATION', `protocol must be one of ${PROTOCOLS.join(', ')}`);
+      if (q.entry !== undefined && q.entry !== 'PREROUTING' && q.entry !== 'OUTPUT') {
+        throw new AppError('VALIDATION', "entry must be 'PREROUTING' or 'OUTPUT'");
+      }
+      const s = await mustGet(id);
+      const nodes = (await store.nodesOf([id])).get(id) ?? [];
+      const selected = q.node === undefined ? nodes : nodes.filter((n) => n.name === q.node);
+      if (q.node !== undefined && selected.length === 0) throw new AppError('NOT_FOUND', `node ${q.node} not found in snapshot ${id}`);
+      const results: NodeTrace[] = [];
+      for (const n of selected) {
+        const rs = await rulesetOf(s.id, n);
+        const r = traceService.traceRuleset(rs, { name: n.name, addresses: n.addresses }, {
+          source: q.source ?? DEFAULT_SOURCE,
+          destination: q.destination,
+          port: q.port,
+          protocol,
+          ...(q.entry ? { entry: q.entry } : {}),
+          ...(q.sourcePort !== undefined ? { sourcePort: q.sourcePort } : {}),
+          ...(q.inInterface ? { inInterface: q.inInterface } : {}),
+        });
+        const warnings = n.addresses.length === 0
+          ? [{ code: 'NODE_ADDRESSES_UNKNOWN', message: `node ${n.name} was uploaded without addresses: only 127.0.0.0/8 counts as LOCAL, so NodePorts on its addresses are not recognised` }, ...r.warnings]
+          : r.warnings;
+        results.push({ node: n.name, entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings, assumptions: r.assumptions });
+      }
+      return { snapshot: s.id, results };
+    },
+
+    async ping() {
+      await store.ping();
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * What the snapshot service takes and returns. REST, GraphQL and the CLI all speak these shapes.
+ */
+import type { Diagnostic, Entry, FormatOption, Protocol, TraceOutcome, TraceWarning } from '../engine/index.ts';
+
+export interface NodeUpload {
+  readonly name: string;
+  readonly addresses: readonly string[];
+  /** The dump as uploaded; kept byte for byte. */
+  readonly rules: string | Buffer;
+  readonly format?: FormatOption;
+  /** For iptables -S input: the table it lists. */
+  readonly table?: string;
+}
+
+export interface SnapshotUpload {
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly nodes: readonly NodeUpload[];
+  /** `kubectl get … -o json|yaml` output, kept verbatim. */
+  readonly manifests?: string;
+}
+
+export interface TableSummary {
+  readonly name: string;
+  readonly chains: number;
+  readonly rules: number;
+}
+
+export interface NodeSummary {
+  readonly name: string;
+  readonly addresses: readonly string[];
+  readonly format: string;
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly rules: number;
+  readonly tables: readonly TableSummary[];
+  /** Parser notes: unknown modules and targets (kept, not modelled), inferred tables, missing COMMITs. */
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export interface SnapshotView {
+  readonly id: string;
+  readonly cluster: string;
+  readonly version: number;
+  readonly labels: Readonly<Record<string, string>>;
+  /** ISO 8601. */
+  readonly createdAt: string;
+  readonly contentHash: string;
+  readonly manifests: { readonly sha256: string; readonly bytes: number } | null;
+}
+
+export interface SnapshotWithNodes extends SnapshotView {
+  readonly nodes: readonly NodeSummary[];
+}
+
+export interface CreateResult {
+  readonly snapshot: SnapshotWithNodes;
+  /** false when the same content was already stored for the cluster: that snapshot is returned. */
+  readonly created: boolean;
+}
+
+export interface ClusterView {
+  readonly name: string;
+  readonly createdAt: string;
+  readonly snapshots: number;
+  readonly latest: { readonly id: string; readonly version: number; readonly createdAt: string } | null;
+}
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  /** Pass as `cursor`/`after` for the next page; null on the last page. */
+  readonly nextCursor: string | null;
+}
+
+export interface StoredTraceQuery {
+  readonly destination: string;
+  readonly port: number;
+  readonly protocol?: Protocol;
+  /** Default: 203.0.113.10, an address outside any cluster. */
+  readonly source?: string;
+  /** One node, or every node of the snapshot when absent. */
+  readonly node?: string;
+  readonly entry?: Entry;
+  readonly sourcePort?: number;
+  readonly inInterface?: string;
+}
+
+export interface NodeTrace {
+  readonly node: string;
+  readonly entry: Entry;
+  readonly packet: { source: string; destination: string; port: number; protocol: Protocol; sourcePort: number | null };
+  readonly outcomes: readonly TraceOutcome[];
+  readonly warnings: readonly TraceWarning[];
+  readonly assumptions: readonly string[];
+}
+
+export interface SnapshotTrace {
+  readonly snapshot: string;
+  readonly results: readonly NodeTrace[];
+}
+
+export interface SnapshotService {
+  create(cluster: string, upload: SnapshotUpload): Promise<CreateResult>;
+  listClusters(): Promise<readonly ClusterView[]>;
+  /** Newest first. */
+  listSnapshots(cluster: string, options: { limit: number; cursor?: string | null }): Promise<Page<SnapshotView>>;
+  /** Throws AppError NOT_FOUND. */
+  get(id: string): Promise<SnapshotWithNodes>;
+  /** Batch read for loaders: one query for many snapshots' nodes. */
+  nodesOf(snapshotIds: readonly string[]): Promise<ReadonlyMap<string, readonly NodeSummary[]>>;
+  rawRules(id: string, node: string): Promise<Buffer>;
+  delete(id: string): Promise<void>;
+  trace(id: string, query: StoredTraceQuery): Promise<SnapshotTrace>;
+}

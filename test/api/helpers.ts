@@ -1,0 +1,33 @@
+/** An app wired to a real, throwaway PostgreSQL database, for API tests. */
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { openDatabase } from '../../src/store/database.ts';
+import type { Database } from '../../src/store/database.ts';
+import { createSnapshotStore } from '../../src/store/snapshot-store.ts';
+import { createSnapshotService } from '../../src/services/snapshot-service.ts';
+import { createTraceService } from '../../src/services/trace-service.ts';
+import { createTestDatabase } from '../store/helpers.ts';
+import type { TestDatabase } from '../store/helpers.ts';
+
+export interface TestApp {
+  app: FastifyInstance;
+  db: Database;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(options: { bodyLimit?: number } = {}): Promise<TestApp> {
+  const testDb: TestDatabase = await createTestDatabase();
+  const db = await openDatabase({ databaseUrl: testDb.url, dataDir: '' });
+  const traceService = createTraceService();
+  const snapshotService = createSnapshotService({ store: createSnapshotStore(db), traceService });
+  const app = await buildApp({ traceService, snapshotService, ping: () => snapshotService.ping(), bodyLimit: options.bodyLimit });
+  return {
+    app,
+    db,
+    async close() {
+      await app.close();
+      await db.close();
+      await testDb.drop();
+    },
+  };
+}
