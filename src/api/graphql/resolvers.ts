@@ -1,0 +1,200 @@
+/**
+ * Resolvers for schema/*.graphql. Each calls the snapshot service and reshapes its answer; input
+ * the SDL cannot constrain (protocol, entry, format, ranges) is checked here and refused as an
+ * AppError VALIDATION, which errors.ts turns into `extensions.code`. `Snapshot.nodes` is not
+ * here: it is a loader (loaders.ts).
+ */
+import type { IResolvers } from 'mercurius';
+import { AppError } from '../../app-error.ts';
+import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
+import type {
+  ClusterView, NodeTrace, NodeUpload, SnapshotService, SnapshotUpload, SnapshotView, SnapshotWithNodes, StoredTraceQuery,
+} from '../../services/snapshot-types.ts';
+import { KNOWN_NODES } from './loaders.ts';
+import type { SnapshotParent } from './loaders.ts';
+
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
+const ENTRIES: readonly Entry[] = ['PREROUTING', 'OUTPUT'];
+const FORMATS: readonly FormatOption[] = ['auto', 'iptables-save', 'iptables-S'];
+const MAX_PAGE = 100;
+
+interface SnapshotsArgs {
+  readonly cluster: string;
+  readonly first?: number | null;
+  readonly after?: string | null;
+}
+
+interface TraceArgs {
+  readonly destination: string;
+  readonly port: number;
+  readonly protocol?: string | null;
+  readonly source?: string | null;
+  readonly node?: string | null;
+  readonly entry?: string | null;
+  readonly sourcePort?: number | null;
+  readonly inInterface?: string | null;
+}
+
+interface NodeInput {
+  readonly name: string;
+  readonly addresses: readonly string[];
+  readonly rules: string;
+  readonly format?: string | null;
+  readonly table?: string | null;
+}
+
+interface SnapshotInput {
+  readonly labels?: ReadonlyArray<{ readonly key: string; readonly value: string }> | null;
+  readonly nodes: readonly NodeInput[];
+  readonly manifests?: string | null;
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new AppError('VALIDATION', `${what} must be one of ${allowed.join(', ')} (got '${value}')`);
+  }
+  return value as T;
+}
+
+function port(value: number, what: string): number {
+  if (value < 0 || value > 65535) throw new AppError('VALIDATION', `${what} must be from 0 to 65535 (got ${value})`);
+  return value;
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof AppError && e.code === 'NOT_FOUND';
+}
+
+/** A snapshot whose nodes are already in hand, so the nodes loader need not fetch them. */
+function withKnownNodes(s: SnapshotWithNodes): SnapshotParent {
+  const { nodes, ...view } = s;
+  return { ...view, [KNOWN_NODES]: nodes };
+}
+
+/*
+ * Cursors. The service pages with one opaque cursor per page end (`Page.nextCursor`), which is
+ * what `pageInfo.endCursor` and the last edge's cursor are. An edge inside a page has no service
+ * cursor of its own, so its cursor names the page's service cursor and how many snapshots of that
+ * page to skip; `after:` with such a cursor skips them first. The prefix cannot start a service
+ * cursor, which is base64url.
+ */
+const EDGE_CURSOR = 'o.';
+
+function edgeCursor(cursor: string | null, skip: number): string {
+  return EDGE_CURSOR + Buffer.from(JSON.stringify({ c: cursor, s: skip })).toString('base64url');
+}
+
+function readAfter(after: string): { cursor: string | null; skip: number } {
+  if (!after.startsWith(EDGE_CURSOR)) return { cursor: after, skip: 0 };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(after.slice(EDGE_CURSOR.length), 'base64url').toString('utf8'));
+  } catch {
+    parsed = null;
+  }
+  const { c, s } = (parsed ?? {}) as { c?: unknown; s?: unknown };
+  if ((c !== null && typeof c !== 'string') || !Number.isInteger(s) || (s as number) < 1 || (s as number) > MAX_PAGE) {
+    throw new AppError('VALIDATION', `invalid cursor '${after}'`);
+  }
+  return { cursor: c, skip: s as number };
+}
+
+async function snapshotConnection(service: SnapshotService, args: SnapshotsArgs) {
+  const first = args.first ?? 20;
+  if (first < 1 || first > MAX_PAGE) throw new AppError('VALIDATION', `first must be from 1 to ${MAX_PAGE} (got ${first})`);
+  let { cursor, skip } = args.after ? readAfter(args.after) : { cursor: null as string | null, skip: 0 };
+  if (skip > 0) {
+    // Step over the rest of the page the edge was on, to reach a service cursor again.
+    const hop = await service.listSnapshots(args.cluster, { limit: skip, cursor });
+    if (hop.nextCursor === null) return { edges: [], pageInfo: { hasNextPage: false, endCursor: null } };
+    cursor = hop.nextCursor;
+  }
+  const page = await service.listSnapshots(args.cluster, { limit: first, cursor });
+  const last = page.items.length - 1;
+  return {
+    edges: page.items.map((node: SnapshotView, i) => ({
+      node,
+      cursor: i === last && page.nextCursor !== null ? page.nextCursor : edgeCursor(cursor, i + 1),
+    })),
+    pageInfo: { hasNextPage: page.nextCursor !== null, endCursor: page.nextCursor },
+  };
+}
+
+function traceQuery(args: TraceArgs): StoredTraceQuery {
+  return {
+    destination: args.destination,
+    port: port(args.port, 'port'),
+    ...(args.protocol != null ? { protocol: oneOf(args.protocol, PROTOCOLS, 'protocol') } : {}),
+    ...(args.source != null ? { source: args.source } : {}),
+    ...(args.node != null ? { node: args.node } : {}),
+    ...(args.entry != null ? { entry: oneOf(args.entry, ENTRIES, 'entry') } : {}),
+    ...(args.sourcePort != null ? { sourcePort: port(args.sourcePort, 'sourcePort') } : {}),
+    ...(args.inInterface != null ? { inInterface: args.inInterface } : {}),
+  };
+}
+
+function upload(input: SnapshotInput): SnapshotUpload {
+  const labels: Record<string, string> = {};
+  for (const { key, value } of input.labels ?? []) {
+    if (Object.hasOwn(labels, key)) throw new AppError('VALIDATION', `label ${key} appears twice`);
+    labels[key] = value;
+  }
+  const nodes = input.nodes.map((n): NodeUpload => ({
+    name: n.name,
+    addresses: n.addresses,
+    rules: n.rules,
+    ...(n.format != null ? { format: oneOf(n.format, FORMATS, `node ${n.name}: format`) } : {}),
+    ...(n.table != null ? { table: n.table } : {}),
+  }));
+  return {
+    ...(input.labels != null ? { labels } : {}),
+    nodes,
+    ...(input.manifests != null ? { manifests: input.manifests } : {}),
+  };
+}
+
+export function createResolvers(service: SnapshotService): IResolvers {
+  return {
+    Query: {
+      clusters: () => service.listClusters(),
+      snapshots: (_: unknown, args: SnapshotsArgs) => snapshotConnection(service, args),
+      snapshot: async (_: unknown, { id }: { id: string }) => {
+        try {
+          return withKnownNodes(await service.get(id));
+        } catch (e) {
+          if (isNotFound(e)) return null;
+          throw e;
+        }
+      },
+    },
+    Mutation: {
+      createSnapshot: async (_: unknown, args: { cluster: string; input: SnapshotInput }) => {
+        const { snapshot, created } = await service.create(args.cluster, upload(args.input));
+        return { snapshot: withKnownNodes(snapshot), created };
+      },
+      deleteSnapshot: async (_: unknown, { id }: { id: string }) => {
+        try {
+          await service.delete(id);
+          return true;
+        } catch (e) {
+          if (isNotFound(e)) return false;
+          throw e;
+        }
+      },
+    },
+    Cluster: {
+      snapshotCount: (c: ClusterView) => c.snapshots,
+    },
+    Snapshot: {
+      labels: (s: SnapshotView) =>
+        Object.entries(s.labels)
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([key, value]) => ({ key, value })),
+      trace: async (s: SnapshotView, args: TraceArgs) => (await service.trace(s.id, traceQuery(args))).results,
+    },
+    NodeTrace: {
+      warnings: (t: NodeTrace) => t.warnings.map((w) => w.message),
+      warningDetails: (t: NodeTrace) => t.warnings,
+    },
+  };
+}
