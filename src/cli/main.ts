@@ -3,6 +3,7 @@
  *   svcpath trace --rules dump.txt --node-ip 10.32.11.62 10.43.62.130:80 [--from 10.42.0.7] [--json]
  */
 import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
 import { EngineError } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
@@ -11,6 +12,13 @@ import { createTraceService } from '../services/trace-service.ts';
 import { formatTrace } from './format.ts';
 
 const USAGE = `usage:
+  svcpath push --server URL --cluster NAME --node NAME=FILE [--node-ip NAME=IP[,IP…]] …
+               [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S] [--json]
+  svcpath push --server URL --cluster NAME --node NAME --rules FILE --node-ip IP [--node-ip IP …] …
+
+  Uploads one snapshot (every node named, and the manifests) to a svcpath server, gzip-compressed.
+  URL defaults to $SVCPATH_SERVER or http://localhost:8080.
+
   svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S] [--table nat] [--in-interface IF]
@@ -84,8 +92,90 @@ const stdio: Io = {
   err: (t) => void process.stderr.write(t),
 };
 
+function readInput(file: string): Buffer {
+  return file === '-' ? readFileSync(0) : readFileSync(file);
+}
+
+function pairs(values: readonly string[] | undefined, what: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const v of values ?? []) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new AppError('VALIDATION', `${what} must be NAME=VALUE, got '${v}'`);
+    out.set(v.slice(0, eq), v.slice(eq + 1));
+  }
+  return out;
+}
+
+async function pushCommand(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      server: { type: 'string' },
+      cluster: { type: 'string' },
+      node: { type: 'string', multiple: true },
+      rules: { type: 'string' },
+      'node-ip': { type: 'string', multiple: true },
+      manifests: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      format: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.cluster || !values.node?.length) {
+    io.err(USAGE);
+    return 2;
+  }
+  const server = (values.server ?? process.env.SVCPATH_SERVER ?? 'http://localhost:8080').replace(/\/+$/, '');
+  const nodes: { name: string; addresses: string[]; rules: string; format?: string }[] = [];
+  if (values.rules) {
+    // Single-node form: --node NAME --rules FILE --node-ip IP …
+    if (values.node.length !== 1) throw new AppError('VALIDATION', '--rules goes with exactly one --node NAME');
+    nodes.push({ name: values.node[0], addresses: values['node-ip'] ?? [], rules: readInput(values.rules).toString('utf8') });
+  } else {
+    const files = pairs(values.node, '--node');
+    const ips = pairs(values['node-ip'], '--node-ip');
+    for (const name of ips.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-ip names node '${name}' but no --node ${name}=FILE is given`);
+    for (const [name, file] of files) {
+      nodes.push({ name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), rules: readInput(file).toString('utf8') });
+    }
+  }
+  if (values.format) for (const n of nodes) n.format = values.format;
+  const body = {
+    labels: Object.fromEntries(pairs(values.label, '--label')),
+    nodes,
+    ...(values.manifests ? { manifests: readInput(values.manifests).toString('utf8') } : {}),
+  };
+  const response = await fetch(`${server}/v1/clusters/${encodeURIComponent(values.cluster)}/snapshots`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', accept: 'application/json' },
+    body: gzipSync(JSON.stringify(body)),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    let detail = text;
+    try {
+      const p = JSON.parse(text) as { detail?: string; excerpt?: string };
+      detail = `${p.detail ?? text}${p.excerpt ? `\n${p.excerpt}` : ''}`;
+    } catch {
+      // not problem+json: print as it came
+    }
+    io.err(`svcpath push: ${response.status} ${detail}\n`);
+    return 1;
+  }
+  if (values.json) {
+    io.out(text.endsWith('\n') ? text : text + '\n');
+    return 0;
+  }
+  const result = JSON.parse(text) as { created: boolean; snapshot: { id: string; cluster: string; version: number; nodes: { name: string; rules: number; diagnostics: unknown[] }[] } };
+  const s = result.snapshot;
+  io.out(`${result.created ? 'created' : 'already stored'}: ${s.cluster} version ${s.version} (${s.id})\n`);
+  for (const n of s.nodes) io.out(`  ${n.name}: ${n.rules} rules${n.diagnostics.length ? `, ${n.diagnostics.length} notes` : ''}\n`);
+  return 0;
+}
+
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   trace: traceCommand,
+  push: pushCommand,
 };
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
@@ -106,6 +196,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     if (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       io.err(`svcpath: ${e.message}\n${USAGE}`);
       return 2;
+    }
+    if (e instanceof TypeError && e.message === 'fetch failed') {
+      io.err(`svcpath: cannot reach the server: ${(e.cause as Error | undefined)?.message ?? e.message}\n`);
+      return 1;
     }
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       io.err(`svcpath: ${(e as Error).message}\n`);

@@ -1,0 +1,55 @@
+/** `svcpath push` against a real server on a loopback port, backed by a throwaway database. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.ts';
+import { createTestApp } from '../api/helpers.ts';
+import type { TestApp } from '../api/helpers.ts';
+import { FIXTURES } from '../helpers.ts';
+
+let t: TestApp;
+let server: string;
+before(async () => {
+  t = await createTestApp();
+  server = await t.app.listen({ host: '127.0.0.1', port: 0 });
+});
+after(async () => {
+  await t?.close();
+});
+
+async function run(argv: string[]) {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
+  return { code, out, err };
+}
+
+const clusterip = join(FIXTURES, 'k3s-blog', 'clusterip.iptables-S.txt');
+const nodeport = join(FIXTURES, 'k3s-blog', 'nodeport.iptables-S.txt');
+
+test('push uploads nodes and labels; the same content again is reported as already stored', async () => {
+  const args = ['push', '--server', server, '--cluster', 'ci', '--node', `node-a=${clusterip}`, '--node', `node-b=${nodeport}`,
+    '--node-ip', 'node-a=10.32.11.62', '--node-ip', 'node-b=10.32.7.224', '--label', 'ci.job=9'];
+  const first = await run(args);
+  assert.equal(first.code, 0, first.err);
+  assert.match(first.out, /^created: ci version 1 \(/);
+  assert.match(first.out, /node-a: 8 rules/);
+  const second = await run(args);
+  assert.match(second.out, /^already stored: ci version 1/);
+  const res = await t.app.inject({ method: 'GET', url: '/v1/clusters/ci/snapshots' });
+  const snap = res.json().items[0];
+  assert.deepEqual(snap.labels, { 'ci.job': '9' });
+});
+
+test('push of a single node with --rules; server errors come back with the offending line', async () => {
+  const ok = await run(['push', '--server', server, '--cluster', 'one', '--node', 'n1', '--rules', clusterip, '--node-ip', '10.0.0.1', '--json']);
+  assert.equal(ok.code, 0, ok.err);
+  assert.equal(JSON.parse(ok.out).snapshot.nodes[0].addresses[0], '10.0.0.1');
+  const bad = join(FIXTURES, 'realworld', 'k8s-61005-1.iptables-save.txt');
+  const r = await run(['push', '--server', server, '--cluster', 'one', '--node', `n1=${bad}`]);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /400 node n1: -j needs a target \(line 30, column 52\)/);
+  const down = await run(['push', '--server', 'http://127.0.0.1:59998', '--cluster', 'x', '--node', `n=${clusterip}`]);
+  assert.equal(down.code, 1);
+  assert.match(down.err, /cannot reach the server/);
+});
