@@ -41,18 +41,21 @@ export function createLoaders(service: SnapshotService): MercuriusLoaders {
  * few awaits apart still share a batch.
  */
 function batcher<K, V>(load: (keys: readonly K[]) => Promise<ReadonlyArray<V>>): (key: K) => Promise<V> {
-  let pending: Array<{ key: K; resolve: (v: V) => void; reject: (e: unknown) => void }> | null = null;
+  type Waiting = { key: K; resolve: (v: V) => void; reject: (e: unknown) => void };
+  let pending: Waiting[] | null = null;
+  const flush = (batch: Waiting[]) => {
+    pending = null;
+    load(batch.map((b) => b.key)).then(
+      (values) => batch.forEach((b, i) => b.resolve(values[i])),
+      (e: unknown) => batch.forEach((b) => b.reject(e)),
+    );
+  };
   return (key) =>
     new Promise<V>((resolve, reject) => {
-      if (!pending) {
-        const batch: NonNullable<typeof pending> = (pending = []);
-        setImmediate(() => {
-          pending = null;
-          load(batch.map((b) => b.key)).then(
-            (values) => batch.forEach((b, i) => b.resolve(values[i])),
-            (e: unknown) => batch.forEach((b) => b.reject(e)),
-          );
-        });
+      if (pending === null) {
+        const batch: Waiting[] = [];
+        pending = batch;
+        setImmediate(flush, batch);
       }
       pending.push({ key, resolve, reject });
     });

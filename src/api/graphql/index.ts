@@ -1,0 +1,52 @@
+/**
+ * The GraphQL API: mercurius at /graphql (GraphiQL at /graphiql), schema-first from
+ * schema/*.graphql, over the same snapshot service as REST.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { GraphQLObjectType } from 'graphql';
+import type { GraphQLFieldResolver } from 'graphql';
+import mercurius from 'mercurius';
+import type { MercuriusContext } from 'mercurius';
+import type { SnapshotService } from '../../services/snapshot-types.ts';
+import { errorFormatter } from './errors.ts';
+import { createLoaders, directNodes } from './loaders.ts';
+import type { SnapshotParent } from './loaders.ts';
+import { createResolvers } from './resolvers.ts';
+
+const SCHEMA_DIR = new URL('./schema/', import.meta.url);
+
+/** Every SDL file, in name order, read once when the module loads. */
+export const typeDefs: readonly string[] = readdirSync(SCHEMA_DIR)
+  .filter((f) => f.endsWith('.graphql'))
+  .sort()
+  .map((f) => readFileSync(new URL(f, SCHEMA_DIR), 'utf8'));
+
+export async function graphqlPlugin(app: FastifyInstance, opts: { snapshotService: SnapshotService }): Promise<void> {
+  const service = opts.snapshotService;
+  await app.register(mercurius, {
+    schema: [...typeDefs],
+    resolvers: createResolvers(service),
+    loaders: createLoaders(service),
+    path: '/graphql',
+    graphiql: true,
+    errorFormatter,
+  });
+
+  // mercurius's loader resolvers need the reply of an HTTP request; app.graphql() calls have
+  // none, so they get the same batching from a per-context loader instead.
+  const snapshot = app.graphql.schema.getType('Snapshot');
+  if (!(snapshot instanceof GraphQLObjectType)) throw new Error('schema/*.graphql must define type Snapshot');
+  const viaReply = snapshot.getFields().nodes.resolve as GraphQLFieldResolver<SnapshotParent, MercuriusContext>;
+  const direct = directNodes(service);
+  app.graphql.defineResolvers({
+    Snapshot: {
+      nodes: (parent: SnapshotParent, args: unknown, context: MercuriusContext, info) =>
+        (context as Partial<MercuriusContext>).reply ? viaReply(parent, args, context, info) : direct(context, parent),
+    },
+  });
+}
+
+// Not encapsulated: `app.graphql` must be on the instance that registers the plugin.
+fp(graphqlPlugin, { name: 'svcpath-graphql', fastify: '5.x' });
