@@ -4,6 +4,7 @@
  *   parse      a generated node with 10,000 Services (~358,000 lines, ~41 MB), next to
  *              `iptables-restore --test` on the same file in a private network namespace
  *   trace      warm trace latency over random frontends (median, p99)
+ *   service    ingest (parse + store) and traces through the stored snapshot over HTTP
  *
  * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore.
  */
@@ -11,42 +12,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { completeKubeProxy, parseDump, trace } from '../src/engine/index.ts';
-import type { PacketSpec } from '../src/engine/index.ts';
 import { generateCluster, renderIptablesSave } from '../test/support/kube-gen.ts';
 import type { GenCluster } from '../test/support/kube-gen.ts';
+import { frontends, ms, percentile, time } from './common.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const OUT = join(process.cwd(), '.bench-out');
-
-export function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))];
-}
-
-export function ms(x: number): string {
-  return x >= 100 ? `${x.toFixed(0)} ms` : x >= 1 ? `${x.toFixed(2)} ms` : `${(x * 1000).toFixed(0)} µs`;
-}
-
-function time<T>(fn: () => T): [T, number] {
-  const t0 = performance.now();
-  const v = fn();
-  return [v, performance.now() - t0];
-}
-
-/** Every frontend of the generated node as a packet: ClusterIPs from a pod, NodePorts and LB IPs from outside. */
-export function frontends(cluster: GenCluster): PacketSpec[] {
-  const out: PacketSpec[] = [];
-  const node = cluster.nodeIPs[0];
-  for (const s of cluster.services) {
-    if (s.clusterIP === 'None') continue;
-    for (const p of s.ports) {
-      const protocol = p.protocol.toLowerCase() as PacketSpec['protocol'];
-      out.push({ source: '10.244.7.7', destination: s.clusterIP, port: p.port, protocol });
-      if (p.nodePort) out.push({ source: '203.0.113.200', destination: node, port: p.nodePort, protocol });
-      for (const ip of s.loadBalancerIPs) out.push({ source: '198.51.100.200', destination: ip, port: p.port, protocol });
-    }
-  }
-  return out;
-}
 
 function restoreTest(file: string, command: string): number | string {
   const ns = `svcpath-bench-${process.pid}`;
@@ -121,5 +92,7 @@ export function benchEngine(): EngineFigures {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  benchEngine();
+  const engine = benchEngine();
+  const { benchService } = await import('./service.ts');
+  await benchService(engine);
 }

@@ -16,6 +16,7 @@ import type { SnapshotService } from './services/snapshot-types.ts';
 import { gzipBodies } from './api/rest/gzip.ts';
 import { healthRoutes } from './api/rest/health-routes.ts';
 import { snapshotRoutes } from './api/rest/snapshot-routes.ts';
+import { graphqlPlugin } from './api/graphql/index.ts';
 
 export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
@@ -54,6 +55,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         { name: 'health', description: 'Readiness' },
       ],
     },
+    // Only the tagged REST routes are documented (not /graphql, /graphiql or their assets).
+    hideUntagged: true,
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -65,6 +68,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(healthRoutes, { ping: options.ping });
   if (options.snapshotService) {
     await app.register(snapshotRoutes, { snapshotService: options.snapshotService });
+    await app.register(graphqlPlugin, { snapshotService: options.snapshotService });
   }
   return app;
 }

@@ -1,0 +1,34 @@
+/** Shared bits of the benchmarks: percentiles, durations, the frontends of a generated node. */
+import type { PacketSpec } from '../src/engine/index.ts';
+import type { GenCluster } from '../test/support/kube-gen.ts';
+
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))];
+}
+
+export function ms(x: number): string {
+  return x >= 100 ? `${x.toFixed(0)} ms` : x >= 1 ? `${x.toFixed(2)} ms` : `${(x * 1000).toFixed(0)} µs`;
+}
+
+export function time<T>(fn: () => T): [T, number] {
+  const t0 = performance.now();
+  const v = fn();
+  return [v, performance.now() - t0];
+}
+
+/** Every frontend of the generated node as a packet: ClusterIPs from a pod, NodePorts and LB IPs from outside. */
+export function frontends(cluster: GenCluster): PacketSpec[] {
+  const out: PacketSpec[] = [];
+  const node = cluster.nodeIPs[0];
+  for (const s of cluster.services) {
+    if (s.clusterIP === 'None') continue;
+    for (const p of s.ports) {
+      const protocol = p.protocol.toLowerCase() as PacketSpec['protocol'];
+      out.push({ source: '10.244.7.7', destination: s.clusterIP, port: p.port, protocol });
+      if (p.nodePort) out.push({ source: '203.0.113.200', destination: node, port: p.nodePort, protocol });
+      for (const ip of s.loadBalancerIPs) out.push({ source: '198.51.100.200', destination: ip, port: p.port, protocol });
+    }
+  }
+  return out;
+}
+

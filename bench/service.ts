@@ -1,0 +1,69 @@
+/**
+ * Service benchmarks: ingest of a generated 10,000-Service node (parse + store, and the same over
+ * HTTP) and traces through the stored snapshot over HTTP on loopback (median, p99).
+ */
+import { buildApp } from '../src/app.ts';
+import { openDatabase } from '../src/store/database.ts';
+import { createSnapshotStore } from '../src/store/snapshot-store.ts';
+import { createSnapshotService } from '../src/services/snapshot-service.ts';
+import { createTraceService } from '../src/services/trace-service.ts';
+import { createTestDatabase } from '../test/store/helpers.ts';
+import { frontends, ms, percentile } from './common.ts';
+import type { EngineFigures } from './run.ts';
+
+export async function benchService(engine: EngineFigures): Promise<void> {
+  const testDb = await createTestDatabase();
+  const db = await openDatabase({ databaseUrl: testDb.url, dataDir: '' });
+  try {
+    const traceService = createTraceService();
+    const service = createSnapshotService({ store: createSnapshotStore(db), traceService });
+    const node = { name: 'node-0', addresses: engine.cluster.nodeIPs, rules: engine.dump };
+    console.log(`\n== service: PostgreSQL ${testDb.url.replace(/\/\/[^@]*@/, '//')}`);
+
+    const t0 = performance.now();
+    const created = await service.create('bench', { nodes: [node], labels: { run: 'service' } });
+    const ingest = performance.now() - t0;
+    const rules = created.snapshot.nodes[0].rules;
+    console.log(`ingest (parse + store ${rules} rules and the raw dump), service call: ${ms(ingest)} (target: within iptables-restore --test's time)`);
+
+    const app = await buildApp({ traceService, snapshotService: service, ping: () => service.ping(), bodyLimit: 512 * 1024 * 1024 });
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const body = JSON.stringify({ nodes: [{ ...node, rules: `${engine.dump}# over http\n` }], labels: { run: 'http' } });
+      const t1 = performance.now();
+      const res = await fetch(`${base}/v1/clusters/bench/snapshots`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const httpIngest = performance.now() - t1;
+      const uploaded = (await res.json()) as { snapshot: { id: string } };
+      console.log(`ingest over HTTP (POST of ${(body.length / 1e6).toFixed(0)} MB JSON, status ${res.status}): ${ms(httpIngest)}`);
+
+      const id = uploaded.snapshot.id;
+      const packets = frontends(engine.cluster);
+      const url = (i: number) => {
+        const p = packets[(i * 7919) % packets.length];
+        return `${base}/v1/snapshots/${id}/trace?destination=${p.destination}&port=${p.port}&protocol=${p.protocol}&source=${p.source}&node=node-0`;
+      };
+      for (let i = 0; i < 200; i++) await (await fetch(url(i + 10_000))).arrayBuffer();
+      const samples: number[] = [];
+      for (let i = 0; i < 2000; i++) {
+        const t = performance.now();
+        const r = await fetch(url(i));
+        await r.arrayBuffer();
+        samples.push(performance.now() - t);
+        if (r.status !== 200) throw new Error(`trace answered ${r.status}`);
+      }
+      samples.sort((a, b) => a - b);
+      console.log(`trace through the stored snapshot over HTTP, 2000 sequential requests: median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))} (target p99 < 10 ms)`);
+
+      // After a restart the first trace of a node reads its dump back from PostgreSQL and parses it.
+      const fresh = createSnapshotService({ store: createSnapshotStore(db), traceService });
+      const t2 = performance.now();
+      await fresh.trace(id, { ...packets[0], node: 'node-0' });
+      console.log(`first trace of a stored node after a restart (load + parse + trace): ${ms(performance.now() - t2)}`);
+    } finally {
+      await app.close();
+    }
+  } finally {
+    await db.close();
+    await testDb.drop();
+  }
+}
