@@ -20,7 +20,7 @@ export async function createTestApp(options: { bodyLimit?: number } = {}): Promi
   const db = await openDatabase({ databaseUrl: testDb.url, dataDir: '' });
   const traceService = createTraceService();
   const snapshotService = createSnapshotService({ store: createSnapshotStore(db), traceService });
-  const app = await buildApp({ traceService, snapshotService, ping: () => snapshotService.ping(), bodyLimit: options.bodyLimit });
+  const app = await buildApp({ traceService, snapshotService, ping: () => snapshotService.ping(), bodyLimit: options.bodyLimit, logger: process.env.TEST_LOG ? { level: 'error' } : false });
   return {
     app,
     db,

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Prisma } from '../../src/generated/prisma/client.ts';
 import { openDatabase, type Database } from '../../src/store/database.ts';
-import { createTestDatabase, type TestDatabase } from './helpers.ts';
+import { createTestDatabase, type TestDatabase, shippedMigrations } from './helpers.ts';
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -28,7 +28,7 @@ describe('openDatabase with DATABASE_URL', () => {
   test('applies pending migrations before returning, and none the next time', async () => {
     assert.equal(db.embedded, false);
     assert.equal(db.connectionString, testDb.url);
-    assert.deepEqual(db.appliedMigrations, ['20261128000000_init']);
+    assert.deepEqual(db.appliedMigrations, shippedMigrations());
 
     const again = await openDatabase({ databaseUrl: testDb.url, dataDir: '/nonexistent/not-used' });
     try {

@@ -1,3 +1,4 @@
+import { shippedMigrations } from './helpers.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -148,7 +149,7 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
     t.diagnostic(`openDatabase (start + migrate): ${Math.round(performance.now() - started)} ms`);
     try {
       assert.equal(db.embedded, true);
-      assert.deepEqual(db.appliedMigrations, ['20261128000000_init']);
+      assert.deepEqual(db.appliedMigrations, shippedMigrations());
       const cluster = await db.prisma.cluster.create({ data: { name: 'embedded' } });
       assert.equal((await db.prisma.cluster.findUniqueOrThrow({ where: { name: 'embedded' } })).id, cluster.id);
     } finally {

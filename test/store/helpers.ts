@@ -9,6 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { readdirSync } from 'node:fs';
+import { DEFAULT_MIGRATIONS_DIR } from '../../src/store/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/store/embedded.ts';
 
 const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -83,4 +85,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       }
     },
   };
+}
+
+/** Every migration the repository ships, in the order they apply. */
+export function shippedMigrations(): string[] {
+  return readdirSync(DEFAULT_MIGRATIONS_DIR).filter((d) => /^\d{14}_/.test(d)).sort();
 }
