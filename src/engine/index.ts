@@ -5,6 +5,7 @@ export { printRuleset, printRule } from './netfilter/printer.ts';
 export { completeKubeProxy } from './trace/complete.ts';
 export { trace } from './trace/tracer.ts';
 export { quantizeProbability } from './trace/probability.ts';
+export { ruleCount, ruleTexts } from './netfilter/rule.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
 export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';

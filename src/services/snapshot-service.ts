@@ -4,9 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { FormatOption, Protocol, Ruleset } from '../engine/index.ts';
-import { EngineError, completeKubeProxy, parseDump } from '../engine/index.ts';
+import { EngineError, completeKubeProxy, parseDump, ruleCount, ruleTexts } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
-import type { SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
+import type { ChainRow, SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
 import type { TraceService } from './trace-service.ts';
 import { checkManifests } from './manifests.ts';
 import type {
@@ -64,16 +64,17 @@ function nodeView(n: StoredNode): NodeSummary {
 function summarise(rs: Ruleset, bytes: number): SummaryJson {
   const tables = [...rs.tables.values()].map((t) => {
     let rules = 0;
-    for (const c of t.chains.values()) rules += c.rules.length;
+    for (const c of t.chains.values()) rules += ruleCount(c);
     return { name: t.name, chains: t.chains.size, rules };
   });
   return { bytes, rules: tables.reduce((n, t) => n + t.rules, 0), tables, diagnostics: rs.diagnostics.slice(0, 200) };
 }
 
-function* ruleRows(rs: Ruleset): Iterable<readonly [string, string, number, number, string]> {
+function* chainRows(rs: Ruleset): Iterable<ChainRow> {
   for (const t of rs.tables.values()) {
     for (const c of t.chains.values()) {
-      for (const r of c.rules) yield [t.name, c.name, r.index, r.line, r.text] as const;
+      const { texts, lines } = ruleTexts(c);
+      yield { table: t.name, chain: c.name, policy: c.policy, declaredLine: c.line, lines, rules: texts };
     }
   }
 }
@@ -83,6 +84,8 @@ export interface SnapshotServiceDeps {
   readonly traceService: TraceService;
   /** Parsed dumps kept for traces (each 10,000-Service node costs about 100 MB). */
   readonly cacheSize?: number;
+  /** How long a snapshot's metadata is reused by traces (default 60 s). */
+  readonly metadataTtlMs?: number;
 }
 
 export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotService & { ping(): Promise<void> } {
@@ -95,6 +98,19 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     while (rulesets.size > cacheSize) rulesets.delete(rulesets.keys().next().value!);
   };
   const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
+  // Snapshots never change, so what a trace needs to know about one is kept for a while: only a
+  // delete (here, or on another instance within the time to live) makes an entry stale.
+  const metaTtlMs = deps.metadataTtlMs ?? 60_000;
+  const metadata = new Map<string, { at: number; snapshot: StoredSnapshot; nodes: StoredNode[] }>();
+  async function snapshotWithStoredNodes(id: string): Promise<{ snapshot: StoredSnapshot; nodes: StoredNode[] }> {
+    const hit = metadata.get(id);
+    if (hit && performance.now() - hit.at < metaTtlMs) return hit;
+    const snapshot = await mustGet(id);
+    const nodes = (await store.nodesOf([id])).get(id) ?? [];
+    metadata.set(id, { at: performance.now(), snapshot, nodes });
+    if (metadata.size > 1000) metadata.delete(metadata.keys().next().value!);
+    return { snapshot, nodes };
+  }
 
   function parseNode(n: NodeUpload): { raw: Buffer; rs: Ruleset } {
     if (typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
@@ -170,7 +186,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
           sha256: sha,
           summary,
           raw,
-          rules: () => ruleRows(rs),
+          chains: () => chainRows(rs),
         };
       });
       const manifestsSha = upload.manifests !== undefined ? sha256(upload.manifests) : null;
@@ -219,6 +235,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     },
 
     async delete(id) {
+      metadata.delete(id);
       if (!(await store.delete(id))) throw new AppError('NOT_FOUND', `snapshot ${id} not found`);
     },
 
@@ -228,8 +245,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       if (q.entry !== undefined && q.entry !== 'PREROUTING' && q.entry !== 'OUTPUT') {
         throw new AppError('VALIDATION', "entry must be 'PREROUTING' or 'OUTPUT'");
       }
-      const s = await mustGet(id);
-      const nodes = (await store.nodesOf([id])).get(id) ?? [];
+      const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
       const selected = q.node === undefined ? nodes : nodes.filter((n) => n.name === q.node);
       if (q.node !== undefined && selected.length === 0) throw new AppError('NOT_FOUND', `node ${q.node} not found in snapshot ${id}`);
       const results: NodeTrace[] = [];

@@ -22,10 +22,19 @@ export interface StoredNode {
   readonly summary: unknown;
 }
 
+/** One chain as stored: its rules' texts in order and the line of each in the dump. */
+export interface ChainRow {
+  readonly table: string;
+  readonly chain: string;
+  readonly policy: string | null;
+  readonly declaredLine: number;
+  readonly lines: readonly number[];
+  readonly rules: readonly string[];
+}
+
 export interface NodeInsert extends StoredNode {
   readonly raw: Buffer;
-  /** [table, chain, position, line, text] for every rule. */
-  readonly rules: () => Iterable<readonly [string, string, number, number, string]>;
+  readonly chains: () => Iterable<ChainRow>;
 }
 
 export interface SnapshotInsert {
@@ -65,15 +74,21 @@ function copyField(s: string): string {
   return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : s;
 }
 
-async function copyRules(client: PoolClient, nodeId: string, rules: Iterable<readonly [string, string, number, number, string]>): Promise<void> {
-  const stream = client.query(copyFrom('COPY snapshot_rule (node_id, table_name, chain, position, line, text) FROM STDIN'));
+async function copyChains(client: PoolClient, nodeId: string, chains: Iterable<ChainRow>): Promise<void> {
+  const stream = client.query(copyFrom(
+    'COPY snapshot_chain (node_id, table_name, chain, policy, declared_line, rule_count, lines, rules) FROM STDIN',
+  ));
   async function* rows() {
     let batch: string[] = [];
-    for (const [table, chain, position, line, text] of rules) {
-      batch.push(`${nodeId}\t${table}\t${copyField(chain)}\t${position}\t${line}\t${copyField(text)}\n`);
-      if (batch.length === 2000) {
+    let size = 0;
+    for (const c of chains) {
+      const row = `${nodeId}\t${c.table}\t${copyField(c.chain)}\t${c.policy ?? '\\N'}\t${c.declaredLine}\t${c.rules.length}\t{${c.lines.join(',')}}\t${copyField(c.rules.join('\n'))}\n`;
+      batch.push(row);
+      size += row.length;
+      if (size > 1 << 20) {
         yield batch.join('');
         batch = [];
+        size = 0;
       }
     }
     if (batch.length) yield batch.join('');
@@ -141,7 +156,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
              VALUES ($1, $2, $3, $4, $5, 'gzip', $6, $7) RETURNING id`,
             [snap.id, n.name, n.addresses, n.format, packed, n.sha256, JSON.stringify(n.summary)],
           );
-          await copyRules(client, node.id, n.rules());
+          await copyChains(client, node.id, n.chains());
         }
         await client.query('COMMIT');
         return { id: snap.id, created: true };

@@ -32,7 +32,7 @@ function upload(extra: Record<string, unknown> = {}) {
 
 async function counts(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const table of ['cluster', 'snapshot', 'snapshot_node', 'snapshot_rule']) {
+  for (const table of ['cluster', 'snapshot', 'snapshot_node', 'snapshot_chain']) {
     const { rows } = await t.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`);
     out[table] = rows[0].n;
   }
@@ -56,7 +56,11 @@ test('upload, dedupe, fetch, list, raw dump, trace, delete', async () => {
   assert.equal(a.bytes, Buffer.byteLength(clusterip));
   assert.equal(snap.manifests.bytes, manifests.length);
   const stored = await counts();
-  assert.equal(stored.snapshot_rule, 8 + 9);
+  assert.equal(stored.snapshot_chain, 3 + 4);
+  const { rows: [svc] } = await t.db.pool.query("SELECT rule_count, lines, rules FROM snapshot_chain WHERE chain = 'KUBE-SVC-GBTMB5ZTD56ECL5F'");
+  assert.equal(svc.rule_count, 5);
+  assert.deepEqual(svc.lines, [3, 4, 5, 6, 7]);
+  assert.equal(svc.rules.split('\n')[1], clusterip.split('\n')[3]);
 
   // The same content again (other labels) is the same snapshot.
   const again = await t.app.inject({ method: 'POST', url: '/v1/clusters/k3s/snapshots', payload: upload({ labels: { 'ci.job': '43' } }) });
@@ -106,7 +110,7 @@ test('upload, dedupe, fetch, list, raw dump, trace, delete', async () => {
   assert.match(String(gone.headers['content-type']), /problem\+json/);
   const c = await counts();
   assert.equal(c.snapshot, 0);
-  assert.equal(c.snapshot_rule, 0);
+  assert.equal(c.snapshot_chain, 0);
 });
 
 test('a malformed dump or manifest is refused with its line, and nothing is stored', async () => {

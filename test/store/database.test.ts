@@ -113,35 +113,30 @@ describe('openDatabase with DATABASE_URL', () => {
     assert.deepEqual(Buffer.from(stored.rawRules), Buffer.from(raw));
     assert.deepEqual(stored.addresses, ['10.0.0.1', 'fd00::1']);
 
-    const rules = [
-      { table: 'nat', chain: 'PREROUTING', position: 1, line: 3, text: '-A PREROUTING -j KUBE-SERVICES' },
-      { table: 'nat', chain: 'KUBE-SERVICES', position: 1, line: 4, text: '-A KUBE-SERVICES -j KUBE-NODEPORTS' },
+    const chains = [
+      { table: 'nat', chain: 'PREROUTING', policy: 'ACCEPT', declared: 2, lines: [3], rules: '-A PREROUTING -j KUBE-SERVICES' },
+      { table: 'nat', chain: 'KUBE-SERVICES', policy: null, declared: 0, lines: [4, 5], rules: '-A KUBE-SERVICES -j KUBE-NODEPORTS\n-A KUBE-SERVICES -j RETURN' },
     ];
-    await db.pool.query(
-      `INSERT INTO snapshot_rule (node_id, table_name, chain, position, line, text)
-       SELECT $1::uuid, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[])`,
-      [
-        node.id,
-        rules.map((r) => r.table),
-        rules.map((r) => r.chain),
-        rules.map((r) => r.position),
-        rules.map((r) => r.line),
-        rules.map((r) => r.text),
-      ],
-    );
-    const loaded = await db.prisma.snapshotRule.findMany({
+    for (const c of chains) {
+      await db.pool.query(
+        `INSERT INTO snapshot_chain (node_id, table_name, chain, policy, declared_line, rule_count, lines, rules)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [node.id, c.table, c.chain, c.policy, c.declared, c.lines.length, c.lines, c.rules],
+      );
+    }
+    const loaded = await db.prisma.snapshotChain.findMany({
       where: { nodeId: node.id },
-      orderBy: [{ tableName: 'asc' }, { chain: 'asc' }, { position: 'asc' }],
+      orderBy: [{ tableName: 'asc' }, { chain: 'asc' }],
     });
     assert.deepEqual(
-      loaded.map((r) => r.chain),
-      ['KUBE-SERVICES', 'PREROUTING'],
+      loaded.map((r) => [r.chain, r.ruleCount, r.lines, r.rules.split('\n').length]),
+      [['KUBE-SERVICES', 2, [4, 5], 2], ['PREROUTING', 1, [3], 1]],
     );
     assert.equal(typeof loaded[0]?.id, 'bigint');
 
     await db.prisma.snapshot.delete({ where: { id: snapshot.id } });
     assert.equal(await db.prisma.snapshotNode.count({ where: { id: node.id } }), 0);
-    assert.equal(await db.prisma.snapshotRule.count({ where: { nodeId: node.id } }), 0);
+    assert.equal(await db.prisma.snapshotChain.count({ where: { nodeId: node.id } }), 0);
   });
 
   test('a cluster with snapshots cannot be deleted (snapshots are append-only)', async () => {

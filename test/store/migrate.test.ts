@@ -78,7 +78,7 @@ describe('applyMigrations', () => {
     );
     assert.deepEqual(
       tables.map((t) => t.tablename),
-      ['_prisma_migrations', 'cluster', 'snapshot', 'snapshot_node', 'snapshot_rule'],
+      ['_prisma_migrations', 'cluster', 'snapshot', 'snapshot_chain', 'snapshot_node'],
     );
   });
 

@@ -139,6 +139,14 @@ export class DumpChain implements Chain {
     return this.made ? this.made.length : this.columns.length;
   }
 
+  texts(): { texts: string[]; lines: number[] } {
+    if (this.made) return { texts: this.made.map((r) => r.text), lines: this.made.map((r) => r.line) };
+    const c = this.columns;
+    const texts = new Array<string>(c.length);
+    for (let k = 0; k < c.length; k++) texts[k] = this.source.slice(c.from[k], c.to[k]);
+    return { texts, lines: c.lines.slice() };
+  }
+
   get rules(): readonly Rule[] {
     if (!this.made) {
       const c = this.columns;
@@ -150,6 +158,12 @@ export class DumpChain implements Chain {
     }
     return this.made;
   }
+}
+
+/** The texts and dump lines of a chain's rules, without making Rule objects for a parsed chain. */
+export function ruleTexts(c: Chain): { texts: string[]; lines: number[] } {
+  if (c instanceof DumpChain) return c.texts();
+  return { texts: c.rules.map((r) => r.text), lines: c.rules.map((r) => r.line) };
 }
 
 /** How many rules a chain has, without making Rule objects for a parsed chain. */

@@ -584,3 +584,4 @@ class LazyChains {
     return this.chains.has(name);
   }
 }
+
