@@ -258,14 +258,9 @@ export function parseIptablesSave(text: string): Ruleset {
       if (m[3] !== undefined) chain.counters = { packets: m[3], bytes: m[4] };
       continue;
     }
-    let counters: Counters | undefined;
     let column = indent;
-    const cm = first === 0x5b /* [ */ ? COUNTERS_PREFIX.exec(body) : null;
-    if (cm) {
-      counters = { packets: cm[1], bytes: cm[2] };
-      column += cm[0].length;
-      body = body.slice(cm[0].length);
-    }
+    let counters: Counters | undefined;
+    if (first === 0x5b /* [ */) ({ body, column, counters } = stripCounters(body, column));
     const words = lex(body, lineNo, column, raw, b.words);
     const verbText = words.text(0);
     const verbColumn = words.count > 0 ? words.column(0) : column + 1;
@@ -299,6 +294,13 @@ export function parseIptablesSave(text: string): Ruleset {
     b.diagnostics.push({ severity: 'warning', code: 'MISSING_COMMIT', message: `table '${table.name}' has no COMMIT at the end of the dump` });
   }
   return b.build();
+}
+
+/** `[packets:bytes] -A …` (iptables-save -c): the counters, and the rule after them. */
+function stripCounters(body: string, column: number): { body: string; column: number; counters: Counters | undefined } {
+  const m = COUNTERS_PREFIX.exec(body);
+  if (!m) return { body, column, counters: undefined };
+  return { body: body.slice(m[0].length), column: column + m[0].length, counters: { packets: m[1], bytes: m[2] } };
 }
 
 /** Where a rule's text (the line less indentation, counters and trailing blanks) sits in the dump. */
@@ -385,14 +387,9 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
     let body = indent ? raw.slice(indent) : raw;
     if (body.length === 0 || body.charCodeAt(0) === 0x23) continue;
     sawContent = true;
-    let counters: Counters | undefined;
     let column = indent;
-    const cm = COUNTERS_PREFIX.exec(body);
-    if (cm) {
-      counters = { packets: cm[1], bytes: cm[2] };
-      column += cm[0].length;
-      body = body.slice(cm[0].length);
-    }
+    let counters: Counters | undefined;
+    if (body.charCodeAt(0) === 0x5b /* [ */) ({ body, column, counters } = stripCounters(body, column));
     const words = lex(body, lineNo, column, raw, b.words);
     const verb = words.text(0);
     switch (verb) {
