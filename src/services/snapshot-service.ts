@@ -167,11 +167,12 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         if (names.has(n.name)) throw new AppError('VALIDATION', `node ${n.name} appears twice`);
         names.add(n.name);
       }
-      const labels: Record<string, string> = {};
-      for (const [k, v] of Object.entries(upload.labels ?? {})) {
+      const entries = Object.entries(upload.labels ?? {});
+      for (const [k, v] of entries) {
         if (typeof v !== 'string') throw new AppError('VALIDATION', `label ${k} must be a string`);
-        labels[k] = v;
       }
+      // fromEntries defines own properties: a '__proto__' label stays a label.
+      const labels: Record<string, string> = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       // Everything is checked before anything is stored: a bad node or manifest stores nothing.
       const parsed = upload.nodes.map((n) => ({ n, ...parseNode(n) }));
       if (upload.manifests !== undefined) checkManifests(upload.manifests);

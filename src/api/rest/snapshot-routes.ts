@@ -48,7 +48,7 @@ async function readMultipart(request: FastifyRequest): Promise<SnapshotUpload> {
         throw new AppError('VALIDATION', "the 'labels' part must be a JSON object of strings");
       }
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new AppError('VALIDATION', "the 'labels' part must be a JSON object");
-      Object.assign(labels, parsed);
+      for (const [k, v] of Object.entries(parsed)) Object.defineProperty(labels, k, { value: v, enumerable: true, writable: true, configurable: true });
     } else if (prefix === 'label') labels[rest] = content.toString('utf8');
     else if (prefix === 'addresses') addresses.set(rest, content.toString('utf8').split(/[\s,]+/).filter(Boolean));
     else if (prefix === 'format') formats.set(rest, content.toString('utf8').trim());
