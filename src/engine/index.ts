@@ -6,9 +6,13 @@ export { completeKubeProxy } from './trace/complete.ts';
 export { trace } from './trace/tracer.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { ruleCount, ruleTexts } from './netfilter/rule.ts';
+export {
+  ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
+} from './kube/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
 export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';
 export type { ParseOptions, FormatOption } from './netfilter/parser.ts';
 export type { PacketSpec, Protocol, Entry } from './trace/packet.ts';
 export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, TraceRequest, Verdict, Delivery } from './trace/tracer.ts';
+export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';

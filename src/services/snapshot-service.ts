@@ -4,11 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { FormatOption, Protocol, Ruleset } from '../engine/index.ts';
-import { EngineError, completeKubeProxy, parseDump, ruleCount, ruleTexts } from '../engine/index.ts';
+import { EngineError, completeKubeProxy, parseDump, resolveServiceFrontends, ruleCount, ruleTexts } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import type { ChainRow, SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
 import type { TraceService } from './trace-service.ts';
-import { checkManifests } from './manifests.ts';
+import { annotate, readMeaning, summariseMeaning } from './kube-meaning.ts';
+import type { Meaning } from './kube-meaning.ts';
 import type {
   ClusterView, CreateResult, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService, SnapshotUpload,
   SnapshotView, SnapshotWithNodes, StoredTraceQuery,
@@ -98,6 +99,19 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     while (rulesets.size > cacheSize) rulesets.delete(rulesets.keys().next().value!);
   };
   const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
+  const meanings = new Map<string, Meaning>();
+  async function meaningOf(s: StoredSnapshot): Promise<Meaning | null> {
+    if (!s.manifestsSha256) return null;
+    let m = meanings.get(s.manifestsSha256);
+    if (!m) {
+      const text = await store.manifests(s.id);
+      if (text === null) return null;
+      m = readMeaning(text);
+      meanings.set(s.manifestsSha256, m);
+      while (meanings.size > cacheSize) meanings.delete(meanings.keys().next().value!);
+    }
+    return m;
+  }
   // Snapshots never change, so what a trace needs to know about one is kept for a while: only a
   // delete (here, or on another instance within the time to live) makes an entry stale.
   const metaTtlMs = deps.metadataTtlMs ?? 60_000;
@@ -175,7 +189,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       const labels: Record<string, string> = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       // Everything is checked before anything is stored: a bad node or manifest stores nothing.
       const parsed = upload.nodes.map((n) => ({ n, ...parseNode(n) }));
-      if (upload.manifests !== undefined) checkManifests(upload.manifests);
+      const meaning = upload.manifests !== undefined ? readMeaning(upload.manifests) : null;
       const nodes = parsed.map(({ n, raw, rs }) => {
         const sha = sha256(raw);
         const summary = { ...summarise(rs, raw.length), ...(n.table ? { table: n.table } : {}) };
@@ -191,12 +205,14 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         };
       });
       const manifestsSha = upload.manifests !== undefined ? sha256(upload.manifests) : null;
+      if (meaning && manifestsSha) meanings.set(manifestsSha, meaning);
       const contentHash = sha256(JSON.stringify({
         nodes: [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1)).map((n) => [n.name, [...n.addresses].sort(), n.format, n.summary.table ?? null, n.sha256]),
         manifests: manifestsSha,
       }));
       const { id, created } = await store.insert(cluster, {
-        labels, contentHash, manifestsRaw: upload.manifests ?? null, manifestsSha256: manifestsSha, nodes,
+        labels, contentHash, manifestsRaw: upload.manifests ?? null, manifestsSha256: manifestsSha,
+        manifestsParsed: meaning ? summariseMeaning(meaning) : null, nodes,
       });
       return { snapshot: await withNodes(await mustGet(id)), created };
     },
@@ -247,24 +263,55 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         throw new AppError('VALIDATION', "entry must be 'PREROUTING' or 'OUTPUT'");
       }
       const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
+      const meaning = await meaningOf(s);
       const selected = q.node === undefined ? nodes : nodes.filter((n) => n.name === q.node);
       if (q.node !== undefined && selected.length === 0) throw new AppError('NOT_FOUND', `node ${q.node} not found in snapshot ${id}`);
+      // A Service instead of an address: every frontend of the Service port (cluster IPs,
+      // NodePorts on each node, load-balancer and external IPs), each traced on every node.
+      let targets: { destination: string; port: number; protocol: Protocol; frontend?: NodeTrace['frontend']; onlyNode?: string }[];
+      if (q.service !== undefined) {
+        if (!meaning) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: a trace by Service needs them (or give destination and port)`);
+        let frontends;
+        try {
+          frontends = resolveServiceFrontends(meaning.model, q.service, q.servicePort ?? q.port ?? '', nodes.map((n) => ({ name: n.name, addresses: n.addresses })));
+        } catch (e) {
+          if (e instanceof EngineError) throw new AppError('NOT_FOUND', e.message);
+          throw e;
+        }
+        targets = frontends.map((f) => ({
+          ...f.packet,
+          frontend: { kind: f.frontend, destination: f.packet.destination, port: f.packet.port, protocol: f.packet.protocol, servicePort: f.servicePort },
+          ...(f.node ? { onlyNode: f.node } : {}),
+        }));
+      } else {
+        if (q.destination === undefined || q.port === undefined || typeof q.port !== 'number') {
+          throw new AppError('VALIDATION', 'give destination and port, or service and port');
+        }
+        targets = [{ destination: q.destination, port: q.port, protocol }];
+      }
       const results: NodeTrace[] = [];
-      for (const n of selected) {
-        const rs = await rulesetOf(s.id, n);
-        const r = traceService.traceRuleset(rs, { name: n.name, addresses: n.addresses }, {
-          source: q.source ?? DEFAULT_SOURCE,
-          destination: q.destination,
-          port: q.port,
-          protocol,
-          ...(q.entry ? { entry: q.entry } : {}),
-          ...(q.sourcePort !== undefined ? { sourcePort: q.sourcePort } : {}),
-          ...(q.inInterface ? { inInterface: q.inInterface } : {}),
-        });
-        const warnings = n.addresses.length === 0
-          ? [{ code: 'NODE_ADDRESSES_UNKNOWN', message: `node ${n.name} was uploaded without addresses: only 127.0.0.0/8 counts as LOCAL, so NodePorts on its addresses are not recognised` }, ...r.warnings]
-          : r.warnings;
-        results.push({ node: n.name, entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings, assumptions: r.assumptions });
+      for (const target of targets) {
+        for (const n of selected) {
+          if (target.onlyNode !== undefined && target.onlyNode !== n.name) continue;
+          const rs = await rulesetOf(s.id, n);
+          const raw = traceService.traceRuleset(rs, { name: n.name, addresses: n.addresses }, {
+            source: q.source ?? DEFAULT_SOURCE,
+            destination: target.destination,
+            port: target.port,
+            protocol: target.protocol,
+            ...(q.entry ? { entry: q.entry } : {}),
+            ...(q.sourcePort !== undefined ? { sourcePort: q.sourcePort } : {}),
+            ...(q.inInterface ? { inInterface: q.inInterface } : {}),
+          });
+          const r = annotate(raw, meaning, n.addresses);
+          const warnings = n.addresses.length === 0
+            ? [{ code: 'NODE_ADDRESSES_UNKNOWN', message: `node ${n.name} was uploaded without addresses: only 127.0.0.0/8 counts as LOCAL, so NodePorts on its addresses are not recognised` }, ...r.warnings]
+            : r.warnings;
+          results.push({
+            node: n.name, entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings, assumptions: r.assumptions,
+            ...(target.frontend ? { frontend: target.frontend } : {}),
+          });
+        }
       }
       return { snapshot: s.id, results };
     },

@@ -73,8 +73,14 @@ export interface Page<T> {
 }
 
 export interface StoredTraceQuery {
-  readonly destination: string;
-  readonly port: number;
+  /** With port: the packet's destination. Or give `service` instead. */
+  readonly destination?: string;
+  /** The destination port; with `service`, the Service port's name or number. */
+  readonly port?: number | string;
+  /** "ns/name": trace every frontend of this Service port (needs manifests in the snapshot). */
+  readonly service?: string;
+  /** The Service port name or number (when `port` is the destination port of a packet). */
+  readonly servicePort?: string | number;
   readonly protocol?: Protocol;
   /** Default: 203.0.113.10, an address outside any cluster. */
   readonly source?: string;
@@ -87,6 +93,14 @@ export interface StoredTraceQuery {
 
 export interface NodeTrace {
   readonly node: string;
+  /** For a trace by Service: which frontend this is. */
+  readonly frontend?: {
+    readonly kind: string;
+    readonly destination: string;
+    readonly port: number;
+    readonly protocol: string;
+    readonly servicePort: { readonly name: string; readonly port: number; readonly protocol: string };
+  };
   readonly entry: Entry;
   readonly packet: { source: string; destination: string; port: number; protocol: Protocol; sourcePort: number | null };
   readonly outcomes: readonly TraceOutcome[];

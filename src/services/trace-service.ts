@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type { FormatOption, PacketSpec, Ruleset, TraceResult } from '../engine/index.ts';
 import { completeKubeProxy, parseDump, trace } from '../engine/index.ts';
 import { toAppError } from '../app-error.ts';
+import { annotate, readMeaning } from './kube-meaning.ts';
 
 export interface TraceInput {
   readonly rules: string;
@@ -13,6 +14,8 @@ export interface TraceInput {
   readonly table?: string;
   readonly node: { readonly name?: string; readonly addresses: readonly string[] };
   readonly packet: PacketSpec;
+  /** `kubectl get … -o json|yaml` output: names pods (and Services without comments) in the answer. */
+  readonly manifests?: string;
 }
 
 export interface TraceService {
@@ -55,8 +58,9 @@ export function createTraceService(options: { cacheSize?: number } = {}): TraceS
       }
     },
     trace(input) {
+      const meaning = input.manifests !== undefined ? readMeaning(input.manifests) : null;
       const rs = service.ruleset(input.rules, input.format, input.table);
-      const result = service.traceRuleset(rs, input.node, input.packet);
+      const result = annotate(service.traceRuleset(rs, input.node, input.packet), meaning, input.node.addresses);
       return { node: input.node, ...result };
     },
   };

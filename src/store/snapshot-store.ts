@@ -42,6 +42,7 @@ export interface SnapshotInsert {
   readonly contentHash: string;
   readonly manifestsRaw: string | null;
   readonly manifestsSha256: string | null;
+  readonly manifestsParsed: unknown;
   readonly nodes: readonly NodeInsert[];
 }
 
@@ -106,6 +107,8 @@ export interface SnapshotStore {
   snapshot(id: string): Promise<StoredSnapshot | null>;
   nodesOf(snapshotIds: readonly string[]): Promise<Map<string, StoredNode[]>>;
   rawRules(snapshotId: string, node: string): Promise<Buffer | null>;
+  /** The manifests as uploaded, or null when the snapshot has none. */
+  manifests(snapshotId: string): Promise<string | null>;
   delete(id: string): Promise<boolean>;
   ping(): Promise<void>;
 }
@@ -143,10 +146,11 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
           return { id: existing.rows[0].id, created: false };
         }
         const { rows: [snap] } = await client.query<{ id: string }>(
-          `INSERT INTO snapshot (cluster_id, version, labels, content_hash, manifests_raw, manifests_sha256)
-           SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5 FROM snapshot WHERE cluster_id = $1
+          `INSERT INTO snapshot (cluster_id, version, labels, content_hash, manifests_raw, manifests_sha256, manifests_parsed)
+           SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM snapshot WHERE cluster_id = $1
            RETURNING id`,
-          [c.id, JSON.stringify(data.labels), data.contentHash, data.manifestsRaw, data.manifestsSha256],
+          [c.id, JSON.stringify(data.labels), data.contentHash, data.manifestsRaw, data.manifestsSha256,
+            data.manifestsParsed === null || data.manifestsParsed === undefined ? null : JSON.stringify(data.manifestsParsed)],
         );
         for (const n of data.nodes) {
           // Dumps compress about 5:1, and a 40 MB bytea is slow to send and read back as it is.
@@ -240,6 +244,12 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       const raw = Buffer.from(rows[0].raw, 'base64');
       const encoding = rows[0].encoding;
       return encoding === 'gzip' ? gunzipAsync(raw) : Buffer.from(raw);
+    },
+
+    async manifests(snapshotId) {
+      if (!isUuid(snapshotId)) return null;
+      const r = await prisma.snapshot.findUnique({ where: { id: snapshotId }, select: { manifestsRaw: true } });
+      return r?.manifestsRaw ?? null;
     },
 
     async delete(id) {

@@ -139,8 +139,8 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
           node: { name: n.name, addresses: n.addresses },
           packet: {
             source: query.source ?? '203.0.113.10',
-            destination: query.destination,
-            port: query.port,
+            destination: query.destination ?? '',
+            port: Number(query.port),
             protocol: query.protocol ?? 'tcp',
             ...(query.entry ? { entry: query.entry } : {}),
             ...(query.sourcePort !== undefined ? { sourcePort: query.sourcePort } : {}),

@@ -5,6 +5,7 @@
  * here: it is a loader (loaders.ts).
  */
 import type { IResolvers } from 'mercurius';
+import { GraphQLScalarType, Kind } from 'graphql';
 import { AppError } from '../../app-error.ts';
 import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
 import type {
@@ -25,8 +26,9 @@ interface SnapshotsArgs {
 }
 
 interface TraceArgs {
-  readonly destination: string;
-  readonly port: number;
+  readonly destination?: string | null;
+  readonly port: number | string;
+  readonly service?: string | null;
   readonly protocol?: string | null;
   readonly source?: string | null;
   readonly node?: string | null;
@@ -121,6 +123,18 @@ async function snapshotConnection(service: SnapshotService, args: SnapshotsArgs)
 }
 
 function traceQuery(args: TraceArgs): StoredTraceQuery {
+  if (args.service != null) {
+    return {
+      service: args.service,
+      servicePort: args.port,
+      ...(args.protocol != null ? { protocol: oneOf(args.protocol, PROTOCOLS, 'protocol') } : {}),
+      ...(args.source != null ? { source: args.source } : {}),
+      ...(args.node != null ? { node: args.node } : {}),
+      ...(args.entry != null ? { entry: oneOf(args.entry, ENTRIES, 'entry') } : {}),
+    };
+  }
+  if (args.destination == null) throw new AppError('VALIDATION', 'give destination and port, or service and port');
+  if (typeof args.port !== 'number') throw new AppError('VALIDATION', `port must be a number for a trace to an address (got '${args.port}')`);
   return {
     destination: args.destination,
     port: port(args.port, 'port'),
@@ -153,8 +167,26 @@ function upload(input: SnapshotInput): SnapshotUpload {
   };
 }
 
+/** Int or String: `port: 80`, or a Service port's name `port: "http"`. */
+const PortOrName = new GraphQLScalarType({
+  name: 'PortOrName',
+  description: 'A port number, or a Service port name',
+  serialize: (v) => v,
+  parseValue: (v) => {
+    if (typeof v === 'number' && Number.isInteger(v)) return v;
+    if (typeof v === 'string' && v.length > 0) return /^\d+$/.test(v) ? Number(v) : v;
+    throw new TypeError('PortOrName must be an integer or a non-empty string');
+  },
+  parseLiteral: (ast) => {
+    if (ast.kind === Kind.INT) return Number(ast.value);
+    if (ast.kind === Kind.STRING && ast.value.length > 0) return /^\d+$/.test(ast.value) ? Number(ast.value) : ast.value;
+    throw new TypeError('PortOrName must be an integer or a non-empty string');
+  },
+});
+
 export function createResolvers(service: SnapshotService): IResolvers {
   return {
+    PortOrName,
     Query: {
       clusters: () => service.listClusters(),
       snapshots: (_: unknown, args: SnapshotsArgs) => snapshotConnection(service, args),

@@ -65,9 +65,34 @@ export const traceOutcomeSchema = {
     mark: { type: 'string' },
     path: { type: 'array', items: { $ref: 'TraceStep#' } },
     notes: { type: 'array', items: { type: 'string' } },
-    service: { type: 'object', additionalProperties: true },
-    endpoint: { type: 'object', additionalProperties: true },
-    masqueradeReason: { type: 'string' },
+    service: {
+      type: 'object',
+      description: 'the Service and port the packet went through (from rule comments, chain-name hashes or the manifests)',
+      properties: {
+        namespace: { type: 'string' },
+        name: { type: 'string' },
+        port: { type: 'object', properties: { name: { type: 'string' }, port: { type: 'integer', nullable: true }, protocol: { type: 'string' } } },
+        frontend: { type: 'string' },
+        via: { type: 'string' },
+      },
+    },
+    endpoint: {
+      type: 'object',
+      properties: {
+        ip: { type: 'string' },
+        port: { type: 'integer' },
+        node: { type: 'string' },
+        listed: { type: 'boolean' },
+        pod: {
+          type: 'object',
+          properties: {
+            name: { type: 'string' }, namespace: { type: 'string' }, node: { type: 'string', nullable: true },
+            ready: { type: 'boolean', nullable: true }, serving: { type: 'boolean', nullable: true }, terminating: { type: 'boolean' },
+          },
+        },
+      },
+    },
+    masqueradeReason: { type: 'string', description: 'why the client address is replaced, in Kubernetes terms' },
   },
   required: ['probability', 'verdict', 'destination', 'masquerade', 'delivery', 'path'],
 } as const;
@@ -164,6 +189,7 @@ export const traceRequestSchema = {
     },
     node: { $ref: 'NodeInput#' },
     packet: { $ref: 'Packet#' },
+    manifests: { type: 'string', description: 'optional kubectl get … -o json|yaml output, to name pods and Services' },
   },
   required: ['rules', 'node', 'packet'],
   additionalProperties: false,
@@ -300,6 +326,14 @@ export const snapshotTraceSchema = {
         type: 'object',
         properties: {
           node: { type: 'string' },
+          frontend: {
+            type: 'object',
+            description: 'for a trace by Service: the frontend traced',
+            properties: {
+              kind: { type: 'string' }, destination: { type: 'string' }, port: { type: 'integer' }, protocol: { type: 'string' },
+              servicePort: { type: 'object', properties: { name: { type: 'string' }, port: { type: 'integer' }, protocol: { type: 'string' } } },
+            },
+          },
           entry: { type: 'string' },
           packet: traceResultSchema.properties.packet,
           outcomes: { type: 'array', items: { $ref: 'TraceOutcome#' } },

@@ -180,26 +180,35 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       querystring: {
         type: 'object',
         properties: {
-          destination: { type: 'string' },
-          port: { type: 'integer', minimum: 0, maximum: 65535 },
-          protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'], default: 'tcp' },
+          destination: { type: 'string', description: 'the packet\'s destination address (or give service)' },
+          port: { type: 'string', pattern: '^[0-9]+$|^[a-z0-9]([a-z0-9-]*[a-z0-9])?$', description: 'destination port; with service, the Service port\'s number or name' },
+          service: { type: 'string', description: 'ns/name: trace every frontend of this Service port on every node (needs manifests)' },
+          protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'] },
           source: { type: 'string', description: 'default 203.0.113.10 (outside the cluster)' },
           node: { type: 'string', description: 'default: every node of the snapshot' },
           entry: { type: 'string', enum: ['PREROUTING', 'OUTPUT'] },
           sourcePort: { type: 'integer', minimum: 0, maximum: 65535 },
           inInterface: { type: 'string' },
         },
-        required: ['destination', 'port'],
+        required: ['port'],
         additionalProperties: false,
       },
       response: { 200: { $ref: 'SnapshotTrace#' }, ...errors },
     },
     handler: async (request) => {
       const q = request.query as {
-        destination: string; port: number; protocol: Protocol; source?: string; node?: string; entry?: Entry;
+        destination?: string; port: string; service?: string; protocol?: Protocol; source?: string; node?: string; entry?: Entry;
         sourcePort?: number; inInterface?: string;
       };
-      return service.trace((request.params as { id: string }).id, q);
+      const port = /^\d+$/.test(q.port) ? Number(q.port) : q.port;
+      if (q.service === undefined && typeof port !== 'number') {
+        throw new AppError('VALIDATION', 'port must be a number when tracing to a destination address (a port name goes with service)');
+      }
+      if (typeof port === 'number' && port > 65535) throw new AppError('VALIDATION', 'port must be from 0 to 65535');
+      const { service: svc, ...rest } = q;
+      return service.trace((request.params as { id: string }).id, svc !== undefined
+        ? { ...rest, service: svc, servicePort: port, port: undefined }
+        : { ...rest, port });
     },
   });
 }

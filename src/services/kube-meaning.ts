@@ -1,0 +1,58 @@
+/**
+ * Kubernetes meaning for trace answers: manifests text → cluster model and chain-name index, and
+ * outcomes annotated with the Service, frontend, endpoint pod and masquerade reason.
+ */
+import type { ClusterModel as Model, TraceResult, TraceOutcome } from '../engine/index.ts';
+import { ChainNameIndex, EngineError, describeTrace, readClusterModel } from '../engine/index.ts';
+import { AppError } from '../app-error.ts';
+import { readManifestDocuments } from './manifests.ts';
+
+export interface Meaning {
+  readonly model: Model;
+  readonly index: ChainNameIndex;
+  readonly notes: readonly string[];
+}
+
+/** Parses manifests; errors are located (syntax) or name the document and field (content). */
+export function readMeaning(manifests: string): Meaning {
+  const documents = readManifestDocuments(manifests);
+  try {
+    const { model, notes } = readClusterModel(documents);
+    return { model, index: ChainNameIndex.fromModel(model), notes };
+  } catch (e) {
+    if (e instanceof EngineError) throw new AppError('MANIFEST_SYNTAX', `manifests: ${e.message}`, { part: 'manifests' });
+    throw e;
+  }
+}
+
+export type AnnotatedOutcome = TraceOutcome & {
+  readonly service?: unknown;
+  readonly endpoint?: unknown;
+  readonly masqueradeReason?: string;
+};
+
+/** The trace with each outcome named in Kubernetes terms (from rule comments and chain hashes even without manifests). */
+export function annotate<T extends TraceResult>(result: T, meaning: Meaning | null, nodeAddresses: readonly string[]): T & { outcomes: AnnotatedOutcome[] } {
+  const described = describeTrace(result, meaning?.model ?? null, meaning?.index ?? null, { nodeAddresses });
+  const outcomes = result.outcomes.map((o, i) => {
+    const d = described.outcomes[i];
+    return {
+      ...o,
+      ...(d.service ? { service: d.service } : {}),
+      ...(d.endpoint ? { endpoint: d.endpoint } : {}),
+      ...(d.masqueradeReason ? { masqueradeReason: d.masqueradeReason } : {}),
+      notes: [...o.notes, ...d.notes],
+    };
+  });
+  return { ...result, outcomes };
+}
+
+export function summariseMeaning(m: Meaning): Record<string, unknown> {
+  return {
+    services: m.model.services.size,
+    endpoints: [...m.model.endpoints.values()].reduce((n, e) => n + e.length, 0),
+    pods: m.model.pods.size,
+    nodes: m.model.nodes.size,
+    notes: m.notes,
+  };
+}
