@@ -1,5 +1,7 @@
 /** Human-readable rendering of trace answers for the terminal. */
-import type { TraceResult } from '../engine/index.ts';
+import type { DescribedOutcome, TraceOutcome, TraceResult } from '../engine/index.ts';
+
+type Described = TraceOutcome & Partial<Pick<DescribedOutcome, 'service' | 'endpoint' | 'masqueradeReason'>>;
 
 function pct(p: number): string {
   return `${(p * 100).toFixed(p === 1 || p === 0 ? 0 : 3)}%`;
@@ -16,14 +18,17 @@ export function formatTrace(result: TraceResult, node: { name?: string; addresse
     `${p.protocol} ${p.source} -> ${p.destination}:${p.port} on ${node.name ?? 'the node'} (${node.addresses.join(', ')}), entering at ${result.entry}`,
   );
   out.push('');
-  const rows = result.outcomes.map((o) => [
+  const outcomes = result.outcomes as readonly Described[];
+  const rows = outcomes.map((o) => [
     pct(o.probability),
     o.verdict,
     `${o.destination.ip}:${o.destination.port}`,
     o.masquerade ? 'yes' : o.snat ? `SNAT ${o.snat.ip ?? ''}` : 'no',
     o.delivery ?? '-',
+    o.service ? `${o.service.namespace}/${o.service.name}` : '-',
+    o.endpoint?.pod ? `${o.endpoint.pod.name}${o.endpoint.pod.node ? ` (${o.endpoint.pod.node})` : ''}` : '-',
   ]);
-  const header = ['SHARE', 'VERDICT', 'DESTINATION', 'MASQUERADE', 'DELIVERY'];
+  const header = ['SHARE', 'VERDICT', 'DESTINATION', 'MASQUERADE', 'DELIVERY', 'SERVICE', 'POD (NODE)'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)) + 2);
   out.push('  ' + header.map((h, i) => pad(h, widths[i])).join('').trimEnd());
   for (const r of rows) out.push('  ' + r.map((c, i) => pad(c, widths[i])).join('').trimEnd());
@@ -34,6 +39,8 @@ export function formatTrace(result: TraceResult, node: { name?: string; addresse
       const where = `${s.table}/${s.chain}${s.index > 0 ? ` #${s.index}` : ''}`;
       out.push(`  ${pad(s.hook, 12)} ${pad(where, 40)} ${pad(s.action, 10)} ${s.rule}${s.assumed ? '   [assumed]' : ''}`);
     }
+    const d = o as Described;
+    if (d.masqueradeReason) out.push(`  masquerade: ${d.masqueradeReason}`);
     for (const n of o.notes) out.push(`  note: ${n}`);
   });
   if (result.warnings.length) {

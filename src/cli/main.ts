@@ -22,7 +22,7 @@ const USAGE = `usage:
   svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S] [--table nat] [--in-interface IF]
-                [--out-interface IF] [--source-port N] [--node-name NAME] [--json]
+                [--out-interface IF] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
 
   Traces the first packet of a new connection through a node's rule dump and prints every
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
@@ -51,6 +51,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
       'in-interface': { type: 'string' },
       'out-interface': { type: 'string' },
       'source-port': { type: 'string' },
+      manifests: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -64,6 +65,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
   const service = createTraceService({ cacheSize: 1 });
   const result = service.trace({
     rules,
+    ...(values.manifests ? { manifests: readInput(values.manifests).toString('utf8') } : {}),
     format: values.format as FormatOption,
     table: values.table,
     node,

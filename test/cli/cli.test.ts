@@ -42,3 +42,12 @@ test('svcpath reports bad input with the offending line and exits non-zero', asy
   assert.equal(usage.code, 2);
   assert.match(usage.err, /usage:/);
 });
+
+test('svcpath trace --manifests names the Service and each endpoint pod with its node', async () => {
+  const rules = join(FIXTURES, '..', '..', 'examples', 'k3s', 'ip-10-32-11-62.iptables-S.txt');
+  const manifests = join(FIXTURES, '..', '..', 'examples', 'k3s', 'manifests.json');
+  const r = await run(['trace', '--rules', rules, '--manifests', manifests, '--node-ip', '10.32.11.62', '--from', '10.32.11.62', '10.43.62.130:80']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /10\.42\.1\.42:8080\s+yes\s+output\s+default\/service-test\s+service-test-cd79b78bd-bkr52 \(ip-10-32-7-224\.ap-northeast-2\.compute\.internal\)/);
+  assert.match(r.out, /masquerade: source outside the cluster CIDR 10\.42\.0\.0\/16/);
+});
