@@ -9,6 +9,8 @@ import { EngineError } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
+import { readMeaning } from '../services/kube-meaning.ts';
+import { resolveServiceFrontends } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
 
 const USAGE = `usage:
@@ -23,6 +25,9 @@ const USAGE = `usage:
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S] [--table nat] [--in-interface IF]
                 [--out-interface IF] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
+  svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME --port NAME|NUMBER [--from SOURCE] …
+                traces every frontend of the Service port that reaches this node (cluster IPs, its NodePort,
+                load-balancer and external IPs)
 
   Traces the first packet of a new connection through a node's rule dump and prints every
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
@@ -52,35 +57,54 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
       'out-interface': { type: 'string' },
       'source-port': { type: 'string' },
       manifests: { type: 'string' },
+      service: { type: 'string' },
+      port: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
-  if (!values.rules || !values['node-ip']?.length || positionals.length !== 1) {
+  const byService = values.service !== undefined;
+  if (!values.rules || !values['node-ip']?.length || positionals.length !== (byService ? 0 : 1) || (byService && (!values.port || !values.manifests))) {
     io.err(USAGE);
     return 2;
   }
   const rules = values.rules === '-' ? readFileSync(0, 'utf8') : readFileSync(values.rules, 'utf8');
-  const { host, port } = splitHostPort(positionals[0]);
+  const manifests = values.manifests ? readInput(values.manifests).toString('utf8') : undefined;
   const node = { ...(values['node-name'] ? { name: values['node-name'] } : {}), addresses: values['node-ip'] };
   const service = createTraceService({ cacheSize: 1 });
-  const result = service.trace({
+  // An address, or every frontend of a Service port that lands on this node.
+  const targets: { destination: string; port: number; protocol: Protocol; label?: string }[] = [];
+  if (byService) {
+    const { model } = readMeaning(manifests!);
+    const port = /^\d+$/.test(values.port!) ? Number(values.port) : values.port!;
+    for (const f of resolveServiceFrontends(model, values.service!, port, [{ name: node.name ?? 'node', addresses: node.addresses }])) {
+      targets.push({ ...f.packet, label: `${values.service} port ${f.servicePort.name || f.servicePort.port} via ${f.frontend} ${f.packet.destination}:${f.packet.port}` });
+    }
+  } else {
+    const { host, port } = splitHostPort(positionals[0]);
+    targets.push({ destination: host, port, protocol: values.protocol as Protocol });
+  }
+  const results = targets.map((target) => service.trace({
     rules,
-    ...(values.manifests ? { manifests: readInput(values.manifests).toString('utf8') } : {}),
+    ...(manifests !== undefined ? { manifests } : {}),
     format: values.format as FormatOption,
     table: values.table,
     node,
     packet: {
       source: values.from ?? '203.0.113.10',
-      destination: host,
-      port,
-      protocol: values.protocol as Protocol,
+      destination: target.destination,
+      port: target.port,
+      protocol: target.protocol,
       ...(values.entry ? { entry: values.entry as Entry } : {}),
       ...(values['in-interface'] ? { inInterface: values['in-interface'] } : {}),
       ...(values['out-interface'] ? { outInterface: values['out-interface'] } : {}),
       ...(values['source-port'] ? { sourcePort: Number(values['source-port']) } : {}),
     },
-  });
-  io.out(values.json ? JSON.stringify(result, null, 2) + '\n' : formatTrace(result, node));
+  }));
+  if (values.json) {
+    io.out(JSON.stringify(byService ? results.map((r, i) => ({ frontend: targets[i].label, ...r })) : results[0], null, 2) + '\n');
+  } else {
+    io.out(results.map((r, i) => `${targets[i].label ? `== ${targets[i].label}\n` : ''}${formatTrace(r, node)}`).join('\n'));
+  }
   return 0;
 }
 

@@ -51,3 +51,16 @@ test('svcpath trace --manifests names the Service and each endpoint pod with its
   assert.match(r.out, /10\.42\.1\.42:8080\s+yes\s+output\s+default\/service-test\s+service-test-cd79b78bd-bkr52 \(ip-10-32-7-224\.ap-northeast-2\.compute\.internal\)/);
   assert.match(r.out, /masquerade: source outside the cluster CIDR 10\.42\.0\.0\/16/);
 });
+
+test('svcpath trace --service traces every frontend of the Service port on this node', async () => {
+  const rules = join(FIXTURES, '..', '..', 'examples', 'k3s', 'ip-10-32-11-62.iptables-S.txt');
+  const manifests = join(FIXTURES, '..', '..', 'examples', 'k3s', 'manifests.json');
+  const r = await run(['trace', '--rules', rules, '--manifests', manifests, '--node-ip', '10.32.11.62', '--service', 'default/service-test-nodeport', '--port', '80', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const results = JSON.parse(r.out) as { frontend: string; outcomes: unknown[] }[];
+  assert.deepEqual(results.map((x) => x.frontend), [
+    'default/service-test-nodeport port 80 via ClusterIP 10.43.250.102:80',
+    'default/service-test-nodeport port 80 via NodePort 10.32.11.62:30080',
+  ]);
+  assert.ok(results.every((x) => x.outcomes.length === 4));
+});
