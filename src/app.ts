@@ -52,6 +52,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       tags: [
         { name: 'trace', description: 'Packet traces' },
         { name: 'snapshots', description: 'Versioned, immutable snapshots of node rule dumps and manifests' },
+        { name: 'audit', description: 'Where the rules and the manifests disagree' },
         { name: 'health', description: 'Readiness' },
       ],
     },

@@ -10,7 +10,7 @@ import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
 import { readMeaning } from '../services/kube-meaning.ts';
-import { resolveServiceFrontends } from '../engine/index.ts';
+import { resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
 
 const USAGE = `usage:
@@ -20,6 +20,9 @@ const USAGE = `usage:
 
   Uploads one snapshot (every node named, and the manifests) to a svcpath server, gzip-compressed.
   URL defaults to $SVCPATH_SERVER or http://localhost:8080.
+
+  svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
+               where the rules and the manifests disagree; exits 3 when there is an error finding
 
   svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
@@ -199,9 +202,49 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
   return 0;
 }
 
+async function auditCommand(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      node: { type: 'string', multiple: true },
+      'node-ip': { type: 'string', multiple: true },
+      manifests: { type: 'string' },
+      format: { type: 'string', default: 'auto' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.node?.length || !values.manifests) {
+    io.err(USAGE);
+    return 2;
+  }
+  const files = pairs(values.node, '--node');
+  const ips = pairs(values['node-ip'], '--node-ip');
+  const traceService = createTraceService({ cacheSize: files.size });
+  const nodes = [...files].map(([name, file]) => ({
+    name,
+    addresses: (ips.get(name) ?? '').split(',').filter(Boolean),
+    ruleset: traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption),
+  }));
+  const { model, index } = readMeaning(readInput(values.manifests).toString('utf8'));
+  const findings = runAudit({ nodes, model, index });
+  if (values.json) {
+    io.out(JSON.stringify({ findings }, null, 2) + '\n');
+  } else {
+    const counts = { error: 0, warning: 0, info: 0 };
+    for (const f of findings) {
+      counts[f.severity]++;
+      io.out(`${f.severity.toUpperCase().padEnd(7)} ${f.check}${f.node ? ` [${f.node}]` : ''}${f.service ? ` ${f.service}${f.port ? `:${f.port}` : ''}` : ''}: ${f.message}\n`);
+      for (const r of f.rules.slice(0, 5)) io.out(`          ${r.table}/${r.chain} #${r.index}  ${r.rule}\n`);
+    }
+    io.out(`${counts.error} errors, ${counts.warning} warnings, ${counts.info} notes\n`);
+  }
+  return findings.some((f) => f.severity === 'error') ? 3 : 0;
+}
+
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   trace: traceCommand,
   push: pushCommand,
+  audit: auditCommand,
 };
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {

@@ -9,6 +9,7 @@ export { ruleCount, ruleTexts } from './netfilter/rule.ts';
 export {
   ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
 } from './kube/index.ts';
+export { CHECKS, runAudit } from './checks/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
 export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';
@@ -16,3 +17,4 @@ export type { ParseOptions, FormatOption } from './netfilter/parser.ts';
 export type { PacketSpec, Protocol, Entry } from './trace/packet.ts';
 export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, TraceRequest, Verdict, Delivery } from './trace/tracer.ts';
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
+export type { AuditInput, Finding } from './checks/types.ts';

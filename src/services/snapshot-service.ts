@@ -4,14 +4,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { FormatOption, Protocol, Ruleset } from '../engine/index.ts';
-import { EngineError, completeKubeProxy, parseDump, resolveServiceFrontends, ruleCount, ruleTexts } from '../engine/index.ts';
+import { EngineError, completeKubeProxy, parseDump, resolveServiceFrontends, ruleCount, ruleTexts, runAudit } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import type { ChainRow, SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
 import type { TraceService } from './trace-service.ts';
 import { annotate, readMeaning, summariseMeaning } from './kube-meaning.ts';
 import type { Meaning } from './kube-meaning.ts';
 import type {
-  ClusterView, CreateResult, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService, SnapshotUpload,
+  AuditReport, ClusterView, CreateResult, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService, SnapshotUpload,
   SnapshotView, SnapshotWithNodes, StoredTraceQuery,
 } from './snapshot-types.ts';
 
@@ -100,6 +100,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
   };
   const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
   const meanings = new Map<string, Meaning>();
+  const audits = new Map<string, AuditReport>();
   async function meaningOf(s: StoredSnapshot): Promise<Meaning | null> {
     if (!s.manifestsSha256) return null;
     let m = meanings.get(s.manifestsSha256);
@@ -253,6 +254,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
 
     async delete(id) {
       metadata.delete(id);
+      audits.delete(id);
       if (!(await store.delete(id))) throw new AppError('NOT_FOUND', `snapshot ${id} not found`);
     },
 
@@ -314,6 +316,21 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         }
       }
       return { snapshot: s.id, results };
+    },
+
+    async audit(id) {
+      const hit = audits.get(id);
+      if (hit) return hit;
+      const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
+      const meaning = await meaningOf(s);
+      if (!meaning) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
+      const auditNodes = [];
+      for (const n of nodes) auditNodes.push({ name: n.name, addresses: n.addresses, ruleset: await rulesetOf(s.id, n) });
+      // Snapshots never change: the report is computed once.
+      const report = { snapshot: s.id, findings: runAudit({ nodes: auditNodes, model: meaning.model, index: meaning.index }) };
+      audits.set(id, report);
+      while (audits.size > 64) audits.delete(audits.keys().next().value!);
+      return report;
     },
 
     async ping() {

@@ -1,7 +1,7 @@
 /**
  * What the snapshot service takes and returns. REST, GraphQL and the CLI all speak these shapes.
  */
-import type { Diagnostic, Entry, FormatOption, Protocol, TraceOutcome, TraceWarning } from '../engine/index.ts';
+import type { Diagnostic, Entry, Finding, FormatOption, Protocol, TraceOutcome, TraceWarning } from '../engine/index.ts';
 
 export interface NodeUpload {
   readonly name: string;
@@ -113,6 +113,11 @@ export interface SnapshotTrace {
   readonly results: readonly NodeTrace[];
 }
 
+export interface AuditReport {
+  readonly snapshot: string;
+  readonly findings: readonly Finding[];
+}
+
 export interface SnapshotService {
   create(cluster: string, upload: SnapshotUpload): Promise<CreateResult>;
   listClusters(): Promise<readonly ClusterView[]>;
@@ -125,4 +130,6 @@ export interface SnapshotService {
   rawRules(id: string, node: string): Promise<Buffer>;
   delete(id: string): Promise<void>;
   trace(id: string, query: StoredTraceQuery): Promise<SnapshotTrace>;
+  /** Where the rules and the manifests disagree, per node (needs manifests in the snapshot). */
+  audit(id: string): Promise<AuditReport>;
 }

@@ -126,6 +126,11 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
       stored.splice(i, 1);
     },
 
+    async audit(id) {
+      find(id);
+      throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
+    },
+
     async trace(id, query) {
       calls.trace.push({ id, query });
       const s = find(id);

@@ -223,6 +223,7 @@ export function createResolvers(service: SnapshotService): IResolvers {
           .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
           .map(([key, value]) => ({ key, value })),
       trace: async (s: SnapshotView, args: TraceArgs) => (await service.trace(s.id, traceQuery(args))).results,
+      audit: (s: SnapshotView) => service.audit(s.id),
     },
     NodeTrace: {
       warnings: (t: NodeTrace) => t.warnings.map((w) => w.message),

@@ -347,6 +347,37 @@ export const snapshotTraceSchema = {
   required: ['snapshot', 'results'],
 } as const;
 
+export const auditReportSchema = {
+  $id: 'AuditReport',
+  type: 'object',
+  properties: {
+    snapshot: { type: 'string' },
+    findings: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          check: { type: 'string' },
+          severity: { type: 'string', enum: ['error', 'warning', 'info'] },
+          node: { type: 'string' },
+          service: { type: 'string', description: 'ns/name' },
+          port: { type: 'string' },
+          message: { type: 'string' },
+          rules: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { table: { type: 'string' }, chain: { type: 'string' }, index: { type: 'integer' }, rule: { type: 'string' } },
+            },
+          },
+        },
+        required: ['check', 'severity', 'message', 'rules'],
+      },
+    },
+  },
+  required: ['findings'],
+} as const;
+
 export const healthSchema = {
   $id: 'Health',
   type: 'object',
@@ -370,5 +401,6 @@ export const sharedSchemas = [
   snapshotPageSchema,
   clusterSchema,
   snapshotTraceSchema,
+  auditReportSchema,
   healthSchema,
 ] as const;

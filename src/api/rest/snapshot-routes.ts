@@ -171,6 +171,18 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
     },
   });
 
+  app.get('/v1/snapshots/:id/audit', {
+    schema: {
+      tags: ['audit'],
+      operationId: 'auditSnapshot',
+      summary: 'Where the rules and the manifests disagree, per node',
+      description: 'Expected behaviour (traffic policies doing what they say, a Service without endpoints rejecting) is `info`; disagreements between rules and manifests are `error` or `warning`. Needs manifests in the snapshot.',
+      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      response: { 200: { $ref: 'AuditReport#' }, ...errors },
+    },
+    handler: async (request) => service.audit((request.params as { id: string }).id),
+  });
+
   app.get('/v1/snapshots/:id/trace', {
     schema: {
       tags: ['trace'],
