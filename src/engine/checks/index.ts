@@ -1,0 +1,61 @@
+/**
+ * The audit: every check, one pass per file, over every node's rules and the manifests.
+ * Add a check by writing its file and listing it in CHECKS; nothing else registers checks.
+ */
+import { affinityStale } from './affinity-stale.ts';
+import { blackHoles } from './black-holes.ts';
+import { endpointDrift } from './endpoint-drift.ts';
+import { nodeDisagreement } from './node-disagreement.ts';
+import { serviceRules } from './service-rules.ts';
+import { unevenSplit } from './uneven-split.ts';
+import type { AuditInput, Check, Finding, FindingSeverity } from './types.ts';
+
+/** Every check, in the order they run. */
+export const CHECKS: readonly Check[] = Object.freeze([
+  serviceRules,
+  endpointDrift,
+  nodeDisagreement,
+  blackHoles,
+  unevenSplit,
+  affinityStale,
+]);
+
+/** The name each check puts in its findings, in CHECKS order. */
+export const CHECK_NAMES: readonly string[] = Object.freeze([
+  'service-rules',
+  'endpoint-drift',
+  'node-disagreement',
+  'black-holes',
+  'uneven-split',
+  'affinity-stale',
+]);
+
+const RANK: Readonly<Record<FindingSeverity, number>> = { error: 0, warning: 1, info: 2 };
+
+function compareText(a: string | undefined, b: string | undefined): number {
+  // Cluster-wide findings (no node, no service) after the others.
+  if (a === b) return 0;
+  if (a === undefined) return 1;
+  if (b === undefined) return -1;
+  return a < b ? -1 : 1;
+}
+
+/** Errors first, then warnings, then info; within each by node, Service, port, check and message. */
+export function compareFindings(a: Finding, b: Finding): number {
+  return RANK[a.severity] - RANK[b.severity]
+    || compareText(a.node, b.node)
+    || compareText(a.service, b.service)
+    || compareText(a.port, b.port)
+    || compareText(a.check, b.check)
+    || compareText(a.message, b.message);
+}
+
+/** Runs the checks (every check by default) and returns their findings, sorted. */
+export function runAudit(input: AuditInput, checks: readonly Check[] = CHECKS): Finding[] {
+  const findings: Finding[] = [];
+  for (const check of checks) findings.push(...check(input));
+  return findings.sort(compareFindings);
+}
+
+export { affinityStale, blackHoles, endpointDrift, nodeDisagreement, serviceRules, unevenSplit };
+export type { AuditInput, AuditNode, Check, Finding, FindingRule, FindingSeverity } from './types.ts';

@@ -1,0 +1,331 @@
+/**
+ * A node's rules as the checks read them: kube-proxy's chains by name, who jumps where, which
+ * endpoint each KUBE-SEP chain DNATs to, and which rules name a Service port in their comment.
+ * Built once per ruleset and shared by the checks (the ruleset is immutable).
+ */
+import { endpointString, splitChainName } from '../kube/chain-names.ts';
+import type { ChainKind } from '../kube/chain-names.ts';
+import { parseServicePortName } from '../kube/describe.ts';
+import { canonicalIP } from '../kube/model.ts';
+import type { Chain, Family, Rule, Ruleset } from '../netfilter/ast.ts';
+import { ruleCount, ruleTexts } from '../netfilter/rule.ts';
+import { quantizeProbability, SCALE } from '../trace/probability.ts';
+import type { AuditNode, FindingRule } from './types.ts';
+
+/** The rule as a Finding lists it. */
+export function ruleRef(r: Rule): FindingRule {
+  return { table: r.table, chain: r.chain, index: r.index, rule: r.text };
+}
+
+/** A chain that has no rule to show: the chain itself (index 0). */
+export function chainRef(table: string, chain: string): FindingRule {
+  return { table, chain, index: 0, rule: `-N ${chain}` };
+}
+
+/** Unique by table, chain and index, in first-seen order. */
+export function uniqueRefs(refs: Iterable<FindingRule>): FindingRule[] {
+  const seen = new Map<string, FindingRule>();
+  for (const r of refs) {
+    const key = `${r.table}|${r.chain}|${r.index}|${r.rule}`;
+    if (!seen.has(key)) seen.set(key, r);
+  }
+  return [...seen.values()];
+}
+
+/**
+ * The `-m comment --comment` text of a rule, read from its text as iptables-save quotes it
+ * (bare, or in double quotes with \\" \\\\ \\' escaped): cheaper than parsing the whole rule.
+ */
+export function commentOf(r: Pick<Rule, 'text'>): string | null {
+  const at = r.text.indexOf('--comment ');
+  if (at < 0) return null;
+  const rest = r.text.slice(at + '--comment '.length);
+  if (rest.startsWith('"')) {
+    const m = /^"((?:[^"\\]|\\.)*)"/.exec(rest);
+    return m ? m[1].replace(/\\(.)/g, '$1') : null;
+  }
+  if (rest.startsWith("'")) {
+    const end = rest.indexOf("'", 1);
+    return end < 0 ? null : rest.slice(1, end);
+  }
+  return /^\S*/.exec(rest)![0];
+}
+
+/** `--dport N` of the rule's protocol match, or null. */
+export function dportOf(r: Rule): number | null {
+  for (const m of r.matches) {
+    for (const o of m.options) {
+      if ((o.name === 'dport' || o.name === 'destination-port') && !o.negated && /^\d+$/.test(o.args[0] ?? '')) return Number(o.args[0]);
+    }
+  }
+  return null;
+}
+
+/** The endpoint a DNAT rule translates to. */
+export interface DnatTarget {
+  readonly ip: string;
+  readonly port: number | null;
+  /** "ip:port" as kube-proxy writes endpoints ("ip" alone when the rule keeps the port). */
+  readonly key: string;
+  readonly rule: Rule;
+}
+
+function parseToDestination(text: string): { ip: string; port: number | null } | null {
+  let addr = text;
+  let port: string | undefined;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0) return null;
+    addr = text.slice(1, close);
+    port = text.slice(close + 1).replace(/^:/, '') || undefined;
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    [addr, port] = text.split(':');
+  }
+  // A range (`a-b`) is not one endpoint: kube-proxy never writes one.
+  if (!addr || addr.includes('-') || (port !== undefined && !/^\d+$/.test(port))) return null;
+  return { ip: canonicalIP(addr), port: port === undefined ? null : Number(port) };
+}
+
+/** The `-j`/`-g` target of a rule's text, outside quoted strings (the dump was validated when parsed). */
+function targetOfText(text: string): string | null {
+  const words = text.match(/"(?:[^"\\]|\\.)*"|'[^']*'|\S+/g) ?? [];
+  let target: string | null = null;
+  for (let i = 0; i < words.length - 1; i++) {
+    const w = words[i];
+    if (w === '-j' || w === '-g' || w === '--jump' || w === '--goto') target = words[i + 1];
+  }
+  return target;
+}
+
+/** A rule of a Service chain that sends to another chain (an endpoint, or a policy chain). */
+export interface ChainJump {
+  readonly rule: Rule;
+  readonly target: string;
+  readonly kind: ChainKind | null;
+  /** `-m recent --rcheck|--update`: session affinity, taken only by clients already pinned. */
+  readonly affinity: { readonly name: string; readonly seconds: number | null } | null;
+  /** The kernel's k of `-m statistic --mode random --probability p` (k/2^31), 2^31 without one. */
+  readonly k: number;
+  /** Matches the source (`-s`, `--src-type`): kube-proxy's special paths for pod and node traffic. */
+  readonly bySource: boolean;
+  /** Other matches than comment, statistic and recent. */
+  readonly conditional: boolean;
+}
+
+/** kube-proxy's split rule, `[-m comment …] [-m statistic --mode random --probability p] -j CHAIN`, read without a parse. */
+const SPLIT_RULE = /^-A \S+ (?:-m comment --comment (?:"(?:[^"\\]|\\.)*"|[A-Za-z0-9_-]+) )?(?:-m statistic --mode random --probability (\d+(?:\.\d+)?) )?-j (KUBE-[A-Z]+-[A-Z2-7]{16})$/;
+
+function readJump(r: Rule): ChainJump | null {
+  const fast = SPLIT_RULE.exec(r.text);
+  if (fast) {
+    const k = fast[1] === undefined ? SCALE : quantizeProbability(Number(fast[1]));
+    return { rule: r, target: fast[2], kind: splitChainName(fast[2])?.kind ?? null, affinity: null, k, bySource: false, conditional: false };
+  }
+  const target = r.target?.name;
+  if (!target) return null;
+  let affinity: ChainJump['affinity'] = null;
+  let k = SCALE;
+  let bySource = r.source !== undefined && !r.source.negated;
+  let conditional = r.destination !== undefined || r.protocol !== undefined || r.inInterface !== undefined || r.outInterface !== undefined;
+  for (const m of r.matches) {
+    if (m.module === 'comment') continue;
+    if (m.module === 'statistic') {
+      const p = m.options.find((o) => o.name === 'probability');
+      if (p) {
+        const q = quantizeProbability(Number(p.args[0]));
+        k = p.negated ? SCALE - q : q;
+      }
+      continue;
+    }
+    if (m.module === 'recent') {
+      if (m.options.some((o) => o.name === 'rcheck' || o.name === 'update')) {
+        const name = m.options.find((o) => o.name === 'name')?.args[0] ?? 'DEFAULT';
+        const seconds = m.options.find((o) => o.name === 'seconds')?.args[0];
+        affinity = { name, seconds: seconds !== undefined && /^\d+$/.test(seconds) ? Number(seconds) : null };
+      }
+      continue;
+    }
+    if (m.module === 'addrtype' && m.options.some((o) => o.name === 'src-type' && !o.negated)) bySource = true;
+    conditional = true;
+  }
+  if (r.source !== undefined) conditional = true;
+  return { rule: r, target, kind: splitChainName(target)?.kind ?? null, affinity, k, bySource, conditional };
+}
+
+/** A rule whose comment names a Service port ("ns/name:port …"). */
+export interface NamedRule {
+  readonly rule: Rule;
+  readonly namespace: string;
+  readonly name: string;
+  readonly portName: string;
+}
+
+/** kube-proxy's fixed chains, whose comments name Service ports. */
+const KUBE_PROXY_CHAINS: Readonly<Record<string, readonly string[]>> = {
+  nat: ['KUBE-SERVICES', 'KUBE-NODEPORTS'],
+  filter: ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL', 'KUBE-FORWARD'],
+};
+
+export class NodeRules {
+  readonly family: Family;
+  private referrerMap: Map<string, [string, number][]> | null = null;
+  private readonly jumpCache = new Map<string, readonly ChainJump[]>();
+  private readonly dnatCache = new Map<string, DnatTarget | null>();
+  private namedCache: Map<string, NamedRule[]> | null = null;
+
+  constructor(
+    readonly node: AuditNode,
+    readonly ruleset: Ruleset,
+  ) {
+    this.family = ruleset.family;
+  }
+
+  chain(table: string, name: string): Chain | undefined {
+    return this.ruleset.tables.get(table)?.chains.get(name);
+  }
+
+  /** The nat chain exists with at least one rule (counted without materialising its rules). */
+  hasRules(name: string): boolean {
+    const c = this.chain('nat', name);
+    return c !== undefined && ruleCount(c) > 0;
+  }
+
+  /** The nat chain is declared or has rules. */
+  has(name: string): boolean {
+    return this.chain('nat', name) !== undefined;
+  }
+
+  rules(name: string, table = 'nat'): readonly Rule[] {
+    return this.chain(table, name)?.rules ?? [];
+  }
+
+  /** nat chains with kube-proxy's hashed names (KUBE-SVC/SVL/EXT/FW/SEP/XLB-…). */
+  kubeChains(): { name: string; kind: ChainKind }[] {
+    const out: { name: string; kind: ChainKind }[] = [];
+    for (const name of this.ruleset.tables.get('nat')?.chains.keys() ?? []) {
+      const s = splitChainName(name);
+      if (s) out.push({ name, kind: s.kind });
+    }
+    return out;
+  }
+
+  /** nat rules that jump or go to `chain` (one of kube-proxy's, `KUBE-…`). */
+  referrers(chain: string): readonly Rule[] {
+    if (!this.referrerMap) this.referrerMap = this.indexReferrers();
+    const refs = this.referrerMap.get(chain);
+    if (!refs) return [];
+    return refs.map(([from, index]) => this.rules(from)[index]);
+  }
+
+  /**
+   * Where each KUBE-… chain is jumped to from, read from the rule texts: making a Rule object
+   * of every rule of a large dump costs seconds, and most rules never jump to a KUBE- chain.
+   */
+  private indexReferrers(): Map<string, [string, number][]> {
+    const map = new Map<string, [string, number][]>();
+    for (const c of this.ruleset.tables.get('nat')?.chains.values() ?? []) {
+      if (ruleCount(c) === 0) continue;
+      const { texts } = ruleTexts(c);
+      texts.forEach((text, i) => {
+        if (!/(?:-j|-g|--jump|--goto) KUBE-/.test(text)) return;
+        const target = targetOfText(text);
+        if (!target || !target.startsWith('KUBE-')) return;
+        const list = map.get(target);
+        if (list) list.push([c.name, i]);
+        else map.set(target, [[c.name, i]]);
+      });
+    }
+    return map;
+  }
+
+  /** The rules of a nat chain that send to other chains, read for kube-proxy's meaning. */
+  jumps(chain: string): readonly ChainJump[] {
+    let hit = this.jumpCache.get(chain);
+    if (!hit) {
+      hit = this.rules(chain).map(readJump).filter((j): j is ChainJump => j !== null && this.has(j.target));
+      this.jumpCache.set(chain, hit);
+    }
+    return hit;
+  }
+
+  /** The endpoint a KUBE-SEP chain DNATs to (its first DNAT rule), or null; read from the rule texts. */
+  dnat(chain: string): DnatTarget | null {
+    if (this.dnatCache.has(chain)) return this.dnatCache.get(chain)!;
+    let out: DnatTarget | null = null;
+    const c = this.chain('nat', chain);
+    const texts = c ? ruleTexts(c).texts : [];
+    for (let i = 0; i < texts.length && !out; i++) {
+      if (targetOfText(texts[i]) !== 'DNAT') continue;
+      const to = /\s--to-destination\s+(\S+)/.exec(texts[i])?.[1];
+      const parsed = to ? parseToDestination(to) : null;
+      if (parsed) out = { ...parsed, key: parsed.port === null ? parsed.ip : endpointString(parsed.ip, parsed.port), rule: c!.rules[i] };
+    }
+    this.dnatCache.set(chain, out);
+    return out;
+  }
+
+  /**
+   * The endpoints a Service chain sends to: its jumps to KUBE-SEP chains, each with the endpoint
+   * it DNATs to. `affinity` chooses the `-m recent` rules (true), the others (false), or both.
+   */
+  endpointJumps(chain: string, affinity?: boolean): { jump: ChainJump; dnat: DnatTarget | null }[] {
+    return this.jumps(chain)
+      .filter((j) => j.kind === 'SEP' && (affinity === undefined || (j.affinity !== null) === affinity))
+      .map((jump) => ({ jump, dnat: this.dnat(jump.target) }));
+  }
+
+  /**
+   * Rules of kube-proxy's fixed chains (nat and filter KUBE-SERVICES, KUBE-NODEPORTS, …) and of
+   * its hashed chains whose comment names a Service port, by "ns/name" and then port name.
+   */
+  named(spnKey: string): readonly NamedRule[] {
+    if (!this.namedCache) {
+      const map = new Map<string, NamedRule[]>();
+      const add = (r: Rule) => {
+        const c = commentOf(r);
+        const spn = c ? parseServicePortName(c) : null;
+        if (!spn) return;
+        const key = `${spn.namespace}/${spn.name}:${spn.portName}`;
+        const entry = { rule: r, ...spn };
+        const list = map.get(key);
+        if (list) list.push(entry);
+        else map.set(key, [entry]);
+      };
+      for (const [table, chains] of Object.entries(KUBE_PROXY_CHAINS)) {
+        for (const name of chains) for (const r of this.rules(name, table)) add(r);
+      }
+      this.namedCache = map;
+    }
+    return this.namedCache.get(spnKey) ?? [];
+  }
+
+  /** Every spn key (`ns/name:port`, unnamed port: `ns/name:`) that `named` knows. */
+  namedKeys(): string[] {
+    this.named('');
+    return [...this.namedCache!.keys()];
+  }
+}
+
+/** `ns/name:port` key of `NodeRules.named` (the port part empty for an unnamed port). */
+export function namedKey(namespace: string, name: string, portName: string): string {
+  return `${namespace}/${name}:${portName}`;
+}
+
+const cache = new WeakMap<Ruleset, NodeRules>();
+
+export function nodeRules(node: AuditNode): NodeRules {
+  let hit = cache.get(node.ruleset);
+  if (!hit || hit.node.name !== node.name) {
+    hit = new NodeRules(node, node.ruleset);
+    cache.set(node.ruleset, hit);
+  }
+  return hit;
+}
+
+/** A readable share: "33.3%", "0.00001%". */
+export function percent(p: number): string {
+  if (p >= 0.9999995) return '100%';
+  const v = p * 100;
+  if (v >= 0.1) return `${v.toFixed(1)}%`;
+  return `${Number(v.toPrecision(2))}%`;
+}
