@@ -162,8 +162,12 @@ class RulesetBuilder {
  */
 export class LineReader {
   private pos = 0;
-  /** The current line without its line break (a trailing CR is kept). */
+  /** The current line without its line break (and without a trailing CR). */
   line = '';
+  /** Leading blanks of the line (markdown indentation, tab-indented pastes); columns still count them. */
+  indent = 0;
+  /** The line without its leading blanks. */
+  body = '';
   /** 1-based number of the current line. */
   number = 0;
   /** Offset of the current line's first character in the text. */
@@ -180,7 +184,11 @@ export class LineReader {
     if (this.pos >= text.length) return false;
     let end = text.indexOf('\n', this.pos);
     if (end < 0) end = text.length;
-    this.line = text.slice(this.pos, end);
+    const cr = end > this.pos && text.charCodeAt(end - 1) === 0x0d;
+    const line = text.slice(this.pos, cr ? end - 1 : end);
+    this.line = line;
+    this.indent = leadingBlanks(line);
+    this.body = this.indent ? line.slice(this.indent) : line;
     this.offset = this.pos;
     this.pos = end + 1;
     this.number++;
@@ -210,11 +218,8 @@ export function parseIptablesSave(text: string): Ruleset {
   let table: TableDraft | null = null;
   let sawContent = false;
   while (lines.next()) {
-    const lineNo = lines.number;
-    let raw = lines.line;
-    if (raw.endsWith('\r')) raw = raw.slice(0, -1);
-    const indent = leadingBlanks(raw);
-    let body = indent ? raw.slice(indent) : raw;
+    const { number: lineNo, line: raw, indent } = lines;
+    let body = lines.body;
     if (body.length === 0) continue;
     const first = body.charCodeAt(0);
     if (first === 0x23 /* # */) {
@@ -380,11 +385,8 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
   let sawContent = false;
   const lines = new LineReader(text);
   while (lines.next()) {
-    const lineNo = lines.number;
-    let raw = lines.line;
-    if (raw.endsWith('\r')) raw = raw.slice(0, -1);
-    const indent = leadingBlanks(raw);
-    let body = indent ? raw.slice(indent) : raw;
+    const { number: lineNo, line: raw, indent } = lines;
+    let body = lines.body;
     if (body.length === 0 || body.charCodeAt(0) === 0x23) continue;
     sawContent = true;
     let column = indent;
