@@ -35,6 +35,8 @@ export interface Frontend {
   readonly portName: string;
   /** For a NodePort: which of the node's addresses (of the ruleset's family) it is on, from 0. */
   readonly nodeAddress?: number;
+  /** Set when neither the rules nor the manifests tell an external IP from a load-balancer IP. */
+  readonly kindGuessed?: true;
   /** The rule that catches the packet (the first one found, nat before filter). */
   readonly rule: { readonly table: string; readonly chain: string; readonly index: number; readonly text: string };
 }
@@ -111,6 +113,7 @@ export function listFrontends(rs: Ruleset, addresses: readonly string[], options
       frontend: {
         ip, port, protocol: protocol as Protocol, kind, service, portName, rule: existing?.frontend.rule ?? rule,
         ...(nodeAddress !== undefined ? { nodeAddress } : {}),
+        ...(confidence === 0 ? { kindGuessed: true as const } : {}),
       },
       confidence,
     });
@@ -128,6 +131,8 @@ export function listFrontends(rs: Ruleset, addresses: readonly string[], options
     const m = options.model?.servicesByFrontend(ip, port, protocol).find((x) => x.frontend !== 'NodePort');
     return m?.frontend ?? 'ExternalIP';
   };
+  const sure = (ip: string, port: number, protocol: string): Confidence =>
+    options.model?.servicesByFrontend(ip, port, protocol).some((x) => x.frontend !== 'NodePort') ? 1 : 0;
 
   each('nat', 'KUBE-SERVICES', (f, rule) => {
     if (f.dst === null || f.dport === null || !f.protocol || !PROTOCOLS.has(f.protocol)) return;
@@ -135,7 +140,7 @@ export function listFrontends(rs: Ruleset, addresses: readonly string[], options
     if (wording) add(f.dst, f.dport, f.protocol, wording[1], 2, f, rule);
     else if (f.target?.startsWith('KUBE-SVC-') || f.target?.startsWith('KUBE-SVL-')) add(f.dst, f.dport, f.protocol, 'ClusterIP', 1, f, rule);
     else if (f.target?.startsWith('KUBE-FW-')) add(f.dst, f.dport, f.protocol, 'LoadBalancer', 2, f, rule);
-    else add(f.dst, f.dport, f.protocol, guess(f.dst, f.dport, f.protocol), 1, f, rule);
+    else add(f.dst, f.dport, f.protocol, guess(f.dst, f.dport, f.protocol), sure(f.dst, f.dport, f.protocol), f, rule);
   });
   each('nat', 'KUBE-NODEPORTS', (f, rule) => {
     if (f.dport === null || !f.protocol || !PROTOCOLS.has(f.protocol)) return;
@@ -147,7 +152,7 @@ export function listFrontends(rs: Ruleset, addresses: readonly string[], options
   });
   each('filter', 'KUBE-EXTERNAL-SERVICES', (f, rule) => {
     if (f.dport === null || !f.protocol || !PROTOCOLS.has(f.protocol)) return;
-    if (f.dst !== null) add(f.dst, f.dport, f.protocol, guess(f.dst, f.dport, f.protocol), options.model ? 1 : 0, f, rule);
+    if (f.dst !== null) add(f.dst, f.dport, f.protocol, guess(f.dst, f.dport, f.protocol), sure(f.dst, f.dport, f.protocol), f, rule);
     else if (f.dstTypeLocal) nodeIPs.forEach((ip, i) => add(ip, f.dport!, f.protocol!, 'NodePort', 1, f, rule, i));
   });
   each('filter', 'KUBE-PROXY-FIREWALL', (f, rule) => {

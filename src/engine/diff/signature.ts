@@ -1,0 +1,216 @@
+/**
+ * Which frontends can have changed between two snapshots of a node, without tracing them.
+ *
+ * A packet for a frontend (destination D, port P) can only match, in any chain, the rules that
+ * are not keyed to another destination or port. So every chain reachable from the built-in
+ * chains is split into
+ *   - "rest" rules (no single-host `-d`, no single `--dport`): they may match any packet, and
+ *     together with the chains they jump to form one global signature per snapshot;
+ *   - keyed rules: filed under their host or port with their rank among the rest rules (so the
+ *     merged order is known) and the signature of everything their target reaches (whole chain
+ *     contents, memoised per chain).
+ * A frontend's signature is the global one plus the keyed rules filed under its destination and
+ * under every DNAT destination those rules lead to (the packet meets filter and POSTROUTING with
+ * the translated destination). Equal signatures in A and B mean equal rules along every path the
+ * tracer could take, so equal outcomes; only frontends whose signatures differ are traced.
+ *
+ * Chain contents and rule texts are interned in one table shared by both snapshots, so equal
+ * content gets equal numbers and the comparison is exact (no hash collisions).
+ */
+import type { Chain, Ruleset } from '../netfilter/ast.ts';
+import { ruleTexts } from '../netfilter/rule.ts';
+import type { FactsCache } from './rule-facts.ts';
+import { dnatKey, REWRITING_TARGETS, targetOf } from './rule-facts.ts';
+
+/** Numbers for strings, shared by the two snapshots of one diff. */
+export class Interner {
+  private readonly ids = new Map<string, number>();
+
+  id(s: string): number {
+    let n = this.ids.get(s);
+    if (n === undefined) {
+      n = this.ids.size + 1;
+      this.ids.set(s, n);
+    }
+    return n;
+  }
+}
+
+interface Closure {
+  readonly id: number;
+  /** "ip|port" of every DNAT the closure can apply. */
+  readonly dnat: readonly string[];
+  /** The closure rewrites destinations in a way the signature cannot follow (REDIRECT, ranges, …). */
+  readonly opaque: boolean;
+}
+
+interface Entry {
+  readonly table: string;
+  readonly chain: string;
+  /** Order of the chain in the walk, then the rule's position: the order the tracer meets them in. */
+  readonly walk: number;
+  readonly position: number;
+  /** How many rest rules of the chain come before it. */
+  readonly rank: number;
+  readonly text: number;
+  readonly dport: number | null;
+  readonly closure: Closure;
+}
+
+const NO_CLOSURE: Closure = { id: 0, dnat: [], opaque: false };
+
+function policyOf(c: Chain): string {
+  return c.policy ?? '-';
+}
+
+/** The signatures of one snapshot of a node. */
+export class RulesetSignature {
+  /** Signature of the rest rules of every chain reachable from the built-in chains. */
+  readonly global: number;
+  private globalDnat = new Set<string>();
+  private globalOpaque = false;
+  private readonly byDst = new Map<string, Entry[]>();
+  private readonly byPort = new Map<number, Entry[]>();
+  private readonly rest = new Map<string, number>();
+  private readonly closures = new Map<string, Closure>();
+  private readonly inProgress = new Set<string>();
+  private walks = 0;
+
+  constructor(
+    private readonly rs: Ruleset,
+    private readonly ids: Interner,
+    private readonly facts: FactsCache,
+    addresses: readonly string[],
+  ) {
+    const parts: string[] = [rs.family, [...addresses].sort().join(',')];
+    for (const name of [...rs.tables.keys()].sort()) {
+      const table = rs.tables.get(name)!;
+      const builtins = [...table.chains.values()].filter((c) => c.builtin).map((c) => c.name).sort();
+      for (const chain of builtins) parts.push(`${name}/${chain}=${this.restWalk(name, chain)}`);
+    }
+    this.global = ids.id(parts.join(';'));
+  }
+
+  private chain(table: string, name: string): Chain | undefined {
+    return this.rs.tables.get(table)?.chains.get(name);
+  }
+
+  /** The rest rules of a chain in order, each with what its target reaches; keyed rules are filed. */
+  private restWalk(table: string, name: string): number {
+    const memo = `${table}/${name}`;
+    const done = this.rest.get(memo);
+    if (done !== undefined) return done;
+    const c = this.chain(table, name);
+    if (!c) return this.ids.id(`missing ${memo}`);
+    if (this.inProgress.has(memo)) return this.ids.id(`loop ${memo}`);
+    this.inProgress.add(memo);
+    const walk = this.walks++;
+    const { texts } = ruleTexts(c);
+    const parts: string[] = [policyOf(c)];
+    let rank = 0;
+    texts.forEach((text, position) => {
+      const f = this.facts.get(text);
+      const target = f.target;
+      const isChain = target !== null && this.chain(table, target) !== undefined;
+      if (f.dst !== null || f.dport !== null) {
+        const closure = isChain ? this.closure(table, target!) : this.leaf(text, target);
+        const entry: Entry = { table, chain: name, walk, position, rank, text: this.ids.id(text), dport: f.dport, closure };
+        if (f.dst !== null) push(this.byDst, f.dst, entry);
+        else push(this.byPort, f.dport!, entry);
+        return;
+      }
+      rank++;
+      const leaf = isChain ? null : this.leaf(text, target);
+      if (leaf) {
+        for (const k of leaf.dnat) this.globalDnat.add(k);
+        if (leaf.opaque) this.globalOpaque = true;
+      }
+      parts.push(`${this.ids.id(text)}>${isChain ? this.restWalk(table, target!) : ''}`);
+    });
+    this.inProgress.delete(memo);
+    const id = this.ids.id(`${memo}:${parts.join(',')}`);
+    this.rest.set(memo, id);
+    return id;
+  }
+
+  /** A rule whose target is not a chain: what it rewrites. */
+  private leaf(text: string, target: string | null): Closure {
+    if (target === null || !REWRITING_TARGETS.has(target)) return NO_CLOSURE;
+    const k = target === 'DNAT' ? dnatKey(text) : null;
+    return k === null ? { id: 0, dnat: [], opaque: true } : { id: 0, dnat: [k], opaque: false };
+  }
+
+  /** Everything a chain reaches, whole: its rules and, recursively, the chains they jump to. */
+  private closure(table: string, name: string): Closure {
+    const memo = `${table}/${name}`;
+    const done = this.closures.get(memo);
+    if (done) return done;
+    const c = this.chain(table, name);
+    if (!c) return { id: this.ids.id(`missing ${memo}`), dnat: [], opaque: false };
+    if (this.inProgress.has(memo)) return { id: this.ids.id(`loop ${memo}`), dnat: [], opaque: true };
+    this.inProgress.add(memo);
+    const { texts } = ruleTexts(c);
+    const children: number[] = [];
+    const dnat = new Set<string>();
+    let opaque = false;
+    for (const text of texts) {
+      const target = targetOf(text);
+      if (target === null) continue;
+      if (this.chain(table, target)) {
+        const sub = this.closure(table, target);
+        children.push(sub.id);
+        for (const k of sub.dnat) dnat.add(k);
+        opaque ||= sub.opaque;
+      } else if (REWRITING_TARGETS.has(target)) {
+        const leaf = this.leaf(text, target);
+        for (const k of leaf.dnat) dnat.add(k);
+        opaque ||= leaf.opaque;
+      }
+    }
+    this.inProgress.delete(memo);
+    const content = this.ids.id(`${policyOf(c)}\n${texts.join('\n')}`);
+    const out: Closure = { id: this.ids.id(`${content}|${children.join(',')}`), dnat: [...dnat].sort(), opaque };
+    this.closures.set(memo, out);
+    return out;
+  }
+
+  /**
+   * The signature of one frontend: the global signature and the keyed rules a packet to ip:port
+   * or to any destination it is translated to can meet. null when it cannot be computed (a
+   * rewrite the signature does not follow): trace the frontend.
+   */
+  frontend(ip: string, port: number): string | null {
+    if (this.globalOpaque) return null;
+    const keys = [`${ip}|${port}`, ...[...this.globalDnat].sort()];
+    const seen = new Set(keys);
+    const parts: string[] = [String(this.global)];
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      const bar = key.lastIndexOf('|');
+      const dst = key.slice(0, bar);
+      const dport = Number(key.slice(bar + 1));
+      const matched: Entry[] = [];
+      for (const e of this.byDst.get(dst) ?? []) if (e.dport === null || e.dport === dport) matched.push(e);
+      for (const e of this.byPort.get(dport) ?? []) matched.push(e);
+      matched.sort((a, b) => a.walk - b.walk || a.position - b.position);
+      parts.push(key);
+      for (const e of matched) {
+        if (e.closure.opaque) return null;
+        parts.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${e.closure.id}`);
+        for (const k of e.closure.dnat) {
+          if (!seen.has(k)) {
+            seen.add(k);
+            keys.push(k);
+          }
+        }
+      }
+    }
+    return parts.join(';');
+  }
+}
+
+function push<K>(map: Map<K, Entry[]>, key: K, e: Entry): void {
+  const list = map.get(key);
+  if (list) list.push(e);
+  else map.set(key, [e]);
+}
