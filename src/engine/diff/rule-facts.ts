@@ -125,7 +125,7 @@ export function targetOf(text: string): string | null {
     if (text.indexOf('--jump') < 0 && text.indexOf('--goto') < 0) return null;
     return readFacts(text).target;
   }
-  if (text.lastIndexOf('"') > at || text.indexOf('--jump') >= 0 || text.indexOf('--goto') >= 0) return readFacts(text).target;
+  if (text.lastIndexOf('"') > at) return readFacts(text).target;
   const from = at + 4;
   const end = text.indexOf(' ', from);
   return text.slice(from, end < 0 ? text.length : end);

@@ -14,27 +14,13 @@
  * the translated destination). Equal signatures in A and B mean equal rules along every path the
  * tracer could take, so equal outcomes; only frontends whose signatures differ are traced.
  *
- * Chain contents and rule texts are interned in one table shared by both snapshots, so equal
- * content gets equal numbers and the comparison is exact (no hash collisions).
+ * Chain contents and rule texts are compared by 53-bit hashes (hash.ts), computed once per chain.
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import { ruleTexts } from '../netfilter/rule.ts';
+import { Hasher, hashString } from './hash.ts';
 import type { FactsCache } from './rule-facts.ts';
 import { dnatKey, REWRITING_TARGETS, targetOf } from './rule-facts.ts';
-
-/** Numbers for strings, shared by the two snapshots of one diff. */
-export class Interner {
-  private readonly ids = new Map<string, number>();
-
-  id(s: string): number {
-    let n = this.ids.get(s);
-    if (n === undefined) {
-      n = this.ids.size + 1;
-      this.ids.set(s, n);
-    }
-    return n;
-  }
-}
 
 interface Closure {
   readonly id: number;
@@ -67,69 +53,67 @@ function policyOf(c: Chain): string {
 export class RulesetSignature {
   /** Signature of the rest rules of every chain reachable from the built-in chains. */
   readonly global: number;
-  private globalDnat = new Set<string>();
+  private readonly globalDnat = new Set<string>();
   private globalOpaque = false;
   private readonly byDst = new Map<string, Entry[]>();
   private readonly byPort = new Map<number, Entry[]>();
-  private readonly rest = new Map<string, number>();
-  private readonly closures = new Map<string, Closure>();
-  private readonly inProgress = new Set<string>();
+  /** Per table: rest signatures and closures by chain name. */
+  private readonly rest = new Map<string, Map<string, number>>();
+  private readonly closures = new Map<string, Map<string, Closure>>();
+  private readonly inProgress = new Set<Chain>();
   private walks = 0;
 
   constructor(
     private readonly rs: Ruleset,
-    private readonly ids: Interner,
     private readonly facts: FactsCache,
     addresses: readonly string[],
   ) {
-    const parts: string[] = [rs.family, [...addresses].sort().join(',')];
+    const h = new Hasher().string(rs.family).string([...addresses].sort().join(','));
     for (const name of [...rs.tables.keys()].sort()) {
-      const table = rs.tables.get(name)!;
-      const builtins = [...table.chains.values()].filter((c) => c.builtin).map((c) => c.name).sort();
-      for (const chain of builtins) parts.push(`${name}/${chain}=${this.restWalk(name, chain)}`);
+      const chains = rs.tables.get(name)!.chains;
+      this.rest.set(name, new Map());
+      this.closures.set(name, new Map());
+      const builtins = [...chains.values()].filter((c) => c.builtin).map((c) => c.name).sort();
+      for (const chain of builtins) h.string(`${name}/${chain}`).number(this.restWalk(name, chains, chain));
     }
-    this.global = ids.id(parts.join(';'));
-  }
-
-  private chain(table: string, name: string): Chain | undefined {
-    return this.rs.tables.get(table)?.chains.get(name);
+    this.global = h.value();
   }
 
   /** The rest rules of a chain in order, each with what its target reaches; keyed rules are filed. */
-  private restWalk(table: string, name: string): number {
-    const memo = `${table}/${name}`;
-    const done = this.rest.get(memo);
+  private restWalk(table: string, chains: ReadonlyMap<string, Chain>, name: string): number {
+    const memo = this.rest.get(table)!;
+    const done = memo.get(name);
     if (done !== undefined) return done;
-    const c = this.chain(table, name);
-    if (!c) return this.ids.id(`missing ${memo}`);
-    if (this.inProgress.has(memo)) return this.ids.id(`loop ${memo}`);
-    this.inProgress.add(memo);
+    const c = chains.get(name);
+    if (!c) return hashString(`missing ${table}/${name}`);
+    if (this.inProgress.has(c)) return hashString(`loop ${table}/${name}`);
+    this.inProgress.add(c);
     const walk = this.walks++;
     const { texts } = ruleTexts(c);
-    const parts: string[] = [policyOf(c)];
+    const h = new Hasher().string(table).string(name).string(policyOf(c));
     let rank = 0;
     texts.forEach((text, position) => {
       const f = this.facts.get(text);
       const target = f.target;
-      const isChain = target !== null && this.chain(table, target) !== undefined;
+      const isChain = target !== null && chains.has(target);
       if (f.dst !== null || f.dport !== null) {
-        const closure = isChain ? this.closure(table, target!) : this.leaf(text, target);
-        const entry: Entry = { table, chain: name, walk, position, rank, text: this.ids.id(text), dport: f.dport, closure };
+        const closure = isChain ? this.closure(table, chains, target!) : this.leaf(text, target);
+        const entry: Entry = { table, chain: name, walk, position, rank, text: hashString(text), dport: f.dport, closure };
         if (f.dst !== null) push(this.byDst, f.dst, entry);
         else push(this.byPort, f.dport!, entry);
         return;
       }
       rank++;
-      const leaf = isChain ? null : this.leaf(text, target);
-      if (leaf) {
+      if (!isChain) {
+        const leaf = this.leaf(text, target);
         for (const k of leaf.dnat) this.globalDnat.add(k);
         if (leaf.opaque) this.globalOpaque = true;
       }
-      parts.push(`${this.ids.id(text)}>${isChain ? this.restWalk(table, target!) : ''}`);
+      h.string(text).number(isChain ? this.restWalk(table, chains, target!) : 0);
     });
-    this.inProgress.delete(memo);
-    const id = this.ids.id(`${memo}:${parts.join(',')}`);
-    this.rest.set(memo, id);
+    this.inProgress.delete(c);
+    const id = h.value();
+    memo.set(name, id);
     return id;
   }
 
@@ -141,36 +125,36 @@ export class RulesetSignature {
   }
 
   /** Everything a chain reaches, whole: its rules and, recursively, the chains they jump to. */
-  private closure(table: string, name: string): Closure {
-    const memo = `${table}/${name}`;
-    const done = this.closures.get(memo);
+  private closure(table: string, chains: ReadonlyMap<string, Chain>, name: string): Closure {
+    const memo = this.closures.get(table)!;
+    const done = memo.get(name);
     if (done) return done;
-    const c = this.chain(table, name);
-    if (!c) return { id: this.ids.id(`missing ${memo}`), dnat: [], opaque: false };
-    if (this.inProgress.has(memo)) return { id: this.ids.id(`loop ${memo}`), dnat: [], opaque: true };
-    this.inProgress.add(memo);
+    const c = chains.get(name);
+    if (!c) return { id: hashString(`missing ${table}/${name}`), dnat: [], opaque: false };
+    if (this.inProgress.has(c)) return { id: hashString(`loop ${table}/${name}`), dnat: [], opaque: true };
+    this.inProgress.add(c);
     const { texts } = ruleTexts(c);
-    const children: number[] = [];
-    const dnat = new Set<string>();
+    const h = new Hasher().string(table).string(name).string(policyOf(c));
+    let dnat: string[] | null = null;
     let opaque = false;
     for (const text of texts) {
+      h.string(text);
       const target = targetOf(text);
       if (target === null) continue;
-      if (this.chain(table, target)) {
-        const sub = this.closure(table, target);
-        children.push(sub.id);
-        for (const k of sub.dnat) dnat.add(k);
+      if (chains.has(target)) {
+        const sub = this.closure(table, chains, target);
+        h.number(sub.id);
+        if (sub.dnat.length > 0) (dnat ??= []).push(...sub.dnat);
         opaque ||= sub.opaque;
       } else if (REWRITING_TARGETS.has(target)) {
         const leaf = this.leaf(text, target);
-        for (const k of leaf.dnat) dnat.add(k);
+        if (leaf.dnat.length > 0) (dnat ??= []).push(...leaf.dnat);
         opaque ||= leaf.opaque;
       }
     }
-    this.inProgress.delete(memo);
-    const content = this.ids.id(`${policyOf(c)}\n${texts.join('\n')}`);
-    const out: Closure = { id: this.ids.id(`${content}|${children.join(',')}`), dnat: [...dnat].sort(), opaque };
-    this.closures.set(memo, out);
+    this.inProgress.delete(c);
+    const out: Closure = { id: h.value(), dnat: dnat ? [...new Set(dnat)].sort() : [], opaque };
+    memo.set(name, out);
     return out;
   }
 
@@ -192,7 +176,7 @@ export class RulesetSignature {
       const matched: Entry[] = [];
       for (const e of this.byDst.get(dst) ?? []) if (e.dport === null || e.dport === dport) matched.push(e);
       for (const e of this.byPort.get(dport) ?? []) matched.push(e);
-      matched.sort((a, b) => a.walk - b.walk || a.position - b.position);
+      if (matched.length > 1) matched.sort((a, b) => a.walk - b.walk || a.position - b.position);
       parts.push(key);
       for (const e of matched) {
         if (e.closure.opaque) return null;
