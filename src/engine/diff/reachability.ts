@@ -21,7 +21,7 @@ import { trace } from '../trace/tracer.ts';
 import type { Frontend } from './frontends.ts';
 import { compareFrontends, listFrontends } from './frontends.ts';
 import { FactsCache } from './rule-facts.ts';
-import { RulesetSignature } from './signature.ts';
+import { RulesetSignature, TextIds } from './signature.ts';
 
 export interface DiffNode {
   readonly name: string;
@@ -63,6 +63,7 @@ export interface ReachabilityOptions {
   /** Where packets from outside the cluster come from (default 198.18.0.1 and 2001:2::1). */
   readonly outsideSource?: { readonly ipv4?: string; readonly ipv6?: string };
   readonly facts?: FactsCache;
+  readonly texts?: TextIds;
 }
 
 export interface ReachabilityDiff {
@@ -203,6 +204,7 @@ export function compareOutcomes(before: readonly TraceOutcome[], after: readonly
 /** Compares the frontends of each pair of nodes. */
 export function diffReachability(pairs: readonly NodePair[], options: ReachabilityOptions = {}): ReachabilityDiff {
   const facts = options.facts ?? new FactsCache();
+  const texts = options.texts ?? new TextIds();
   const out: FrontendDiff[] = [];
   let added = 0;
   let removed = 0;
@@ -254,8 +256,8 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
         report(a, undefined, 'removed', r.outcomes, [], [`frontend removed${r.error ? ` (trace failed: ${r.error})` : ''}`]);
         continue;
       }
-      sigA ??= new RulesetSignature(pair.a.ruleset, facts, pair.a.addresses);
-      sigB ??= new RulesetSignature(pair.b.ruleset, facts, pair.b.addresses);
+      sigA ??= new RulesetSignature(pair.a.ruleset, facts, texts, pair.a.addresses);
+      sigB ??= new RulesetSignature(pair.b.ruleset, facts, texts, pair.b.addresses);
       const sa = sigA.frontend(a.ip, a.port);
       const sb = sigB.frontend(b.ip, b.port);
       if (sa !== null && sa === sb && a.ip === b.ip) {

@@ -14,13 +14,29 @@
  * the translated destination). Equal signatures in A and B mean equal rules along every path the
  * tracer could take, so equal outcomes; only frontends whose signatures differ are traced.
  *
- * Chain contents and rule texts are compared by 53-bit hashes (hash.ts), computed once per chain.
+ * Rule texts get numbers from one table shared by both snapshots (equal text, equal number: the
+ * engine hashes each text natively, once), and chain contents are compared by a 53-bit hash
+ * (hash.ts) of those numbers, computed once per chain.
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import { ruleTexts } from '../netfilter/rule.ts';
 import { Hasher, hashString } from './hash.ts';
 import type { FactsCache } from './rule-facts.ts';
 import { dnatKey, REWRITING_TARGETS, targetOf } from './rule-facts.ts';
+
+/** Numbers for rule texts, shared by the two snapshots of one diff. */
+export class TextIds {
+  private readonly ids = new Map<string, number>();
+
+  id(text: string): number {
+    let n = this.ids.get(text);
+    if (n === undefined) {
+      n = this.ids.size + 1;
+      this.ids.set(text, n);
+    }
+    return n;
+  }
+}
 
 interface Closure {
   readonly id: number;
@@ -66,6 +82,7 @@ export class RulesetSignature {
   constructor(
     private readonly rs: Ruleset,
     private readonly facts: FactsCache,
+    private readonly texts: TextIds,
     addresses: readonly string[],
   ) {
     const h = new Hasher().string(rs.family).string([...addresses].sort().join(','));
@@ -98,7 +115,7 @@ export class RulesetSignature {
       const isChain = target !== null && chains.has(target);
       if (f.dst !== null || f.dport !== null) {
         const closure = isChain ? this.closure(table, chains, target!) : this.leaf(text, target);
-        const entry: Entry = { table, chain: name, walk, position, rank, text: hashString(text), dport: f.dport, closure };
+        const entry: Entry = { table, chain: name, walk, position, rank, text: this.texts.id(text), dport: f.dport, closure };
         if (f.dst !== null) push(this.byDst, f.dst, entry);
         else push(this.byPort, f.dport!, entry);
         return;
@@ -109,7 +126,7 @@ export class RulesetSignature {
         for (const k of leaf.dnat) this.globalDnat.add(k);
         if (leaf.opaque) this.globalOpaque = true;
       }
-      h.string(text).number(isChain ? this.restWalk(table, chains, target!) : 0);
+      h.number(this.texts.id(text)).number(isChain ? this.restWalk(table, chains, target!) : 0);
     });
     this.inProgress.delete(c);
     const id = h.value();
@@ -138,7 +155,7 @@ export class RulesetSignature {
     let dnat: string[] | null = null;
     let opaque = false;
     for (const text of texts) {
-      h.string(text);
+      h.number(this.texts.id(text));
       const target = targetOf(text);
       if (target === null) continue;
       if (chains.has(target)) {
