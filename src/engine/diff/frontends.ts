@@ -18,10 +18,9 @@ import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel, FrontendKind } from '../kube/model.ts';
 import { canonicalIP } from '../kube/model.ts';
 import type { Ruleset } from '../netfilter/ast.ts';
-import { ruleTexts } from '../netfilter/rule.ts';
 import { familyOf } from '../net/address.ts';
 import type { Protocol } from '../trace/packet.ts';
-import { FactsCache } from './rule-facts.ts';
+import { ChainTexts, FactsCache } from './rule-facts.ts';
 import type { RuleFacts } from './rule-facts.ts';
 
 export interface Frontend {
@@ -47,6 +46,7 @@ export interface FrontendOptions {
   /** Tells external IPs from load-balancer IPs where the rules do not (filter REJECT rules). */
   readonly model?: ClusterModel | null;
   readonly facts?: FactsCache;
+  readonly chainTexts?: ChainTexts;
 }
 
 /** "ip|port|protocol": how a frontend is matched between snapshots. */
@@ -93,6 +93,7 @@ interface Found {
 /** Every frontend of a node's (completed) ruleset, sorted by address, port and protocol. */
 export function listFrontends(rs: Ruleset, addresses: readonly string[], options: FrontendOptions = {}): Frontend[] {
   const facts = options.facts ?? new FactsCache();
+  const chainTexts = options.chainTexts ?? new ChainTexts();
   const found = new Map<string, Found>();
   const nodeIPs = addresses.map(canonicalIP).filter((a) => familyOf(a) === rs.family);
 
@@ -122,7 +123,7 @@ export function listFrontends(rs: Ruleset, addresses: readonly string[], options
   const each = (table: string, chain: string, visit: (f: RuleFacts, rule: Frontend['rule']) => void) => {
     const c = rs.tables.get(table)?.chains.get(chain);
     if (!c) return;
-    const { texts } = ruleTexts(c);
+    const { texts } = chainTexts.of(c);
     texts.forEach((text, i) => visit(facts.get(text), { table, chain, index: i + 1, text }));
   };
 

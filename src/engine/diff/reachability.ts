@@ -20,7 +20,7 @@ import type { TraceOutcome } from '../trace/tracer.ts';
 import { trace } from '../trace/tracer.ts';
 import type { Frontend } from './frontends.ts';
 import { compareFrontends, listFrontends } from './frontends.ts';
-import { FactsCache } from './rule-facts.ts';
+import { ChainTexts, FactsCache } from './rule-facts.ts';
 import { RulesetSignature, TextIds } from './signature.ts';
 
 export interface DiffNode {
@@ -64,6 +64,7 @@ export interface ReachabilityOptions {
   readonly outsideSource?: { readonly ipv4?: string; readonly ipv6?: string };
   readonly facts?: FactsCache;
   readonly texts?: TextIds;
+  readonly chainTexts?: ChainTexts;
 }
 
 export interface ReachabilityDiff {
@@ -205,6 +206,8 @@ export function compareOutcomes(before: readonly TraceOutcome[], after: readonly
 export function diffReachability(pairs: readonly NodePair[], options: ReachabilityOptions = {}): ReachabilityDiff {
   const facts = options.facts ?? new FactsCache();
   const texts = options.texts ?? new TextIds();
+  const chainTexts = options.chainTexts ?? new ChainTexts();
+  const counter = { next: 1, targets: new Map() };
   const out: FrontendDiff[] = [];
   let added = 0;
   let removed = 0;
@@ -217,8 +220,8 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
   let probabilityChanges = 0;
 
   for (const pair of pairs) {
-    const fa = listFrontends(pair.a.ruleset, pair.a.addresses, { index: options.indexA, model: options.modelA, facts });
-    const fb = listFrontends(pair.b.ruleset, pair.b.addresses, { index: options.indexB, model: options.modelB, facts });
+    const fa = listFrontends(pair.a.ruleset, pair.a.addresses, { index: options.indexA, model: options.modelA, facts, chainTexts });
+    const fb = listFrontends(pair.b.ruleset, pair.b.addresses, { index: options.indexB, model: options.modelB, facts, chainTexts });
     const byKeyB = new Map(fb.map((f) => [pairKey(f), f]));
     const byKeyA = new Map(fa.map((f) => [pairKey(f), f]));
     let sigA: RulesetSignature | null = null;
@@ -256,8 +259,8 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
         report(a, undefined, 'removed', r.outcomes, [], [`frontend removed${r.error ? ` (trace failed: ${r.error})` : ''}`]);
         continue;
       }
-      sigA ??= new RulesetSignature(pair.a.ruleset, facts, texts, pair.a.addresses);
-      sigB ??= new RulesetSignature(pair.b.ruleset, facts, texts, pair.b.addresses);
+      sigA ??= new RulesetSignature(pair.a.ruleset, facts, texts, chainTexts, pair.a.addresses, counter);
+      sigB ??= new RulesetSignature(pair.b.ruleset, facts, texts, chainTexts, pair.b.addresses, counter, sigA);
       const sa = sigA.frontend(a.ip, a.port);
       const sb = sigB.frontend(b.ip, b.port);
       if (sa !== null && sa === sb && a.ip === b.ip) {

@@ -6,6 +6,8 @@
  * it), and only the dispatch chains are split into words with the engine's lexer.
  */
 import { lex, Words } from '../netfilter/lexer.ts';
+import type { Chain } from '../netfilter/ast.ts';
+import { ruleTexts } from '../netfilter/rule.ts';
 import { canonicalAddress } from '../net/address.ts';
 
 export interface RuleFacts {
@@ -146,4 +148,68 @@ export function dnatKey(text: string): string | null {
   if (!m) return null;
   const ip = canonicalAddress(m[1].replace(/^\[|\]$/g, ''));
   return ip === null ? null : `${ip}|${m[2]}`;
+}
+
+/** A chain's rule texts, and the same joined by newlines (compared and scanned as one string). */
+export interface ChainText {
+  readonly texts: readonly string[];
+  readonly joined: string;
+}
+
+/** Rule texts per chain, read once per diff for the frontends, the signatures and the rule diff. */
+export class ChainTexts {
+  private readonly memo = new WeakMap<Chain, ChainText>();
+
+  of(c: Chain): ChainText {
+    let t = this.memo.get(c);
+    if (!t) {
+      const { texts } = ruleTexts(c);
+      t = { texts, joined: texts.join('\n') };
+      this.memo.set(c, t);
+    }
+    return t;
+  }
+}
+
+const TARGET_IN_TEXT = / -[jg] ([^ \n]+)/g;
+
+/**
+ * Every target of a chain's rules, with the rule text of each DNAT-like target, scanned in the
+ * joined text: a ` -j X` after the last quote of its line cannot be inside a quoted word; lines
+ * where that is not so are lexed.
+ */
+export function chainTargets(t: ChainText): { target: string; line: string | null }[] {
+  const out: { target: string; line: string | null }[] = [];
+  const j = t.joined;
+  if (j.indexOf('--jump') >= 0 || j.indexOf('--goto') >= 0) {
+    for (const text of t.texts) {
+      const target = targetOf(text);
+      if (target !== null) out.push({ target, line: REWRITING_TARGETS.has(target) ? text : null });
+    }
+    return out;
+  }
+  TARGET_IN_TEXT.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = TARGET_IN_TEXT.exec(j)) !== null) {
+    const at = m.index;
+    let end = j.indexOf('\n', at);
+    if (end < 0) end = j.length;
+    const quote = j.lastIndexOf('"', end - 1);
+    if (quote > at) {
+      const start = j.lastIndexOf('\n', at) + 1;
+      const line = j.slice(start, end);
+      const target = readFacts(line).target;
+      if (target !== null) out.push({ target, line: REWRITING_TARGETS.has(target) ? line : null });
+      TARGET_IN_TEXT.lastIndex = end;
+      continue;
+    }
+    const target = m[1];
+    if (REWRITING_TARGETS.has(target)) {
+      const start = j.lastIndexOf('\n', at) + 1;
+      out.push({ target, line: j.slice(start, end) });
+    } else {
+      out.push({ target, line: null });
+    }
+  }
+  return out;
 }

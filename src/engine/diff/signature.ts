@@ -19,10 +19,9 @@
  * (hash.ts) of those numbers, computed once per chain.
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
-import { ruleTexts } from '../netfilter/rule.ts';
 import { Hasher, hashString } from './hash.ts';
-import type { FactsCache } from './rule-facts.ts';
-import { dnatKey, REWRITING_TARGETS, targetOf } from './rule-facts.ts';
+import type { ChainTexts, FactsCache } from './rule-facts.ts';
+import { chainTargets, dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
 
 /** Numbers for rule texts, shared by the two snapshots of one diff. */
 export class TextIds {
@@ -59,6 +58,12 @@ interface Entry {
   readonly closure: Closure;
 }
 
+/** What the two snapshots of a diff share: content numbers, and the targets read per content. */
+export interface SharedNumbers {
+  next: number;
+  readonly targets: Map<number, readonly { readonly target: string; readonly line: string | null }[]>;
+}
+
 const NO_CLOSURE: Closure = { id: 0, dnat: [], opaque: false };
 
 function policyOf(c: Chain): string {
@@ -77,19 +82,29 @@ export class RulesetSignature {
   private readonly rest = new Map<string, Map<string, number>>();
   private readonly closures = new Map<string, Map<string, Closure>>();
   private readonly inProgress = new Set<Chain>();
+  private readonly contents = new Map<string, Map<string, number>>();
   private walks = 0;
 
+  /**
+   * `reference` is the other snapshot's signature (A's, when this is B's): a chain whose text
+   * equals the reference's chain of the same name gets the same content number there, without
+   * reading its rules again. `counter` numbers every other content, shared by both snapshots.
+   */
   constructor(
     private readonly rs: Ruleset,
     private readonly facts: FactsCache,
     private readonly texts: TextIds,
+    private readonly chainTexts: ChainTexts,
     addresses: readonly string[],
+    private readonly counter: SharedNumbers,
+    private readonly reference: RulesetSignature | null = null,
   ) {
     const h = new Hasher().string(rs.family).string([...addresses].sort().join(','));
     for (const name of [...rs.tables.keys()].sort()) {
       const chains = rs.tables.get(name)!.chains;
       this.rest.set(name, new Map());
       this.closures.set(name, new Map());
+      this.contents.set(name, new Map());
       const builtins = [...chains.values()].filter((c) => c.builtin).map((c) => c.name).sort();
       for (const chain of builtins) h.string(`${name}/${chain}`).number(this.restWalk(name, chains, chain));
     }
@@ -106,7 +121,7 @@ export class RulesetSignature {
     if (this.inProgress.has(c)) return hashString(`loop ${table}/${name}`);
     this.inProgress.add(c);
     const walk = this.walks++;
-    const { texts } = ruleTexts(c);
+    const { texts } = this.chainTexts.of(c);
     const h = new Hasher().string(table).string(name).string(policyOf(c));
     let rank = 0;
     texts.forEach((text, position) => {
@@ -141,6 +156,21 @@ export class RulesetSignature {
     return k === null ? { id: 0, dnat: [], opaque: true } : { id: 0, dnat: [k], opaque: false };
   }
 
+  /** A number for a chain's name, policy and rules: the reference's number when they are the same there. */
+  private content(table: string, name: string, c: Chain): number {
+    const memo = this.contents.get(table)!;
+    let id = memo.get(name);
+    if (id !== undefined) return id;
+    const other = this.reference?.rs.tables.get(table)?.chains.get(name);
+    if (other && (other === c || (policyOf(other) === policyOf(c) && this.chainTexts.of(other).joined === this.chainTexts.of(c).joined))) {
+      id = this.reference!.content(table, name, other);
+    } else {
+      id = this.counter.next++;
+    }
+    memo.set(name, id);
+    return id;
+  }
+
   /** Everything a chain reaches, whole: its rules and, recursively, the chains they jump to. */
   private closure(table: string, chains: ReadonlyMap<string, Chain>, name: string): Closure {
     const memo = this.closures.get(table)!;
@@ -150,21 +180,23 @@ export class RulesetSignature {
     if (!c) return { id: hashString(`missing ${table}/${name}`), dnat: [], opaque: false };
     if (this.inProgress.has(c)) return { id: hashString(`loop ${table}/${name}`), dnat: [], opaque: true };
     this.inProgress.add(c);
-    const { texts } = ruleTexts(c);
-    const h = new Hasher().string(table).string(name).string(policyOf(c));
+    const h = new Hasher().number(this.content(table, name, c));
     let dnat: string[] | null = null;
     let opaque = false;
-    for (const text of texts) {
-      h.number(this.texts.id(text));
-      const target = targetOf(text);
-      if (target === null) continue;
+    const content = this.content(table, name, c);
+    let targets = this.counter.targets.get(content);
+    if (!targets) {
+      targets = chainTargets(this.chainTexts.of(c));
+      this.counter.targets.set(content, targets);
+    }
+    for (const { target, line } of targets) {
       if (chains.has(target)) {
         const sub = this.closure(table, chains, target);
         h.number(sub.id);
         if (sub.dnat.length > 0) (dnat ??= []).push(...sub.dnat);
         opaque ||= sub.opaque;
-      } else if (REWRITING_TARGETS.has(target)) {
-        const leaf = this.leaf(text, target);
+      } else if (line !== null) {
+        const leaf = this.leaf(line, target);
         if (leaf.dnat.length > 0) (dnat ??= []).push(...leaf.dnat);
         opaque ||= leaf.opaque;
       }
