@@ -14,7 +14,7 @@ import type { ManifestChange } from './manifests-diff.ts';
 import { diffManifests } from './manifests-diff.ts';
 import type { DiffNode, FrontendDiff, NodePair } from './reachability.ts';
 import { diffReachability } from './reachability.ts';
-import { FactsCache } from './rule-facts.ts';
+import { ChainTexts, FactsCache } from './rule-facts.ts';
 import type { RuleChange } from './rules-diff.ts';
 import { diffRules } from './rules-diff.ts';
 
@@ -93,12 +93,13 @@ function pairNodes(a: DiffSide, b: DiffSide, option: DiffOptions['node']): { pai
 export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {}): DiffResult {
   const { pairs, onlyA, onlyB } = pairNodes(a, b, options.node);
   const facts = new FactsCache();
+  const chainTexts = new ChainTexts();
   const reach = diffReachability(pairs, {
-    indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts,
+    indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts,
     ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
     ...(options.outsideSource ? { outsideSource: options.outsideSource } : {}),
   });
-  const rules = diffRules(pairs, { indexA: a.index, indexB: b.index });
+  const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts });
   const manifests = a.model || b.model ? diffManifests(a.model, b.model) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
   const { added, removed, changed, unchanged } = reach.counts;
   return {

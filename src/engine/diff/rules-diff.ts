@@ -16,6 +16,7 @@ import type { Chain, Rule, Ruleset } from '../netfilter/ast.ts';
 import { printRule } from '../netfilter/printer.ts';
 import { DumpChain, ruleTexts } from '../netfilter/rule.ts';
 import type { NodePair } from './reachability.ts';
+import { ChainTexts } from './rule-facts.ts';
 
 export type RuleChangeKind = 'chain-added' | 'chain-removed' | 'rule-added' | 'rule-removed' | 'rule-moved' | 'chain-renamed';
 
@@ -50,6 +51,8 @@ export interface RulesDiff {
 export interface RulesDiffOptions {
   readonly indexA?: ChainNameIndex | null;
   readonly indexB?: ChainNameIndex | null;
+  /** Chain texts already read (by the reachability diff of the same snapshots). */
+  readonly chainTexts?: ChainTexts;
 }
 
 const HASHED = /^KUBE-(SVC|SVL|EXT|FW|SEP|XLB)-[A-Z2-7]{16}$/;
@@ -186,6 +189,7 @@ function diffChain(
 
 /** Compares the rules of each pair of nodes, table by table. */
 export function diffRules(pairs: readonly NodePair[], options: RulesDiffOptions = {}): RulesDiff {
+  const chainTexts = options.chainTexts ?? new ChainTexts();
   const changes: RuleChange[] = [];
   const counts = { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 };
   for (const pair of pairs) {
@@ -249,6 +253,8 @@ export function diffRules(pairs: readonly NodePair[], options: RulesDiffOptions 
           emit('rule-removed', `-P ${nameA} ${a.policy ?? 'ACCEPT'}`);
           emit('rule-added', `-P ${nameB} ${b.policy ?? 'ACCEPT'}`);
         }
+        // Most chains are the same in both snapshots: one string comparison says so.
+        if (nameA === nameB && a instanceof DumpChain && b instanceof DumpChain && chainTexts.of(a).joined === chainTexts.of(b).joined) return;
         diffChain(rulesOf(a), rulesOf(b), rename, [ra.family, rb.family], emit);
       };
       for (const n of ca.keys()) if (cb.has(n)) compare(n, n);
