@@ -4,6 +4,7 @@
  *   parse      a generated node with 10,000 Services (~358,000 lines, ~41 MB), next to
  *              `iptables-restore --test` on the same file in a private network namespace
  *   trace      warm trace latency over random frontends (median, p99)
+ *   diff       two generated nodes, B = A with a hundred Services edited
  *   service    ingest (parse + store) and traces through the stored snapshot over HTTP
  *
  * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore.
@@ -11,7 +12,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { completeKubeProxy, parseDump, trace } from '../src/engine/index.ts';
+import { completeKubeProxy, diffSnapshots, parseDump, trace } from '../src/engine/index.ts';
 import { generateCluster, renderIptablesSave } from '../test/support/kube-gen.ts';
 import type { GenCluster } from '../test/support/kube-gen.ts';
 import { frontends, ms, percentile, time } from './common.ts';
@@ -89,6 +90,21 @@ export function benchEngine(): EngineFigures {
     `trace, warm, 5000 random frontends of ${packets.length} (ClusterIP, NodePort, LB): median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${(outcomes / 5000).toFixed(1)} outcomes per trace`,
   );
   console.log(`first trace on a fresh parse (compiles the chains it enters): ${ms(firstMs)}`);
+
+  // Diff: B is A with a hundred Services edited (an endpoint removed, or one added).
+  const edited = structuredClone(cluster);
+  edited.services.filter((s) => s.endpoints.length > 1).slice(0, 100).forEach((s, i) => {
+    if (i % 2 === 0) s.endpoints = s.endpoints.slice(1);
+    else s.endpoints = [...s.endpoints, { ...s.endpoints[0], ip: `10.250.${Math.floor(i / 250)}.${i % 250}`, podName: `extra-${i}` }];
+  });
+  const rsB = completeKubeProxy(parseDump(renderIptablesSave(edited)));
+  const sideA = { nodes: [{ name: 'node', addresses: cluster.nodeIPs, ruleset: completeKubeProxy(parseDump(dump)) }] };
+  const sideB = { nodes: [{ name: 'node', addresses: cluster.nodeIPs, ruleset: rsB }] };
+  const [diff, diffMs] = time(() => diffSnapshots(sideA, sideB));
+  const [, selfMs] = time(() => diffSnapshots(sideA, { nodes: [{ ...sideA.nodes[0] }] }));
+  console.log(
+    `diff of two ${SERVICES}-Service nodes (100 Services edited): ${ms(diffMs)} (target < 2 s); ${diff.summary.frontends.changed} frontends changed, ${diff.summary.frontends.unchanged} unchanged; a node against itself: ${ms(selfMs)}`,
+  );
   return { dump, cluster, parseMedian };
 }
 

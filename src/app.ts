@@ -53,6 +53,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         { name: 'trace', description: 'Packet traces' },
         { name: 'snapshots', description: 'Versioned, immutable snapshots of node rule dumps and manifests' },
         { name: 'audit', description: 'Where the rules and the manifests disagree' },
+        { name: 'diff', description: 'What changed between two snapshots' },
         { name: 'health', description: 'Readiness' },
       ],
     },

@@ -10,7 +10,7 @@ import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
 import { readMeaning } from '../services/kube-meaning.ts';
-import { resolveServiceFrontends, runAudit } from '../engine/index.ts';
+import { diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
 
 const USAGE = `usage:
@@ -20,6 +20,9 @@ const USAGE = `usage:
 
   Uploads one snapshot (every node named, and the manifests) to a svcpath server, gzip-compressed.
   URL defaults to $SVCPATH_SERVER or http://localhost:8080.
+
+  svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--json]
+               what changed from dump A to dump B of one node: where traffic goes, rules, manifests
 
   svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
                where the rules and the manifests disagree; exits 3 when there is an error finding
@@ -241,7 +244,57 @@ async function auditCommand(args: string[], io: Io): Promise<number> {
   return findings.some((f) => f.severity === 'error') ? 3 : 0;
 }
 
+async function diffCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      'node-ip': { type: 'string', multiple: true },
+      'manifests-a': { type: 'string' },
+      'manifests-b': { type: 'string' },
+      format: { type: 'string', default: 'auto' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 2) {
+    io.err(USAGE);
+    return 2;
+  }
+  const traceService = createTraceService({ cacheSize: 2 });
+  const side = (file: string, manifests?: string) => {
+    const meaning = manifests ? readMeaning(readInput(manifests).toString('utf8')) : null;
+    return {
+      nodes: [{ name: 'node', addresses: values['node-ip'] ?? [], ruleset: traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption) }],
+      model: meaning?.model ?? null,
+      index: meaning?.index ?? null,
+    };
+  };
+  const result = diffSnapshots(side(positionals[0], values['manifests-a']), side(positionals[1], values['manifests-b']));
+  if (values.json) {
+    io.out(JSON.stringify(result, null, 2) + '\n');
+    return 0;
+  }
+  const s = result.summary;
+  io.out(`frontends: ${s.frontends.added} added, ${s.frontends.removed} removed, ${s.frontends.changed} changed, ${s.frontends.unchanged} unchanged\n`);
+  io.out(`endpoints: ${s.endpoints.added} added, ${s.endpoints.removed} removed; verdict changes ${s.verdictChanges}, masquerade changes ${s.masqueradeChanges}, share changes ${s.probabilityChanges}\n`);
+  io.out(`rules: ${s.rules.chainsAdded} chains added, ${s.rules.chainsRemoved} removed, ${s.rules.renamed} renamed; ${s.rules.rulesAdded} rules added, ${s.rules.rulesRemoved} removed, ${s.rules.rulesMoved} moved\n`);
+  io.out(`manifests: ${s.manifests.added} added, ${s.manifests.removed} removed, ${s.manifests.changed} changed\n`);
+  for (const f of result.frontends) {
+    io.out(`\n${f.change.toUpperCase()} ${f.frontend.kind} ${f.frontend.ip}:${f.frontend.port}/${f.frontend.protocol}${f.service ? ` (${f.service})` : ''}\n`);
+    for (const c of f.changes) io.out(`  ${c}\n`);
+  }
+  if (result.rules.length) io.out('\n');
+  for (const r of result.rules) {
+    io.out(`${r.change} ${r.table}/${r.chain}${r.from !== undefined ? ` ${r.from} → ${r.to}` : ''}${r.rule ? `: ${r.rule}` : ''}\n`);
+  }
+  for (const m of result.manifests) {
+    io.out(`${m.change} ${m.kind} ${m.name}${m.fields ? `: ${m.fields.map((x) => x.path).join(', ')}` : ''}\n`);
+  }
+  return 0;
+}
+
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
+  diff: diffCommand,
   trace: traceCommand,
   push: pushCommand,
   audit: auditCommand,

@@ -10,6 +10,7 @@ export {
   ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
 } from './kube/index.ts';
 export { CHECKS, runAudit } from './checks/index.ts';
+export { diffSnapshots } from './diff/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
 export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';
@@ -18,3 +19,4 @@ export type { PacketSpec, Protocol, Entry } from './trace/packet.ts';
 export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, TraceRequest, Verdict, Delivery } from './trace/tracer.ts';
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
 export type { AuditInput, Finding } from './checks/types.ts';
+export type { DiffResult, DiffSide, DiffSummary, FrontendDiff, ManifestChange, RuleChange } from './diff/index.ts';

@@ -3,8 +3,10 @@
  * through stored dumps (parsed once, then kept in a small cache keyed by the dump's hash).
  */
 import { createHash } from 'node:crypto';
-import type { FormatOption, Protocol, Ruleset } from '../engine/index.ts';
-import { EngineError, completeKubeProxy, parseDump, resolveServiceFrontends, ruleCount, ruleTexts, runAudit } from '../engine/index.ts';
+import type { DiffResult, FormatOption, Protocol, Ruleset } from '../engine/index.ts';
+import {
+  EngineError, completeKubeProxy, diffSnapshots, parseDump, resolveServiceFrontends, ruleCount, ruleTexts, runAudit,
+} from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import type { ChainRow, SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
 import type { TraceService } from './trace-service.ts';
@@ -22,6 +24,12 @@ const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
 
 function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+function decodeOffset(cursor: string): number {
+  const m = /^o(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) throw new AppError('VALIDATION', `invalid cursor '${cursor}'`);
+  return Number(m[1]);
 }
 
 function encodeCursor(version: number): string {
@@ -101,6 +109,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
   const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
   const meanings = new Map<string, Meaning>();
   const audits = new Map<string, AuditReport>();
+  const diffs = new Map<string, DiffResult>();
   async function meaningOf(s: StoredSnapshot): Promise<Meaning | null> {
     if (!s.manifestsSha256) return null;
     let m = meanings.get(s.manifestsSha256);
@@ -331,6 +340,51 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       audits.set(id, report);
       while (audits.size > 64) audits.delete(audits.keys().next().value!);
       return report;
+    },
+
+    async diff(q) {
+      if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > 1000) throw new AppError('VALIDATION', 'limit must be from 1 to 1000');
+      const key = `${q.from}|${q.to}|${q.node ?? ''}`;
+      let result = diffs.get(key);
+      if (!result) {
+        const side = async (id: string) => {
+          const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
+          const meaning = await meaningOf(s);
+          const sideNodes = [];
+          for (const n of nodes) {
+            if (q.node !== undefined && n.name !== q.node) continue;
+            sideNodes.push({ name: n.name, addresses: n.addresses, ruleset: await rulesetOf(s.id, n) });
+          }
+          return { nodes: sideNodes, model: meaning?.model ?? null, index: meaning?.index ?? null };
+        };
+        const [a, b] = [await side(q.from), await side(q.to)];
+        if (q.node !== undefined && (a.nodes.length === 0 || b.nodes.length === 0)) {
+          throw new AppError('NOT_FOUND', `node ${q.node} is not in both snapshots`);
+        }
+        try {
+          // Snapshots never change: a diff is computed once and kept.
+          result = diffSnapshots(a, b, q.node !== undefined ? { node: q.node } : {});
+        } catch (e) {
+          if (e instanceof EngineError) throw new AppError('NOT_FOUND', e.message);
+          throw e;
+        }
+        diffs.set(key, result);
+        while (diffs.size > 32) diffs.delete(diffs.keys().next().value!);
+      }
+      const offset = q.cursor ? decodeOffset(q.cursor) : 0;
+      const end = offset + q.limit;
+      const more = end < result.frontends.length || end < result.rules.length || end < result.manifests.length;
+      return {
+        from: q.from,
+        to: q.to,
+        summary: result.summary,
+        unpairedNodes: result.unpairedNodes,
+        frontends: result.frontends.slice(offset, end),
+        rules: result.rules.slice(offset, end),
+        manifests: result.manifests.slice(offset, end),
+        totals: { frontends: result.frontends.length, rules: result.rules.length, manifests: result.manifests.length },
+        nextCursor: more ? Buffer.from(`o${end}`).toString('base64url') : null,
+      };
     },
 
     async ping() {

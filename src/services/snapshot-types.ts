@@ -1,7 +1,9 @@
 /**
  * What the snapshot service takes and returns. REST, GraphQL and the CLI all speak these shapes.
  */
-import type { Diagnostic, Entry, Finding, FormatOption, Protocol, TraceOutcome, TraceWarning } from '../engine/index.ts';
+import type {
+  Diagnostic, DiffSummary, Entry, Finding, FormatOption, FrontendDiff, ManifestChange, Protocol, RuleChange, TraceOutcome, TraceWarning,
+} from '../engine/index.ts';
 
 export interface NodeUpload {
   readonly name: string;
@@ -118,6 +120,28 @@ export interface AuditReport {
   readonly findings: readonly Finding[];
 }
 
+export interface DiffQuery {
+  readonly from: string;
+  readonly to: string;
+  /** Diff only this node (present in both snapshots). */
+  readonly node?: string;
+  readonly limit: number;
+  readonly cursor?: string | null;
+}
+
+/** A page of a diff: the summary always, and the same slice of each list. */
+export interface DiffPage {
+  readonly from: string;
+  readonly to: string;
+  readonly summary: DiffSummary;
+  readonly unpairedNodes: { readonly a: readonly string[]; readonly b: readonly string[] };
+  readonly frontends: readonly FrontendDiff[];
+  readonly rules: readonly RuleChange[];
+  readonly manifests: readonly ManifestChange[];
+  readonly totals: { readonly frontends: number; readonly rules: number; readonly manifests: number };
+  readonly nextCursor: string | null;
+}
+
 export interface SnapshotService {
   create(cluster: string, upload: SnapshotUpload): Promise<CreateResult>;
   listClusters(): Promise<readonly ClusterView[]>;
@@ -132,4 +156,6 @@ export interface SnapshotService {
   trace(id: string, query: StoredTraceQuery): Promise<SnapshotTrace>;
   /** Where the rules and the manifests disagree, per node (needs manifests in the snapshot). */
   audit(id: string): Promise<AuditReport>;
+  /** What changed from one snapshot to another (any clusters): where traffic goes, rules, manifests. */
+  diff(query: DiffQuery): Promise<DiffPage>;
 }

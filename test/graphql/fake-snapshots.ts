@@ -126,6 +126,12 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
       stored.splice(i, 1);
     },
 
+    async diff(q) {
+      find(q.from);
+      find(q.to);
+      throw new AppError('VALIDATION', 'the fake service does not diff');
+    },
+
     async audit(id) {
       find(id);
       throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);

@@ -188,6 +188,12 @@ export function createResolvers(service: SnapshotService): IResolvers {
   return {
     PortOrName,
     Query: {
+      diff: (_: unknown, args: { from: string; to: string; node?: string | null; first?: number | null; after?: string | null }) =>
+        service.diff({
+          from: args.from, to: args.to, limit: args.first ?? 100,
+          ...(args.node != null ? { node: args.node } : {}),
+          ...(args.after != null ? { cursor: args.after } : {}),
+        }),
       clusters: () => service.listClusters(),
       snapshots: (_: unknown, args: SnapshotsArgs) => snapshotConnection(service, args),
       snapshot: async (_: unknown, { id }: { id: string }) => {
@@ -224,6 +230,14 @@ export function createResolvers(service: SnapshotService): IResolvers {
           .map(([key, value]) => ({ key, value })),
       trace: async (s: SnapshotView, args: TraceArgs) => (await service.trace(s.id, traceQuery(args))).results,
       audit: (s: SnapshotView) => service.audit(s.id),
+    },
+    RuleChange: {
+      from: (r: { from?: string | number }) => (r.from === undefined ? null : String(r.from)),
+      to: (r: { to?: string | number }) => (r.to === undefined ? null : String(r.to)),
+    },
+    FieldChange: {
+      before: (f: { before: unknown }) => (f.before === undefined ? null : JSON.stringify(f.before)),
+      after: (f: { after: unknown }) => (f.after === undefined ? null : JSON.stringify(f.after)),
     },
     NodeTrace: {
       warnings: (t: NodeTrace) => t.warnings.map((w) => w.message),

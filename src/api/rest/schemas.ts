@@ -378,6 +378,84 @@ export const auditReportSchema = {
   required: ['findings'],
 } as const;
 
+const counts = (...names: string[]) => ({ type: 'object', properties: Object.fromEntries(names.map((n) => [n, { type: 'integer' }])) });
+
+export const diffPageSchema = {
+  $id: 'DiffPage',
+  type: 'object',
+  properties: {
+    from: { type: 'string' },
+    to: { type: 'string' },
+    summary: {
+      type: 'object',
+      properties: {
+        frontends: counts('added', 'removed', 'changed', 'unchanged'),
+        endpoints: counts('added', 'removed'),
+        verdictChanges: { type: 'integer' },
+        masqueradeChanges: { type: 'integer' },
+        probabilityChanges: { type: 'integer' },
+        rules: counts('chainsAdded', 'chainsRemoved', 'rulesAdded', 'rulesRemoved', 'rulesMoved', 'renamed'),
+        manifests: counts('added', 'removed', 'changed'),
+      },
+    },
+    unpairedNodes: {
+      type: 'object',
+      properties: { a: { type: 'array', items: { type: 'string' } }, b: { type: 'array', items: { type: 'string' } } },
+    },
+    frontends: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          node: { type: 'string' },
+          service: { type: 'string', description: 'ns/name' },
+          frontend: {
+            type: 'object',
+            properties: { ip: { type: 'string' }, port: { type: 'integer' }, protocol: { type: 'string' }, kind: { type: 'string' } },
+          },
+          change: { type: 'string', enum: ['added', 'removed', 'changed'] },
+          before: { type: 'array', items: { $ref: 'TraceOutcome#' } },
+          after: { type: 'array', items: { $ref: 'TraceOutcome#' } },
+          changes: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+    rules: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          node: { type: 'string' },
+          table: { type: 'string' },
+          change: { type: 'string', enum: ['chain-added', 'chain-removed', 'rule-added', 'rule-removed', 'rule-moved', 'chain-renamed'] },
+          chain: { type: 'string' },
+          rule: { type: 'string' },
+          from: { anyOf: [{ type: 'string' }, { type: 'integer' }] },
+          to: { anyOf: [{ type: 'string' }, { type: 'integer' }] },
+        },
+      },
+    },
+    manifests: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          kind: { type: 'string' },
+          name: { type: 'string' },
+          change: { type: 'string', enum: ['added', 'removed', 'changed'] },
+          fields: {
+            type: 'array',
+            items: { type: 'object', properties: { path: { type: 'string' }, before: {}, after: {} } },
+          },
+        },
+      },
+    },
+    totals: counts('frontends', 'rules', 'manifests'),
+    nextCursor: { type: 'string', nullable: true },
+  },
+  required: ['summary', 'frontends', 'rules', 'manifests', 'nextCursor'],
+} as const;
+
 export const healthSchema = {
   $id: 'Health',
   type: 'object',
@@ -402,5 +480,6 @@ export const sharedSchemas = [
   clusterSchema,
   snapshotTraceSchema,
   auditReportSchema,
+  diffPageSchema,
   healthSchema,
 ] as const;

@@ -171,6 +171,32 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
     },
   });
 
+  app.get('/v1/diff', {
+    schema: {
+      tags: ['diff'],
+      operationId: 'diffSnapshots',
+      summary: 'What changed from snapshot `from` to snapshot `to`: where traffic goes, rules, manifests',
+      description: 'The summary counts every change; the lists are paginated together (`limit` entries of each, `cursor` for the next page). Unchanged frontends are counted, not listed. Computed once per pair and kept.',
+      querystring: {
+        type: 'object',
+        properties: {
+          from: { type: 'string' },
+          to: { type: 'string' },
+          node: { type: 'string', description: 'diff only this node' },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          cursor: { type: 'string' },
+        },
+        required: ['from', 'to'],
+        additionalProperties: false,
+      },
+      response: { 200: { $ref: 'DiffPage#' }, ...errors },
+    },
+    handler: async (request) => {
+      const q = request.query as { from: string; to: string; node?: string; limit: number; cursor?: string };
+      return service.diff(q);
+    },
+  });
+
   app.get('/v1/snapshots/:id/audit', {
     schema: {
       tags: ['audit'],
