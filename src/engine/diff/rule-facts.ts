@@ -7,7 +7,7 @@
  */
 import { lex, Words } from '../netfilter/lexer.ts';
 import type { Chain } from '../netfilter/ast.ts';
-import { ruleTexts } from '../netfilter/rule.ts';
+import { chainText } from '../netfilter/rule.ts';
 import { canonicalAddress } from '../net/address.ts';
 
 export interface RuleFacts {
@@ -163,8 +163,10 @@ export class ChainTexts {
   of(c: Chain): ChainText {
     let t = this.memo.get(c);
     if (!t) {
-      const { texts } = ruleTexts(c);
-      t = { texts, joined: texts.join('\n') };
+      // The joined text is a slice of the dump; the list of texts is made only when asked for.
+      const joined = chainText(c);
+      let texts: readonly string[] | null = null;
+      t = { joined, get texts() { return (texts ??= joined === '' ? [] : joined.split('\n')); } };
       this.memo.set(c, t);
     }
     return t;

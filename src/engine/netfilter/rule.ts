@@ -139,6 +139,16 @@ export class DumpChain implements Chain {
     return this.made ? this.made.length : this.columns.length;
   }
 
+  joinedText(): string {
+    if (this.made) return this.made.map((r) => r.text).join('\n');
+    const c = this.columns;
+    if (c.length === 0) return '';
+    for (let k = 1; k < c.length; k++) {
+      if (c.from[k] !== c.to[k - 1] + 1 || this.source.charCodeAt(c.to[k - 1]) !== 0x0a) return this.texts().texts.join('\n');
+    }
+    return this.source.slice(c.from[0], c.to[c.length - 1]);
+  }
+
   texts(): { texts: string[]; lines: number[] } {
     if (this.made) return { texts: this.made.map((r) => r.text), lines: this.made.map((r) => r.line) };
     const c = this.columns;
@@ -164,6 +174,14 @@ export class DumpChain implements Chain {
 export function ruleTexts(c: Chain): { texts: string[]; lines: number[] } {
   if (c instanceof DumpChain) return c.texts();
   return { texts: c.rules.map((r) => r.text), lines: c.rules.map((r) => r.line) };
+}
+
+/**
+ * A chain's rule texts joined by newlines. For a parsed chain whose rules stand on consecutive
+ * lines of the dump (as iptables-save prints them) this is one slice of the dump, not a copy.
+ */
+export function chainText(c: Chain): string {
+  return c instanceof DumpChain ? c.joinedText() : c.rules.map((r) => r.text).join('\n');
 }
 
 /** How many rules a chain has, without making Rule objects for a parsed chain. */
