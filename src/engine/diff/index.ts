@@ -15,7 +15,7 @@ import { diffManifests } from './manifests-diff.ts';
 import type { DiffNode, FrontendDiff, NodePair } from './reachability.ts';
 import { diffReachability } from './reachability.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
-import type { RuleChange } from './rules-diff.ts';
+import type { RuleChange, RulesDiffCounts } from './rules-diff.ts';
 import { diffRules } from './rules-diff.ts';
 
 export interface DiffSide {
@@ -39,14 +39,7 @@ export interface DiffSummary {
   readonly verdictChanges: number;
   readonly masqueradeChanges: number;
   readonly probabilityChanges: number;
-  readonly rules: {
-    readonly chainsAdded: number;
-    readonly chainsRemoved: number;
-    readonly rulesAdded: number;
-    readonly rulesRemoved: number;
-    readonly rulesMoved: number;
-    readonly renamed: number;
-  };
+  readonly rules: RulesDiffCounts;
   readonly manifests: { readonly added: number; readonly removed: number; readonly changed: number };
 }
 
