@@ -71,17 +71,3 @@ export function readManifestDocuments(text: string): unknown[] {
   }
   return list.map((d) => d.toJS());
 }
-
-export function checkManifests(text: string): void {
-  const docs = readManifestDocuments(text);
-  docs.forEach((doc, i) => {
-    if (doc === null || doc === undefined) return;
-    if (typeof doc !== 'object' || Array.isArray(doc)) {
-      throw new AppError('MANIFEST_SYNTAX', `manifests: document ${i + 1} is not a Kubernetes object or List`, { part: 'manifests', document: i + 1 });
-    }
-    const kind = (doc as { kind?: unknown }).kind;
-    if (typeof kind !== 'string') {
-      throw new AppError('MANIFEST_SYNTAX', `manifests: document ${i + 1} has no 'kind'`, { part: 'manifests', document: i + 1 });
-    }
-  });
-}
