@@ -50,6 +50,14 @@ function missingRules(view: NodeRules, e: ExpectedPort): Finding | null {
   // No usable endpoint: kube-proxy writes REJECT rules; chains left over are endpoint-drift's.
   const anyChain = [chains.svc, chains.svl, chains.ext, chains.fw, chains.xlb].some((c) => view.has(c));
   if (anyChain || evidence.some((r) => r.table === 'filter' && r.target?.name === 'REJECT')) return null;
+  // kube-proxy writes that REJECT in the filter table: a dump without one cannot show it.
+  if (!view.node.ruleset.tables.has('filter')) {
+    return {
+      ...base, severity: 'info',
+      message: `${e.spn} has no usable endpoints in the manifests, so kube-proxy would reject its traffic in the filter table, which the dump of node ${view.node.name} does not include`,
+      rules: [],
+    };
+  }
   return {
     ...base, severity: 'warning',
     message: `${e.spn} has no usable endpoints in the manifests, so kube-proxy would reject its traffic ("${e.spn} has no endpoints"), but node ${view.node.name} has no rule for it at all: clients time out instead of being refused, and kube-proxy on this node has not caught up`,

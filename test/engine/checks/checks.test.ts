@@ -5,6 +5,7 @@
  * kube-proxy's own conformance dumps, which must audit clean against their manifests.
  */
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { completeKubeProxy, parseDump } from '../../../src/engine/index.ts';
 import { ChainNameIndex, kubeProxyChainName, readClusterModel } from '../../../src/engine/kube/index.ts';
@@ -256,4 +257,13 @@ test('kube-proxy\'s conformance dumps audit clean against their manifests, but f
   }
   assert.equal(cases, 28);
   assert.ok(infos >= 6);
+});
+
+test('service-rules: a Service without endpoints on a node whose dump has no filter table is only a note', () => {
+  const root = new URL('../../../examples/k3s/', import.meta.url);
+  const { model } = readClusterModel([JSON.parse(readFileSync(new URL('manifests.json', root), 'utf8'))]);
+  const ruleset = completeKubeProxy(parseDump(readFileSync(new URL('ip-10-32-11-62.iptables-S.txt', root), 'utf8')));
+  const findings = runAudit({ nodes: [{ name: 'ip-10-32-11-62', addresses: ['10.32.11.62'], ruleset }], model, index: ChainNameIndex.fromModel(model) });
+  assert.deepEqual(findings.map((f) => [f.check, f.severity, f.service]), [['service-rules', 'info', 'default/kubernetes']]);
+  assert.match(findings[0].message, /filter table, which the dump of node ip-10-32-11-62 does not include/);
 });
