@@ -34,10 +34,10 @@ export class AppError extends Error {
     this.details = details;
   }
 
-  /** Wraps an engine error, keeping where in the input it happened. */
-  static fromEngine(e: EngineError, context: Record<string, unknown> = {}): AppError {
+  /** Wraps an engine error, keeping where in the input it happened; `prefix` says which input. */
+  static fromEngine(e: EngineError, context: Record<string, unknown> = {}, prefix = ''): AppError {
     const loc = e.location;
-    return new AppError(e.code, e.message, {
+    return new AppError(e.code, `${prefix}${e.message}`, {
       ...context,
       ...(loc ? { line: loc.line, column: loc.column, text: loc.text, excerpt: e.excerpt() } : {}),
     });

@@ -145,13 +145,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     try {
       return { raw, rs: parseDump(text, { format: n.format ?? 'auto', table: n.table }) };
     } catch (e) {
-      if (e instanceof EngineError) {
-        const loc = e.location;
-        throw new AppError(e.code, `node ${n.name}: ${e.message}`, {
-          node: n.name,
-          ...(loc ? { line: loc.line, column: loc.column, text: loc.text, excerpt: e.excerpt() } : {}),
-        });
-      }
+      if (e instanceof EngineError) throw AppError.fromEngine(e, { node: n.name }, `node ${n.name}: `);
       throw e;
     }
   }
