@@ -21,6 +21,8 @@ import { trace } from '../trace/tracer.ts';
 import type { Frontend } from './frontends.ts';
 import { compareFrontends, listFrontends } from './frontends.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
+import { ChainDelta } from './delta.ts';
+import type { SharedNumbers } from './signature.ts';
 import { RulesetSignature, TextIds } from './signature.ts';
 
 export interface DiffNode {
@@ -202,12 +204,44 @@ export function compareOutcomes(before: readonly TraceOutcome[], after: readonly
   return { changes, endpointsAdded, endpointsRemoved, verdict, masquerade, probability };
 }
 
+interface Shared {
+  readonly facts: FactsCache;
+  readonly texts: TextIds;
+  readonly chainTexts: ChainTexts;
+  readonly counter: SharedNumbers;
+}
+
+/**
+ * The signatures of both snapshots of a node. Clean chains (delta.ts) are left unread when no
+ * destination they can rewrite a packet to is one the signatures file keyed rules under: then
+ * nothing a packet meets after leaving a clean chain depends on where the clean chain sent it,
+ * beyond what both sides share. Otherwise every chain is read.
+ */
+function signaturesOf(pair: NodePair, shared: Shared): { a: RulesetSignature; b: RulesetSignature } {
+  const { facts, texts, chainTexts, counter } = shared;
+  const make = (delta: ChainDelta | null) => {
+    const a = new RulesetSignature(pair.a.ruleset, facts, texts, chainTexts, pair.a.addresses, counter, null, delta);
+    const b = new RulesetSignature(pair.b.ruleset, facts, texts, chainTexts, pair.b.addresses, counter, a, delta);
+    return { a, b };
+  };
+  const delta = new ChainDelta(pair.a.ruleset, pair.b.ruleset, chainTexts);
+  const fast = make(delta);
+  const rewrites = delta.cleanRewrites();
+  if (rewrites.opaque) return make(null);
+  for (const sig of [fast.a, fast.b]) {
+    const filed = sig.filedKeys();
+    for (const ip of filed.ips) if (rewrites.ips.has(ip)) return make(null);
+    for (const port of filed.ports) if (rewrites.ports.has(port)) return make(null);
+  }
+  return fast;
+}
+
 /** Compares the frontends of each pair of nodes. */
 export function diffReachability(pairs: readonly NodePair[], options: ReachabilityOptions = {}): ReachabilityDiff {
   const facts = options.facts ?? new FactsCache();
   const texts = options.texts ?? new TextIds();
   const chainTexts = options.chainTexts ?? new ChainTexts();
-  const counter = { next: 1, targets: new Map() };
+  const counter: SharedNumbers = { next: 1, targets: new Map() };
   const out: FrontendDiff[] = [];
   let added = 0;
   let removed = 0;
@@ -224,8 +258,8 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
     const fb = listFrontends(pair.b.ruleset, pair.b.addresses, { index: options.indexB, model: options.modelB, facts, chainTexts });
     const byKeyB = new Map(fb.map((f) => [pairKey(f), f]));
     const byKeyA = new Map(fa.map((f) => [pairKey(f), f]));
-    let sigA: RulesetSignature | null = null;
-    let sigB: RulesetSignature | null = null;
+    let sigs: { a: RulesetSignature; b: RulesetSignature } | null = null;
+    const signatures = () => (sigs ??= signaturesOf(pair, { facts, texts, chainTexts, counter }));
 
     const run = (node: DiffNode, f: Frontend): { outcomes: readonly TraceOutcome[]; error?: string } => {
       const family = node.ruleset.family;
@@ -259,8 +293,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
         report(a, undefined, 'removed', r.outcomes, [], [`frontend removed${r.error ? ` (trace failed: ${r.error})` : ''}`]);
         continue;
       }
-      sigA ??= new RulesetSignature(pair.a.ruleset, facts, texts, chainTexts, pair.a.addresses, counter);
-      sigB ??= new RulesetSignature(pair.b.ruleset, facts, texts, chainTexts, pair.b.addresses, counter, sigA);
+      const { a: sigA, b: sigB } = signatures();
       const sa = sigA.frontend(a.ip, a.port);
       const sb = sigB.frontend(b.ip, b.port);
       if (sa !== null && sa === sb && a.ip === b.ip) {

@@ -176,19 +176,23 @@ export class ChainTexts {
 const TARGET_IN_TEXT = / -[jg] ([^ \n]+)/g;
 
 /**
- * Every target of a chain's rules, with the rule text of each DNAT-like target, scanned in the
- * joined text: a ` -j X` after the last quote of its line cannot be inside a quoted word; lines
- * where that is not so are lexed.
+ * Calls `visit` with the target of every rule of a chain that has one, and where the rule's line
+ * starts and ends in the joined text. Scanned in the joined text: a ` -j X` after the last quote of
+ * its line cannot be inside a quoted word; lines where that is not so are lexed, and so are all
+ * lines of a chain that uses the long forms `--jump`/`--goto`.
  */
-export function chainTargets(t: ChainText): { target: string; line: string | null }[] {
-  const out: { target: string; line: string | null }[] = [];
+export function eachTarget(t: ChainText, visit: (target: string, start: number, end: number) => void): void {
   const j = t.joined;
   if (j.indexOf('--jump') >= 0 || j.indexOf('--goto') >= 0) {
-    for (const text of t.texts) {
-      const target = targetOf(text);
-      if (target !== null) out.push({ target, line: REWRITING_TARGETS.has(target) ? text : null });
+    let start = 0;
+    while (start < j.length) {
+      let end = j.indexOf('\n', start);
+      if (end < 0) end = j.length;
+      const target = targetOf(j.slice(start, end));
+      if (target !== null) visit(target, start, end);
+      start = end + 1;
     }
-    return out;
+    return;
   }
   TARGET_IN_TEXT.lastIndex = 0;
   let m: RegExpExecArray | null;
@@ -196,22 +200,25 @@ export function chainTargets(t: ChainText): { target: string; line: string | nul
     const at = m.index;
     let end = j.indexOf('\n', at);
     if (end < 0) end = j.length;
-    const quote = j.lastIndexOf('"', end - 1);
-    if (quote > at) {
-      const start = j.lastIndexOf('\n', at) + 1;
-      const line = j.slice(start, end);
-      const target = readFacts(line).target;
-      if (target !== null) out.push({ target, line: REWRITING_TARGETS.has(target) ? line : null });
-      TARGET_IN_TEXT.lastIndex = end;
-      continue;
-    }
-    const target = m[1];
-    if (REWRITING_TARGETS.has(target)) {
-      const start = j.lastIndexOf('\n', at) + 1;
-      out.push({ target, line: j.slice(start, end) });
+    const start = j.lastIndexOf('\n', at) + 1;
+    let quoted = false;
+    for (let k = at + 4; k < end && !quoted; k++) quoted = j.charCodeAt(k) === 0x22;
+    if (quoted) {
+      const target = readFacts(j.slice(start, end)).target;
+      if (target !== null) visit(target, start, end);
     } else {
-      out.push({ target, line: null });
+      visit(m[1], start, end);
     }
+    // One target per rule; and the visitor may have scanned another chain with this expression.
+    TARGET_IN_TEXT.lastIndex = end;
   }
+}
+
+/** Every target of a chain's rules, with the rule text of each DNAT-like target. */
+export function chainTargets(t: ChainText): { target: string; line: string | null }[] {
+  const out: { target: string; line: string | null }[] = [];
+  eachTarget(t, (target, start, end) => {
+    out.push({ target, line: REWRITING_TARGETS.has(target) ? t.joined.slice(start, end) : null });
+  });
   return out;
 }

@@ -20,8 +20,9 @@
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import { Hasher, hashString } from './hash.ts';
+import type { ChainDelta } from './delta.ts';
 import type { ChainTexts, FactsCache } from './rule-facts.ts';
-import { chainTargets, dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
+import { chainTargets, dnatKey, eachTarget, REWRITING_TARGETS } from './rule-facts.ts';
 
 /** Numbers for rule texts, shared by the two snapshots of one diff. */
 export class TextIds {
@@ -51,8 +52,11 @@ interface Entry {
   /** Order of the chain in the walk, then the rule's position: the order the tracer meets them in. */
   readonly walk: number;
   readonly position: number;
-  /** How many rest rules of the chain come before it. */
-  readonly rank: number;
+  /**
+   * How many rest rules of the chain come before it; in a chain that is the same in both
+   * snapshots (only its jumps to tainted chains are filed), its offset in the chain's text.
+   */
+  readonly rank: number | string;
   readonly text: number;
   readonly dport: number | null;
   readonly closure: Closure;
@@ -89,6 +93,11 @@ export class RulesetSignature {
    * `reference` is the other snapshot's signature (A's, when this is B's): a chain whose text
    * equals the reference's chain of the same name gets the same content number there, without
    * reading its rules again. `counter` numbers every other content, shared by both snapshots.
+   *
+   * With `delta` (the same for both snapshots), clean chains are not read: each stands for
+   * itself by name, the same on both sides, and of a chain whose text is the same on both sides
+   * only the rules that jump to tainted chains are read. The caller checks that no destination a
+   * clean chain rewrites to is filed here (`filedKeys`): the signature no longer follows those.
    */
   constructor(
     private readonly rs: Ruleset,
@@ -98,6 +107,7 @@ export class RulesetSignature {
     addresses: readonly string[],
     private readonly counter: SharedNumbers,
     private readonly reference: RulesetSignature | null = null,
+    private readonly delta: ChainDelta | null = null,
   ) {
     const h = new Hasher().string(rs.family).string([...addresses].sort().join(','));
     for (const name of [...rs.tables.keys()].sort()) {
@@ -118,7 +128,13 @@ export class RulesetSignature {
     if (done !== undefined) return done;
     const c = chains.get(name);
     if (!c) return hashString(`missing ${table}/${name}`);
+    if (this.delta?.isClean(table, name)) {
+      const id = hashString(`clean ${table}/${name}`);
+      memo.set(name, id);
+      return id;
+    }
     if (this.inProgress.has(c)) return hashString(`loop ${table}/${name}`);
+    if (this.delta && !this.delta.isChanged(table, name)) return this.taintedWalk(table, chains, name, c);
     this.inProgress.add(c);
     const walk = this.walks++;
     const { texts } = this.chainTexts.of(c);
@@ -147,6 +163,39 @@ export class RulesetSignature {
     const id = h.value();
     memo.set(name, id);
     return id;
+  }
+
+  /**
+   * A chain with the same text in both snapshots that jumps to tainted chains: every other rule
+   * acts the same on both sides (its target is clean, or not a chain), so only the jumps to
+   * tainted chains are read, filed by their offset in the text (the same on both sides).
+   */
+  private taintedWalk(table: string, chains: ReadonlyMap<string, Chain>, name: string, c: Chain): number {
+    this.inProgress.add(c);
+    const walk = this.walks++;
+    const t = this.chainTexts.of(c);
+    const h = new Hasher().string('same').string(table).string(name);
+    eachTarget(t, (target, start, end) => {
+      if (!chains.has(target) || this.delta!.isClean(table, target)) return;
+      const text = t.joined.slice(start, end);
+      const f = this.facts.get(text);
+      if (f.dst !== null || f.dport !== null) {
+        const entry: Entry = { table, chain: name, walk, position: start, rank: `@${start}`, text: this.texts.id(text), dport: f.dport, closure: this.closure(table, chains, target) };
+        if (f.dst !== null) push(this.byDst, f.dst, entry);
+        else push(this.byPort, f.dport!, entry);
+      } else {
+        h.number(start).number(this.texts.id(text)).number(this.restWalk(table, chains, target));
+      }
+    });
+    this.inProgress.delete(c);
+    const id = h.value();
+    this.rest.get(table)!.set(name, id);
+    return id;
+  }
+
+  /** Every destination address and port keyed rules are filed under. */
+  filedKeys(): { readonly ips: Iterable<string>; readonly ports: Iterable<number> } {
+    return { ips: this.byDst.keys(), ports: this.byPort.keys() };
   }
 
   /** A rule whose target is not a chain: what it rewrites. */
@@ -178,12 +227,17 @@ export class RulesetSignature {
     if (done) return done;
     const c = chains.get(name);
     if (!c) return { id: hashString(`missing ${table}/${name}`), dnat: [], opaque: false };
+    if (this.delta?.isClean(table, name)) {
+      const clean: Closure = { id: hashString(`clean ${table}/${name}`), dnat: [], opaque: false };
+      memo.set(name, clean);
+      return clean;
+    }
     if (this.inProgress.has(c)) return { id: hashString(`loop ${table}/${name}`), dnat: [], opaque: true };
     this.inProgress.add(c);
-    const h = new Hasher().number(this.content(table, name, c));
+    const content = this.content(table, name, c);
+    const h = new Hasher().number(content);
     let dnat: string[] | null = null;
     let opaque = false;
-    const content = this.content(table, name, c);
     let targets = this.counter.targets.get(content);
     if (!targets) {
       targets = chainTargets(this.chainTexts.of(c));

@@ -62,6 +62,7 @@ class RulesetBuilder {
   }
 
   lastChain: ChainDraft | null = null;
+  private readonly targetNames = new Map<string, string>();
 
   chain(table: TableDraft, name: string, line: number): ChainDraft {
     // iptables-save lists a chain's rules together: most lookups hit the previous chain.
@@ -100,15 +101,21 @@ class RulesetBuilder {
     const last = this.lastChain;
     const chain = last !== null && last.table === table.name && words.is(1, last.name) ? last : this.chain(table, words.text(1)!, 0);
     if (body.matches.length > 0) this.noteUnknown(body, errorText, line);
-    const target = body.target?.name;
+    let target = body.target?.name ?? null;
     if (target) {
+      // One string per distinct target: a node has a few thousand, named by a quarter of a million rules.
+      const known = this.targetNames.get(target);
+      if (known === undefined) this.targetNames.set(target, target);
+      else target = known;
       table.jumpTargets.add(target);
       // Extension targets are single upper-case words (DNAT, CHECKSUM); a dash marks a chain name.
       if (!isKnownTarget(target) && !table.unknownTargets.has(target) && /^[A-Z][A-Z0-9_]*$/.test(target)) {
         table.unknownTargets.set(target, { line, text: this.source.slice(from, to) });
       }
     }
-    chain.rules.add(insertAt, from, to, line, start, counters ?? body.counters);
+    const d = body.destination;
+    const host = d !== undefined && !d.negated && d.value.prefix === (d.value.family === 'ipv4' ? 32 : 128) ? d.value.address : null;
+    chain.rules.add(insertAt, from, to, line, start, target, host, body.dispatchPort ?? -1, counters ?? body.counters);
   }
 
   private noteUnknown(rule: RuleBody, text: string, line: number): void {

@@ -25,6 +25,11 @@ export interface RuleBody {
   matches: MatchModule[];
   target?: TargetSpec;
   counters?: Counters;
+  /**
+   * A non-negated `--dport N` (one port) of a tcp, udp or sctp match: with an exact destination,
+   * the keys a long chain is indexed by for tracing (compile.ts). Read even when options are not kept.
+   */
+  dispatchPort?: number;
 }
 
 interface MutableModule {
@@ -54,6 +59,8 @@ export function normaliseProtocol(p: string): string {
   const lower = p.toLowerCase();
   return PROTOCOL_NUMBERS[lower] ?? lower;
 }
+
+const PORT_MODULES: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
 
 const NOT_NEGATED_CACHE = new Map<string, Negatable<Cidr>>();
 const DISCARDED: ModuleOption = Object.freeze({ name: '', negated: false, args: [] });
@@ -183,16 +190,24 @@ export class RuleReader {
         ? { name, negated: optionNegated, args: words.slice(argsFrom, j) }
         : DISCARDED;
       const owner = findOwner(name, current, modules, target);
+      let module: MutableModule;
       if (owner === 'target') {
         if (keep) target!.options.push(option);
+        i = j;
+        continue;
       } else if (owner) {
         if (keep) owner.options.push(option);
+        module = owner;
       } else if (body.protocol && PROTOCOL_MODULE_OPTIONS[body.protocol.value]?.includes(name)) {
-        const implicit: MutableModule = { module: body.protocol.value, options: keep ? [option] : [], implicit: true };
-        modules.push(implicit);
-        current = current ?? implicit;
+        module = { module: body.protocol.value, options: keep ? [option] : [], implicit: true };
+        modules.push(module);
+        current = current ?? module;
       } else {
         this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
+      }
+      if ((name === 'dport' || name === 'destination-port') && !optionNegated && j > argsFrom && PORT_MODULES.has(module.module)) {
+        const port = words.text(argsFrom)!;
+        if (/^\d+$/.test(port)) body.dispatchPort = Number(port);
       }
       i = j;
     }

@@ -86,6 +86,12 @@ export class RuleColumns {
   lines: number[] = [];
   /** Word position where options start: 2 after `-A CHAIN`, 3 after `-I CHAIN n`. */
   starts: number[] = [];
+  /** The `-j`/`-g` target, as the parser read it (null for a rule without one). */
+  targets: (string | null)[] = [];
+  /** A non-negated single-host `-d` (canonical address), else null: a dispatch key (compile.ts). */
+  dsts: (string | null)[] = [];
+  /** A non-negated single `--dport` of a tcp/udp/sctp match, else -1: the other dispatch key. */
+  dports: number[] = [];
   counters: (Counters | undefined)[] | null = null;
 
   get length(): number {
@@ -93,13 +99,19 @@ export class RuleColumns {
   }
 
   /** Appends a rule, or inserts it at `at` (0-based) for `-I`. */
-  add(at: number, from: number, to: number, line: number, start: number, counters: Counters | undefined): void {
+  add(
+    at: number, from: number, to: number, line: number, start: number,
+    target: string | null, dst: string | null, dport: number, counters: Counters | undefined,
+  ): void {
     if (counters && !this.counters) this.counters = new Array<Counters | undefined>(this.from.length).fill(undefined);
     if (at < 0 || at >= this.from.length) {
       this.from.push(from);
       this.to.push(to);
       this.lines.push(line);
       this.starts.push(start);
+      this.targets.push(target);
+      this.dsts.push(dst);
+      this.dports.push(dport);
       this.counters?.push(counters);
       return;
     }
@@ -107,6 +119,9 @@ export class RuleColumns {
     this.to.splice(at, 0, to);
     this.lines.splice(at, 0, line);
     this.starts.splice(at, 0, start);
+    this.targets.splice(at, 0, target);
+    this.dsts.splice(at, 0, dst);
+    this.dports.splice(at, 0, dport);
     this.counters?.splice(at, 0, counters);
   }
 
@@ -115,6 +130,9 @@ export class RuleColumns {
     this.to.length = 0;
     this.lines.length = 0;
     this.starts.length = 0;
+    this.targets.length = 0;
+    this.dsts.length = 0;
+    this.dports.length = 0;
     this.counters = null;
   }
 }
@@ -147,6 +165,31 @@ export class DumpChain implements Chain {
       if (c.from[k] !== c.to[k - 1] + 1 || this.source.charCodeAt(c.to[k - 1]) !== 0x0a) return this.texts().texts.join('\n');
     }
     return this.source.slice(c.from[0], c.to[c.length - 1]);
+  }
+
+  /** Each rule's `-j`/`-g` target (null for none), as the parser read it. */
+  targets(): readonly (string | null)[] {
+    return this.made ? this.made.map((r) => r.target?.name ?? null) : this.columns.targets;
+  }
+
+  /**
+   * The dispatch keys of every rule as the parser read them (single-host `-d`, single `--dport`),
+   * or null once the rules are materialised.
+   */
+  dispatchKeys(): { readonly dsts: readonly (string | null)[]; readonly dports: readonly number[] } | null {
+    return this.made ? null : this.columns;
+  }
+
+  /** The rule at 0-based position k, made alone (the chain's other rules stay unmade). */
+  ruleAt(k: number): Rule {
+    if (this.made) return this.made[k];
+    const c = this.columns;
+    return new TextRule(this.table, this.name, k + 1, c.lines[k], this.source.slice(c.from[k], c.to[k]), c.starts[k], this.family, c.counters?.[k]);
+  }
+
+  /** The text of the rule at 0-based position k. */
+  ruleText(k: number): string {
+    return this.made ? this.made[k].text : this.source.slice(this.columns.from[k], this.columns.to[k]);
   }
 
   texts(): { texts: string[]; lines: number[] } {
@@ -182,6 +225,16 @@ export function ruleTexts(c: Chain): { texts: string[]; lines: number[] } {
  */
 export function chainText(c: Chain): string {
   return c instanceof DumpChain ? c.joinedText() : c.rules.map((r) => r.text).join('\n');
+}
+
+/** Each rule's `-j`/`-g` target (null for none), without making Rule objects for a parsed chain. */
+export function ruleTargets(c: Chain): readonly (string | null)[] {
+  return c instanceof DumpChain ? c.targets() : c.rules.map((r) => r.target?.name ?? null);
+}
+
+/** The text of a chain's rule at 0-based position k. */
+export function ruleTextAt(c: Chain, k: number): string {
+  return c instanceof DumpChain ? c.ruleText(k) : c.rules[k].text;
 }
 
 /** How many rules a chain has, without making Rule objects for a parsed chain. */

@@ -10,6 +10,7 @@ import { parseIPv4, parseIPv6 } from '../net/address.ts';
 import { quantizeProbability } from './probability.ts';
 import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
+import { DumpChain } from '../netfilter/rule.ts';
 
 export const NO = 0;
 export const YES = 1;
@@ -62,7 +63,10 @@ export interface CompiledRule {
 
 export interface CompiledChain {
   readonly chain: Chain;
-  readonly rules: readonly CompiledRule[];
+  /** How many rules the chain has. */
+  readonly length: number;
+  /** The rule at 0-based position i, compiled the first time a trace reaches it. */
+  rule(i: number): CompiledRule;
   /** Dispatch index, present on long chains: positions (0-based) of candidate rules. */
   readonly index?: {
     readonly byDst: ReadonlyMap<string, readonly number[]>;
@@ -510,7 +514,7 @@ export function compileRule(rule: Rule, chains: ReadonlyMap<string, Chain>): Com
 }
 
 /** Exact destination /32 (or /128) and single destination port: the keys of the dispatch index. */
-function dispatchKeys(rule: Rule): { dst: string | null; port: number | null } {
+export function dispatchKeys(rule: Rule): { dst: string | null; port: number | null } {
   let dst: string | null = null;
   if (rule.destination && !rule.destination.negated) {
     const d = rule.destination.value;
@@ -528,14 +532,32 @@ function dispatchKeys(rule: Rule): { dst: string | null; port: number | null } {
   return { dst, port };
 }
 
-export function compileChain(chain: Chain, chains: ReadonlyMap<string, Chain>): CompiledChain {
-  const rules = chain.rules.map((r) => compileRule(r, chains));
-  if (rules.length < INDEX_THRESHOLD) return { chain, rules };
+type DispatchIndex = NonNullable<CompiledChain['index']>;
+
+class LazyCompiledChain implements CompiledChain {
+  private readonly compiled: (CompiledRule | undefined)[];
+
+  constructor(
+    readonly chain: Chain,
+    readonly length: number,
+    private readonly ruleAt: (i: number) => Rule,
+    private readonly chains: ReadonlyMap<string, Chain>,
+    readonly index?: DispatchIndex,
+  ) {
+    this.compiled = new Array<CompiledRule | undefined>(length);
+  }
+
+  rule(i: number): CompiledRule {
+    return (this.compiled[i] ??= compileRule(this.ruleAt(i), this.chains));
+  }
+}
+
+function buildIndex(length: number, keys: (i: number) => { dst: string | null; port: number | null }): DispatchIndex {
   const byDst = new Map<string, number[]>();
   const byPort = new Map<number, number[]>();
   const rest: number[] = [];
-  rules.forEach((cr, i) => {
-    const { dst, port } = dispatchKeys(cr.rule);
+  for (let i = 0; i < length; i++) {
+    const { dst, port } = keys(i);
     if (dst !== null) {
       let list = byDst.get(dst);
       if (!list) byDst.set(dst, (list = []));
@@ -547,8 +569,28 @@ export function compileChain(chain: Chain, chains: ReadonlyMap<string, Chain>): 
     } else {
       rest.push(i);
     }
-  });
-  return { chain, rules, index: { byDst, byPort, rest } };
+  }
+  return { byDst, byPort, rest };
+}
+
+/**
+ * A chain ready for the tracer. Rules are compiled when a trace first reaches them; a long chain
+ * read from a dump is indexed from the keys the parser kept, so a trace through a 10,000-Service
+ * KUBE-SERVICES compiles the handful of rules that can match, not all of them.
+ */
+export function compileChain(chain: Chain, chains: ReadonlyMap<string, Chain>): CompiledChain {
+  const parsed = chain instanceof DumpChain ? chain.dispatchKeys() : null;
+  if (chain instanceof DumpChain && parsed) {
+    const length = chain.ruleCount;
+    const index = length < INDEX_THRESHOLD ? undefined : buildIndex(length, (i) => {
+      const port = parsed.dports[i];
+      return { dst: parsed.dsts[i], port: port < 0 ? null : port };
+    });
+    return new LazyCompiledChain(chain, length, (i) => chain.ruleAt(i), chains, index);
+  }
+  const rules = chain.rules;
+  const index = rules.length < INDEX_THRESHOLD ? undefined : buildIndex(rules.length, (i) => dispatchKeys(rules[i]));
+  return new LazyCompiledChain(chain, rules.length, (i) => rules[i], chains, index);
 }
 
 const cache = new WeakMap<Ruleset, CompiledRuleset>();

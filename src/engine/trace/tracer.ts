@@ -8,6 +8,7 @@
  */
 import type { Rule, Ruleset } from '../netfilter/ast.ts';
 import { EngineError } from '../errors.ts';
+import { ruleCount } from '../netfilter/rule.ts';
 import type { Action, CompiledChain, CompiledRule, CompiledRuleset, TestEnv } from './compile.ts';
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
 import type { Addr, Entry, Hook, PacketSpec, PacketState, Protocol } from './packet.ts';
@@ -187,13 +188,13 @@ class Walker {
     const frames: Frame[] = [{ cc: base, order: this.candidates(base, s), pos: 0 }];
     while (frames.length > 0) {
       const f = frames[frames.length - 1];
-      const count = f.order ? f.order.length : f.cc.rules.length;
+      const count = f.order ? f.order.length : f.cc.length;
       if (f.pos >= count) {
         frames.pop();
         if (frames.length === 0) return this.policy(hook, base);
         continue;
       }
-      const cr = f.cc.rules[f.order ? f.order[f.pos] : f.pos];
+      const cr = f.cc.rule(f.order ? f.order[f.pos] : f.pos);
       f.pos++;
       if (++this.steps > MAX_STEPS) throw new EngineError('BAD_PACKET', 'the trace did not finish: the rules loop');
       if (!this.matches(cr, s)) continue;
@@ -217,7 +218,7 @@ class Walker {
 
   private policy(hook: Hook, base: CompiledChain): HookVerdict {
     const policy = base.chain.policy ?? 'ACCEPT';
-    if (policy === 'DROP' || base.chain.rules.length > 0 || base.chain.line > 0) {
+    if (policy === 'DROP' || ruleCount(base.chain) > 0 || base.chain.line > 0) {
       this.run.path.push({
         hook, table: base.chain.table, chain: base.chain.name, index: 0, line: base.chain.line,
         rule: `-P ${base.chain.name} ${policy}`, action: `policy ${policy}`,
