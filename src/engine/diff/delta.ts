@@ -15,7 +15,7 @@ import { dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
 import { ruleTargets, ruleTextAt } from '../netfilter/rule.ts';
 
 function sameChain(x: Chain, y: Chain, texts: ChainTexts): boolean {
-  return x === y || ((x.policy ?? '-') === (y.policy ?? '-') && texts.of(x).joined === texts.of(y).joined);
+  return x === y || ((x.policy ?? '-') === (y.policy ?? '-') && texts.joined(x) === texts.joined(y));
 }
 
 /** The destinations clean chains can rewrite a packet to. */
@@ -103,6 +103,11 @@ export class ChainDelta {
   get identical(): boolean {
     for (const set of this.changed.values()) if (set.size > 0) return false;
     return true;
+  }
+
+  /** The chains of a table that exist on one side only or whose policy or rules differ. */
+  changedIn(table: string): ReadonlySet<string> {
+    return this.changed.get(table) ?? new Set();
   }
 
   /** The chain exists on one side only, or its policy or rules differ. */

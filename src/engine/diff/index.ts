@@ -10,6 +10,7 @@
 import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel } from '../kube/model.ts';
 import { EngineError } from '../errors.ts';
+import { ChainDelta } from './delta.ts';
 import type { ManifestChange } from './manifests-diff.ts';
 import { diffManifests } from './manifests-diff.ts';
 import type { DiffNode, FrontendDiff, NodePair } from './reachability.ts';
@@ -31,6 +32,11 @@ export interface DiffOptions {
   readonly clusterCIDR?: string;
   /** Where packets from outside the cluster come from (default 198.18.0.1 and 2001:2::1). */
   readonly outsideSource?: { readonly ipv4?: string; readonly ipv6?: string };
+  /**
+   * Read every chain of both snapshots for the reachability signatures, even the chains that are
+   * the same on both sides with all they reach (slower; the answer is the same: tests check it).
+   */
+  readonly exhaustive?: boolean;
 }
 
 export interface DiffSummary {
@@ -87,12 +93,14 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
   const { pairs, onlyA, onlyB } = pairNodes(a, b, options.node);
   const facts = new FactsCache();
   const chainTexts = new ChainTexts();
+  const deltas = new Map(pairs.map((p) => [p, new ChainDelta(p.a.ruleset, p.b.ruleset, chainTexts)]));
   const reach = diffReachability(pairs, {
-    indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts,
+    indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, deltas,
     ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
     ...(options.outsideSource ? { outsideSource: options.outsideSource } : {}),
+    ...(options.exhaustive ? { exhaustive: true } : {}),
   });
-  const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts });
+  const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts, deltas });
   const manifests = a.model || b.model ? diffManifests(a.model, b.model) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
   const { added, removed, changed, unchanged } = reach.counts;
   return {

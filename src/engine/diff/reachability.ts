@@ -67,6 +67,10 @@ export interface ReachabilityOptions {
   readonly facts?: FactsCache;
   readonly texts?: TextIds;
   readonly chainTexts?: ChainTexts;
+  /** Which chains differ, per pair, when already known. */
+  readonly deltas?: ReadonlyMap<NodePair, ChainDelta>;
+  /** Read every chain for the signatures, not only those that differ or reach one that does. */
+  readonly exhaustive?: boolean;
 }
 
 export interface ReachabilityDiff {
@@ -209,6 +213,7 @@ interface Shared {
   readonly texts: TextIds;
   readonly chainTexts: ChainTexts;
   readonly counter: SharedNumbers;
+  readonly exhaustive: boolean;
 }
 
 /**
@@ -217,14 +222,15 @@ interface Shared {
  * nothing a packet meets after leaving a clean chain depends on where the clean chain sent it,
  * beyond what both sides share. Otherwise every chain is read.
  */
-function signaturesOf(pair: NodePair, shared: Shared): { a: RulesetSignature; b: RulesetSignature } {
+function signaturesOf(pair: NodePair, shared: Shared, known?: ChainDelta): { a: RulesetSignature; b: RulesetSignature } {
   const { facts, texts, chainTexts, counter } = shared;
   const make = (delta: ChainDelta | null) => {
     const a = new RulesetSignature(pair.a.ruleset, facts, texts, chainTexts, pair.a.addresses, counter, null, delta);
     const b = new RulesetSignature(pair.b.ruleset, facts, texts, chainTexts, pair.b.addresses, counter, a, delta);
     return { a, b };
   };
-  const delta = new ChainDelta(pair.a.ruleset, pair.b.ruleset, chainTexts);
+  if (shared.exhaustive) return make(null);
+  const delta = known ?? new ChainDelta(pair.a.ruleset, pair.b.ruleset, chainTexts);
   const fast = make(delta);
   const rewrites = delta.cleanRewrites();
   if (rewrites.opaque) return make(null);
@@ -259,7 +265,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
     const byKeyB = new Map(fb.map((f) => [pairKey(f), f]));
     const byKeyA = new Map(fa.map((f) => [pairKey(f), f]));
     let sigs: { a: RulesetSignature; b: RulesetSignature } | null = null;
-    const signatures = () => (sigs ??= signaturesOf(pair, { facts, texts, chainTexts, counter }));
+    const signatures = () => (sigs ??= signaturesOf(pair, { facts, texts, chainTexts, counter, exhaustive: options.exhaustive === true }, options.deltas?.get(pair)));
 
     const run = (node: DiffNode, f: Frontend): { outcomes: readonly TraceOutcome[]; error?: string } => {
       const family = node.ruleset.family;

@@ -158,7 +158,12 @@ export interface ChainText {
 
 /** Rule texts per chain, read once per diff for the frontends, the signatures and the rule diff. */
 export class ChainTexts {
-  private readonly memo = new WeakMap<Chain, ChainText>();
+  private readonly memo = new Map<Chain, ChainText>();
+
+  /** The joined text alone (a parsed chain keeps it; nothing is made per chain). */
+  joined(c: Chain): string {
+    return chainText(c);
+  }
 
   of(c: Chain): ChainText {
     let t = this.memo.get(c);

@@ -15,6 +15,7 @@ import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { Chain, Rule, Ruleset } from '../netfilter/ast.ts';
 import { printRule } from '../netfilter/printer.ts';
 import { DumpChain, ruleTexts } from '../netfilter/rule.ts';
+import type { ChainDelta } from './delta.ts';
 import type { NodePair } from './reachability.ts';
 import { ChainTexts } from './rule-facts.ts';
 
@@ -53,6 +54,8 @@ export interface RulesDiffOptions {
   readonly indexB?: ChainNameIndex | null;
   /** Chain texts already read (by the reachability diff of the same snapshots). */
   readonly chainTexts?: ChainTexts;
+  /** Which chains differ, per pair, when already known: only those are compared. */
+  readonly deltas?: ReadonlyMap<NodePair, ChainDelta>;
 }
 
 const HASHED = /^KUBE-(SVC|SVL|EXT|FW|SEP|XLB)-[A-Z2-7]{16}$/;
@@ -72,10 +75,15 @@ function rulesOf(c: Chain): Rules {
   return { texts, bodies: texts.map((t) => t.replace(HEAD, '')), chain: c };
 }
 
-function userChains(rs: Ruleset, table: string): Map<string, Chain> {
-  const out = new Map<string, Chain>();
-  for (const c of rs.tables.get(table)?.chains.values() ?? []) if (!c.synthesized) out.set(c.name, c);
-  return out;
+const NO_CHAINS: ReadonlyMap<string, Chain> = new Map();
+
+/** The chains of a table that the dump shows (chains svcpath assumed are left out). */
+function userChains(rs: Ruleset, table: string): ReadonlyMap<string, Chain> {
+  const all = rs.tables.get(table)?.chains ?? NO_CHAINS;
+  for (const c of all.values()) {
+    if (c.synthesized) return new Map([...all].filter(([, x]) => !x.synthesized));
+  }
+  return all;
 }
 
 /** What a hashed chain stands for, in one snapshot. */
@@ -197,10 +205,14 @@ export function diffRules(pairs: readonly NodePair[], options: RulesDiffOptions 
     const rb = pair.b.ruleset;
     const tables = [...new Set([...ra.tables.keys(), ...rb.tables.keys()])];
     for (const table of tables) {
+      // The chains that differ, when the reachability diff found them; else every chain.
+      const changed = options.deltas?.get(pair)?.changedIn(table);
+      if (changed?.size === 0) continue;
       const ca = userChains(ra, table);
       const cb = userChains(rb, table);
-      const onlyA = [...ca.keys()].filter((n) => !cb.has(n));
-      const onlyB = [...cb.keys()].filter((n) => !ca.has(n));
+      const candidates = (side: ReadonlyMap<string, Chain>) => (changed ? [...changed].filter((n) => side.has(n)) : [...side.keys()]);
+      const onlyA = candidates(ca).filter((n) => !cb.has(n));
+      const onlyB = candidates(cb).filter((n) => !ca.has(n));
       const hashedA = new Set(onlyA.filter((n) => HASHED.test(n)));
       const hashedB = new Set(onlyB.filter((n) => HASHED.test(n)));
       const renames = new Map<string, string>();
@@ -254,10 +266,10 @@ export function diffRules(pairs: readonly NodePair[], options: RulesDiffOptions 
           emit('rule-added', `-P ${nameB} ${b.policy ?? 'ACCEPT'}`);
         }
         // Most chains are the same in both snapshots: one string comparison says so.
-        if (nameA === nameB && a instanceof DumpChain && b instanceof DumpChain && chainTexts.of(a).joined === chainTexts.of(b).joined) return;
+        if (nameA === nameB && a instanceof DumpChain && b instanceof DumpChain && chainTexts.joined(a) === chainTexts.joined(b)) return;
         diffChain(rulesOf(a), rulesOf(b), rename, [ra.family, rb.family], emit);
       };
-      for (const n of ca.keys()) if (cb.has(n)) compare(n, n);
+      for (const n of candidates(ca)) if (cb.has(n)) compare(n, n);
       for (const [from, to] of renames) compare(from, to);
     }
   }

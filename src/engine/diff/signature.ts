@@ -211,7 +211,7 @@ export class RulesetSignature {
     let id = memo.get(name);
     if (id !== undefined) return id;
     const other = this.reference?.rs.tables.get(table)?.chains.get(name);
-    if (other && (other === c || (policyOf(other) === policyOf(c) && this.chainTexts.of(other).joined === this.chainTexts.of(c).joined))) {
+    if (other && (other === c || (policyOf(other) === policyOf(c) && this.chainTexts.joined(other) === this.chainTexts.joined(c)))) {
       id = this.reference!.content(table, name, other);
     } else {
       id = this.counter.next++;

@@ -157,14 +157,18 @@ export class DumpChain implements Chain {
     return this.made ? this.made.length : this.columns.length;
   }
 
+  private joined: string | null = null;
+
+  /** The rule texts joined by newlines, kept: diffs and checks compare chains by it. */
   joinedText(): string {
-    if (this.made) return this.made.map((r) => r.text).join('\n');
+    if (this.joined !== null) return this.joined;
+    if (this.made) return (this.joined = this.made.map((r) => r.text).join('\n'));
     const c = this.columns;
-    if (c.length === 0) return '';
+    if (c.length === 0) return (this.joined = '');
     for (let k = 1; k < c.length; k++) {
-      if (c.from[k] !== c.to[k - 1] + 1 || this.source.charCodeAt(c.to[k - 1]) !== 0x0a) return this.texts().texts.join('\n');
+      if (c.from[k] !== c.to[k - 1] + 1 || this.source.charCodeAt(c.to[k - 1]) !== 0x0a) return (this.joined = this.texts().texts.join('\n'));
     }
-    return this.source.slice(c.from[0], c.to[c.length - 1]);
+    return (this.joined = this.source.slice(c.from[0], c.to[c.length - 1]));
   }
 
   /** Each rule's `-j`/`-g` target (null for none), as the parser read it. */
