@@ -13,7 +13,7 @@ import type { Ruleset, TraceResult } from '../../src/engine/index.ts';
 import { KernelNode, kernelSupport } from '../support/kernel.ts';
 import type { ProbeResult } from '../support/kernel.ts';
 import { fixture, FIXTURES } from '../helpers.ts';
-import { generateCluster, renderIptablesSave } from '../support/kube-gen.ts';
+import { generateCluster, renderIptablesSave, Rng } from '../support/kube-gen.ts';
 import type { GenCluster } from '../support/kube-gen.ts';
 
 let support: Awaited<ReturnType<typeof kernelSupport>>;
@@ -148,18 +148,6 @@ test('kernel agrees with the tracer on the k3s walk-through fragments (completed
   }
 });
 
-/** A small seeded PRNG for picking probes; the seed is printed so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random first packets against a generated node: every kind of frontend, from pods, outside and the node. */
 function randomProbes(cluster: GenCluster, count: number, rand: () => number): Case['flows'] {
   const node = cluster.nodeIPs[0];
@@ -190,7 +178,8 @@ test('kernel agrees with the tracer on random probes of a generated 150-Service 
   if (skipUnlessKernel(t)) return;
   const seed = Number(process.env.SVCPATH_DIFF_SEED ?? Date.now() % 100000);
   t.diagnostic(`seed ${seed} (replay with SVCPATH_DIFF_SEED=${seed})`);
-  const rand = prng(seed);
+  const rng = new Rng(seed);
+  const rand = () => rng.next();
   const cluster = generateCluster({
     seed, services: 150, nodePortShare: 0.3, loadBalancerShare: 0.15, externalIPShare: 0.1, affinityShare: 0.15, noEndpointShare: 0.08,
   });

@@ -170,7 +170,7 @@ export type ChainPrefix = 'KUBE-SVC' | 'KUBE-SVL' | 'KUBE-EXT' | 'KUBE-FW' | 'KU
 // Seeded PRNG (mulberry32)
 // ---------------------------------------------------------------------------------------
 
-class Rng {
+export class Rng {
   private state: number;
 
   constructor(seed: number) {

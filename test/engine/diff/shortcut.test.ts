@@ -10,7 +10,7 @@ import { completeKubeProxy, parseDump } from '../../../src/engine/index.ts';
 import { diffSnapshots } from '../../../src/engine/diff/index.ts';
 import type { DiffResult, DiffSide } from '../../../src/engine/diff/index.ts';
 import type { GenCluster } from '../../support/kube-gen.ts';
-import { generateCluster, renderIptablesSave } from '../../support/kube-gen.ts';
+import { generateCluster, renderIptablesSave, Rng } from '../../support/kube-gen.ts';
 
 function side(c: GenCluster, edit: (dump: string) => string = (d) => d): DiffSide {
   return { nodes: [{ name: c.nodeName, addresses: c.nodeIPs, ruleset: completeKubeProxy(parseDump(edit(renderIptablesSave(c)))) }] };
@@ -25,23 +25,12 @@ function diffBothWays(a: DiffSide, b: DiffSide, clusterCIDR: string): DiffResult
   return fast;
 }
 
-/** A small deterministic generator (mulberry32), so a failure can be replayed from its seed. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('random edits: the diff that skips unchanged chains says exactly what the exhaustive one says', (t) => {
   for (const seed of [11, 12, 13, 14, 15, 16]) {
     const a = generateCluster({ seed, services: 80, nodePortShare: 0.3 });
     const b = structuredClone(a);
-    const rnd = random(seed);
+    const rng = new Rng(seed);
+    const rnd = () => rng.next();
     const pickIndex = () => Math.floor(rnd() * b.services.length);
     const edits: string[] = [];
     for (let k = 0; k < 8; k++) {
