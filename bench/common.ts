@@ -10,6 +10,14 @@ export function ms(x: number): string {
   return x >= 100 ? `${x.toFixed(0)} ms` : x >= 1 ? `${x.toFixed(2)} ms` : `${(x * 1000).toFixed(0)} µs`;
 }
 
+/**
+ * A full collection before a timed run (when node runs with --expose-gc, as `npm run bench` does),
+ * so a run is not charged for the garbage the previous one left.
+ */
+export function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 export function time<T>(fn: () => T): [T, number] {
   const t0 = performance.now();
   const v = fn();

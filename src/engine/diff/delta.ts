@@ -62,7 +62,8 @@ export class ChainDelta {
    * changed chain, directly or not, and the lines of A's chains that rewrite destinations.
    */
   private scan(table: string, ca: ReadonlyMap<string, Chain>, cb: ReadonlyMap<string, Chain>, changed: ReadonlySet<string>): Set<string> {
-    const callers = new Map<string, string[]>();
+    // Per distinct target: the chains that jump to it, or null when it is not a chain.
+    const callers = new Map<string, string[] | null>();
     const rewriting = new Map<string, string[]>();
     this.rewriting.set(table, rewriting);
     const read = (name: string, c: Chain, side: 'a' | 'b') => {
@@ -70,18 +71,18 @@ export class ChainDelta {
       for (let k = 0; k < targets.length; k++) {
         const target = targets[k];
         if (target === null) continue;
-        if (REWRITING_TARGETS.has(target)) {
-          if (side === 'a') {
-            const lines = rewriting.get(name);
-            if (lines) lines.push(ruleTextAt(c, k));
-            else rewriting.set(name, [ruleTextAt(c, k)]);
-          }
-          continue;
+        let list = callers.get(target);
+        if (list === undefined) {
+          list = ca.has(target) || cb.has(target) ? [] : null;
+          callers.set(target, list);
         }
-        if (changed.size === 0 || (!ca.has(target) && !cb.has(target))) continue;
-        const list = callers.get(target);
-        if (!list) callers.set(target, [name]);
-        else if (list[list.length - 1] !== name) list.push(name);
+        if (list !== null) {
+          if (list[list.length - 1] !== name) list.push(name);
+        } else if (side === 'a' && REWRITING_TARGETS.has(target)) {
+          const lines = rewriting.get(name);
+          if (lines) lines.push(ruleTextAt(c, k));
+          else rewriting.set(name, [ruleTextAt(c, k)]);
+        }
       }
     };
     for (const [name, c] of ca) read(name, c, 'a');
