@@ -106,3 +106,13 @@ export function isKnownTarget(name: string): boolean {
 export function isKnownModule(name: string): boolean {
   return MODULE_SETS.has(name);
 }
+
+/** Every known match module with the options it takes. */
+export function knownModules(): ReadonlyMap<string, ReadonlySet<string>> {
+  return MODULE_SETS;
+}
+
+/** Every known target with the options it takes. */
+export function knownTargets(): ReadonlyMap<string, ReadonlySet<string>> {
+  return TARGET_SETS;
+}

@@ -10,6 +10,7 @@ import { lex, Words } from './lexer.ts';
 import { RuleReader } from './rule-parser.ts';
 import { DumpChain, RuleColumns } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
+import { FastRuleReader } from './fast-rule.ts';
 
 export type FormatOption = 'auto' | DumpFormat;
 
@@ -47,6 +48,7 @@ class RulesetBuilder {
   readonly diagnostics: Diagnostic[] = [];
   readonly reader = new RuleReader();
   readonly words = new Words();
+  private readonly fast = new FastRuleReader();
   private readonly unknownReported = new Set<string>();
 
 
@@ -107,15 +109,39 @@ class RulesetBuilder {
       const known = this.targetNames.get(target);
       if (known === undefined) this.targetNames.set(target, target);
       else target = known;
-      table.jumpTargets.add(target);
-      // Extension targets are single upper-case words (DNAT, CHECKSUM); a dash marks a chain name.
-      if (!isKnownTarget(target) && !table.unknownTargets.has(target) && /^[A-Z][A-Z0-9_]*$/.test(target)) {
-        table.unknownTargets.set(target, { line, text: this.source.slice(from, to) });
-      }
+      this.noteTarget(table, target, line, from, to);
     }
     const d = body.destination;
     const host = d !== undefined && !d.negated && d.value.prefix === (d.value.family === 'ipv4' ? 32 : 128) ? d.value.address : null;
     chain.rules.add(insertAt, from, to, line, start, target, host, body.dispatchPort ?? -1, counters ?? body.counters);
+  }
+
+  private noteTarget(table: TableDraft, target: string, line: number, from: number, to: number): void {
+    table.jumpTargets.add(target);
+    // Extension targets are single upper-case words (DNAT, CHECKSUM); a dash marks a chain name.
+    if (!isKnownTarget(target) && !table.unknownTargets.has(target) && /^[A-Z][A-Z0-9_]*$/.test(target)) {
+      table.unknownTargets.set(target, { line, text: this.source.slice(from, to) });
+    }
+  }
+
+  /**
+   * The current line as a rule, when the fast reader is sure of it (fast-rule.ts): the same
+   * columns the full reader would give, without making a string per word. false: read it fully.
+   */
+  fastRule(table: TableDraft, lines: LineReader): boolean {
+    const fast = this.fast;
+    const from = lines.offset + lines.indent;
+    const to = lines.ruleEnd();
+    if (!fast.read(this.source, from, to, this.reader)) return false;
+    const last = this.lastChain;
+    const nameLength = fast.chainEnd - fast.chainStart;
+    const chain = last !== null && last.table === table.name && last.name.length === nameLength && this.source.startsWith(last.name, fast.chainStart)
+      ? last
+      : this.chain(table, this.source.slice(fast.chainStart, fast.chainEnd), 0);
+    const target = fast.target;
+    if (target !== null && !table.jumpTargets.has(target)) this.noteTarget(table, target, lines.number, from, to);
+    chain.rules.add(-1, from, to, lines.number, 2, target, fast.dst, fast.dport, undefined);
+    return true;
   }
 
   private noteUnknown(rule: RuleBody, text: string, line: number): void {
@@ -164,26 +190,47 @@ class RulesetBuilder {
 }
 
 /**
- * Walks the lines of a dump without splitting it: each line is a slice of the dump (V8 keeps a
- * slice as a reference into the original), so a 40 MB dump is not copied line by line.
+ * Walks the lines of a dump without splitting it. A line is a pair of offsets; its text is a
+ * slice of the dump (V8 keeps a slice as a reference into the original) made only when asked for,
+ * so lines the fast rule reader accepts are never made into strings.
  */
 export class LineReader {
   private pos = 0;
-  /** The current line without its line break (and without a trailing CR). */
-  line = '';
+  private made: string | null = null;
+  private madeBody: string | null = null;
   /** Leading blanks of the line (markdown indentation, tab-indented pastes); columns still count them. */
   indent = 0;
-  /** The line without its leading blanks. */
-  body = '';
   /** 1-based number of the current line. */
   number = 0;
   /** Offset of the current line's first character in the text. */
   offset = 0;
+  /** Offset just past the line's last character (before the line break and a trailing CR). */
+  stop = 0;
 
   constructor(private readonly text: string) {}
 
   charCodeAt(i: number): number {
     return this.text.charCodeAt(i);
+  }
+
+  /** The current line without its line break (and without a trailing CR). */
+  get line(): string {
+    return (this.made ??= this.text.slice(this.offset, this.stop));
+  }
+
+  /** The line without its leading blanks. */
+  get body(): string {
+    return (this.madeBody ??= this.indent ? this.line.slice(this.indent) : this.line);
+  }
+
+  /** Length of the body, without making it. */
+  get bodyLength(): number {
+    return this.stop - this.offset - this.indent;
+  }
+
+  /** Character code of the body's first character (NaN for an empty body). */
+  get first(): number {
+    return this.text.charCodeAt(this.offset + this.indent);
   }
 
   next(): boolean {
@@ -192,22 +239,25 @@ export class LineReader {
     let end = text.indexOf('\n', this.pos);
     if (end < 0) end = text.length;
     const cr = end > this.pos && text.charCodeAt(end - 1) === 0x0d;
-    const line = text.slice(this.pos, cr ? end - 1 : end);
-    this.line = line;
-    this.indent = leadingBlanks(line);
-    this.body = this.indent ? line.slice(this.indent) : line;
     this.offset = this.pos;
+    this.stop = cr ? end - 1 : end;
+    this.made = null;
+    this.madeBody = null;
+    let i = this.offset;
+    while (i < this.stop && (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x09)) i++;
+    this.indent = i - this.offset;
     this.pos = end + 1;
     this.number++;
     return true;
   }
-}
 
-/** Leading blanks (markdown indentation, tab-indented pastes) are skipped; columns still count them. */
-function leadingBlanks(line: string): number {
-  let i = 0;
-  while (i < line.length && (line.charCodeAt(i) === 0x20 || line.charCodeAt(i) === 0x09)) i++;
-  return i;
+  /** Where the rule text of a `-A` line sits: the body without trailing blanks. */
+  ruleEnd(): number {
+    let to = this.stop;
+    const from = this.offset + this.indent;
+    while (to > from && this.text.charCodeAt(to - 1) <= 0x20) to--;
+    return to;
+  }
 }
 
 const COUNTERS_PREFIX = /^\[(\d+):(\d+)\]\s+/;
@@ -225,10 +275,14 @@ export function parseIptablesSave(text: string): Ruleset {
   let table: TableDraft | null = null;
   let sawContent = false;
   while (lines.next()) {
+    if (lines.bodyLength === 0) continue;
+    const first = lines.first;
+    if (first === 0x2d /* - */ && table && b.fastRule(table, lines)) {
+      sawContent = true;
+      continue;
+    }
     const { number: lineNo, line: raw, indent } = lines;
     let body = lines.body;
-    if (body.length === 0) continue;
-    const first = body.charCodeAt(0);
     if (first === 0x23 /* # */) {
       if (/ip6tables-save/.test(body)) b.reader.family = b.reader.family ?? 'ipv6';
       continue;
@@ -392,10 +446,11 @@ export function parseIptablesS(text: string, options: { table?: string } = {}): 
   let sawContent = false;
   const lines = new LineReader(text);
   while (lines.next()) {
+    if (lines.bodyLength === 0 || lines.first === 0x23) continue;
+    sawContent = true;
+    if (lines.first === 0x2d /* - */ && b.fastRule(table, lines)) continue;
     const { number: lineNo, line: raw, indent } = lines;
     let body = lines.body;
-    if (body.length === 0 || body.charCodeAt(0) === 0x23) continue;
-    sawContent = true;
     let column = indent;
     let counters: Counters | undefined;
     if (body.charCodeAt(0) === 0x5b /* [ */) ({ body, column, counters } = stripCounters(body, column));
