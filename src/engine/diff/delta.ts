@@ -12,7 +12,7 @@
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import type { ChainTexts } from './rule-facts.ts';
 import { dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
-import { ruleTargets, ruleTextAt } from '../netfilter/rule.ts';
+import { ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
 
 function sameChain(x: Chain, y: Chain, texts: ChainTexts): boolean {
   return x === y || ((x.policy ?? '-') === (y.policy ?? '-') && texts.joined(x) === texts.joined(y));
@@ -67,9 +67,9 @@ export class ChainDelta {
     const rewriting = new Map<string, string[]>();
     this.rewriting.set(table, rewriting);
     const read = (name: string, c: Chain, side: 'a' | 'b') => {
-      const targets = ruleTargets(c);
-      for (let k = 0; k < targets.length; k++) {
-        const target = targets[k];
+      const n = ruleCount(c);
+      for (let k = 0; k < n; k++) {
+        const target = ruleTargetAt(c, k);
         if (target === null) continue;
         let list = callers.get(target);
         if (list === undefined) {

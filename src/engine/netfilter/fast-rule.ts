@@ -29,7 +29,8 @@ const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
 
-function hashOf(s: string, from: number, to: number): number {
+/** The hash the fast reader files words by. */
+export function hashOf(s: string, from: number, to: number): number {
   let h = 0;
   for (let i = from; i < to; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
   return h;
@@ -58,22 +59,31 @@ class WordTable {
   }
 }
 
-/** Strings made once per distinct text (target names): a dump names a few thousand, a quarter of a million times. */
-class Interned {
-  private readonly byHash = new Map<number, string[]>();
+/** Numbers for strings, one per distinct text (target names): a dump names a few thousand, a quarter of a million times. */
+export interface StringTable {
+  readonly strings: readonly string[];
+  intern(s: string): number;
+}
 
-  get(s: string, from: number, to: number, hash: number): string {
+/** A StringTable's numbers found from the characters, without making a string unless the text is new. */
+class Interned {
+  private readonly byHash = new Map<number, number[]>();
+
+  constructor(private readonly table: StringTable) {}
+
+  get(s: string, from: number, to: number, hash: number): number {
     const list = this.byHash.get(hash);
+    const strings = this.table.strings;
     if (list !== undefined) {
       for (let k = 0; k < list.length; k++) {
-        const t = list[k];
-        if (t.length === to - from && s.startsWith(t, from)) return t;
+        const t = strings[list[k]];
+        if (t.length === to - from && s.startsWith(t, from)) return list[k];
       }
     }
-    const t = s.slice(from, to);
-    if (list) list.push(t);
-    else this.byHash.set(hash, [t]);
-    return t;
+    const id = this.table.intern(s.slice(from, to));
+    if (list) list.push(id);
+    else this.byHash.set(hash, [id]);
+    return id;
   }
 }
 
@@ -153,8 +163,11 @@ export class FastRuleReader {
   // What the last accepted line says.
   chainStart = 0;
   chainEnd = 0;
-  target: string | null = null;
-  dst: string | null = null;
+  chainHash = 0;
+  /** The target's number in the string table, -1 for none. */
+  target = -1;
+  /** The single-host destination's number in the string table, -1 for none. */
+  dst = -1;
   dport = -1;
 
   private s = '';
@@ -168,7 +181,11 @@ export class FastRuleReader {
   /** Set by ipv4(). */
   private hostEnd = -1;
   private readonly modules: number[] = [];
-  private readonly names = new Interned();
+  private readonly names: Interned;
+
+  constructor(strings: StringTable) {
+    this.names = new Interned(strings);
+  }
 
   /**
    * Reads the rule s[from, to) (no line break, no trailing blanks). true: accepted, and the
@@ -182,8 +199,9 @@ export class FastRuleReader {
     if (this.word() !== 1 || this.wq) return false;
     this.chainStart = this.ws;
     this.chainEnd = this.we;
-    this.target = null;
-    this.dst = null;
+    this.chainHash = this.wh;
+    this.target = -1;
+    this.dst = -1;
     this.dport = -1;
     const modules = this.modules;
     modules.length = 0;
@@ -209,7 +227,7 @@ export class FastRuleReader {
         case DST: {
           if (this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
           if (!this.ipv4(holder)) return false;
-          if (id === DST) this.dst = !negate && this.hostEnd >= 0 ? s.slice(this.ws, this.hostEnd) : null;
+          if (id === DST) this.dst = !negate && this.hostEnd >= 0 ? this.names.get(s, this.ws, this.hostEnd, hashOf(s, this.ws, this.hostEnd)) : -1;
           negate = false;
           continue;
         }

@@ -8,9 +8,9 @@ import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
 import { lex, Words } from './lexer.ts';
 import { RuleReader } from './rule-parser.ts';
-import { DumpChain, RuleColumns } from './rule.ts';
+import { DumpChain, RuleList, RuleStore } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
-import { FastRuleReader } from './fast-rule.ts';
+import { FastRuleReader, hashOf } from './fast-rule.ts';
 
 export type FormatOption = 'auto' | DumpFormat;
 
@@ -18,11 +18,16 @@ export interface ParseOptions {
   readonly format?: FormatOption;
   /** For iptables -S input: the table the lines came from (`-t nat`). Inferred when absent. */
   readonly table?: string;
+  /**
+   * false: read every line with the full reader, none with the fast one (fast-rule.ts). The
+   * answer is the same either way; tests hold the fast reader to the full one with it.
+   */
+  readonly fastReader?: boolean;
 }
 
 
 
-/** A chain being read. Its rules are kept as columns of numbers, not objects: see DumpChain. */
+/** A chain being read. Its rules are numbers into the dump's RuleStore, not objects: see DumpChain. */
 interface ChainDraft {
   name: string;
   table: string;
@@ -30,7 +35,7 @@ interface ChainDraft {
   policy: Policy | null;
   counters?: Counters;
   line: number;
-  rules: RuleColumns;
+  rules: RuleList;
 }
 
 interface TableDraft {
@@ -41,6 +46,10 @@ interface TableDraft {
   unknownTargets: Map<string, { line: number; text: string }>;
   /** Every -j/-g target named in the table. */
   jumpTargets: Set<string>;
+  /** The chains again, by a hash of their name, for the fast reader (found without making a string). */
+  chainsByHash: Map<number, ChainDraft[]>;
+  /** Targets (numbers in the RuleStore) already noted for this table. */
+  notedTargets: Set<number>;
 }
 
 class RulesetBuilder {
@@ -48,23 +57,23 @@ class RulesetBuilder {
   readonly diagnostics: Diagnostic[] = [];
   readonly reader = new RuleReader();
   readonly words = new Words();
-  private readonly fast = new FastRuleReader();
+  readonly store = new RuleStore();
+  private readonly fast = new FastRuleReader(this.store);
   private readonly unknownReported = new Set<string>();
 
 
-  constructor(readonly format: DumpFormat, readonly source: string) {}
+  constructor(readonly format: DumpFormat, readonly source: string, private readonly useFast = true) {}
 
   table(name: string, line: number): TableDraft {
     let t = this.tables.get(name);
     if (!t) {
-      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set() };
+      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set(), chainsByHash: new Map(), notedTargets: new Set() };
       this.tables.set(name, t);
     }
     return t;
   }
 
   lastChain: ChainDraft | null = null;
-  private readonly targetNames = new Map<string, string>();
 
   chain(table: TableDraft, name: string, line: number): ChainDraft {
     // iptables-save lists a chain's rules together: most lookups hit the previous chain.
@@ -73,11 +82,42 @@ class RulesetBuilder {
     let c = table.chains.get(name);
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
-      c = { name, table: table.name, builtin, policy: builtin ? 'ACCEPT' : null, line, rules: new RuleColumns() };
+      c = { name, table: table.name, builtin, policy: builtin ? 'ACCEPT' : null, line, rules: new RuleList() };
       table.chains.set(name, c);
+      const h = hashOf(name, 0, name.length);
+      const same = table.chainsByHash.get(h);
+      if (same) same.push(c);
+      else table.chainsByHash.set(h, [c]);
     }
     this.lastChain = c;
     return c;
+  }
+
+  /** The chain named source[from, to) (whose hash is `hash`), made when new. */
+  chainAt(table: TableDraft, from: number, to: number, hash: number): ChainDraft {
+    const last = this.lastChain;
+    const source = this.source;
+    if (last !== null && last.table === table.name && last.name.length === to - from && source.startsWith(last.name, from)) return last;
+    const same = table.chainsByHash.get(hash);
+    if (same) {
+      for (const c of same) {
+        if (c.name.length === to - from && source.startsWith(c.name, from)) {
+          this.lastChain = c;
+          return c;
+        }
+      }
+    }
+    return this.chain(table, source.slice(from, to), 0);
+  }
+
+  deleteChain(table: TableDraft, name: string): void {
+    const c = table.chains.get(name);
+    if (!c || c.builtin) return;
+    table.chains.delete(name);
+    const h = hashOf(name, 0, name.length);
+    const same = table.chainsByHash.get(h)!;
+    same.splice(same.indexOf(c), 1);
+    this.lastChain = null;
   }
 
   /**
@@ -103,17 +143,16 @@ class RulesetBuilder {
     const last = this.lastChain;
     const chain = last !== null && last.table === table.name && words.is(1, last.name) ? last : this.chain(table, words.text(1)!, 0);
     if (body.matches.length > 0) this.noteUnknown(body, errorText, line);
-    let target = body.target?.name ?? null;
-    if (target) {
-      // One string per distinct target: a node has a few thousand, named by a quarter of a million rules.
-      const known = this.targetNames.get(target);
-      if (known === undefined) this.targetNames.set(target, target);
-      else target = known;
-      this.noteTarget(table, target, line, from, to);
-    }
+    const target = body.target?.name ?? null;
+    if (target) this.noteTarget(table, target, line, from, to);
     const d = body.destination;
     const host = d !== undefined && !d.negated && d.value.prefix === (d.value.family === 'ipv4' ? 32 : 128) ? d.value.address : null;
-    chain.rules.add(insertAt, from, to, line, start, target, host, body.dispatchPort ?? -1, counters ?? body.counters);
+    const store = this.store;
+    const id = store.add(
+      from, to, line, start, target === null ? -1 : store.intern(target), host === null ? -1 : store.intern(host),
+      body.dispatchPort ?? -1, counters ?? body.counters,
+    );
+    chain.rules.add(id, insertAt);
   }
 
   private noteTarget(table: TableDraft, target: string, line: number, from: number, to: number): void {
@@ -129,18 +168,65 @@ class RulesetBuilder {
    * columns the full reader would give, without making a string per word. false: read it fully.
    */
   fastRule(table: TableDraft, lines: LineReader): boolean {
+    if (!this.useFast) return false;
     const fast = this.fast;
     const from = lines.offset + lines.indent;
     const to = lines.ruleEnd();
     if (!fast.read(this.source, from, to, this.reader)) return false;
-    const last = this.lastChain;
-    const nameLength = fast.chainEnd - fast.chainStart;
-    const chain = last !== null && last.table === table.name && last.name.length === nameLength && this.source.startsWith(last.name, fast.chainStart)
-      ? last
-      : this.chain(table, this.source.slice(fast.chainStart, fast.chainEnd), 0);
+    const chain = this.chainAt(table, fast.chainStart, fast.chainEnd, fast.chainHash);
+    const store = this.store;
     const target = fast.target;
-    if (target !== null && !table.jumpTargets.has(target)) this.noteTarget(table, target, lines.number, from, to);
-    chain.rules.add(-1, from, to, lines.number, 2, target, fast.dst, fast.dport, undefined);
+    if (target >= 0 && !table.notedTargets.has(target)) {
+      table.notedTargets.add(target);
+      this.noteTarget(table, store.strings[target], lines.number, from, to);
+    }
+    chain.rules.add(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, undefined));
+    return true;
+  }
+
+  /**
+   * `:NAME POLICY [packets:bytes]` in its plain form (single spaces), read without a regular
+   * expression; false for any other form, which the full reader reads (and reports).
+   */
+  fastDeclaration(table: TableDraft, lines: LineReader): boolean {
+    if (!this.useFast) return false;
+    const s = this.source;
+    const from = lines.offset + lines.indent + 1;
+    const end = lines.ruleEnd();
+    const nameEnd = s.indexOf(' ', from);
+    if (nameEnd <= from || nameEnd >= end) return false;
+    let policyEnd = s.indexOf(' ', nameEnd + 1);
+    if (policyEnd < 0 || policyEnd > end) policyEnd = end;
+    if (policyEnd === nameEnd + 1) return false;
+    let packets: string | undefined;
+    let bytes: string | undefined;
+    if (policyEnd < end) {
+      const colon = s.indexOf(':', policyEnd);
+      if (s.charCodeAt(policyEnd + 1) !== 0x5b || s.charCodeAt(end - 1) !== 0x5d || colon < 0 || colon > end) return false;
+      packets = s.slice(policyEnd + 2, colon);
+      bytes = s.slice(colon + 1, end - 1);
+      if (!DIGITS.test(packets) || !DIGITS.test(bytes)) return false;
+    }
+    // Printable ASCII only: anything else may be a blank to the full reader's pattern.
+    for (let i = from; i < policyEnd; i++) {
+      const c = s.charCodeAt(i);
+      if ((c < 0x21 || c > 0x7e) && i !== nameEnd) return false;
+    }
+    const dash = policyEnd === nameEnd + 2 && s.charCodeAt(nameEnd + 1) === 0x2d;
+    const chain = this.chainAt(table, from, nameEnd, hashOf(s, from, nameEnd));
+    if (chain.builtin) {
+      if (dash) {
+        chain.line = lines.number;
+        return true;
+      }
+      const policy = s.slice(nameEnd + 1, policyEnd);
+      if (policy !== 'ACCEPT' && policy !== 'DROP') return false;
+      chain.policy = policy;
+    } else if (!dash) {
+      return false;
+    }
+    chain.line = lines.number;
+    if (packets !== undefined) chain.counters = packets === '0' && bytes === '0' ? ZERO_COUNTERS : { packets, bytes: bytes! };
     return true;
   }
 
@@ -165,7 +251,7 @@ class RulesetBuilder {
       const chains = new Map<string, Chain>();
       const family = this.reader.family ?? 'ipv4';
       for (const c of t.chains.values()) {
-        chains.set(c.name, new DumpChain(t.name, c.name, c.builtin, c.policy, c.line, c.counters, this.source, c.rules, family));
+        chains.set(c.name, new DumpChain(t.name, c.name, c.builtin, c.policy, c.line, c.counters, this.source, this.store, c.rules, family));
       }
       for (const [target, where] of t.unknownTargets) {
         if (t.chains.has(target)) continue;
@@ -261,6 +347,8 @@ export class LineReader {
 }
 
 const COUNTERS_PREFIX = /^\[(\d+):(\d+)\]\s+/;
+const DIGITS = /^\d+$/;
+const ZERO_COUNTERS: Counters = Object.freeze({ packets: '0', bytes: '0' });
 const CHAIN_DECL = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/;
 
 /**
@@ -269,15 +357,15 @@ const CHAIN_DECL = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/;
  * rule    := ( '-A' | '-I' ) chain options
  * Also accepts the verbs kube-proxy writes into iptables-restore payloads: `-N`, `-X`, `-F`.
  */
-export function parseIptablesSave(text: string): Ruleset {
-  const b = new RulesetBuilder('iptables-save', text);
+export function parseIptablesSave(text: string, options: { fastReader?: boolean } = {}): Ruleset {
+  const b = new RulesetBuilder('iptables-save', text, options.fastReader ?? true);
   const lines = new LineReader(text);
   let table: TableDraft | null = null;
   let sawContent = false;
   while (lines.next()) {
     if (lines.bodyLength === 0) continue;
     const first = lines.first;
-    if (first === 0x2d /* - */ && table && b.fastRule(table, lines)) {
+    if (table && ((first === 0x2d /* - */ && b.fastRule(table, lines)) || (first === 0x3a /* : */ && b.fastDeclaration(table, lines)))) {
       sawContent = true;
       continue;
     }
@@ -344,8 +432,7 @@ export function parseIptablesSave(text: string): Ruleset {
         const c = table.chains.get(name);
         if (c) c.rules.clear();
       } else {
-        const c = table.chains.get(name);
-        if (c && !c.builtin) table.chains.delete(name);
+        b.deleteChain(table, name);
         b.lastChain = null;
       }
       continue;
@@ -428,8 +515,8 @@ export function inferTable(text: string): { table: string; reason: string } {
 /**
  * listing := { '-P' CHAIN POLICY | '-N' CHAIN | '-A' CHAIN options }     (one table; no headers)
  */
-export function parseIptablesS(text: string, options: { table?: string } = {}): Ruleset {
-  const b = new RulesetBuilder('iptables-S', text);
+export function parseIptablesS(text: string, options: { table?: string; fastReader?: boolean } = {}): Ruleset {
+  const b = new RulesetBuilder('iptables-S', text, options.fastReader ?? true);
   let tableName = options.table;
   if (tableName && !TABLE_NAMES.includes(tableName)) {
     throw new EngineError('DUMP_SYNTAX', `unknown table '${tableName}'`);
@@ -557,5 +644,6 @@ export function parseDump(text: string, options: ParseOptions = {}): Ruleset {
   } else {
     throw new EngineError('DUMP_FORMAT_UNSUPPORTED', `unknown format '${String(requested)}'`);
   }
-  return format === 'iptables-save' ? parseIptablesSave(text) : parseIptablesS(text, { table: options.table });
+  const fastReader = options.fastReader ?? true;
+  return format === 'iptables-save' ? parseIptablesSave(text, { fastReader }) : parseIptablesS(text, { table: options.table, fastReader });
 }

@@ -77,69 +77,123 @@ export class TextRule implements Rule {
 }
 
 /**
- * A chain's rules while a dump is read: offsets into the dump and line numbers, in columns.
- * Nothing per rule survives as an object until something asks for the chain's rules.
+ * Every rule of one dump, as columns of numbers: offsets of the rule's text in the dump, its line,
+ * the word where its options start, its target and dispatch keys (as numbers into a table of
+ * strings). Nothing per rule is an object until something asks for a chain's rules; a
+ * 10,000-Service dump has a quarter of a million rules.
  */
-export class RuleColumns {
-  from: number[] = [];
-  to: number[] = [];
-  lines: number[] = [];
+export class RuleStore {
+  size = 0;
+  from = new Int32Array(1024);
+  to = new Int32Array(1024);
+  lines = new Int32Array(1024);
   /** Word position where options start: 2 after `-A CHAIN`, 3 after `-I CHAIN n`. */
-  starts: number[] = [];
-  /** The `-j`/`-g` target, as the parser read it (null for a rule without one). */
-  targets: (string | null)[] = [];
-  /** A non-negated single-host `-d` (canonical address), else null: a dispatch key (compile.ts). */
-  dsts: (string | null)[] = [];
+  starts = new Uint8Array(1024);
+  /** The `-j`/`-g` target as the parser read it (an index into `strings`, -1 for none). */
+  targets = new Int32Array(1024);
+  /** A non-negated single-host `-d` (canonical; an index into `strings`), else -1: a dispatch key (compile.ts). */
+  dsts = new Int32Array(1024);
   /** A non-negated single `--dport` of a tcp/udp/sctp match, else -1: the other dispatch key. */
-  dports: number[] = [];
-  counters: (Counters | undefined)[] | null = null;
+  dports = new Int32Array(1024);
+  /** Counters of the rules that have them (`iptables-save -c`), by rule id. */
+  counters: Map<number, Counters> | null = null;
+  readonly strings: string[] = [];
+  private readonly stringIds = new Map<string, number>();
 
-  get length(): number {
-    return this.from.length;
+  /** The number of a string in `strings` (one entry per distinct string). */
+  intern(s: string): number {
+    let id = this.stringIds.get(s);
+    if (id === undefined) {
+      id = this.strings.length;
+      this.strings.push(s);
+      this.stringIds.set(s, id);
+    }
+    return id;
   }
 
-  /** Appends a rule, or inserts it at `at` (0-based) for `-I`. */
-  add(
-    at: number, from: number, to: number, line: number, start: number,
-    target: string | null, dst: string | null, dport: number, counters: Counters | undefined,
-  ): void {
-    if (counters && !this.counters) this.counters = new Array<Counters | undefined>(this.from.length).fill(undefined);
-    if (at < 0 || at >= this.from.length) {
-      this.from.push(from);
-      this.to.push(to);
-      this.lines.push(line);
-      this.starts.push(start);
-      this.targets.push(target);
-      this.dsts.push(dst);
-      this.dports.push(dport);
-      this.counters?.push(counters);
-      return;
+  /** Stores a rule and returns its id. */
+  add(from: number, to: number, line: number, start: number, target: number, dst: number, dport: number, counters: Counters | undefined): number {
+    if (this.size === this.from.length) this.grow();
+    const id = this.size++;
+    this.from[id] = from;
+    this.to[id] = to;
+    this.lines[id] = line;
+    this.starts[id] = start;
+    this.targets[id] = target;
+    this.dsts[id] = dst;
+    this.dports[id] = dport;
+    if (counters) (this.counters ??= new Map()).set(id, counters);
+    return id;
+  }
+
+  private grow(): void {
+    const n = this.from.length * 2;
+    const more = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    const int = (k: number) => new Int32Array(k);
+    this.from = more(this.from, int);
+    this.to = more(this.to, int);
+    this.lines = more(this.lines, int);
+    this.starts = more(this.starts, (k) => new Uint8Array(k));
+    this.targets = more(this.targets, int);
+    this.dsts = more(this.dsts, int);
+    this.dports = more(this.dports, int);
+  }
+}
+
+/**
+ * Which rules of the store a chain has, in order. iptables-save lists a chain's rules together,
+ * so most chains are one run of consecutive ids; a chain whose rules are not (rules inserted with
+ * `-I`, or appended between other chains' rules) keeps a list.
+ */
+export class RuleList {
+  private first = 0;
+  private count = 0;
+  private ids: number[] | null = null;
+
+  get length(): number {
+    return this.ids ? this.ids.length : this.count;
+  }
+
+  id(k: number): number {
+    return this.ids ? this.ids[k] : this.first + k;
+  }
+
+  /** Appends rule `id`, or inserts it at `at` (0-based) for `-I`. */
+  add(id: number, at = -1): void {
+    if (this.ids === null) {
+      if (at < 0 || at >= this.count) {
+        if (this.count === 0) {
+          this.first = id;
+          this.count = 1;
+          return;
+        }
+        if (this.first + this.count === id) {
+          this.count++;
+          return;
+        }
+      }
+      this.ids = [];
+      for (let k = 0; k < this.count; k++) this.ids.push(this.first + k);
     }
-    this.from.splice(at, 0, from);
-    this.to.splice(at, 0, to);
-    this.lines.splice(at, 0, line);
-    this.starts.splice(at, 0, start);
-    this.targets.splice(at, 0, target);
-    this.dsts.splice(at, 0, dst);
-    this.dports.splice(at, 0, dport);
-    this.counters?.splice(at, 0, counters);
+    if (at < 0 || at >= this.ids.length) this.ids.push(id);
+    else this.ids.splice(at, 0, id);
   }
 
   clear(): void {
-    this.from.length = 0;
-    this.to.length = 0;
-    this.lines.length = 0;
-    this.starts.length = 0;
-    this.targets.length = 0;
-    this.dsts.length = 0;
-    this.dports.length = 0;
-    this.counters = null;
+    this.first = 0;
+    this.count = 0;
+    this.ids = null;
   }
 }
 
 /** A parsed chain whose Rule objects are made on first access to `rules`. */
 export class DumpChain implements Chain {
   private made: Rule[] | null = null;
+  private joined: string | null = null;
 
   constructor(
     readonly table: string,
@@ -149,68 +203,74 @@ export class DumpChain implements Chain {
     readonly line: number,
     readonly counters: Counters | undefined,
     private readonly source: string,
-    private readonly columns: RuleColumns,
+    private readonly store: RuleStore,
+    private readonly list: RuleList,
     private readonly family: Family,
   ) {}
 
   get ruleCount(): number {
-    return this.made ? this.made.length : this.columns.length;
+    return this.list.length;
   }
-
-  private joined: string | null = null;
 
   /** The rule texts joined by newlines, kept: diffs and checks compare chains by it. */
   joinedText(): string {
     if (this.joined !== null) return this.joined;
-    if (this.made) return (this.joined = this.made.map((r) => r.text).join('\n'));
-    const c = this.columns;
-    if (c.length === 0) return (this.joined = '');
-    for (let k = 1; k < c.length; k++) {
-      if (c.from[k] !== c.to[k - 1] + 1 || this.source.charCodeAt(c.to[k - 1]) !== 0x0a) return (this.joined = this.texts().texts.join('\n'));
+    const n = this.list.length;
+    if (n === 0) return (this.joined = '');
+    const { from, to } = this.store;
+    let prev = this.list.id(0);
+    for (let k = 1; k < n; k++) {
+      const id = this.list.id(k);
+      if (from[id] !== to[prev] + 1 || this.source.charCodeAt(to[prev]) !== 0x0a) return (this.joined = this.texts().texts.join('\n'));
+      prev = id;
     }
-    return (this.joined = this.source.slice(c.from[0], c.to[c.length - 1]));
+    return (this.joined = this.source.slice(from[this.list.id(0)], to[prev]));
   }
 
-  /** Each rule's `-j`/`-g` target (null for none), as the parser read it. */
-  targets(): readonly (string | null)[] {
-    return this.made ? this.made.map((r) => r.target?.name ?? null) : this.columns.targets;
+  texts(): { texts: string[]; lines: number[] } {
+    const n = this.list.length;
+    const texts = new Array<string>(n);
+    const lines = new Array<number>(n);
+    for (let k = 0; k < n; k++) {
+      texts[k] = this.ruleText(k);
+      lines[k] = this.store.lines[this.list.id(k)];
+    }
+    return { texts, lines };
   }
 
-  /**
-   * The dispatch keys of every rule as the parser read them (single-host `-d`, single `--dport`),
-   * or null once the rules are materialised.
-   */
-  dispatchKeys(): { readonly dsts: readonly (string | null)[]; readonly dports: readonly number[] } | null {
-    return this.made ? null : this.columns;
+  /** The `-j`/`-g` target of the rule at 0-based position k (null for none), as the parser read it. */
+  targetAt(k: number): string | null {
+    const t = this.store.targets[this.list.id(k)];
+    return t < 0 ? null : this.store.strings[t];
+  }
+
+  /** The dispatch keys the parser read for the rule at 0-based position k (single-host `-d`, single `--dport`). */
+  dispatchAt(k: number): { dst: string | null; port: number | null } {
+    const id = this.list.id(k);
+    const d = this.store.dsts[id];
+    const p = this.store.dports[id];
+    return { dst: d < 0 ? null : this.store.strings[d], port: p < 0 ? null : p };
   }
 
   /** The rule at 0-based position k, made alone (the chain's other rules stay unmade). */
   ruleAt(k: number): Rule {
     if (this.made) return this.made[k];
-    const c = this.columns;
-    return new TextRule(this.table, this.name, k + 1, c.lines[k], this.source.slice(c.from[k], c.to[k]), c.starts[k], this.family, c.counters?.[k]);
+    const s = this.store;
+    const id = this.list.id(k);
+    return new TextRule(this.table, this.name, k + 1, s.lines[id], this.source.slice(s.from[id], s.to[id]), s.starts[id], this.family, s.counters?.get(id));
   }
 
   /** The text of the rule at 0-based position k. */
   ruleText(k: number): string {
-    return this.made ? this.made[k].text : this.source.slice(this.columns.from[k], this.columns.to[k]);
-  }
-
-  texts(): { texts: string[]; lines: number[] } {
-    if (this.made) return { texts: this.made.map((r) => r.text), lines: this.made.map((r) => r.line) };
-    const c = this.columns;
-    const texts = new Array<string>(c.length);
-    for (let k = 0; k < c.length; k++) texts[k] = this.source.slice(c.from[k], c.to[k]);
-    return { texts, lines: c.lines.slice() };
+    const id = this.list.id(k);
+    return this.source.slice(this.store.from[id], this.store.to[id]);
   }
 
   get rules(): readonly Rule[] {
     if (!this.made) {
-      const c = this.columns;
-      const out = new Array<Rule>(c.length);
-      for (let k = 0; k < c.length; k++) {
-        out[k] = new TextRule(this.table, this.name, k + 1, c.lines[k], this.source.slice(c.from[k], c.to[k]), c.starts[k], this.family, c.counters?.[k]);
-      }
+      const n = this.list.length;
+      const out = new Array<Rule>(n);
+      for (let k = 0; k < n; k++) out[k] = this.ruleAt(k);
       this.made = out;
     }
     return this.made;
@@ -231,9 +291,9 @@ export function chainText(c: Chain): string {
   return c instanceof DumpChain ? c.joinedText() : c.rules.map((r) => r.text).join('\n');
 }
 
-/** Each rule's `-j`/`-g` target (null for none), without making Rule objects for a parsed chain. */
-export function ruleTargets(c: Chain): readonly (string | null)[] {
-  return c instanceof DumpChain ? c.targets() : c.rules.map((r) => r.target?.name ?? null);
+/** The `-j`/`-g` target of a chain's rule at 0-based position k (null for none), without making Rule objects for a parsed chain. */
+export function ruleTargetAt(c: Chain, k: number): string | null {
+  return c instanceof DumpChain ? c.targetAt(k) : c.rules[k].target?.name ?? null;
 }
 
 /** The text of a chain's rule at 0-based position k. */

@@ -579,13 +579,9 @@ function buildIndex(length: number, keys: (i: number) => { dst: string | null; p
  * KUBE-SERVICES compiles the handful of rules that can match, not all of them.
  */
 export function compileChain(chain: Chain, chains: ReadonlyMap<string, Chain>): CompiledChain {
-  const parsed = chain instanceof DumpChain ? chain.dispatchKeys() : null;
-  if (chain instanceof DumpChain && parsed) {
+  if (chain instanceof DumpChain) {
     const length = chain.ruleCount;
-    const index = length < INDEX_THRESHOLD ? undefined : buildIndex(length, (i) => {
-      const port = parsed.dports[i];
-      return { dst: parsed.dsts[i], port: port < 0 ? null : port };
-    });
+    const index = length < INDEX_THRESHOLD ? undefined : buildIndex(length, (i) => chain.dispatchAt(i));
     return new LazyCompiledChain(chain, length, (i) => chain.ruleAt(i), chains, index);
   }
   const rules = chain.rules;

@@ -1,0 +1,178 @@
+/**
+ * The fast reader (fast-rule.ts) must answer exactly what the full reader answers: the same
+ * ruleset for every input it accepts, and the same located error for every input that is wrong
+ * (it declines those, and the full reader reports them). Held to it on every dump the tests have,
+ * and on thousands of random mutations of generated lines.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { EngineError, parseDump } from '../../src/engine/index.ts';
+import type { ParseOptions, Ruleset } from '../../src/engine/index.ts';
+import { DumpChain } from '../../src/engine/netfilter/rule.ts';
+import { generateCluster, renderIptablesSave, Rng } from '../support/kube-gen.ts';
+
+/** Everything a ruleset says, as plain data: chains, rules (read in full), keys, diagnostics. */
+function describe(rs: Ruleset): unknown {
+  return {
+    format: rs.format,
+    family: rs.family,
+    diagnostics: rs.diagnostics,
+    tables: [...rs.tables.values()].map((t) => ({
+      name: t.name, line: t.line, jumpTargets: [...(t.jumpTargets ?? [])].sort(),
+      chains: [...t.chains.values()].map((c) => ({
+        name: c.name, builtin: c.builtin, policy: c.policy, line: c.line, counters: c.counters,
+        keys: c instanceof DumpChain ? Array.from({ length: c.ruleCount }, (_, k) => ({ target: c.targetAt(k), ...c.dispatchAt(k) })) : null,
+        rules: c.rules.map((r) => ({
+          text: r.text, line: r.line, index: r.index, counters: r.counters,
+          protocol: r.protocol, source: r.source, destination: r.destination, inInterface: r.inInterface,
+          outInterface: r.outInterface, fragment: r.fragment, matches: r.matches, target: r.target,
+        })),
+      })),
+    })),
+  };
+}
+
+type Outcome = { ok: unknown } | { error: { code: string; message: string; location: unknown } };
+
+function outcome(text: string, options: ParseOptions): Outcome {
+  try {
+    return { ok: describe(parseDump(text, options)) };
+  } catch (e) {
+    if (!(e instanceof EngineError)) throw e;
+    return { error: { code: e.code, message: e.message, location: e.location } };
+  }
+}
+
+function agree(text: string, label: string, options: ParseOptions = {}): Outcome {
+  const fast = outcome(text, options);
+  const full = outcome(text, { ...options, fastReader: false });
+  assert.deepEqual(fast, full, label);
+  return fast;
+}
+
+test('fast and full readers agree on every dump in the fixtures', () => {
+  const root = join(import.meta.dirname, '..', 'fixtures');
+  let files = 0;
+  let parsed = 0;
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (/\.(txt|iptables-save)$/.test(name) && !name.startsWith('README')) {
+        files++;
+        if ('ok' in agree(readFileSync(path, 'utf8'), path)) parsed++;
+      }
+    }
+  };
+  walk(root);
+  assert.ok(files > 80 && parsed > 60, `${files} files, ${parsed} parsed`);
+});
+
+test('fast and full readers agree on a generated node, as iptables-save and as iptables -S', () => {
+  const dump = renderIptablesSave(generateCluster({ seed: 7, services: 150, nodePortShare: 0.3, loadBalancerShare: 0.2, affinityShare: 0.2 }));
+  assert.ok('ok' in agree(dump, 'iptables-save'));
+  // The nat table alone, as `iptables -t nat -S` prints it.
+  const nat = dump.slice(dump.indexOf('*nat'), dump.indexOf('COMMIT', dump.indexOf('*nat')));
+  const listing = nat.split('\n').filter((l) => l.startsWith(':') || l.startsWith('-A'))
+    .map((l) => (l.startsWith(':') ? (l.includes(' - ') ? `-N ${l.slice(1).split(' ')[0]}` : `-P ${l.slice(1).split(' ').slice(0, 2).join(' ')}`) : l)).join('\n');
+  assert.ok('ok' in agree(listing, 'iptables -S', { format: 'iptables-S', table: 'nat' }));
+});
+
+/** What a mutation may put into a line: the forms the fast reader must decline or read exactly. */
+const TOKENS = [
+  '!', '! !', '-d', '-s', '--dport', '! --dport', '--dport ! 80', '--dport 0080', '--dport 123456789012', '-m', '-m tcp', '-m nosuchmodule',
+  '-p', '-p TCP', '-p 6', '-p all', '-j', '-g', '-j ACCEPT', '-j NOSUCHTARGET', '-c 1 2', '--comment', '"', '"a b"', '"a\\"b"', '""',
+  '10.0.0.1', '10.0.0.01', '10.0.0.1/33', '10.0.0.0/255.255.255.0', '10.0.0.1/032', '256.1.1.1', 'fd00::1', '-d fd00::1/128',
+  '\t', '\r', '-', '-1', '--', '--nosuchoption', '--to-destination', '--set-xmark 0x4000/0x4000', '-f', '-i eth0', '-o', '-A', '-I',
+  'KUBE-MARK-MASQ', '--src', '--dst', '--destination-port 53', '--match tcp', '--jump RETURN', '--goto KUBE-X',
+];
+
+function mutate(line: string, rng: Rng): string {
+  const words = line.split(' ');
+  const at = Math.floor(rng.next() * (words.length + 1));
+  const token = TOKENS[Math.floor(rng.next() * TOKENS.length)];
+  const options = words.map((w, i) => (w.startsWith('-') ? i : -1)).filter((i) => i > 1);
+  const option = options.length > 0 ? options[Math.floor(rng.next() * options.length)] : at;
+  switch (Math.floor(rng.next() * 8)) {
+    // Negate an option, or put something else where its argument was.
+    case 6: return [...words.slice(0, option), '!', ...words.slice(option)].join(' ');
+    case 7: return [...words.slice(0, option + 1), token, ...words.slice(option + 2)].join(' ');
+    case 0: return [...words.slice(0, at), token, ...words.slice(at)].join(' ');
+    case 1: return [...words.slice(0, at), token, ...words.slice(at + 1)].join(' ');
+    case 2: return words.filter((_, i) => i !== at).join(' ');
+    case 3: {
+      const i = Math.floor(rng.next() * line.length);
+      return line.slice(0, i) + line.slice(i + 1);
+    }
+    case 4: {
+      const b = Math.floor(rng.next() * words.length);
+      const w = [...words];
+      [w[at % w.length], w[b]] = [w[b], w[at % w.length]];
+      return w.join(' ');
+    }
+    default: {
+      const i = Math.floor(rng.next() * line.length);
+      return line.slice(0, i) + token + line.slice(i);
+    }
+  }
+}
+
+/** Every rule and chain line of a generated node, each with the table it is in. */
+function generatedLines(): { table: string; line: string }[] {
+  const out: { table: string; line: string }[] = [];
+  let table = '';
+  for (const line of renderIptablesSave(generateCluster({ seed: 3, services: 12, nodePortShare: 0.5, loadBalancerShare: 0.3, affinityShare: 0.3 })).split('\n')) {
+    if (line.startsWith('*')) table = line.slice(1);
+    else if (line.startsWith('-A ') || line.startsWith(':')) out.push({ table, line });
+  }
+  return out;
+}
+
+/** One line in a dump of its own: its table, and the chain it appends to. */
+function alone(table: string, line: string): string {
+  const chain = line.startsWith('-A ') ? line.split(' ')[1] : null;
+  return `*${table}\n${chain ? `:${chain} - [0:0]\n` : ''}${line}\nCOMMIT\n`;
+}
+
+test('fast and full readers agree on every rule with each option negated and each argument replaced', (t) => {
+  let variants = 0;
+  let accepted = 0;
+  const replacements = ['!', '-x', '"quoted arg"', '10.0.0.1', '10.0.0.01', '10.0.0.0/8', '10.0.0.1/33', 'fd00::1', '80', '0x4000/0x4000', '"a\\"b"', 'tcp', 'KUBE-X'];
+  for (const { table, line } of generatedLines()) {
+    if (!line.startsWith('-A ')) continue;
+    const words = line.split(' ');
+    const check = (ws: string[]) => {
+      variants++;
+      if ('ok' in agree(alone(table, ws.join(' ')), ws.join(' '))) accepted++;
+    };
+    check(words);
+    words.forEach((w, i) => {
+      if (i < 2 || !w.startsWith('-')) return;
+      check([...words.slice(0, i), '!', ...words.slice(i)]);
+      for (const r of replacements) check([...words.slice(0, i + 1), r, ...words.slice(i + 2)]);
+    });
+  }
+  t.diagnostic(`${variants} variants, ${accepted} parsed, the rest refused, the same both ways`);
+  assert.ok(variants > 5000 && accepted > 1000);
+});
+
+test('fast and full readers agree on 5,000 random mutations of generated rule and chain lines', (t) => {
+  const seed = Number(process.env.SVCPATH_FUZZ_SEED ?? 4242);
+  t.diagnostic(`seed ${seed} (replay with SVCPATH_FUZZ_SEED=${seed})`);
+  const rng = new Rng(seed);
+  const lines = generatedLines();
+  let accepted = 0;
+  let refused = 0;
+  for (let k = 0; k < 5000; k++) {
+    const { table, line } = lines[Math.floor(rng.next() * lines.length)];
+    let mutated = mutate(line, rng);
+    if (rng.next() < 0.3) mutated = mutate(mutated, rng);
+    const result = agree(alone(table, mutated), `mutation ${k}: ${JSON.stringify(mutated)}`);
+    if ('ok' in result) accepted++;
+    else refused++;
+  }
+  t.diagnostic(`${accepted} mutated lines parsed, ${refused} refused with a located error, the same both ways`);
+  assert.ok(accepted > 1000 && refused > 1000);
+});
