@@ -40,3 +40,13 @@ export function frontends(cluster: GenCluster): PacketSpec[] {
   return out;
 }
 
+
+/** The cluster after a deploy that touched a hundred Services: an endpoint removed from half, one added to the others. */
+export function editHundred(cluster: GenCluster): GenCluster {
+  const edited = structuredClone(cluster);
+  edited.services.filter((s) => s.endpoints.length > 1).slice(0, 100).forEach((s, i) => {
+    if (i % 2 === 0) s.endpoints = s.endpoints.slice(1);
+    else s.endpoints = [...s.endpoints, { ...s.endpoints[0], ip: `10.250.${Math.floor(i / 250)}.${i % 250}`, podName: `extra-${i}` }];
+  });
+  return edited;
+}

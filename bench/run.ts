@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { completeKubeProxy, diffSnapshots, parseDump, trace } from '../src/engine/index.ts';
 import { generateCluster, renderIptablesSave } from '../test/support/kube-gen.ts';
 import type { GenCluster } from '../test/support/kube-gen.ts';
-import { collectGarbage, frontends, ms, percentile, time } from './common.ts';
+import { collectGarbage, editHundred, frontends, ms, percentile, time } from './common.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const OUT = join(process.cwd(), '.bench-out');
@@ -92,11 +92,7 @@ export function benchEngine(): EngineFigures {
   console.log(`first trace on a fresh parse (compiles the chains it enters): ${ms(firstMs)}`);
 
   // Diff: B is A with a hundred Services edited (an endpoint removed, or one added).
-  const edited = structuredClone(cluster);
-  edited.services.filter((s) => s.endpoints.length > 1).slice(0, 100).forEach((s, i) => {
-    if (i % 2 === 0) s.endpoints = s.endpoints.slice(1);
-    else s.endpoints = [...s.endpoints, { ...s.endpoints[0], ip: `10.250.${Math.floor(i / 250)}.${i % 250}`, podName: `extra-${i}` }];
-  });
+  const edited = editHundred(cluster);
   // Each run diffs freshly parsed snapshots, as a server does the first time a pair is asked for.
   const dumpB = renderIptablesSave(edited);
   const runs: number[] = [];

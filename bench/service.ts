@@ -1,6 +1,7 @@
 /**
  * Service benchmarks: ingest of a generated 10,000-Service node (parse + store, and the same over
- * HTTP) and traces through the stored snapshot over HTTP on loopback (median, p99).
+ * HTTP), traces through the stored snapshot over HTTP on loopback (median, p99), the first trace
+ * after a restart, and a diff of two stored snapshots.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,8 +14,8 @@ import { createSnapshotStore } from '../src/store/snapshot-store.ts';
 import { createSnapshotService } from '../src/services/snapshot-service.ts';
 import { createTraceService } from '../src/services/trace-service.ts';
 import { createTestDatabase } from '../test/store/helpers.ts';
-import { frontends, ms, percentile } from './common.ts';
-import { generateCluster } from '../test/support/kube-gen.ts';
+import { editHundred, frontends, ms, percentile } from './common.ts';
+import { generateCluster, renderIptablesSave } from '../test/support/kube-gen.ts';
 import type { EngineFigures } from './run.ts';
 
 export async function benchService(engine: Pick<EngineFigures, 'dump' | 'cluster'>): Promise<void> {
@@ -73,6 +74,21 @@ export async function benchService(engine: Pick<EngineFigures, 'dump' | 'cluster
       const t2 = performance.now();
       await fresh.trace(id, { ...packets[0], node: 'node-0' });
       console.log(`first trace of a stored node after a restart (load + parse + trace): ${ms(performance.now() - t2)}`);
+
+      // A diff of two stored snapshots, B the next version with a hundred Services edited: first
+      // from a service that has loaded neither (as after a restart), then again (the result is kept).
+      const dumpB = renderIptablesSave(editHundred(engine.cluster));
+      const next = await service.create('bench', { nodes: [{ ...node, rules: dumpB }], labels: { run: 'edited' } });
+      const restarted = createSnapshotService({ store: createSnapshotStore(db), traceService });
+      const t3 = performance.now();
+      const diff = await restarted.diff({ from: created.snapshot.id, to: next.snapshot.id, limit: 100 });
+      const firstDiff = performance.now() - t3;
+      const t4 = performance.now();
+      await restarted.diff({ from: created.snapshot.id, to: next.snapshot.id, limit: 100 });
+      console.log(
+        `diff of two stored ${rules}-rule snapshots (load + parse both + diff), service call: ${ms(firstDiff)}; asked again: ${ms(performance.now() - t4)}; `
+          + `${diff.summary.frontends.changed} frontends changed`,
+      );
     } finally {
       await app.close();
     }

@@ -109,7 +109,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
   const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
   const meanings = new Map<string, Meaning>();
   const audits = new Map<string, AuditReport>();
-  const diffs = new Map<string, DiffResult>();
+  /** Diffs computed or being computed: requests for the same pair share one computation. */
+  const diffs = new Map<string, Promise<DiffResult>>();
   async function meaningOf(s: StoredSnapshot): Promise<Meaning | null> {
     if (!s.manifestsSha256) return null;
     let m = meanings.get(s.manifestsSha256);
@@ -339,8 +340,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     async diff(q) {
       if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > 1000) throw new AppError('VALIDATION', 'limit must be from 1 to 1000');
       const key = `${q.from}|${q.to}|${q.node ?? ''}`;
-      let result = diffs.get(key);
-      if (!result) {
+      let pending = diffs.get(key);
+      if (!pending) {
         const side = async (id: string) => {
           const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
           const meaning = await meaningOf(s);
@@ -351,20 +352,27 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
           }
           return { nodes: sideNodes, model: meaning?.model ?? null, index: meaning?.index ?? null };
         };
-        const [a, b] = [await side(q.from), await side(q.to)];
-        if (q.node !== undefined && (a.nodes.length === 0 || b.nodes.length === 0)) {
-          throw new AppError('NOT_FOUND', `node ${q.node} is not in both snapshots`);
-        }
-        try {
-          // Snapshots never change: a diff is computed once and kept.
-          result = diffSnapshots(a, b, q.node !== undefined ? { node: q.node } : {});
-        } catch (e) {
-          if (e instanceof EngineError) throw new AppError('NOT_FOUND', e.message);
-          throw e;
-        }
-        diffs.set(key, result);
+        const compute = async (): Promise<DiffResult> => {
+          const [a, b] = [await side(q.from), await side(q.to)];
+          if (q.node !== undefined && (a.nodes.length === 0 || b.nodes.length === 0)) {
+            throw new AppError('NOT_FOUND', `node ${q.node} is not in both snapshots`);
+          }
+          try {
+            return diffSnapshots(a, b, q.node !== undefined ? { node: q.node } : {});
+          } catch (e) {
+            if (e instanceof EngineError) throw new AppError('NOT_FOUND', e.message);
+            throw e;
+          }
+        };
+        // Snapshots never change: a diff is computed once and kept (a failure is not).
+        pending = compute();
+        diffs.set(key, pending);
+        pending.catch(() => {
+          if (diffs.get(key) === pending) diffs.delete(key);
+        });
         while (diffs.size > 32) diffs.delete(diffs.keys().next().value!);
       }
+      const result = await pending;
       const offset = q.cursor ? decodeOffset(q.cursor) : 0;
       const end = offset + q.limit;
       const more = end < result.frontends.length || end < result.rules.length || end < result.manifests.length;
