@@ -18,12 +18,12 @@ function sameChain(x: Chain, y: Chain, texts: ChainTexts): boolean {
   return x === y || ((x.policy ?? '-') === (y.policy ?? '-') && texts.joined(x) === texts.joined(y));
 }
 
-/** The destinations clean chains can rewrite a packet to. */
-export interface CleanRewrites {
-  /** Addresses and ports of every single-address DNAT in a clean chain. */
+/** The destinations unchanged chains can rewrite a packet to. */
+export interface UnchangedRewrites {
+  /** Addresses and ports of every single-address DNAT in an unchanged chain. */
   readonly ips: ReadonlySet<string>;
   readonly ports: ReadonlySet<number>;
-  /** A clean chain rewrites destinations in a way these sets do not describe (REDIRECT, ranges, …). */
+  /** An unchanged chain rewrites destinations in a way these sets do not describe (REDIRECT, ranges, …). */
   readonly opaque: boolean;
 }
 
@@ -122,16 +122,18 @@ export class ChainDelta {
   }
 
   /**
-   * Where the clean chains (the same text on both sides: A's are read) can send a packet by
-   * rewriting its destination; anything but a DNAT to one address and port makes it opaque.
+   * Where the chains whose text is the same on both sides (A's are read) can send a packet by
+   * rewriting its destination; anything but a DNAT to one address and port makes it opaque. The
+   * signatures skip the rewrites of clean chains, and of the rules of unchanged chains that do
+   * not jump to a tainted chain: all of them are here.
    */
-  cleanRewrites(): CleanRewrites {
+  unchangedRewrites(): UnchangedRewrites {
     const ips = new Set<string>();
     const ports = new Set<number>();
     let opaque = false;
     for (const [table, chains] of this.rewriting) {
       for (const [name, lines] of chains) {
-        if (!this.isClean(table, name)) continue;
+        if (this.isChanged(table, name)) continue;
         for (const line of lines) {
           const key = dnatKey(line);
           if (key === null) {

@@ -217,10 +217,11 @@ interface Shared {
 }
 
 /**
- * The signatures of both snapshots of a node. Clean chains (delta.ts) are left unread when no
- * destination they can rewrite a packet to is one the signatures file keyed rules under: then
- * nothing a packet meets after leaving a clean chain depends on where the clean chain sent it,
- * beyond what both sides share. Otherwise every chain is read.
+ * The signatures of both snapshots of a node. Clean chains (delta.ts) are left unread, and of the
+ * chains that are the same on both sides only the jumps to tainted chains are read, when no
+ * destination an unchanged chain can rewrite a packet to is one the signatures file keyed rules
+ * under: then nothing a packet meets after such a rewrite depends on it beyond what both sides
+ * share. Otherwise every chain is read.
  */
 function signaturesOf(pair: NodePair, shared: Shared, known?: ChainDelta): { a: RulesetSignature; b: RulesetSignature } {
   const { facts, texts, chainTexts, counter } = shared;
@@ -232,7 +233,7 @@ function signaturesOf(pair: NodePair, shared: Shared, known?: ChainDelta): { a: 
   if (shared.exhaustive) return make(null);
   const delta = known ?? new ChainDelta(pair.a.ruleset, pair.b.ruleset, chainTexts);
   const fast = make(delta);
-  const rewrites = delta.cleanRewrites();
+  const rewrites = delta.unchangedRewrites();
   if (rewrites.opaque) return make(null);
   for (const sig of [fast.a, fast.b]) {
     const filed = sig.filedKeys();

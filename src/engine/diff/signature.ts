@@ -96,8 +96,8 @@ export class RulesetSignature {
    *
    * With `delta` (the same for both snapshots), clean chains are not read: each stands for
    * itself by name, the same on both sides, and of a chain whose text is the same on both sides
-   * only the rules that jump to tainted chains are read. The caller checks that no destination a
-   * clean chain rewrites to is filed here (`filedKeys`): the signature no longer follows those.
+   * only the rules that jump to tainted chains are read. The caller checks that no destination an
+   * unchanged chain rewrites to is filed here (`filedKeys`): the signature no longer follows those.
    */
   constructor(
     private readonly rs: Ruleset,

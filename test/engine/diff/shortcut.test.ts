@@ -100,3 +100,30 @@ test('a snapshot against a separately parsed copy of itself: nothing read beyond
   assert.deepEqual(d.frontends, []);
   assert.deepEqual(d.rules, []);
 });
+
+test('a rewrite in a chain that is the same on both sides but reaches a changed one is still followed', () => {
+  const a = generateCluster({ seed: 24, services: 30, nodePortShare: 0.5 });
+  const hook = (mark: string, filter: boolean) => (dump: string) => {
+    const lines = dump.split('\n');
+    // nat: every packet from outside goes through CUSTOM first, which sends it to 10.244.9.9:80.
+    // CUSTOM is the same text on both sides but reaches CHANGED (only for udp port 5, so nothing
+    // else about the other frontends differs), whose mark differs between A and B.
+    const nat = lines.indexOf('*nat');
+    lines.splice(nat + 1, 0, ':CUSTOM - [0:0]', ':CHANGED - [0:0]');
+    const pre = lines.findIndex((l, i) => i > nat && l.startsWith('-A PREROUTING '));
+    lines.splice(pre, 0,
+      '-A PREROUTING -j CUSTOM',
+      '-A CUSTOM -p udp -m udp --dport 5 -j CHANGED',
+      '-A CUSTOM -s 198.18.0.0/15 -p tcp -j DNAT --to-destination 10.244.9.9:80',
+      `-A CHANGED -j MARK --set-xmark ${mark}/0xff`);
+    if (filter) {
+      // B drops what reaches 10.244.9.9:80 on the way through.
+      lines.splice(lines.findIndex((l) => l.startsWith('-A FORWARD ')), 0, '-A FORWARD -d 10.244.9.9/32 -p tcp -m tcp --dport 80 -j DROP');
+    }
+    return lines.join('\n');
+  };
+  const d = diffBothWays(side(a, hook('0x1', false)), side(a, hook('0x2', true)), a.clusterCIDR);
+  const external = d.frontends.filter((f) => f.frontend.kind === 'NodePort' && f.frontend.protocol === 'tcp');
+  assert.ok(external.length > 0, JSON.stringify(d.summary));
+  for (const f of external) assert.ok(f.after.every((o) => o.verdict === 'DROP'), `${f.frontend.ip}:${f.frontend.port} ${f.changes.join('; ')}`);
+});
