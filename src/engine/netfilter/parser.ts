@@ -8,7 +8,7 @@ import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
 import { lex, Words } from './lexer.ts';
 import { RuleReader } from './rule-parser.ts';
-import { DumpChain, RuleList, RuleStore } from './rule.ts';
+import { DumpChain, RuleStore } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
 import { FastRuleReader, hashOf } from './fast-rule.ts';
 
@@ -27,27 +27,16 @@ export interface ParseOptions {
 
 
 
-/** A chain being read. Its rules are numbers into the dump's RuleStore, not objects: see DumpChain. */
-interface ChainDraft {
-  name: string;
-  table: string;
-  builtin: boolean;
-  policy: Policy | null;
-  counters?: Counters;
-  line: number;
-  rules: RuleList;
-}
-
 interface TableDraft {
   name: string;
   line: number;
-  chains: Map<string, ChainDraft>;
+  chains: Map<string, DumpChain>;
   /** Targets that are neither known extensions nor (yet) chains, with where each was first seen. */
   unknownTargets: Map<string, { line: number; text: string }>;
   /** Every -j/-g target named in the table. */
   jumpTargets: Set<string>;
   /** The chains again, by a hash of their name, for the fast reader (found without making a string). */
-  chainsByHash: Map<number, ChainDraft[]>;
+  chainsByHash: Map<number, DumpChain[]>;
   /** Targets (numbers in the RuleStore) already noted for this table. */
   notedTargets: Set<number>;
 }
@@ -73,16 +62,16 @@ class RulesetBuilder {
     return t;
   }
 
-  lastChain: ChainDraft | null = null;
+  lastChain: DumpChain | null = null;
 
-  chain(table: TableDraft, name: string, line: number): ChainDraft {
+  chain(table: TableDraft, name: string, line: number): DumpChain {
     // iptables-save lists a chain's rules together: most lookups hit the previous chain.
     const last = this.lastChain;
     if (last !== null && last.name === name && last.table === table.name) return last;
     let c = table.chains.get(name);
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
-      c = { name, table: table.name, builtin, policy: builtin ? 'ACCEPT' : null, line, rules: new RuleList() };
+      c = new DumpChain(table.name, name, builtin, line, this.source, this.store);
       table.chains.set(name, c);
       const h = hashOf(name, 0, name.length);
       const same = table.chainsByHash.get(h);
@@ -94,7 +83,7 @@ class RulesetBuilder {
   }
 
   /** The chain named source[from, to) (whose hash is `hash`), made when new. */
-  chainAt(table: TableDraft, from: number, to: number, hash: number): ChainDraft {
+  chainAt(table: TableDraft, from: number, to: number, hash: number): DumpChain {
     const last = this.lastChain;
     const source = this.source;
     if (last !== null && last.table === table.name && last.name.length === to - from && source.startsWith(last.name, from)) return last;
@@ -152,7 +141,7 @@ class RulesetBuilder {
       from, to, line, start, target === null ? -1 : store.intern(target), host === null ? -1 : store.intern(host),
       body.dispatchPort ?? -1, counters ?? body.counters,
     );
-    chain.rules.add(id, insertAt);
+    chain.list.add(id, insertAt);
   }
 
   private noteTarget(table: TableDraft, target: string, line: number, from: number, to: number): void {
@@ -180,7 +169,7 @@ class RulesetBuilder {
       table.notedTargets.add(target);
       this.noteTarget(table, store.strings[target], lines.number, from, to);
     }
-    chain.rules.add(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, undefined));
+    chain.list.add(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, undefined));
     return true;
   }
 
@@ -247,12 +236,9 @@ class RulesetBuilder {
 
   build(assumptions: string[] = []): Ruleset {
     const tables = new Map<string, Table>();
+    this.store.family = this.reader.family ?? 'ipv4';
     for (const t of this.tables.values()) {
-      const chains = new Map<string, Chain>();
-      const family = this.reader.family ?? 'ipv4';
-      for (const c of t.chains.values()) {
-        chains.set(c.name, new DumpChain(t.name, c.name, c.builtin, c.policy, c.line, c.counters, this.source, this.store, c.rules, family));
-      }
+      const chains: Map<string, Chain> = t.chains;
       for (const [target, where] of t.unknownTargets) {
         if (t.chains.has(target)) continue;
         this.diagnostics.push({
@@ -430,7 +416,7 @@ export function parseIptablesSave(text: string, options: { fastReader?: boolean 
       if (verbText === '-N' || verbText === '--new-chain') b.chain(table, name, lineNo);
       else if (verbText === '-F' || verbText === '--flush') {
         const c = table.chains.get(name);
-        if (c) c.rules.clear();
+        if (c) c.list.clear();
       } else {
         b.deleteChain(table, name);
         b.lastChain = null;

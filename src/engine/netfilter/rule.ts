@@ -98,6 +98,8 @@ export class RuleStore {
   /** Counters of the rules that have them (`iptables-save -c`), by rule id. */
   counters: Map<number, Counters> | null = null;
   readonly strings: string[] = [];
+  /** The dump's address family, known once the whole dump is read. */
+  family: Family = 'ipv4';
   private readonly stringIds = new Map<string, number>();
 
   /** The number of a string in `strings` (one entry per distinct string). */
@@ -190,23 +192,34 @@ export class RuleList {
   }
 }
 
-/** A parsed chain whose Rule objects are made on first access to `rules`. */
+/**
+ * A parsed chain whose Rule objects are made on first access to `rules`. The parser fills in its
+ * policy, declaration line and counters while it reads the dump; nothing changes it afterwards.
+ */
 export class DumpChain implements Chain {
   private made: Rule[] | null = null;
   private joined: string | null = null;
+  policy: Policy | null;
+  line: number;
+  counters: Counters | undefined = undefined;
+  /** The rules, as ids in the store. */
+  readonly list = new RuleList();
 
   constructor(
     readonly table: string,
     readonly name: string,
     readonly builtin: boolean,
-    readonly policy: Policy | null,
-    readonly line: number,
-    readonly counters: Counters | undefined,
+    line: number,
     private readonly source: string,
     private readonly store: RuleStore,
-    private readonly list: RuleList,
-    private readonly family: Family,
-  ) {}
+  ) {
+    this.policy = builtin ? 'ACCEPT' : null;
+    this.line = line;
+  }
+
+  private get family(): Family {
+    return this.store.family;
+  }
 
   get ruleCount(): number {
     return this.list.length;
