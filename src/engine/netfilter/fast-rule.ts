@@ -21,13 +21,13 @@ const SPACE = 0x20;
 const TAB = 0x09;
 const CR = 0x0d;
 const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 const DASH = 0x2d;
 const BANG = 0x21;
 const DOT = 0x2e;
 const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
+const NONE = 0x7fffffff;
 
 /** The hash the fast reader files words by. */
 export function hashOf(s: string, from: number, to: number): number {
@@ -36,26 +36,73 @@ export function hashOf(s: string, from: number, to: number): number {
   return h;
 }
 
+/** Does s[from, to) spell `t`? */
+function spells(t: string, s: string, from: number, to: number): boolean {
+  const n = to - from;
+  if (t.length !== n) return false;
+  for (let k = 0; k < n; k++) if (t.charCodeAt(k) !== s.charCodeAt(from + k)) return false;
+  return true;
+}
+
+/**
+ * Entries filed by hash in open addressing over typed arrays: a lookup per word is a few array
+ * reads and one comparison of characters (a Map lookup and startsWith cost more than the scan).
+ */
+class Slots {
+  entries: Int32Array;
+  hashes: Int32Array;
+  mask: number;
+  count = 0;
+
+  constructor(size = 1024) {
+    this.entries = new Int32Array(size).fill(-1);
+    this.hashes = new Int32Array(size);
+    this.mask = size - 1;
+  }
+
+  put(hash: number, entry: number): void {
+    if (++this.count * 2 > this.entries.length) this.grow();
+    let i = hash & this.mask;
+    while (this.entries[i] >= 0) i = (i + 1) & this.mask;
+    this.entries[i] = entry;
+    this.hashes[i] = hash;
+  }
+
+  private grow(): void {
+    const { entries, hashes } = this;
+    this.entries = new Int32Array(entries.length * 2).fill(-1);
+    this.hashes = new Int32Array(entries.length * 2);
+    this.mask = this.entries.length - 1;
+    for (let k = 0; k < entries.length; k++) {
+      if (entries[k] < 0) continue;
+      let i = hashes[k] & this.mask;
+      while (this.entries[i] >= 0) i = (i + 1) & this.mask;
+      this.entries[i] = entries[k];
+      this.hashes[i] = hashes[k];
+    }
+  }
+}
+
 /** Words found by the hash of their characters and one comparison, without making a string. */
 class WordTable {
-  private readonly byHash = new Map<number, { readonly text: string; readonly id: number }[]>();
+  private readonly slots = new Slots();
+  private readonly texts: string[] = [];
+  private readonly ids: number[] = [];
 
   add(text: string, id: number): void {
-    const h = hashOf(text, 0, text.length);
-    const list = this.byHash.get(h);
-    if (list) list.push({ text, id });
-    else this.byHash.set(h, [{ text, id }]);
+    this.slots.put(hashOf(text, 0, text.length), this.texts.length);
+    this.texts.push(text);
+    this.ids.push(id);
   }
 
   /** The id of s[from, to) whose hash is `hash`, or -1. */
   find(s: string, from: number, to: number, hash: number): number {
-    const list = this.byHash.get(hash);
-    if (list === undefined) return -1;
-    for (let k = 0; k < list.length; k++) {
-      const w = list[k];
-      if (w.text.length === to - from && s.startsWith(w.text, from)) return w.id;
+    const { entries, hashes, mask } = this.slots;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const e = entries[i];
+      if (e < 0) return -1;
+      if (hashes[i] === hash && spells(this.texts[e], s, from, to)) return this.ids[e];
     }
-    return -1;
   }
 }
 
@@ -67,22 +114,20 @@ export interface StringTable {
 
 /** A StringTable's numbers found from the characters, without making a string unless the text is new. */
 class Interned {
-  private readonly byHash = new Map<number, number[]>();
+  private readonly slots = new Slots(4096);
 
   constructor(private readonly table: StringTable) {}
 
   get(s: string, from: number, to: number, hash: number): number {
-    const list = this.byHash.get(hash);
     const strings = this.table.strings;
-    if (list !== undefined) {
-      for (let k = 0; k < list.length; k++) {
-        const t = strings[list[k]];
-        if (t.length === to - from && s.startsWith(t, from)) return list[k];
-      }
+    const { entries, hashes, mask } = this.slots;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const e = entries[i];
+      if (e < 0) break;
+      if (hashes[i] === hash && spells(strings[e], s, from, to)) return e;
     }
     const id = this.table.intern(s.slice(from, to));
-    if (list) list.push(id);
-    else this.byHash.set(hash, [id]);
+    this.slots.put(hash, id);
     return id;
   }
 }
@@ -180,6 +225,8 @@ export class FastRuleReader {
   private wq = false;
   /** Set by ipv4(). */
   private hostEnd = -1;
+  /** Where the next backslash of `s` is at or after the last quote looked at (NONE: no more). */
+  private backslash = -1;
   private readonly modules: number[] = [];
   private readonly names: Interned;
 
@@ -193,7 +240,10 @@ export class FastRuleReader {
    */
   read(s: string, from: number, to: number, holder: FamilyHolder): boolean {
     if (to - from < 4 || s.charCodeAt(from) !== DASH || s.charCodeAt(from + 1) !== 0x41 /* A */ || s.charCodeAt(from + 2) !== SPACE) return false;
-    this.s = s;
+    if (this.s !== s) {
+      this.s = s;
+      this.backslash = -1;
+    }
     this.pos = from + 3;
     this.end = to;
     if (this.word() !== 1 || this.wq) return false;
@@ -338,21 +388,26 @@ export class FastRuleReader {
     let quoted = false;
     while (i < end) {
       const c = s.charCodeAt(i);
-      if (c === SPACE) break;
-      if (c === TAB || c === CR) return -1;
-      if (c === QUOTE) {
-        quoted = true;
-        i++;
-        while (i < end) {
-          const q = s.charCodeAt(i);
-          if (q === QUOTE) break;
-          if (q === BACKSLASH) return -1;
-          i++;
-        }
-        if (i >= end) return -1;
+      // Most characters are above '"': one comparison decides them.
+      if (c > QUOTE) {
+        h = (Math.imul(h, 31) + c) | 0;
         i++;
         continue;
       }
+      if (c === SPACE) break;
+      if (c === QUOTE) {
+        const close = s.indexOf('"', i + 1);
+        if (close < 0 || close >= end) return -1;
+        if (this.backslash < i) {
+          const b = s.indexOf('\\', i);
+          this.backslash = b < 0 ? NONE : b;
+        }
+        if (this.backslash < close) return -1;
+        quoted = true;
+        i = close + 1;
+        continue;
+      }
+      if (c === TAB || c === CR) return -1;
       h = (Math.imul(h, 31) + c) | 0;
       i++;
     }
