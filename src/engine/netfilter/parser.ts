@@ -189,7 +189,11 @@ class RulesetBuilder {
     if (policyEnd === nameEnd + 1) return false;
     let packets: string | undefined;
     let bytes: string | undefined;
-    if (policyEnd < end) {
+    let zero = false;
+    if (end - policyEnd === 6 && s.startsWith(' [0:0]', policyEnd)) {
+      // What iptables-save prints for almost every chain: no strings made for it.
+      zero = true;
+    } else if (policyEnd < end) {
       const colon = s.indexOf(':', policyEnd);
       if (s.charCodeAt(policyEnd + 1) !== 0x5b || s.charCodeAt(end - 1) !== 0x5d || colon < 0 || colon > end) return false;
       packets = s.slice(policyEnd + 2, colon);
@@ -215,7 +219,8 @@ class RulesetBuilder {
       return false;
     }
     chain.line = lines.number;
-    if (packets !== undefined) chain.counters = packets === '0' && bytes === '0' ? ZERO_COUNTERS : { packets, bytes: bytes! };
+    if (zero) chain.counters = ZERO_COUNTERS;
+    else if (packets !== undefined) chain.counters = { packets, bytes: bytes! };
     return true;
   }
 
