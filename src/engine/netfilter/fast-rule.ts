@@ -16,6 +16,8 @@
  */
 import type { Family } from './ast.ts';
 import { knownModules, knownTargets, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
+import { hashOf, Slots, spells } from './char-index.ts';
+
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -28,60 +30,6 @@ const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
 const NONE = 0x7fffffff;
-
-/** The hash the fast reader files words by. */
-export function hashOf(s: string, from: number, to: number): number {
-  let h = 0;
-  for (let i = from; i < to; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
-  return h;
-}
-
-/** Does s[from, to) spell `t`? */
-function spells(t: string, s: string, from: number, to: number): boolean {
-  const n = to - from;
-  if (t.length !== n) return false;
-  for (let k = 0; k < n; k++) if (t.charCodeAt(k) !== s.charCodeAt(from + k)) return false;
-  return true;
-}
-
-/**
- * Entries filed by hash in open addressing over typed arrays: a lookup per word is a few array
- * reads and one comparison of characters (a Map lookup and startsWith cost more than the scan).
- */
-class Slots {
-  entries: Int32Array;
-  hashes: Int32Array;
-  mask: number;
-  count = 0;
-
-  constructor(size = 1024) {
-    this.entries = new Int32Array(size).fill(-1);
-    this.hashes = new Int32Array(size);
-    this.mask = size - 1;
-  }
-
-  put(hash: number, entry: number): void {
-    if (++this.count * 2 > this.entries.length) this.grow();
-    let i = hash & this.mask;
-    while (this.entries[i] >= 0) i = (i + 1) & this.mask;
-    this.entries[i] = entry;
-    this.hashes[i] = hash;
-  }
-
-  private grow(): void {
-    const { entries, hashes } = this;
-    this.entries = new Int32Array(entries.length * 2).fill(-1);
-    this.hashes = new Int32Array(entries.length * 2);
-    this.mask = this.entries.length - 1;
-    for (let k = 0; k < entries.length; k++) {
-      if (entries[k] < 0) continue;
-      let i = hashes[k] & this.mask;
-      while (this.entries[i] >= 0) i = (i + 1) & this.mask;
-      this.entries[i] = entries[k];
-      this.hashes[i] = hashes[k];
-    }
-  }
-}
 
 /** Words found by the hash of their characters and one comparison, without making a string. */
 class WordTable {
@@ -106,30 +54,10 @@ class WordTable {
   }
 }
 
-/** Numbers for strings, one per distinct text (target names): a dump names a few thousand, a quarter of a million times. */
+/** Numbers for strings, one per distinct text, found from the characters (RuleStore). */
 export interface StringTable {
-  readonly strings: readonly string[];
-  intern(s: string): number;
-}
-
-/** A StringTable's numbers found from the characters, without making a string unless the text is new. */
-class Interned {
-  private readonly slots = new Slots(4096);
-
-  constructor(private readonly table: StringTable) {}
-
-  get(s: string, from: number, to: number, hash: number): number {
-    const strings = this.table.strings;
-    const { entries, hashes, mask } = this.slots;
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const e = entries[i];
-      if (e < 0) break;
-      if (hashes[i] === hash && spells(strings[e], s, from, to)) return e;
-    }
-    const id = this.table.intern(s.slice(from, to));
-    this.slots.put(hash, id);
-    return id;
-  }
+  /** The number of s[from, to), whose hashOf is `hash`; a string is made only for a new text. */
+  internAt(s: string, from: number, to: number, hash: number): number;
 }
 
 // The basic options, by id; generic `--name` options get ids from GENERIC up.
@@ -228,11 +156,7 @@ export class FastRuleReader {
   /** Where the next backslash of `s` is at or after the last quote looked at (NONE: no more). */
   private backslash = -1;
   private readonly modules: number[] = [];
-  private readonly names: Interned;
-
-  constructor(strings: StringTable) {
-    this.names = new Interned(strings);
-  }
+  constructor(private readonly names: StringTable) {}
 
   /**
    * Reads the rule s[from, to) (no line break, no trailing blanks). true: accepted, and the
@@ -277,7 +201,7 @@ export class FastRuleReader {
         case DST: {
           if (this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
           if (!this.ipv4(holder)) return false;
-          if (id === DST) this.dst = !negate && this.hostEnd >= 0 ? this.names.get(s, this.ws, this.hostEnd, hashOf(s, this.ws, this.hostEnd)) : -1;
+          if (id === DST) this.dst = !negate && this.hostEnd >= 0 ? this.names.internAt(s, this.ws, this.hostEnd, hashOf(s, this.ws, this.hostEnd)) : -1;
           negate = false;
           continue;
         }
@@ -308,7 +232,7 @@ export class FastRuleReader {
         case GOTO: {
           if (negate || targetId !== -2 || this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
           targetId = TARGETS.names.find(s, this.ws, this.we, this.wh);
-          this.target = this.names.get(s, this.ws, this.we, this.wh);
+          this.target = this.names.internAt(s, this.ws, this.we, this.wh);
           current = -1;
           continue;
         }

@@ -10,7 +10,8 @@ import { lex, Words } from './lexer.ts';
 import { RuleReader } from './rule-parser.ts';
 import { DumpChain, RuleStore } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
-import { FastRuleReader, hashOf } from './fast-rule.ts';
+import { FastRuleReader } from './fast-rule.ts';
+import { hashOf, spells } from './char-index.ts';
 
 export type FormatOption = 'auto' | DumpFormat;
 
@@ -37,8 +38,8 @@ interface TableDraft {
   jumpTargets: Set<string>;
   /** The chains again, by a hash of their name, for the fast reader (found without making a string). */
   chainsByHash: Map<number, DumpChain[]>;
-  /** Targets (numbers in the RuleStore) already noted for this table. */
-  notedTargets: Set<number>;
+  /** Targets (numbers in the RuleStore) already noted for this table: 1 at their number. */
+  notedTargets: Uint8Array;
 }
 
 class RulesetBuilder {
@@ -56,7 +57,7 @@ class RulesetBuilder {
   table(name: string, line: number): TableDraft {
     let t = this.tables.get(name);
     if (!t) {
-      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set(), chainsByHash: new Map(), notedTargets: new Set() };
+      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set(), chainsByHash: new Map(), notedTargets: new Uint8Array(1024) };
       this.tables.set(name, t);
     }
     return t;
@@ -86,11 +87,11 @@ class RulesetBuilder {
   chainAt(table: TableDraft, from: number, to: number, hash: number): DumpChain {
     const last = this.lastChain;
     const source = this.source;
-    if (last !== null && last.table === table.name && last.name.length === to - from && source.startsWith(last.name, from)) return last;
+    if (last !== null && last.table === table.name && spells(last.name, source, from, to)) return last;
     const same = table.chainsByHash.get(hash);
     if (same) {
       for (const c of same) {
-        if (c.name.length === to - from && source.startsWith(c.name, from)) {
+        if (spells(c.name, source, from, to)) {
           this.lastChain = c;
           return c;
         }
@@ -165,8 +166,13 @@ class RulesetBuilder {
     const chain = this.chainAt(table, fast.chainStart, fast.chainEnd, fast.chainHash);
     const store = this.store;
     const target = fast.target;
-    if (target >= 0 && !table.notedTargets.has(target)) {
-      table.notedTargets.add(target);
+    if (target >= 0 && (target >= table.notedTargets.length || table.notedTargets[target] === 0)) {
+      if (target >= table.notedTargets.length) {
+        const more = new Uint8Array(Math.max(target + 1, table.notedTargets.length * 2));
+        more.set(table.notedTargets);
+        table.notedTargets = more;
+      }
+      table.notedTargets[target] = 1;
       this.noteTarget(table, store.strings[target], lines.number, from, to);
     }
     chain.list.add(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, undefined));

@@ -5,6 +5,7 @@
  * them. The text was fully read, and any syntax error reported, when the dump was parsed.
  */
 import type { Chain, Cidr, Counters, Family, MatchModule, Negatable, Policy, Rule, TargetSpec } from './ast.ts';
+import { hashOf, Slots, spells } from './char-index.ts';
 import { lex, Words } from './lexer.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { RuleReader } from './rule-parser.ts';
@@ -100,16 +101,24 @@ export class RuleStore {
   readonly strings: string[] = [];
   /** The dump's address family, known once the whole dump is read. */
   family: Family = 'ipv4';
-  private readonly stringIds = new Map<string, number>();
+  private readonly index = new Slots(4096);
 
   /** The number of a string in `strings` (one entry per distinct string). */
   intern(s: string): number {
-    let id = this.stringIds.get(s);
-    if (id === undefined) {
-      id = this.strings.length;
-      this.strings.push(s);
-      this.stringIds.set(s, id);
+    return this.internAt(s, 0, s.length, hashOf(s, 0, s.length));
+  }
+
+  /** The number of s[from, to), whose hashOf is `hash`; a string is made only for a new text. */
+  internAt(s: string, from: number, to: number, hash: number): number {
+    const { entries, hashes, mask } = this.index;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const e = entries[i];
+      if (e < 0) break;
+      if (hashes[i] === hash && spells(this.strings[e], s, from, to)) return e;
     }
+    const id = this.strings.length;
+    this.strings.push(from === 0 && to === s.length ? s : s.slice(from, to));
+    this.index.put(hash, id);
     return id;
   }
 
