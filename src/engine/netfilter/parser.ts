@@ -36,10 +36,23 @@ interface TableDraft {
   unknownTargets: Map<string, { line: number; text: string }>;
   /** Every -j/-g target named in the table. */
   jumpTargets: Set<string>;
-  /** The chains again, by a hash of their name, for the fast reader (found without making a string). */
-  chainsByHash: Map<number, DumpChain[]>;
+  /** The chains in the order they were declared (deleted ones included: see `deleted`). */
+  order: DumpChain[];
+  deleted: Set<DumpChain>;
+  /**
+   * The chains again, by a hash of their name, for the fast reader (found without making a
+   * string); made the first time a chain is not where the declaration order says it is.
+   */
+  chainsByHash: Map<number, DumpChain[]> | null;
   /** Targets (numbers in the RuleStore) already noted for this table: 1 at their number. */
   notedTargets: Uint8Array;
+}
+
+function fileByHash(byHash: Map<number, DumpChain[]>, c: DumpChain): void {
+  const h = hashOf(c.name, 0, c.name.length);
+  const same = byHash.get(h);
+  if (same) same.push(c);
+  else byHash.set(h, [c]);
 }
 
 class RulesetBuilder {
@@ -57,7 +70,7 @@ class RulesetBuilder {
   table(name: string, line: number): TableDraft {
     let t = this.tables.get(name);
     if (!t) {
-      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set(), chainsByHash: new Map(), notedTargets: new Uint8Array(1024) };
+      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set(), order: [], deleted: new Set(), chainsByHash: null, notedTargets: new Uint8Array(1024) };
       this.tables.set(name, t);
     }
     return t;
@@ -73,11 +86,10 @@ class RulesetBuilder {
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
       c = new DumpChain(table.name, name, builtin, line, this.source, this.store);
+      c.position = table.order.length;
       table.chains.set(name, c);
-      const h = hashOf(name, 0, name.length);
-      const same = table.chainsByHash.get(h);
-      if (same) same.push(c);
-      else table.chainsByHash.set(h, [c]);
+      table.order.push(c);
+      if (table.chainsByHash) fileByHash(table.chainsByHash, c);
     }
     this.lastChain = c;
     return c;
@@ -87,15 +99,23 @@ class RulesetBuilder {
   chainAt(table: TableDraft, from: number, to: number, hash: number): DumpChain {
     const last = this.lastChain;
     const source = this.source;
-    if (last !== null && last.table === table.name && spells(last.name, source, from, to)) return last;
-    const same = table.chainsByHash.get(hash);
-    if (same) {
-      for (const c of same) {
-        if (spells(c.name, source, from, to)) {
-          this.lastChain = c;
-          return c;
-        }
+    if (last !== null && last.table === table.name) {
+      if (spells(last.name, source, from, to)) return last;
+      // iptables-save lists the rules chain by chain, in the order it declared the chains: the
+      // chain is one of the next few (those in between have no rules).
+      const order = table.order;
+      const stop = Math.min(last.position + 5, order.length);
+      for (let k = last.position + 1; k < stop; k++) {
+        const c = order[k];
+        if (spells(c.name, source, from, to) && !table.deleted.has(c)) return (this.lastChain = c);
       }
+    }
+    if (!table.chainsByHash) {
+      table.chainsByHash = new Map();
+      for (const c of table.order) if (!table.deleted.has(c)) fileByHash(table.chainsByHash, c);
+    }
+    for (const c of table.chainsByHash.get(hash) ?? []) {
+      if (spells(c.name, source, from, to)) return (this.lastChain = c);
     }
     return this.chain(table, source.slice(from, to), 0);
   }
@@ -104,9 +124,9 @@ class RulesetBuilder {
     const c = table.chains.get(name);
     if (!c || c.builtin) return;
     table.chains.delete(name);
-    const h = hashOf(name, 0, name.length);
-    const same = table.chainsByHash.get(h)!;
-    same.splice(same.indexOf(c), 1);
+    table.deleted.add(c);
+    const same = table.chainsByHash?.get(hashOf(name, 0, name.length));
+    if (same) same.splice(same.indexOf(c), 1);
     this.lastChain = null;
   }
 
@@ -212,7 +232,7 @@ class RulesetBuilder {
       if ((c < 0x21 || c > 0x7e) && i !== nameEnd) return false;
     }
     const dash = policyEnd === nameEnd + 2 && s.charCodeAt(nameEnd + 1) === 0x2d;
-    const chain = this.chainAt(table, from, nameEnd, hashOf(s, from, nameEnd));
+    const chain = this.chain(table, s.slice(from, nameEnd), 0);
     if (chain.builtin) {
       if (dash) {
         chain.line = lines.number;

@@ -213,6 +213,8 @@ export class DumpChain implements Chain {
   counters: Counters | undefined = undefined;
   /** The rules, as ids in the store. */
   readonly list = new RuleList();
+  /** Where the parser declared it among its table's chains. */
+  position = 0;
 
   constructor(
     readonly table: string,
