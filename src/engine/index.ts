@@ -5,7 +5,7 @@ export { printRuleset, printRule } from './netfilter/printer.ts';
 export { completeKubeProxy } from './trace/complete.ts';
 export { trace } from './trace/tracer.ts';
 export { quantizeProbability } from './trace/probability.ts';
-export { ruleCount, ruleTexts } from './netfilter/rule.ts';
+export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';
 export {
   ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
 } from './kube/index.ts';

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { DiffResult, FormatOption, Protocol, Ruleset } from '../engine/index.ts';
 import {
-  EngineError, completeKubeProxy, diffSnapshots, parseDump, resolveServiceFrontends, ruleCount, ruleTexts, runAudit,
+  EngineError, chainText, completeKubeProxy, diffSnapshots, parseDump, resolveServiceFrontends, ruleCount, ruleLines, runAudit,
 } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import type { ChainRow, SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
@@ -82,8 +82,7 @@ function summarise(rs: Ruleset, bytes: number): SummaryJson {
 function* chainRows(rs: Ruleset): Iterable<ChainRow> {
   for (const t of rs.tables.values()) {
     for (const c of t.chains.values()) {
-      const { texts, lines } = ruleTexts(c);
-      yield { table: t.name, chain: c.name, policy: c.policy, declaredLine: c.line, lines, rules: texts };
+      yield { table: t.name, chain: c.name, policy: c.policy, declaredLine: c.line, lines: ruleLines(c), rules: chainText(c) };
     }
   }
 }
@@ -100,11 +99,16 @@ export interface SnapshotServiceDeps {
 export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotService & { ping(): Promise<void> } {
   const { store, traceService } = deps;
   const cacheSize = deps.cacheSize ?? 16;
-  const rulesets = new Map<string, Ruleset>();
-  const remember = (key: string, rs: Ruleset) => {
+  /** Parsed dumps by content, completed (completeKubeProxy) the first time a trace needs them. */
+  const rulesets = new Map<string, () => Ruleset>();
+  const remember = (key: string, rs: () => Ruleset) => {
     rulesets.delete(key);
     rulesets.set(key, rs);
     while (rulesets.size > cacheSize) rulesets.delete(rulesets.keys().next().value!);
+  };
+  const completedLater = (parsed: Ruleset): (() => Ruleset) => {
+    let completed: Ruleset | null = null;
+    return () => (completed ??= completeKubeProxy(parsed));
   };
   const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
   const meanings = new Map<string, Meaning>();
@@ -137,14 +141,18 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     return { snapshot, nodes };
   }
 
-  function parseNode(n: NodeUpload): { raw: Buffer; rs: Ruleset } {
+  /** The node's dump as bytes (the name checked first). */
+  function rawOf(n: NodeUpload): Buffer {
     if (typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
       throw new AppError('VALIDATION', `node name '${String(n.name)}' is not valid (letters, digits, '.', '_', ':', '-')`);
     }
-    const raw = typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
+    return typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
+  }
+
+  function parseNode(n: NodeUpload): Ruleset {
     const text = typeof n.rules === 'string' ? n.rules : n.rules.toString('utf8');
     try {
-      return { raw, rs: parseDump(text, { format: n.format ?? 'auto', table: n.table }) };
+      return parseDump(text, { format: n.format ?? 'auto', table: n.table });
     } catch (e) {
       if (e instanceof EngineError) throw AppError.fromEngine(e, { node: n.name }, `node ${n.name}: `);
       throw e;
@@ -168,12 +176,12 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     const hit = rulesets.get(key);
     if (hit) {
       remember(key, hit);
-      return hit;
+      return hit();
     }
     const raw = await store.rawRules(snapshotId, n.name);
     if (!raw) throw new AppError('NOT_FOUND', `node ${n.name} not found in snapshot ${snapshotId}`);
     const rs = completeKubeProxy(parseDump(raw.toString('utf8'), { format: n.format as FormatOption, table }));
-    remember(key, rs);
+    remember(key, () => rs);
     return rs;
   }
 
@@ -193,19 +201,25 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       // fromEntries defines own properties: a '__proto__' label stays a label.
       const labels: Record<string, string> = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
       // Everything is checked before anything is stored: a bad node or manifest stores nothing.
-      const parsed = upload.nodes.map((n) => ({ n, ...parseNode(n) }));
+      const parsed = upload.nodes.map((n) => {
+        const raw = rawOf(n);
+        // The store compresses the dump on another thread while this one parses it.
+        const packed = store.pack(raw);
+        packed.catch(() => {}); // awaited by insert; a parse error below means nobody will
+        return { n, raw, packed, rs: parseNode(n) };
+      });
       const meaning = upload.manifests !== undefined ? readMeaning(upload.manifests) : null;
-      const nodes = parsed.map(({ n, raw, rs }) => {
+      const nodes = parsed.map(({ n, raw, rs, packed }) => {
         const sha = sha256(raw);
         const summary = { ...summarise(rs, raw.length), ...(n.table ? { table: n.table } : {}) };
-        remember(rulesetKey(sha, rs.format, n.table), completeKubeProxy(rs));
+        remember(rulesetKey(sha, rs.format, n.table), completedLater(rs));
         return {
           name: n.name,
           addresses: [...n.addresses],
           format: rs.format,
           sha256: sha,
           summary,
-          raw,
+          packed,
           chains: () => chainRows(rs),
         };
       });

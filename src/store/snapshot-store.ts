@@ -28,12 +28,15 @@ export interface ChainRow {
   readonly chain: string;
   readonly policy: string | null;
   readonly declaredLine: number;
+  /** The dump lines of the chain's rules, in order. */
   readonly lines: readonly number[];
-  readonly rules: readonly string[];
+  /** The rules' texts joined by newlines (a rule's text has no line break). */
+  readonly rules: string;
 }
 
 export interface NodeInsert extends StoredNode {
-  readonly raw: Buffer;
+  /** The dump as stored (`pack(raw)`), started early so compression overlaps with parsing. */
+  readonly packed: Promise<Buffer>;
   readonly chains: () => Iterable<ChainRow>;
 }
 
@@ -72,7 +75,9 @@ export function isUuid(id: string): boolean {
 
 /** COPY's text format: backslash, tab, newline and carriage return are escaped. */
 function copyField(s: string): string {
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : s;
+  // Rule texts joined by newlines are most of the data: escape those without a callback each.
+  if (!/[\\\t\r]/.test(s)) return s.includes('\n') ? s.replaceAll('\n', '\\n') : s;
+  return s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
 async function copyChains(client: PoolClient, nodeId: string, chains: Iterable<ChainRow>): Promise<void> {
@@ -83,7 +88,7 @@ async function copyChains(client: PoolClient, nodeId: string, chains: Iterable<C
     let batch: string[] = [];
     let size = 0;
     for (const c of chains) {
-      const row = `${nodeId}\t${c.table}\t${copyField(c.chain)}\t${c.policy ?? '\\N'}\t${c.declaredLine}\t${c.rules.length}\t{${c.lines.join(',')}}\t${copyField(c.rules.join('\n'))}\n`;
+      const row = `${nodeId}\t${c.table}\t${copyField(c.chain)}\t${c.policy ?? '\\N'}\t${c.declaredLine}\t${c.lines.length}\t{${c.lines.join(',')}}\t${copyField(c.rules)}\n`;
       batch.push(row);
       size += row.length;
       if (size > 1 << 20) {
@@ -98,6 +103,8 @@ async function copyChains(client: PoolClient, nodeId: string, chains: Iterable<C
 }
 
 export interface SnapshotStore {
+  /** The dump as it is stored: gzip-compressed (read back by rawRules). */
+  pack(raw: Buffer): Promise<Buffer>;
   /** Inserts a snapshot, or returns the cluster's snapshot with the same content hash. */
   insert(cluster: string, data: SnapshotInsert): Promise<{ id: string; created: boolean }>;
   clusters(): Promise<StoredCluster[]>;
@@ -131,6 +138,11 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
   });
 
   return {
+    pack(raw) {
+      // Dumps compress about 5:1, and a 40 MB bytea is slow to send and read back as it is.
+      return gzipAsync(raw, { level: 1 });
+    },
+
     async insert(cluster, data) {
       const client = await pool.connect();
       try {
@@ -153,8 +165,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
             data.manifestsParsed === null || data.manifestsParsed === undefined ? null : JSON.stringify(data.manifestsParsed)],
         );
         for (const n of data.nodes) {
-          // Dumps compress about 5:1, and a 40 MB bytea is slow to send and read back as it is.
-          const packed = await gzipAsync(n.raw, { level: 1 });
+          const packed = await n.packed;
           const { rows: [node] } = await client.query<{ id: string }>(
             `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, raw_rules, raw_encoding, sha256, summary)
              VALUES ($1, $2, $3, $4, $5, 'gzip', $6, $7) RETURNING id`,

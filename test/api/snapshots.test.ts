@@ -212,3 +212,21 @@ test('health answers once the database does; too-large bodies get 413', async ()
   assert.equal(invalid.statusCode, 400);
   assert.equal(invalid.json().code, 'VALIDATION');
 });
+
+test('the parsed rules are stored as written: backslashes, tabs and carriage returns inside quotes survive', async () => {
+  const rules = [
+    '-A KUBE-SERVICES -m comment --comment "a \\"quoted\\" word\tand a tab" -j RETURN',
+    '-A KUBE-SERVICES -m comment --comment "back\\\\slash" -j RETURN',
+    '-A KUBE-SERVICES -m comment --comment "cr\rinside" -j RETURN',
+  ];
+  const dump = ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SERVICES - [0:0]', '-A PREROUTING -j KUBE-SERVICES', ...rules, 'COMMIT', ''].join('\n');
+  const res = await t.app.inject({ method: 'POST', url: '/v1/clusters/escapes/snapshots', payload: { nodes: [{ name: 'n', addresses: ['10.0.0.1'], rules: dump }] } });
+  assert.equal(res.statusCode, 201, res.body);
+  const { rows: [row] } = await t.db.pool.query(
+    "SELECT c.rule_count, c.lines, c.rules FROM snapshot_chain c JOIN snapshot_node n ON n.id = c.node_id JOIN snapshot s ON s.id = n.snapshot_id WHERE s.id = $1 AND c.chain = 'KUBE-SERVICES'",
+    [res.json().snapshot.id],
+  );
+  assert.equal(row.rule_count, 3);
+  assert.deepEqual(row.lines, [5, 6, 7]);
+  assert.equal(row.rules, rules.join('\n'));
+});

@@ -251,6 +251,13 @@ export class DumpChain implements Chain {
     return (this.joined = this.source.slice(from[this.list.id(0)], to[prev]));
   }
 
+  lineNumbers(): number[] {
+    const n = this.list.length;
+    const lines = new Array<number>(n);
+    for (let k = 0; k < n; k++) lines[k] = this.store.lines[this.list.id(k)];
+    return lines;
+  }
+
   texts(): { texts: string[]; lines: number[] } {
     const n = this.list.length;
     const texts = new Array<string>(n);
@@ -323,6 +330,11 @@ export function ruleTargetAt(c: Chain, k: number): string | null {
 /** The text of a chain's rule at 0-based position k. */
 export function ruleTextAt(c: Chain, k: number): string {
   return c instanceof DumpChain ? c.ruleText(k) : c.rules[k].text;
+}
+
+/** The dump lines of a chain's rules, without making Rule objects or texts for a parsed chain. */
+export function ruleLines(c: Chain): number[] {
+  return c instanceof DumpChain ? c.lineNumbers() : c.rules.map((r) => r.line);
 }
 
 /** How many rules a chain has, without making Rule objects for a parsed chain. */
