@@ -268,6 +268,7 @@ class RulesetBuilder {
   build(assumptions: string[] = []): Ruleset {
     const tables = new Map<string, Table>();
     this.store.family = this.reader.family ?? 'ipv4';
+    this.store.trim();
     for (const t of this.tables.values()) {
       const chains: Map<string, Chain> = t.chains;
       for (const [target, where] of t.unknownTargets) {

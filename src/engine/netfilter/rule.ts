@@ -124,7 +124,7 @@ export class RuleStore {
 
   /** Stores a rule and returns its id. */
   add(from: number, to: number, line: number, start: number, target: number, dst: number, dport: number, counters: Counters | undefined): number {
-    if (this.size === this.from.length) this.grow();
+    if (this.size >= this.from.length) this.grow();
     const id = this.size++;
     this.from[id] = from;
     this.to[id] = to;
@@ -137,8 +137,20 @@ export class RuleStore {
     return id;
   }
 
+  /** Gives back the room grown for rules that never came (the store lives as long as its ruleset). */
+  trim(): void {
+    const n = this.size;
+    this.from = this.from.slice(0, n);
+    this.to = this.to.slice(0, n);
+    this.lines = this.lines.slice(0, n);
+    this.starts = this.starts.slice(0, n);
+    this.targets = this.targets.slice(0, n);
+    this.dsts = this.dsts.slice(0, n);
+    this.dports = this.dports.slice(0, n);
+  }
+
   private grow(): void {
-    const n = this.from.length * 2;
+    const n = Math.max(1024, this.from.length * 2);
     const more = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
       const b = make(n);
       b.set(a);
