@@ -33,7 +33,7 @@ export class ChainDelta {
   /** Per table, A's chains that rewrite destinations, with the lines that do. */
   private readonly rewriting = new Map<string, Map<string, string[]>>();
 
-  constructor(a: Ruleset, b: Ruleset, private readonly texts: ChainTexts) {
+  constructor(a: Ruleset, b: Ruleset, texts: ChainTexts) {
     const tables = [...new Set([...a.tables.keys(), ...b.tables.keys()])];
     for (const table of tables) {
       const ca = a.tables.get(table)?.chains ?? new Map<string, Chain>();

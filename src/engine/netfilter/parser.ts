@@ -2,7 +2,7 @@
  * Parsers for rule dumps: `iptables-save` / `ip6tables-save` output (and the iptables-restore input
  * kube-proxy writes), and `iptables -S` output. Both produce the same Ruleset model.
  */
-import type { Chain, Counters, Diagnostic, DumpFormat, Policy, Rule, Ruleset, Table } from './ast.ts';
+import type { Chain, Counters, Diagnostic, DumpFormat, Ruleset, Table } from './ast.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
