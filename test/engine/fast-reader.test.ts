@@ -116,6 +116,21 @@ test('fast and full readers agree on restore payloads: chains out of order, dele
   assert.deepEqual(nat.chains.get('G')!.rules.map((r) => r.text), ['-A G -j RETURN', '-A G -j A']);
 });
 
+test('fast and full readers agree on control characters at the end of a line (only space, tab and CR are blanks)', () => {
+  const wrap = (line: string) => `*nat\n:X - [0:0]\n${line}\nCOMMIT\n`;
+  for (const text of [
+    wrap('-A X -j ACCEPT\x0b'), wrap('-A X -d 1.2.3.4 -j ACCEPT\x00'), wrap('-A X\x0c'), wrap('-A X -j ACCEPT -d 1.2.3.4\x01'),
+    wrap('-A X -j ACCEPT \t\r'), '*nat\n:X - [0:0]\x01\n-A X -j ACCEPT\nCOMMIT\n', '*nat\n:X -\x01\n-A X -j ACCEPT\nCOMMIT\n',
+    '*nat\n:X - [0:0]\x0b\n-A X -j ACCEPT\nCOMMIT\n',
+  ]) {
+    agree(text, JSON.stringify(text));
+  }
+  // What the parser keeps for a rule is what its text says when read again.
+  const x = parseDump(wrap('-A X -j ACCEPT\x0b')).tables.get('nat')!.chains.get('X') as DumpChain;
+  assert.equal(x.targetAt(0), 'ACCEPT\x0b');
+  assert.equal(x.rules[0].target?.name, 'ACCEPT\x0b');
+});
+
 /** What a mutation may put into a line: the forms the fast reader must decline or read exactly. */
 const TOKENS = [
   '!', '! !', '-d', '-s', '--dport', '! --dport', '--dport ! 80', '--dport 0080', '--dport 123456789012', '-m', '-m tcp', '-m nosuchmodule',

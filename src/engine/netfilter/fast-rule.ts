@@ -164,7 +164,8 @@ export class FastRuleReader {
    */
   read(s: string, from: number, to: number, holder: FamilyHolder): boolean {
     if (to - from < 4 || s.charCodeAt(from) !== DASH || s.charCodeAt(from + 1) !== 0x41 /* A */ || s.charCodeAt(from + 2) !== SPACE) return false;
-    if (this.s !== s) {
+    // The backslash found last holds while lines come in order from the same text.
+    if (this.s !== s || from < this.pos) {
       this.s = s;
       this.backslash = -1;
     }

@@ -232,19 +232,23 @@ class RulesetBuilder {
       if ((c < 0x21 || c > 0x7e) && i !== nameEnd) return false;
     }
     const dash = policyEnd === nameEnd + 2 && s.charCodeAt(nameEnd + 1) === 0x2d;
-    const chain = this.chain(table, s.slice(from, nameEnd), 0);
-    if (chain.builtin) {
-      if (dash) {
-        chain.line = lines.number;
-        return true;
+    const name = s.slice(from, nameEnd);
+    // Decide before making the chain: a line declined here is read again by the full reader.
+    let policy: 'ACCEPT' | 'DROP' | null = null;
+    if (isBuiltinChain(table.name, name)) {
+      if (!dash) {
+        const p = s.slice(nameEnd + 1, policyEnd);
+        if (p !== 'ACCEPT' && p !== 'DROP') return false;
+        policy = p;
       }
-      const policy = s.slice(nameEnd + 1, policyEnd);
-      if (policy !== 'ACCEPT' && policy !== 'DROP') return false;
-      chain.policy = policy;
     } else if (!dash) {
       return false;
     }
+    const chain = this.chain(table, name, 0);
     chain.line = lines.number;
+    // iptables-restore reads '-' on a built-in chain as "leave the policy as it is", counters too.
+    if (chain.builtin && dash) return true;
+    if (policy !== null) chain.policy = policy;
     if (zero) chain.counters = ZERO_COUNTERS;
     else if (packets !== undefined) chain.counters = { packets, bytes: bytes! };
     return true;
@@ -359,7 +363,7 @@ export class LineReader {
   ruleEnd(): number {
     let to = this.stop;
     const from = this.offset + this.indent;
-    while (to > from && this.text.charCodeAt(to - 1) <= 0x20) to--;
+    while (to > from && isBlank(this.text.charCodeAt(to - 1))) to--;
     return to;
   }
 }
@@ -451,7 +455,6 @@ export function parseIptablesSave(text: string, options: { fastReader?: boolean 
         if (c) c.list.clear();
       } else {
         b.deleteChain(table, name);
-        b.lastChain = null;
       }
       continue;
     }
@@ -474,11 +477,19 @@ function stripCounters(body: string, column: number): { body: string; column: nu
   return { body: body.slice(m[0].length), column: column + m[0].length, counters: { packets: m[1], bytes: m[2] } };
 }
 
+/**
+ * The characters the lexer separates words with. Trailing ones are not part of a rule's text;
+ * any other control character is, as the lexer reads it.
+ */
+function isBlank(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d;
+}
+
 /** Where a rule's text (the line less indentation, counters and trailing blanks) sits in the dump. */
 function ruleSpan(lines: LineReader, raw: string, body: string): [number, number] {
   const from = lines.offset + raw.length - body.length;
   let to = lines.offset + raw.length;
-  while (to > from && lines.charCodeAt(to - 1) <= 0x20) to--;
+  while (to > from && isBlank(lines.charCodeAt(to - 1))) to--;
   return [from, to];
 }
 
