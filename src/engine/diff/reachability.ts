@@ -311,8 +311,11 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
       const ra = run(pair.a, a);
       const rb = run(pair.b, b);
       const c = compareOutcomes(ra.outcomes, rb.outcomes);
-      if (ra.error) c.changes.push(`trace in A failed: ${ra.error}`);
-      if (rb.error) c.changes.push(`trace in B failed: ${rb.error}`);
+      // A trace that fails the same way on both sides (a loop in rules both share) is no change.
+      if (ra.error !== rb.error) {
+        if (ra.error) c.changes.push(`trace in A failed: ${ra.error}`);
+        if (rb.error) c.changes.push(`trace in B failed: ${rb.error}`);
+      }
       if (c.changes.length === 0) {
         unchanged++;
         continue;

@@ -1,13 +1,13 @@
 /**
  * What the diff needs to know about one rule, read from its text without building the full rule
  * model: the jump target, the destination host and port it is keyed by, its comment and a DNAT
- * destination. A 10,000-Service node has a quarter of a million rules per side, so the target is
- * found with two native string searches when it follows every quoted word (as iptables-save prints
- * it), and only the dispatch chains are split into words with the engine's lexer.
+ * destination. A 10,000-Service node has a quarter of a million rules per side, so jump targets
+ * come from what the parser kept, and only the rules the diff looks into are split into words
+ * with the engine's lexer.
  */
 import { lex, Words } from '../netfilter/lexer.ts';
 import type { Chain } from '../netfilter/ast.ts';
-import { chainText } from '../netfilter/rule.ts';
+import { chainText, ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
 import { canonicalAddress } from '../net/address.ts';
 
 export interface RuleFacts {
@@ -115,24 +115,6 @@ export class FactsCache {
   }
 }
 
-/**
- * The target of a rule, fast: when the last ` -j `/` -g ` comes after the last quote it cannot be
- * inside a quoted word, and iptables allows one target per rule; otherwise the rule is lexed.
- */
-export function targetOf(text: string): string | null {
-  const j = text.lastIndexOf(' -j ');
-  const g = text.lastIndexOf(' -g ');
-  const at = j > g ? j : g;
-  if (at < 0) {
-    if (text.indexOf('--jump') < 0 && text.indexOf('--goto') < 0) return null;
-    return readFacts(text).target;
-  }
-  if (text.lastIndexOf('"') > at) return readFacts(text).target;
-  const from = at + 4;
-  const end = text.indexOf(' ', from);
-  return text.slice(from, end < 0 ? text.length : end);
-}
-
 /** Targets that rewrite the destination in a way the diff reads (DNAT) or cannot follow (the others). */
 export const REWRITING_TARGETS: ReadonlySet<string> = new Set(['DNAT', 'REDIRECT', 'NETMAP', 'TPROXY', 'TEE']);
 
@@ -178,52 +160,16 @@ export class ChainTexts {
   }
 }
 
-const TARGET_IN_TEXT = / -[jg] ([^ \n]+)/g;
-
 /**
- * Calls `visit` with the target of every rule of a chain that has one, and where the rule's line
- * starts and ends in the joined text. Scanned in the joined text: a ` -j X` after the last quote of
- * its line cannot be inside a quoted word; lines where that is not so are lexed, and so are all
- * lines of a chain that uses the long forms `--jump`/`--goto`.
+ * Every target of a chain's rules, as the parser read them, with the rule text of each
+ * destination-rewriting target.
  */
-export function eachTarget(t: ChainText, visit: (target: string, start: number, end: number) => void): void {
-  const j = t.joined;
-  if (j.indexOf('--jump') >= 0 || j.indexOf('--goto') >= 0) {
-    let start = 0;
-    while (start < j.length) {
-      let end = j.indexOf('\n', start);
-      if (end < 0) end = j.length;
-      const target = targetOf(j.slice(start, end));
-      if (target !== null) visit(target, start, end);
-      start = end + 1;
-    }
-    return;
-  }
-  TARGET_IN_TEXT.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = TARGET_IN_TEXT.exec(j)) !== null) {
-    const at = m.index;
-    let end = j.indexOf('\n', at);
-    if (end < 0) end = j.length;
-    const start = j.lastIndexOf('\n', at) + 1;
-    let quoted = false;
-    for (let k = at + 4; k < end && !quoted; k++) quoted = j.charCodeAt(k) === 0x22;
-    if (quoted) {
-      const target = readFacts(j.slice(start, end)).target;
-      if (target !== null) visit(target, start, end);
-    } else {
-      visit(m[1], start, end);
-    }
-    // One target per rule; and the visitor may have scanned another chain with this expression.
-    TARGET_IN_TEXT.lastIndex = end;
-  }
-}
-
-/** Every target of a chain's rules, with the rule text of each DNAT-like target. */
-export function chainTargets(t: ChainText): { target: string; line: string | null }[] {
+export function chainTargets(c: Chain): { target: string; line: string | null }[] {
   const out: { target: string; line: string | null }[] = [];
-  eachTarget(t, (target, start, end) => {
-    out.push({ target, line: REWRITING_TARGETS.has(target) ? t.joined.slice(start, end) : null });
-  });
+  const n = ruleCount(c);
+  for (let k = 0; k < n; k++) {
+    const target = ruleTargetAt(c, k);
+    if (target !== null) out.push({ target, line: REWRITING_TARGETS.has(target) ? ruleTextAt(c, k) : null });
+  }
   return out;
 }

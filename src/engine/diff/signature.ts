@@ -22,7 +22,8 @@ import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import { Hasher, hashString } from './hash.ts';
 import type { ChainDelta } from './delta.ts';
 import type { ChainTexts, FactsCache } from './rule-facts.ts';
-import { chainTargets, dnatKey, eachTarget, REWRITING_TARGETS } from './rule-facts.ts';
+import { chainTargets, dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
+import { ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
 
 /** Numbers for rule texts, shared by the two snapshots of one diff. */
 export class TextIds {
@@ -54,7 +55,7 @@ interface Entry {
   readonly position: number;
   /**
    * How many rest rules of the chain come before it; in a chain that is the same in both
-   * snapshots (only its jumps to tainted chains are filed), its offset in the chain's text.
+   * snapshots (only its jumps to tainted chains are filed), its position in the chain.
    */
   readonly rank: number | string;
   readonly text: number;
@@ -168,25 +169,26 @@ export class RulesetSignature {
   /**
    * A chain with the same text in both snapshots that jumps to tainted chains: every other rule
    * acts the same on both sides (its target is clean, or not a chain), so only the jumps to
-   * tainted chains are read, filed by their offset in the text (the same on both sides).
+   * tainted chains are read (targets as the parser read them), filed by their position.
    */
   private taintedWalk(table: string, chains: ReadonlyMap<string, Chain>, name: string, c: Chain): number {
     this.inProgress.add(c);
     const walk = this.walks++;
-    const t = this.chainTexts.of(c);
     const h = new Hasher().string('same').string(table).string(name);
-    eachTarget(t, (target, start, end) => {
-      if (!chains.has(target) || this.delta!.isClean(table, target)) return;
-      const text = t.joined.slice(start, end);
+    const n = ruleCount(c);
+    for (let k = 0; k < n; k++) {
+      const target = ruleTargetAt(c, k);
+      if (target === null || !chains.has(target) || this.delta!.isClean(table, target)) continue;
+      const text = ruleTextAt(c, k);
       const f = this.facts.get(text);
       if (f.dst !== null || f.dport !== null) {
-        const entry: Entry = { table, chain: name, walk, position: start, rank: `@${start}`, text: this.texts.id(text), dport: f.dport, closure: this.closure(table, chains, target) };
+        const entry: Entry = { table, chain: name, walk, position: k, rank: `@${k}`, text: this.texts.id(text), dport: f.dport, closure: this.closure(table, chains, target) };
         if (f.dst !== null) push(this.byDst, f.dst, entry);
         else push(this.byPort, f.dport!, entry);
       } else {
-        h.number(start).number(this.texts.id(text)).number(this.restWalk(table, chains, target));
+        h.number(k).number(this.texts.id(text)).number(this.restWalk(table, chains, target));
       }
-    });
+    }
     this.inProgress.delete(c);
     const id = h.value();
     this.rest.get(table)!.set(name, id);
@@ -240,7 +242,7 @@ export class RulesetSignature {
     let opaque = false;
     let targets = this.counter.targets.get(content);
     if (!targets) {
-      targets = chainTargets(this.chainTexts.of(c));
+      targets = chainTargets(c);
       this.counter.targets.set(content, targets);
     }
     for (const { target, line } of targets) {

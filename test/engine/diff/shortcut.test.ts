@@ -127,3 +127,34 @@ test('a rewrite in a chain that is the same on both sides but reaches a changed 
   assert.ok(external.length > 0, JSON.stringify(d.summary));
   for (const f of external) assert.ok(f.after.every((o) => o.verdict === 'DROP'), `${f.frontend.ip}:${f.frontend.port} ${f.changes.join('; ')}`);
 });
+
+test('a jump written with a tab or two spaces is followed like any other', () => {
+  const a = generateCluster({ seed: 24, services: 20 });
+  for (const jump of ['-p tcp\t-j CUSTOM', '-p tcp -j  CUSTOM']) {
+    const hook = (custom: string) => (dump: string) => {
+      const lines = dump.split('\n');
+      const nat = lines.indexOf('*nat');
+      lines.splice(nat + 1, 0, ':CUSTOM - [0:0]');
+      lines.splice(lines.findIndex((l, i) => i > nat && l.startsWith('-A PREROUTING ')), 0, `-A PREROUTING ${jump}`, `-A CUSTOM ${custom}`);
+      return lines.join('\n');
+    };
+    // CUSTOM returns in A and accepts every tcp packet in B: no tcp frontend is translated any more.
+    const d = diffBothWays(side(a, hook('-j RETURN')), side(a, hook('-p tcp -j ACCEPT')), a.clusterCIDR);
+    assert.ok(d.summary.frontends.changed > 10, `${JSON.stringify(jump)}: ${JSON.stringify(d.summary.frontends)}`);
+  }
+});
+
+test('a loop in rules both snapshots share is no change, with or without the shortcut', () => {
+  const a = generateCluster({ seed: 31, services: 20 });
+  const b = structuredClone(a);
+  const changed = b.services.find((s) => s.endpoints.length >= 2 && s.clusterIP !== 'None' && s.name !== 'kubernetes')!;
+  changed.endpoints.pop();
+  const loop = (dump: string) => {
+    const line = dump.split('\n').find((l) => l.startsWith('-A KUBE-SERVICES -d ') && !l.includes(`${changed.namespace}/${changed.name}`) && l.includes('-j KUBE-SVC-'))!;
+    const svc = line.slice(line.indexOf(' -j ') + 4).trim();
+    return dump.replace(`:${svc} - [0:0]`, `:${svc} - [0:0]\n:LOOP1 - [0:0]\n:LOOP2 - [0:0]`)
+      .replace(`-A ${svc} `, `-A ${svc} -j LOOP1\n-A LOOP1 -j LOOP2\n-A LOOP2 -j LOOP1\n-A ${svc} `);
+  };
+  const d = diffBothWays(side(a, loop), side(b, loop), a.clusterCIDR);
+  assert.deepEqual([...new Set(d.frontends.map((f) => f.service))], [`${changed.namespace}/${changed.name}`]);
+});
