@@ -139,32 +139,29 @@ export class RuleStore {
 
   /** Gives back the room grown for rules that never came (the store lives as long as its ruleset). */
   trim(): void {
-    const n = this.size;
-    this.from = this.from.slice(0, n);
-    this.to = this.to.slice(0, n);
-    this.lines = this.lines.slice(0, n);
-    this.starts = this.starts.slice(0, n);
-    this.targets = this.targets.slice(0, n);
-    this.dsts = this.dsts.slice(0, n);
-    this.dports = this.dports.slice(0, n);
+    this.resize(this.size);
   }
 
   private grow(): void {
-    const n = Math.max(1024, this.from.length * 2);
-    const more = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-      const b = make(n);
-      b.set(a);
-      return b;
-    };
-    const int = (k: number) => new Int32Array(k);
-    this.from = more(this.from, int);
-    this.to = more(this.to, int);
-    this.lines = more(this.lines, int);
-    this.starts = more(this.starts, (k) => new Uint8Array(k));
-    this.targets = more(this.targets, int);
-    this.dsts = more(this.dsts, int);
-    this.dports = more(this.dports, int);
+    this.resize(Math.max(1024, this.from.length * 2));
   }
+
+  /** Every column at length n, keeping the first rules. */
+  private resize(n: number): void {
+    this.from = resized(this.from, n);
+    this.to = resized(this.to, n);
+    this.lines = resized(this.lines, n);
+    this.starts = resized(this.starts, n);
+    this.targets = resized(this.targets, n);
+    this.dsts = resized(this.dsts, n);
+    this.dports = resized(this.dports, n);
+  }
+}
+
+function resized<T extends Int32Array | Uint8Array>(a: T, n: number): T {
+  const b = new (a.constructor as new (length: number) => T)(n);
+  b.set(n < a.length ? a.subarray(0, n) : a);
+  return b;
 }
 
 /**
