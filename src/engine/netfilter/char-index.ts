@@ -11,6 +11,39 @@ export function hashOf(s: string, from: number, to: number): number {
   return h;
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * The text as one byte per character, for the fast paths to scan (a typed array reads faster than
+ * a string). ASCII stays itself; any other character becomes a tab, which every fast path
+ * declines outside quotes, so such a line goes to the full reader.
+ */
+export function asciiBytes(s: string): Uint8Array {
+  const utf8 = encoder.encode(s);
+  // UTF-8 gives one byte per character exactly when every character is ASCII.
+  if (utf8.length === s.length) return utf8;
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    out[i] = c < 0x80 ? c : 0x09;
+  }
+  return out;
+}
+
+/** Does b[from, to) spell `t` (ASCII)? */
+export function spellsAt(t: string, b: Uint8Array, from: number, to: number): boolean {
+  const n = to - from;
+  if (t.length !== n) return false;
+  for (let k = 0; k < n; k++) if (t.charCodeAt(k) !== b[from + k]) return false;
+  return true;
+}
+
+/** Are b[a, a + n) and b[c, c + n) the same bytes? */
+export function sameBytes(b: Uint8Array, a: number, c: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (b[a + k] !== b[c + k]) return false;
+  return true;
+}
+
 /** Does s[from, to) spell `t`? */
 export function spells(t: string, s: string, from: number, to: number): boolean {
   const n = to - from;

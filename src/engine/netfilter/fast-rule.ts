@@ -16,7 +16,7 @@
  */
 import type { Family } from './ast.ts';
 import { knownModules, knownTargets, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
-import { hashOf, Slots, spells } from './char-index.ts';
+import { hashOf, Slots, spellsAt } from './char-index.ts';
 
 
 const SPACE = 0x20;
@@ -30,6 +30,8 @@ const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
 const NONE = 0x7fffffff;
+/** More modules on one line than this are left to the full reader. */
+const MAX_MODULES = 32;
 
 /** Words found by the hash of their characters and one comparison, without making a string. */
 class WordTable {
@@ -43,21 +45,24 @@ class WordTable {
     this.ids.push(id);
   }
 
-  /** The id of s[from, to) whose hash is `hash`, or -1. */
-  find(s: string, from: number, to: number, hash: number): number {
+  /** The id of b[from, to) whose hash is `hash`, or -1. */
+  find(b: Uint8Array, from: number, to: number, hash: number): number {
     const { entries, hashes, mask } = this.slots;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const e = entries[i];
       if (e < 0) return -1;
-      if (hashes[i] === hash && spells(this.texts[e], s, from, to)) return this.ids[e];
+      if (hashes[i] === hash && spellsAt(this.texts[e], b, from, to)) return this.ids[e];
     }
   }
 }
 
 /** Numbers for strings, one per distinct text, found from the characters (RuleStore). */
 export interface StringTable {
-  /** The number of s[from, to), whose hashOf is `hash`; a string is made only for a new text. */
-  internAt(s: string, from: number, to: number, hash: number): number;
+  /**
+   * The number of s[from, to), read from b (s as asciiBytes), whose hashOf is `hash`; a string
+   * is made only for a new text.
+   */
+  internBytes(s: string, b: Uint8Array, from: number, to: number, hash: number): number;
 }
 
 // The basic options, by id; generic `--name` options get ids from GENERIC up.
@@ -139,11 +144,17 @@ export class FastRuleReader {
   chainHash = 0;
   /** The target's number in the string table, -1 for none. */
   target = -1;
+  /** Where the target's name stands, and whether it is an extension svcpath models. */
+  targetStart = 0;
+  targetEnd = 0;
+  knownTarget = false;
   /** The single-host destination's number in the string table, -1 for none. */
   dst = -1;
   dport = -1;
 
   private s = '';
+  /** `s` as asciiBytes: what the reader scans. */
+  private b: Uint8Array = new Uint8Array(0);
   private pos = 0;
   private end = 0;
   // The current word.
@@ -155,18 +166,21 @@ export class FastRuleReader {
   private hostEnd = -1;
   /** Where the next backslash of `s` is at or after the last quote looked at (NONE: no more). */
   private backslash = -1;
-  private readonly modules: number[] = [];
+  /** The line's modules so far (their ids), `-m` ones and implicit protocol ones. */
+  private readonly modules = new Int32Array(MAX_MODULES);
   constructor(private readonly names: StringTable) {}
 
   /**
-   * Reads the rule s[from, to) (no line break, no trailing blanks). true: accepted, and the
-   * fields above describe it; false: the full reader must read the line.
+   * Reads the rule s[from, to) (no line break, no trailing blanks) from b, which is s as
+   * asciiBytes. true: accepted, and the fields above describe it; false: the full reader must
+   * read the line.
    */
-  read(s: string, from: number, to: number, holder: FamilyHolder): boolean {
-    if (to - from < 4 || s.charCodeAt(from) !== DASH || s.charCodeAt(from + 1) !== 0x41 /* A */ || s.charCodeAt(from + 2) !== SPACE) return false;
+  read(s: string, b: Uint8Array, from: number, to: number, holder: FamilyHolder): boolean {
+    if (to - from < 4 || b[from] !== DASH || b[from + 1] !== 0x41 /* A */ || b[from + 2] !== SPACE) return false;
     // The backslash found last holds while lines come in order from the same text.
-    if (this.s !== s || from < this.pos) {
+    if (this.s !== s || this.b !== b || from < this.pos) {
       this.s = s;
+      this.b = b;
       this.backslash = -1;
     }
     this.pos = from + 3;
@@ -179,7 +193,7 @@ export class FastRuleReader {
     this.dst = -1;
     this.dport = -1;
     const modules = this.modules;
-    modules.length = 0;
+    let moduleCount = 0;
     let current = -1;
     let targetId = -2; // -2: no target yet; -1: a chain or an extension svcpath does not know
     let protocol = -1;
@@ -189,26 +203,26 @@ export class FastRuleReader {
       if (this.wq) return false;
       const ws = this.ws;
       const we = this.we;
-      if (we - ws === 1 && s.charCodeAt(ws) === BANG) {
+      if (we - ws === 1 && b[ws] === BANG) {
         if (negate) return false;
         negate = true;
         continue;
       }
       if (!this.isOption()) return false;
-      const id = OPTIONS.find(s, ws, we, this.wh);
+      const id = OPTIONS.find(b, ws, we, this.wh);
       if (id < 0) return false;
       switch (id) {
         case SRC:
         case DST: {
           if (this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
           if (!this.ipv4(holder)) return false;
-          if (id === DST) this.dst = !negate && this.hostEnd >= 0 ? this.names.internAt(s, this.ws, this.hostEnd, hashOf(s, this.ws, this.hostEnd)) : -1;
+          if (id === DST) this.dst = !negate && this.hostEnd >= 0 ? this.names.internBytes(s, b, this.ws, this.hostEnd, hashOf(s, this.ws, this.hostEnd)) : -1;
           negate = false;
           continue;
         }
         case PROTO: {
           if (this.word() !== 1 || this.wq) return false;
-          protocol = PROTOCOLS.find(s, this.ws, this.we, this.wh);
+          protocol = PROTOCOLS.find(b, this.ws, this.we, this.wh);
           if (protocol < 0) return false;
           negate = false;
           continue;
@@ -223,24 +237,28 @@ export class FastRuleReader {
           continue;
         case MATCH: {
           if (negate || this.word() !== 1 || this.wq) return false;
-          const m = MODULES.names.find(s, this.ws, this.we, this.wh);
+          const m = MODULES.names.find(b, this.ws, this.we, this.wh);
           if (m < 0) return false;
-          modules.push(m);
-          current = modules.length - 1;
+          if (moduleCount === MAX_MODULES) return false;
+          modules[moduleCount] = m;
+          current = moduleCount++;
           continue;
         }
         case JUMP:
         case GOTO: {
           if (negate || targetId !== -2 || this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
-          targetId = TARGETS.names.find(s, this.ws, this.we, this.wh);
-          this.target = this.names.internAt(s, this.ws, this.we, this.wh);
+          targetId = TARGETS.names.find(b, this.ws, this.we, this.wh);
+          this.target = this.names.internBytes(s, b, this.ws, this.we, this.wh);
+          this.targetStart = this.ws;
+          this.targetEnd = this.we;
+          this.knownTarget = targetId >= 0;
           current = -1;
           continue;
         }
         default:
           break;
       }
-      if (s.charCodeAt(ws + 1) !== DASH) return false;
+      if (b[ws + 1] !== DASH) return false;
       // A module or target option: its arguments run until the next option word or '!'.
       const optionNegated = negate;
       negate = false;
@@ -271,7 +289,7 @@ export class FastRuleReader {
       let owner = -1;
       if (current >= 0 && MODULES.takes[modules[current]][id] === 1) owner = current;
       else {
-        for (let k = modules.length - 1; k >= 0; k--) {
+        for (let k = moduleCount - 1; k >= 0; k--) {
           if (MODULES.takes[modules[k]][id] === 1) {
             owner = k;
             break;
@@ -281,8 +299,9 @@ export class FastRuleReader {
       if (owner < 0) {
         if (targetTakes === 2) continue;
         if (protocol < 0 || MODULES.takes[protocol][id] !== 1) return false;
-        modules.push(protocol);
-        owner = modules.length - 1;
+        if (moduleCount === MAX_MODULES) return false;
+        modules[moduleCount] = protocol;
+        owner = moduleCount++;
         if (current < 0) current = owner;
       }
       if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && args > 0 && PORT_MODULES.has(modules[owner])) {
@@ -300,10 +319,10 @@ export class FastRuleReader {
    * lexer must read (a tab, a carriage return, an escape or an unterminated quote).
    */
   private word(): number {
-    const s = this.s;
+    const b = this.b;
     const end = this.end;
     let i = this.pos;
-    while (i < end && s.charCodeAt(i) === SPACE) i++;
+    while (i < end && b[i] === SPACE) i++;
     if (i >= end) {
       this.pos = i;
       return 0;
@@ -312,7 +331,7 @@ export class FastRuleReader {
     let h = 0;
     let quoted = false;
     while (i < end) {
-      const c = s.charCodeAt(i);
+      const c = b[i];
       // Most characters are above '"': one comparison decides them.
       if (c > QUOTE) {
         h = (Math.imul(h, 31) + c) | 0;
@@ -321,11 +340,12 @@ export class FastRuleReader {
       }
       if (c === SPACE) break;
       if (c === QUOTE) {
+        const s = this.s;
         const close = s.indexOf('"', i + 1);
         if (close < 0 || close >= end) return -1;
         if (this.backslash < i) {
-          const b = s.indexOf('\\', i);
-          this.backslash = b < 0 ? NONE : b;
+          const at = s.indexOf('\\', i);
+          this.backslash = at < 0 ? NONE : at;
         }
         if (this.backslash < close) return -1;
         quoted = true;
@@ -346,13 +366,13 @@ export class FastRuleReader {
 
   /** An option name such as `-d`, `--dport` (the lexer's rule: not quoted, not `-` alone, not `-1`). */
   private isOption(): boolean {
-    if (this.wq || this.we - this.ws < 2 || this.s.charCodeAt(this.ws) !== DASH) return false;
-    const c = this.s.charCodeAt(this.ws + 1);
+    if (this.wq || this.we - this.ws < 2 || this.b[this.ws] !== DASH) return false;
+    const c = this.b[this.ws + 1];
     return !(c >= ZERO && c <= NINE);
   }
 
   private isBang(): boolean {
-    return !this.wq && this.we - this.ws === 1 && this.s.charCodeAt(this.ws) === BANG;
+    return !this.wq && this.we - this.ws === 1 && this.b[this.ws] === BANG;
   }
 
   /** s[from, to) as a number when it is digits only; -1 when it is not; -2 when it is too long to be sure. */
@@ -360,7 +380,7 @@ export class FastRuleReader {
     if (to - from > 9) return -2;
     let v = 0;
     for (let i = from; i < to; i++) {
-      const c = this.s.charCodeAt(i);
+      const c = this.b[i];
       if (c < ZERO || c > NINE) return -1;
       v = v * 10 + (c - ZERO);
     }
@@ -374,40 +394,40 @@ export class FastRuleReader {
    * Fixes or checks the ruleset's family.
    */
   private ipv4(holder: FamilyHolder): boolean {
-    const s = this.s;
+    const s = this.b;
     const end = this.we;
     let i = this.ws;
     for (let octet = 0; octet < 4; octet++) {
       if (octet > 0) {
-        if (i >= end || s.charCodeAt(i) !== DOT) return false;
+        if (i >= end || s[i] !== DOT) return false;
         i++;
       }
       const from = i;
       let v = 0;
       while (i < end) {
-        const c = s.charCodeAt(i);
+        const c = s[i];
         if (c < ZERO || c > NINE) break;
         v = v * 10 + (c - ZERO);
         i++;
       }
       const n = i - from;
-      if (n === 0 || n > 3 || v > 255 || (n > 1 && s.charCodeAt(from) === ZERO)) return false;
+      if (n === 0 || n > 3 || v > 255 || (n > 1 && s[from] === ZERO)) return false;
     }
     let prefix = 32;
     const addressEnd = i;
     if (i < end) {
-      if (s.charCodeAt(i) !== SLASH) return false;
+      if (s[i] !== SLASH) return false;
       i++;
       const from = i;
       prefix = 0;
       while (i < end) {
-        const c = s.charCodeAt(i);
+        const c = s[i];
         if (c < ZERO || c > NINE) return false;
         prefix = prefix * 10 + (c - ZERO);
         i++;
       }
       const n = i - from;
-      if (n === 0 || n > 2 || prefix > 32 || (n > 1 && s.charCodeAt(from) === ZERO)) return false;
+      if (n === 0 || n > 2 || prefix > 32 || (n > 1 && s[from] === ZERO)) return false;
     }
     if (holder.family === 'ipv6') return false;
     holder.family = 'ipv4';

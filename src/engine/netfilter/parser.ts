@@ -11,7 +11,8 @@ import { RuleReader } from './rule-parser.ts';
 import { DumpChain, RuleStore } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
 import { FastRuleReader } from './fast-rule.ts';
-import { hashOf, spells } from './char-index.ts';
+import { asciiBytes, hashOf } from './char-index.ts';
+import { ChainIndex, named } from './chain-index.ts';
 
 export type FormatOption = 'auto' | DumpFormat;
 
@@ -31,28 +32,25 @@ export interface ParseOptions {
 interface TableDraft {
   name: string;
   line: number;
-  chains: Map<string, DumpChain>;
+  /** The chains, in the order they were made, by name. */
+  chains: ChainIndex;
   /** Targets that are neither known extensions nor (yet) chains, with where each was first seen. */
   unknownTargets: Map<string, { line: number; text: string }>;
-  /** Every -j/-g target named in the table. */
-  jumpTargets: Set<string>;
-  /** The chains in the order they were declared (deleted ones included: see `deleted`). */
-  order: DumpChain[];
-  deleted: Set<DumpChain>;
-  /**
-   * The chains again, by a hash of their name, for the fast reader (found without making a
-   * string); made the first time a chain is not where the declaration order says it is.
-   */
-  chainsByHash: Map<number, DumpChain[]> | null;
-  /** Targets (numbers in the RuleStore) already noted for this table: 1 at their number. */
+  /** Every -j/-g target named in the table (numbers in the RuleStore): 1 at their number. */
   notedTargets: Uint8Array;
 }
 
-function fileByHash(byHash: Map<number, DumpChain[]>, c: DumpChain): void {
-  const h = hashOf(c.name, 0, c.name.length);
-  const same = byHash.get(h);
-  if (same) same.push(c);
-  else byHash.set(h, [c]);
+/** Could this target be an extension (a single upper-case word such as DNAT or CHECKSUM)? A dash marks a chain name. */
+const EXTENSION_LIKE = /^[A-Z][A-Z0-9_]*$/;
+
+/** EXTENSION_LIKE for b[from, to), without making a string. */
+function extensionLikeAt(b: Uint8Array, from: number, to: number): boolean {
+  if (to <= from || b[from] < 0x41 || b[from] > 0x5a) return false;
+  for (let i = from + 1; i < to; i++) {
+    const c = b[i];
+    if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f)) return false;
+  }
+  return true;
 }
 
 class RulesetBuilder {
@@ -63,14 +61,17 @@ class RulesetBuilder {
   readonly store = new RuleStore();
   private readonly fast = new FastRuleReader(this.store);
   private readonly unknownReported = new Set<string>();
+  /** The source as asciiBytes, for the fast paths (empty when they are off). */
+  private readonly bytes: Uint8Array;
 
-
-  constructor(readonly format: DumpFormat, readonly source: string, private readonly useFast = true) {}
+  constructor(readonly format: DumpFormat, readonly source: string, private readonly useFast = true) {
+    this.bytes = useFast ? asciiBytes(source) : new Uint8Array(0);
+  }
 
   table(name: string, line: number): TableDraft {
     let t = this.tables.get(name);
     if (!t) {
-      t = { name, line, chains: new Map(), unknownTargets: new Map(), jumpTargets: new Set(), order: [], deleted: new Set(), chainsByHash: null, notedTargets: new Uint8Array(1024) };
+      t = { name, line, chains: new ChainIndex(), unknownTargets: new Map(), notedTargets: new Uint8Array(1024) };
       this.tables.set(name, t);
     }
     return t;
@@ -78,55 +79,51 @@ class RulesetBuilder {
 
   lastChain: DumpChain | null = null;
 
-  chain(table: TableDraft, name: string, line: number): DumpChain {
+  /**
+   * The chain called `name`, made when new. `hash` is hashOf(name) when the caller has it, and
+   * `nameAt` where the name stands in the source (so that lookups compare bytes), or -1.
+   */
+  chain(table: TableDraft, name: string, line: number, hash?: number, nameAt = -1): DumpChain {
     // iptables-save lists a chain's rules together: most lookups hit the previous chain.
     const last = this.lastChain;
     if (last !== null && last.name === name && last.table === table.name) return last;
-    let c = table.chains.get(name);
+    const h = hash ?? hashOf(name, 0, name.length);
+    let c = table.chains.hashed(name, h);
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
       c = new DumpChain(table.name, name, builtin, line, this.source, this.store);
-      c.position = table.order.length;
-      table.chains.set(name, c);
-      table.order.push(c);
-      if (table.chainsByHash) fileByHash(table.chainsByHash, c);
+      c.hash = h;
+      c.nameAt = nameAt;
+      table.chains.add(c);
     }
     this.lastChain = c;
     return c;
   }
 
-  /** The chain named source[from, to) (whose hash is `hash`), made when new. */
+  /** The chain named source[from, to) (whose hash is `hash`), made when new. For the fast paths. */
   chainAt(table: TableDraft, from: number, to: number, hash: number): DumpChain {
     const last = this.lastChain;
-    const source = this.source;
+    const b = this.bytes;
     if (last !== null && last.table === table.name) {
-      if (spells(last.name, source, from, to)) return last;
+      if (named(last, b, from, to, hash)) return last;
       // iptables-save lists the rules chain by chain, in the order it declared the chains: the
       // chain is one of the next few (those in between have no rules).
-      const order = table.order;
+      const order = table.chains.order;
       const stop = Math.min(last.position + 5, order.length);
       for (let k = last.position + 1; k < stop; k++) {
         const c = order[k];
-        if (spells(c.name, source, from, to) && !table.deleted.has(c)) return (this.lastChain = c);
+        if (named(c, b, from, to, hash) && !c.deleted) return (this.lastChain = c);
       }
     }
-    if (!table.chainsByHash) {
-      table.chainsByHash = new Map();
-      for (const c of table.order) if (!table.deleted.has(c)) fileByHash(table.chainsByHash, c);
-    }
-    for (const c of table.chainsByHash.get(hash) ?? []) {
-      if (spells(c.name, source, from, to)) return (this.lastChain = c);
-    }
-    return this.chain(table, source.slice(from, to), 0);
+    const found = table.chains.at(b, from, to, hash);
+    if (found) return (this.lastChain = found);
+    return this.chain(table, this.source.slice(from, to), 0, hash, from);
   }
 
   deleteChain(table: TableDraft, name: string): void {
     const c = table.chains.get(name);
     if (!c || c.builtin) return;
-    table.chains.delete(name);
-    table.deleted.add(c);
-    const same = table.chainsByHash?.get(hashOf(name, 0, name.length));
-    if (same) same.splice(same.indexOf(c), 1);
+    table.chains.remove(c);
     this.lastChain = null;
   }
 
@@ -154,23 +151,33 @@ class RulesetBuilder {
     const chain = last !== null && last.table === table.name && words.is(1, last.name) ? last : this.chain(table, words.text(1)!, 0);
     if (body.matches.length > 0) this.noteUnknown(body, errorText, line);
     const target = body.target?.name ?? null;
-    if (target) this.noteTarget(table, target, line, from, to);
+    const store = this.store;
+    const targetId = target === null ? -1 : store.intern(target);
+    if (target !== null) this.noteTarget(table, targetId, line, from, to, !isKnownTarget(target) && EXTENSION_LIKE.test(target));
     const d = body.destination;
     const host = d !== undefined && !d.negated && d.value.prefix === (d.value.family === 'ipv4' ? 32 : 128) ? d.value.address : null;
-    const store = this.store;
     const id = store.add(
-      from, to, line, start, target === null ? -1 : store.intern(target), host === null ? -1 : store.intern(host),
+      from, to, line, start, targetId, host === null ? -1 : store.intern(host),
       body.dispatchPort ?? -1, counters ?? body.counters,
     );
-    chain.list.add(id, insertAt);
+    chain.addRule(id, insertAt);
   }
 
-  private noteTarget(table: TableDraft, target: string, line: number, from: number, to: number): void {
-    table.jumpTargets.add(target);
-    // Extension targets are single upper-case words (DNAT, CHECKSUM); a dash marks a chain name.
-    if (!isKnownTarget(target) && !table.unknownTargets.has(target) && /^[A-Z][A-Z0-9_]*$/.test(target)) {
-      table.unknownTargets.set(target, { line, text: this.source.slice(from, to) });
+  /**
+   * Notes target `id` (a number in the RuleStore) of the rule source[from, to) as one of the
+   * table's jump targets. `unknown`: it may be an extension svcpath does not model (or a chain
+   * missing from the dump), reported at the rule that names it first.
+   */
+  private noteTarget(table: TableDraft, id: number, line: number, from: number, to: number, unknown: boolean): void {
+    if (id < table.notedTargets.length && table.notedTargets[id] === 1) return;
+    if (id >= table.notedTargets.length) {
+      const more = new Uint8Array(Math.max(id + 1, table.notedTargets.length * 2));
+      more.set(table.notedTargets);
+      table.notedTargets = more;
     }
+    table.notedTargets[id] = 1;
+    const name = this.store.strings[id];
+    if (unknown && !table.unknownTargets.has(name)) table.unknownTargets.set(name, { line, text: this.source.slice(from, to) });
   }
 
   /**
@@ -182,20 +189,14 @@ class RulesetBuilder {
     const fast = this.fast;
     const from = lines.offset + lines.indent;
     const to = lines.ruleEnd();
-    if (!fast.read(this.source, from, to, this.reader)) return false;
+    if (!fast.read(this.source, this.bytes, from, to, this.reader)) return false;
     const chain = this.chainAt(table, fast.chainStart, fast.chainEnd, fast.chainHash);
     const store = this.store;
     const target = fast.target;
     if (target >= 0 && (target >= table.notedTargets.length || table.notedTargets[target] === 0)) {
-      if (target >= table.notedTargets.length) {
-        const more = new Uint8Array(Math.max(target + 1, table.notedTargets.length * 2));
-        more.set(table.notedTargets);
-        table.notedTargets = more;
-      }
-      table.notedTargets[target] = 1;
-      this.noteTarget(table, store.strings[target], lines.number, from, to);
+      this.noteTarget(table, target, lines.number, from, to, !fast.knownTarget && extensionLikeAt(this.bytes, fast.targetStart, fast.targetEnd));
     }
-    chain.list.add(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, undefined));
+    chain.addRule(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, undefined));
     return true;
   }
 
@@ -206,12 +207,27 @@ class RulesetBuilder {
   fastDeclaration(table: TableDraft, lines: LineReader): boolean {
     if (!this.useFast) return false;
     const s = this.source;
+    const b = this.bytes;
     const from = lines.offset + lines.indent + 1;
     const end = lines.ruleEnd();
-    const nameEnd = s.indexOf(' ', from);
-    if (nameEnd <= from || nameEnd >= end) return false;
-    let policyEnd = s.indexOf(' ', nameEnd + 1);
-    if (policyEnd < 0 || policyEnd > end) policyEnd = end;
+    // The name and the policy: printable ASCII (anything else may be a blank to the full
+    // reader's pattern), one space after each; the name is hashed on the way.
+    let i = from;
+    let hash = 0;
+    for (; i < end; i++) {
+      const c = b[i];
+      if (c === 0x20) break;
+      if (c < 0x21 || c > 0x7e) return false;
+      hash = (Math.imul(hash, 31) + c) | 0;
+    }
+    const nameEnd = i;
+    if (nameEnd === from || nameEnd >= end) return false;
+    for (i = nameEnd + 1; i < end; i++) {
+      const c = b[i];
+      if (c === 0x20) break;
+      if (c < 0x21 || c > 0x7e) return false;
+    }
+    const policyEnd = i;
     if (policyEnd === nameEnd + 1) return false;
     let packets: string | undefined;
     let bytes: string | undefined;
@@ -226,11 +242,6 @@ class RulesetBuilder {
       bytes = s.slice(colon + 1, end - 1);
       if (!DIGITS.test(packets) || !DIGITS.test(bytes)) return false;
     }
-    // Printable ASCII only: anything else may be a blank to the full reader's pattern.
-    for (let i = from; i < policyEnd; i++) {
-      const c = s.charCodeAt(i);
-      if ((c < 0x21 || c > 0x7e) && i !== nameEnd) return false;
-    }
     const dash = policyEnd === nameEnd + 2 && s.charCodeAt(nameEnd + 1) === 0x2d;
     const name = s.slice(from, nameEnd);
     // Decide before making the chain: a line declined here is read again by the full reader.
@@ -244,7 +255,7 @@ class RulesetBuilder {
     } else if (!dash) {
       return false;
     }
-    const chain = this.chain(table, name, 0);
+    const chain = this.chain(table, name, 0, hash, from);
     chain.line = lines.number;
     // iptables-restore reads '-' on a built-in chain as "leave the policy as it is", counters too.
     if (chain.builtin && dash) return true;
@@ -274,7 +285,7 @@ class RulesetBuilder {
     this.store.family = this.reader.family ?? 'ipv4';
     this.store.trim();
     for (const t of this.tables.values()) {
-      const chains: Map<string, Chain> = t.chains;
+      const chains: ReadonlyMap<string, Chain> = t.chains;
       for (const [target, where] of t.unknownTargets) {
         if (t.chains.has(target)) continue;
         this.diagnostics.push({
@@ -285,7 +296,7 @@ class RulesetBuilder {
           text: where.text,
         });
       }
-      tables.set(t.name, { name: t.name, line: t.line, chains, jumpTargets: t.jumpTargets });
+      tables.set(t.name, tableOf(t.name, t.line, chains, t.notedTargets, this.store.strings));
     }
     return {
       format: this.format,
@@ -295,6 +306,22 @@ class RulesetBuilder {
       assumptions,
     };
   }
+}
+
+/** A table whose jump targets (strings[i] for every i noted in `noted`) are a set made when first asked for. */
+function tableOf(name: string, line: number, chains: ReadonlyMap<string, Chain>, noted: Uint8Array, strings: readonly string[]): Table {
+  let made: Set<string> | null = null;
+  return {
+    name,
+    line,
+    chains,
+    get jumpTargets(): ReadonlySet<string> {
+      if (made) return made;
+      made = new Set();
+      for (let i = 0; i < noted.length; i++) if (noted[i] === 1) made.add(strings[i]);
+      return made;
+    },
+  };
 }
 
 /**
@@ -452,7 +479,7 @@ export function parseIptablesSave(text: string, options: { fastReader?: boolean 
       if (verbText === '-N' || verbText === '--new-chain') b.chain(table, name, lineNo);
       else if (verbText === '-F' || verbText === '--flush') {
         const c = table.chains.get(name);
-        if (c) c.list.clear();
+        if (c) c.clearRules();
       } else {
         b.deleteChain(table, name);
       }

@@ -5,7 +5,7 @@
  * them. The text was fully read, and any syntax error reported, when the dump was parsed.
  */
 import type { Chain, Cidr, Counters, Family, MatchModule, Negatable, Policy, Rule, TargetSpec } from './ast.ts';
-import { hashOf, Slots, spells } from './char-index.ts';
+import { hashOf, sameBytes, Slots, spells, spellsAt } from './char-index.ts';
 import { lex, Words } from './lexer.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { RuleReader } from './rule-parser.ts';
@@ -99,6 +99,8 @@ export class RuleStore {
   /** Counters of the rules that have them (`iptables-save -c`), by rule id. */
   counters: Map<number, Counters> | null = null;
   readonly strings: string[] = [];
+  /** Where each string was read in the dump (internBytes), or -1. */
+  private readonly origins: number[] = [];
   /** The dump's address family, known once the whole dump is read. */
   family: Family = 'ipv4';
   private readonly index = new Slots(4096);
@@ -116,8 +118,32 @@ export class RuleStore {
       if (e < 0) break;
       if (hashes[i] === hash && spells(this.strings[e], s, from, to)) return e;
     }
+    return this.made(from === 0 && to === s.length ? s : s.slice(from, to), hash, -1);
+  }
+
+  /**
+   * internAt for the fast reader: s[from, to) compared in b (s as asciiBytes). Strings it makes
+   * remember where they were read, so that later ones compare byte to byte. One store serves one
+   * dump: every call passes the same s and b.
+   */
+  internBytes(s: string, b: Uint8Array, from: number, to: number, hash: number): number {
+    const { entries, hashes, mask } = this.index;
+    const n = to - from;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const e = entries[i];
+      if (e < 0) break;
+      if (hashes[i] !== hash) continue;
+      const t = this.strings[e];
+      const at = this.origins[e];
+      if (t.length === n && (at >= 0 ? sameBytes(b, at, from, n) : spellsAt(t, b, from, to))) return e;
+    }
+    return this.made(s.slice(from, to), hash, from);
+  }
+
+  private made(text: string, hash: number, origin: number): number {
     const id = this.strings.length;
-    this.strings.push(from === 0 && to === s.length ? s : s.slice(from, to));
+    this.strings.push(text);
+    this.origins.push(origin);
     this.index.put(hash, id);
     return id;
   }
@@ -167,23 +193,25 @@ function resized<T extends Int32Array | Uint8Array>(a: T, n: number): T {
 /**
  * Which rules of the store a chain has, in order. iptables-save lists a chain's rules together,
  * so most chains are one run of consecutive ids; a chain whose rules are not (rules inserted with
- * `-I`, or appended between other chains' rules) keeps a list.
+ * `-I`, or appended between other chains' rules) keeps a list. A DumpChain is one (a dump has
+ * tens of thousands of chains: one object each, not two).
  */
 export class RuleList {
   private first = 0;
   private count = 0;
   private ids: number[] | null = null;
 
-  get length(): number {
+  get ruleCount(): number {
     return this.ids ? this.ids.length : this.count;
   }
 
-  id(k: number): number {
+  /** The store id of the rule at 0-based position k. */
+  ruleId(k: number): number {
     return this.ids ? this.ids[k] : this.first + k;
   }
 
   /** Appends rule `id`, or inserts it at `at` (0-based) for `-I`. */
-  add(id: number, at = -1): void {
+  addRule(id: number, at = -1): void {
     if (this.ids === null) {
       if (at < 0 || at >= this.count) {
         if (this.count === 0) {
@@ -203,7 +231,7 @@ export class RuleList {
     else this.ids.splice(at, 0, id);
   }
 
-  clear(): void {
+  clearRules(): void {
     this.first = 0;
     this.count = 0;
     this.ids = null;
@@ -214,16 +242,20 @@ export class RuleList {
  * A parsed chain whose Rule objects are made on first access to `rules`. The parser fills in its
  * policy, declaration line and counters while it reads the dump; nothing changes it afterwards.
  */
-export class DumpChain implements Chain {
+export class DumpChain extends RuleList implements Chain {
   private made: Rule[] | null = null;
   private joined: string | null = null;
   policy: Policy | null;
   line: number;
   counters: Counters | undefined = undefined;
-  /** The rules, as ids in the store. */
-  readonly list = new RuleList();
   /** Where the parser declared it among its table's chains. */
   position = 0;
+  /** Taken out by `-X` (a ChainIndex no longer finds it). */
+  deleted = false;
+  /** hashOf(name), for the parser's lookups. */
+  hash = 0;
+  /** Where the parser read the name in the dump (its lookups then compare bytes), or -1. */
+  nameAt = -1;
 
   constructor(
     readonly table: string,
@@ -233,6 +265,7 @@ export class DumpChain implements Chain {
     private readonly source: string,
     private readonly store: RuleStore,
   ) {
+    super();
     this.policy = builtin ? 'ACCEPT' : null;
     this.line = line;
   }
@@ -241,52 +274,48 @@ export class DumpChain implements Chain {
     return this.store.family;
   }
 
-  get ruleCount(): number {
-    return this.list.length;
-  }
-
   /** The rule texts joined by newlines, kept: diffs and checks compare chains by it. */
   joinedText(): string {
     if (this.joined !== null) return this.joined;
-    const n = this.list.length;
+    const n = this.ruleCount;
     if (n === 0) return (this.joined = '');
     const { from, to } = this.store;
-    let prev = this.list.id(0);
+    let prev = this.ruleId(0);
     for (let k = 1; k < n; k++) {
-      const id = this.list.id(k);
+      const id = this.ruleId(k);
       if (from[id] !== to[prev] + 1 || this.source.charCodeAt(to[prev]) !== 0x0a) return (this.joined = this.texts().texts.join('\n'));
       prev = id;
     }
-    return (this.joined = this.source.slice(from[this.list.id(0)], to[prev]));
+    return (this.joined = this.source.slice(from[this.ruleId(0)], to[prev]));
   }
 
   lineNumbers(): number[] {
-    const n = this.list.length;
+    const n = this.ruleCount;
     const lines = new Array<number>(n);
-    for (let k = 0; k < n; k++) lines[k] = this.store.lines[this.list.id(k)];
+    for (let k = 0; k < n; k++) lines[k] = this.store.lines[this.ruleId(k)];
     return lines;
   }
 
   texts(): { texts: string[]; lines: number[] } {
-    const n = this.list.length;
+    const n = this.ruleCount;
     const texts = new Array<string>(n);
     const lines = new Array<number>(n);
     for (let k = 0; k < n; k++) {
       texts[k] = this.ruleText(k);
-      lines[k] = this.store.lines[this.list.id(k)];
+      lines[k] = this.store.lines[this.ruleId(k)];
     }
     return { texts, lines };
   }
 
   /** The `-j`/`-g` target of the rule at 0-based position k (null for none), as the parser read it. */
   targetAt(k: number): string | null {
-    const t = this.store.targets[this.list.id(k)];
+    const t = this.store.targets[this.ruleId(k)];
     return t < 0 ? null : this.store.strings[t];
   }
 
   /** The dispatch keys the parser read for the rule at 0-based position k (single-host `-d`, single `--dport`). */
   dispatchAt(k: number): { dst: string | null; port: number | null } {
-    const id = this.list.id(k);
+    const id = this.ruleId(k);
     const d = this.store.dsts[id];
     const p = this.store.dports[id];
     return { dst: d < 0 ? null : this.store.strings[d], port: p < 0 ? null : p };
@@ -296,19 +325,19 @@ export class DumpChain implements Chain {
   ruleAt(k: number): Rule {
     if (this.made) return this.made[k];
     const s = this.store;
-    const id = this.list.id(k);
+    const id = this.ruleId(k);
     return new TextRule(this.table, this.name, k + 1, s.lines[id], this.source.slice(s.from[id], s.to[id]), s.starts[id], this.family, s.counters?.get(id));
   }
 
   /** The text of the rule at 0-based position k. */
   ruleText(k: number): string {
-    const id = this.list.id(k);
+    const id = this.ruleId(k);
     return this.source.slice(this.store.from[id], this.store.to[id]);
   }
 
   get rules(): readonly Rule[] {
     if (!this.made) {
-      const n = this.list.length;
+      const n = this.ruleCount;
       const out = new Array<Rule>(n);
       for (let k = 0; k < n; k++) out[k] = this.ruleAt(k);
       this.made = out;
