@@ -162,6 +162,8 @@ export class FastRuleReader {
   private we = 0;
   private wh = 0;
   private wq = false;
+  /** The current word was read ahead (by arg()) and is the next one word() gives. */
+  private pending = false;
   /** Set by ipv4(). */
   private hostEnd = -1;
   /** Where the next backslash of `s` is at or after the last quote looked at (NONE: no more). */
@@ -185,6 +187,7 @@ export class FastRuleReader {
     }
     this.pos = from + 3;
     this.end = to;
+    this.pending = false;
     if (this.word() !== 1 || this.wq) return false;
     this.chainStart = this.ws;
     this.chainEnd = this.we;
@@ -214,7 +217,7 @@ export class FastRuleReader {
       switch (id) {
         case SRC:
         case DST: {
-          if (this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
+          if (this.arg() !== 1 || this.wq) return false;
           if (!this.ipv4(holder)) return false;
           if (id === DST) this.dst = !negate && this.hostEnd >= 0 ? this.names.internBytes(s, b, this.ws, this.hostEnd, hashOf(s, this.ws, this.hostEnd)) : -1;
           negate = false;
@@ -229,7 +232,7 @@ export class FastRuleReader {
         }
         case IN:
         case OUT:
-          if (this.word() !== 1 || this.isOption() || this.isBang()) return false;
+          if (this.arg() !== 1) return false;
           negate = false;
           continue;
         case FRAG:
@@ -267,14 +270,11 @@ export class FastRuleReader {
       let firstEnd = 0;
       let firstQuoted = false;
       for (;;) {
-        const at = this.pos;
-        const w = this.word();
+        const w = this.arg();
         if (w < 0) return false;
-        if (w === 0) break;
-        if (this.isOption() || this.isBang()) {
+        if (w === 0) {
           // `--dport ! 80` (old iptables) is left to the full reader.
-          if (args === 0 && this.isBang()) return false;
-          this.pos = at;
+          if (args === 0 && this.pending && this.isBang()) return false;
           break;
         }
         if (args === 0) {
@@ -319,6 +319,10 @@ export class FastRuleReader {
    * lexer must read (a tab, a carriage return, an escape or an unterminated quote).
    */
   private word(): number {
+    if (this.pending) {
+      this.pending = false;
+      return 1;
+    }
     const b = this.b;
     const end = this.end;
     let i = this.pos;
@@ -340,16 +344,9 @@ export class FastRuleReader {
       }
       if (c === SPACE) break;
       if (c === QUOTE) {
-        const s = this.s;
-        const close = s.indexOf('"', i + 1);
-        if (close < 0 || close >= end) return -1;
-        if (this.backslash < i) {
-          const at = s.indexOf('\\', i);
-          this.backslash = at < 0 ? NONE : at;
-        }
-        if (this.backslash < close) return -1;
+        i = this.afterQuote(i);
+        if (i < 0) return -1;
         quoted = true;
-        i = close + 1;
         continue;
       }
       if (c === TAB || c === CR) return -1;
@@ -362,6 +359,73 @@ export class FastRuleReader {
     this.wq = quoted;
     this.pos = i;
     return 1;
+  }
+
+  /**
+   * The next word when it is an argument: 1 (ws/we/wq set; wh is not), 0 at the end of the
+   * line or when the next word is an option or '!' (then read, and pending for word()), -1 as
+   * for word(). Arguments are most of a line's characters and are not hashed.
+   */
+  private arg(): number {
+    const b = this.b;
+    const end = this.end;
+    let i = this.pos;
+    while (i < end && b[i] === SPACE) i++;
+    if (i >= end) {
+      this.pos = i;
+      return 0;
+    }
+    const first = b[i];
+    if (first === DASH || first === BANG) {
+      // Perhaps an option or '!': read as a word, which then is the line's next word.
+      this.pos = i;
+      const r = this.word();
+      if (r !== 1) return r;
+      if (this.isOption() || this.isBang()) {
+        this.pending = true;
+        return 0;
+      }
+      return 1;
+    }
+    const start = i;
+    let quoted = false;
+    while (i < end) {
+      const c = b[i];
+      if (c > QUOTE) {
+        i++;
+        continue;
+      }
+      if (c === SPACE) break;
+      if (c === QUOTE) {
+        i = this.afterQuote(i);
+        if (i < 0) return -1;
+        quoted = true;
+        continue;
+      }
+      if (c === TAB || c === CR) return -1;
+      i++;
+    }
+    this.ws = start;
+    this.we = i;
+    this.wq = quoted;
+    this.pos = i;
+    return 1;
+  }
+
+  /**
+   * Where the quoted run opened at i ends (just past its closing quote), or -1 when the full
+   * lexer must read it: no closing quote on the line, or a backslash inside.
+   */
+  private afterQuote(i: number): number {
+    const s = this.s;
+    const close = s.indexOf('"', i + 1);
+    if (close < 0 || close >= this.end) return -1;
+    if (this.backslash < i) {
+      const at = s.indexOf('\\', i);
+      this.backslash = at < 0 ? NONE : at;
+    }
+    if (this.backslash < close) return -1;
+    return close + 1;
   }
 
   /** An option name such as `-d`, `--dport` (the lexer's rule: not quoted, not `-` alone, not `-1`). */

@@ -58,14 +58,17 @@ class RulesetBuilder {
   readonly diagnostics: Diagnostic[] = [];
   readonly reader = new RuleReader();
   readonly words = new Words();
-  readonly store = new RuleStore();
-  private readonly fast = new FastRuleReader(this.store);
+  readonly store: RuleStore;
+  private readonly fast: FastRuleReader;
   private readonly unknownReported = new Set<string>();
   /** The source as asciiBytes, for the fast paths (empty when they are off). */
   private readonly bytes: Uint8Array;
 
   constructor(readonly format: DumpFormat, readonly source: string, private readonly useFast = true) {
     this.bytes = useFast ? asciiBytes(source) : new Uint8Array(0);
+    // About one rule per 150 characters in kube-proxy's dumps: room for them from the start.
+    this.store = new RuleStore(Math.min(1 << 22, Math.floor(source.length / 128)));
+    this.fast = new FastRuleReader(this.store);
   }
 
   table(name: string, line: number): TableDraft {

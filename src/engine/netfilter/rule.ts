@@ -105,6 +105,11 @@ export class RuleStore {
   family: Family = 'ipv4';
   private readonly index = new Slots(4096);
 
+  /** `capacity`: how many rules to make room for at first (the store grows past it). */
+  constructor(capacity = 1024) {
+    if (capacity > this.from.length) this.resize(capacity);
+  }
+
   /** The number of a string in `strings` (one entry per distinct string). */
   intern(s: string): number {
     return this.internAt(s, 0, s.length, hashOf(s, 0, s.length));
