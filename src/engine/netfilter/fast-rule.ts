@@ -323,6 +323,34 @@ export class FastRuleReader {
       this.pending = false;
       return 1;
     }
+    return this.scan(true);
+  }
+
+  /**
+   * The next word when it is an argument: 1 (ws/we/wq set; wh is not), 0 at the end of the
+   * line or when the next word is an option or '!' (then read, and pending for word()), -1 as
+   * for word(). Arguments are most of a line's characters and are not hashed.
+   */
+  private arg(): number {
+    const b = this.b;
+    const end = this.end;
+    let i = this.pos;
+    while (i < end && b[i] === SPACE) i++;
+    this.pos = i;
+    if (i < end && (b[i] === DASH || b[i] === BANG)) {
+      // Perhaps an option or '!': read as a word, which then is the line's next word.
+      const r = this.scan(true);
+      if (r === 1 && (this.isOption() || this.isBang())) {
+        this.pending = true;
+        return 0;
+      }
+      return r;
+    }
+    return this.scan(false);
+  }
+
+  /** Reads the word at `pos` as word() says; its hash only when `hashed`. */
+  private scan(hashed: boolean): number {
     const b = this.b;
     const end = this.end;
     let i = this.pos;
@@ -338,7 +366,7 @@ export class FastRuleReader {
       const c = b[i];
       // Most characters are above '"': one comparison decides them.
       if (c > QUOTE) {
-        h = (Math.imul(h, 31) + c) | 0;
+        if (hashed) h = (Math.imul(h, 31) + c) | 0;
         i++;
         continue;
       }
@@ -350,63 +378,12 @@ export class FastRuleReader {
         continue;
       }
       if (c === TAB || c === CR) return -1;
-      h = (Math.imul(h, 31) + c) | 0;
+      if (hashed) h = (Math.imul(h, 31) + c) | 0;
       i++;
     }
     this.ws = start;
     this.we = i;
     this.wh = h;
-    this.wq = quoted;
-    this.pos = i;
-    return 1;
-  }
-
-  /**
-   * The next word when it is an argument: 1 (ws/we/wq set; wh is not), 0 at the end of the
-   * line or when the next word is an option or '!' (then read, and pending for word()), -1 as
-   * for word(). Arguments are most of a line's characters and are not hashed.
-   */
-  private arg(): number {
-    const b = this.b;
-    const end = this.end;
-    let i = this.pos;
-    while (i < end && b[i] === SPACE) i++;
-    if (i >= end) {
-      this.pos = i;
-      return 0;
-    }
-    const first = b[i];
-    if (first === DASH || first === BANG) {
-      // Perhaps an option or '!': read as a word, which then is the line's next word.
-      this.pos = i;
-      const r = this.word();
-      if (r !== 1) return r;
-      if (this.isOption() || this.isBang()) {
-        this.pending = true;
-        return 0;
-      }
-      return 1;
-    }
-    const start = i;
-    let quoted = false;
-    while (i < end) {
-      const c = b[i];
-      if (c > QUOTE) {
-        i++;
-        continue;
-      }
-      if (c === SPACE) break;
-      if (c === QUOTE) {
-        i = this.afterQuote(i);
-        if (i < 0) return -1;
-        quoted = true;
-        continue;
-      }
-      if (c === TAB || c === CR) return -1;
-      i++;
-    }
-    this.ws = start;
-    this.we = i;
     this.wq = quoted;
     this.pos = i;
     return 1;
