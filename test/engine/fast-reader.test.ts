@@ -131,6 +131,35 @@ test('fast and full readers agree on control characters at the end of a line (on
   assert.equal(x.rules[0].target?.name, 'ACCEPT\x0b');
 });
 
+test('fast and full readers agree on characters past ASCII (the fast paths read bytes)', () => {
+  // U+0141 and U+0120 have the low bytes of 'A' and ' ': a reader that kept only low bytes
+  // would take -\u0141 for -A, and \u0120 for a blank.
+  const chainLines = [':KUBE-SVC-\u00c4 - [0:0]', ':X\u0120Y - [0:0]', ':X - [0:0]\u00a0', ':X\u00a0- [0:0]'];
+  const ruleLines = [
+    '-A X -m comment --comment "caf\u00e9 \u2603" -j ACCEPT',
+    '-A X -m comment --comment caf\u00e9 -j ACCEPT',
+    '-A X -d 10.0.0.1/32\u00a0-j ACCEPT',
+    '-A X -d 10.0.0.1/32 -j KUBE-SEP-\u0141',
+    '-\u0141 X -j ACCEPT',
+    '-A X\u0120-j ACCEPT',
+    '-A X -p tcp -m tcp --dport 8\u0030\u0660 -j ACCEPT',
+    '-A X -j \ud83d\ude00',
+  ];
+  for (const line of chainLines) agree(`*nat\n${line}\n-A X -j ACCEPT\nCOMMIT\n`, JSON.stringify(line));
+  for (const line of ruleLines) agree(`*nat\n:X - [0:0]\n${line}\nCOMMIT\n`, JSON.stringify(line));
+  // The same lines in one dump whose other lines are plain ASCII: only those lines leave the fast path.
+  const dump = renderIptablesSave(generateCluster({ seed: 5, services: 20 }));
+  const at = dump.indexOf('COMMIT', dump.indexOf('*nat'));
+  const good = [ruleLines[0], ruleLines[1], ruleLines[3], ruleLines[7]];
+  const mixed = `${dump.slice(0, at)}:X - [0:0]\n${good.join('\n')}\n${dump.slice(at)}`;
+  const result = agree(mixed, 'generated dump with lines past ASCII');
+  assert.ok('ok' in result);
+  const x = parseDump(mixed).tables.get('nat')!.chains.get('X')!;
+  assert.equal(x.rules[0].text, '-A X -m comment --comment "caf\u00e9 \u2603" -j ACCEPT');
+  assert.equal(x.rules[2].target?.name, 'KUBE-SEP-\u0141');
+  assert.equal((x as DumpChain).targetAt(3), '\ud83d\ude00');
+});
+
 /** What a mutation may put into a line: the forms the fast reader must decline or read exactly. */
 const TOKENS = [
   '!', '! !', '-d', '-s', '--dport', '! --dport', '--dport ! 80', '--dport 0080', '--dport 123456789012', '-m', '-m tcp', '-m nosuchmodule',
@@ -138,6 +167,8 @@ const TOKENS = [
   '10.0.0.1', '10.0.0.01', '10.0.0.1/33', '10.0.0.0/255.255.255.0', '10.0.0.1/032', '256.1.1.1', 'fd00::1', '-d fd00::1/128',
   '\t', '\r', '-', '-1', '--', '--nosuchoption', '--to-destination', '--set-xmark 0x4000/0x4000', '-f', '-i eth0', '-o', '-A', '-I',
   'KUBE-MARK-MASQ', '--src', '--dst', '--destination-port 53', '--match tcp', '--jump RETURN', '--goto KUBE-X',
+  // Characters past ASCII: the fast paths scan bytes and must decline these outside quotes.
+  '\u00e9', '\u00a0', '\u0141', '\u2028', '\ud83d\ude00', '"caf\u00e9"', '-j \u0141', '-\u0141',
 ];
 
 function mutate(line: string, rng: Rng): string {

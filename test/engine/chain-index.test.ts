@@ -1,0 +1,77 @@
+/**
+ * ChainIndex is a table's map of chains: it must answer as a Map filled in the same order would,
+ * through chains deleted (`-X`) and declared again, and find names from the dump's bytes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChainIndex } from '../../src/engine/netfilter/chain-index.ts';
+import { asciiBytes, hashOf } from '../../src/engine/netfilter/char-index.ts';
+import { DumpChain, RuleStore } from '../../src/engine/netfilter/rule.ts';
+import { Rng } from '../support/kube-gen.ts';
+
+const store = new RuleStore();
+
+function chainNamed(name: string): DumpChain {
+  const c = new DumpChain('nat', name, false, 0, '', store);
+  c.hash = hashOf(name, 0, name.length);
+  return c;
+}
+
+function same(index: ChainIndex, model: Map<string, DumpChain>, label: string): void {
+  assert.equal(index.size, model.size, label);
+  assert.deepEqual([...index.keys()], [...model.keys()], label);
+  assert.deepEqual([...index.values()], [...model.values()], label);
+  assert.deepEqual([...index], [...model], label);
+  const seen: string[] = [];
+  index.forEach((c, name, map) => {
+    assert.equal(c.name, name);
+    assert.equal(map, index);
+    seen.push(name);
+  });
+  assert.deepEqual(seen, [...model.keys()], label);
+}
+
+test('a chain index answers as a Map through additions, deletions and chains declared again', () => {
+  const rng = new Rng(17);
+  // Few names, so that names come back after being deleted; long ones share a prefix as kube-proxy's do.
+  const names = Array.from({ length: 40 }, (_, i) => (i % 2 ? `KUBE-SEP-${i.toString(36).padStart(16, 'Q')}` : `C${i}`));
+  const index = new ChainIndex();
+  const model = new Map<string, DumpChain>();
+  for (let step = 0; step < 3000; step++) {
+    const name = names[Math.floor(rng.next() * names.length)];
+    const existing = model.get(name);
+    assert.equal(index.get(name), existing, `step ${step}: get ${name}`);
+    assert.equal(index.has(name), existing !== undefined);
+    if (existing && rng.next() < 0.4) {
+      index.remove(existing);
+      model.delete(name);
+    } else if (!existing) {
+      const c = chainNamed(name);
+      index.add(c);
+      model.set(name, c);
+    }
+    if (step % 100 === 0) same(index, model, `step ${step}`);
+  }
+  same(index, model, 'at the end');
+  assert.ok(index.order.length > model.size, 'some chains were deleted and made again');
+});
+
+test('chains whose names share a hash are told apart by their names', () => {
+  // "Aa" and "BB" have the same hashOf (31 * 65 + 97 = 31 * 66 + 66).
+  assert.equal(hashOf('Aa', 0, 2), hashOf('BB', 0, 2));
+  const index = new ChainIndex();
+  const aa = chainNamed('Aa');
+  const bb = chainNamed('BB');
+  index.add(aa);
+  index.add(bb);
+  assert.equal(index.get('Aa'), aa);
+  assert.equal(index.get('BB'), bb);
+  const text = '-A BB -j Aa';
+  const bytes = asciiBytes(text);
+  assert.equal(index.at(bytes, 3, 5, hashOf(text, 3, 5)), bb);
+  assert.equal(index.at(bytes, 9, 11, hashOf(text, 9, 11)), aa);
+  index.remove(aa);
+  assert.equal(index.at(bytes, 9, 11, hashOf(text, 9, 11)), undefined);
+  assert.equal(index.get('Aa'), undefined);
+  assert.equal(index.get('BB'), bb);
+});
