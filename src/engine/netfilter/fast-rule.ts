@@ -16,7 +16,7 @@
  */
 import type { Family } from './ast.ts';
 import { knownModules, knownTargets, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
-import { hashOf, Slots, spellsAt } from './char-index.ts';
+import { hashOf, Slots } from './char-index.ts';
 
 
 const SPACE = 0x20;
@@ -36,12 +36,18 @@ const MAX_MODULES = 32;
 /** Words found by the hash of their characters and one comparison, without making a string. */
 class WordTable {
   private readonly slots = new Slots();
-  private readonly texts: string[] = [];
+  /** The words' characters (ASCII), one after another: word e is chars[starts[e], starts[e + 1]). */
+  private chars = new Uint8Array(0);
+  private readonly starts: number[] = [0];
   private readonly ids: number[] = [];
 
   add(text: string, id: number): void {
-    this.slots.put(hashOf(text, 0, text.length), this.texts.length);
-    this.texts.push(text);
+    this.slots.put(hashOf(text, 0, text.length), this.ids.length);
+    const chars = new Uint8Array(this.chars.length + text.length);
+    chars.set(this.chars);
+    for (let k = 0; k < text.length; k++) chars[this.chars.length + k] = text.charCodeAt(k);
+    this.chars = chars;
+    this.starts.push(chars.length);
     this.ids.push(id);
   }
 
@@ -51,7 +57,14 @@ class WordTable {
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const e = entries[i];
       if (e < 0) return -1;
-      if (hashes[i] === hash && spellsAt(this.texts[e], b, from, to)) return this.ids[e];
+      if (hashes[i] !== hash) continue;
+      const start = this.starts[e];
+      const n = to - from;
+      if (this.starts[e + 1] - start !== n) continue;
+      const chars = this.chars;
+      let k = 0;
+      while (k < n && chars[start + k] === b[from + k]) k++;
+      if (k === n) return this.ids[e];
     }
   }
 }
