@@ -87,6 +87,6 @@ export class ChainIndex implements ReadonlyMap<string, DumpChain> {
 export function named(c: DumpChain, b: Uint8Array, from: number, to: number, hash: number): boolean {
   if (c.hash !== hash) return false;
   const n = to - from;
-  if (c.name.length !== n) return false;
+  if (c.nameLength !== n) return false;
   return c.nameAt >= 0 ? sameBytes(b, c.nameAt, from, n) : spellsAt(c.name, b, from, to);
 }

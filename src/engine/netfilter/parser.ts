@@ -217,10 +217,12 @@ class RulesetBuilder {
     // reader's pattern), one space after each; the name is hashed on the way.
     let i = from;
     let hash = 0;
+    let dash = false;
     for (; i < end; i++) {
       const c = b[i];
       if (c === 0x20) break;
       if (c < 0x21 || c > 0x7e) return false;
+      if (c === 0x2d) dash = true;
       hash = (Math.imul(hash, 31) + c) | 0;
     }
     const nameEnd = i;
@@ -245,23 +247,30 @@ class RulesetBuilder {
       bytes = s.slice(colon + 1, end - 1);
       if (!DIGITS.test(packets) || !DIGITS.test(bytes)) return false;
     }
-    const dash = policyEnd === nameEnd + 2 && s.charCodeAt(nameEnd + 1) === 0x2d;
-    const name = s.slice(from, nameEnd);
+    const keep = policyEnd === nameEnd + 2 && b[nameEnd + 1] === 0x2d;
+    // Built-in chains have no dash in their names; other names are not made into strings here.
+    const builtin = !dash && isBuiltinChain(table.name, s.slice(from, nameEnd));
     // Decide before making the chain: a line declined here is read again by the full reader.
     let policy: 'ACCEPT' | 'DROP' | null = null;
-    if (isBuiltinChain(table.name, name)) {
-      if (!dash) {
+    if (builtin) {
+      if (!keep) {
         const p = s.slice(nameEnd + 1, policyEnd);
         if (p !== 'ACCEPT' && p !== 'DROP') return false;
         policy = p;
       }
-    } else if (!dash) {
+    } else if (!keep) {
       return false;
     }
-    const chain = this.chain(table, name, 0, hash, from);
+    let chain = table.chains.at(b, from, nameEnd, hash);
+    if (!chain) {
+      chain = new DumpChain(table.name, null, builtin, 0, s, this.store, from, nameEnd - from);
+      chain.hash = hash;
+      table.chains.add(chain);
+    }
+    this.lastChain = chain;
     chain.line = lines.number;
     // iptables-restore reads '-' on a built-in chain as "leave the policy as it is", counters too.
-    if (chain.builtin && dash) return true;
+    if (chain.builtin && keep) return true;
     if (policy !== null) chain.policy = policy;
     if (zero) chain.counters = ZERO_COUNTERS;
     else if (packets !== undefined) chain.counters = { packets, bytes: bytes! };

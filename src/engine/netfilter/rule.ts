@@ -170,7 +170,8 @@ export class RuleStore {
 
   /** Gives back the room grown for rules that never came (the store lives as long as its ruleset). */
   trim(): void {
-    this.resize(this.size);
+    // When most of the room is used, copying every column costs more time than the rest is worth.
+    if (this.size < this.from.length * 0.75) this.resize(this.size);
   }
 
   private grow(): void {
@@ -261,18 +262,31 @@ export class DumpChain extends RuleList implements Chain {
   hash = 0;
   /** Where the parser read the name in the dump (its lookups then compare bytes), or -1. */
   nameAt = -1;
+  readonly nameLength: number;
+  /** The name, once made (a chain read from a dump makes it from the dump when first asked for). */
+  private madeName: string | null;
 
+  /** `name`: the chain's name; null to take the `nameLength` characters at `nameAt` in the source. */
   constructor(
     readonly table: string,
-    readonly name: string,
+    name: string | null,
     readonly builtin: boolean,
     line: number,
     private readonly source: string,
     private readonly store: RuleStore,
+    nameAt = -1,
+    nameLength = name?.length ?? 0,
   ) {
     super();
+    this.madeName = name;
+    this.nameAt = nameAt;
+    this.nameLength = nameLength;
     this.policy = builtin ? 'ACCEPT' : null;
     this.line = line;
+  }
+
+  get name(): string {
+    return (this.madeName ??= this.source.slice(this.nameAt, this.nameAt + this.nameLength));
   }
 
   private get family(): Family {
