@@ -200,3 +200,35 @@ test('kernel agrees with the tracer on random probes of a generated 150-Service 
     node = null;
   }
 });
+
+test('kernel agrees with the tracer on ports written as iptables reads them (0120 is octal, 0x51 hexadecimal)', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const addresses = ['10.32.11.62'];
+  const { dump, rs } = loadable([
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]',
+    '-A PREROUTING -d 10.96.0.10/32 -p tcp -m tcp --dport 0120 -j DNAT --to-destination 10.244.1.1:8080',
+    '-A PREROUTING -d 10.96.0.10/32 -p tcp -m tcp --dport 0x51 -j DNAT --to-destination 10.244.1.2:8080',
+    '-A PREROUTING -d 10.96.0.10/32 -p udp -m udp --dport +82 -j DNAT --to-destination 10.244.1.3:8080',
+    '-A PREROUTING -d 10.96.0.10/32 -p tcp -m multiport --dports 010,0x14:0x16 -j DNAT --to-destination 10.244.1.4:8080',
+    'COMMIT',
+    '',
+  ].join('\n'));
+  node = await KernelNode.create({ nodeAddresses: addresses, name: 'ports' });
+  try {
+    await node.load(dump);
+    const to = (port: number, protocol: 'tcp' | 'udp' = 'tcp') => ({ name: `${protocol} :${port}`, source: '10.244.5.17', destination: '10.96.0.10', port, protocol });
+    const expected: [ReturnType<typeof to>, string][] = [
+      [to(80), '10.244.1.1'], [to(120), '10.96.0.10'], [to(81), '10.244.1.2'], [to(82, 'udp'), '10.244.1.3'],
+      [to(8), '10.244.1.4'], [to(21), '10.244.1.4'], [to(10), '10.96.0.10'],
+    ];
+    for (const [flow, ip] of expected) {
+      await compare(node, rs, addresses, flow, 1, 'ports');
+      const r = trace(rs, { node: { addresses }, packet: { source: flow.source, destination: flow.destination, port: flow.port, protocol: flow.protocol } });
+      assert.deepEqual(r.outcomes.map((o) => o.destination.ip), [ip], `${flow.name}`);
+    }
+  } finally {
+    await node.close();
+    node = null;
+  }
+});

@@ -144,6 +144,9 @@ for (const p of ['tcp', 'udp', 'sctp', 'icmp']) {
   PROTOCOLS.add(p, id);
 }
 const PORT_MODULES = new Set(['tcp', 'udp', 'sctp'].map((m) => MODULES.list.indexOf(m)));
+/** Modules whose port options iptables checks (net/port.ts), and those options. */
+const PORTED_MODULES = new Set(['tcp', 'udp', 'udplite', 'sctp'].map((m) => MODULES.list.indexOf(m)));
+const PORT_OPTION_IDS = new Set(['dport', 'destination-port', 'sport', 'source-port'].map((o) => optionIds.get(o)!));
 
 /** Where the reader keeps the ruleset's address family (the full reader's, shared). */
 export interface FamilyHolder {
@@ -317,11 +320,12 @@ export class FastRuleReader {
         owner = moduleCount++;
         if (current < 0) current = owner;
       }
-      if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && args > 0 && PORT_MODULES.has(modules[owner])) {
-        if (firstQuoted) return false;
-        const port = this.digits(firstStart, firstEnd);
-        if (port === -2) return false;
-        if (port >= 0) this.dport = port;
+      if (PORT_OPTION_IDS.has(id) && PORTED_MODULES.has(modules[owner])) {
+        // One port in plain decimal; anything else (ranges, names, 0x50, 0120, errors) is the full reader's.
+        if (args !== 1 || firstQuoted) return false;
+        const port = this.decimalPort(firstStart, firstEnd);
+        if (port < 0) return false;
+        if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && PORT_MODULES.has(modules[owner])) this.dport = port;
       }
     }
     return r === 0 && !negate;
@@ -429,16 +433,17 @@ export class FastRuleReader {
     return !this.wq && this.we - this.ws === 1 && this.b[this.ws] === BANG;
   }
 
-  /** s[from, to) as a number when it is digits only; -1 when it is not; -2 when it is too long to be sure. */
-  private digits(from: number, to: number): number {
-    if (to - from > 9) return -2;
+  /** s[from, to) as a port when it is one in plain decimal (no leading zero: 0120 is octal to iptables), else -1. */
+  private decimalPort(from: number, to: number): number {
+    const n = to - from;
+    if (n < 1 || n > 5 || (n > 1 && this.b[from] === ZERO)) return -1;
     let v = 0;
     for (let i = from; i < to; i++) {
       const c = this.b[i];
       if (c < ZERO || c > NINE) return -1;
       v = v * 10 + (c - ZERO);
     }
-    return to > from ? v : -1;
+    return v <= 65535 ? v : -1;
   }
 
   /**

@@ -13,6 +13,7 @@ import type { Cidr, Counters, Family, MatchModule, ModuleOption, Negatable, Targ
 import type { Words } from './lexer.ts';
 import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
+import { readPortRange } from '../net/port.ts';
 import { moduleTakesOption, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
 
 export interface RuleBody {
@@ -61,6 +62,9 @@ export function normaliseProtocol(p: string): string {
 }
 
 const PORT_MODULES: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
+/** The modules whose port options iptables checks when it reads them (readPortRange). */
+const PORTED_MODULES: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp']);
+const PORT_OPTIONS: ReadonlySet<string> = new Set(['dport', 'destination-port', 'sport', 'source-port']);
 
 const NOT_NEGATED_CACHE = new Map<string, Negatable<Cidr>>();
 const DISCARDED: ModuleOption = Object.freeze({ name: '', negated: false, args: [] });
@@ -205,9 +209,9 @@ export class RuleReader {
       } else {
         this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
       }
-      if ((name === 'dport' || name === 'destination-port') && !optionNegated && j > argsFrom && PORT_MODULES.has(module.module)) {
-        const port = words.text(argsFrom)!;
-        if (/^\d+$/.test(port)) body.dispatchPort = Number(port);
+      if (PORT_OPTIONS.has(name) && PORTED_MODULES.has(module.module)) {
+        const port = this.port(name, i, argsFrom, j);
+        if ((name === 'dport' || name === 'destination-port') && !optionNegated && PORT_MODULES.has(module.module) && port !== null) body.dispatchPort = port;
       }
       i = j;
     }
@@ -215,6 +219,21 @@ export class RuleReader {
     body.matches = modules;
     if (target) body.target = target;
     return body;
+  }
+
+  /**
+   * Checks the one argument (words [from, to)) of port option `--name` (word i) as iptables does,
+   * and gives the port when it is a single number.
+   */
+  private port(name: string, i: number, from: number, to: number): number | null {
+    const words = this.words;
+    if (to === from) this.fail(`--${name} needs a port or a port range`, i);
+    if (to > from + 1) this.fail(`unexpected '${words.text(from + 1)}': --${name} takes one port or port range`, from + 1);
+    const text = words.text(from)!;
+    const read = readPortRange(text);
+    if ('error' in read) this.fail(read.error, from);
+    const [lo, hi] = read.range;
+    return lo !== null && lo === hi && !text.includes(':') ? lo : null;
   }
 
   private fail(message: string, i: number): never {

@@ -11,6 +11,7 @@ import { quantizeProbability } from './probability.ts';
 import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
 import { DumpChain } from '../netfilter/rule.ts';
+import { readPort, readPortRange } from '../net/port.ts';
 
 export const NO = 0;
 export const YES = 1;
@@ -103,16 +104,12 @@ function cidrContains(c: Cidr): (a: Addr) => boolean {
   return (a) => a.family === 'ipv6' && (a.v6 & mask) === base;
 }
 
-/** `80`, `80:90`, `:90`, `1024:` → inclusive range. */
+/** `80`, `80:90`, `:90`, `1024:` → inclusive range, numbers read as iptables reads them (net/port.ts); null for service names and errors. */
 function portRange(text: string): [number, number] | null {
-  const parts = text.split(':');
-  if (parts.length === 1) {
-    const p = Number(parts[0]);
-    return Number.isInteger(p) ? [p, p] : null;
-  }
-  const lo = parts[0] === '' ? 0 : Number(parts[0]);
-  const hi = parts[1] === '' ? 65535 : Number(parts[1]);
-  return Number.isInteger(lo) && Number.isInteger(hi) ? [lo, hi] : null;
+  const read = readPortRange(text);
+  if ('error' in read) return null;
+  const [lo, hi] = read.range;
+  return lo === null || hi === null ? null : [lo, hi];
 }
 
 function portList(text: string): [number, number][] | null {
@@ -524,8 +521,10 @@ export function dispatchKeys(rule: Rule): { dst: string | null; port: number | n
   for (const m of rule.matches) {
     if (m.module !== 'tcp' && m.module !== 'udp' && m.module !== 'sctp') continue;
     for (const o of m.options) {
-      if ((o.name === 'dport' || o.name === 'destination-port') && !o.negated && o.args[0] && /^\d+$/.test(o.args[0])) {
-        port = Number(o.args[0]);
+      const a0 = o.args[0];
+      if ((o.name === 'dport' || o.name === 'destination-port') && !o.negated && a0 !== undefined && !a0.includes(':')) {
+        const p = readPort(a0);
+        if (typeof p === 'number') port = p;
       }
     }
   }
