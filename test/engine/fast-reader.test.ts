@@ -95,7 +95,7 @@ test('fast and full readers agree on restore payloads: chains out of order, dele
     '-N B',
     '-A B -j C',
     '-F C',
-    '-A C -j DNAT --to-destination 10.1.1.1:80',
+    '-A C -p tcp -j DNAT --to-destination 10.1.1.1:80',
     '-I A 1 -j G',
     '-X E',
     ':E - [5:6]',
@@ -111,7 +111,7 @@ test('fast and full readers agree on restore payloads: chains out of order, dele
   assert.deepEqual([...nat.chains.keys()].sort(), ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'PREROUTING']);
   // A rule for a chain deleted before it makes the chain again (as the full reader always has).
   assert.deepEqual(nat.chains.get('B')!.rules.map((r) => r.text), ['-A B -j RETURN', '-A B -j C']);
-  assert.deepEqual(nat.chains.get('C')!.rules.map((r) => r.text), ['-A C -j DNAT --to-destination 10.1.1.1:80']);
+  assert.deepEqual(nat.chains.get('C')!.rules.map((r) => r.text), ['-A C -p tcp -j DNAT --to-destination 10.1.1.1:80']);
   assert.deepEqual(nat.chains.get('A')!.rules.map((r) => r.text), ['-I A 1 -j G', '-A A -j B', '-A A -d 10.0.0.1/32 -p tcp -m tcp --dport 80 -j C']);
   assert.deepEqual(nat.chains.get('G')!.rules.map((r) => r.text), ['-A G -j RETURN', '-A G -j A']);
 });
@@ -167,6 +167,11 @@ const TOKENS = [
   '10.0.0.1', '10.0.0.01', '10.0.0.1/33', '10.0.0.0/255.255.255.0', '10.0.0.1/032', '256.1.1.1', 'fd00::1', '-d fd00::1/128',
   '\t', '\r', '-', '-1', '--', '--nosuchoption', '--to-destination', '--set-xmark 0x4000/0x4000', '-f', '-i eth0', '-o', '-A', '-I',
   'KUBE-MARK-MASQ', '--src', '--dst', '--destination-port 53', '--match tcp', '--jump RETURN', '--goto KUBE-X',
+  // Values iptables checks (ports, probabilities, NAT addresses), in forms it takes and refuses.
+  '0120', '0x50', '+80', '--dport 0x50', '--sport 65536', '--dport 80:70', '--probability 1.5', '--probability 0x0.8p0',
+  '--probability .5', '--probability 1.000', '--probability nan', '--to-destination 10.0.0.1:0120', '--to-destination 10.0.0.01:80',
+  '--to-destination 10.0.0.1:99999', '--to-destination 10.0.0.1-10.0.0.2', '--to-destination :80', '--to-destination 10.0.0.1',
+  '-j DNAT', '-j SNAT --to-source 10.0.0.1:80', '! -p tcp', '-p icmp', '-p udplite',
   // Characters past ASCII: the fast paths scan bytes and must decline these outside quotes.
   '\u00e9', '\u00a0', '\u0141', '\u2028', '\ud83d\ude00', '"caf\u00e9"', '-j \u0141', '-\u0141',
 ];

@@ -14,9 +14,9 @@ test('statistic: the kernel quantises p to k/2^31 and the outcome probabilities 
   const r = traceText(wrap([
     ':S - [0:0]',
     '-A PREROUTING -j S',
-    '-A S -m statistic --mode random --probability 0.33333333349 -j DNAT --to-destination 10.0.0.1:80',
-    '-A S -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.0.0.2:80',
-    '-A S -j DNAT --to-destination 10.0.0.3:80',
+    '-A S -p tcp -m statistic --mode random --probability 0.33333333349 -j DNAT --to-destination 10.0.0.1:80',
+    '-A S -p tcp -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.0.0.2:80',
+    '-A S -p tcp -j DNAT --to-destination 10.0.0.3:80',
   ]), { destination: '10.96.0.1', port: 80 });
   assert.deepEqual(endpoints(r), ['10.0.0.1:80', '10.0.0.2:80', '10.0.0.3:80']);
   // 715827883/2^31, then (1 − that) × 1/2 twice: 1431655765/2^32 each.
@@ -30,12 +30,12 @@ test('jump returns, goto does not, RETURN goes back to the caller of the goto ch
   const r = traceText(wrap([
     ':A - [0:0]', ':B - [0:0]', ':C - [0:0]',
     '-A PREROUTING -j A',
-    '-A PREROUTING -j DNAT --to-destination 10.0.0.9:80',
+    '-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.9:80',
     '-A A -g B',
-    '-A A -j DNAT --to-destination 10.0.0.1:80',
+    '-A A -p tcp -j DNAT --to-destination 10.0.0.1:80',
     '-A B -j C',
     '-A B -j RETURN',
-    '-A B -j DNAT --to-destination 10.0.0.2:80',
+    '-A B -p tcp -j DNAT --to-destination 10.0.0.2:80',
     '-A C -j MARK --set-xmark 0x10/0xff',
   ]), { destination: '10.96.0.1', port: 80 });
   assert.deepEqual(endpoints(r), ['10.0.0.9:80']);
@@ -50,7 +50,7 @@ test('marks: set-xmark, or/xor/and and mark matches with masks, seen by later ho
     ':M - [0:0]',
     '-A PREROUTING -j MARK --or-mark 0x4000',
     '-A PREROUTING -m mark --mark 0x4000/0x4000 -j MARK --xor-mark 0x1',
-    '-A PREROUTING -m mark ! --mark 0x4001 -j DNAT --to-destination 10.0.0.66:1',
+    '-A PREROUTING -p tcp -m mark ! --mark 0x4001 -j DNAT --to-destination 10.0.0.66:1',
     '-A POSTROUTING -m mark --mark 0x4001 -j MASQUERADE',
   ]), { destination: '10.96.0.1', port: 80 });
   assert.equal(r.outcomes.length, 1);
@@ -77,8 +77,8 @@ test('policies: a DROP policy on FORWARD drops, REJECT answers, ACCEPT ends the 
 
 test('routing decision uses the destination after DNAT; OUTPUT traffic to the node loops back without nat', () => {
   const dump = wrap([
-    '-A PREROUTING -d 10.96.0.10/32 -j DNAT --to-destination 192.168.0.2:8080',
-    '-A OUTPUT -d 10.96.0.10/32 -j DNAT --to-destination 192.168.0.2:8080',
+    '-A PREROUTING -p tcp -d 10.96.0.10/32 -j DNAT --to-destination 192.168.0.2:8080',
+    '-A OUTPUT -p tcp -d 10.96.0.10/32 -j DNAT --to-destination 192.168.0.2:8080',
     '-A INPUT -j ACCEPT',
   ], ['-A INPUT -p tcp --dport 8080 -j ACCEPT']);
   const fromOutside = traceText(dump, { destination: '10.96.0.10', port: 80 });
@@ -129,8 +129,8 @@ test('session affinity: rcheck fails for a new client, --set records it and the 
 
 test('unmodelled matches and unknown interfaces are reported, never guessed silently', () => {
   const r = traceText(wrap([
-    '-A PREROUTING -m set --match-set KUBE-CLUSTER-IP dst,dst -j DNAT --to-destination 10.0.0.1:80',
-    '-A PREROUTING -i cni0 -j DNAT --to-destination 10.0.0.2:80',
+    '-A PREROUTING -p tcp -m set --match-set KUBE-CLUSTER-IP dst,dst -j DNAT --to-destination 10.0.0.1:80',
+    '-A PREROUTING -p tcp -i cni0 -j DNAT --to-destination 10.0.0.2:80',
   ]), { destination: '10.96.0.1', port: 80 });
   assert.equal(r.outcomes[0].verdict, 'ACCEPT');
   const codes = r.warnings.filter((w) => w.code === 'NOT_MODELLED');
@@ -138,7 +138,7 @@ test('unmodelled matches and unknown interfaces are reported, never guessed sile
   assert.match(codes[0].message, /ipset membership/);
   assert.equal(codes[0].rule?.index, 1);
   assert.match(codes[1].message, /input interface/);
-  const withIface = traceText(wrap(['-A PREROUTING -i cni+ -j DNAT --to-destination 10.0.0.2:80']), { destination: '10.96.0.1', port: 80, inInterface: 'cni0' });
+  const withIface = traceText(wrap(['-A PREROUTING -p tcp -i cni+ -j DNAT --to-destination 10.0.0.2:80']), { destination: '10.96.0.1', port: 80, inInterface: 'cni0' });
   assert.deepEqual(endpoints(withIface), ['10.0.0.2:80']);
 });
 

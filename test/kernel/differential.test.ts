@@ -201,7 +201,7 @@ test('kernel agrees with the tracer on random probes of a generated 150-Service 
   }
 });
 
-test('kernel agrees with the tracer on ports written as iptables reads them (0120 is octal, 0x51 hexadecimal)', async (t) => {
+test('kernel agrees with the tracer on values written as iptables reads them (0120 is octal, 0x51 hexadecimal, 0x1p0 is 1)', async (t) => {
   if (skipUnlessKernel(t)) return;
   const addresses = ['10.32.11.62'];
   const { dump, rs } = loadable([
@@ -211,6 +211,12 @@ test('kernel agrees with the tracer on ports written as iptables reads them (012
     '-A PREROUTING -d 10.96.0.10/32 -p tcp -m tcp --dport 0x51 -j DNAT --to-destination 10.244.1.2:8080',
     '-A PREROUTING -d 10.96.0.10/32 -p udp -m udp --dport +82 -j DNAT --to-destination 10.244.1.3:8080',
     '-A PREROUTING -d 10.96.0.10/32 -p tcp -m multiport --dports 010,0x14:0x16 -j DNAT --to-destination 10.244.1.4:8080',
+    // A probability and a NAT port in forms iptables-save never prints: 0x1p0 is 1, 0x1f90 is 8080.
+    '-A PREROUTING -d 10.96.0.11/32 -p tcp -m statistic --mode random --probability 0x1p0 -j DNAT --to-destination 10.244.1.5:0x1f90',
+    'COMMIT',
+    '*filter',
+    ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]',
+    '-A FORWARD -d 10.244.1.5/32 -p tcp -m tcp --dport 8080 -j ACCEPT',
     'COMMIT',
     '',
   ].join('\n'));
@@ -221,11 +227,13 @@ test('kernel agrees with the tracer on ports written as iptables reads them (012
     const expected: [ReturnType<typeof to>, string][] = [
       [to(80), '10.244.1.1'], [to(120), '10.96.0.10'], [to(81), '10.244.1.2'], [to(82, 'udp'), '10.244.1.3'],
       [to(8), '10.244.1.4'], [to(21), '10.244.1.4'], [to(10), '10.96.0.10'],
+      [{ ...to(80), name: 'tcp 10.96.0.11:80', destination: '10.96.0.11' }, '10.244.1.5'],
     ];
     for (const [flow, ip] of expected) {
       await compare(node, rs, addresses, flow, 1, 'ports');
       const r = trace(rs, { node: { addresses }, packet: { source: flow.source, destination: flow.destination, port: flow.port, protocol: flow.protocol } });
       assert.deepEqual(r.outcomes.map((o) => o.destination.ip), [ip], `${flow.name}`);
+      if (ip === '10.244.1.5') assert.deepEqual(r.outcomes.map((o) => o.destination.port), [8080]);
     }
   } finally {
     await node.close();

@@ -26,6 +26,7 @@ const QUOTE = 0x22;
 const DASH = 0x2d;
 const BANG = 0x21;
 const DOT = 0x2e;
+const COLON = 0x3a;
 const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
@@ -146,6 +147,17 @@ for (const p of ['tcp', 'udp', 'sctp', 'icmp']) {
 const PORT_MODULES = new Set(['tcp', 'udp', 'sctp'].map((m) => MODULES.list.indexOf(m)));
 /** Modules whose port options iptables checks (net/port.ts), and those options. */
 const PORTED_MODULES = new Set(['tcp', 'udp', 'udplite', 'sctp'].map((m) => MODULES.list.indexOf(m)));
+const PROBABILITY = optionIds.get('probability')!;
+const STATISTIC = MODULES.list.indexOf('statistic');
+const DNAT = TARGETS.list.indexOf('DNAT');
+const SNAT = TARGETS.list.indexOf('SNAT');
+const TO_DESTINATION = optionIds.get('to-destination')!;
+const TO_SOURCE = optionIds.get('to-source')!;
+if (PROBABILITY === undefined || STATISTIC < 0 || DNAT < 0 || SNAT < 0 || TO_DESTINATION === undefined || TO_SOURCE === undefined) {
+  throw new Error('fast-rule: statistic, DNAT or SNAT is missing from the known modules and targets');
+}
+/** Protocols a NAT target may give ports with that the fast reader knows (values.ts has the full list). */
+const NAT_PORT_PROTOCOLS = new Set(['tcp', 'udp', 'sctp', 'icmp'].map((p) => MODULES.list.indexOf(p)));
 const PORT_OPTION_IDS = new Set(['dport', 'destination-port', 'sport', 'source-port'].map((o) => optionIds.get(o)!));
 
 /** Where the reader keeps the ruleset's address family (the full reader's, shared). */
@@ -216,6 +228,8 @@ export class FastRuleReader {
     let current = -1;
     let targetId = -2; // -2: no target yet; -1: a chain or an extension svcpath does not know
     let protocol = -1;
+    let protocolNegated = false;
+    let natTos = 0;
     let negate = false;
     let r: number;
     while ((r = this.word()) === 1) {
@@ -243,6 +257,7 @@ export class FastRuleReader {
           if (this.word() !== 1 || this.wq) return false;
           protocol = PROTOCOLS.find(b, this.ws, this.we, this.wh);
           if (protocol < 0) return false;
+          protocolNegated = negate;
           negate = false;
           continue;
         }
@@ -301,7 +316,15 @@ export class FastRuleReader {
         args++;
       }
       const targetTakes = targetId === -2 ? 0 : targetId === -1 ? 2 : TARGETS.takes[targetId][id];
-      if (targetTakes === 1) continue;
+      if (targetTakes === 1) {
+        if ((targetId === DNAT && id === TO_DESTINATION) || (targetId === SNAT && id === TO_SOURCE)) {
+          // One address with an optional port, in plain form; anything else is the full reader's.
+          if (++natTos > 1 || args !== 1 || firstQuoted) return false;
+          const ports = this.natTo(firstStart, firstEnd);
+          if (ports < 0 || (ports === 1 && (protocolNegated || !NAT_PORT_PROTOCOLS.has(protocol)))) return false;
+        }
+        continue;
+      }
       let owner = -1;
       if (current >= 0 && MODULES.takes[modules[current]][id] === 1) owner = current;
       else {
@@ -320,6 +343,9 @@ export class FastRuleReader {
         owner = moduleCount++;
         if (current < 0) current = owner;
       }
+      if (id === PROBABILITY && modules[owner] === STATISTIC) {
+        if (args !== 1 || firstQuoted || !this.plainProbability(firstStart, firstEnd)) return false;
+      }
       if (PORT_OPTION_IDS.has(id) && PORTED_MODULES.has(modules[owner])) {
         // One port in plain decimal; anything else (ranges, names, 0x50, 0120, errors) is the full reader's.
         if (args !== 1 || firstQuoted) return false;
@@ -328,6 +354,8 @@ export class FastRuleReader {
         if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && PORT_MODULES.has(modules[owner])) this.dport = port;
       }
     }
+    // A NAT target without its address is an error the full reader reports.
+    if ((targetId === DNAT || targetId === SNAT) && natTos === 0) return false;
     return r === 0 && !negate;
   }
 
@@ -431,6 +459,42 @@ export class FastRuleReader {
 
   private isBang(): boolean {
     return !this.wq && this.we - this.ws === 1 && this.b[this.ws] === BANG;
+  }
+
+  /**
+   * b[from, to) as a NAT address in plain form: a dotted IPv4 address without leading zeros,
+   * optionally `:port` in plain decimal. 0: no port; 1: a port; -1: another form.
+   */
+  private natTo(from: number, to: number): number {
+    const b = this.b;
+    let i = from;
+    for (let octet = 0; octet < 4; octet++) {
+      if (octet > 0) {
+        if (i >= to || b[i] !== DOT) return -1;
+        i++;
+      }
+      const start = i;
+      let v = 0;
+      while (i < to && b[i] >= ZERO && b[i] <= NINE) v = v * 10 + (b[i++] - ZERO);
+      const n = i - start;
+      if (n === 0 || n > 3 || v > 255 || (n > 1 && b[start] === ZERO)) return -1;
+    }
+    if (i === to) return 0;
+    if (b[i] !== COLON) return -1;
+    return this.decimalPort(i + 1, to) >= 0 ? 1 : -1;
+  }
+
+  /** b[from, to) as a probability in the form iptables-save prints: `0.` and digits, or 1 (`1.` and zeros). */
+  private plainProbability(from: number, to: number): boolean {
+    const b = this.b;
+    if (to - from < 2 || b[from + 1] !== DOT) return to - from === 1 && (b[from] === ZERO || b[from] === ZERO + 1);
+    const one = b[from] === ZERO + 1;
+    if (!one && b[from] !== ZERO) return false;
+    for (let i = from + 2; i < to; i++) {
+      const c = b[i];
+      if (one ? c !== ZERO : c < ZERO || c > NINE) return false;
+    }
+    return true;
   }
 
   /** s[from, to) as a port when it is one in plain decimal (no leading zero: 0120 is octal to iptables), else -1. */

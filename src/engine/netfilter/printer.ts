@@ -6,6 +6,7 @@
 import type { Chain, MatchModule, ModuleOption, Rule, Ruleset, TargetSpec } from './ast.ts';
 import { formatCidr } from '../net/address.ts';
 import { quantizeProbability } from '../trace/probability.ts';
+import { probabilityValue } from './values.ts';
 
 function quote(arg: string, always = false): string {
   if (!always && arg !== '' && !/[\s"\\']/.test(arg)) return arg;
@@ -65,7 +66,7 @@ function printModule(m: MatchModule, family: string): string {
     case 'statistic':
       options = options.map((o) =>
         o.name === 'probability' && o.args[0] !== undefined
-          ? { ...o, args: [(quantizeProbability(Number(o.args[0])) / 2 ** 31).toFixed(11)] }
+          ? { ...o, args: [(quantizeProbability(probabilityValue(o.args[0])) / 2 ** 31).toFixed(11)] }
           : o,
       );
       break;

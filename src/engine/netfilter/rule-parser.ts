@@ -14,6 +14,7 @@ import type { Words } from './lexer.ts';
 import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
 import { readPortRange } from '../net/port.ts';
+import { NAT_PORT_PROTOCOLS, readNatTo, readProbability } from './values.ts';
 import { moduleTakesOption, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
 
 export interface RuleBody {
@@ -71,6 +72,8 @@ const DISCARDED: ModuleOption = Object.freeze({ name: '', negated: false, args: 
 
 /** Reads the words after `-A CHAIN` (or `-I CHAIN [n]`) of one line into a rule body. */
 export class RuleReader {
+  /** How many NAT addresses (`--to-destination`, `--to-source`) the rule being read names. */
+  private natTos = 0;
   /** Fixed by the first address; an address of the other family is an error. */
   family: Family | null = null;
   private words!: Words;
@@ -86,12 +89,14 @@ export class RuleReader {
     this.words = words;
     this.line = line;
     this.text = text;
+    this.natTos = 0;
     const body: RuleBody = { matches: [] };
     const modules: MutableModule[] = [];
     let current: MutableModule | null = null;
     let target: MutableTarget | null = null;
     let negate = false;
     let negateColumn = 0;
+    let targetAt = -1;
     const n = words.count;
     let i = start;
     while (i < n) {
@@ -170,6 +175,7 @@ export class RuleReader {
           if (i + 1 >= n || words.isOption(i + 1)) this.fail(`${word} needs a target`, i + 1 < n ? i + 1 : i);
           if (target) this.fail(`a second target '${words.text(i + 1)}' (the rule already has -j ${target.name})`, i);
           target = { kind: word === '-g' || word === '--goto' ? 'goto' : 'jump', name: words.text(i + 1)!, options: [] };
+          targetAt = i;
           current = null;
           i += 2;
           continue;
@@ -197,6 +203,7 @@ export class RuleReader {
       let module: MutableModule;
       if (owner === 'target') {
         if (keep) target!.options.push(option);
+        this.natTo(target!.name, name, i, argsFrom, j, body);
         i = j;
         continue;
       } else if (owner) {
@@ -209,6 +216,7 @@ export class RuleReader {
       } else {
         this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
       }
+      if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
       if (PORT_OPTIONS.has(name) && PORTED_MODULES.has(module.module)) {
         const port = this.port(name, i, argsFrom, j);
         if ((name === 'dport' || name === 'destination-port') && !optionNegated && PORT_MODULES.has(module.module) && port !== null) body.dispatchPort = port;
@@ -216,6 +224,7 @@ export class RuleReader {
       i = j;
     }
     if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
+    if (target) this.natTargetComplete(target.name, targetAt);
     body.matches = modules;
     if (target) body.target = target;
     return body;
@@ -234,6 +243,37 @@ export class RuleReader {
     if ('error' in read) this.fail(read.error, from);
     const [lo, hi] = read.range;
     return lo !== null && lo === hi && !text.includes(':') ? lo : null;
+  }
+
+  /** Checks `--probability` (word i, its argument in words [from, to)) as iptables does. */
+  private probability(i: number, from: number, to: number): void {
+    if (to !== from + 1) this.fail('--probability takes one number from 0 to 1', to > from + 1 ? from + 1 : i);
+    const text = this.words.text(from)!;
+    if (readProbability(text) === 'invalid') this.fail(`bad value for --probability '${text}': a number from 0 to 1`, from);
+  }
+
+  /**
+   * Checks `--to-destination` of DNAT and `--to-source` of SNAT (word i, arguments [from, to))
+   * as iptables does for IPv4 (IPv6 forms are left as they are).
+   */
+  private natTo(target: string, name: string, i: number, from: number, to: number, body: RuleBody): void {
+    if (!((target === 'DNAT' && name === 'to-destination') || (target === 'SNAT' && name === 'to-source'))) return;
+    if (++this.natTos > 1) this.fail(`${target}: option "--${name}" can only be used once`, i);
+    if (to !== from + 1) this.fail(`--${name} takes one address[-address][:port[-port]]`, to > from + 1 ? from + 1 : i);
+    const text = this.words.text(from)!;
+    if (text.includes('[') || text.indexOf(':') !== text.lastIndexOf(':')) return;
+    const read = readNatTo(text);
+    if ('error' in read) this.fail(read.error, from);
+    if (read.hasPorts && (!body.protocol || body.protocol.negated || !NAT_PORT_PROTOCOLS.has(body.protocol.value))) {
+      this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
+    }
+  }
+
+  /** At the end of a rule: a NAT target without its address, which iptables refuses. */
+  private natTargetComplete(target: string, at: number): void {
+    if (this.natTos > 0) return;
+    if (target === 'DNAT') this.fail('DNAT: option "--to-destination" must be specified', at);
+    if (target === 'SNAT') this.fail('SNAT: option "--to-source" must be specified', at);
   }
 
   private fail(message: string, i: number): never {

@@ -12,6 +12,7 @@ import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
 import { DumpChain } from '../netfilter/rule.ts';
 import { readPort, readPortRange } from '../net/port.ts';
+import { probabilityValue, readNatTo } from '../netfilter/values.ts';
 
 export const NO = 0;
 export const YES = 1;
@@ -281,7 +282,8 @@ function compileOption(module: string, o: ModuleOption, rule: Rule, out: ModuleC
         return;
       }
       if (o.name === 'probability') {
-        const k = quantizeProbability(Number(a0));
+        // As iptables reads it (hexadecimal floats too).
+        const k = quantizeProbability(probabilityValue(a0 ?? ''));
         out.late.push({ kind: 'random', k: o.negated ? 2 ** 31 - k : k });
         return;
       }
@@ -385,8 +387,20 @@ function targetOption(rule: Rule, name: string): ModuleOption | undefined {
   return rule.target?.options.find((o) => o.name === name);
 }
 
-function parseNatTo(text: string | undefined): { ip: string | null; port: number | null; range: boolean } {
+function parseNatTo(text: string | undefined): { ip: string | null; port: number | null; range: boolean; serviceName?: boolean } {
   if (!text) return { ip: null, port: null, range: false };
+  // IPv4, as iptables reads it (ports such as 0x50 or 0120 are 80).
+  if (!text.includes('[') && text.indexOf(':') === text.lastIndexOf(':')) {
+    const read = readNatTo(text);
+    if (!('error' in read)) {
+      return {
+        ip: read.ipLo || null,
+        port: read.portLo,
+        range: read.ipHi !== read.ipLo || read.portHi !== read.portLo,
+        serviceName: read.hasPorts && (read.portLo === null || read.portHi === null),
+      };
+    }
+  }
   let addr = text;
   let port: string | undefined;
   if (text.startsWith('[')) {
@@ -420,6 +434,7 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
       return { kind: 'return' };
     case 'DNAT': {
       const to = parseNatTo(targetOption(rule, 'to-destination')?.args[0]);
+      if (to.serviceName) return { kind: 'unmodelled-target', name: 'DNAT to a port named in /etc/services' };
       let ip: Addr | null = null;
       try {
         ip = to.ip ? parseAddr(to.ip, 'DNAT address') : null;
@@ -438,6 +453,7 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
     }
     case 'SNAT': {
       const to = parseNatTo(targetOption(rule, 'to-source')?.args[0]);
+      if (to.serviceName) return { kind: 'unmodelled-target', name: 'SNAT to a port named in /etc/services' };
       return { kind: 'snat', ip: to.ip, port: to.port };
     }
     case 'MASQUERADE':

@@ -1,0 +1,93 @@
+/**
+ * Option values iptables checks when it reads a rule, read the way it reads them, so that svcpath
+ * refuses what iptables-restore refuses and takes the numbers it takes (the expectations in
+ * test/engine/values.test.ts are what iptables-restore v1.8.9 said).
+ */
+import { parseIPv4 } from '../net/address.ts';
+import { readPort } from '../net/port.ts';
+
+/**
+ * `--probability`: C's strtod on the whole word (decimal with an exponent, `.5`, hexadecimal
+ * floats such as 0x0.8p0, inf, nan), then at least 0 and at most 1. NaN passes iptables' range
+ * check (it stores 0). 'invalid' for what iptables refuses.
+ */
+export function readProbability(text: string): number | 'invalid' {
+  const v = strtod(text);
+  if (v === null) return 'invalid';
+  return Number.isNaN(v) || (v >= 0 && v <= 1) ? v : 'invalid';
+}
+
+/** readProbability as a number: NaN (which the kernel's quantisation makes 0) for what iptables refuses. */
+export function probabilityValue(text: string): number {
+  const p = readProbability(text);
+  return p === 'invalid' ? NaN : p;
+}
+
+const DECIMAL = /^[ \t\n\v\f\r]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const HEXADECIMAL = /^[ \t\n\v\f\r]*([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?\d+))?$/;
+const SPECIAL = /^[ \t\n\v\f\r]*([+-]?)(inf|infinity|nan(\([0-9A-Za-z_]*\))?)$/i;
+
+/** C's strtod when it reads the whole word; null when it does not. */
+function strtod(text: string): number | null {
+  if (DECIMAL.test(text)) return Number(text.trim());
+  const hex = HEXADECIMAL.exec(text);
+  if (hex) {
+    const [, sign, whole, fraction = '', exponent = '0'] = hex;
+    if (whole === '' && fraction === '') return null;
+    let v = 0;
+    for (const d of whole + fraction) v = v * 16 + parseInt(d, 16);
+    v *= 2 ** (Number(exponent) - 4 * fraction.length);
+    return sign === '-' ? -v : v;
+  }
+  const special = SPECIAL.exec(text);
+  if (special) {
+    if (special[2].toLowerCase().startsWith('nan')) return NaN;
+    return special[1] === '-' ? -Infinity : Infinity;
+  }
+  return null;
+}
+
+/** What `--to-destination` / `--to-source` names: addresses and ports, or iptables' error. */
+export interface NatTo {
+  /** The first and last address ('' when the word names ports only, `:80`). */
+  readonly ipLo: string;
+  readonly ipHi: string;
+  /** The port range; null bounds are service names (looked up where the rules are loaded); both null without ports. */
+  readonly portLo: number | null;
+  readonly portHi: number | null;
+  readonly hasPorts: boolean;
+}
+
+/** `ip[-ip][:port[-port]]` for IPv4, as iptables' NAT targets read it. */
+export function readNatTo(text: string): NatTo | { error: string } {
+  const colon = text.indexOf(':');
+  if (colon >= 0 && text.indexOf(':', colon + 1) >= 0) return { error: `Bad IP address "${text}"` };
+  const ips = colon >= 0 ? text.slice(0, colon) : text;
+  let ipLo = '';
+  let ipHi = '';
+  if (ips !== '') {
+    const dash = ips.indexOf('-');
+    ipLo = dash >= 0 ? ips.slice(0, dash) : ips;
+    ipHi = dash >= 0 ? ips.slice(dash + 1) : ips;
+    for (const ip of [ipLo, ipHi]) if (!canonicalIPv4(ip)) return { error: `Bad IP address "${ip}"` };
+  }
+  if (colon < 0) return { ipLo, ipHi, portLo: null, portHi: null, hasPorts: false };
+  const ports = text.slice(colon + 1);
+  const dash = ports.indexOf('-');
+  const loText = dash >= 0 ? ports.slice(0, dash) : ports;
+  const hiText = dash >= 0 ? ports.slice(dash + 1) : ports;
+  const lo = readPort(loText);
+  const hi = readPort(hiText);
+  if (lo === 'invalid') return { error: `Port \`${loText}' not valid` };
+  if (hi === 'invalid') return { error: `Port \`${hiText}' not valid` };
+  if (typeof lo === 'number' && typeof hi === 'number' && hi < lo) return { error: `Port range \`${hiText}' funky` };
+  return { ipLo, ipHi, portLo: lo === 'name' ? null : lo, portHi: hi === 'name' ? null : hi, hasPorts: true };
+}
+
+/** Dotted decimal with four parts and no leading zeros, as iptables' NAT targets take it. */
+function canonicalIPv4(text: string): boolean {
+  return parseIPv4(text) !== null && !/(^|\.)0\d/.test(text);
+}
+
+/** The protocols (-p) a NAT target may name ports with. */
+export const NAT_PORT_PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp', 'dccp', 'icmp']);

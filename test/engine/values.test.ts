@@ -1,0 +1,74 @@
+/**
+ * Probabilities and NAT addresses are read as iptables reads them. The expectations are what
+ * iptables-restore v1.8.9 did with each word (refused it, or took it and iptables-save printed
+ * the value shown).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EngineError, parseDump } from '../../src/engine/index.ts';
+import { readNatTo, readProbability } from '../../src/engine/netfilter/values.ts';
+
+test('probabilities: C strtod on the whole word, from 0 to 1', () => {
+  const taken: [string, number][] = [
+    ['0.5', 0.5], ['0.14285714272', 0.14285714272], ['.5', 0.5], ['1e-1', 0.1], ['0x0.8p0', 0.5], ['0x1p0', 1], ['1', 1], ['0', 0], ['1.00000000000', 1],
+  ];
+  for (const [word, value] of taken) assert.equal(readProbability(word), value, word);
+  assert.ok(Number.isNaN(readProbability('nan') as number), 'nan passes the range check (iptables stores 0)');
+  for (const word of ['0.5abc', 'abc', '1.5', '-0.1', '', 'inf', '0x', '1e', '.']) assert.equal(readProbability(word), 'invalid', word);
+});
+
+test('NAT addresses: dotted IPv4 without leading zeros, ports as iptables reads them, ranges', () => {
+  assert.deepEqual(readNatTo('10.0.0.1:80'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: 80, portHi: 80, hasPorts: true });
+  assert.deepEqual(readNatTo('10.0.0.1:0120'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: 80, portHi: 80, hasPorts: true });
+  assert.deepEqual(readNatTo('10.0.0.1:80-0x5a'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: 80, portHi: 90, hasPorts: true });
+  assert.deepEqual(readNatTo('10.0.0.1'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: null, portHi: null, hasPorts: false });
+  assert.deepEqual(readNatTo('10.0.0.3-10.0.0.1:80'), { ipLo: '10.0.0.3', ipHi: '10.0.0.1', portLo: 80, portHi: 80, hasPorts: true });
+  assert.deepEqual(readNatTo(':80'), { ipLo: '', ipHi: '', portLo: 80, portHi: 80, hasPorts: true });
+  assert.deepEqual(readNatTo('10.0.0.1:http'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: null, portHi: null, hasPorts: true });
+  const errors: [string, string][] = [
+    ['010.0.0.1:80', 'Bad IP address "010.0.0.1"'], ['10.0.0.01:80', 'Bad IP address "10.0.0.01"'], ['1.2.3', 'Bad IP address "1.2.3"'],
+    ['10.0.0.256:80', 'Bad IP address "10.0.0.256"'], ['0x0a.0.0.1:80', 'Bad IP address "0x0a.0.0.1"'],
+    ['10.0.0.1:80:90', 'Bad IP address "10.0.0.1:80:90"'], ['10.0.0.1:99999', "Port `99999' not valid"], ['10.0.0.1:', "Port `' not valid"],
+    ['10.0.0.1:80-', "Port `' not valid"], ['10.0.0.1:90-80', "Port range `80' funky"],
+  ];
+  for (const [word, error] of errors) assert.deepEqual(readNatTo(word), { error }, word);
+});
+
+function errorOf(rule: string, fastReader: boolean): { message: string; column?: number } | null {
+  try {
+    parseDump(`*nat\n:PREROUTING ACCEPT [0:0]\n${rule}\nCOMMIT\n`, { fastReader });
+    return null;
+  } catch (e) {
+    assert.ok(e instanceof EngineError);
+    return { message: e.message, column: e.location?.column };
+  }
+}
+
+test('rules iptables refuses for these values are syntax errors at the value, whichever reader reads them', () => {
+  const refused: [string, string, RegExp][] = [
+    ['-A PREROUTING -m statistic --mode random --probability 1.5 -j ACCEPT', '1.5', /--probability/],
+    ['-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.01:80', '10.0.0.01:80', /Bad IP address/],
+    ['-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:99999', '10.0.0.1:99999', /not valid/],
+    ['-A PREROUTING -j DNAT --to-destination 10.0.0.1:80', '10.0.0.1:80', /Need TCP, UDP, SCTP or DCCP/],
+    ['-A PREROUTING -p udplite -j DNAT --to-destination 10.0.0.1:80', '10.0.0.1:80', /Need TCP, UDP, SCTP or DCCP/],
+    ['-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:80 --to-destination 10.0.0.2:80', '--to-destination 10.0.0.2', /only be used once/],
+    ['-A PREROUTING -p tcp -j DNAT', '-j', /must be specified/],
+  ];
+  for (const fastReader of [true, false]) {
+    for (const [rule, at, message] of refused) {
+      const e = errorOf(rule, fastReader);
+      assert.ok(e, `${rule} is refused`);
+      assert.match(e.message, message, rule);
+      assert.equal(e.column, rule.indexOf(at) + 1, rule);
+    }
+    // Forms iptables takes.
+    for (const rule of [
+      '-A PREROUTING -m statistic --mode random --probability 0x0.8p0 -j ACCEPT',
+      '-A PREROUTING -p icmp -j DNAT --to-destination 10.0.0.1:80',
+      '-A PREROUTING -j DNAT --to-destination 10.0.0.1',
+      '-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.3:80-90',
+    ]) {
+      assert.equal(errorOf(rule, fastReader), null, rule);
+    }
+  }
+});
