@@ -166,7 +166,7 @@ test('20 concurrent uploads to one cluster get versions 1 to 20', async () => {
 });
 
 test('multipart uploads from curl keep dumps byte for byte; gzip bodies are accepted', async () => {
-  const odd = '*nat\r\n:PREROUTING ACCEPT [0:0]\r\n-A PREROUTING -d 10.96.0.1/32 -j DNAT --to-destination 10.244.0.5:443  \r\nCOMMIT\r\n';
+  const odd = '*nat\r\n:PREROUTING ACCEPT [0:0]\r\n-A PREROUTING -d 10.96.0.1/32 -p tcp -j DNAT --to-destination 10.244.0.5:443  \r\nCOMMIT\r\n';
   const boundary = '----svcpath-test';
   const part = (name: string, value: string, file = false) =>
     `--${boundary}\r\nContent-Disposition: form-data; name="${name}"${file ? `; filename="${name}.txt"` : ''}\r\n${file ? 'Content-Type: text/plain\r\n' : ''}\r\n${value}\r\n`;

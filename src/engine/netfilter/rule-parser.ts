@@ -258,7 +258,9 @@ export class RuleReader {
    */
   private natTo(target: string, name: string, i: number, from: number, to: number, body: RuleBody): void {
     if (!((target === 'DNAT' && name === 'to-destination') || (target === 'SNAT' && name === 'to-source'))) return;
-    if (++this.natTos > 1) this.fail(`${target}: option "--${name}" can only be used once`, i);
+    // iptables-restore takes one, but iptables-save prints several for some kernels' rules
+    // (kubernetes/kubernetes#114537): read them, as the trace does (it notes a range).
+    this.natTos++;
     if (to !== from + 1) this.fail(`--${name} takes one address[-address][:port[-port]]`, to > from + 1 ? from + 1 : i);
     const text = this.words.text(from)!;
     if (text.includes('[') || text.indexOf(':') !== text.lastIndexOf(':')) return;
