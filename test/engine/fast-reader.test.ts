@@ -172,6 +172,7 @@ const TOKENS = [
   '--probability .5', '--probability 1.000', '--probability nan', '--to-destination 10.0.0.1:0120', '--to-destination 10.0.0.01:80',
   '--to-destination 10.0.0.1:99999', '--to-destination 10.0.0.1-10.0.0.2', '--to-destination :80', '--to-destination 10.0.0.1',
   '-j DNAT', '-j SNAT --to-source 10.0.0.1:80', '! -p tcp', '-p icmp', '-p udplite',
+  '-m mark --mark 010', '-m mark --mark 0xzz', '-j MARK --set-xmark 0x4000/0x4000', '-j MARK --or-mark 1/2',
   // Characters past ASCII: the fast paths scan bytes and must decline these outside quotes.
   '\u00e9', '\u00a0', '\u0141', '\u2028', '\ud83d\ude00', '"caf\u00e9"', '-j \u0141', '-\u0141',
 ];

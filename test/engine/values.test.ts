@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineError, parseDump } from '../../src/engine/index.ts';
-import { readNatTo, readProbability } from '../../src/engine/netfilter/values.ts';
+import { EngineError, parseDump, trace } from '../../src/engine/index.ts';
+import { readMark, readNatTo, readNumber32, readProbability } from '../../src/engine/netfilter/values.ts';
 
 test('probabilities: C strtod on the whole word, from 0 to 1', () => {
   const taken: [string, number][] = [
@@ -34,6 +34,18 @@ test('NAT addresses: dotted IPv4 without leading zeros, ports as iptables reads 
   for (const [word, error] of errors) assert.deepEqual(readNatTo(word), { error }, word);
 });
 
+test('marks: 32-bit numbers in decimal, 0x hexadecimal or 0 octal, with an optional mask', () => {
+  assert.equal(readNumber32('010'), 8);
+  assert.equal(readNumber32('0x10'), 16);
+  assert.equal(readNumber32('+16'), 16);
+  assert.equal(readNumber32('4294967295'), 0xffffffff);
+  for (const word of ['4294967296', '0xzz', '', '-1', '08']) assert.equal(readNumber32(word), null, word);
+  assert.deepEqual(readMark('010/010'), { value: 8, mask: 8 });
+  assert.deepEqual(readMark('0x4000/0x4000'), { value: 0x4000, mask: 0x4000 });
+  assert.deepEqual(readMark('16'), { value: 16, mask: null });
+  for (const word of ['16/', '/16', '0xzz', '1/2/3']) assert.equal(readMark(word), null, word);
+});
+
 function errorOf(rule: string, fastReader: boolean): { message: string; column?: number } | null {
   try {
     parseDump(`*nat\n:PREROUTING ACCEPT [0:0]\n${rule}\nCOMMIT\n`, { fastReader });
@@ -52,6 +64,9 @@ test('rules iptables refuses for these values are syntax errors at the value, wh
     ['-A PREROUTING -j DNAT --to-destination 10.0.0.1:80', '10.0.0.1:80', /Need TCP, UDP, SCTP or DCCP/],
     ['-A PREROUTING -p udplite -j DNAT --to-destination 10.0.0.1:80', '10.0.0.1:80', /Need TCP, UDP, SCTP or DCCP/],
     ['-A PREROUTING -p tcp -j DNAT', '-j', /must be specified/],
+    ['-A PREROUTING -m mark --mark 0xzz -j ACCEPT', '0xzz', /bad value '0xzz' for --mark/],
+    ['-A PREROUTING -j MARK --set-xmark 0x4000/', '0x4000/', /bad value/],
+    ['-A PREROUTING -j MARK --or-mark 4294967296', '4294967296', /a 32-bit number/],
   ];
   for (const fastReader of [true, false]) {
     for (const [rule, at, message] of refused) {
@@ -72,4 +87,17 @@ test('rules iptables refuses for these values are syntax errors at the value, wh
       assert.equal(errorOf(rule, fastReader), null, rule);
     }
   }
+});
+
+test('the tracer takes the values iptables takes: mark 010/0377 is 8/0xff, probability 0x1p0 is 1, port 0x1f90 is 8080', () => {
+  const rs = parseDump([
+    '*mangle', ':PREROUTING ACCEPT [0:0]',
+    '-A PREROUTING -d 10.96.0.12/32 -j MARK --set-xmark 010/0377',
+    'COMMIT',
+    '*nat', ':PREROUTING ACCEPT [0:0]',
+    '-A PREROUTING -d 10.96.0.12/32 -p tcp -m mark --mark 0x8/0xff -m statistic --mode random --probability 0x1p0 -j DNAT --to-destination 10.244.1.6:0x1f90',
+    'COMMIT', '',
+  ].join('\n'));
+  const r = trace(rs, { node: { addresses: ['10.32.11.62'] }, packet: { source: '10.244.5.17', destination: '10.96.0.12', port: 80, protocol: 'tcp' } });
+  assert.deepEqual(r.outcomes.map((o) => [o.probability, o.verdict, o.destination]), [[1, 'DNAT', { ip: '10.244.1.6', port: 8080 }]]);
 });

@@ -201,7 +201,7 @@ test('kernel agrees with the tracer on random probes of a generated 150-Service 
   }
 });
 
-test('kernel agrees with the tracer on values written as iptables reads them (0120 is octal, 0x51 hexadecimal, 0x1p0 is 1)', async (t) => {
+test('kernel agrees with the tracer on values written as iptables reads them (0120 is octal, 0x51 hexadecimal, 0x1p0 is 1, mark 010 is 8)', async (t) => {
   if (skipUnlessKernel(t)) return;
   const addresses = ['10.32.11.62'];
   const { dump, rs } = loadable([
@@ -213,6 +213,12 @@ test('kernel agrees with the tracer on values written as iptables reads them (01
     '-A PREROUTING -d 10.96.0.10/32 -p tcp -m multiport --dports 010,0x14:0x16 -j DNAT --to-destination 10.244.1.4:8080',
     // A probability and a NAT port in forms iptables-save never prints: 0x1p0 is 1, 0x1f90 is 8080.
     '-A PREROUTING -d 10.96.0.11/32 -p tcp -m statistic --mode random --probability 0x1p0 -j DNAT --to-destination 10.244.1.5:0x1f90',
+    // Marks in strtoul's base 0: 010 is 8.
+    '-A PREROUTING -d 10.96.0.12/32 -p tcp -m mark --mark 0x8/0xff -j DNAT --to-destination 10.244.1.6:80',
+    'COMMIT',
+    '*mangle',
+    ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]',
+    '-A PREROUTING -d 10.96.0.12/32 -j MARK --set-xmark 010/0377',
     'COMMIT',
     '*filter',
     ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]',
@@ -228,6 +234,7 @@ test('kernel agrees with the tracer on values written as iptables reads them (01
       [to(80), '10.244.1.1'], [to(120), '10.96.0.10'], [to(81), '10.244.1.2'], [to(82, 'udp'), '10.244.1.3'],
       [to(8), '10.244.1.4'], [to(21), '10.244.1.4'], [to(10), '10.96.0.10'],
       [{ ...to(80), name: 'tcp 10.96.0.11:80', destination: '10.96.0.11' }, '10.244.1.5'],
+      [{ ...to(80), name: 'tcp 10.96.0.12:80', destination: '10.96.0.12' }, '10.244.1.6'],
     ];
     for (const [flow, ip] of expected) {
       await compare(node, rs, addresses, flow, 1, 'ports');

@@ -17,13 +17,16 @@ const SERVICE = /^[A-Za-z0-9][A-Za-z0-9._+/-]*$/;
 
 /** The port a word names, read as iptables reads it. */
 export function readPort(text: string): PortWord {
-  const n = strtoumaxBase0(text);
+  const n = readUnsigned(text);
   if (n !== null) return n <= 65535 ? n : 'invalid';
   return SERVICE.test(text) && !NUMERIC.test(text) ? 'name' : 'invalid';
 }
 
-/** C's strtoumax(text, &end, 0) when it reads the whole word and no '-' leads it; else null. */
-function strtoumaxBase0(text: string): number | null {
+/**
+ * C's strtoumax(text, &end, 0) when it reads the whole word and no '-' leads it (as iptables'
+ * xtables_strtoul does), else null. Values past 2^32 come back as 2^32.
+ */
+export function readUnsigned(text: string): number | null {
   let i = C_BLANK.exec(text)![0].length;
   if (text.charCodeAt(i) === 0x2b /* + */) i++;
   let base = 10;

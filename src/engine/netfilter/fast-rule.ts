@@ -156,6 +156,10 @@ const TO_SOURCE = optionIds.get('to-source')!;
 if (PROBABILITY === undefined || STATISTIC < 0 || DNAT < 0 || SNAT < 0 || TO_DESTINATION === undefined || TO_SOURCE === undefined) {
   throw new Error('fast-rule: statistic, DNAT or SNAT is missing from the known modules and targets');
 }
+/** Modules and targets whose values the full reader checks (marks): a handful of lines in kube-proxy's dumps. */
+const FULL_READER_MODULES = new Set(['mark', 'connmark'].map((m) => MODULES.list.indexOf(m)));
+const FULL_READER_TARGETS = new Set(['MARK', 'CONNMARK'].map((t) => TARGETS.list.indexOf(t)));
+if (FULL_READER_MODULES.has(-1) || FULL_READER_TARGETS.has(-1)) throw new Error('fast-rule: mark, connmark, MARK or CONNMARK is missing');
 /** Protocols a NAT target may give ports with that the fast reader knows (values.ts has the full list). */
 const NAT_PORT_PROTOCOLS = new Set(['tcp', 'udp', 'sctp', 'icmp'].map((p) => MODULES.list.indexOf(p)));
 const PORT_OPTION_IDS = new Set(['dport', 'destination-port', 'sport', 'source-port'].map((o) => optionIds.get(o)!));
@@ -272,7 +276,7 @@ export class FastRuleReader {
         case MATCH: {
           if (negate || this.word() !== 1 || this.wq) return false;
           const m = MODULES.names.find(b, this.ws, this.we, this.wh);
-          if (m < 0) return false;
+          if (m < 0 || FULL_READER_MODULES.has(m)) return false;
           if (moduleCount === MAX_MODULES) return false;
           modules[moduleCount] = m;
           current = moduleCount++;
@@ -282,6 +286,7 @@ export class FastRuleReader {
         case GOTO: {
           if (negate || targetId !== -2 || this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
           targetId = TARGETS.names.find(b, this.ws, this.we, this.wh);
+          if (FULL_READER_TARGETS.has(targetId)) return false;
           this.target = this.names.internBytes(s, b, this.ws, this.we, this.wh);
           this.targetStart = this.ws;
           this.targetEnd = this.we;

@@ -6,7 +6,7 @@
 import type { Chain, MatchModule, ModuleOption, Rule, Ruleset, TargetSpec } from './ast.ts';
 import { formatCidr } from '../net/address.ts';
 import { quantizeProbability } from '../trace/probability.ts';
-import { probabilityValue } from './values.ts';
+import { probabilityValue, readMark, readNumber32 } from './values.ts';
 
 function quote(arg: string, always = false): string {
   if (!always && arg !== '' && !/[\s"\\']/.test(arg)) return arg;
@@ -20,11 +20,10 @@ function neg(negated: boolean): string {
 
 /** `0x00004000/0x00004000` → `0x4000/0x4000`; a full mask is left out, as iptables-save does. */
 export function canonicalMark(text: string): string {
-  const [v, m] = text.split('/');
-  const value = Number.parseInt(v, v.startsWith('0x') || v.startsWith('0X') ? 16 : 10) >>> 0;
-  if (m === undefined) return `0x${value.toString(16)}`;
-  const mask = Number.parseInt(m, m.startsWith('0x') || m.startsWith('0X') ? 16 : 10) >>> 0;
-  return mask === 0xffffffff ? `0x${value.toString(16)}` : `0x${value.toString(16)}/0x${mask.toString(16)}`;
+  const read = readMark(text);
+  if (!read) return text;
+  const { value, mask } = read;
+  return mask === null || mask === 0xffffffff ? `0x${value.toString(16)}` : `0x${value.toString(16)}/0x${mask.toString(16)}`;
 }
 
 function option(o: ModuleOption, alwaysQuote = false): string {
@@ -89,7 +88,7 @@ function printModule(m: MatchModule, family: string): string {
 function markToXmark(o: ModuleOption): ModuleOption {
   const arg = o.args[0] ?? '0';
   const [v, m] = arg.split('/');
-  const num = (s: string) => Number.parseInt(s, s.toLowerCase().startsWith('0x') ? 16 : 10) >>> 0;
+  const num = (s: string) => readNumber32(s) ?? 0;
   const value = num(v);
   const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
   switch (o.name) {

@@ -14,7 +14,11 @@ import type { Words } from './lexer.ts';
 import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
 import { readPortRange } from '../net/port.ts';
-import { NAT_PORT_PROTOCOLS, readNatTo, readProbability } from './values.ts';
+import { NAT_PORT_PROTOCOLS, readMark, readNatTo, readNumber32, readProbability } from './values.ts';
+
+/** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
+const MARK_WITH_MASK: ReadonlySet<string> = new Set(['mark', 'set-xmark', 'set-mark']);
+const MARK_VALUE_ONLY: ReadonlySet<string> = new Set(['and-mark', 'or-mark', 'xor-mark', 'mask', 'nfmask', 'ctmask']);
 import { moduleTakesOption, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
 
 export interface RuleBody {
@@ -204,6 +208,7 @@ export class RuleReader {
       if (owner === 'target') {
         if (keep) target!.options.push(option);
         this.natTo(target!.name, name, i, argsFrom, j, body);
+        if (target!.name === 'MARK' || target!.name === 'CONNMARK') this.markValue(name, i, argsFrom, j);
         i = j;
         continue;
       } else if (owner) {
@@ -217,6 +222,7 @@ export class RuleReader {
         this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
       }
       if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
+      if (name === 'mark' && (module.module === 'mark' || module.module === 'connmark')) this.markValue(name, i, argsFrom, j);
       if (PORT_OPTIONS.has(name) && PORTED_MODULES.has(module.module)) {
         const port = this.port(name, i, argsFrom, j);
         if ((name === 'dport' || name === 'destination-port') && !optionNegated && PORT_MODULES.has(module.module) && port !== null) body.dispatchPort = port;
@@ -268,6 +274,18 @@ export class RuleReader {
     if ('error' in read) this.fail(read.error, from);
     if (read.hasPorts && (!body.protocol || body.protocol.negated || !NAT_PORT_PROTOCOLS.has(body.protocol.value))) {
       this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
+    }
+  }
+
+  /** Checks the value (and mask) of a mark option (word i, its argument in words [from, to)) as iptables does. */
+  private markValue(name: string, i: number, from: number, to: number): void {
+    const withMask = MARK_WITH_MASK.has(name);
+    if (!withMask && !MARK_VALUE_ONLY.has(name)) return;
+    if (to !== from + 1) this.fail(`--${name} takes one value${withMask ? '[/mask]' : ''}`, to > from + 1 ? from + 1 : i);
+    const text = this.words.text(from)!;
+    if (withMask ? readMark(text) === null : readNumber32(text) === null) {
+      const form = withMask ? 'value[/mask], each a 32-bit number' : 'a 32-bit number';
+      this.fail(`bad value '${text}' for --${name}: ${form} (decimal, 0x hexadecimal or 0 octal)`, from);
     }
   }
 

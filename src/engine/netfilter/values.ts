@@ -4,7 +4,7 @@
  * test/engine/values.test.ts are what iptables-restore v1.8.9 said).
  */
 import { parseIPv4 } from '../net/address.ts';
-import { readPort } from '../net/port.ts';
+import { readPort, readUnsigned } from '../net/port.ts';
 
 /**
  * `--probability`: C's strtod on the whole word (decimal with an exponent, `.5`, hexadecimal
@@ -91,3 +91,19 @@ function canonicalIPv4(text: string): boolean {
 
 /** The protocols (-p) a NAT target may name ports with. */
 export const NAT_PORT_PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp', 'dccp', 'icmp']);
+
+/** A 32-bit number as iptables reads marks: decimal, 0x hexadecimal or 0 octal (xtables_strtoui); null for what it refuses. */
+export function readNumber32(text: string): number | null {
+  const v = readUnsigned(text);
+  return v !== null && v <= 0xffffffff ? v : null;
+}
+
+/** `value[/mask]` of mark options (xtables_parse_mark_mask); mask null when not written; null for what iptables refuses. */
+export function readMark(text: string): { value: number; mask: number | null } | null {
+  const slash = text.indexOf('/');
+  const value = readNumber32(slash < 0 ? text : text.slice(0, slash));
+  if (value === null) return null;
+  if (slash < 0) return { value, mask: null };
+  const mask = readNumber32(text.slice(slash + 1));
+  return mask === null ? null : { value, mask };
+}

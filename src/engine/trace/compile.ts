@@ -12,7 +12,7 @@ import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
 import { DumpChain } from '../netfilter/rule.ts';
 import { readPort, readPortRange } from '../net/port.ts';
-import { probabilityValue, readNatTo } from '../netfilter/values.ts';
+import { probabilityValue, readMark, readNatTo, readNumber32 } from '../netfilter/values.ts';
 
 export const NO = 0;
 export const YES = 1;
@@ -84,14 +84,14 @@ export interface CompiledRuleset {
 
 const INDEX_THRESHOLD = 24;
 
+/** A number as iptables reads marks and masks (values.ts); 0 for what it refuses, which parsing has reported. */
 function num(text: string | undefined): number {
-  if (text === undefined) return NaN;
-  return text.toLowerCase().startsWith('0x') ? Number.parseInt(text, 16) : Number(text);
+  return (text === undefined ? null : readNumber32(text)) ?? 0;
 }
 
 function valueMask(arg: string | undefined): { value: number; mask: number } {
-  const [v, m] = (arg ?? '0').split('/');
-  return { value: num(v) >>> 0, mask: m === undefined ? 0xffffffff : num(m) >>> 0 };
+  const read = readMark(arg ?? '0');
+  return { value: read?.value ?? 0, mask: read?.mask ?? 0xffffffff };
 }
 
 function cidrContains(c: Cidr): (a: Addr) => boolean {
