@@ -30,7 +30,7 @@ const COLON = 0x3a;
 const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
-const NONE = 0x7fffffff;
+const BACKSLASH = 0x5c;
 /** More modules on one line than this are left to the full reader. */
 const MAX_MODULES = 32;
 
@@ -184,8 +184,7 @@ export class FastRuleReader {
   dst = -1;
   dport = -1;
 
-  private s = '';
-  /** `s` as asciiBytes: what the reader scans. */
+  /** The text being read, as asciiBytes: what the reader scans. */
   private b: Uint8Array = new Uint8Array(0);
   private pos = 0;
   private end = 0;
@@ -198,8 +197,6 @@ export class FastRuleReader {
   private pending = false;
   /** Set by ipv4(). */
   private hostEnd = -1;
-  /** Where the next backslash of `s` is at or after the last quote looked at (NONE: no more). */
-  private backslash = -1;
   /** The line's modules so far (their ids), `-m` ones and implicit protocol ones. */
   private readonly modules = new Int32Array(MAX_MODULES);
   constructor(private readonly names: StringTable) {}
@@ -211,12 +208,7 @@ export class FastRuleReader {
    */
   read(s: string, b: Uint8Array, from: number, to: number, holder: FamilyHolder): boolean {
     if (to - from < 4 || b[from] !== DASH || b[from + 1] !== 0x41 /* A */ || b[from + 2] !== SPACE) return false;
-    // The backslash found last holds while lines come in order from the same text.
-    if (this.s !== s || this.b !== b || from < this.pos) {
-      this.s = s;
-      this.b = b;
-      this.backslash = -1;
-    }
+    this.b = b;
     this.pos = from + 3;
     this.end = to;
     this.pending = false;
@@ -444,15 +436,14 @@ export class FastRuleReader {
    * lexer must read it: no closing quote on the line, or a backslash inside.
    */
   private afterQuote(i: number): number {
-    const s = this.s;
-    const close = s.indexOf('"', i + 1);
-    if (close < 0 || close >= this.end) return -1;
-    if (this.backslash < i) {
-      const at = s.indexOf('\\', i);
-      this.backslash = at < 0 ? NONE : at;
+    const b = this.b;
+    const end = this.end;
+    for (let j = i + 1; j < end; j++) {
+      const c = b[j];
+      if (c === QUOTE) return j + 1;
+      if (c === BACKSLASH) return -1;
     }
-    if (this.backslash < close) return -1;
-    return close + 1;
+    return -1;
   }
 
   /** An option name such as `-d`, `--dport` (the lexer's rule: not quoted, not `-` alone, not `-1`). */
