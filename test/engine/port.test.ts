@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineError, parseDump } from '../../src/engine/index.ts';
-import { readPort, readPortRange } from '../../src/engine/net/port.ts';
+import { readPort, readPortRange, readUdpPort } from '../../src/engine/net/port.ts';
 import { DumpChain } from '../../src/engine/netfilter/rule.ts';
 
 test('port words: decimal, 0x hexadecimal, leading-zero octal, a leading +; errors past 65535', () => {
@@ -20,6 +20,18 @@ test('port words: decimal, 0x hexadecimal, leading-zero octal, a leading +; erro
     ['http', 'name'], ['9pfs', 'name'], ['nosuchsvc', 'name'], ['0x1g', 'name'],
   ];
   for (const [word, expected] of cases) assert.equal(readPort(word), expected, JSON.stringify(word));
+});
+
+test('udp ports are read differently by iptables 1.8.9: decimal only, leading zeros, cut to 16 bits, any range', () => {
+  const cases: [string, ReturnType<typeof readUdpPort>][] = [
+    ['80', 80], ['0120', 120], ['0080', 80], ['+80', 80], ['99999', 34463], ['65536', 0], [' 80', 80],
+    ['0x50', 'invalid'], ['-1', 'invalid'], ['', 'invalid'], ['http', 'name'],
+  ];
+  for (const [word, expected] of cases) assert.equal(readUdpPort(word), expected, JSON.stringify(word));
+  assert.deepEqual(readPortRange('80:70', 'udp'), { range: [80, 70] });
+  assert.deepEqual(readPortRange('0x50', 'udp'), { error: 'Port "0x50" does not resolve to anything.' });
+  const rs = parseDump('*nat\n:X - [0:0]\n-A X -d 10.0.0.1/32 -p udp -m udp --dport 0120 -j ACCEPT\nCOMMIT\n');
+  assert.deepEqual((rs.tables.get('nat')!.chains.get('X') as DumpChain).dispatchAt(0), { dst: '10.0.0.1', port: 120 });
 });
 
 test('port ranges: split at the first colon, open ends, min above max is an error', () => {
@@ -52,7 +64,7 @@ test('a port iptables would refuse is a syntax error at its line and column, whi
     assert.equal(e.column, rule.indexOf('99999') + 1);
     assert.equal(e.text, rule);
   }
-  const range = '-A X -p udp --sport 90:80 -j ACCEPT';
+  const range = '-A X -p tcp --sport 90:80 -j ACCEPT';
   assert.equal(syntaxErrorOf(range).column, range.indexOf('90:80') + 1);
   assert.match(syntaxErrorOf(range).message, /min > max/);
   const two = '-A X -p tcp -m tcp --dport 80 81 -j ACCEPT';

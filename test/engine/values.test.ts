@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineError, parseDump, trace } from '../../src/engine/index.ts';
+import { EngineError, parseDump, printRuleset, trace } from '../../src/engine/index.ts';
 import { readMark, readNatTo, readNumber32, readProbability } from '../../src/engine/netfilter/values.ts';
 
 test('probabilities: C strtod on the whole word, from 0 to 1', () => {
@@ -25,11 +25,14 @@ test('NAT addresses: dotted IPv4 without leading zeros, ports as iptables reads 
   assert.deepEqual(readNatTo('10.0.0.3-10.0.0.1:80'), { ipLo: '10.0.0.3', ipHi: '10.0.0.1', portLo: 80, portHi: 80, hasPorts: true });
   assert.deepEqual(readNatTo(':80'), { ipLo: '', ipHi: '', portLo: 80, portHi: 80, hasPorts: true });
   assert.deepEqual(readNatTo('10.0.0.1:http'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: null, portHi: null, hasPorts: true });
+  assert.deepEqual(readNatTo('10.0.0.1:80-90/100'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: 80, portHi: 90, hasPorts: true });
   const errors: [string, string][] = [
     ['010.0.0.1:80', 'Bad IP address "010.0.0.1"'], ['10.0.0.01:80', 'Bad IP address "10.0.0.01"'], ['1.2.3', 'Bad IP address "1.2.3"'],
     ['10.0.0.256:80', 'Bad IP address "10.0.0.256"'], ['0x0a.0.0.1:80', 'Bad IP address "0x0a.0.0.1"'],
     ['10.0.0.1:80:90', 'Bad IP address "10.0.0.1:80:90"'], ['10.0.0.1:99999', "Port `99999' not valid"], ['10.0.0.1:', "Port `' not valid"],
     ['10.0.0.1:80-', "Port `' not valid"], ['10.0.0.1:90-80', "Port range `80' funky"],
+    ['10.0.0.1:80abc', "Garbage after port value: `abc'"], ['10.0.0.1:http-90', "Port `http-90' not valid"],
+    ['10.0.0.1:80-http', "Port `http' not valid"],
   ];
   for (const [word, error] of errors) assert.deepEqual(readNatTo(word), { error }, word);
 });
@@ -65,6 +68,7 @@ test('rules iptables refuses for these values are syntax errors at the value, wh
     ['-A PREROUTING -p udplite -j DNAT --to-destination 10.0.0.1:80', '10.0.0.1:80', /Need TCP, UDP, SCTP or DCCP/],
     ['-A PREROUTING -p tcp -j DNAT', '-j', /must be specified/],
     ['-A PREROUTING -m mark --mark 0xzz -j ACCEPT', '0xzz', /bad value '0xzz' for --mark/],
+    ['-A PREROUTING -s 10.0.0.0/8 -p tcp -j DNAT --to-destination 10.0.0.1:80:90', '10.0.0.1:80:90', /Bad IP address/],
     ['-A PREROUTING -j MARK --set-xmark 0x4000/', '0x4000/', /bad value/],
     ['-A PREROUTING -j MARK --or-mark 4294967296', '4294967296', /a 32-bit number/],
   ];
@@ -79,6 +83,8 @@ test('rules iptables refuses for these values are syntax errors at the value, wh
     for (const rule of [
       '-A PREROUTING -m statistic --mode random --probability 0x0.8p0 -j ACCEPT',
       '-A PREROUTING -p icmp -j DNAT --to-destination 10.0.0.1:80',
+      '-A PREROUTING ! -p tcp -j DNAT --to-destination 10.0.0.1:80',
+      '-A PREROUTING -p 33 -j DNAT --to-destination 10.0.0.1:80',
       '-A PREROUTING -j DNAT --to-destination 10.0.0.1',
       '-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.3:80-90',
       // iptables-restore refuses a second address, but iptables-save prints such rules (kubernetes/kubernetes#114537).
@@ -100,4 +106,18 @@ test('the tracer takes the values iptables takes: mark 010/0377 is 8/0xff, proba
   ].join('\n'));
   const r = trace(rs, { node: { addresses: ['10.32.11.62'] }, packet: { source: '10.244.5.17', destination: '10.96.0.12', port: 80, protocol: 'tcp' } });
   assert.deepEqual(r.outcomes.map((o) => [o.probability, o.verdict, o.destination]), [[1, 'DNAT', { ip: '10.244.1.6', port: 8080 }]]);
+});
+
+test('--set-mark value/mask is stored as --set-xmark value/(mask | value), as iptables does', () => {
+  const rs = parseDump([
+    '*mangle', ':PREROUTING ACCEPT [0:0]', ':X - [0:0]',
+    '-A PREROUTING -j MARK --set-xmark 0x1/0xffffffff',
+    // Mask 0x3: the mark stays 0x1 (with the mask 0x2 as written, bit 0 would flip to 0).
+    '-A PREROUTING -j MARK --set-mark 1/2',
+    '-A PREROUTING -m mark --mark 0x1 -j X',
+    'COMMIT', '',
+  ].join('\n'));
+  const r = trace(rs, { node: { addresses: ['10.32.11.62'] }, packet: { source: '10.244.5.17', destination: '10.96.0.12', port: 80, protocol: 'tcp' } });
+  assert.ok(r.outcomes[0].path.some((s) => s.chain === 'PREROUTING' && s.index === 3), 'the mark test matches');
+  assert.match(printRuleset(rs), /--set-xmark 0x1\/0x3/);
 });

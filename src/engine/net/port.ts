@@ -64,23 +64,36 @@ function digitValue(c: number): number {
 }
 
 /**
- * A tcp/udp/udplite/sctp port or range as iptables reads it: `80`, `80:90`, `:90`, `1024:` (the
- * word is split at its first colon). The range, or the error iptables gives; null bounds are
- * service names.
+ * A udp (or udplite) port as iptables 1.8.9 reads it, which differs from tcp and sctp: decimal only
+ * (leading zeros allowed: 0120 is 120), cut to 16 bits (99999 is 34463), else a service name.
  */
-export function readPortRange(text: string): { range: [number | null, number | null] } | { error: string } {
+export function readUdpPort(text: string): PortWord {
+  if (/^[ \t\n\v\f\r]*\+?\d{1,10}$/.test(text)) return Number(text.trim()) % 65536;
+  return SERVICE.test(text) && !NUMERIC.test(text) ? 'name' : 'invalid';
+}
+
+/**
+ * A port or range of a tcp, udp, udplite or sctp match as iptables reads it: `80`, `80:90`,
+ * `:90`, `1024:` (the word is split at its first colon). The range, or the error iptables gives;
+ * null bounds are service names. tcp and sctp refuse a range whose minimum is above its maximum;
+ * udp takes it (and matches nothing with it).
+ */
+export function readPortRange(text: string, module = 'tcp'): { range: [number | null, number | null] } | { error: string } {
+  const udp = module === 'udp' || module === 'udplite';
+  const read = udp ? readUdpPort : readPort;
+  const invalid = (word: string) => ({ error: udp ? `Port "${word}" does not resolve to anything.` : `invalid port/service \`${word}' specified` });
   const colon = text.indexOf(':');
   if (colon < 0) {
-    const p = readPort(text);
-    if (p === 'invalid') return { error: `invalid port/service \`${text}' specified` };
+    const p = read(text);
+    if (p === 'invalid') return invalid(text);
     return { range: p === 'name' ? [null, null] : [p, p] };
   }
   const loText = text.slice(0, colon);
   const hiText = text.slice(colon + 1);
-  const lo = loText === '' ? 0 : readPort(loText);
-  const hi = hiText === '' ? 65535 : readPort(hiText);
-  if (lo === 'invalid') return { error: `invalid port/service \`${loText}' specified` };
-  if (hi === 'invalid') return { error: `invalid port/service \`${hiText}' specified` };
-  if (typeof lo === 'number' && typeof hi === 'number' && lo > hi) return { error: 'invalid portrange (min > max)' };
+  const lo = loText === '' ? 0 : read(loText);
+  const hi = hiText === '' ? 65535 : read(hiText);
+  if (lo === 'invalid') return invalid(loText);
+  if (hi === 'invalid') return invalid(hiText);
+  if (!udp && typeof lo === 'number' && typeof hi === 'number' && lo > hi) return { error: 'invalid portrange (min > max)' };
   return { range: [lo === 'name' ? null : lo, hi === 'name' ? null : hi] };
 }

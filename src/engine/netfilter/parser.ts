@@ -94,9 +94,8 @@ class RulesetBuilder {
     let c = table.chains.hashed(name, h);
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
-      c = new DumpChain(table.name, name, builtin, line, this.source, this.store);
+      c = new DumpChain(table.name, name, builtin, line, this.source, this.store, nameAt);
       c.hash = h;
-      c.nameAt = nameAt;
       table.chains.add(c);
     }
     this.lastChain = c;

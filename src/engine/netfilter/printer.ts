@@ -93,7 +93,8 @@ function markToXmark(o: ModuleOption): ModuleOption {
   const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
   switch (o.name) {
     case 'set-mark':
-      return { name: 'set-xmark', negated: false, args: [`${hex(value)}/${hex(m === undefined ? 0xffffffff : num(m))}`] };
+      // iptables stores value/mask as value/(mask | value).
+      return { name: 'set-xmark', negated: false, args: [`${hex(value)}/${hex(m === undefined ? 0xffffffff : num(m) | value)}`] };
     case 'or-mark':
       return { name: 'set-xmark', negated: false, args: [`${hex(value)}/${hex(value)}`] };
     case 'xor-mark':

@@ -15,11 +15,11 @@ import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
 import { readPortRange } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatTo, readNumber32, readProbability } from './values.ts';
+import { moduleTakesOption, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
 
 /** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
 const MARK_WITH_MASK: ReadonlySet<string> = new Set(['mark', 'set-xmark', 'set-mark']);
 const MARK_VALUE_ONLY: ReadonlySet<string> = new Set(['and-mark', 'or-mark', 'xor-mark', 'mask', 'nfmask', 'ctmask']);
-import { moduleTakesOption, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
 
 export interface RuleBody {
   protocol?: Negatable<string>;
@@ -52,6 +52,7 @@ interface MutableTarget {
 
 const PROTOCOL_NUMBERS: Readonly<Record<string, string>> = {
   '1': 'icmp',
+  '33': 'dccp',
   '6': 'tcp',
   '17': 'udp',
   '58': 'ipv6-icmp',
@@ -224,7 +225,7 @@ export class RuleReader {
       if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
       if (name === 'mark' && (module.module === 'mark' || module.module === 'connmark')) this.markValue(name, i, argsFrom, j);
       if (PORT_OPTIONS.has(name) && PORTED_MODULES.has(module.module)) {
-        const port = this.port(name, i, argsFrom, j);
+        const port = this.port(module.module, name, i, argsFrom, j);
         if ((name === 'dport' || name === 'destination-port') && !optionNegated && PORT_MODULES.has(module.module) && port !== null) body.dispatchPort = port;
       }
       i = j;
@@ -240,12 +241,12 @@ export class RuleReader {
    * Checks the one argument (words [from, to)) of port option `--name` (word i) as iptables does,
    * and gives the port when it is a single number.
    */
-  private port(name: string, i: number, from: number, to: number): number | null {
+  private port(module: string, name: string, i: number, from: number, to: number): number | null {
     const words = this.words;
     if (to === from) this.fail(`--${name} needs a port or a port range`, i);
     if (to > from + 1) this.fail(`unexpected '${words.text(from + 1)}': --${name} takes one port or port range`, from + 1);
     const text = words.text(from)!;
-    const read = readPortRange(text);
+    const read = readPortRange(text, module);
     if ('error' in read) this.fail(read.error, from);
     const [lo, hi] = read.range;
     return lo !== null && lo === hi && !text.includes(':') ? lo : null;
@@ -269,10 +270,12 @@ export class RuleReader {
     this.natTos++;
     if (to !== from + 1) this.fail(`--${name} takes one address[-address][:port[-port]]`, to > from + 1 ? from + 1 : i);
     const text = this.words.text(from)!;
-    if (text.includes('[') || text.indexOf(':') !== text.lastIndexOf(':')) return;
+    // IPv6 forms ([addr]:port, addr) are left as they are; several colons are IPv4 errors only in an IPv4 ruleset.
+    if (text.includes('[') || (this.family !== 'ipv4' && text.indexOf(':') !== text.lastIndexOf(':'))) return;
     const read = readNatTo(text);
     if ('error' in read) this.fail(read.error, from);
-    if (read.hasPorts && (!body.protocol || body.protocol.negated || !NAT_PORT_PROTOCOLS.has(body.protocol.value))) {
+    // iptables 1.8.9 checks the protocol's number, negated or not (`! -p tcp` passes).
+    if (read.hasPorts && (!body.protocol || !NAT_PORT_PROTOCOLS.has(body.protocol.value))) {
       this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
     }
   }

@@ -72,16 +72,46 @@ export function readNatTo(text: string): NatTo | { error: string } {
     for (const ip of [ipLo, ipHi]) if (!canonicalIPv4(ip)) return { error: `Bad IP address "${ip}"` };
   }
   if (colon < 0) return { ipLo, ipHi, portLo: null, portHi: null, hasPorts: false };
-  const ports = text.slice(colon + 1);
-  const dash = ports.indexOf('-');
-  const loText = dash >= 0 ? ports.slice(0, dash) : ports;
-  const hiText = dash >= 0 ? ports.slice(dash + 1) : ports;
-  const lo = readPort(loText);
-  const hi = readPort(hiText);
-  if (lo === 'invalid') return { error: `Port \`${loText}' not valid` };
-  if (hi === 'invalid') return { error: `Port \`${hiText}' not valid` };
-  if (typeof lo === 'number' && typeof hi === 'number' && hi < lo) return { error: `Port range \`${hiText}' funky` };
-  return { ipLo, ipHi, portLo: lo === 'name' ? null : lo, portHi: hi === 'name' ? null : hi, hasPorts: true };
+  const ports = readNatPorts(text.slice(colon + 1));
+  if ('error' in ports) return ports;
+  return { ipLo, ipHi, portLo: ports.lo, portHi: ports.hi, hasPorts: true };
+}
+
+/**
+ * The ports after the colon of a NAT address, as iptables 1.8.9 reads them: `p`, `p-q` or
+ * `p-q/base`, each a number as strtoul reads it in base 0 (0120 and 0x50 are 80); a service name
+ * only alone (null: looked up where the rules are loaded).
+ */
+function readNatPorts(text: string): { lo: number | null; hi: number | null } | { error: string } {
+  const slash = text.indexOf('/');
+  const range = slash < 0 ? text : text.slice(0, slash);
+  if (slash >= 0 && natPort(text.slice(slash + 1)) === null) return { error: `Port \`${text.slice(slash + 1)}' not valid` };
+  const dash = range.indexOf('-');
+  if (dash < 0) {
+    const port = natPort(range);
+    if (port !== null) return { lo: port, hi: port };
+    // A word that starts like a number is read as one (out of range, or with garbage after it).
+    const number = /^[ \t\n\v\f\r]*\+?(0[xX][0-9a-fA-F]+|\d+)/.exec(range);
+    if (number) {
+      const rest = range.slice(number[0].length);
+      return { error: rest === '' ? `Port \`${range}' not valid` : `Garbage after port value: \`${rest}'` };
+    }
+    return readPort(range) === 'name' ? { lo: null, hi: null } : { error: `Port \`${range}' not valid` };
+  }
+  const loText = range.slice(0, dash);
+  const hiText = range.slice(dash + 1);
+  const lo = natPort(loText);
+  const hi = natPort(hiText);
+  if (lo === null) return { error: `Port \`${range}' not valid` };
+  if (hi === null) return { error: `Port \`${hiText}' not valid` };
+  if (hi < lo) return { error: `Port range \`${hiText}' funky` };
+  return { lo, hi };
+}
+
+/** A NAT port number: strtoul in base 0 on the whole word, at most 65535. */
+function natPort(text: string): number | null {
+  const v = readUnsigned(text);
+  return v !== null && v <= 65535 ? v : null;
 }
 
 /** Dotted decimal with four parts and no leading zeros, as iptables' NAT targets take it. */

@@ -11,7 +11,7 @@ import { quantizeProbability } from './probability.ts';
 import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
 import { DumpChain } from '../netfilter/rule.ts';
-import { readPort, readPortRange } from '../net/port.ts';
+import { readPort, readPortRange, readUdpPort } from '../net/port.ts';
 import { probabilityValue, readMark, readNatTo, readNumber32 } from '../netfilter/values.ts';
 
 export const NO = 0;
@@ -106,8 +106,8 @@ function cidrContains(c: Cidr): (a: Addr) => boolean {
 }
 
 /** `80`, `80:90`, `:90`, `1024:` → inclusive range, numbers read as iptables reads them (net/port.ts); null for service names and errors. */
-function portRange(text: string): [number, number] | null {
-  const read = readPortRange(text);
+function portRange(text: string, module = 'tcp'): [number, number] | null {
+  const read = readPortRange(text, module);
   if ('error' in read) return null;
   const [lo, hi] = read.range;
   return lo === null || hi === null ? null : [lo, hi];
@@ -193,7 +193,7 @@ function compileOption(module: string, o: ModuleOption, rule: Rule, out: ModuleC
     case 'udplite': {
       const proto = module === 'udplite' ? 'udp' : module;
       if (o.name === 'dport' || o.name === 'destination-port' || o.name === 'sport' || o.name === 'source-port') {
-        const r = portRange(a0 ?? '');
+        const r = portRange(a0 ?? '', module);
         if (!r) return notModelled(`--${o.name} ${a0 ?? ''}`);
         const dst = o.name === 'dport' || o.name === 'destination-port';
         if (dst) {
@@ -466,7 +466,8 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
         case 'set-xmark':
           return { kind: 'mark', value, mask };
         case 'set-mark':
-          return { kind: 'mark', value, mask: o.args[0]?.includes('/') ? mask : 0xffffffff };
+          // iptables stores --set-mark value/mask as --set-xmark value/(mask | value).
+          return { kind: 'mark', value, mask: o.args[0]?.includes('/') ? (mask | value) >>> 0 : 0xffffffff };
         case 'or-mark':
           return { kind: 'mark', value, mask: value };
         case 'xor-mark':
@@ -491,7 +492,9 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
       const o = t.options[0];
       if (!o) return { kind: 'unmodelled-target', name: 'CONNMARK' };
       const { value, mask } = valueMask(o.args[0]);
-      if (o.name === 'set-xmark' || o.name === 'set-mark') return { kind: 'connmark', op: 'set', value, mask: o.name === 'set-mark' && !o.args[0]?.includes('/') ? 0xffffffff : mask, nfmask: 0, ctmask: 0 };
+      if (o.name === 'set-xmark') return { kind: 'connmark', op: 'set', value, mask, nfmask: 0, ctmask: 0 };
+      // As for MARK: --set-mark value/mask is --set-xmark value/(mask | value).
+      if (o.name === 'set-mark') return { kind: 'connmark', op: 'set', value, mask: o.args[0]?.includes('/') ? (mask | value) >>> 0 : 0xffffffff, nfmask: 0, ctmask: 0 };
       if (o.name === 'or-mark') return { kind: 'connmark', op: 'set', value, mask: value, nfmask: 0, ctmask: 0 };
       return { kind: 'unmodelled-target', name: `CONNMARK --${o.name}` };
     }
@@ -539,7 +542,7 @@ export function dispatchKeys(rule: Rule): { dst: string | null; port: number | n
     for (const o of m.options) {
       const a0 = o.args[0];
       if ((o.name === 'dport' || o.name === 'destination-port') && !o.negated && a0 !== undefined && !a0.includes(':')) {
-        const p = readPort(a0);
+        const p = m.module === 'udp' ? readUdpPort(a0) : readPort(a0);
         if (typeof p === 'number') port = p;
       }
     }
