@@ -121,3 +121,21 @@ test('--set-mark value/mask is stored as --set-xmark value/(mask | value), as ip
   assert.ok(r.outcomes[0].path.some((s) => s.chain === 'PREROUTING' && s.index === 3), 'the mark test matches');
   assert.match(printRuleset(rs), /--set-xmark 0x1\/0x3/);
 });
+
+test('the printer gives these values as iptables-save prints them', () => {
+  // Each pair: a rule as written, and what iptables-save v1.8.9 printed after iptables-restore took it.
+  const pairs: [string, string][] = [
+    ['-A PREROUTING -p tcp -m tcp --dport 0120 -j ACCEPT', '-A PREROUTING -p tcp -m tcp --dport 80 -j ACCEPT'],
+    ['-A PREROUTING -p tcp -m tcp --dport 80:80 -j ACCEPT', '-A PREROUTING -p tcp -m tcp --dport 80 -j ACCEPT'],
+    ['-A PREROUTING -p tcp -m tcp --dport :0120 -j ACCEPT', '-A PREROUTING -p tcp -m tcp --dport 0:80 -j ACCEPT'],
+    ['-A PREROUTING -p udp -m udp --sport 0120:0 -j ACCEPT', '-A PREROUTING -p udp -m udp --sport 120:0 -j ACCEPT'],
+    ['-A PREROUTING -p udp -m udp --dport 99999 -j ACCEPT', '-A PREROUTING -p udp -m udp --dport 34463 -j ACCEPT'],
+    ['-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.1:0x50', '-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:80'],
+    ['-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:80-80', '-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:80'],
+    ['-A PREROUTING -m statistic --mode random --probability 0x0.8p0 -j X', '-A PREROUTING -m statistic --mode random --probability 0.50000000000 -j X'],
+    ['-A PREROUTING -j MARK --set-mark 1/2', '-A PREROUTING -j MARK --set-xmark 0x1/0x3'],
+  ];
+  const rs = parseDump(`*nat\n:PREROUTING ACCEPT [0:0]\n:X - [0:0]\n${pairs.map(([written]) => written).join('\n')}\nCOMMIT\n`);
+  const printed = printRuleset(rs).split('\n').filter((l) => l.startsWith('-A PREROUTING'));
+  assert.deepEqual(printed, pairs.map(([, saved]) => saved));
+});

@@ -201,10 +201,11 @@ test('kernel agrees with the tracer on random probes of a generated 150-Service 
   }
 });
 
-test('kernel agrees with the tracer on values written as iptables reads them (0120 is octal, 0x51 hexadecimal, 0x1p0 is 1, mark 010 is 8)', async (t) => {
+test('kernel agrees with the tracer on values written as iptables reads them (tcp 0120 is octal, udp 0120 is 120, 0x51 hexadecimal, 0x1p0 is 1, mark 010 is 8)', async (t) => {
   if (skipUnlessKernel(t)) return;
   const addresses = ['10.32.11.62'];
-  const { dump, rs } = loadable([
+  // Loaded as written, not through svcpath's printer: the kernel and the tracer each read the raw forms.
+  const dump = [
     '*nat',
     ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]',
     '-A PREROUTING -d 10.96.0.10/32 -p tcp -m tcp --dport 0120 -j DNAT --to-destination 10.244.1.1:8080',
@@ -215,6 +216,8 @@ test('kernel agrees with the tracer on values written as iptables reads them (01
     '-A PREROUTING -d 10.96.0.11/32 -p tcp -m statistic --mode random --probability 0x1p0 -j DNAT --to-destination 10.244.1.5:0x1f90',
     // Marks in strtoul's base 0: 010 is 8.
     '-A PREROUTING -d 10.96.0.12/32 -p tcp -m mark --mark 0x8/0xff -j DNAT --to-destination 10.244.1.6:80',
+    // udp reads ports in decimal: 0120 is 120 there.
+    '-A PREROUTING -d 10.96.0.13/32 -p udp -m udp --dport 0120 -j DNAT --to-destination 10.244.1.7:8080',
     'COMMIT',
     '*mangle',
     ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]',
@@ -225,7 +228,8 @@ test('kernel agrees with the tracer on values written as iptables reads them (01
     '-A FORWARD -d 10.244.1.5/32 -p tcp -m tcp --dport 8080 -j ACCEPT',
     'COMMIT',
     '',
-  ].join('\n'));
+  ].join('\n');
+  const rs = parseDump(dump);
   node = await KernelNode.create({ nodeAddresses: addresses, name: 'ports' });
   try {
     await node.load(dump);
@@ -235,6 +239,8 @@ test('kernel agrees with the tracer on values written as iptables reads them (01
       [to(8), '10.244.1.4'], [to(21), '10.244.1.4'], [to(10), '10.96.0.10'],
       [{ ...to(80), name: 'tcp 10.96.0.11:80', destination: '10.96.0.11' }, '10.244.1.5'],
       [{ ...to(80), name: 'tcp 10.96.0.12:80', destination: '10.96.0.12' }, '10.244.1.6'],
+      [{ ...to(120, 'udp'), name: 'udp 10.96.0.13:120', destination: '10.96.0.13' }, '10.244.1.7'],
+      [{ ...to(80, 'udp'), name: 'udp 10.96.0.13:80', destination: '10.96.0.13' }, '10.96.0.13'],
     ];
     for (const [flow, ip] of expected) {
       await compare(node, rs, addresses, flow, 1, 'ports');

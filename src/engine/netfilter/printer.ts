@@ -6,7 +6,8 @@
 import type { Chain, MatchModule, ModuleOption, Rule, Ruleset, TargetSpec } from './ast.ts';
 import { formatCidr } from '../net/address.ts';
 import { quantizeProbability } from '../trace/probability.ts';
-import { probabilityValue, readMark, readNumber32 } from './values.ts';
+import { probabilityValue, readMark, readNatTo, readNumber32 } from './values.ts';
+import { readPortRange } from '../net/port.ts';
 
 function quote(arg: string, always = false): string {
   if (!always && arg !== '' && !/[\s"\\']/.test(arg)) return arg;
@@ -52,8 +53,8 @@ function printModule(m: MatchModule, family: string): string {
     case 'udp':
     case 'sctp':
       options = sortBy(options, TCP_ORDER).map((o) => {
-        if (o.name === 'source-port') return { ...o, name: 'sport' };
-        if (o.name === 'destination-port') return { ...o, name: 'dport' };
+        if (o.name === 'source-port' || o.name === 'sport') return { ...o, name: 'sport', args: o.args.map((a) => canonicalPort(a, m.module)) };
+        if (o.name === 'destination-port' || o.name === 'dport') return { ...o, name: 'dport', args: o.args.map((a) => canonicalPort(a, m.module)) };
         if (o.name === 'syn') return { name: 'tcp-flags', negated: o.negated, args: ['FIN,SYN,RST,ACK', 'SYN'] };
         return o;
       });
@@ -84,6 +85,25 @@ function printModule(m: MatchModule, family: string): string {
   return rendered ? `-m ${m.module} ${rendered}` : `-m ${m.module}`;
 }
 
+/** A port or range as iptables-save prints it: decimal, one number when both ends are equal; names and errors as written. */
+function canonicalPort(text: string, module: string): string {
+  const read = readPortRange(text, module);
+  if ('error' in read) return text;
+  const [lo, hi] = read.range;
+  if (lo === null || hi === null) return text;
+  return lo === hi ? `${lo}` : `${lo}:${hi}`;
+}
+
+/** A NAT address as iptables-save prints it (IPv4: one address or a range, ports in decimal); other forms as written. */
+function canonicalNatTo(text: string): string {
+  if (text.includes('[') || text.includes('/') || text.indexOf(':') !== text.lastIndexOf(':')) return text;
+  const read = readNatTo(text);
+  if ('error' in read || (read.hasPorts && (read.portLo === null || read.portHi === null))) return text;
+  const ips = read.ipLo === read.ipHi ? read.ipLo : `${read.ipLo}-${read.ipHi}`;
+  if (!read.hasPorts) return ips;
+  return `${ips}:${read.portLo === read.portHi ? read.portLo : `${read.portLo}-${read.portHi}`}`;
+}
+
 /** MARK's shorthands as the kernel stores them: everything is `--set-xmark value/mask`. */
 function markToXmark(o: ModuleOption): ModuleOption {
   const arg = o.args[0] ?? '0';
@@ -112,6 +132,9 @@ function printTarget(t: TargetSpec, family: string): string {
   const verb = t.kind === 'goto' ? '-g' : '-j';
   let options: ModuleOption[] = [...t.options];
   if (t.name === 'MARK') options = options.map(markToXmark);
+  if (t.name === 'DNAT' || t.name === 'SNAT') {
+    options = options.map((o) => (o.name === 'to-destination' || o.name === 'to-source' ? { ...o, args: o.args.map(canonicalNatTo) } : o));
+  }
   if (t.name === 'REJECT' && !options.some((o) => o.name === 'reject-with')) {
     options.push({ name: 'reject-with', negated: false, args: [family === 'ipv6' ? 'icmp6-port-unreachable' : 'icmp-port-unreachable'] });
   }
