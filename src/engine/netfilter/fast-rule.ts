@@ -15,7 +15,7 @@
  * declines, and the full reader reads the line and reports any error with its column.
  */
 import type { Family } from './ast.ts';
-import { knownModules, knownTargets, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
+import { DISPATCH_PORT_MATCHES, knownModules, knownTargets, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
 import { hashOf, Slots } from './char-index.ts';
 
 
@@ -144,9 +144,9 @@ for (const p of ['tcp', 'udp', 'sctp', 'icmp']) {
   }
   PROTOCOLS.add(p, id);
 }
-const PORT_MODULES = new Set(['tcp', 'udp', 'sctp'].map((m) => MODULES.list.indexOf(m)));
+const PORT_MODULES = new Set([...DISPATCH_PORT_MATCHES].map((m) => MODULES.list.indexOf(m)));
 /** Modules whose port options iptables checks (net/port.ts), and those options. */
-const PORTED_MODULES = new Set(['tcp', 'udp', 'udplite', 'sctp'].map((m) => MODULES.list.indexOf(m)));
+const PORTED_MODULES = new Set([...PORT_MATCHES].map((m) => MODULES.list.indexOf(m)));
 const PROBABILITY = optionIds.get('probability')!;
 const STATISTIC = MODULES.list.indexOf('statistic');
 const DNAT = TARGETS.list.indexOf('DNAT');
@@ -161,7 +161,7 @@ const FULL_READER_MODULES = new Set(['mark', 'connmark'].map((m) => MODULES.list
 const FULL_READER_TARGETS = new Set(['MARK', 'CONNMARK'].map((t) => TARGETS.list.indexOf(t)));
 if (FULL_READER_MODULES.has(-1) || FULL_READER_TARGETS.has(-1)) throw new Error('fast-rule: mark, connmark, MARK or CONNMARK is missing');
 /** Protocols a NAT target may give ports with that the fast reader knows (values.ts has the full list). */
-const NAT_PORT_PROTOCOLS = new Set(['tcp', 'udp', 'sctp', 'icmp'].map((p) => MODULES.list.indexOf(p)));
+const NAT_PORT_MODULES = new Set(['tcp', 'udp', 'sctp', 'icmp'].map((p) => MODULES.list.indexOf(p)));
 const PORT_OPTION_IDS = new Set(['dport', 'destination-port', 'sport', 'source-port'].map((o) => optionIds.get(o)!));
 
 /** Where the reader keeps the ruleset's address family (the full reader's, shared). */
@@ -318,7 +318,7 @@ export class FastRuleReader {
           // One address with an optional port, in plain form; anything else is the full reader's.
           if (++natTos > 1 || args !== 1 || firstQuoted) return false;
           const ports = this.natTo(firstStart, firstEnd);
-          if (ports < 0 || (ports === 1 && (protocolNegated || !NAT_PORT_PROTOCOLS.has(protocol)))) return false;
+          if (ports < 0 || (ports === 1 && (protocolNegated || !NAT_PORT_MODULES.has(protocol)))) return false;
         }
         continue;
       }
@@ -462,6 +462,18 @@ export class FastRuleReader {
    * optionally `:port` in plain decimal. 0: no port; 1: a port; -1: another form.
    */
   private natTo(from: number, to: number): number {
+    const i = this.dottedQuad(from, to);
+    if (i < 0) return -1;
+    if (i === to) return 0;
+    if (this.b[i] !== COLON) return -1;
+    return this.decimalPort(i + 1, to) >= 0 ? 1 : -1;
+  }
+
+  /**
+   * Four dotted decimal octets from b[from] (each 0 to 255, no leading zeros, as parseCidr and
+   * iptables' NAT targets keep them): where they end, or -1.
+   */
+  private dottedQuad(from: number, to: number): number {
     const b = this.b;
     let i = from;
     for (let octet = 0; octet < 4; octet++) {
@@ -475,9 +487,7 @@ export class FastRuleReader {
       const n = i - start;
       if (n === 0 || n > 3 || v > 255 || (n > 1 && b[start] === ZERO)) return -1;
     }
-    if (i === to) return 0;
-    if (b[i] !== COLON) return -1;
-    return this.decimalPort(i + 1, to) >= 0 ? 1 : -1;
+    return i;
   }
 
   /** b[from, to) as a probability in the form iptables-save prints: `0.` and digits, or 1 (`1.` and zeros). */
@@ -515,23 +525,8 @@ export class FastRuleReader {
   private ipv4(holder: FamilyHolder): boolean {
     const s = this.b;
     const end = this.we;
-    let i = this.ws;
-    for (let octet = 0; octet < 4; octet++) {
-      if (octet > 0) {
-        if (i >= end || s[i] !== DOT) return false;
-        i++;
-      }
-      const from = i;
-      let v = 0;
-      while (i < end) {
-        const c = s[i];
-        if (c < ZERO || c > NINE) break;
-        v = v * 10 + (c - ZERO);
-        i++;
-      }
-      const n = i - from;
-      if (n === 0 || n > 3 || v > 255 || (n > 1 && s[from] === ZERO)) return false;
-    }
+    let i = this.dottedQuad(this.ws, end);
+    if (i < 0) return false;
     let prefix = 32;
     const addressEnd = i;
     if (i < end) {

@@ -52,6 +52,11 @@ const MODULE_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   connlimit: ['connlimit-upto', 'connlimit-above', 'connlimit-mask', 'connlimit-saddr', 'connlimit-daddr'],
 };
 
+/** The matches whose port options iptables checks when it reads them (net/port.ts). */
+export const PORT_MATCHES: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp']);
+/** The matches whose single `--dport` is a dispatch key for tracing (compile.ts). */
+export const DISPATCH_PORT_MATCHES: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
+
 export const PROTOCOL_MODULE_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   tcp: MODULE_OPTIONS.tcp,
   udp: MODULE_OPTIONS.udp,

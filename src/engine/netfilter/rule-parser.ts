@@ -15,7 +15,7 @@ import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
 import { readPortRange } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatTo, readNumber32, readProbability } from './values.ts';
-import { moduleTakesOption, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
+import { DISPATCH_PORT_MATCHES, moduleTakesOption, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
 
 /** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
 const MARK_WITH_MASK: ReadonlySet<string> = new Set(['mark', 'set-xmark', 'set-mark']);
@@ -67,9 +67,6 @@ export function normaliseProtocol(p: string): string {
   return PROTOCOL_NUMBERS[lower] ?? lower;
 }
 
-const PORT_MODULES: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
-/** The modules whose port options iptables checks when it reads them (readPortRange). */
-const PORTED_MODULES: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp']);
 const PORT_OPTIONS: ReadonlySet<string> = new Set(['dport', 'destination-port', 'sport', 'source-port']);
 
 const NOT_NEGATED_CACHE = new Map<string, Negatable<Cidr>>();
@@ -224,9 +221,9 @@ export class RuleReader {
       }
       if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
       if (name === 'mark' && (module.module === 'mark' || module.module === 'connmark')) this.markValue(name, i, argsFrom, j);
-      if (PORT_OPTIONS.has(name) && PORTED_MODULES.has(module.module)) {
+      if (PORT_OPTIONS.has(name) && PORT_MATCHES.has(module.module)) {
         const port = this.port(module.module, name, i, argsFrom, j);
-        if ((name === 'dport' || name === 'destination-port') && !optionNegated && PORT_MODULES.has(module.module) && port !== null) body.dispatchPort = port;
+        if ((name === 'dport' || name === 'destination-port') && !optionNegated && DISPATCH_PORT_MATCHES.has(module.module) && port !== null) body.dispatchPort = port;
       }
       i = j;
     }

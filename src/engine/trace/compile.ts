@@ -12,6 +12,7 @@ import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
 import { DumpChain } from '../netfilter/rule.ts';
 import { readPort, readPortRange, readUdpPort } from '../net/port.ts';
+import { DISPATCH_PORT_MATCHES } from '../netfilter/modules.ts';
 import { probabilityValue, readMark, readNatTo, readNumber32 } from '../netfilter/values.ts';
 
 export const NO = 0;
@@ -538,7 +539,7 @@ export function dispatchKeys(rule: Rule): { dst: string | null; port: number | n
   }
   let port: number | null = null;
   for (const m of rule.matches) {
-    if (m.module !== 'tcp' && m.module !== 'udp' && m.module !== 'sctp') continue;
+    if (!DISPATCH_PORT_MATCHES.has(m.module)) continue;
     for (const o of m.options) {
       const a0 = o.args[0];
       if ((o.name === 'dport' || o.name === 'destination-port') && !o.negated && a0 !== undefined && !a0.includes(':')) {
