@@ -54,6 +54,8 @@ function extensionLikeAt(b: Uint8Array, from: number, to: number): boolean {
 }
 
 class RulesetBuilder {
+  /** What keepShapes() keeps (below). */
+  static kept: unknown[] = [];
   readonly tables = new Map<string, TableDraft>();
   readonly diagnostics: Diagnostic[] = [];
   readonly reader = new RuleReader();
@@ -418,7 +420,12 @@ const CHAIN_DECL = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/;
  * Also accepts the verbs kube-proxy writes into iptables-restore payloads: `-N`, `-X`, `-F`.
  */
 export function parseIptablesSave(text: string, options: { fastReader?: boolean } = {}): Ruleset {
-  const b = new RulesetBuilder('iptables-save', text, options.fastReader ?? true);
+  return readIptablesSave(text, options.fastReader ?? true).builder.build();
+}
+
+/** parseIptablesSave up to the ruleset: the builder, and the line reader it read with. */
+function readIptablesSave(text: string, fastReader: boolean): { builder: RulesetBuilder; lines: LineReader } {
+  const b = new RulesetBuilder('iptables-save', text, fastReader);
   const lines = new LineReader(text);
   let table: TableDraft | null = null;
   let sawContent = false;
@@ -505,7 +512,7 @@ export function parseIptablesSave(text: string, options: { fastReader?: boolean 
   if (table) {
     b.diagnostics.push({ severity: 'warning', code: 'MISSING_COMMIT', message: `table '${table.name}' has no COMMIT at the end of the dump` });
   }
-  return b.build();
+  return { builder: b, lines };
 }
 
 /** `[packets:bytes] -A …` (iptables-save -c): the counters, and the rule after them. */
@@ -714,3 +721,40 @@ export function parseDump(text: string, options: ParseOptions = {}): Ruleset {
   const fastReader = options.fastReader ?? true;
   return format === 'iptables-save' ? parseIptablesSave(text, { fastReader }) : parseIptablesS(text, { table: options.table, fastReader });
 }
+
+/**
+ * V8 keeps a hidden class (the shape optimized code checks an object against) only while some
+ * object has it. Once a parse's objects are garbage, the next parse makes new hidden classes, and
+ * every optimized function of the parser that checked the old ones is thrown away and compiled
+ * again: after a garbage collection that made a 40 MB parse a quarter slower. A small dump, read
+ * once when this module loads and kept with the objects that read it, keeps those classes alive.
+ * It takes both readers' paths and makes the rules a trace makes.
+ */
+function keepShapes(): unknown[] {
+  const sample = [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':KUBE-SERVICES - [0:0]',
+    ':KUBE-SVC-SAMPLE - [0:0]',
+    'CHAIN_DECL_FULL',
+    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    '-A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment "sample" -m tcp --dport 80 -j KUBE-SVC-SAMPLE',
+    '-A KUBE-SVC-SAMPLE -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-SAMPLE',
+    '-A KUBE-SEP-SAMPLE -p tcp -m tcp -j DNAT --to-destination 10.1.0.1:8080',
+    '-A KUBE-SEP-SAMPLE -m mark --mark 0x4000/0x4000 -j RETURN',
+    'COMMIT',
+    '',
+  ].join('\n').replace('CHAIN_DECL_FULL', ':KUBE-SEP-SAMPLE  -  [0:0]');
+  const kept: unknown[] = [];
+  for (const fast of [true, false]) {
+    const { builder, lines } = readIptablesSave(sample, fast);
+    const ruleset = builder.build();
+    for (const table of ruleset.tables.values()) {
+      for (const chain of table.chains.values()) for (const rule of chain.rules) kept.push(rule.target, rule.matches);
+    }
+    kept.push(builder, lines, ruleset, parseIptablesS(sample.split('\n').filter((l) => l.startsWith('-A')).join('\n'), { table: 'nat', fastReader: fast }));
+  }
+  return kept;
+}
+
+RulesetBuilder.kept = keepShapes();
