@@ -160,6 +160,32 @@ test('fast and full readers agree on characters past ASCII (the fast paths read 
   assert.equal((x as DumpChain).targetAt(3), '\ud83d\ude00');
 });
 
+test('fast and full readers agree on backslashes in and around quotes, on lines before and after them', () => {
+  // The fast reader finds quotes and backslashes with the string's own search and remembers where
+  // the next backslash is: lines after one with a backslash must still be read right.
+  const lines = [
+    '-A X -m comment --comment "a b" -j ACCEPT',
+    '-A X -m comment --comment "a\\"b" -j ACCEPT',
+    '-A X -m comment --comment "plain after" -j ACCEPT',
+    '-A X -m comment --comment a\\b -j ACCEPT',
+    '-A X -m comment --comment "quoted after a bare backslash" -j ACCEPT',
+    '-A X -m comment --comment "x\\\\" -j ACCEPT',
+    '-A X -m comment --comment "one" -m comment --comment "two\\ three" -j ACCEPT',
+    // Read without its escapes, this would be a rule with target DROP.
+    '-A X -m comment --comment "a\\" -j DROP -m comment --comment \\"b"',
+    '-A X -m comment --comment "last" -j ACCEPT',
+  ];
+  const dump = `*nat\n:X - [0:0]\n${lines.join('\n')}\nCOMMIT\n`;
+  const result = agree(dump, 'backslashes');
+  assert.ok('ok' in result);
+  const x = parseDump(dump).tables.get('nat')!.chains.get('X')!;
+  assert.deepEqual(x.rules.map((r) => r.matches[0].options[0].args[0]), [
+    'a b', 'a"b', 'plain after', 'a\\b', 'quoted after a bare backslash', 'x\\', 'one', 'a" -j DROP -m comment --comment "b', 'last',
+  ]);
+  assert.equal(x.rules[7].target, undefined);
+  for (let k = 0; k < lines.length; k++) agree(`*nat\n:X - [0:0]\n${lines.slice(k).join('\n')}\nCOMMIT\n`, `from line ${k}`);
+});
+
 /** What a mutation may put into a line: the forms the fast reader must decline or read exactly. */
 const TOKENS = [
   '!', '! !', '-d', '-s', '--dport', '! --dport', '--dport ! 80', '--dport 0080', '--dport 123456789012', '-m', '-m tcp', '-m nosuchmodule',

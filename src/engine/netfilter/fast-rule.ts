@@ -164,6 +164,20 @@ if (FULL_READER_MODULES.has(-1) || FULL_READER_TARGETS.has(-1)) throw new Error(
 const NAT_PORT_MODULES = new Set(['tcp', 'udp', 'sctp', 'icmp'].map((p) => MODULES.list.indexOf(p)));
 const PORT_OPTION_IDS = new Set(['dport', 'destination-port', 'sport', 'source-port'].map((o) => optionIds.get(o)!));
 
+// The sets above as flags by module, target and option id: a typed array read costs less than a Set lookup.
+const FULL_READER = 1;
+const NAT_PORT = 2;
+const PORTED = 4;
+const DISPATCH_PORT = 8;
+const MODULE_FLAGS = new Uint8Array(MODULES.list.length);
+for (const [set, flag] of [[FULL_READER_MODULES, FULL_READER], [NAT_PORT_MODULES, NAT_PORT], [PORTED_MODULES, PORTED], [PORT_MODULES, DISPATCH_PORT]] as const) {
+  for (const m of set) MODULE_FLAGS[m] |= flag;
+}
+const TARGET_FLAGS = new Uint8Array(TARGETS.list.length);
+for (const t of FULL_READER_TARGETS) TARGET_FLAGS[t] = FULL_READER;
+const PORT_OPTIONS = new Uint8Array(OPTION_COUNT);
+for (const o of PORT_OPTION_IDS) PORT_OPTIONS[o] = 1;
+
 /** Where the reader keeps the ruleset's address family (the full reader's, shared). */
 export interface FamilyHolder {
   family: Family | null;
@@ -186,6 +200,10 @@ export class FastRuleReader {
 
   /** The text being read, as asciiBytes: what the reader scans. */
   private b: Uint8Array = new Uint8Array(0);
+  private s = '';
+  /** The first backslash in s at or after the last quote looked at (s.length when none). */
+  private backslashAt = 0;
+  private backslashFrom = 0;
   private pos = 0;
   private end = 0;
   // The current word.
@@ -209,6 +227,10 @@ export class FastRuleReader {
   read(s: string, b: Uint8Array, from: number, to: number, holder: FamilyHolder): boolean {
     if (to - from < 4 || b[from] !== DASH || b[from + 1] !== 0x41 /* A */ || b[from + 2] !== SPACE) return false;
     this.b = b;
+    if (s !== this.s) {
+      this.s = s;
+      this.backslashAt = -1;
+    }
     this.pos = from + 3;
     this.end = to;
     this.pending = false;
@@ -268,7 +290,7 @@ export class FastRuleReader {
         case MATCH: {
           if (negate || this.word() !== 1 || this.wq) return false;
           const m = MODULES.names.find(b, this.ws, this.we, this.wh);
-          if (m < 0 || FULL_READER_MODULES.has(m)) return false;
+          if (m < 0 || (MODULE_FLAGS[m] & FULL_READER) !== 0) return false;
           if (moduleCount === MAX_MODULES) return false;
           modules[moduleCount] = m;
           current = moduleCount++;
@@ -278,7 +300,7 @@ export class FastRuleReader {
         case GOTO: {
           if (negate || targetId !== -2 || this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
           targetId = TARGETS.names.find(b, this.ws, this.we, this.wh);
-          if (FULL_READER_TARGETS.has(targetId)) return false;
+          if (targetId >= 0 && TARGET_FLAGS[targetId] === FULL_READER) return false;
           this.target = this.names.internBytes(s, b, this.ws, this.we, this.wh);
           this.targetStart = this.ws;
           this.targetEnd = this.we;
@@ -318,7 +340,7 @@ export class FastRuleReader {
           // One address with an optional port, in plain form; anything else is the full reader's.
           if (++natTos > 1 || args !== 1 || firstQuoted) return false;
           const ports = this.natTo(firstStart, firstEnd);
-          if (ports < 0 || (ports === 1 && (protocolNegated || !NAT_PORT_MODULES.has(protocol)))) return false;
+          if (ports < 0 || (ports === 1 && (protocolNegated || protocol < 0 || (MODULE_FLAGS[protocol] & NAT_PORT) === 0))) return false;
         }
         continue;
       }
@@ -343,12 +365,12 @@ export class FastRuleReader {
       if (id === PROBABILITY && modules[owner] === STATISTIC) {
         if (args !== 1 || firstQuoted || !this.plainProbability(firstStart, firstEnd)) return false;
       }
-      if (PORT_OPTION_IDS.has(id) && PORTED_MODULES.has(modules[owner])) {
+      if (PORT_OPTIONS[id] === 1 && (MODULE_FLAGS[modules[owner]] & PORTED) !== 0) {
         // One port in plain decimal; anything else (ranges, names, 0x50, 0120, errors) is the full reader's.
         if (args !== 1 || firstQuoted) return false;
         const port = this.decimalPort(firstStart, firstEnd);
         if (port < 0) return false;
-        if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && PORT_MODULES.has(modules[owner])) this.dport = port;
+        if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && (MODULE_FLAGS[modules[owner]] & DISPATCH_PORT) !== 0) this.dport = port;
       }
     }
     // A NAT target without its address is an error the full reader reports.
@@ -436,14 +458,17 @@ export class FastRuleReader {
    * lexer must read it: no closing quote on the line, or a backslash inside.
    */
   private afterQuote(i: number): number {
-    const b = this.b;
-    const end = this.end;
-    for (let j = i + 1; j < end; j++) {
-      const c = b[j];
-      if (c === QUOTE) return j + 1;
-      if (c === BACKSLASH) return -1;
+    // The string's own search finds the closing quote faster than a loop over the bytes (b has
+    // a quote and a backslash exactly where s has one).
+    const s = this.s;
+    const close = s.indexOf('"', i + 1);
+    if (close < 0 || close >= this.end) return -1;
+    if (this.backslashAt < i || i < this.backslashFrom) {
+      const at = s.indexOf('\\', i);
+      this.backslashFrom = i;
+      this.backslashAt = at < 0 ? s.length : at;
     }
-    return -1;
+    return this.backslashAt < close ? -1 : close + 1;
   }
 
   /** An option name such as `-d`, `--dport` (the lexer's rule: not quoted, not `-` alone, not `-1`). */
