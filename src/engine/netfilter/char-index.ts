@@ -4,11 +4,22 @@
  * The fast rule reader and the rule store use it; a Map lookup per word costs more than the scan.
  */
 
-/** The hash the fast reader files words by. */
+/**
+ * The hash the fast reader files words by. Each character is one rotation and one exclusive or,
+ * so that a character costs one step of latency (a multiplication per character cost the
+ * reader a tenth of its time); hashEnd then mixes the result once per word. Every place that
+ * hashes a word steps it the same way: `h = ((h << 5) | (h >>> 27)) ^ c`.
+ */
 export function hashOf(s: string, from: number, to: number): number {
   let h = 0;
-  for (let i = from; i < to; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
-  return h;
+  for (let i = from; i < to; i++) h = ((h << 5) | (h >>> 27)) ^ s.charCodeAt(i);
+  return hashEnd(h);
+}
+
+/** The last step of a word's hash: spreads every bit into the low ones, which index the tables. */
+export function hashEnd(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  return h ^ (h >>> 15);
 }
 
 const encoder = new TextEncoder();

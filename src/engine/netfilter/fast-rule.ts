@@ -16,7 +16,7 @@
  */
 import type { Family } from './ast.ts';
 import { DISPATCH_PORT_MATCHES, knownModules, knownTargets, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
-import { hashOf, Slots } from './char-index.ts';
+import { hashEnd, hashOf, Slots } from './char-index.ts';
 
 
 const SPACE = 0x20;
@@ -430,7 +430,7 @@ export class FastRuleReader {
       const c = b[i];
       // Most characters are above '"': one comparison decides them.
       if (c > QUOTE) {
-        if (hashed) h = (Math.imul(h, 31) + c) | 0;
+        if (hashed) h = ((h << 5) | (h >>> 27)) ^ c;
         i++;
         continue;
       }
@@ -442,12 +442,12 @@ export class FastRuleReader {
         continue;
       }
       if (c === TAB || c === CR) return -1;
-      if (hashed) h = (Math.imul(h, 31) + c) | 0;
+      if (hashed) h = ((h << 5) | (h >>> 27)) ^ c;
       i++;
     }
     this.ws = start;
     this.we = i;
-    this.wh = h;
+    this.wh = hashed ? hashEnd(h) : 0;
     this.wq = quoted;
     this.pos = i;
     return 1;

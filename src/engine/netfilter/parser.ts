@@ -11,7 +11,7 @@ import { RuleReader } from './rule-parser.ts';
 import { DumpChain, RuleStore } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
 import { FastRuleReader } from './fast-rule.ts';
-import { asciiBytes, hashOf } from './char-index.ts';
+import { asciiBytes, hashEnd, hashOf } from './char-index.ts';
 import { ChainIndex, named } from './chain-index.ts';
 
 export type FormatOption = 'auto' | DumpFormat;
@@ -224,10 +224,11 @@ class RulesetBuilder {
       if (c === 0x20) break;
       if (c < 0x21 || c > 0x7e) return false;
       if (c === 0x2d) dash = true;
-      hash = (Math.imul(hash, 31) + c) | 0;
+      hash = ((hash << 5) | (hash >>> 27)) ^ c;
     }
     const nameEnd = i;
     if (nameEnd === from || nameEnd >= end) return false;
+    hash = hashEnd(hash);
     for (i = nameEnd + 1; i < end; i++) {
       const c = b[i];
       if (c === 0x20) break;
