@@ -99,15 +99,24 @@ export class RuleStore {
   /** Counters of the rules that have them (`iptables-save -c`), by rule id. */
   counters: Map<number, Counters> | null = null;
   readonly strings: string[] = [];
-  /** Where each string was read in the dump (internBytes), or -1. */
-  private readonly origins: number[] = [];
+  /**
+   * Where each string was read in the dump (internBytes), or -1; and its length. A lookup
+   * compares bytes at the origin without touching the string.
+   */
+  private origins = new Int32Array(1024);
+  private lengths = new Int32Array(1024);
   /** The dump's address family, known once the whole dump is read. */
   family: Family = 'ipv4';
-  private readonly index = new Slots(4096);
+  private readonly index: Slots;
 
   /** `capacity`: how many rules to make room for at first (the store grows past it). */
   constructor(capacity = 1024) {
     if (capacity > this.from.length) this.resize(capacity);
+    // kube-proxy's dumps have about one distinct target or address per three rules: a table with
+    // a slot per rule holds them a third full from the start, instead of growing eight times.
+    let slots = 4096;
+    while (slots < capacity) slots *= 2;
+    this.index = new Slots(slots);
   }
 
   /** The number of a string in `strings` (one entry per distinct string). */
@@ -138,9 +147,9 @@ export class RuleStore {
       const e = entries[i];
       if (e < 0) break;
       if (hashes[i] !== hash) continue;
-      const t = this.strings[e];
+      if (this.lengths[e] !== n) continue;
       const at = this.origins[e];
-      if (t.length === n && (at >= 0 ? sameBytes(b, at, from, n) : spellsAt(t, b, from, to))) return e;
+      if (at >= 0 ? sameBytes(b, at, from, n) : spellsAt(this.strings[e], b, from, to)) return e;
     }
     return this.made(s.slice(from, to), hash, from);
   }
@@ -148,7 +157,12 @@ export class RuleStore {
   private made(text: string, hash: number, origin: number): number {
     const id = this.strings.length;
     this.strings.push(text);
-    this.origins.push(origin);
+    if (id >= this.origins.length) {
+      this.origins = resized(this.origins, id * 2);
+      this.lengths = resized(this.lengths, id * 2);
+    }
+    this.origins[id] = origin;
+    this.lengths[id] = text.length;
     this.index.put(hash, id);
     return id;
   }
