@@ -92,12 +92,20 @@ const GOTO = 9;
 const GENERIC = 16;
 
 const OPTIONS = new WordTable();
+/**
+ * The options of two characters (`-d`, `-m`, `-j`…), by their second: most option words of a
+ * rule are these, found without the table. Every other option word is longer (`--name`).
+ */
+const SHORT_OPTIONS = new Int8Array(128).fill(-1);
 for (const [words, id] of [
   [['-s', '--source', '--src'], SRC], [['-d', '--destination', '--dst'], DST], [['-p', '--protocol'], PROTO],
   [['-i', '--in-interface'], IN], [['-o', '--out-interface'], OUT], [['-f', '--fragment'], FRAG],
   [['-m', '--match'], MATCH], [['-j', '--jump'], JUMP], [['-g', '--goto'], GOTO],
 ] as const) {
-  for (const w of words) OPTIONS.add(w, id);
+  for (const w of words) {
+    OPTIONS.add(w, id);
+    if (w.length === 2) SHORT_OPTIONS[w.charCodeAt(1)] = id;
+  }
 }
 
 // Option names of every known module and target, numbered.
@@ -260,7 +268,7 @@ export class FastRuleReader {
         continue;
       }
       if (!this.isOption()) return false;
-      const id = OPTIONS.find(b, ws, we, this.wh);
+      const id = we - ws === 2 ? SHORT_OPTIONS[b[ws + 1]] : OPTIONS.find(b, ws, we, this.wh);
       if (id < 0) return false;
       switch (id) {
         case SRC:
