@@ -38,10 +38,10 @@ export class ChainIndex implements ReadonlyMap<string, DumpChain> {
 
   /** get(name) for a caller that has hashOf(name). */
   hashed(name: string, hash: number): DumpChain | undefined {
-    const { entries, hashes, mask } = this.slots;
-    for (let i = hash & mask; entries[i] >= 0; i = (i + 1) & mask) {
-      if (hashes[i] !== hash) continue;
-      const c = this.order[entries[i]];
+    const { cells, mask } = this.slots;
+    for (let i = this.slots.first(hash); cells[i] >= 0; i = (i + 2) & mask) {
+      if (cells[i + 1] !== hash) continue;
+      const c = this.order[cells[i]];
       if (!c.deleted && c.name === name) return c;
     }
     return undefined;
@@ -49,10 +49,10 @@ export class ChainIndex implements ReadonlyMap<string, DumpChain> {
 
   /** The chain named source[from, to), read from b (the source as asciiBytes), whose hash is `hash`. */
   at(b: Uint8Array, from: number, to: number, hash: number): DumpChain | undefined {
-    const { entries, hashes, mask } = this.slots;
-    for (let i = hash & mask; entries[i] >= 0; i = (i + 1) & mask) {
-      if (hashes[i] !== hash) continue;
-      const c = this.order[entries[i]];
+    const { cells, mask } = this.slots;
+    for (let i = this.slots.first(hash); cells[i] >= 0; i = (i + 2) & mask) {
+      if (cells[i + 1] !== hash) continue;
+      const c = this.order[cells[i]];
       if (!c.deleted && named(c, b, from, to, hash)) return c;
     }
     return undefined;

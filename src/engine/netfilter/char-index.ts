@@ -77,40 +77,51 @@ export function spells(t: string, s: string, from: number, to: number): boolean 
 }
 
 /**
- * Entries (numbers the caller gives meaning to) filed by hash in open addressing over typed
- * arrays: a lookup is a few array reads and, on a hash hit, one comparison of characters.
+ * Entries (numbers the caller gives meaning to) filed by hash in open addressing over one typed
+ * array: a lookup is a few array reads and, on a hash hit, one comparison of characters. Each
+ * slot is two numbers side by side, the entry (-1 for none) and its hash, so that a look at a
+ * slot of a large table is one read from memory, not two.
+ *
+ *   for (let i = first(hash); cells[i] >= 0; i = (i + 2) & mask) if (cells[i + 1] === hash) …cells[i]…
  */
 export class Slots {
-  entries: Int32Array;
-  hashes: Int32Array;
+  cells: Int32Array;
+  /** Keeps a cell index in the table, and even: (i + 2) & mask is the next slot. */
   mask: number;
   count = 0;
 
+  /** `size`: the number of slots, a power of two. */
   constructor(size = 1024) {
-    this.entries = new Int32Array(size).fill(-1);
-    this.hashes = new Int32Array(size);
-    this.mask = size - 1;
+    this.cells = new Int32Array(size * 2).fill(-1);
+    this.mask = size * 2 - 1;
+  }
+
+  /** The cell index of the first slot to look at for `hash`. */
+  first(hash: number): number {
+    return (hash << 1) & this.mask;
   }
 
   put(hash: number, entry: number): void {
-    if (++this.count * 2 > this.entries.length) this.grow();
-    let i = hash & this.mask;
-    while (this.entries[i] >= 0) i = (i + 1) & this.mask;
-    this.entries[i] = entry;
-    this.hashes[i] = hash;
+    if (++this.count * 4 > this.cells.length) this.grow();
+    const { cells, mask } = this;
+    let i = (hash << 1) & mask;
+    while (cells[i] >= 0) i = (i + 2) & mask;
+    cells[i] = entry;
+    cells[i + 1] = hash;
   }
 
   private grow(): void {
-    const { entries, hashes } = this;
-    this.entries = new Int32Array(entries.length * 2).fill(-1);
-    this.hashes = new Int32Array(entries.length * 2);
-    this.mask = this.entries.length - 1;
-    for (let k = 0; k < entries.length; k++) {
-      if (entries[k] < 0) continue;
-      let i = hashes[k] & this.mask;
-      while (this.entries[i] >= 0) i = (i + 1) & this.mask;
-      this.entries[i] = entries[k];
-      this.hashes[i] = hashes[k];
+    const old = this.cells;
+    const cells = new Int32Array(old.length * 2).fill(-1);
+    const mask = cells.length - 1;
+    for (let k = 0; k < old.length; k += 2) {
+      if (old[k] < 0) continue;
+      let i = (old[k + 1] << 1) & mask;
+      while (cells[i] >= 0) i = (i + 2) & mask;
+      cells[i] = old[k];
+      cells[i + 1] = old[k + 1];
     }
+    this.cells = cells;
+    this.mask = mask;
   }
 }

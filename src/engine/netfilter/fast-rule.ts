@@ -54,11 +54,11 @@ class WordTable {
 
   /** The id of b[from, to) whose hash is `hash`, or -1. */
   find(b: Uint8Array, from: number, to: number, hash: number): number {
-    const { entries, hashes, mask } = this.slots;
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const e = entries[i];
+    const { cells, mask } = this.slots;
+    for (let i = this.slots.first(hash); ; i = (i + 2) & mask) {
+      const e = cells[i];
       if (e < 0) return -1;
-      if (hashes[i] !== hash) continue;
+      if (cells[i + 1] !== hash) continue;
       const start = this.starts[e];
       const n = to - from;
       if (this.starts[e + 1] - start !== n) continue;

@@ -100,11 +100,10 @@ export class RuleStore {
   counters: Map<number, Counters> | null = null;
   readonly strings: string[] = [];
   /**
-   * Where each string was read in the dump (internBytes), or -1; and its length. A lookup
-   * compares bytes at the origin without touching the string.
+   * Where each string was read in the dump (internBytes), or -1, and its length, side by side
+   * (string e at 2e and 2e + 1). A lookup compares bytes at the origin without touching the string.
    */
-  private origins = new Int32Array(1024);
-  private lengths = new Int32Array(1024);
+  private spans = new Int32Array(2048);
   /** The dump's address family, known once the whole dump is read. */
   family: Family = 'ipv4';
   private readonly index: Slots;
@@ -112,10 +111,11 @@ export class RuleStore {
   /** `capacity`: how many rules to make room for at first (the store grows past it). */
   constructor(capacity = 1024) {
     if (capacity > this.from.length) this.resize(capacity);
-    // kube-proxy's dumps have about one distinct target or address per three rules: a table with
-    // a slot per rule holds them a third full from the start, instead of growing eight times.
+    // kube-proxy's dumps have a distinct target or address per two or three rules, and the table
+    // grows when half full: a slot per two rules of room (capacity errs high) seldom grows, where
+    // the default would grow eight times.
     let slots = 4096;
-    while (slots < capacity) slots *= 2;
+    while (slots * 2 < capacity) slots *= 2;
     this.index = new Slots(slots);
   }
 
@@ -126,11 +126,11 @@ export class RuleStore {
 
   /** The number of s[from, to), whose hashOf is `hash`; a string is made only for a new text. */
   internAt(s: string, from: number, to: number, hash: number): number {
-    const { entries, hashes, mask } = this.index;
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const e = entries[i];
+    const { cells, mask } = this.index;
+    for (let i = this.index.first(hash); ; i = (i + 2) & mask) {
+      const e = cells[i];
       if (e < 0) break;
-      if (hashes[i] === hash && spells(this.strings[e], s, from, to)) return e;
+      if (cells[i + 1] === hash && spells(this.strings[e], s, from, to)) return e;
     }
     return this.made(from === 0 && to === s.length ? s : s.slice(from, to), hash, -1);
   }
@@ -141,14 +141,15 @@ export class RuleStore {
    * dump: every call passes the same s and b.
    */
   internBytes(s: string, b: Uint8Array, from: number, to: number, hash: number): number {
-    const { entries, hashes, mask } = this.index;
+    const { cells, mask } = this.index;
     const n = to - from;
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const e = entries[i];
+    for (let i = this.index.first(hash); ; i = (i + 2) & mask) {
+      const e = cells[i];
       if (e < 0) break;
-      if (hashes[i] !== hash) continue;
-      if (this.lengths[e] !== n) continue;
-      const at = this.origins[e];
+      if (cells[i + 1] !== hash) continue;
+      const spans = this.spans;
+      if (spans[2 * e + 1] !== n) continue;
+      const at = spans[2 * e];
       if (at >= 0 ? sameBytes(b, at, from, n) : spellsAt(this.strings[e], b, from, to)) return e;
     }
     return this.made(s.slice(from, to), hash, from);
@@ -157,12 +158,9 @@ export class RuleStore {
   private made(text: string, hash: number, origin: number): number {
     const id = this.strings.length;
     this.strings.push(text);
-    if (id >= this.origins.length) {
-      this.origins = resized(this.origins, id * 2);
-      this.lengths = resized(this.lengths, id * 2);
-    }
-    this.origins[id] = origin;
-    this.lengths[id] = text.length;
+    if (2 * id >= this.spans.length) this.spans = resized(this.spans, id * 4);
+    this.spans[2 * id] = origin;
+    this.spans[2 * id + 1] = text.length;
     this.index.put(hash, id);
     return id;
   }
