@@ -9,10 +9,10 @@ import { asciiBytes, hashOf } from '../../src/engine/netfilter/char-index.ts';
 import { DumpChain, RuleStore } from '../../src/engine/netfilter/rule.ts';
 import { Rng } from '../support/kube-gen.ts';
 
-const store = new RuleStore();
+const home = { table: 'nat', source: '', store: new RuleStore() };
 
 function chainNamed(name: string): DumpChain {
-  const c = new DumpChain('nat', name, false, 0, '', store);
+  const c = new DumpChain(home, name, false, 0);
   c.hash = hashOf(name, 0, name.length);
   return c;
 }

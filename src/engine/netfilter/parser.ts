@@ -8,7 +8,8 @@ import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
 import { lex, Words } from './lexer.ts';
 import { RuleReader } from './rule-parser.ts';
-import { DumpChain, RuleStore } from './rule.ts';
+import type { ChainHome } from './rule.ts';
+import { DumpChain, RuleStore, ZERO_COUNTERS } from './rule.ts';
 import { isKnownModule, isKnownTarget } from './modules.ts';
 import { FastRuleReader } from './fast-rule.ts';
 import { asciiBytes, hashEnd, hashOf } from './char-index.ts';
@@ -34,6 +35,8 @@ interface TableDraft {
   line: number;
   /** The chains, in the order they were made, by name. */
   chains: ChainIndex;
+  /** What the table's chains share. */
+  home: ChainHome;
   /** Targets that are neither known extensions nor (yet) chains, with where each was first seen. */
   unknownTargets: Map<string, { line: number; text: string }>;
   /** Every -j/-g target named in the table (numbers in the RuleStore): 1 at their number. */
@@ -76,7 +79,8 @@ class RulesetBuilder {
   table(name: string, line: number): TableDraft {
     let t = this.tables.get(name);
     if (!t) {
-      t = { name, line, chains: new ChainIndex(), unknownTargets: new Map(), notedTargets: new Uint8Array(1024) };
+      const home = { table: name, source: this.source, store: this.store };
+      t = { name, line, chains: new ChainIndex(), home, unknownTargets: new Map(), notedTargets: new Uint8Array(1024) };
       this.tables.set(name, t);
     }
     return t;
@@ -96,7 +100,7 @@ class RulesetBuilder {
     let c = table.chains.hashed(name, h);
     if (!c) {
       const builtin = isBuiltinChain(table.name, name);
-      c = new DumpChain(table.name, name, builtin, line, this.source, this.store, nameAt);
+      c = new DumpChain(table.home, name, builtin, line, nameAt);
       c.hash = h;
       table.chains.add(c);
     }
@@ -265,7 +269,7 @@ class RulesetBuilder {
     }
     let chain = table.chains.at(b, from, nameEnd, hash);
     if (!chain) {
-      chain = new DumpChain(table.name, null, builtin, 0, s, this.store, from, nameEnd - from);
+      chain = new DumpChain(table.home, null, builtin, 0, from, nameEnd - from);
       chain.hash = hash;
       table.chains.add(chain);
     }
@@ -411,7 +415,6 @@ export class LineReader {
 
 const COUNTERS_PREFIX = /^\[(\d+):(\d+)\]\s+/;
 const DIGITS = /^\d+$/;
-const ZERO_COUNTERS: Counters = Object.freeze({ packets: '0', bytes: '0' });
 const CHAIN_DECL = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?\s*$/;
 
 /**
