@@ -199,6 +199,10 @@ const TOKENS = [
   '--to-destination 10.0.0.1:99999', '--to-destination 10.0.0.1-10.0.0.2', '--to-destination :80', '--to-destination 10.0.0.1',
   '-j DNAT', '-j SNAT --to-source 10.0.0.1:80', '! -p tcp', '-p icmp', '-p udplite',
   '-m mark --mark 010', '-m mark --mark 0xzz', '-j MARK --set-xmark 0x4000/0x4000', '-j MARK --or-mark 1/2',
+  // Options iptables takes once per match, options that exclude each other, and what a match must be given.
+  '--comment x', '-m comment', '--mode random', '--mode nth', '--mode Random', '--every 2', '--packet 1', '-m statistic', '--probability 0.5',
+  '-m recent', '--rcheck', '--set', '--name x', '--seconds 10', '-m multiport --dports 1,2', '--sports 3', '--to-ports 80', '-j REDIRECT',
+  '-j MASQUERADE --to-ports 80-90', '--random-fully', '--syn', '--tcp-flags SYN SYN', '--destination-port 80',
   // Characters past ASCII: the fast paths scan bytes and must decline these outside quotes.
   '\u00e9', '\u00a0', '\u0141', '\u2028', '\ud83d\ude00', '"caf\u00e9"', '-j \u0141', '-\u0141',
 ];

@@ -72,6 +72,24 @@ test('rules iptables refuses for these values are syntax errors at the value, wh
     ['-A PREROUTING -j MARK --set-xmark 0x4000/', '0x4000/', /bad value/],
     ['-A PREROUTING -j MARK --or-mark 4294967296', '4294967296', /a 32-bit number/],
   ];
+  // Forms iptables takes.
+  refusesAndTakes(refused, [
+    '-A PREROUTING -m statistic --mode random --probability 0x0.8p0 -j ACCEPT',
+    '-A PREROUTING -p icmp -j DNAT --to-destination 10.0.0.1:80',
+    '-A PREROUTING ! -p tcp -j DNAT --to-destination 10.0.0.1:80',
+    '-A PREROUTING -p 33 -j DNAT --to-destination 10.0.0.1:80',
+    '-A PREROUTING -j DNAT --to-destination 10.0.0.1',
+    '-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.3:80-90',
+    // iptables-restore refuses a second address, but iptables-save prints such rules (kubernetes/kubernetes#114537).
+    '-A PREROUTING -p tcp -j DNAT --to-destination :0 --persistent --to-destination :0 --persistent --to-destination 0.0.0.0:0',
+  ]);
+});
+
+/**
+ * Each rule of `refused` is a syntax error matching its pattern at the column of its text, and
+ * each of `taken` parses, with either reader.
+ */
+function refusesAndTakes(refused: [string, string, RegExp][], taken: string[]): void {
   for (const fastReader of [true, false]) {
     for (const [rule, at, message] of refused) {
       const e = errorOf(rule, fastReader);
@@ -79,21 +97,9 @@ test('rules iptables refuses for these values are syntax errors at the value, wh
       assert.match(e.message, message, rule);
       assert.equal(e.column, rule.indexOf(at) + 1, rule);
     }
-    // Forms iptables takes.
-    for (const rule of [
-      '-A PREROUTING -m statistic --mode random --probability 0x0.8p0 -j ACCEPT',
-      '-A PREROUTING -p icmp -j DNAT --to-destination 10.0.0.1:80',
-      '-A PREROUTING ! -p tcp -j DNAT --to-destination 10.0.0.1:80',
-      '-A PREROUTING -p 33 -j DNAT --to-destination 10.0.0.1:80',
-      '-A PREROUTING -j DNAT --to-destination 10.0.0.1',
-      '-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1-10.0.0.3:80-90',
-      // iptables-restore refuses a second address, but iptables-save prints such rules (kubernetes/kubernetes#114537).
-      '-A PREROUTING -p tcp -j DNAT --to-destination :0 --persistent --to-destination :0 --persistent --to-destination 0.0.0.0:0',
-    ]) {
-      assert.equal(errorOf(rule, fastReader), null, rule);
-    }
+    for (const rule of taken) assert.equal(errorOf(rule, fastReader), null, rule);
   }
-});
+}
 
 test('the tracer takes the values iptables takes: mark 010/0377 is 8/0xff, probability 0x1p0 is 1, port 0x1f90 is 8080', () => {
   const rs = parseDump([
@@ -138,4 +144,43 @@ test('the printer gives these values as iptables-save prints them', () => {
   const rs = parseDump(`*nat\n:PREROUTING ACCEPT [0:0]\n:X - [0:0]\n${pairs.map(([written]) => written).join('\n')}\nCOMMIT\n`);
   const printed = printRuleset(rs).split('\n').filter((l) => l.startsWith('-A PREROUTING'));
   assert.deepEqual(printed, pairs.map(([, saved]) => saved));
+});
+
+test('options given twice, options that exclude each other, and what a match needs are errors where iptables finds them', () => {
+  const refused: [string, string, RegExp][] = [
+    ['-A PREROUTING -d 10.0.0.1 --dst 10.0.0.2 -j ACCEPT', '--dst', /multiple -d flags not allowed/],
+    ['-A PREROUTING -p tcp -m tcp --dport 80 --destination-port 90 -j ACCEPT', '--destination-port', /tcp: option "--destination-port" can only be used once/],
+    ['-A PREROUTING -m comment --comment a --comment b -j ACCEPT', '--comment b', /comment: option "--comment" can only be used once/],
+    ['-A PREROUTING -m comment -j ACCEPT', '-m comment', /option "--comment" must be specified/],
+    ['-A PREROUTING -m comment ! --comment a -j ACCEPT', '--comment', /cannot be inverted/],
+    ['-A PREROUTING -m recent --set --rcheck -j ACCEPT', '--rcheck', /"--rcheck" cannot be used together with "--set"/],
+    ['-A PREROUTING -m recent --name a -j ACCEPT', '-m recent', /you must specify one of/],
+    ['-A PREROUTING -m statistic --mode foo --probability 0.5 -j ACCEPT', 'foo', /Bad mode "foo"/],
+    ['-A PREROUTING -m statistic --probability 0.5 -j ACCEPT', '-m statistic', /option "--mode" must be specified/],
+    ['-A PREROUTING -m statistic --mode random -j ACCEPT', '-m statistic', /--probability must be specified/],
+    ['-A PREROUTING -m statistic --mode nth --every 3 --packet 3 -j ACCEPT', '3 -j', /--packet p must be 0 <= p <= n-1/],
+    ['-A PREROUTING -m statistic --mode nth --every 0 --packet 0 -j ACCEPT', '0 --packet', /out of range \(1-4294967295\)/],
+    ['-A PREROUTING -p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 -j ACCEPT', '1,2,3', /too many ports/],
+    ['-A PREROUTING -p tcp -m multiport --dports 80,99999 -j ACCEPT', '80,99999', /invalid port\/service `99999'/],
+    ['-A PREROUTING -m multiport --dports 80 -j ACCEPT', '-m multiport', /multiport needs `-p tcp'/],
+    ['-A PREROUTING -p tcp -j REDIRECT --to-ports 80:90', '80:90', /use dash/],
+    ['-A PREROUTING -p tcp -j REDIRECT --to-ports 90-80', '90-80', /funky/],
+    ['-A PREROUTING -j MASQUERADE --to-ports 80', '80', /Need TCP, UDP, SCTP or DCCP/],
+    ['-A PREROUTING -j MARK --set-xmark 1 --or-mark 2', '--or-mark', /MARK: option "--or-mark" cannot be used together with "--set-xmark"/],
+  ];
+  refusesAndTakes(refused, [
+    '-A PREROUTING -p tcp -m tcp --dport 80 -m tcp --dport 90 -j ACCEPT',
+    '-A PREROUTING -m statistic --mode nth --every 0x10 --packet 017 -j ACCEPT',
+    '-A PREROUTING -p tcp -m multiport --dports 1:2,3:4,5:6,7:8,9:10,11:12,13:14,15 -j ACCEPT',
+    '-A PREROUTING -p tcp -j REDIRECT --to-ports 0120',
+    '-A PREROUTING -m recent --rcheck --seconds 10800 --reap --name KUBE-SEP-X --mask 255.255.255.255 --rsource -j ACCEPT',
+  ]);
+});
+
+test('REDIRECT --to-ports is read as iptables reads it: 0120 is port 80, a range redirects to its first port', () => {
+  for (const [ports, port] of [['0120', 80], ['0x1f90-0x1f9a', 8080], ['8080', 8080]] as const) {
+    const rs = parseDump(['*nat', ':PREROUTING ACCEPT [0:0]', `-A PREROUTING -d 10.96.0.12/32 -p tcp -j REDIRECT --to-ports ${ports}`, 'COMMIT', ''].join('\n'));
+    const r = trace(rs, { node: { addresses: ['10.32.11.62'] }, packet: { source: '10.244.5.17', destination: '10.96.0.12', port: 80, protocol: 'tcp' } });
+    assert.deepEqual(r.outcomes.map((o) => o.destination.port), [port], ports);
+  }
 });

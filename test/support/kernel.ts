@@ -632,6 +632,14 @@ export class KernelNode {
     this.loadedTables = tables
   }
 
+  /** `iptables-restore --test` of the dump in the node namespace: whether iptables takes it, and what it said if not. */
+  async restoreTest(dump: string): Promise<{ ok: boolean; message: string }> {
+    const { node } = this.agents()
+    const text = dump.endsWith('\n') ? dump : dump + '\n'
+    const r = await node.exec(this.tools.restore, ['--test'], text, 30_000)
+    return { ok: r.code === 0, message: (r.stderr || r.stdout).trim() }
+  }
+
   /** Raw `iptables-save -c` of the node namespace. */
   async save(): Promise<string> {
     const { node } = this.agents()

@@ -15,7 +15,7 @@
  * declines, and the full reader reads the line and reports any error with its column.
  */
 import type { Family } from './ast.ts';
-import { DISPATCH_PORT_MATCHES, knownModules, knownTargets, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
+import { clashingOptions, DISPATCH_PORT_MATCHES, knownModules, knownTargets, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
 import { hashEnd, hashOf, Slots } from './char-index.ts';
 
 
@@ -31,8 +31,9 @@ const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
 const BACKSLASH = 0x5c;
-/** More modules on one line than this are left to the full reader. */
+/** More modules on one line than this are left to the full reader, and more module or target options than MAX_GIVEN. */
 const MAX_MODULES = 32;
+const MAX_GIVEN = 64;
 
 /** Words found by the hash of their characters and one comparison, without making a string. */
 class WordTable {
@@ -165,7 +166,7 @@ if (PROBABILITY === undefined || STATISTIC < 0 || DNAT < 0 || SNAT < 0 || TO_DES
   throw new Error('fast-rule: statistic, DNAT or SNAT is missing from the known modules and targets');
 }
 /** Modules and targets whose values the full reader checks (marks): a handful of lines in kube-proxy's dumps. */
-const FULL_READER_MODULES = new Set(['mark', 'connmark'].map((m) => MODULES.list.indexOf(m)));
+const FULL_READER_MODULES = new Set(['mark', 'connmark', 'multiport'].map((m) => MODULES.list.indexOf(m)));
 const FULL_READER_TARGETS = new Set(['MARK', 'CONNMARK'].map((t) => TARGETS.list.indexOf(t)));
 if (FULL_READER_MODULES.has(-1) || FULL_READER_TARGETS.has(-1)) throw new Error('fast-rule: mark, connmark, MARK or CONNMARK is missing');
 /** Protocols a NAT target may give ports with that the fast reader knows (values.ts has the full list). */
@@ -185,6 +186,34 @@ const TARGET_FLAGS = new Uint8Array(TARGETS.list.length);
 for (const t of FULL_READER_TARGETS) TARGET_FLAGS[t] = FULL_READER;
 const PORT_OPTIONS = new Uint8Array(OPTION_COUNT);
 for (const o of PORT_OPTION_IDS) PORT_OPTIONS[o] = 1;
+
+/**
+ * Options that may not stand beside each other in one match or target (the same option twice,
+ * under either name, or two that exclude each other; modules.ts), by option id: the fast reader
+ * declines such a line and the full reader reports it. Taken over all owners, so it declines more
+ * than it must, never less.
+ */
+const CLASH = new Uint8Array(OPTION_COUNT * OPTION_COUNT);
+for (const [a, others] of clashingOptions()) {
+  for (const b of others) CLASH[optionIds.get(a)! * OPTION_COUNT + optionIds.get(b)!] = 1;
+}
+/** Options iptables refuses to negate (rule-parser.ts): a line that does is the full reader's. */
+const NOT_INVERTIBLE = new Uint8Array(OPTION_COUNT);
+for (const o of ['comment', 'mode', 'packet']) NOT_INVERTIBLE[optionIds.get(o)!] = 1;
+const COMMENT_MODULE = MODULES.list.indexOf('comment');
+const RECENT = MODULES.list.indexOf('recent');
+const COMMENT = optionIds.get('comment')!;
+const MODE = optionIds.get('mode')!;
+const EVERY = optionIds.get('every')!;
+const PACKET = optionIds.get('packet')!;
+const TO_PORTS = optionIds.get('to-ports')!;
+const RECENT_COMMANDS = new Set(['set', 'rcheck', 'update', 'remove'].map((o) => optionIds.get(o)!));
+// What a match on the line was given, of what it must be given (checked at the end of the line).
+const HAS_COMMENT = 1;
+const HAS_COMMAND = 2;
+const RANDOM_MODE = 4;
+const HAS_PROBABILITY = 8;
+const RANDOM = [...'random'].map((c) => c.charCodeAt(0));
 
 /** Where the reader keeps the ruleset's address family (the full reader's, shared). */
 export interface FamilyHolder {
@@ -225,6 +254,11 @@ export class FastRuleReader {
   private hostEnd = -1;
   /** The line's modules so far (their ids), `-m` ones and implicit protocol ones. */
   private readonly modules = new Int32Array(MAX_MODULES);
+  /** Per module of the line: what it was given of what it must be given (HAS_COMMENT…). */
+  private readonly moduleFlags = new Int32Array(MAX_MODULES);
+  /** The line's module and target options so far: the owner (a module's place, -1 the target) and the option id. */
+  private readonly givenOwner = new Int32Array(MAX_GIVEN);
+  private readonly givenId = new Int32Array(MAX_GIVEN);
   constructor(private readonly names: StringTable) {}
 
   /**
@@ -250,7 +284,10 @@ export class FastRuleReader {
     this.dst = -1;
     this.dport = -1;
     const modules = this.modules;
+    const moduleFlags = this.moduleFlags;
     let moduleCount = 0;
+    let givenCount = 0;
+    let basic = 0;
     let current = -1;
     let targetId = -2; // -2: no target yet; -1: a chain or an extension svcpath does not know
     let protocol = -1;
@@ -270,6 +307,11 @@ export class FastRuleReader {
       if (!this.isOption()) return false;
       const id = we - ws === 2 ? SHORT_OPTIONS[b[ws + 1]] : OPTIONS.find(b, ws, we, this.wh);
       if (id < 0) return false;
+      if (id <= FRAG) {
+        // -s, -d, -p, -i, -o and -f are each allowed once.
+        if ((basic & (1 << id)) !== 0) return false;
+        basic |= 1 << id;
+      }
       switch (id) {
         case SRC:
         case DST: {
@@ -301,6 +343,7 @@ export class FastRuleReader {
           if (m < 0 || (MODULE_FLAGS[m] & FULL_READER) !== 0) return false;
           if (moduleCount === MAX_MODULES) return false;
           modules[moduleCount] = m;
+          moduleFlags[moduleCount] = 0;
           current = moduleCount++;
           continue;
         }
@@ -342,8 +385,10 @@ export class FastRuleReader {
         }
         args++;
       }
+      if (optionNegated && NOT_INVERTIBLE[id] === 1) return false;
       const targetTakes = targetId === -2 ? 0 : targetId === -1 ? 2 : TARGETS.takes[targetId][id];
       if (targetTakes === 1) {
+        if (id === TO_PORTS || !this.given(-1, id, givenCount++)) return false;
         if ((targetId === DNAT && id === TO_DESTINATION) || (targetId === SNAT && id === TO_SOURCE)) {
           // One address with an optional port, in plain form; anything else is the full reader's.
           if (++natTos > 1 || args !== 1 || firstQuoted) return false;
@@ -367,8 +412,26 @@ export class FastRuleReader {
         if (protocol < 0 || MODULES.takes[protocol][id] !== 1) return false;
         if (moduleCount === MAX_MODULES) return false;
         modules[moduleCount] = protocol;
+        moduleFlags[moduleCount] = 0;
         owner = moduleCount++;
         if (current < 0) current = owner;
+      }
+      if (!this.given(owner, id, givenCount++)) return false;
+      const module = modules[owner];
+      if (module === STATISTIC) {
+        // kube-proxy's form, `--mode random --probability p`; nth mode is the full reader's.
+        if (id === MODE) {
+          if (args !== 1 || firstQuoted || !this.spells(firstStart, firstEnd, RANDOM)) return false;
+          moduleFlags[owner] |= RANDOM_MODE;
+        } else if (id === EVERY || id === PACKET) {
+          return false;
+        } else if (id === PROBABILITY) {
+          moduleFlags[owner] |= HAS_PROBABILITY;
+        }
+      } else if (module === COMMENT_MODULE && id === COMMENT) {
+        moduleFlags[owner] |= HAS_COMMENT;
+      } else if (module === RECENT && RECENT_COMMANDS.has(id)) {
+        moduleFlags[owner] |= HAS_COMMAND;
       }
       if (id === PROBABILITY && modules[owner] === STATISTIC) {
         if (args !== 1 || firstQuoted || !this.plainProbability(firstStart, firstEnd)) return false;
@@ -381,9 +444,42 @@ export class FastRuleReader {
         if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && (MODULE_FLAGS[modules[owner]] & DISPATCH_PORT) !== 0) this.dport = port;
       }
     }
-    // A NAT target without its address is an error the full reader reports.
+    // A NAT target without its address is an error the full reader reports, and so is a match
+    // without what it must be given.
     if ((targetId === DNAT || targetId === SNAT) && natTos === 0) return false;
+    for (let k = 0; k < moduleCount; k++) {
+      const m = modules[k];
+      const f = moduleFlags[k];
+      if (m === COMMENT_MODULE && f !== HAS_COMMENT) return false;
+      if (m === RECENT && f !== HAS_COMMAND) return false;
+      if (m === STATISTIC && f !== (RANDOM_MODE | HAS_PROBABILITY)) return false;
+    }
     return r === 0 && !negate;
+  }
+
+  /**
+   * Notes option `id` of `owner` (a module's place on the line, -1 for the target) as the line's
+   * option number k: false when the same owner already has one it clashes with (CLASH), or the
+   * line has more options than the reader keeps.
+   */
+  private given(owner: number, id: number, k: number): boolean {
+    if (k >= MAX_GIVEN) return false;
+    const owners = this.givenOwner;
+    const ids = this.givenId;
+    const row = id * OPTION_COUNT;
+    for (let j = 0; j < k; j++) {
+      if (owners[j] === owner && CLASH[row + ids[j]] === 1) return false;
+    }
+    owners[k] = owner;
+    ids[k] = id;
+    return true;
+  }
+
+  /** Does b[from, to) spell `word` (character codes)? */
+  private spells(from: number, to: number, word: readonly number[]): boolean {
+    if (to - from !== word.length) return false;
+    for (let k = 0; k < word.length; k++) if (this.b[from + k] !== word[k]) return false;
+    return true;
   }
 
   /**

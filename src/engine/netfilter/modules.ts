@@ -121,3 +121,68 @@ export function knownModules(): ReadonlyMap<string, ReadonlySet<string>> {
 export function knownTargets(): ReadonlyMap<string, ReadonlySet<string>> {
   return TARGET_SETS;
 }
+
+/**
+ * iptables takes each option of a match or target once per `-m` (or target), as checked in
+ * iptables 1.8.9 ("option --x can only be used once"). Some options are one option under two
+ * names, and some exclude each other; `policy` repeats its options after `--next`.
+ */
+export const REPEATABLE_MODULES: ReadonlySet<string> = new Set(['policy']);
+
+const PORT_ALIASES = { dport: 'destination-port', sport: 'source-port' };
+const OPTION_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  tcp: PORT_ALIASES,
+  udp: PORT_ALIASES,
+  udplite: PORT_ALIASES,
+  sctp: PORT_ALIASES,
+  multiport: { dports: 'destination-ports', sports: 'source-ports' },
+};
+
+const MARK_ACTIONS = ['set-xmark', 'set-mark', 'and-mark', 'or-mark', 'xor-mark'];
+/** Options of one match or target of which a rule may give only one (after aliases). */
+const EXCLUSIVE_OPTIONS: Readonly<Record<string, readonly (readonly string[])[]>> = {
+  tcp: [['syn', 'tcp-flags']],
+  multiport: [['destination-ports', 'source-ports', 'ports']],
+  recent: [['set', 'rcheck', 'update', 'remove']],
+  statistic: [['probability', 'every'], ['probability', 'packet']],
+  MARK: [MARK_ACTIONS],
+  CONNMARK: [[...MARK_ACTIONS, 'save-mark', 'restore-mark']],
+};
+
+/** The name option `name` of `owner` (a module or target) has when it has two (`--dport` is `--destination-port`). */
+export function canonicalOption(owner: string, name: string): string {
+  const aliases = OPTION_ALIASES[owner];
+  return (aliases && Object.hasOwn(aliases, name) ? aliases[name] : undefined) ?? name;
+}
+
+/** Do options a and b (canonical names) of `owner` exclude each other? */
+export function excludeEachOther(owner: string, a: string, b: string): boolean {
+  const groups = Object.hasOwn(EXCLUSIVE_OPTIONS, owner) ? EXCLUSIVE_OPTIONS[owner] : undefined;
+  return groups !== undefined && groups.some((g) => g.includes(a) && g.includes(b));
+}
+
+/**
+ * Every option name of any known module or target, with the options it may not stand beside in
+ * the same match (itself, its other name, those it excludes), over all owners: what the fast
+ * reader declines when it sees two of them in one match.
+ */
+export function clashingOptions(): ReadonlyMap<string, ReadonlySet<string>> {
+  const out = new Map<string, Set<string>>();
+  const clash = (a: string, b: string) => {
+    if (!out.has(a)) out.set(a, new Set([a]));
+    out.get(a)!.add(b);
+  };
+  for (const sets of [MODULE_SETS, TARGET_SETS]) {
+    for (const [owner, names] of sets) {
+      for (const a of names) {
+        clash(a, a);
+        for (const b of names) {
+          const ca = canonicalOption(owner, a);
+          const cb = canonicalOption(owner, b);
+          if (ca === cb || excludeEachOther(owner, ca, cb)) clash(a, b);
+        }
+      }
+    }
+  }
+  return out;
+}

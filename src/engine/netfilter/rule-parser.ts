@@ -13,9 +13,12 @@ import type { Cidr, Counters, Family, MatchModule, ModuleOption, Negatable, Targ
 import type { Words } from './lexer.ts';
 import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
-import { readPortRange } from '../net/port.ts';
-import { NAT_PORT_PROTOCOLS, readMark, readNatTo, readNumber32, readProbability } from './values.ts';
-import { DISPATCH_PORT_MATCHES, moduleTakesOption, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, targetTakesOption } from './modules.ts';
+import { readPort, readPortRange } from '../net/port.ts';
+import { NAT_PORT_PROTOCOLS, readMark, readNatPortRange, readNatTo, readNumber32, readProbability } from './values.ts';
+import {
+  canonicalOption, DISPATCH_PORT_MATCHES, excludeEachOther, isKnownModule, isKnownTarget, moduleTakesOption, PORT_MATCHES,
+  PROTOCOL_MODULE_OPTIONS, REPEATABLE_MODULES, targetTakesOption,
+} from './modules.ts';
 
 /** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
 const MARK_WITH_MASK: ReadonlySet<string> = new Set(['mark', 'set-xmark', 'set-mark']);
@@ -50,6 +53,25 @@ interface MutableTarget {
   options: ModuleOption[];
 }
 
+/** The basic options, each allowed once in a rule: a bit each, and the short name iptables names it by. */
+const BASIC_FLAGS: ReadonlyMap<string, { bit: number; flag: string }> = new Map(
+  [
+    ['-s', '--source', '--src'], ['-d', '--destination', '--dst'], ['-p', '--protocol'],
+    ['-i', '--in-interface'], ['-o', '--out-interface'], ['-f', '--fragment'],
+  ].flatMap((names, k) => names.map((n) => [n, { bit: 1 << k, flag: names[0] }] as const)),
+);
+
+/** Options iptables refuses to negate, by module (checked in iptables 1.8.9). */
+const NOT_INVERTIBLE: Readonly<Record<string, ReadonlySet<string>>> = {
+  comment: new Set(['comment']),
+  statistic: new Set(['mode', 'packet']),
+};
+
+/** The protocols multiport works with (by -p, not negated). */
+const MULTIPORT_PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp', 'dccp']);
+/** The protocols REDIRECT and MASQUERADE may give ports with (the protocol's number; `! -p tcp` passes). */
+const TO_PORTS_PROTOCOLS = NAT_PORT_PROTOCOLS;
+
 const PROTOCOL_NUMBERS: Readonly<Record<string, string>> = {
   '1': 'icmp',
   '33': 'dccp',
@@ -81,6 +103,14 @@ export class RuleReader {
   private words!: Words;
   private line = 0;
   private text = '';
+  // The module and target options of the rule being read: name, owner (the module's place in
+  // the rule, -1 the target), the word it stands at and where its arguments start.
+  private readonly given: string[] = [];
+  private readonly givenOwner: number[] = [];
+  private readonly givenAt: number[] = [];
+  private readonly givenArgs: number[] = [];
+  /** The word of each match's `-m` (or first option, for an implicit protocol match). */
+  private readonly moduleAt: number[] = [];
 
   /**
    * With `keep` false the rule is only checked: options are validated and assigned to their
@@ -92,6 +122,11 @@ export class RuleReader {
     this.line = line;
     this.text = text;
     this.natTos = 0;
+    this.given.length = 0;
+    this.givenOwner.length = 0;
+    this.givenAt.length = 0;
+    this.givenArgs.length = 0;
+    this.moduleAt.length = 0;
     const body: RuleBody = { matches: [] };
     const modules: MutableModule[] = [];
     let current: MutableModule | null = null;
@@ -99,6 +134,7 @@ export class RuleReader {
     let negate = false;
     let negateColumn = 0;
     let targetAt = -1;
+    let basic = 0;
     const n = words.count;
     let i = start;
     while (i < n) {
@@ -112,6 +148,11 @@ export class RuleReader {
       const word = words.text(i)!;
       if (!words.isOption(i)) {
         this.fail(target ? `unexpected '${word}' after target ${target.name}` : `unexpected '${word}': expected an option`, i);
+      }
+      const once = BASIC_FLAGS.get(word);
+      if (once !== undefined) {
+        if ((basic & once.bit) !== 0) this.fail(`multiple ${once.flag} flags not allowed`, i);
+        basic |= once.bit;
       }
       switch (word) {
         case '-s':
@@ -165,6 +206,7 @@ export class RuleReader {
         case '--match': {
           if (negate) this.fail(`'!' cannot negate ${word}`, i);
           current = { module: this.arg(i), options: [], implicit: false };
+          this.moduleAt.push(i);
           modules.push(current);
           i += 2;
           continue;
@@ -205,8 +247,13 @@ export class RuleReader {
       let module: MutableModule;
       if (owner === 'target') {
         if (keep) target!.options.push(option);
+        // iptables-save prints a DNAT or SNAT with several ranges as several --to-destination
+        // (--to-source), each with its own --random or --persistent (see natTo): those repeat.
+        const nat = target!.name === 'DNAT' || target!.name === 'SNAT';
+        this.once(-1, target!.name, isKnownTarget(target!.name) && !nat, name, i, argsFrom);
         this.natTo(target!.name, name, i, argsFrom, j, body);
         if (target!.name === 'MARK' || target!.name === 'CONNMARK') this.markValue(name, i, argsFrom, j);
+        if (name === 'to-ports' && (target!.name === 'REDIRECT' || target!.name === 'MASQUERADE')) this.toPorts(target!.name, i, argsFrom, j, body);
         i = j;
         continue;
       } else if (owner) {
@@ -214,12 +261,17 @@ export class RuleReader {
         module = owner;
       } else if (body.protocol && PROTOCOL_MODULE_OPTIONS[body.protocol.value]?.includes(name)) {
         module = { module: body.protocol.value, options: keep ? [option] : [], implicit: true };
+        this.moduleAt.push(i);
         modules.push(module);
         current = current ?? module;
       } else {
         this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
       }
+      this.once(modules.indexOf(module), module.module, isKnownModule(module.module) && !REPEATABLE_MODULES.has(module.module), name, i, argsFrom);
+      if (optionNegated && NOT_INVERTIBLE[module.module]?.has(name)) this.fail(`${module.module}: option "--${name}" cannot be inverted`, i);
       if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
+      if (module.module === 'statistic' && name !== 'probability') this.statisticValue(name, i, argsFrom, j);
+      if (module.module === 'multiport') this.multiport(name, i, argsFrom, j);
       if (name === 'mark' && (module.module === 'mark' || module.module === 'connmark')) this.markValue(name, i, argsFrom, j);
       if (PORT_OPTIONS.has(name) && PORT_MATCHES.has(module.module)) {
         const port = this.port(module.module, name, i, argsFrom, j);
@@ -228,6 +280,7 @@ export class RuleReader {
       i = j;
     }
     if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
+    for (let k = 0; k < modules.length; k++) this.moduleComplete(k, modules[k].module, body);
     if (target) this.natTargetComplete(target.name, targetAt);
     body.matches = modules;
     if (target) body.target = target;
@@ -286,6 +339,118 @@ export class RuleReader {
     if (withMask ? readMark(text) === null : readNumber32(text) === null) {
       const form = withMask ? 'value[/mask], each a 32-bit number' : 'a 32-bit number';
       this.fail(`bad value '${text}' for --${name}: ${form} (decimal, 0x hexadecimal or 0 octal)`, from);
+    }
+  }
+
+  /**
+   * Notes option `--name` (word i) of `owner` (a match or target), refusing one given before in
+   * the same match, under either of its names, or one it excludes, as iptables does. Options of
+   * matches and targets svcpath does not know are not checked.
+   */
+  private once(owner: number, ownerName: string, checked: boolean, name: string, i: number, args: number): void {
+    if (checked) {
+      const c = canonicalOption(ownerName, name);
+      for (let k = 0; k < this.given.length; k++) {
+        if (this.givenOwner[k] !== owner) continue;
+        const g = this.given[k];
+        const cg = canonicalOption(ownerName, g);
+        if (cg === c) this.fail(`${ownerName}: option "--${c}" can only be used once`, i);
+        if (excludeEachOther(ownerName, c, cg)) this.fail(`${ownerName}: option "--${name}" cannot be used together with "--${g}"`, i);
+      }
+    }
+    this.given.push(name);
+    this.givenOwner.push(owner);
+    this.givenAt.push(i);
+    this.givenArgs.push(args);
+  }
+
+  /** Where option `name` of module k of the rule stands (its word, and its first argument's), or null. */
+  private givenWhere(k: number, name: string): { at: number; args: number } | null {
+    for (let j = 0; j < this.given.length; j++) {
+      if (this.givenOwner[j] === k && this.given[j] === name) return { at: this.givenAt[j], args: this.givenArgs[j] };
+    }
+    return null;
+  }
+
+  /** Checks `--mode`, `--every` and `--packet` of -m statistic (word i, its arguments [from, to)) as iptables does. */
+  private statisticValue(name: string, i: number, from: number, to: number): void {
+    if (name !== 'mode' && name !== 'every' && name !== 'packet') return;
+    if (to !== from + 1) this.fail(`--${name} takes one ${name === 'mode' ? 'mode (random or nth)' : 'number'}`, to > from + 1 ? from + 1 : i);
+    const text = this.words.text(from)!;
+    if (name === 'mode') {
+      if (text !== 'random' && text !== 'nth') this.fail(`Bad mode "${text}": random or nth`, from);
+      return;
+    }
+    const v = readNumber32(text);
+    if (v === null || (name === 'every' && v === 0)) {
+      this.fail(`statistic: bad value for option "--${name}", or out of range (${name === 'every' ? 1 : 0}-4294967295)`, from);
+    }
+  }
+
+  /** Checks a multiport port list (word i, its arguments [from, to)) as iptables does: at most 15 ports, a range counting two. */
+  private multiport(name: string, i: number, from: number, to: number): void {
+    if (to !== from + 1) this.fail(`--${name} takes one list of ports`, to > from + 1 ? from + 1 : i);
+    const text = this.words.text(from)!;
+    let count = 0;
+    for (const item of text.split(',')) {
+      const colon = item.indexOf(':');
+      const ends = colon < 0 ? [item] : [item.slice(0, colon), item.slice(colon + 1)];
+      const ports = ends.map((p) => readPort(p));
+      const bad = ends.find((p, k) => ports[k] === 'invalid');
+      if (bad !== undefined) this.fail(`invalid port/service \`${bad}' specified`, from);
+      const [lo, hi] = ports;
+      if (colon >= 0 && typeof lo === 'number' && typeof hi === 'number' && lo > hi) this.fail('invalid portrange specified', from);
+      count += ends.length;
+      if (count > 15) this.fail('too many ports specified (multiport takes at most 15, a range counting two)', from);
+    }
+  }
+
+  /** Checks `--to-ports` of REDIRECT and MASQUERADE (word i, its arguments [from, to)) as iptables does. */
+  private toPorts(target: string, i: number, from: number, to: number, body: RuleBody): void {
+    if (to !== from + 1) this.fail('--to-ports takes one port or port range', to > from + 1 ? from + 1 : i);
+    const text = this.words.text(from)!;
+    if (text.includes(':')) this.fail('Invalid port:port syntax - use dash', from);
+    const read = readNatPortRange(text);
+    if ('error' in read) this.fail(read.error, from);
+    if (target === 'REDIRECT' && text.includes('/')) this.fail('Shifted portmap ranges not supported with this kernel', from);
+    if (!body.protocol || !TO_PORTS_PROTOCOLS.has(body.protocol.value)) this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
+  }
+
+  /** At the end of a rule: what a match needs beside what it was given, as iptables checks it. */
+  private moduleComplete(k: number, module: string, body: RuleBody): void {
+    const has = (name: string) => this.givenWhere(k, name) !== null;
+    const at = this.moduleAt[k];
+    switch (module) {
+      case 'comment':
+        if (!has('comment')) this.fail('comment: option "--comment" must be specified', at);
+        return;
+      case 'recent':
+        if (!['set', 'rcheck', 'update', 'remove'].some(has)) this.fail("recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'", at);
+        return;
+      case 'multiport':
+        if (!this.givenOwner.includes(k)) this.fail('multiport needs --dports, --sports or --ports', at);
+        if (!body.protocol || body.protocol.negated || !MULTIPORT_PROTOCOLS.has(body.protocol.value)) {
+          this.fail("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'", at);
+        }
+        return;
+      case 'statistic': {
+        const mode = this.givenWhere(k, 'mode');
+        if (!mode) this.fail('statistic: option "--mode" must be specified', at);
+        if (this.words.text(mode.args) === 'random') {
+          if (!has('probability')) this.fail('--probability must be specified when using random mode', at);
+          const other = this.givenWhere(k, 'every') ?? this.givenWhere(k, 'packet');
+          if (other) this.fail(`statistic: option "--${this.words.text(other.at)!.slice(2)}" is for nth mode, not random`, other.at);
+          return;
+        }
+        const every = this.givenWhere(k, 'every');
+        const packet = this.givenWhere(k, 'packet');
+        if (!every || !packet) this.fail('--every and --packet must be specified when using nth mode', at);
+        const n = readNumber32(this.words.text(every.args)!)!;
+        const packetAt = packet.args;
+        if (readNumber32(this.words.text(packetAt)!)! > n - 1) this.fail('the --packet p must be 0 <= p <= n-1', packetAt);
+        return;
+      }
+      default:
     }
   }
 

@@ -72,17 +72,17 @@ export function readNatTo(text: string): NatTo | { error: string } {
     for (const ip of [ipLo, ipHi]) if (!canonicalIPv4(ip)) return { error: `Bad IP address "${ip}"` };
   }
   if (colon < 0) return { ipLo, ipHi, portLo: null, portHi: null, hasPorts: false };
-  const ports = readNatPorts(text.slice(colon + 1));
+  const ports = readNatPortRange(text.slice(colon + 1));
   if ('error' in ports) return ports;
   return { ipLo, ipHi, portLo: ports.lo, portHi: ports.hi, hasPorts: true };
 }
 
 /**
- * The ports after the colon of a NAT address, as iptables 1.8.9 reads them: `p`, `p-q` or
+ * The ports after the colon of a NAT address (and of `--to-ports`), as iptables 1.8.9 reads them: `p`, `p-q` or
  * `p-q/base`, each a number as strtoul reads it in base 0 (0120 and 0x50 are 80); a service name
  * only alone (null: looked up where the rules are loaded).
  */
-function readNatPorts(text: string): { lo: number | null; hi: number | null } | { error: string } {
+export function readNatPortRange(text: string): { lo: number | null; hi: number | null } | { error: string } {
   const slash = text.indexOf('/');
   const range = slash < 0 ? text : text.slice(0, slash);
   if (slash >= 0 && natPort(text.slice(slash + 1)) === null) return { error: `Port \`${text.slice(slash + 1)}' not valid` };

@@ -13,7 +13,7 @@ import { parseAddr } from './packet.ts';
 import { DumpChain } from '../netfilter/rule.ts';
 import { readPort, readPortRange, readUdpPort } from '../net/port.ts';
 import { DISPATCH_PORT_MATCHES } from '../netfilter/modules.ts';
-import { probabilityValue, readMark, readNatTo, readNumber32 } from '../netfilter/values.ts';
+import { probabilityValue, readMark, readNatPortRange, readNatTo, readNumber32 } from '../netfilter/values.ts';
 
 export const NO = 0;
 export const YES = 1;
@@ -449,8 +449,12 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
       return note ? { kind: 'dnat', ip, port: to.port, note } : { kind: 'dnat', ip, port: to.port };
     }
     case 'REDIRECT': {
+      // As iptables reads --to-ports (0120 and 0x50 are 80); a range redirects to its first port.
       const p = targetOption(rule, 'to-ports')?.args[0];
-      return { kind: 'redirect', port: p ? Number(p.split('-')[0]) : null };
+      const read = p === undefined ? null : readNatPortRange(p);
+      if (read && 'error' in read) return { kind: 'unmodelled-target', name: `REDIRECT --to-ports ${p}` };
+      if (read && read.lo === null) return { kind: 'unmodelled-target', name: 'REDIRECT to a port named in /etc/services' };
+      return { kind: 'redirect', port: read ? read.lo : null };
     }
     case 'SNAT': {
       const to = parseNatTo(targetOption(rule, 'to-source')?.args[0]);
