@@ -15,7 +15,10 @@
  * declines, and the full reader reads the line and reports any error with its column.
  */
 import type { Family } from './ast.ts';
-import { clashingOptions, DISPATCH_PORT_MATCHES, knownModules, knownTargets, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS } from './modules.ts';
+import {
+  clashingOptions, DISPATCH_PORT_MATCHES, knownModules, knownTargets, NOT_INVERTIBLE as NOT_INVERTIBLE_OPTIONS, PORT_MATCHES,
+  PROTOCOL_MODULE_OPTIONS, RECENT_COMMANDS,
+} from './modules.ts';
 import { hashEnd, hashOf, Slots } from './char-index.ts';
 
 
@@ -197,9 +200,9 @@ const CLASH = new Uint8Array(OPTION_COUNT * OPTION_COUNT);
 for (const [a, others] of clashingOptions()) {
   for (const b of others) CLASH[optionIds.get(a)! * OPTION_COUNT + optionIds.get(b)!] = 1;
 }
-/** Options iptables refuses to negate (rule-parser.ts): a line that does is the full reader's. */
+/** Options iptables refuses to negate (for some module; modules.ts): a line that does is the full reader's. */
 const NOT_INVERTIBLE = new Uint8Array(OPTION_COUNT);
-for (const o of ['comment', 'mode', 'packet']) NOT_INVERTIBLE[optionIds.get(o)!] = 1;
+for (const names of Object.values(NOT_INVERTIBLE_OPTIONS)) for (const o of names) NOT_INVERTIBLE[optionIds.get(o)!] = 1;
 const COMMENT_MODULE = MODULES.list.indexOf('comment');
 const RECENT = MODULES.list.indexOf('recent');
 const COMMENT = optionIds.get('comment')!;
@@ -207,7 +210,8 @@ const MODE = optionIds.get('mode')!;
 const EVERY = optionIds.get('every')!;
 const PACKET = optionIds.get('packet')!;
 const TO_PORTS = optionIds.get('to-ports')!;
-const RECENT_COMMANDS = new Set(['set', 'rcheck', 'update', 'remove'].map((o) => optionIds.get(o)!));
+const RECENT_COMMAND = new Uint8Array(OPTION_COUNT);
+for (const o of RECENT_COMMANDS) RECENT_COMMAND[optionIds.get(o)!] = 1;
 // What a match on the line was given, of what it must be given (checked at the end of the line).
 const HAS_COMMENT = 1;
 const HAS_COMMAND = 2;
@@ -430,7 +434,7 @@ export class FastRuleReader {
         }
       } else if (module === COMMENT_MODULE && id === COMMENT) {
         moduleFlags[owner] |= HAS_COMMENT;
-      } else if (module === RECENT && RECENT_COMMANDS.has(id)) {
+      } else if (module === RECENT && RECENT_COMMAND[id] === 1) {
         moduleFlags[owner] |= HAS_COMMAND;
       }
       if (id === PROBABILITY && modules[owner] === STATISTIC) {

@@ -139,11 +139,18 @@ const OPTION_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>>
 };
 
 const MARK_ACTIONS = ['set-xmark', 'set-mark', 'and-mark', 'or-mark', 'xor-mark'];
+/** What -m recent does: a rule gives exactly one of these. */
+export const RECENT_COMMANDS: readonly string[] = ['set', 'rcheck', 'update', 'remove'];
+/** Options iptables refuses to negate, by module (checked in iptables 1.8.9). */
+export const NOT_INVERTIBLE: Readonly<Record<string, ReadonlySet<string>>> = {
+  comment: new Set(['comment']),
+  statistic: new Set(['mode', 'packet']),
+};
 /** Options of one match or target of which a rule may give only one (after aliases). */
 const EXCLUSIVE_OPTIONS: Readonly<Record<string, readonly (readonly string[])[]>> = {
   tcp: [['syn', 'tcp-flags']],
   multiport: [['destination-ports', 'source-ports', 'ports']],
-  recent: [['set', 'rcheck', 'update', 'remove']],
+  recent: [RECENT_COMMANDS],
   statistic: [['probability', 'every'], ['probability', 'packet']],
   MARK: [MARK_ACTIONS],
   CONNMARK: [[...MARK_ACTIONS, 'save-mark', 'restore-mark']],

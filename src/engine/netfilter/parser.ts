@@ -740,7 +740,8 @@ function keepShapes(): unknown[] {
     ':PREROUTING ACCEPT [0:0]',
     ':KUBE-SERVICES - [0:0]',
     ':KUBE-SVC-SAMPLE - [0:0]',
-    'CHAIN_DECL_FULL',
+    // Two blanks: a declaration the full reader reads.
+    ':KUBE-SEP-SAMPLE  -  [0:0]',
     '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
     '-A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment "sample" -m tcp --dport 80 -j KUBE-SVC-SAMPLE',
     '-A KUBE-SVC-SAMPLE -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-SAMPLE',
@@ -748,7 +749,7 @@ function keepShapes(): unknown[] {
     '-A KUBE-SEP-SAMPLE -m mark --mark 0x4000/0x4000 -j RETURN',
     'COMMIT',
     '',
-  ].join('\n').replace('CHAIN_DECL_FULL', ':KUBE-SEP-SAMPLE  -  [0:0]');
+  ].join('\n');
   const kept: unknown[] = [];
   for (const fast of [true, false]) {
     const { builder, lines } = readIptablesSave(sample, fast);

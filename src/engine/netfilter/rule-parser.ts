@@ -16,8 +16,8 @@ import { parseCidr } from '../net/address.ts';
 import { readPort, readPortRange } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatPortRange, readNatTo, readNumber32, readProbability } from './values.ts';
 import {
-  canonicalOption, DISPATCH_PORT_MATCHES, excludeEachOther, isKnownModule, isKnownTarget, moduleTakesOption, PORT_MATCHES,
-  PROTOCOL_MODULE_OPTIONS, REPEATABLE_MODULES, targetTakesOption,
+  canonicalOption, DISPATCH_PORT_MATCHES, excludeEachOther, isKnownModule, isKnownTarget, moduleTakesOption, NOT_INVERTIBLE,
+  PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, RECENT_COMMANDS, REPEATABLE_MODULES, targetTakesOption,
 } from './modules.ts';
 
 /** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
@@ -60,12 +60,6 @@ const BASIC_FLAGS: ReadonlyMap<string, { bit: number; flag: string }> = new Map(
     ['-i', '--in-interface'], ['-o', '--out-interface'], ['-f', '--fragment'],
   ].flatMap((names, k) => names.map((n) => [n, { bit: 1 << k, flag: names[0] }] as const)),
 );
-
-/** Options iptables refuses to negate, by module (checked in iptables 1.8.9). */
-const NOT_INVERTIBLE: Readonly<Record<string, ReadonlySet<string>>> = {
-  comment: new Set(['comment']),
-  statistic: new Set(['mode', 'packet']),
-};
 
 /** The protocols multiport works with (by -p, not negated). */
 const MULTIPORT_PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp', 'dccp']);
@@ -268,7 +262,7 @@ export class RuleReader {
         this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
       }
       this.once(modules.indexOf(module), module.module, isKnownModule(module.module) && !REPEATABLE_MODULES.has(module.module), name, i, argsFrom);
-      if (optionNegated && NOT_INVERTIBLE[module.module]?.has(name)) this.fail(`${module.module}: option "--${name}" cannot be inverted`, i);
+      if (optionNegated && Object.hasOwn(NOT_INVERTIBLE, module.module) && NOT_INVERTIBLE[module.module].has(name)) this.fail(`${module.module}: option "--${name}" cannot be inverted`, i);
       if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
       if (module.module === 'statistic' && name !== 'probability') this.statisticValue(name, i, argsFrom, j);
       if (module.module === 'multiport') this.multiport(name, i, argsFrom, j);
@@ -425,7 +419,7 @@ export class RuleReader {
         if (!has('comment')) this.fail('comment: option "--comment" must be specified', at);
         return;
       case 'recent':
-        if (!['set', 'rcheck', 'update', 'remove'].some(has)) this.fail("recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'", at);
+        if (!RECENT_COMMANDS.some(has)) this.fail("recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'", at);
         return;
       case 'multiport':
         if (!this.givenOwner.includes(k)) this.fail('multiport needs --dports, --sports or --ports', at);
