@@ -26,6 +26,9 @@ test('udp ports are read differently by iptables 1.8.9: decimal only, leading ze
   const cases: [string, ReturnType<typeof readUdpPort>][] = [
     ['80', 80], ['0120', 120], ['0080', 80], ['+80', 80], ['99999', 34463], ['65536', 0], [' 80', 80],
     ['0x50', 'invalid'], ['-1', 'invalid'], ['', 'invalid'], ['http', 'name'],
+    // strtol into an int: negative ints are refused, the rest cut to 16 bits.
+    ['2147483648', 'invalid'], ['4294967295', 'invalid'], ['2147483647', 65535], ['4294967376', 80], ['-4294967216', 80],
+    ['-0', 0], ['00000000000080', 80], ['99999999999', 59391], ['99999999999999999999', 'invalid'], ['-4294967296', 0],
   ];
   for (const [word, expected] of cases) assert.equal(readUdpPort(word), expected, JSON.stringify(word));
   assert.deepEqual(readPortRange('80:70', 'udp'), { range: [80, 70] });

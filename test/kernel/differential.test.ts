@@ -290,6 +290,23 @@ const CHECKED_RULES: { table: string; rule: string }[] = [
   ...['0120', '0x50', '80-90', '80-0x60', '99999', '80-70', '80:90', '80-', '80,90', '80-90-100', '80-90/100', 'http'].map((p) => ({ table: 'nat', rule: `-A X -p tcp -j REDIRECT --to-ports ${p}` })),
   ...['-j REDIRECT --to-ports 80', '-p icmp -j REDIRECT --to-ports 80', '-j MASQUERADE --to-ports 80', '-p udp -j MASQUERADE --to-ports 80-90', '-p tcp -j MASQUERADE --random-fully --random-fully']
     .map((r) => ({ table: 'nat', rule: `-A X ${r}` })),
+  // What a match must be given, the protocol a port match needs, recent's options, options iptables will not negate.
+  ...[
+    '-m state', '-m mark', '-m connmark', '-m conntrack', '-m addrtype', '-m icmp', '-m pkttype', '-m iprange', '-m mac',
+    '-m addrtype --limit-iface-in --limit-iface-out --src-type LOCAL', '-p tcp -m multiport --dports 80:80', '-m multiport --dports 80 -p tcp',
+    '-m multiport -p tcp --dports 80', '-p udp -m tcp --dport 80', '-m tcp --dport 80 -p tcp', '! -p tcp -m tcp --dport 80', '-m tcp',
+    '-m udp --dport 80', '-p 0x6 -m tcp --dport 80', '-p 006 --dport 80', '-p 6 --dport 80', '-m recent --set --rttl', '-m recent --remove --rttl',
+    '-m recent --rcheck --rttl', '-m recent --rcheck --reap', '-m recent --rcheck --seconds 0', '-m recent --rcheck --seconds 10 --reap',
+    '-m recent --rcheck ! --reap --seconds 1', '-m recent --set --seconds 0x10 --hitcount 0', '-m limit ! --limit 1/s', '-m conntrack ! --ctdir ORIGINAL',
+    '-m conntrack ! --ctstate NEW', '-m addrtype ! --dst-type LOCAL',
+    // udp ports: strtol into an int, refused when negative, cut to 16 bits.
+    ...['2147483648', '4294967295', '2147483647', '4294967376', '-4294967216', '-0', '-1', '00000000000080', '99999999999999999999', '0x50', '-0:80']
+      .map((p) => `-p udp -m udp --dport ${p}`),
+  ].map((r) => ({ table: 'filter', rule: `-A X ${r} -j ACCEPT` })),
+  ...['-p tcp -j DNAT ! --to-destination 10.0.0.1', '-p tcp -j REDIRECT ! --to-ports 80'].map((r) => ({ table: 'nat', rule: `-A X ${r}` })),
+  ...['-j LOG ! --log-prefix x', '-j REJECT ! --reject-with icmp-port-unreachable'].map((r) => ({ table: 'filter', rule: `-A X ${r}` })),
+  ...['-j MARK', '-j CONNMARK', '-j CONNMARK --mask 1', '-j CONNMARK --save-mark --mask 1 --nfmask 1', '-j CONNMARK --save-mark --nfmask 1 --ctmask 1', '-j MARK ! --set-mark 0x1']
+    .map((r) => ({ table: 'mangle', rule: `-A X ${r}` })),
   // Target options once, some excluding each other.
   ...['-j MARK --set-xmark 1 --set-xmark 2', '-j MARK --set-xmark 1 --or-mark 2', '-j MARK --set-xmark 0x4000/0x4000', '-j CONNMARK --save-mark --restore-mark']
     .map((r) => ({ table: 'mangle', rule: `-A X ${r}` })),

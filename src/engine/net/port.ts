@@ -64,13 +64,26 @@ function digitValue(c: number): number {
 }
 
 /**
- * A udp (or udplite) port as iptables 1.8.9 reads it, which differs from tcp and sctp: decimal only
- * (leading zeros allowed: 0120 is 120), cut to 16 bits (99999 is 34463), else a service name.
+ * A udp (or udplite) port as iptables 1.8.9 reads it, which differs from tcp and sctp: decimal only,
+ * with a sign if any (leading zeros allowed: 0120 is 120), read as C's strtol into an int, refused
+ * when that int is negative (2147483648 and -1 are), then cut to 16 bits (99999 is 34463,
+ * 4294967376 is 80); else a service name.
  */
 export function readUdpPort(text: string): PortWord {
-  if (/^[ \t\n\v\f\r]*\+?\d{1,10}$/.test(text)) return Number(text.trim()) % 65536;
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d+)$/.exec(text);
+  if (m) {
+    // strtol: a long, saturated at its bounds; then an int, refused when negative; then 16 bits.
+    let v = BigInt(m[2]) * (m[1] === '-' ? -1n : 1n);
+    if (v > LONG_MAX) v = LONG_MAX;
+    if (v < LONG_MIN) v = LONG_MIN;
+    const int = BigInt.asIntN(32, v);
+    return int < 0n ? 'invalid' : Number(int) & 0xffff;
+  }
   return SERVICE.test(text) && !NUMERIC.test(text) ? 'name' : 'invalid';
 }
+
+const LONG_MAX = 2n ** 63n - 1n;
+const LONG_MIN = -(2n ** 63n);
 
 /**
  * A port or range of a tcp, udp, udplite or sctp match as iptables reads it: `80`, `80:90`,

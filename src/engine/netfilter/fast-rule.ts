@@ -16,8 +16,8 @@
  */
 import type { Family } from './ast.ts';
 import {
-  clashingOptions, DISPATCH_PORT_MATCHES, knownModules, knownTargets, NOT_INVERTIBLE as NOT_INVERTIBLE_OPTIONS, PORT_MATCHES,
-  PROTOCOL_MODULE_OPTIONS, RECENT_COMMANDS,
+  clashingOptions, DISPATCH_PORT_MATCHES, knownModules, knownTargets, NOT_INVERTIBLE as NOT_INVERTIBLE_OPTIONS, NOT_INVERTIBLE_TARGETS,
+  PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REQUIRED_OPTIONS,
 } from './modules.ts';
 import { hashEnd, hashOf, Slots } from './char-index.ts';
 
@@ -200,23 +200,35 @@ const CLASH = new Uint8Array(OPTION_COUNT * OPTION_COUNT);
 for (const [a, others] of clashingOptions()) {
   for (const b of others) CLASH[optionIds.get(a)! * OPTION_COUNT + optionIds.get(b)!] = 1;
 }
-/** Options iptables refuses to negate (for some module; modules.ts): a line that does is the full reader's. */
+/** Options iptables refuses to negate (for some module or target; modules.ts): a line that does is the full reader's. */
 const NOT_INVERTIBLE = new Uint8Array(OPTION_COUNT);
 for (const names of Object.values(NOT_INVERTIBLE_OPTIONS)) for (const o of names) NOT_INVERTIBLE[optionIds.get(o)!] = 1;
-const COMMENT_MODULE = MODULES.list.indexOf('comment');
+for (const t of NOT_INVERTIBLE_TARGETS) for (const o of knownTargets().get(t)!) NOT_INVERTIBLE[optionIds.get(o)!] = 1;
+/** Per module: 1 when it must be given one of some options; per module and option: 1 for those options. */
+const REQUIRES = new Uint8Array(MODULES.list.length);
+const REQUIRED = new Uint8Array(MODULES.list.length * OPTION_COUNT);
+for (const [module, options] of Object.entries(REQUIRED_OPTIONS)) {
+  const m = MODULES.list.indexOf(module);
+  if (m < 0) continue;
+  REQUIRES[m] = 1;
+  for (const o of options) REQUIRED[m * OPTION_COUNT + optionIds.get(o)!] = 1;
+}
 const RECENT = MODULES.list.indexOf('recent');
-const COMMENT = optionIds.get('comment')!;
 const MODE = optionIds.get('mode')!;
 const EVERY = optionIds.get('every')!;
 const PACKET = optionIds.get('packet')!;
 const TO_PORTS = optionIds.get('to-ports')!;
-const RECENT_COMMAND = new Uint8Array(OPTION_COUNT);
-for (const o of RECENT_COMMANDS) RECENT_COMMAND[optionIds.get(o)!] = 1;
-// What a match on the line was given, of what it must be given (checked at the end of the line).
-const HAS_COMMENT = 1;
-const HAS_COMMAND = 2;
-const RANDOM_MODE = 4;
-const HAS_PROBABILITY = 8;
+const SECONDS = optionIds.get('seconds')!;
+const REAP = optionIds.get('reap')!;
+const RTTL = optionIds.get('rttl')!;
+// What a match on the line was, and was given (checked at the end of the line).
+const EXPLICIT = 1;
+const HAS_OPTION = 2;
+const HAS_REQUIRED = 4;
+const RANDOM_MODE = 8;
+const HAS_PROBABILITY = 16;
+const HAS_SECONDS = 32;
+const HAS_REAP = 64;
 const RANDOM = [...'random'].map((c) => c.charCodeAt(0));
 
 /** Where the reader keeps the ruleset's address family (the full reader's, shared). */
@@ -347,7 +359,7 @@ export class FastRuleReader {
           if (m < 0 || (MODULE_FLAGS[m] & FULL_READER) !== 0) return false;
           if (moduleCount === MAX_MODULES) return false;
           modules[moduleCount] = m;
-          moduleFlags[moduleCount] = 0;
+          moduleFlags[moduleCount] = EXPLICIT;
           current = moduleCount++;
           continue;
         }
@@ -422,6 +434,7 @@ export class FastRuleReader {
       }
       if (!this.given(owner, id, givenCount++)) return false;
       const module = modules[owner];
+      moduleFlags[owner] |= REQUIRED[module * OPTION_COUNT + id] === 1 ? HAS_OPTION | HAS_REQUIRED : HAS_OPTION;
       if (module === STATISTIC) {
         // kube-proxy's form, `--mode random --probability p`; nth mode is the full reader's.
         if (id === MODE) {
@@ -432,10 +445,16 @@ export class FastRuleReader {
         } else if (id === PROBABILITY) {
           moduleFlags[owner] |= HAS_PROBABILITY;
         }
-      } else if (module === COMMENT_MODULE && id === COMMENT) {
-        moduleFlags[owner] |= HAS_COMMENT;
-      } else if (module === RECENT && RECENT_COMMAND[id] === 1) {
-        moduleFlags[owner] |= HAS_COMMAND;
+      } else if (module === RECENT) {
+        // `--seconds` in plain decimal from 1; `--reap` needs it; `--rttl` is the full reader's.
+        if (id === SECONDS) {
+          if (args !== 1 || firstQuoted || this.decimal32(firstStart, firstEnd) < 1) return false;
+          moduleFlags[owner] |= HAS_SECONDS;
+        } else if (id === REAP) {
+          moduleFlags[owner] |= HAS_REAP;
+        } else if (id === RTTL) {
+          return false;
+        }
       }
       if (id === PROBABILITY && modules[owner] === STATISTIC) {
         if (args !== 1 || firstQuoted || !this.plainProbability(firstStart, firstEnd)) return false;
@@ -454,9 +473,11 @@ export class FastRuleReader {
     for (let k = 0; k < moduleCount; k++) {
       const m = modules[k];
       const f = moduleFlags[k];
-      if (m === COMMENT_MODULE && f !== HAS_COMMENT) return false;
-      if (m === RECENT && f !== HAS_COMMAND) return false;
-      if (m === STATISTIC && f !== (RANDOM_MODE | HAS_PROBABILITY)) return false;
+      if (REQUIRES[m] === 1 && (f & HAS_REQUIRED) === 0) return false;
+      if (m === STATISTIC && (f & (RANDOM_MODE | HAS_PROBABILITY)) !== (RANDOM_MODE | HAS_PROBABILITY)) return false;
+      if (m === RECENT && (f & (HAS_REAP | HAS_SECONDS)) === HAS_REAP) return false;
+      // An explicit -m tcp (udp, sctp) with options needs -p of the same protocol.
+      if ((f & (EXPLICIT | HAS_OPTION)) === (EXPLICIT | HAS_OPTION) && (MODULE_FLAGS[m] & PORTED) !== 0 && m !== protocol) return false;
     }
     return r === 0 && !negate;
   }
@@ -477,6 +498,19 @@ export class FastRuleReader {
     owners[k] = owner;
     ids[k] = id;
     return true;
+  }
+
+  /** b[from, to) as a number in plain decimal (no leading zero) up to 4294967295, else -1. */
+  private decimal32(from: number, to: number): number {
+    const n = to - from;
+    if (n < 1 || n > 10 || (n > 1 && this.b[from] === ZERO)) return -1;
+    let v = 0;
+    for (let i = from; i < to; i++) {
+      const c = this.b[i];
+      if (c < ZERO || c > NINE) return -1;
+      v = v * 10 + (c - ZERO);
+    }
+    return v <= 0xffffffff ? v : -1;
   }
 
   /** Does b[from, to) spell `word` (character codes)? */

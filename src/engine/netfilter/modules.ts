@@ -141,19 +141,46 @@ const OPTION_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>>
 const MARK_ACTIONS = ['set-xmark', 'set-mark', 'and-mark', 'or-mark', 'xor-mark'];
 /** What -m recent does: a rule gives exactly one of these. */
 export const RECENT_COMMANDS: readonly string[] = ['set', 'rcheck', 'update', 'remove'];
-/** Options iptables refuses to negate, by module (checked in iptables 1.8.9). */
+/** Options iptables refuses to negate, by module, and the targets none of whose options it negates (checked in iptables 1.8.9). */
 export const NOT_INVERTIBLE: Readonly<Record<string, ReadonlySet<string>>> = {
   comment: new Set(['comment']),
   statistic: new Set(['mode', 'packet']),
+  recent: new Set(['name', 'seconds', 'hitcount', 'reap', 'rttl', 'rsource', 'rdest', 'mask']),
+  limit: new Set(['limit', 'limit-burst']),
+  addrtype: new Set(['limit-iface-in', 'limit-iface-out']),
+  conntrack: new Set(['ctdir']),
+};
+export const NOT_INVERTIBLE_TARGETS: ReadonlySet<string> = new Set(['REJECT', 'LOG', 'MASQUERADE', 'REDIRECT', 'MARK', 'CONNMARK', 'DNAT', 'SNAT']);
+
+/**
+ * Matches and targets that must be given at least one of some options (checked in iptables
+ * 1.8.9: "option --state must be specified", "At least one option is required"…).
+ */
+export const REQUIRED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  comment: ['comment'],
+  recent: RECENT_COMMANDS,
+  state: ['state'],
+  mark: ['mark'],
+  connmark: ['mark'],
+  conntrack: MODULE_OPTIONS.conntrack,
+  addrtype: ['src-type', 'dst-type'],
+  icmp: ['icmp-type'],
+  pkttype: ['pkt-type'],
+  iprange: ['src-range', 'dst-range'],
+  physdev: MODULE_OPTIONS.physdev,
+  mac: ['mac-source'],
+  MARK: MARK_ACTIONS,
+  CONNMARK: [...MARK_ACTIONS, 'save-mark', 'restore-mark'],
 };
 /** Options of one match or target of which a rule may give only one (after aliases). */
 const EXCLUSIVE_OPTIONS: Readonly<Record<string, readonly (readonly string[])[]>> = {
   tcp: [['syn', 'tcp-flags']],
   multiport: [['destination-ports', 'source-ports', 'ports']],
-  recent: [RECENT_COMMANDS],
+  recent: [RECENT_COMMANDS, ['set', 'rttl'], ['remove', 'rttl']],
+  addrtype: [['limit-iface-in', 'limit-iface-out']],
   statistic: [['probability', 'every'], ['probability', 'packet']],
   MARK: [MARK_ACTIONS],
-  CONNMARK: [[...MARK_ACTIONS, 'save-mark', 'restore-mark']],
+  CONNMARK: [[...MARK_ACTIONS, 'save-mark', 'restore-mark'], ['mask', 'nfmask'], ['mask', 'ctmask']],
 };
 
 /** The name option `name` of `owner` (a module or target) has when it has two (`--dport` is `--destination-port`). */

@@ -13,11 +13,11 @@ import type { Cidr, Counters, Family, MatchModule, ModuleOption, Negatable, Targ
 import type { Words } from './lexer.ts';
 import { syntaxError } from '../errors.ts';
 import { parseCidr } from '../net/address.ts';
-import { readPort, readPortRange } from '../net/port.ts';
+import { readPort, readPortRange, readUnsigned } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatPortRange, readNatTo, readNumber32, readProbability } from './values.ts';
 import {
   canonicalOption, DISPATCH_PORT_MATCHES, excludeEachOther, isKnownModule, isKnownTarget, moduleTakesOption, NOT_INVERTIBLE,
-  PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, RECENT_COMMANDS, REPEATABLE_MODULES, targetTakesOption,
+  NOT_INVERTIBLE_TARGETS, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REPEATABLE_MODULES, REQUIRED_OPTIONS, targetTakesOption,
 } from './modules.ts';
 
 /** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
@@ -73,14 +73,17 @@ const PROTOCOL_NUMBERS: Readonly<Record<string, string>> = {
   '17': 'udp',
   '58': 'ipv6-icmp',
   '132': 'sctp',
+  '136': 'udplite',
   icmpv6: 'ipv6-icmp',
   'ipv6-icmp': 'ipv6-icmp',
 };
 
+/** The protocol `-p` names: its name for a number iptables reads (6, 0x6, 006 are tcp), else the name in lower case. */
 export function normaliseProtocol(p: string): string {
   if (p === 'tcp' || p === 'udp') return p;
-  const lower = p.toLowerCase();
-  return PROTOCOL_NUMBERS[lower] ?? lower;
+  const n = readUnsigned(p);
+  const lower = n !== null ? String(n) : p.toLowerCase();
+  return Object.hasOwn(PROTOCOL_NUMBERS, lower) ? PROTOCOL_NUMBERS[lower] : lower;
 }
 
 const PORT_OPTIONS: ReadonlySet<string> = new Set(['dport', 'destination-port', 'sport', 'source-port']);
@@ -245,6 +248,7 @@ export class RuleReader {
         // (--to-source), each with its own --random or --persistent (see natTo): those repeat.
         const nat = target!.name === 'DNAT' || target!.name === 'SNAT';
         this.once(-1, target!.name, isKnownTarget(target!.name) && !nat, name, i, argsFrom);
+        if (optionNegated && NOT_INVERTIBLE_TARGETS.has(target!.name)) this.fail(`${target!.name}: option "--${name}" cannot be inverted`, i);
         this.natTo(target!.name, name, i, argsFrom, j, body);
         if (target!.name === 'MARK' || target!.name === 'CONNMARK') this.markValue(name, i, argsFrom, j);
         if (name === 'to-ports' && (target!.name === 'REDIRECT' || target!.name === 'MASQUERADE')) this.toPorts(target!.name, i, argsFrom, j, body);
@@ -265,7 +269,8 @@ export class RuleReader {
       if (optionNegated && Object.hasOwn(NOT_INVERTIBLE, module.module) && NOT_INVERTIBLE[module.module].has(name)) this.fail(`${module.module}: option "--${name}" cannot be inverted`, i);
       if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
       if (module.module === 'statistic' && name !== 'probability') this.statisticValue(name, i, argsFrom, j);
-      if (module.module === 'multiport') this.multiport(name, i, argsFrom, j);
+      if (module.module === 'multiport') this.multiport(name, i, argsFrom, j, body);
+      if (module.module === 'recent') this.recentValue(name, i, argsFrom, j);
       if (name === 'mark' && (module.module === 'mark' || module.module === 'connmark')) this.markValue(name, i, argsFrom, j);
       if (PORT_OPTIONS.has(name) && PORT_MATCHES.has(module.module)) {
         const port = this.port(module.module, name, i, argsFrom, j);
@@ -274,8 +279,14 @@ export class RuleReader {
       i = j;
     }
     if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
-    for (let k = 0; k < modules.length; k++) this.moduleComplete(k, modules[k].module, body);
-    if (target) this.natTargetComplete(target.name, targetAt);
+    for (let k = 0; k < modules.length; k++) this.moduleComplete(k, modules[k], body);
+    if (target) {
+      this.natTargetComplete(target.name, targetAt);
+      const required = Object.hasOwn(REQUIRED_OPTIONS, target.name) ? REQUIRED_OPTIONS[target.name] : null;
+      if (required && !required.some((o) => this.givenWhere(-1, o))) {
+        this.fail(`${target.name}: one of ${required.map((o) => `--${o}`).join(', ')} is required`, targetAt);
+      }
+    }
     body.matches = modules;
     if (target) body.target = target;
     return body;
@@ -381,8 +392,14 @@ export class RuleReader {
     }
   }
 
-  /** Checks a multiport port list (word i, its arguments [from, to)) as iptables does: at most 15 ports, a range counting two. */
-  private multiport(name: string, i: number, from: number, to: number): void {
+  /**
+   * Checks a multiport port list (word i, its arguments [from, to)) as iptables does: the
+   * protocol given before it, at most 15 ports, a range counting two and rising.
+   */
+  private multiport(name: string, i: number, from: number, to: number, body: RuleBody): void {
+    if (!body.protocol || body.protocol.negated || !MULTIPORT_PROTOCOLS.has(body.protocol.value)) {
+      this.fail("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp' before its ports", i);
+    }
     if (to !== from + 1) this.fail(`--${name} takes one list of ports`, to > from + 1 ? from + 1 : i);
     const text = this.words.text(from)!;
     let count = 0;
@@ -393,7 +410,7 @@ export class RuleReader {
       const bad = ends.find((p, k) => ports[k] === 'invalid');
       if (bad !== undefined) this.fail(`invalid port/service \`${bad}' specified`, from);
       const [lo, hi] = ports;
-      if (colon >= 0 && typeof lo === 'number' && typeof hi === 'number' && lo > hi) this.fail('invalid portrange specified', from);
+      if (colon >= 0 && typeof lo === 'number' && typeof hi === 'number' && lo >= hi) this.fail('invalid portrange specified', from);
       count += ends.length;
       if (count > 15) this.fail('too many ports specified (multiport takes at most 15, a range counting two)', from);
     }
@@ -410,22 +427,34 @@ export class RuleReader {
     if (!body.protocol || !TO_PORTS_PROTOCOLS.has(body.protocol.value)) this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
   }
 
+  /** Checks `--seconds` of -m recent (word i, its arguments [from, to)) as iptables does. */
+  private recentValue(name: string, i: number, from: number, to: number): void {
+    if (name !== 'seconds') return;
+    if (to !== from + 1) this.fail('--seconds takes one number', to > from + 1 ? from + 1 : i);
+    const v = readNumber32(this.words.text(from)!);
+    if (v === null || v === 0) this.fail('recent: bad value for option "--seconds", or out of range (1-4294967295)', from);
+  }
+
   /** At the end of a rule: what a match needs beside what it was given, as iptables checks it. */
-  private moduleComplete(k: number, module: string, body: RuleBody): void {
+  private moduleComplete(k: number, m: MutableModule, body: RuleBody): void {
     const has = (name: string) => this.givenWhere(k, name) !== null;
     const at = this.moduleAt[k];
+    const module = m.module;
+    const required = Object.hasOwn(REQUIRED_OPTIONS, module) ? REQUIRED_OPTIONS[module] : null;
+    if (required && !required.some(has)) {
+      const what = required.length === 1 ? `option "--${required[0]}" must be specified` : `one of ${required.map((o) => `--${o}`).join(', ')} is required`;
+      this.fail(`${module}: ${what}`, at);
+    }
+    // An explicit -m tcp (udp, sctp, udplite) with options needs the protocol (negated or not).
+    if (!m.implicit && PORT_MATCHES.has(module) && this.givenOwner.includes(k) && body.protocol?.value !== module) {
+      this.fail(`${module.toUpperCase()} match requires '-p ${module}'`, at);
+    }
     switch (module) {
-      case 'comment':
-        if (!has('comment')) this.fail('comment: option "--comment" must be specified', at);
-        return;
       case 'recent':
-        if (!RECENT_COMMANDS.some(has)) this.fail("recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'", at);
+        if (has('reap') && !has('seconds')) this.fail('recent: option "--reap" also requires "--seconds"', this.givenWhere(k, 'reap')!.at);
         return;
       case 'multiport':
         if (!this.givenOwner.includes(k)) this.fail('multiport needs --dports, --sports or --ports', at);
-        if (!body.protocol || body.protocol.negated || !MULTIPORT_PROTOCOLS.has(body.protocol.value)) {
-          this.fail("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp'", at);
-        }
         return;
       case 'statistic': {
         const mode = this.givenWhere(k, 'mode');
