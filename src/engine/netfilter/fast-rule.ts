@@ -448,7 +448,7 @@ export class FastRuleReader {
       } else if (module === RECENT) {
         // `--seconds` in plain decimal from 1; `--reap` needs it; `--rttl` is the full reader's.
         if (id === SECONDS) {
-          if (args !== 1 || firstQuoted || this.decimal32(firstStart, firstEnd) < 1) return false;
+          if (args !== 1 || firstQuoted || this.decimal(firstStart, firstEnd, 0xffffffff) < 1) return false;
           moduleFlags[owner] |= HAS_SECONDS;
         } else if (id === REAP) {
           moduleFlags[owner] |= HAS_REAP;
@@ -498,19 +498,6 @@ export class FastRuleReader {
     owners[k] = owner;
     ids[k] = id;
     return true;
-  }
-
-  /** b[from, to) as a number in plain decimal (no leading zero) up to 4294967295, else -1. */
-  private decimal32(from: number, to: number): number {
-    const n = to - from;
-    if (n < 1 || n > 10 || (n > 1 && this.b[from] === ZERO)) return -1;
-    let v = 0;
-    for (let i = from; i < to; i++) {
-      const c = this.b[i];
-      if (c < ZERO || c > NINE) return -1;
-      v = v * 10 + (c - ZERO);
-    }
-    return v <= 0xffffffff ? v : -1;
   }
 
   /** Does b[from, to) spell `word` (character codes)? */
@@ -670,17 +657,22 @@ export class FastRuleReader {
     return true;
   }
 
-  /** s[from, to) as a port when it is one in plain decimal (no leading zero: 0120 is octal to iptables), else -1. */
+  /** b[from, to) as a port when it is one in plain decimal (no leading zero: 0120 is octal to iptables), else -1. */
   private decimalPort(from: number, to: number): number {
+    return this.decimal(from, to, 65535);
+  }
+
+  /** b[from, to) as a number in plain decimal (no leading zero) up to `max`, else -1. */
+  private decimal(from: number, to: number, max: number): number {
     const n = to - from;
-    if (n < 1 || n > 5 || (n > 1 && this.b[from] === ZERO)) return -1;
+    if (n < 1 || n > 10 || (n > 1 && this.b[from] === ZERO)) return -1;
     let v = 0;
     for (let i = from; i < to; i++) {
       const c = this.b[i];
       if (c < ZERO || c > NINE) return -1;
       v = v * 10 + (c - ZERO);
     }
-    return v <= 65535 ? v : -1;
+    return v <= max ? v : -1;
   }
 
   /**
