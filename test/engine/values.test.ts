@@ -174,6 +174,11 @@ test('options given twice, options that exclude each other, and what a match nee
     ['-A PREROUTING -m recent --rcheck ! --reap --seconds 1 -j ACCEPT', '--reap', /cannot be inverted/],
     ['-A PREROUTING -p tcp -j DNAT ! --to-destination 10.0.0.1', '--to-destination', /DNAT: option "--to-destination" cannot be inverted/],
     ['-A PREROUTING -j MARK', '-j', /MARK: one of --set-xmark/],
+    ['-A PREROUTING -m comment --comment', '--comment', /option "--comment" requires an argument/],
+    ['-A PREROUTING -p tcp -m tcp --syn x -j ACCEPT', 'x -j', /Bad argument 'x': --syn takes no argument/],
+    ['-A PREROUTING -m conntrack --ctstate NEW ESTABLISHED -j ACCEPT', 'ESTABLISHED', /Bad argument 'ESTABLISHED'/],
+    ['-A PREROUTING -p tcp -m tcp --tcp-flags SYN -j ACCEPT', '-j ACCEPT', /--tcp-flags requires two arguments/],
+    ['-A PREROUTING -p tcp -m tcp --dport -j ACCEPT', '-j ACCEPT', /invalid port\/service `-j'/],
     ['-A PREROUTING -p tcp -j REDIRECT --to-ports 80:90', '80:90', /use dash/],
     ['-A PREROUTING -p tcp -j REDIRECT --to-ports 90-80', '90-80', /funky/],
     ['-A PREROUTING -j MASQUERADE --to-ports 80', '80', /Need TCP, UDP, SCTP or DCCP/],
@@ -185,6 +190,11 @@ test('options given twice, options that exclude each other, and what a match nee
     '-A PREROUTING -p tcp -m multiport --dports 1:2,3:4,5:6,7:8,9:10,11:12,13:14,15 -j ACCEPT',
     '-A PREROUTING -p tcp -j REDIRECT --to-ports 0120',
     '-A PREROUTING -m tcp --dport 80 -p tcp -j ACCEPT',
+    // iptables-save prints these values so: the word after the option is its argument.
+    '-A PREROUTING -j LOG --log-prefix -x',
+    '-A PREROUTING -m comment --comment -j -j ACCEPT',
+    // kube-proxy's own test dumps write comments without quotes.
+    '-A PREROUTING -m comment --comment kubernetes service portals -j ACCEPT',
     '-A PREROUTING ! -p tcp -m tcp --dport 80 -j ACCEPT',
     '-A PREROUTING -p 0x6 -m tcp --dport 80 -j ACCEPT',
     '-A PREROUTING -p 006 --dport 80 -j ACCEPT',

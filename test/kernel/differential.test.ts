@@ -305,6 +305,14 @@ const CHECKED_RULES: { table: string; rule: string }[] = [
   ].map((r) => ({ table: 'filter', rule: `-A X ${r} -j ACCEPT` })),
   ...['-p tcp -j DNAT ! --to-destination 10.0.0.1', '-p tcp -j REDIRECT ! --to-ports 80'].map((r) => ({ table: 'nat', rule: `-A X ${r}` })),
   ...['-j LOG ! --log-prefix x', '-j REJECT ! --reject-with icmp-port-unreachable'].map((r) => ({ table: 'filter', rule: `-A X ${r}` })),
+  // Arguments as getopt reads them: the word after an option that takes one is its argument, whatever it looks like.
+  ...[
+    '-j LOG --log-prefix -x', '-m comment --comment -j -j ACCEPT', '-m comment --comment --dport -j ACCEPT', '-m comment --comment ! -j ACCEPT',
+    '-m comment --comment', '-p tcp -m tcp --tcp-flags SYN -j ACCEPT', '-p tcp -m tcp --tcp-flags SYN,ACK SYN -j ACCEPT',
+    '-p tcp -m tcp --tcp-flags SYN,ACK SYN extra -j ACCEPT', '-m recent --set x -j ACCEPT', '-m recent --set --name -x -j ACCEPT',
+    '-j LOG --log-tcp-sequence x', '-p tcp -m tcp --syn x -j ACCEPT', '-m conntrack --ctstate NEW ESTABLISHED -j ACCEPT', '-p tcp -m tcp --dport -j ACCEPT',
+    '-p tcp -j REJECT --reject-with tcp-reset extra',
+  ].map((r) => ({ table: 'filter', rule: `-A X ${r}` })),
   ...['-j MARK', '-j CONNMARK', '-j CONNMARK --mask 1', '-j CONNMARK --save-mark --mask 1 --nfmask 1', '-j CONNMARK --save-mark --nfmask 1 --ctmask 1', '-j MARK ! --set-mark 0x1']
     .map((r) => ({ table: 'mangle', rule: `-A X ${r}` })),
   // Target options once, some excluding each other.

@@ -17,7 +17,7 @@
 import type { Family } from './ast.ts';
 import {
   clashingOptions, DISPATCH_PORT_MATCHES, knownModules, knownTargets, NOT_INVERTIBLE as NOT_INVERTIBLE_OPTIONS, NOT_INVERTIBLE_TARGETS,
-  PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REQUIRED_OPTIONS,
+  optionArity, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REQUIRED_OPTIONS,
 } from './modules.ts';
 import { hashEnd, hashOf, Slots } from './char-index.ts';
 
@@ -213,6 +213,24 @@ for (const [module, options] of Object.entries(REQUIRED_OPTIONS)) {
   REQUIRES[m] = 1;
   for (const o of options) REQUIRED[m * OPTION_COUNT + optionIds.get(o)!] = 1;
 }
+/**
+ * How many arguments each option of each module and target takes (modules.ts; WORDS: one or
+ * more): a line whose option has another count (`--comment -j …`, where iptables takes `-j` as
+ * the comment) is the full reader's.
+ */
+const WORDS = 3;
+function arities(list: readonly string[], sets: ReadonlyMap<string, ReadonlySet<string>>): Uint8Array {
+  const out = new Uint8Array(list.length * OPTION_COUNT);
+  list.forEach((owner, k) => {
+    for (const o of sets.get(owner)!) {
+      const a = optionArity(owner, o);
+      out[k * OPTION_COUNT + optionIds.get(o)!] = a === 'words' ? WORDS : a ?? 1;
+    }
+  });
+  return out;
+}
+const MODULE_ARITY = arities(MODULES.list, knownModules());
+const TARGET_ARITY = arities(TARGETS.list, knownTargets());
 const RECENT = MODULES.list.indexOf('recent');
 const MODE = optionIds.get('mode')!;
 const EVERY = optionIds.get('every')!;
@@ -230,6 +248,11 @@ const HAS_PROBABILITY = 16;
 const HAS_SECONDS = 32;
 const HAS_REAP = 64;
 const RANDOM = [...'random'].map((c) => c.charCodeAt(0));
+
+/** Does an option that takes `arity` arguments (WORDS: one or more) have `args`? */
+function argsFit(arity: number, args: number): boolean {
+  return arity === WORDS ? args >= 1 : args === arity;
+}
 
 /** Where the reader keeps the ruleset's address family (the full reader's, shared). */
 export interface FamilyHolder {
@@ -404,7 +427,7 @@ export class FastRuleReader {
       if (optionNegated && NOT_INVERTIBLE[id] === 1) return false;
       const targetTakes = targetId === -2 ? 0 : targetId === -1 ? 2 : TARGETS.takes[targetId][id];
       if (targetTakes === 1) {
-        if (id === TO_PORTS || !this.given(-1, id, givenCount++)) return false;
+        if (id === TO_PORTS || !this.given(-1, id, givenCount++) || !argsFit(TARGET_ARITY[targetId * OPTION_COUNT + id], args)) return false;
         if ((targetId === DNAT && id === TO_DESTINATION) || (targetId === SNAT && id === TO_SOURCE)) {
           // One address with an optional port, in plain form; anything else is the full reader's.
           if (++natTos > 1 || args !== 1 || firstQuoted) return false;
@@ -432,8 +455,8 @@ export class FastRuleReader {
         owner = moduleCount++;
         if (current < 0) current = owner;
       }
-      if (!this.given(owner, id, givenCount++)) return false;
       const module = modules[owner];
+      if (!this.given(owner, id, givenCount++) || !argsFit(MODULE_ARITY[module * OPTION_COUNT + id], args)) return false;
       moduleFlags[owner] |= REQUIRED[module * OPTION_COUNT + id] === 1 ? HAS_OPTION | HAS_REQUIRED : HAS_OPTION;
       if (module === STATISTIC) {
         // kube-proxy's form, `--mode random --probability p`; nth mode is the full reader's.

@@ -220,3 +220,51 @@ export function clashingOptions(): ReadonlyMap<string, ReadonlySet<string>> {
   }
   return out;
 }
+
+/**
+ * Options of known matches and targets that take no argument, or two (iptables reads the first
+ * argument of an option as getopt does: the next word, whatever it looks like, so that
+ * `--log-prefix -x` and `--comment -j` are what iptables-save prints for those values). Every
+ * other option of a known match or target takes one.
+ */
+const NO_ARGUMENT: Readonly<Record<string, readonly string[]>> = {
+  tcp: ['syn'],
+  recent: ['set', 'rcheck', 'update', 'remove', 'reap', 'rttl', 'rsource', 'rdest'],
+  set: ['return-nomatch', 'update-counters', 'update-subcounters'],
+  physdev: ['physdev-is-in', 'physdev-is-out', 'physdev-is-bridged'],
+  socket: ['transparent', 'nowildcard', 'restore-skmark'],
+  owner: ['socket-exists', 'suppl-groups'],
+  rpfilter: ['loose', 'validmark', 'accept-local', 'invert'],
+  string: ['icase'],
+  policy: ['strict', 'next'],
+  connlimit: ['connlimit-saddr', 'connlimit-daddr'],
+  addrtype: ['limit-iface-in', 'limit-iface-out'],
+  DNAT: ['random', 'persistent'],
+  SNAT: ['random', 'random-fully', 'persistent'],
+  MASQUERADE: ['random', 'random-fully'],
+  REDIRECT: ['random'],
+  CONNMARK: ['save-mark', 'restore-mark'],
+  LOG: ['log-tcp-sequence', 'log-tcp-options', 'log-ip-options', 'log-uid', 'log-macdecode'],
+  CT: ['notrack'],
+  CHECKSUM: ['checksum-fill'],
+  TCPMSS: ['clamp-mss-to-pmtu'],
+  NFQUEUE: ['queue-bypass', 'fail-open', 'queue-cpu-fanout'],
+};
+const TWO_ARGUMENTS: Readonly<Record<string, readonly string[]>> = {
+  tcp: ['tcp-flags'],
+  set: ['match-set'],
+};
+
+/**
+ * How many arguments option `name` of `owner` (a known match or target) takes; null when svcpath
+ * does not know the owner. 'words': one, and the words after it up to the next option: kube-proxy's
+ * own test dumps write comments without quotes (`--comment kubernetes service portals`), which
+ * iptables would refuse; svcpath reads them.
+ */
+export function optionArity(owner: string, name: string): 0 | 1 | 2 | 'words' | null {
+  if (!MODULE_SETS.has(owner) && !TARGET_SETS.has(owner)) return null;
+  if (owner === 'comment' && name === 'comment') return 'words';
+  if (Object.hasOwn(NO_ARGUMENT, owner) && NO_ARGUMENT[owner].includes(name)) return 0;
+  if (Object.hasOwn(TWO_ARGUMENTS, owner) && TWO_ARGUMENTS[owner].includes(name)) return 2;
+  return 1;
+}

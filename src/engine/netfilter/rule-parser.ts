@@ -17,7 +17,7 @@ import { readPort, readPortRange, readUnsigned } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatPortRange, readNatTo, readNumber32, readProbability } from './values.ts';
 import {
   canonicalOption, DISPATCH_PORT_MATCHES, excludeEachOther, isKnownModule, isKnownTarget, moduleTakesOption, NOT_INVERTIBLE,
-  NOT_INVERTIBLE_TARGETS, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REPEATABLE_MODULES, REQUIRED_OPTIONS, targetTakesOption,
+  NOT_INVERTIBLE_TARGETS, optionArity, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REPEATABLE_MODULES, REQUIRED_OPTIONS, targetTakesOption,
 } from './modules.ts';
 
 /** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
@@ -236,11 +236,33 @@ export class RuleReader {
         j++;
       }
       const argsFrom = j;
-      while (j < n && !words.isOption(j) && !words.isBang(j)) j++;
+      const owner = findOwner(name, current, modules, target);
+      const ownerName = owner === 'target' ? target!.name : owner ? owner.module
+        : body.protocol && PROTOCOL_MODULE_OPTIONS[body.protocol.value]?.includes(name) ? body.protocol.value : null;
+      const arity = ownerName === null ? null : optionArity(ownerName, name);
+      // A word after the option's arguments that is not an option (iptables: "Bad argument"),
+      // reported once the arguments are checked, as iptables does.
+      let stray = -1;
+      if (arity === null) {
+        // An option of a match or target svcpath does not know: its arguments run until the next option word.
+        while (j < n && !words.isOption(j) && !words.isBang(j)) j++;
+      } else {
+        // As getopt reads it: the first argument is the next word, whatever it looks like.
+        if (arity !== 0 && j >= n) this.fail(`option "--${name}" requires an argument`, i);
+        if (arity !== 0) j++;
+        if (arity === 2) {
+          if (j >= n || words.isOption(j) || words.isBang(j) || words.text(j)!.startsWith('-')) this.fail(`--${name} requires two arguments`, j < n ? j : i);
+          j++;
+        }
+        if (arity === 'words') while (j < n && !words.isOption(j) && !words.isBang(j)) j++;
+        if (j < n && !words.isOption(j) && !words.isBang(j)) stray = j;
+      }
+      const strayWord = (): void => {
+        if (stray >= 0) this.fail(`Bad argument '${words.text(stray)}': --${name} takes ${arity === 0 ? 'no argument' : arity === 1 ? 'one argument' : 'two arguments'}`, stray);
+      };
       const option: ModuleOption = keep
         ? { name, negated: optionNegated, args: words.slice(argsFrom, j) }
         : DISCARDED;
-      const owner = findOwner(name, current, modules, target);
       let module: MutableModule;
       if (owner === 'target') {
         if (keep) target!.options.push(option);
@@ -252,6 +274,7 @@ export class RuleReader {
         this.natTo(target!.name, name, i, argsFrom, j, body);
         if (target!.name === 'MARK' || target!.name === 'CONNMARK') this.markValue(name, i, argsFrom, j);
         if (name === 'to-ports' && (target!.name === 'REDIRECT' || target!.name === 'MASQUERADE')) this.toPorts(target!.name, i, argsFrom, j, body);
+        strayWord();
         i = j;
         continue;
       } else if (owner) {
@@ -276,6 +299,7 @@ export class RuleReader {
         const port = this.port(module.module, name, i, argsFrom, j);
         if ((name === 'dport' || name === 'destination-port') && !optionNegated && DISPATCH_PORT_MATCHES.has(module.module) && port !== null) body.dispatchPort = port;
       }
+      strayWord();
       i = j;
     }
     if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
