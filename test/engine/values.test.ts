@@ -26,13 +26,16 @@ test('NAT addresses: dotted IPv4 without leading zeros, ports as iptables reads 
   assert.deepEqual(readNatTo(':80'), { ipLo: '', ipHi: '', portLo: 80, portHi: 80, hasPorts: true });
   assert.deepEqual(readNatTo('10.0.0.1:http'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: null, portHi: null, hasPorts: true });
   assert.deepEqual(readNatTo('10.0.0.1:80-90/100'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: 80, portHi: 90, hasPorts: true });
+  // A base is read as iptables reads it: the number at its start (1x is 1), or a service name.
+  assert.deepEqual(readNatTo('10.0.0.1:80-90/1x'), { ipLo: '10.0.0.1', ipHi: '10.0.0.1', portLo: 80, portHi: 90, hasPorts: true });
   const errors: [string, string][] = [
     ['010.0.0.1:80', 'Bad IP address "010.0.0.1"'], ['10.0.0.01:80', 'Bad IP address "10.0.0.01"'], ['1.2.3', 'Bad IP address "1.2.3"'],
     ['10.0.0.256:80', 'Bad IP address "10.0.0.256"'], ['0x0a.0.0.1:80', 'Bad IP address "0x0a.0.0.1"'],
     ['10.0.0.1:80:90', 'Bad IP address "10.0.0.1:80:90"'], ['10.0.0.1:99999', "Port `99999' not valid"], ['10.0.0.1:', "Port `' not valid"],
     ['10.0.0.1:80-', "Port `' not valid"], ['10.0.0.1:90-80', "Port range `80' funky"],
     ['10.0.0.1:80abc', "Garbage after port value: `abc'"], ['10.0.0.1:http-90', "Port `http-90' not valid"],
-    ['10.0.0.1:80-http', "Port `http' not valid"],
+    ['10.0.0.1:80-http', "Port `http' not valid"], ['10.0.0.1:80/100', "Garbage after port value: `/100'"],
+    ['10.0.0.1:80-90/0', "Port `0' not valid"], ['10.0.0.1:80-90/65536', "Port `65536' not valid"],
   ];
   for (const [word, error] of errors) assert.deepEqual(readNatTo(word), { error }, word);
 });

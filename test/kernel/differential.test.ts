@@ -315,6 +315,10 @@ const CHECKED_RULES: { table: string; rule: string }[] = [
   ].map((r) => ({ table: 'filter', rule: `-A X ${r}` })),
   ...['-j MARK', '-j CONNMARK', '-j CONNMARK --mask 1', '-j CONNMARK --save-mark --mask 1 --nfmask 1', '-j CONNMARK --save-mark --nfmask 1 --ctmask 1', '-j MARK ! --set-mark 0x1']
     .map((r) => ({ table: 'mangle', rule: `-A X ${r}` })),
+  // The base of a shifted NAT port range: after a range only, a number from 1 (read at the start of the word) or a name.
+  ...['80-90/100', '80-90/0', '80-90/http', '80-90/1x', '80-90/99999', '80-90/-5', '80-90/', '80-90/0x10', '80/100', 'http/100']
+    .map((p) => ({ table: 'nat', rule: `-A X -p tcp -j DNAT --to-destination 10.0.0.1:${p}` })),
+  { table: 'filter', rule: '-A X -p tcp -c 1 2 -c 3 4 -j ACCEPT' },
   // Target options once, some excluding each other.
   ...['-j MARK --set-xmark 1 --set-xmark 2', '-j MARK --set-xmark 1 --or-mark 2', '-j MARK --set-xmark 0x4000/0x4000', '-j CONNMARK --save-mark --restore-mark']
     .map((r) => ({ table: 'mangle', rule: `-A X ${r}` })),

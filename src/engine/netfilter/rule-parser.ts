@@ -57,7 +57,7 @@ interface MutableTarget {
 const BASIC_FLAGS: ReadonlyMap<string, { bit: number; flag: string }> = new Map(
   [
     ['-s', '--source', '--src'], ['-d', '--destination', '--dst'], ['-p', '--protocol'],
-    ['-i', '--in-interface'], ['-o', '--out-interface'], ['-f', '--fragment'],
+    ['-i', '--in-interface'], ['-o', '--out-interface'], ['-f', '--fragment'], ['-c', '--set-counters'],
   ].flatMap((names, k) => names.map((n) => [n, { bit: 1 << k, flag: names[0] }] as const)),
 );
 

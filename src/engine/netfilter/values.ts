@@ -85,8 +85,13 @@ export function readNatTo(text: string): NatTo | { error: string } {
 export function readNatPortRange(text: string): { lo: number | null; hi: number | null } | { error: string } {
   const slash = text.indexOf('/');
   const range = slash < 0 ? text : text.slice(0, slash);
-  if (slash >= 0 && natPort(text.slice(slash + 1)) === null) return { error: `Port \`${text.slice(slash + 1)}' not valid` };
   const dash = range.indexOf('-');
+  if (slash >= 0) {
+    // A base follows a range only.
+    if (dash < 0) return { error: natPort(range) !== null ? `Garbage after port value: \`${text.slice(slash)}'` : `Port \`${text}' not valid` };
+    const base = text.slice(slash + 1);
+    if (!natBase(base)) return { error: `Port \`${base}' not valid` };
+  }
   if (dash < 0) {
     const port = natPort(range);
     if (port !== null) return { lo: port, hi: port };
@@ -106,6 +111,18 @@ export function readNatPortRange(text: string): { lo: number | null; hi: number 
   if (hi === null) return { error: `Port \`${hiText}' not valid` };
   if (hi < lo) return { error: `Port range \`${hiText}' funky` };
   return { lo, hi };
+}
+
+/**
+ * The base of a shifted NAT port range (`p-q/base`), as iptables 1.8.9 takes it: the number at
+ * the start of the word as strtoul reads it in base 0, from 1 to 65535, whatever follows (`1x`
+ * passes), or a service name.
+ */
+function natBase(text: string): boolean {
+  const number = /^[ \t\n\v\f\r]*\+?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)/.exec(text);
+  if (!number) return readPort(text) === 'name';
+  const v = readUnsigned(number[0]);
+  return v !== null && v >= 1 && v <= 65535;
 }
 
 /** A NAT port number: strtoul in base 0 on the whole word, at most 65535. */
