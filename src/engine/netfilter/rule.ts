@@ -240,7 +240,7 @@ interface ChainExtra {
  * policy, declaration line and counters while it reads the dump; nothing changes it afterwards.
  *
  * A 10,000-Service dump declares 90,000 chains, and every one is garbage collected young and
- * copied: a chain is kept to eleven fields (a third fewer made such a parse a sixth faster).
+ * copied: a chain is kept to eleven fields (seven fewer made such a parse about 15% faster).
  * iptables-save lists a chain's rules together, so most chains' rules are one run of
  * consecutive ids (`first`, `count`); a chain whose rules are not (rules inserted with `-I`, or
  * appended between other chains' rules) keeps a list.
@@ -302,10 +302,10 @@ export class DumpChain implements Chain {
   }
 
   set counters(c: Counters | undefined) {
-    this.flags &= ~ZERO;
-    if (c !== undefined && c.packets === '0' && c.bytes === '0') this.flags |= ZERO;
-    if ((this.flags & ZERO) !== 0) c = undefined;
-    if (c !== undefined || this.extra !== null) this.more().counters = c;
+    const zero = c !== undefined && c.packets === '0' && c.bytes === '0';
+    this.flags = zero ? this.flags | ZERO : this.flags & ~ZERO;
+    const other = zero ? undefined : c;
+    if (other !== undefined || this.extra !== null) this.more().counters = other;
   }
 
   /** Taken out by `-X` (a ChainIndex no longer finds it). */
