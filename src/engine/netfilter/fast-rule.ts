@@ -33,7 +33,6 @@ const COLON = 0x3a;
 const SLASH = 0x2f;
 const ZERO = 0x30;
 const NINE = 0x39;
-const BACKSLASH = 0x5c;
 /** More modules on one line than this are left to the full reader, and more module or target options than MAX_GIVEN. */
 const MAX_MODULES = 32;
 const MAX_GIVEN = 64;

@@ -63,8 +63,6 @@ const BASIC_FLAGS: ReadonlyMap<string, { bit: number; flag: string }> = new Map(
 
 /** The protocols multiport works with (by -p, not negated). */
 const MULTIPORT_PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp', 'dccp']);
-/** The protocols REDIRECT and MASQUERADE may give ports with (the protocol's number; `! -p tcp` passes). */
-const TO_PORTS_PROTOCOLS = NAT_PORT_PROTOCOLS;
 
 const PROTOCOL_NUMBERS: Readonly<Record<string, string>> = {
   '1': 'icmp',
@@ -257,9 +255,6 @@ export class RuleReader {
         if (arity === 'words') while (j < n && !words.isOption(j) && !words.isBang(j)) j++;
         if (j < n && !words.isOption(j) && !words.isBang(j)) stray = j;
       }
-      const strayWord = (): void => {
-        if (stray >= 0) this.fail(`Bad argument '${words.text(stray)}': --${name} takes ${arity === 0 ? 'no argument' : arity === 1 ? 'one argument' : 'two arguments'}`, stray);
-      };
       const option: ModuleOption = keep
         ? { name, negated: optionNegated, args: words.slice(argsFrom, j) }
         : DISCARDED;
@@ -274,7 +269,7 @@ export class RuleReader {
         this.natTo(target!.name, name, i, argsFrom, j, body);
         if (target!.name === 'MARK' || target!.name === 'CONNMARK') this.markValue(name, i, argsFrom, j);
         if (name === 'to-ports' && (target!.name === 'REDIRECT' || target!.name === 'MASQUERADE')) this.toPorts(target!.name, i, argsFrom, j, body);
-        strayWord();
+        this.stray(stray, name, arity);
         i = j;
         continue;
       } else if (owner) {
@@ -299,7 +294,7 @@ export class RuleReader {
         const port = this.port(module.module, name, i, argsFrom, j);
         if ((name === 'dport' || name === 'destination-port') && !optionNegated && DISPATCH_PORT_MATCHES.has(module.module) && port !== null) body.dispatchPort = port;
       }
-      strayWord();
+      this.stray(stray, name, arity);
       i = j;
     }
     if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
@@ -431,7 +426,7 @@ export class RuleReader {
       const colon = item.indexOf(':');
       const ends = colon < 0 ? [item] : [item.slice(0, colon), item.slice(colon + 1)];
       const ports = ends.map((p) => readPort(p));
-      const bad = ends.find((p, k) => ports[k] === 'invalid');
+      const bad = ends.find((_, k) => ports[k] === 'invalid');
       if (bad !== undefined) this.fail(`invalid port/service \`${bad}' specified`, from);
       const [lo, hi] = ports;
       if (colon >= 0 && typeof lo === 'number' && typeof hi === 'number' && lo >= hi) this.fail('invalid portrange specified', from);
@@ -448,7 +443,14 @@ export class RuleReader {
     const read = readNatPortRange(text);
     if ('error' in read) this.fail(read.error, from);
     if (target === 'REDIRECT' && text.includes('/')) this.fail('Shifted portmap ranges not supported with this kernel', from);
-    if (!body.protocol || !TO_PORTS_PROTOCOLS.has(body.protocol.value)) this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
+    if (!body.protocol || !NAT_PORT_PROTOCOLS.has(body.protocol.value)) this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
+  }
+
+  /** A word after the arguments of option `--name` (word `at`, -1 for none) that no option takes: iptables' "Bad argument". */
+  private stray(at: number, name: string, arity: 0 | 1 | 2 | 'words' | null): void {
+    if (at < 0) return;
+    const takes = arity === 0 ? 'no argument' : arity === 1 ? 'one argument' : 'two arguments';
+    this.fail(`Bad argument '${this.words.text(at)}': --${name} takes ${takes}`, at);
   }
 
   /** Checks `--seconds` of -m recent (word i, its arguments [from, to)) as iptables does. */

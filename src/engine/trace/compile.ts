@@ -170,15 +170,15 @@ interface ModuleCompile {
   notModelled: string[];
 }
 
-function compileModule(m: MatchModule, rule: Rule, out: ModuleCompile): void {
-  for (const o of m.options) compileOption(m.module, o, rule, out);
+function compileModule(m: MatchModule, out: ModuleCompile): void {
+  for (const o of m.options) compileOption(m.module, o, out);
   if (m.options.length === 0 && !['tcp', 'udp', 'sctp', 'icmp', 'comment', 'conntrack', 'state', 'addrtype', 'multiport', 'mark', 'connmark', 'statistic', 'recent'].includes(m.module)) {
     out.tests.push(unknown(`match module '${m.module}'`));
     out.notModelled.push(`-m ${m.module}`);
   }
 }
 
-function compileOption(module: string, o: ModuleOption, rule: Rule, out: ModuleCompile): void {
+function compileOption(module: string, o: ModuleOption, out: ModuleCompile): void {
   const a0 = o.args[0];
   const notModelled = (what: string) => {
     out.tests.push(unknown(what));
@@ -529,7 +529,7 @@ export function compileRule(rule: Rule, chains: ReadonlyMap<string, Chain>): Com
   const out: ModuleCompile = { tests, late: [], notModelled: [] };
   for (const m of rule.matches) {
     if (m.module === 'recent') compileRecent(m, out, rule);
-    else compileModule(m, rule, out);
+    else compileModule(m, out);
   }
   return { rule, tests, late: out.late, action: compileAction(rule, chains), notModelled: out.notModelled };
 }
