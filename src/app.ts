@@ -16,12 +16,16 @@ import type { SnapshotService } from './services/snapshot-types.ts';
 import { gzipBodies } from './api/rest/gzip.ts';
 import { healthRoutes } from './api/rest/health-routes.ts';
 import { snapshotRoutes } from './api/rest/snapshot-routes.ts';
+import type { UploadLimits } from './api/rest/snapshot-routes.ts';
+import { uploadRoutes } from './api/rest/upload-routes.ts';
 import { graphqlPlugin } from './api/graphql/index.ts';
 
 export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
-  /** Largest request body in bytes (a 10,000-Service node's dump is about 40 MB). */
+  /** Largest JSON (or other unstreamed) request body in bytes (a 10,000-Service node's dump is about 40 MB). */
   readonly bodyLimit?: number;
+  /** Largest node dump or manifests, and largest multipart upload in all (inflated bytes). */
+  readonly uploadLimits?: UploadLimits;
   readonly traceService?: TraceService;
   /** Without it the app is stateless: /v1/trace and /health only. */
   readonly snapshotService?: SnapshotService;
@@ -64,12 +68,15 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(gzipBodies);
   const bodyLimit = options.bodyLimit ?? 200 * 1024 * 1024;
-  await app.register(multipart, { limits: { fileSize: bodyLimit, fieldSize: bodyLimit, parts: 10_000 } });
+  const uploadLimits = options.uploadLimits ?? { partBytes: 256 * 1024 * 1024, totalBytes: 4096 * 1024 * 1024 };
+  // Parts are read as streams and measured after gzip is inflated (snapshot-routes.ts).
+  await app.register(multipart, { limits: { fileSize: uploadLimits.totalBytes, fieldSize: uploadLimits.partBytes, parts: 10_000 } });
   const traceService = options.traceService ?? createTraceService();
   await app.register(traceRoutes, { traceService });
   await app.register(healthRoutes, { ping: options.ping });
   if (options.snapshotService) {
-    await app.register(snapshotRoutes, { snapshotService: options.snapshotService });
+    await app.register(snapshotRoutes, { snapshotService: options.snapshotService, limits: uploadLimits });
+    await app.register(uploadRoutes, { snapshotService: options.snapshotService, partBytes: uploadLimits.partBytes });
     await app.register(graphqlPlugin, { snapshotService: options.snapshotService });
   }
   return app;

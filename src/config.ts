@@ -4,6 +4,10 @@
  * deployment fails at boot with the full list rather than one variable at a time.
  */
 
+import { availableParallelism } from 'node:os';
+
+const MIB = 1024 * 1024;
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -21,6 +25,16 @@ export interface Config {
   /** ... and the same in bytes, as fastify's `bodyLimit` wants it. */
   readonly bodyLimitBytes: number;
   readonly logLevel: LogLevel;
+  /** Largest node dump or manifests in an upload, inflated (SVCPATH_NODE_LIMIT_MB) ... */
+  readonly nodeLimitBytes: number;
+  /** ... and largest multipart upload in all, inflated (SVCPATH_UPLOAD_LIMIT_MB). */
+  readonly uploadLimitBytes: number;
+  /** Memory for parsed dumps kept for traces, audits and diffs (SVCPATH_CACHE_MB). */
+  readonly cacheBytes: number;
+  /** Worker threads that parse uploaded dumps; 0 parses on the main thread (SVCPATH_PARSE_THREADS). */
+  readonly parseThreads: number;
+  /** How long an upload in steps may stay uncommitted (SVCPATH_UPLOAD_TTL_HOURS). */
+  readonly uploadTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -89,7 +103,8 @@ function logLevel(env: Env, problems: string[]): LogLevel {
 }
 
 /**
- * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB and LOG_LEVEL.
+ * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
+ * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS and SVCPATH_UPLOAD_TTL_HOURS.
  * Throws a ConfigError listing every invalid value.
  */
 export function loadConfig(env: Env = process.env): Config {
@@ -103,6 +118,11 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitMb,
     bodyLimitBytes: bodyLimitMb * 1024 * 1024,
     logLevel: logLevel(env, problems),
+    nodeLimitBytes: integer(env, 'SVCPATH_NODE_LIMIT_MB', 256, 1, 4096, problems) * MIB,
+    uploadLimitBytes: integer(env, 'SVCPATH_UPLOAD_LIMIT_MB', 4096, 1, 1024 * 1024, problems) * MIB,
+    cacheBytes: integer(env, 'SVCPATH_CACHE_MB', 1536, 16, 1024 * 1024, problems) * MIB,
+    parseThreads: integer(env, 'SVCPATH_PARSE_THREADS', Math.max(1, Math.min(4, availableParallelism() - 1)), 0, 64, problems),
+    uploadTtlMs: integer(env, 'SVCPATH_UPLOAD_TTL_HOURS', 24, 1, 24 * 365, problems) * 3600_000,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -8,15 +8,21 @@ import { openDatabase } from './store/database.ts';
 import { createSnapshotStore } from './store/snapshot-store.ts';
 import { createSnapshotService } from './services/snapshot-service.ts';
 import { createTraceService } from './services/trace-service.ts';
+import { createParsePool } from './services/parse-pool.ts';
 
 const config = loadConfig();
 const started = performance.now();
 const db = await openDatabase(config, { log: (m) => console.error(`[db] ${m}`) });
 const traceService = createTraceService();
-const snapshotService = createSnapshotService({ store: createSnapshotStore(db), traceService });
+const parsePool = createParsePool({ threads: config.parseThreads });
+const snapshotService = createSnapshotService({
+  store: createSnapshotStore(db), traceService, parsePool, cacheBytes: config.cacheBytes, uploadTtlMs: config.uploadTtlMs,
+  log: (m) => app.log.warn(m),
+});
 const app = await buildApp({
   logger: { level: config.logLevel },
   bodyLimit: config.bodyLimitBytes,
+  uploadLimits: { partBytes: config.nodeLimitBytes, totalBytes: config.uploadLimitBytes },
   traceService,
   snapshotService,
   ping: () => snapshotService.ping(),
@@ -27,11 +33,19 @@ async function shutdown(signal: string): Promise<void> {
   if (closing) return;
   closing = true;
   app.log.info({ signal }, 'shutting down');
+  clearInterval(sweeping);
   await app.close().catch(() => {});
+  await parsePool.close().catch(() => {});
   await db.close().catch(() => {});
   process.exit(0);
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown(signal));
+
+// Expired uploads and whatever no snapshot refers to any more are swept now and then (and soon
+// after each delete, by the service).
+const sweeping = setInterval(() => void snapshotService.sweep(), 10 * 60_000);
+sweeping.unref();
+void snapshotService.sweep();
 
 await app.listen({ port: config.port, host: config.host });
 app.log.info(

@@ -4,17 +4,20 @@
  */
 import { createHash } from 'node:crypto';
 import type { DiffResult, FormatOption, Protocol, Ruleset } from '../engine/index.ts';
-import {
-  EngineError, chainText, completeKubeProxy, diffSnapshots, parseDump, resolveServiceFrontends, ruleCount, ruleLines, runAudit,
-} from '../engine/index.ts';
+import { EngineError, detectFormat, diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
-import type { ChainRow, SnapshotStore, StoredNode, StoredSnapshot } from '../store/snapshot-store.ts';
+import type { CommitOutcome, IdentityNode, SnapshotStore, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
+import { checkError } from './dump-summary.ts';
+import type { SummaryJson } from './dump-summary.ts';
+import type { ParsePool } from './parse-pool.ts';
+import { createParsePool } from './parse-pool.ts';
+import { createRulesetCache } from './ruleset-cache.ts';
 import type { TraceService } from './trace-service.ts';
-import { annotate, readMeaning, summariseMeaning } from './kube-meaning.ts';
+import { annotate, readMeaning } from './kube-meaning.ts';
 import type { Meaning } from './kube-meaning.ts';
 import type {
-  AuditReport, ClusterView, CreateResult, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService, SnapshotUpload,
-  SnapshotView, SnapshotWithNodes, StoredTraceQuery,
+  AuditReport, ClusterView, CreateResult, LabelsOutcome, NodeStage, NodeSummary, NodeTrace, Page, SnapshotService, SnapshotUpload,
+  SnapshotView, SnapshotWithNodes, StagedNode, StoredTraceQuery, UploadView,
 } from './snapshot-types.ts';
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -22,8 +25,22 @@ const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 const DEFAULT_SOURCE = '203.0.113.10';
 const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
 
-function sha256(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+function sha256(data: string | Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S'];
+
+/**
+ * The identity of a snapshot's content: its nodes (name, addresses, format, table, dump sha256)
+ * and its manifests' sha256. Two uploads with the same identity are the same state.
+ */
+export function contentHash(nodes: readonly IdentityNode[], manifestsSha256: string | null): string {
+  return sha256(JSON.stringify({
+    nodes: [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1))
+      .map((n) => [n.name, [...n.addresses].sort(), n.format, n.table || null, n.sha256]),
+    manifests: manifestsSha256,
+  })).toString('hex');
 }
 
 function decodeOffset(cursor: string): number {
@@ -54,14 +71,6 @@ function view(s: StoredSnapshot): SnapshotView {
   };
 }
 
-interface SummaryJson {
-  bytes: number;
-  rules: number;
-  tables: NodeSummary['tables'];
-  diagnostics: NodeSummary['diagnostics'];
-  table?: string;
-}
-
 function nodeView(n: StoredNode): NodeSummary {
   const s = n.summary as SummaryJson;
   return {
@@ -70,47 +79,50 @@ function nodeView(n: StoredNode): NodeSummary {
   };
 }
 
-function summarise(rs: Ruleset, bytes: number): SummaryJson {
-  const tables = [...rs.tables.values()].map((t) => {
-    let rules = 0;
-    for (const c of t.chains.values()) rules += ruleCount(c);
-    return { name: t.name, chains: t.chains.size, rules };
-  });
-  return { bytes, rules: tables.reduce((n, t) => n + t.rules, 0), tables, diagnostics: rs.diagnostics.slice(0, 200) };
-}
-
-function* chainRows(rs: Ruleset): Iterable<ChainRow> {
-  for (const t of rs.tables.values()) {
-    for (const c of t.chains.values()) {
-      yield { table: t.name, chain: c.name, policy: c.policy, declaredLine: c.line, lines: ruleLines(c), rules: chainText(c) };
-    }
-  }
-}
-
 export interface SnapshotServiceDeps {
   readonly store: SnapshotStore;
   readonly traceService: TraceService;
-  /** Parsed dumps kept for traces (each 10,000-Service node costs about 100 MB). */
+  /** Memory for parsed dumps kept for traces, audits and diffs (default 1.5 GiB). */
+  readonly cacheBytes?: number;
+  /** Manifests read and audits kept (default 16). */
   readonly cacheSize?: number;
+  /** Where uploaded dumps are parsed (default: in place, no worker threads). */
+  readonly parsePool?: ParsePool;
+  /** How long an upload in steps may stay uncommitted (default 24 h). */
+  readonly uploadTtlMs?: number;
+  /** Told about background work that failed (the sweep). */
+  readonly log?: (message: string) => void;
   /** How long a snapshot's metadata is reused by traces (default 60 s). */
   readonly metadataTtlMs?: number;
 }
 
-export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotService & { ping(): Promise<void> } {
+export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotService & { ping(): Promise<void>; sweep(): Promise<void> } {
   const { store, traceService } = deps;
   const cacheSize = deps.cacheSize ?? 16;
-  /** Parsed dumps by content, completed (completeKubeProxy) the first time a trace needs them. */
-  const rulesets = new Map<string, () => Ruleset>();
-  const remember = (key: string, rs: () => Ruleset) => {
-    rulesets.delete(key);
-    rulesets.set(key, rs);
-    while (rulesets.size > cacheSize) rulesets.delete(rulesets.keys().next().value!);
-  };
-  const completedLater = (parsed: Ruleset): (() => Ruleset) => {
-    let completed: Ruleset | null = null;
-    return () => (completed ??= completeKubeProxy(parsed));
-  };
-  const rulesetKey = (sha: string, format: string, table?: string) => `${sha}|${format}|${table ?? ''}`;
+  const rulesets = createRulesetCache({ budgetBytes: deps.cacheBytes ?? 1536 * 1024 * 1024 });
+  const parsePool = deps.parsePool ?? createParsePool({ threads: 0 });
+  const uploadTtlMs = deps.uploadTtlMs ?? 24 * 3600_000;
+  /** One sweep at a time; a request for another while one runs is served by one more after it. */
+  let sweeping: Promise<void> | null = null;
+  let again = false;
+  function sweep(): Promise<void> {
+    if (sweeping) {
+      again = true;
+      return sweeping;
+    }
+    sweeping = (async () => {
+      do {
+        again = false;
+        try {
+          await store.sweep();
+        } catch (e) {
+          deps.log?.(`storage sweep failed: ${(e as Error).message}`);
+        }
+      } while (again);
+      sweeping = null;
+    })();
+    return sweeping;
+  }
   const meanings = new Map<string, Meaning>();
   const audits = new Map<string, AuditReport>();
   /** Diffs computed or being computed: requests for the same pair share one computation. */
@@ -141,27 +153,107 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     return { snapshot, nodes };
   }
 
-  /** The node's dump as bytes (the name checked first). */
-  function rawOf(n: NodeUpload): Buffer {
-    if (typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
-      throw new AppError('VALIDATION', `node name '${String(n.name)}' is not valid (letters, digits, '.', '_', ':', '-')`);
+  function checkNodeName(name: unknown): string {
+    if (typeof name !== 'string' || !NODE_NAME.test(name)) {
+      throw new AppError('VALIDATION', `node name '${String(name)}' is not valid (letters, digits, '.', '_', ':', '-')`);
     }
-    return typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
+    return name;
   }
 
-  function parseNode(n: NodeUpload): Ruleset {
-    const text = typeof n.rules === 'string' ? n.rules : n.rules.toString('utf8');
-    try {
-      return parseDump(text, { format: n.format ?? 'auto', table: n.table });
-    } catch (e) {
-      if (e instanceof EngineError) throw AppError.fromEngine(e, { node: n.name }, `node ${n.name}: `);
-      throw e;
+  function checkCluster(cluster: string): void {
+    if (!CLUSTER_NAME.test(cluster)) throw new AppError('VALIDATION', `cluster name '${cluster}' is not valid (letters, digits, '.', '_', '-')`);
+  }
+
+  function checkLabels(labels: Readonly<Record<string, unknown>> | undefined): Record<string, string> {
+    const entries = Object.entries(labels ?? {});
+    for (const [k, v] of entries) {
+      if (typeof v !== 'string') throw new AppError('VALIDATION', `label ${k} must be a string`);
     }
+    // fromEntries defines own properties: a '__proto__' label stays a label.
+    return Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as Record<string, string>;
+  }
+
+  function uploadView(u: StoredUpload): UploadView {
+    return {
+      id: u.id, cluster: u.cluster, createdAt: u.createdAt.toISOString(), expiresAt: u.expiresAt.toISOString(),
+      nodes: u.nodes.map(nodeView), manifests: u.manifests,
+    };
+  }
+
+  const uploadGone = (id: string) => new AppError('NOT_FOUND', `upload ${id} not found (never begun, committed, deleted or expired)`);
+
+  /**
+   * Checks a node's dump and stages it. A dump stored before under the same format and table is
+   * not parsed again: it passed then, and its summary was kept.
+   */
+  async function stage(uploadId: string, n: NodeStage): Promise<StagedNode> {
+    const name = checkNodeName(n.name);
+    const format = n.format ?? 'auto';
+    if (!FORMATS.includes(format)) throw new AppError('VALIDATION', `format must be one of ${FORMATS.join(', ')}`);
+    const table = n.table ?? '';
+    const sha = sha256(n.rules);
+    let parsed = await store.knownParse(sha, format, table);
+    const fresh = parsed === null;
+    if (!parsed) {
+      const r = await parsePool.check(n.rules, format as FormatOption, table || undefined);
+      if (!r.ok) throw AppError.fromEngine(checkError(r), { node: name }, `node ${name}: `);
+      parsed = { format: r.format, summary: r.summary };
+    }
+    const staged = await store.stageNode(uploadId, {
+      name, addresses: [...(n.addresses ?? [])], requestedFormat: format, table, content: n.rules, sha, parsed,
+    });
+    if (!staged) throw uploadGone(uploadId);
+    return {
+      upload: uploadId,
+      node: nodeView({ name, addresses: n.addresses ?? [], format: parsed.format, sha256: sha.toString('hex'), summary: parsed.summary }),
+      parsed: fresh,
+    };
+  }
+
+  async function stageManifests(uploadId: string, manifests: Buffer): Promise<{ sha256: string; bytes: number }> {
+    const sha = sha256(manifests);
+    const hex = sha.toString('hex');
+    if (!meanings.has(hex)) meanings.set(hex, readMeaning(manifests.toString('utf8')));
+    if (!(await store.stageManifests(uploadId, manifests, sha))) throw uploadGone(uploadId);
+    return { sha256: hex, bytes: manifests.length };
+  }
+
+  function labelsOutcome(outcome: CommitOutcome, labels: Record<string, string>, version: number): LabelsOutcome {
+    if (Object.keys(labels).length === 0) return { stored: 'none', detail: 'no labels were sent' };
+    if (outcome.created) return { stored: 'snapshot', detail: 'the labels are the new snapshot\'s labels' };
+    return {
+      stored: 'reupload',
+      detail: `the content equals the latest snapshot (version ${version}), which keeps its labels; the labels sent were recorded as a re-upload of it (listed under reuploads)`,
+    };
+  }
+
+  async function commit(uploadId: string, rawLabels: Readonly<Record<string, unknown>> | undefined): Promise<CreateResult> {
+    const labels = checkLabels(rawLabels);
+    const upload = await store.upload(uploadId);
+    if (!upload) throw uploadGone(uploadId);
+    if (upload.nodes.length === 0) throw new AppError('VALIDATION', 'a snapshot needs at least one node');
+    const outcome = await store.commitUpload(uploadId, labels, contentHash);
+    if (!outcome) throw uploadGone(uploadId);
+    const snapshot = await withNodes(await mustGet(outcome.id));
+    return { snapshot, created: outcome.created, labels: labelsOutcome(outcome, labels, snapshot.version) };
+  }
+
+  async function rulesetOf(snapshotId: string, n: StoredNode): Promise<Ruleset> {
+    const table = (n.summary as SummaryJson).table;
+    return rulesets.get({ sha256: n.sha256, format: n.format, table }, async () => {
+      const raw = await store.rawRules(snapshotId, n.name);
+      if (!raw) throw new AppError('NOT_FOUND', `node ${n.name} not found in snapshot ${snapshotId}`);
+      return raw;
+    });
   }
 
   async function withNodes(s: StoredSnapshot): Promise<SnapshotWithNodes> {
-    const nodes = (await store.nodesOf([s.id])).get(s.id) ?? [];
-    return { ...view(s), nodes: nodes.map(nodeView) };
+    const [nodes, reuploads] = await Promise.all([store.nodesOf([s.id]), store.reuploads(s.id, 20)]);
+    return {
+      ...view(s),
+      nodes: (nodes.get(s.id) ?? []).map(nodeView),
+      reuploads: reuploads.map((r) => ({ labels: r.labels, createdAt: r.createdAt.toISOString() })),
+    };
   }
 
   async function mustGet(id: string): Promise<StoredSnapshot> {
@@ -170,70 +262,61 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     return s;
   }
 
-  async function rulesetOf(snapshotId: string, n: StoredNode): Promise<Ruleset> {
-    const table = (n.summary as SummaryJson).table;
-    const key = rulesetKey(n.sha256, n.format, table);
-    const hit = rulesets.get(key);
-    if (hit) {
-      remember(key, hit);
-      return hit();
-    }
-    const raw = await store.rawRules(snapshotId, n.name);
-    if (!raw) throw new AppError('NOT_FOUND', `node ${n.name} not found in snapshot ${snapshotId}`);
-    const rs = completeKubeProxy(parseDump(raw.toString('utf8'), { format: n.format as FormatOption, table }));
-    remember(key, () => rs);
-    return rs;
-  }
-
   return {
     async create(cluster, upload: SnapshotUpload): Promise<CreateResult> {
-      if (!CLUSTER_NAME.test(cluster)) throw new AppError('VALIDATION', `cluster name '${cluster}' is not valid (letters, digits, '.', '_', '-')`);
+      checkCluster(cluster);
       if (!Array.isArray(upload.nodes) || upload.nodes.length === 0) throw new AppError('VALIDATION', 'a snapshot needs at least one node');
       const names = new Set<string>();
       for (const n of upload.nodes) {
+        checkNodeName(n.name);
         if (names.has(n.name)) throw new AppError('VALIDATION', `node ${n.name} appears twice`);
         names.add(n.name);
       }
-      const entries = Object.entries(upload.labels ?? {});
-      for (const [k, v] of entries) {
-        if (typeof v !== 'string') throw new AppError('VALIDATION', `label ${k} must be a string`);
+      const labels = checkLabels(upload.labels);
+      // Manifests first: they are cheap to check, and a bad one should not wait for every node.
+      if (upload.manifests !== undefined) readMeaning(upload.manifests);
+      // Staged like an upload in steps: nothing is a snapshot before the commit, and a failure
+      // leaves only an upload that is deleted here (or expires, if the process dies).
+      const { id } = await store.createUpload(cluster, uploadTtlMs);
+      try {
+        for (const n of upload.nodes) {
+          const rules = typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
+          await stage(id, { name: n.name, addresses: n.addresses, rules, format: n.format, table: n.table });
+        }
+        if (upload.manifests !== undefined) await stageManifests(id, Buffer.from(upload.manifests, 'utf8'));
+        return await commit(id, labels);
+      } catch (e) {
+        await store.deleteUpload(id).catch(() => {});
+        throw e;
       }
-      // fromEntries defines own properties: a '__proto__' label stays a label.
-      const labels: Record<string, string> = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-      // Everything is checked before anything is stored: a bad node or manifest stores nothing.
-      const parsed = upload.nodes.map((n) => {
-        const raw = rawOf(n);
-        // The store compresses the dump on another thread while this one parses it.
-        const packed = store.pack(raw);
-        packed.catch(() => {}); // awaited by insert; a parse error below means nobody will
-        return { n, raw, packed, rs: parseNode(n) };
-      });
-      const meaning = upload.manifests !== undefined ? readMeaning(upload.manifests) : null;
-      const nodes = parsed.map(({ n, raw, rs, packed }) => {
-        const sha = sha256(raw);
-        const summary = { ...summarise(rs, raw.length), ...(n.table ? { table: n.table } : {}) };
-        remember(rulesetKey(sha, rs.format, n.table), completedLater(rs));
-        return {
-          name: n.name,
-          addresses: [...n.addresses],
-          format: rs.format,
-          sha256: sha,
-          summary,
-          packed,
-          chains: () => chainRows(rs),
-        };
-      });
-      const manifestsSha = upload.manifests !== undefined ? sha256(upload.manifests) : null;
-      if (meaning && manifestsSha) meanings.set(manifestsSha, meaning);
-      const contentHash = sha256(JSON.stringify({
-        nodes: [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1)).map((n) => [n.name, [...n.addresses].sort(), n.format, n.summary.table ?? null, n.sha256]),
-        manifests: manifestsSha,
-      }));
-      const { id, created } = await store.insert(cluster, {
-        labels, contentHash, manifestsRaw: upload.manifests ?? null, manifestsSha256: manifestsSha,
-        manifestsParsed: meaning ? summariseMeaning(meaning) : null, nodes,
-      });
-      return { snapshot: await withNodes(await mustGet(id)), created };
+    },
+
+    async beginUpload(cluster) {
+      checkCluster(cluster);
+      const { id } = await store.createUpload(cluster, uploadTtlMs);
+      return uploadView((await store.upload(id))!);
+    },
+
+    async getUpload(id) {
+      const u = await store.upload(id);
+      if (!u) throw uploadGone(id);
+      return uploadView(u);
+    },
+
+    putNode: stage,
+
+    async setNodeAddresses(uploadId, name, addresses) {
+      if (!(await store.setAddresses(uploadId, name, addresses))) {
+        throw new AppError('NOT_FOUND', `node ${name} is not in upload ${uploadId}`);
+      }
+    },
+
+    putManifests: stageManifests,
+
+    commitUpload: commit,
+
+    async abortUpload(id) {
+      if (!(await store.deleteUpload(id))) throw uploadGone(id);
     },
 
     async listClusters(): Promise<ClusterView[]> {
@@ -274,6 +357,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       metadata.delete(id);
       audits.delete(id);
       if (!(await store.delete(id))) throw new AppError('NOT_FOUND', `snapshot ${id} not found`);
+      void sweep();
     },
 
     async trace(id, q: StoredTraceQuery) {
@@ -406,5 +490,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     async ping() {
       await store.ping();
     },
+
+    sweep,
   };
 }

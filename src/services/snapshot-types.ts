@@ -53,12 +53,43 @@ export interface SnapshotView {
 
 export interface SnapshotWithNodes extends SnapshotView {
   readonly nodes: readonly NodeSummary[];
+  /** Uploads of the same content with other labels after this snapshot was made, newest first (at most 20). */
+  readonly reuploads?: readonly { readonly labels: Readonly<Record<string, string>>; readonly createdAt: string }[];
 }
 
 export interface CreateResult {
   readonly snapshot: SnapshotWithNodes;
-  /** false when the same content was already stored for the cluster: that snapshot is returned. */
+  /** false when the content equals the cluster's latest snapshot: that snapshot is returned. */
   readonly created: boolean;
+  /** What happened to the labels sent with the upload. */
+  readonly labels: LabelsOutcome;
+}
+
+/**
+ * `snapshot`: they are the new snapshot's labels. `reupload`: the content equalled the latest
+ * snapshot, which keeps its own labels; the ones sent were recorded as a re-upload of it.
+ * `none`: no labels were sent.
+ */
+export interface LabelsOutcome {
+  readonly stored: 'snapshot' | 'reupload' | 'none';
+  readonly detail: string;
+}
+
+/** An upload in steps, before commit. */
+export interface UploadView {
+  readonly id: string;
+  readonly cluster: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly nodes: readonly NodeSummary[];
+  readonly manifests: { readonly sha256: string; readonly bytes: number } | null;
+}
+
+/** A node put into an upload: its summary, and whether its dump had to be parsed (false: seen before). */
+export interface StagedNode {
+  readonly upload: string;
+  readonly node: NodeSummary;
+  readonly parsed: boolean;
 }
 
 export interface ClusterView {
@@ -142,8 +173,25 @@ export interface DiffPage {
   readonly nextCursor: string | null;
 }
 
+export interface NodeStage {
+  readonly name: string;
+  readonly addresses?: readonly string[];
+  readonly rules: Buffer;
+  readonly format?: FormatOption;
+  readonly table?: string;
+}
+
 export interface SnapshotService {
   create(cluster: string, upload: SnapshotUpload): Promise<CreateResult>;
+  /** Uploads in steps: begin, put nodes and manifests (in any order, again if need be), commit. */
+  beginUpload(cluster: string): Promise<UploadView>;
+  getUpload(id: string): Promise<UploadView>;
+  putNode(uploadId: string, node: NodeStage): Promise<StagedNode>;
+  /** Sets the addresses of a node already put. */
+  setNodeAddresses(uploadId: string, name: string, addresses: readonly string[]): Promise<void>;
+  putManifests(uploadId: string, manifests: Buffer): Promise<{ sha256: string; bytes: number }>;
+  commitUpload(uploadId: string, labels: Readonly<Record<string, string>>): Promise<CreateResult>;
+  abortUpload(uploadId: string): Promise<void>;
   listClusters(): Promise<readonly ClusterView[]>;
   /** Newest first. */
   listSnapshots(cluster: string, options: { limit: number; cursor?: string | null }): Promise<Page<SnapshotView>>;

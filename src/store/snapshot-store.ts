@@ -1,18 +1,13 @@
 /**
- * Snapshot persistence. Reads go through Prisma; an upload is one pg transaction that takes a
- * row lock on its cluster (so concurrent uploads get contiguous versions), deduplicates by
- * content hash, and bulk-loads the parsed rules with COPY. Returns plain domain objects, never rows.
+ * Snapshot persistence. Node dumps and manifests are blobs stored once by content (blob-store.ts);
+ * a snapshot is a list of nodes referring to blobs. Every upload, in one request or in steps, is
+ * staged as an `upload` (nodes written as they arrive, parse summaries kept per blob) and becomes a
+ * snapshot in one transaction at commit, which takes a row lock on its cluster so that versions
+ * stay contiguous. Returns plain domain objects, never rows.
  */
 import type { Pool, PoolClient } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import { gunzip, gzip } from 'node:zlib';
-import { promisify } from 'node:util';
 import type { Database } from './database.ts';
-
-const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
+import { findBlob, lockForBlobWrites, putBlob, readBlob, sweep } from './blob-store.ts';
 
 export interface StoredNode {
   readonly name: string;
@@ -22,31 +17,46 @@ export interface StoredNode {
   readonly summary: unknown;
 }
 
-/** One chain as stored: its rules' texts in order and the line of each in the dump. */
-export interface ChainRow {
+/** What parsing a dump gave: kept per blob, so the same dump is not parsed again. */
+export interface ParseRecord {
+  readonly format: string;
+  readonly summary: unknown;
+}
+
+export interface StageNode {
+  readonly name: string;
+  readonly addresses: readonly string[];
+  /** The format asked for ('auto' included) and the table of an iptables -S dump ('' for none). */
+  readonly requestedFormat: string;
   readonly table: string;
-  readonly chain: string;
-  readonly policy: string | null;
-  readonly declaredLine: number;
-  /** The dump lines of the chain's rules, in order. */
-  readonly lines: readonly number[];
-  /** The rules' texts joined by newlines (a rule's text has no line break). */
-  readonly rules: string;
+  readonly content: Buffer;
+  readonly sha: Buffer;
+  readonly parsed: ParseRecord;
 }
 
-export interface NodeInsert extends StoredNode {
-  /** The dump as stored (`pack(raw)`), started early so compression overlaps with parsing. */
-  readonly packed: Promise<Buffer>;
-  readonly chains: () => Iterable<ChainRow>;
+/** A staged node as the content hash sees it. */
+export interface IdentityNode {
+  readonly name: string;
+  readonly addresses: readonly string[];
+  readonly format: string;
+  readonly table: string;
+  readonly sha256: string;
 }
 
-export interface SnapshotInsert {
-  readonly labels: Readonly<Record<string, string>>;
-  readonly contentHash: string;
-  readonly manifestsRaw: string | null;
-  readonly manifestsSha256: string | null;
-  readonly manifestsParsed: unknown;
-  readonly nodes: readonly NodeInsert[];
+export interface StoredUpload {
+  readonly id: string;
+  readonly cluster: string;
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly nodes: readonly StoredNode[];
+  readonly manifests: { sha256: string; bytes: number } | null;
+}
+
+export interface CommitOutcome {
+  readonly id: string;
+  readonly created: boolean;
+  /** When the content equalled the latest snapshot and labels were sent: they were recorded as a re-upload. */
+  readonly reuploadRecorded: boolean;
 }
 
 export interface StoredSnapshot {
@@ -73,40 +83,30 @@ export function isUuid(id: string): boolean {
   return UUID.test(id);
 }
 
-/** COPY's text format: backslash, tab, newline and carriage return are escaped. */
-function copyField(s: string): string {
-  // Rule texts joined by newlines are most of the data: escape those without a callback each.
-  if (!/[\\\t\r]/.test(s)) return s.includes('\n') ? s.replaceAll('\n', '\\n') : s;
-  return s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
-}
-
-async function copyChains(client: PoolClient, nodeId: string, chains: Iterable<ChainRow>): Promise<void> {
-  const stream = client.query(copyFrom(
-    'COPY snapshot_chain (node_id, table_name, chain, policy, declared_line, rule_count, lines, rules) FROM STDIN',
-  ));
-  async function* rows() {
-    let batch: string[] = [];
-    let size = 0;
-    for (const c of chains) {
-      const row = `${nodeId}\t${c.table}\t${copyField(c.chain)}\t${c.policy ?? '\\N'}\t${c.declaredLine}\t${c.lines.length}\t{${c.lines.join(',')}}\t${copyField(c.rules)}\n`;
-      batch.push(row);
-      size += row.length;
-      if (size > 1 << 20) {
-        yield batch.join('');
-        batch = [];
-        size = 0;
-      }
-    }
-    if (batch.length) yield batch.join('');
-  }
-  await pipeline(Readable.from(rows()), stream);
-}
-
 export interface SnapshotStore {
-  /** The dump as it is stored: gzip-compressed (read back by rawRules). */
-  pack(raw: Buffer): Promise<Buffer>;
-  /** Inserts a snapshot, or returns the cluster's snapshot with the same content hash. */
-  insert(cluster: string, data: SnapshotInsert): Promise<{ id: string; created: boolean }>;
+  /** A new upload of `cluster`, expiring after `ttlMs` unless committed. */
+  createUpload(cluster: string, ttlMs: number): Promise<{ id: string; expiresAt: Date }>;
+  /** The upload, or null when there is none (never created, committed, deleted or expired). */
+  upload(id: string): Promise<StoredUpload | null>;
+  /** What an earlier parse of this dump gave, when the dump is stored. */
+  knownParse(sha: Buffer, requestedFormat: string, table: string): Promise<ParseRecord | null>;
+  /** Stores the node's dump and stages it (replacing a node of the same name); false when the upload is gone. */
+  stageNode(uploadId: string, node: StageNode): Promise<boolean>;
+  /** Sets a staged node's addresses; false when there is no such upload or node. */
+  setAddresses(uploadId: string, name: string, addresses: readonly string[]): Promise<boolean>;
+  stageManifests(uploadId: string, content: Buffer, sha: Buffer): Promise<boolean>;
+  /**
+   * Makes the upload a snapshot, or returns the cluster's latest one when `hash` of the staged
+   * content equals its content hash. Null when the upload is gone.
+   */
+  commitUpload(
+    uploadId: string,
+    labels: Readonly<Record<string, string>>,
+    hash: (nodes: readonly IdentityNode[], manifestsSha256: string | null) => string,
+  ): Promise<CommitOutcome | null>;
+  deleteUpload(id: string): Promise<boolean>;
+  /** Removes expired uploads and whatever nothing refers to any more. */
+  sweep(): Promise<{ uploads: number; blobs: number; chunks: number }>;
   clusters(): Promise<StoredCluster[]>;
   clusterExists(name: string): Promise<boolean>;
   /** Newest first; `beforeVersion` excludes that version and newer. */
@@ -116,16 +116,21 @@ export interface SnapshotStore {
   rawRules(snapshotId: string, node: string): Promise<Buffer | null>;
   /** The manifests as uploaded, or null when the snapshot has none. */
   manifests(snapshotId: string): Promise<string | null>;
+  /** Labels of re-uploads of the snapshot's content, newest first. */
+  reuploads(snapshotId: string, limit: number): Promise<{ labels: Record<string, string>; createdAt: Date }[]>;
   delete(id: string): Promise<boolean>;
   ping(): Promise<void>;
 }
+
+/** Re-uploads kept per snapshot: enough to see which CI runs saw the same state. */
+const REUPLOADS_KEPT = 100;
 
 export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): SnapshotStore {
   const { prisma } = db;
   const pool: Pool = db.pool;
   const toSnapshot = (s: {
     id: string; version: number; labels: unknown; createdAt: Date; contentHash: string;
-    manifestsSha256: string | null; manifestsRaw?: string | null; cluster: { name: string }; manifestsBytes?: number | null;
+    manifestsSha256: string | null; cluster: { name: string }; manifestsBlob?: { bytes: bigint } | null;
   }): StoredSnapshot => ({
     id: s.id,
     cluster: s.cluster.name,
@@ -134,54 +139,169 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
     createdAt: s.createdAt,
     contentHash: s.contentHash,
     manifestsSha256: s.manifestsSha256,
-    manifestsBytes: s.manifestsBytes ?? null,
+    manifestsBytes: s.manifestsBlob ? Number(s.manifestsBlob.bytes) : null,
   });
+  const snapshotSelect = {
+    id: true, version: true, labels: true, createdAt: true, contentHash: true, manifestsSha256: true,
+    cluster: { select: { name: true } }, manifestsBlob: { select: { bytes: true } },
+  } as const;
+
+  /** Runs `work` in a transaction that may write blobs or refer to them. */
+  async function blobTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await lockForBlobWrites(client);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Locks the upload for the rest of the transaction; false when it is gone or expired. */
+  async function lockUpload(client: PoolClient, id: string, mode: 'SHARE' | 'UPDATE'): Promise<{ cluster: string; manifestsBlobId: string | null } | null> {
+    if (!isUuid(id)) return null;
+    const { rows } = await client.query<{ cluster: string; manifests_blob_id: string | null }>(
+      `SELECT cluster, manifests_blob_id FROM upload WHERE id = $1 AND expires_at > now() FOR ${mode}`, [id],
+    );
+    return rows[0] ? { cluster: rows[0].cluster, manifestsBlobId: rows[0].manifests_blob_id } : null;
+  }
+
+  const stagedNodes = `
+    SELECT u.name, u.addresses, u.table_name, u.blob_id, encode(b.sha256, 'hex') AS sha256, p.format, p.summary
+    FROM upload_node u JOIN blob b ON b.id = u.blob_id
+    JOIN blob_parse p ON p.blob_id = u.blob_id AND p.requested_format = u.requested_format AND p.table_name = u.table_name
+    WHERE u.upload_id = $1 ORDER BY u.name`;
+  interface StagedRow { name: string; addresses: string[]; table_name: string; blob_id: string; sha256: string; format: string; summary: unknown }
 
   return {
-    pack(raw) {
-      // Dumps compress about 5:1, and a 40 MB bytea is slow to send and read back as it is.
-      return gzipAsync(raw, { level: 1 });
+    async createUpload(cluster, ttlMs) {
+      const { rows: [r] } = await pool.query<{ id: string; expires_at: Date }>(
+        "INSERT INTO upload (cluster, expires_at) VALUES ($1, now() + $2 * interval '1 millisecond') RETURNING id, expires_at",
+        [cluster, ttlMs],
+      );
+      return { id: r.id, expiresAt: r.expires_at };
     },
 
-    async insert(cluster, data) {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query('INSERT INTO cluster (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [cluster]);
-        // The cluster row lock serialises uploads to one cluster: versions stay contiguous.
-        const { rows: [c] } = await client.query<{ id: string }>('SELECT id FROM cluster WHERE name = $1 FOR UPDATE', [cluster]);
-        const existing = await client.query<{ id: string }>(
-          'SELECT id FROM snapshot WHERE cluster_id = $1 AND content_hash = $2', [c.id, data.contentHash],
-        );
-        if (existing.rows.length > 0) {
-          await client.query('COMMIT');
-          return { id: existing.rows[0].id, created: false };
-        }
-        const { rows: [snap] } = await client.query<{ id: string }>(
-          `INSERT INTO snapshot (cluster_id, version, labels, content_hash, manifests_raw, manifests_sha256, manifests_parsed)
-           SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5, $6 FROM snapshot WHERE cluster_id = $1
-           RETURNING id`,
-          [c.id, JSON.stringify(data.labels), data.contentHash, data.manifestsRaw, data.manifestsSha256,
-            data.manifestsParsed === null || data.manifestsParsed === undefined ? null : JSON.stringify(data.manifestsParsed)],
-        );
-        for (const n of data.nodes) {
-          const packed = await n.packed;
-          const { rows: [node] } = await client.query<{ id: string }>(
-            `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, raw_rules, raw_encoding, sha256, summary)
-             VALUES ($1, $2, $3, $4, $5, 'gzip', $6, $7) RETURNING id`,
-            [snap.id, n.name, n.addresses, n.format, packed, n.sha256, JSON.stringify(n.summary)],
-          );
-          await copyChains(client, node.id, n.chains());
-        }
-        await client.query('COMMIT');
-        return { id: snap.id, created: true };
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw e;
-      } finally {
-        client.release();
-      }
+    async upload(id) {
+      if (!isUuid(id)) return null;
+      const { rows: [u] } = await pool.query<{ id: string; cluster: string; created_at: Date; expires_at: Date; sha: string | null; bytes: string | null }>(
+        `SELECT u.id, u.cluster, u.created_at, u.expires_at, encode(b.sha256, 'hex') AS sha, b.bytes
+         FROM upload u LEFT JOIN blob b ON b.id = u.manifests_blob_id WHERE u.id = $1 AND u.expires_at > now()`, [id],
+      );
+      if (!u) return null;
+      const { rows } = await pool.query<StagedRow>(stagedNodes, [id]);
+      return {
+        id: u.id, cluster: u.cluster, createdAt: u.created_at, expiresAt: u.expires_at,
+        nodes: rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary })),
+        manifests: u.sha ? { sha256: u.sha, bytes: Number(u.bytes) } : null,
+      };
     },
+
+    async knownParse(sha, requestedFormat, table) {
+      const { rows } = await pool.query<{ format: string; summary: unknown }>(
+        `SELECT p.format, p.summary FROM blob b JOIN blob_parse p ON p.blob_id = b.id
+         WHERE b.sha256 = $1 AND p.requested_format = $2 AND p.table_name = $3`,
+        [sha, requestedFormat, table],
+      );
+      return rows[0] ?? null;
+    },
+
+    async stageNode(uploadId, node) {
+      return blobTransaction(async (client) => {
+        if (!(await lockUpload(client, uploadId, 'SHARE'))) return false;
+        const { id: blobId } = await putBlob(client, node.content, node.sha);
+        await client.query(
+          `INSERT INTO blob_parse (blob_id, requested_format, table_name, format, summary) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (blob_id, requested_format, table_name) DO NOTHING`,
+          [blobId, node.requestedFormat, node.table, node.parsed.format, JSON.stringify(node.parsed.summary)],
+        );
+        await client.query(
+          `INSERT INTO upload_node (upload_id, name, addresses, requested_format, table_name, blob_id) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (upload_id, name) DO UPDATE SET addresses = EXCLUDED.addresses, requested_format = EXCLUDED.requested_format,
+             table_name = EXCLUDED.table_name, blob_id = EXCLUDED.blob_id`,
+          [uploadId, node.name, node.addresses, node.requestedFormat, node.table, blobId],
+        );
+        return true;
+      });
+    },
+
+    async setAddresses(uploadId, name, addresses) {
+      if (!isUuid(uploadId)) return false;
+      const r = await pool.query('UPDATE upload_node SET addresses = $3 WHERE upload_id = $1 AND name = $2', [uploadId, name, addresses]);
+      return (r.rowCount ?? 0) > 0;
+    },
+
+    async stageManifests(uploadId, content, sha) {
+      return blobTransaction(async (client) => {
+        if (!(await lockUpload(client, uploadId, 'UPDATE'))) return false;
+        const { id: blobId } = await putBlob(client, content, sha);
+        await client.query('UPDATE upload SET manifests_blob_id = $2 WHERE id = $1', [uploadId, blobId]);
+        return true;
+      });
+    },
+
+    async commitUpload(uploadId, labels, hash) {
+      return blobTransaction(async (client) => {
+        const upload = await lockUpload(client, uploadId, 'UPDATE');
+        if (!upload) return null;
+        const { rows: staged } = await client.query<StagedRow>(stagedNodes, [uploadId]);
+        const manifestsSha = upload.manifestsBlobId
+          ? (await client.query<{ sha: string }>("SELECT encode(sha256, 'hex') AS sha FROM blob WHERE id = $1", [upload.manifestsBlobId])).rows[0].sha
+          : null;
+        const contentHash = hash(
+          staged.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256 })),
+          manifestsSha,
+        );
+        await client.query('INSERT INTO cluster (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [upload.cluster]);
+        // The cluster row lock serialises commits to one cluster: versions stay contiguous.
+        const { rows: [c] } = await client.query<{ id: string }>('SELECT id FROM cluster WHERE name = $1 FOR UPDATE', [upload.cluster]);
+        const { rows: [latest] } = await client.query<{ id: string; content_hash: string }>(
+          'SELECT id, content_hash FROM snapshot WHERE cluster_id = $1 ORDER BY version DESC LIMIT 1', [c.id],
+        );
+        let outcome: CommitOutcome;
+        if (latest && latest.content_hash === contentHash) {
+          const record = Object.keys(labels).length > 0;
+          if (record) {
+            await client.query('INSERT INTO snapshot_reupload (snapshot_id, labels) VALUES ($1, $2)', [latest.id, JSON.stringify(labels)]);
+            await client.query(
+              `DELETE FROM snapshot_reupload WHERE snapshot_id = $1 AND id NOT IN (
+                 SELECT id FROM snapshot_reupload WHERE snapshot_id = $1 ORDER BY id DESC LIMIT ${REUPLOADS_KEPT})`,
+              [latest.id],
+            );
+          }
+          outcome = { id: latest.id, created: false, reuploadRecorded: record };
+        } else {
+          const { rows: [snap] } = await client.query<{ id: string }>(
+            `INSERT INTO snapshot (cluster_id, version, labels, content_hash, manifests_blob_id, manifests_sha256)
+             SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5 FROM snapshot WHERE cluster_id = $1
+             RETURNING id`,
+            [c.id, JSON.stringify(labels), contentHash, upload.manifestsBlobId, manifestsSha],
+          );
+          await client.query(
+            `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, blob_id, sha256, summary)
+             SELECT $1, s.name, s.addresses, s.format, s.blob_id, s.sha256, s.summary FROM (${stagedNodes.replace('$1', '$2')}) s`,
+            [snap.id, uploadId],
+          );
+          outcome = { id: snap.id, created: true, reuploadRecorded: false };
+        }
+        await client.query('DELETE FROM upload WHERE id = $1', [uploadId]);
+        return outcome;
+      });
+    },
+
+    async deleteUpload(id) {
+      if (!isUuid(id)) return false;
+      const r = await pool.query('DELETE FROM upload WHERE id = $1', [id]);
+      return (r.rowCount ?? 0) > 0;
+    },
+
+    sweep: () => sweep(pool),
 
     async clusters() {
       const rows = await prisma.cluster.findMany({
@@ -208,27 +328,15 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
         where: { cluster: { name: cluster }, ...(beforeVersion !== null ? { version: { lt: beforeVersion } } : {}) },
         orderBy: { version: 'desc' },
         take: limit,
-        select: {
-          id: true, version: true, labels: true, createdAt: true, contentHash: true, manifestsSha256: true,
-          cluster: { select: { name: true } },
-        },
+        select: snapshotSelect,
       });
-      const sizes = await manifestSizes(rows.filter((r) => r.manifestsSha256).map((r) => r.id));
-      return rows.map((r) => toSnapshot({ ...r, manifestsBytes: sizes.get(r.id) ?? null }));
+      return rows.map(toSnapshot);
     },
 
     async snapshot(id) {
       if (!isUuid(id)) return null;
-      const r = await prisma.snapshot.findUnique({
-        where: { id },
-        select: {
-          id: true, version: true, labels: true, createdAt: true, contentHash: true, manifestsSha256: true,
-          cluster: { select: { name: true } },
-        },
-      });
-      if (!r) return null;
-      const sizes = r.manifestsSha256 ? await manifestSizes([r.id]) : new Map<string, number>();
-      return toSnapshot({ ...r, manifestsBytes: sizes.get(r.id) ?? null });
+      const r = await prisma.snapshot.findUnique({ where: { id }, select: snapshotSelect });
+      return r ? toSnapshot(r) : null;
     },
 
     async nodesOf(snapshotIds) {
@@ -246,21 +354,25 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
 
     async rawRules(snapshotId, node) {
       if (!isUuid(snapshotId)) return null;
-      // As base64: node-postgres decodes a bytea from hex text in JavaScript, which is slow.
-      const { rows } = await pool.query<{ raw: string; encoding: string }>(
-        "SELECT encode(raw_rules, 'base64') AS raw, raw_encoding AS encoding FROM snapshot_node WHERE snapshot_id = $1 AND name = $2",
-        [snapshotId, node],
+      const { rows } = await pool.query<{ blob_id: string }>(
+        'SELECT blob_id FROM snapshot_node WHERE snapshot_id = $1 AND name = $2', [snapshotId, node],
       );
-      if (rows.length === 0) return null;
-      const raw = Buffer.from(rows[0].raw, 'base64');
-      const encoding = rows[0].encoding;
-      return encoding === 'gzip' ? gunzipAsync(raw) : Buffer.from(raw);
+      return rows[0] ? readBlob(pool, rows[0].blob_id) : null;
     },
 
     async manifests(snapshotId) {
       if (!isUuid(snapshotId)) return null;
-      const r = await prisma.snapshot.findUnique({ where: { id: snapshotId }, select: { manifestsRaw: true } });
-      return r?.manifestsRaw ?? null;
+      const r = await prisma.snapshot.findUnique({ where: { id: snapshotId }, select: { manifestsBlobId: true } });
+      if (!r?.manifestsBlobId) return null;
+      return (await readBlob(pool, String(r.manifestsBlobId))).toString('utf8');
+    },
+
+    async reuploads(snapshotId, limit) {
+      if (!isUuid(snapshotId)) return [];
+      const rows = await prisma.snapshotReupload.findMany({
+        where: { snapshotId }, orderBy: { id: 'desc' }, take: limit, select: { labels: true, createdAt: true },
+      });
+      return rows.map((r) => ({ labels: r.labels as Record<string, string>, createdAt: r.createdAt }));
     },
 
     async delete(id) {
@@ -273,12 +385,5 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       await pool.query('SELECT 1');
     },
   };
-
-  async function manifestSizes(ids: string[]): Promise<Map<string, number>> {
-    if (ids.length === 0) return new Map();
-    const { rows } = await pool.query<{ id: string; bytes: number }>(
-      'SELECT id, octet_length(manifests_raw) AS bytes FROM snapshot WHERE id = ANY($1::uuid[])', [ids],
-    );
-    return new Map(rows.map((r) => [r.id, Number(r.bytes)]));
-  }
 }
+

@@ -276,7 +276,15 @@ export const snapshotSummarySchema = {
 export const snapshotSchema = {
   $id: 'Snapshot',
   type: 'object',
-  properties: { ...snapshotProperties, nodes: { type: 'array', items: { $ref: 'NodeSummary#' } } },
+  properties: {
+    ...snapshotProperties,
+    nodes: { type: 'array', items: { $ref: 'NodeSummary#' } },
+    reuploads: {
+      type: 'array',
+      description: 'Uploads of this same content (while it was the latest) with their labels, newest first; at most 20',
+      items: { type: 'object', properties: { labels: labelsSchema, createdAt: { type: 'string', format: 'date-time' } }, required: ['labels', 'createdAt'] },
+    },
+  },
   required: ['id', 'cluster', 'version', 'createdAt', 'nodes'],
 } as const;
 
@@ -284,10 +292,44 @@ export const createSnapshotResultSchema = {
   $id: 'CreateSnapshotResult',
   type: 'object',
   properties: {
-    created: { type: 'boolean', description: 'false when the same content was stored before' },
+    created: { type: 'boolean', description: "false when the content equals the cluster's latest snapshot, which is returned" },
     snapshot: { $ref: 'Snapshot#' },
+    labels: {
+      type: 'object',
+      description: "What happened to the labels sent: `snapshot` (the new snapshot's labels), `reupload` (the content equals the latest snapshot, which keeps its labels; these were recorded under its `reuploads`) or `none`",
+      properties: { stored: { type: 'string', enum: ['snapshot', 'reupload', 'none'] }, detail: { type: 'string' } },
+      required: ['stored', 'detail'],
+    },
   },
-  required: ['created', 'snapshot'],
+  required: ['created', 'snapshot', 'labels'],
+} as const;
+
+export const uploadSchema = {
+  $id: 'Upload',
+  type: 'object',
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    cluster: { type: 'string' },
+    createdAt: { type: 'string', format: 'date-time' },
+    expiresAt: { type: 'string', format: 'date-time', description: 'an upload not committed by then is deleted' },
+    nodes: { type: 'array', items: { $ref: 'NodeSummary#' } },
+    manifests: {
+      type: 'object', nullable: true,
+      properties: { sha256: { type: 'string' }, bytes: { type: 'integer' } },
+    },
+  },
+  required: ['id', 'cluster', 'createdAt', 'expiresAt', 'nodes', 'manifests'],
+} as const;
+
+export const stagedNodeSchema = {
+  $id: 'StagedNode',
+  type: 'object',
+  properties: {
+    upload: { type: 'string', format: 'uuid' },
+    node: { $ref: 'NodeSummary#' },
+    parsed: { type: 'boolean', description: 'false when the same dump was stored before and so was not parsed again' },
+  },
+  required: ['upload', 'node', 'parsed'],
 } as const;
 
 export const snapshotPageSchema = {
@@ -476,6 +518,8 @@ export const sharedSchemas = [
   snapshotSummarySchema,
   snapshotSchema,
   createSnapshotResultSchema,
+  uploadSchema,
+  stagedNodeSchema,
   snapshotPageSchema,
   clusterSchema,
   snapshotTraceSchema,

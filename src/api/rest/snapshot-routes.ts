@@ -2,73 +2,141 @@
  * Snapshot routes under /v1: upload (JSON or multipart, gzip accepted), list, fetch, raw dump,
  * delete, and traces through a stored snapshot. Handlers only translate HTTP to the service.
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../app-error.ts';
 import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
-import type { NodeUpload, SnapshotService, SnapshotUpload } from '../../services/snapshot-types.ts';
+import type { CreateResult, SnapshotService, SnapshotUpload } from '../../services/snapshot-types.ts';
 
 const problem = { $ref: 'Problem#' };
 const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
+
+export interface UploadLimits {
+  /** Largest node dump or manifests, after gzip is inflated. */
+  readonly partBytes: number;
+  /** Largest multipart upload in all, after gzip is inflated. */
+  readonly totalBytes: number;
+}
 
 interface MultipartPart {
   type: 'file' | 'field';
   fieldname: string;
   value?: unknown;
-  toBuffer?: () => Promise<Buffer>;
+  file?: Readable;
+}
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/**
+ * A part's bytes, gzip inflated as a stream when the part starts with gzip's magic number, and
+ * refused with 413 as soon as it passes `limit`. The request stream is drained by the caller.
+ */
+async function readPart(part: MultipartPart, limit: number, name: string): Promise<Buffer> {
+  if (part.type === 'field') {
+    const text = Buffer.from(String(part.value ?? ''), 'utf8');
+    if (text.length > limit) throw tooLarge(name, limit);
+    return text;
+  }
+  const it = (part.file as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const head = await it.next();
+  if (head.done) return Buffer.alloc(0);
+  async function* all(): AsyncGenerator<Buffer> {
+    yield head.value;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  async function collect(source: AsyncIterable<Buffer>): Promise<void> {
+    for await (const b of source) {
+      size += b.length;
+      if (size > limit) throw tooLarge(name, limit);
+      chunks.push(b);
+    }
+  }
+  const gzipped = head.value.length >= 2 && head.value[0] === GZIP_MAGIC[0] && head.value[1] === GZIP_MAGIC[1];
+  if (!gzipped) await collect(all());
+  else {
+    try {
+      await pipeline(Readable.from(all()), createGunzip(), collect);
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      throw new AppError('VALIDATION', `part '${name}' is not valid gzip: ${(e as Error).message}`);
+    }
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function tooLarge(name: string, limit: number): AppError {
+  return new AppError('PAYLOAD_TOO_LARGE', `part '${name}' is larger than ${Math.round(limit / 1048576)} MiB (inflated); raise the limit or upload in steps`, { part: name, limit });
 }
 
 /**
- * multipart/form-data, for curl from CI:
- *   <node name>            a node's dump (file or field), one part per node
- *   addresses.<node>       the node's addresses, comma or space separated
- *   format.<node>          auto | iptables-save | iptables-S;  table.<node>: for iptables -S
+ * multipart/form-data, for curl from CI, read part by part: each node's dump is checked and stored
+ * as it arrives, so the upload is never held whole.
+ *   <node name>            a node's dump (file or field), one part per node; gzip allowed
+ *   addresses.<node>       the node's addresses, comma or space separated (before or after its dump)
+ *   format.<node>          auto | iptables-save | iptables-S;  table.<node>: for iptables -S (before its dump)
  *   manifests              kubectl get … -o json|yaml output
  *   labels                 a JSON object, or label.<key>=<value> fields
  */
-async function readMultipart(request: FastifyRequest): Promise<SnapshotUpload> {
-  const dumps = new Map<string, Buffer>();
-  const addresses = new Map<string, string[]>();
-  const formats = new Map<string, string>();
-  const tables = new Map<string, string>();
-  const labels: Record<string, string> = {};
-  let manifests: string | undefined;
-  const parts = (request as unknown as { parts(): AsyncIterable<MultipartPart> }).parts();
-  for await (const part of parts) {
-    const content = part.type === 'file' ? await part.toBuffer!() : Buffer.from(String(part.value ?? ''), 'utf8');
-    const name = part.fieldname;
-    const dot = name.indexOf('.');
-    const prefix = dot > 0 ? name.slice(0, dot) : '';
-    const rest = dot > 0 ? name.slice(dot + 1) : '';
-    if (name === 'manifests') manifests = content.toString('utf8');
-    else if (name === 'labels') {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(content.toString('utf8'));
-      } catch {
-        throw new AppError('VALIDATION', "the 'labels' part must be a JSON object of strings");
+async function streamMultipart(request: FastifyRequest, service: SnapshotService, cluster: string, limits: UploadLimits): Promise<CreateResult> {
+  const upload = await service.beginUpload(cluster);
+  try {
+    const addresses = new Map<string, string[]>();
+    const formats = new Map<string, string>();
+    const tables = new Map<string, string>();
+    const staged = new Set<string>();
+    const labels: Record<string, string> = {};
+    let total = 0;
+    const parts = (request as unknown as { parts(): AsyncIterable<MultipartPart> }).parts();
+    for await (const part of parts) {
+      const name = part.fieldname;
+      const content = await readPart(part, Math.min(limits.partBytes, limits.totalBytes - total), name);
+      total += content.length;
+      const dot = name.indexOf('.');
+      const prefix = dot > 0 ? name.slice(0, dot) : '';
+      const rest = dot > 0 ? name.slice(dot + 1) : '';
+      if (name === 'manifests') await service.putManifests(upload.id, content);
+      else if (name === 'labels') {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(content.toString('utf8'));
+        } catch {
+          throw new AppError('VALIDATION', "the 'labels' part must be a JSON object of strings");
+        }
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new AppError('VALIDATION', "the 'labels' part must be a JSON object");
+        for (const [k, v] of Object.entries(parsed)) Object.defineProperty(labels, k, { value: v, enumerable: true, writable: true, configurable: true });
+      } else if (prefix === 'label') labels[rest] = content.toString('utf8');
+      else if (prefix === 'addresses') {
+        const list = content.toString('utf8').split(/[\s,]+/).filter(Boolean);
+        addresses.set(rest, list);
+        if (staged.has(rest)) await service.setNodeAddresses(upload.id, rest, list);
+      } else if (prefix === 'format' || prefix === 'table') {
+        if (staged.has(rest)) throw new AppError('VALIDATION', `send the '${name}' part before node '${rest}''s dump`);
+        (prefix === 'format' ? formats : tables).set(rest, content.toString('utf8').trim());
+      } else {
+        if (staged.has(name)) throw new AppError('VALIDATION', `node ${name} appears twice`);
+        await service.putNode(upload.id, {
+          name, rules: content, addresses: addresses.get(name) ?? [],
+          ...(formats.has(name) ? { format: formats.get(name) as FormatOption } : {}),
+          ...(tables.has(name) ? { table: tables.get(name) } : {}),
+        });
+        staged.add(name);
       }
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new AppError('VALIDATION', "the 'labels' part must be a JSON object");
-      for (const [k, v] of Object.entries(parsed)) Object.defineProperty(labels, k, { value: v, enumerable: true, writable: true, configurable: true });
-    } else if (prefix === 'label') labels[rest] = content.toString('utf8');
-    else if (prefix === 'addresses') addresses.set(rest, content.toString('utf8').split(/[\s,]+/).filter(Boolean));
-    else if (prefix === 'format') formats.set(rest, content.toString('utf8').trim());
-    else if (prefix === 'table') tables.set(rest, content.toString('utf8').trim());
-    else dumps.set(name, content);
+    }
+    for (const key of [...addresses.keys(), ...formats.keys(), ...tables.keys()]) {
+      if (!staged.has(key)) throw new AppError('VALIDATION', `a part names node '${key}' but no dump part is named '${key}'`);
+    }
+    return await service.commitUpload(upload.id, labels);
+  } catch (e) {
+    await service.abortUpload(upload.id).catch(() => {});
+    throw e;
   }
-  for (const key of [...addresses.keys(), ...formats.keys(), ...tables.keys()]) {
-    if (!dumps.has(key)) throw new AppError('VALIDATION', `a part names node '${key}' but no dump part is named '${key}'`);
-  }
-  const nodes: NodeUpload[] = [...dumps].map(([name, rules]) => ({
-    name,
-    rules,
-    addresses: addresses.get(name) ?? [],
-    ...(formats.has(name) ? { format: formats.get(name) as FormatOption } : {}),
-    ...(tables.has(name) ? { table: tables.get(name) } : {}),
-  }));
-  return { labels, nodes, ...(manifests !== undefined ? { manifests } : {}) };
 }
 
-export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotService: SnapshotService }): Promise<void> {
+export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotService: SnapshotService; limits: UploadLimits }): Promise<void> {
   const service = opts.snapshotService;
 
   app.post('/v1/clusters/:cluster/snapshots', {
@@ -89,10 +157,9 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
     },
     handler: async (request, reply) => {
       const { cluster } = request.params as { cluster: string };
-      const upload = (request as unknown as { isMultipart(): boolean }).isMultipart()
-        ? await readMultipart(request)
-        : (request.body as SnapshotUpload);
-      const result = await service.create(cluster, upload);
+      const result = (request as unknown as { isMultipart(): boolean }).isMultipart()
+        ? await streamMultipart(request, service, cluster, opts.limits)
+        : await service.create(cluster, request.body as SnapshotUpload);
       return reply.status(result.created ? 201 : 200).send(result);
     },
   });

@@ -1,0 +1,55 @@
+/**
+ * Parsing a node's dump for an upload: the checks every dump passes before it is stored, and the
+ * summary kept with it. Runs on the parse workers (parse-worker.ts) or, without them, in place.
+ */
+import type { FormatOption, Ruleset } from '../engine/index.ts';
+import { EngineError, parseDump, ruleCount } from '../engine/index.ts';
+import type { NodeSummary } from './snapshot-types.ts';
+
+export interface SummaryJson {
+  bytes: number;
+  rules: number;
+  tables: NodeSummary['tables'];
+  diagnostics: NodeSummary['diagnostics'];
+  table?: string;
+}
+
+export interface DumpCheck {
+  readonly text: string;
+  readonly format: FormatOption;
+  readonly table?: string;
+}
+
+/** What a worker answers: the detected format and the summary, or the engine's error as data. */
+export type DumpCheckResult =
+  | { ok: true; format: string; summary: SummaryJson }
+  | { ok: false; code: EngineError['code']; message: string; location?: EngineError['location'] };
+
+export function summarise(rs: Ruleset, bytes: number, table?: string): SummaryJson {
+  const tables = [...rs.tables.values()].map((t) => {
+    let rules = 0;
+    for (const c of t.chains.values()) rules += ruleCount(c);
+    return { name: t.name, chains: t.chains.size, rules };
+  });
+  return {
+    bytes, rules: tables.reduce((n, t) => n + t.rules, 0), tables, diagnostics: rs.diagnostics.slice(0, 200),
+    ...(table ? { table } : {}),
+  };
+}
+
+export function checkDump(job: DumpCheck, bytes: number): DumpCheckResult {
+  try {
+    const rs = parseDump(job.text, { format: job.format, table: job.table });
+    return { ok: true, format: rs.format, summary: summarise(rs, bytes, job.table) };
+  } catch (e) {
+    if (!(e instanceof EngineError)) throw e;
+    // The message without the location EngineError appends, so that it can be made again.
+    const message = e.location ? e.message.slice(0, e.message.lastIndexOf(' (line ')) : e.message;
+    return { ok: false, code: e.code, message, ...(e.location ? { location: e.location } : {}) };
+  }
+}
+
+/** The engine error a failed check stands for. */
+export function checkError(r: Extract<DumpCheckResult, { ok: false }>): EngineError {
+  return new EngineError(r.code, r.message, r.location);
+}
