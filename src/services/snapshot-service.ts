@@ -287,6 +287,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         return await commit(id, labels);
       } catch (e) {
         await store.deleteUpload(id).catch(() => {});
+        void sweep();
         throw e;
       }
     },
@@ -317,6 +318,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
 
     async abortUpload(id) {
       if (!(await store.deleteUpload(id))) throw uploadGone(id);
+      void sweep();
     },
 
     async listClusters(): Promise<ClusterView[]> {

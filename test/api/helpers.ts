@@ -12,18 +12,25 @@ import type { TestDatabase } from '../store/helpers.ts';
 export interface TestApp {
   app: FastifyInstance;
   db: Database;
+  service: ReturnType<typeof createSnapshotService>;
   close(): Promise<void>;
 }
 
-export async function createTestApp(options: { bodyLimit?: number } = {}): Promise<TestApp> {
+export async function createTestApp(options: {
+  bodyLimit?: number; uploadTtlMs?: number; uploadLimits?: { partBytes: number; totalBytes: number };
+} = {}): Promise<TestApp> {
   const testDb: TestDatabase = await createTestDatabase();
   const db = await openDatabase({ databaseUrl: testDb.url, dataDir: '' });
   const traceService = createTraceService();
-  const snapshotService = createSnapshotService({ store: createSnapshotStore(db), traceService });
-  const app = await buildApp({ traceService, snapshotService, ping: () => snapshotService.ping(), bodyLimit: options.bodyLimit, logger: process.env.TEST_LOG ? { level: 'error' } : false });
+  const snapshotService = createSnapshotService({ store: createSnapshotStore(db), traceService, uploadTtlMs: options.uploadTtlMs });
+  const app = await buildApp({
+    traceService, snapshotService, ping: () => snapshotService.ping(), bodyLimit: options.bodyLimit, uploadLimits: options.uploadLimits,
+    logger: process.env.TEST_LOG ? { level: 'error' } : false,
+  });
   return {
     app,
     db,
+    service: snapshotService,
     async close() {
       await app.close();
       await db.close();

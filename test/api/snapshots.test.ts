@@ -32,7 +32,7 @@ function upload(extra: Record<string, unknown> = {}) {
 
 async function counts(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const table of ['cluster', 'snapshot', 'snapshot_node', 'snapshot_chain']) {
+  for (const table of ['cluster', 'snapshot', 'snapshot_node', 'upload', 'upload_node', 'blob', 'chunk']) {
     const { rows } = await t.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`);
     out[table] = rows[0].n;
   }
@@ -55,23 +55,25 @@ test('upload, dedupe, fetch, list, raw dump, trace, delete', async () => {
   assert.deepEqual(a.tables, [{ name: 'nat', chains: 3, rules: 8 }]);
   assert.equal(a.bytes, Buffer.byteLength(clusterip));
   assert.equal(snap.manifests.bytes, manifests.length);
+  assert.deepEqual(body.labels.stored, 'snapshot');
   const stored = await counts();
-  assert.equal(stored.snapshot_chain, 3 + 4);
-  const { rows: [svc] } = await t.db.pool.query("SELECT rule_count, lines, rules FROM snapshot_chain WHERE chain = 'KUBE-SVC-GBTMB5ZTD56ECL5F'");
-  assert.equal(svc.rule_count, 5);
-  assert.deepEqual(svc.lines, [3, 4, 5, 6, 7]);
-  assert.equal(svc.rules.split('\n')[1], clusterip.split('\n')[3]);
+  // Two dumps and the manifests, each stored once; the staging upload is gone.
+  assert.equal(stored.blob, 3);
+  assert.equal(stored.upload, 0);
 
-  // The same content again (other labels) is the same snapshot.
+  // The same content again (other labels) is the same snapshot; the labels are recorded with it.
   const again = await t.app.inject({ method: 'POST', url: '/v1/clusters/k3s/snapshots', payload: upload({ labels: { 'ci.job': '43' } }) });
   assert.equal(again.statusCode, 200);
   assert.equal(again.json().created, false);
   assert.equal(again.json().snapshot.id, snap.id);
+  assert.equal(again.json().labels.stored, 'reupload');
   assert.deepEqual(await counts(), stored);
 
   const got = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${snap.id}` });
   assert.equal(got.statusCode, 200);
   assert.equal(got.json().nodes[1].addresses[0], '10.32.7.224');
+  assert.deepEqual(got.json().labels, { 'ci.job': '42', 'git.sha': 'abc123' });
+  assert.deepEqual(got.json().reuploads.map((r: { labels: unknown }) => r.labels), [{ 'ci.job': '43' }]);
 
   const raw = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${snap.id}/nodes/node-a/rules` });
   assert.equal(raw.statusCode, 200);
@@ -108,9 +110,11 @@ test('upload, dedupe, fetch, list, raw dump, trace, delete', async () => {
   const gone = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${snap.id}` });
   assert.equal(gone.statusCode, 404);
   assert.match(String(gone.headers['content-type']), /problem\+json/);
+  await t.service.sweep();
   const c = await counts();
   assert.equal(c.snapshot, 0);
-  assert.equal(c.snapshot_chain, 0);
+  assert.equal(c.blob, 0);
+  assert.equal(c.chunk, 0);
 });
 
 test('a malformed dump or manifest is refused with its line, and nothing is stored', async () => {
@@ -138,6 +142,8 @@ test('a malformed dump or manifest is refused with its line, and nothing is stor
   assert.equal(res3.statusCode, 400);
   assert.equal(res3.json().code, 'MANIFEST_SYNTAX');
   assert.equal(res3.json().line, 1);
+  // node-a's dump was written before node-b failed; the abandoned upload holds nothing after a sweep.
+  await t.service.sweep();
   assert.deepEqual(await counts(), before);
 });
 
@@ -213,7 +219,7 @@ test('health answers once the database does; too-large bodies get 413', async ()
   assert.equal(invalid.json().code, 'VALIDATION');
 });
 
-test('the parsed rules are stored as written: backslashes, tabs and carriage returns inside quotes survive', async () => {
+test('dumps come back byte for byte: backslashes, tabs and carriage returns inside quotes, NUL-free binary-looking bytes', async () => {
   const rules = [
     '-A KUBE-SERVICES -m comment --comment "a \\"quoted\\" word\tand a tab" -j RETURN',
     '-A KUBE-SERVICES -m comment --comment "back\\\\slash" -j RETURN',
@@ -222,11 +228,7 @@ test('the parsed rules are stored as written: backslashes, tabs and carriage ret
   const dump = ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SERVICES - [0:0]', '-A PREROUTING -j KUBE-SERVICES', ...rules, 'COMMIT', ''].join('\n');
   const res = await t.app.inject({ method: 'POST', url: '/v1/clusters/escapes/snapshots', payload: { nodes: [{ name: 'n', addresses: ['10.0.0.1'], rules: dump }] } });
   assert.equal(res.statusCode, 201, res.body);
-  const { rows: [row] } = await t.db.pool.query(
-    "SELECT c.rule_count, c.lines, c.rules FROM snapshot_chain c JOIN snapshot_node n ON n.id = c.node_id JOIN snapshot s ON s.id = n.snapshot_id WHERE s.id = $1 AND c.chain = 'KUBE-SERVICES'",
-    [res.json().snapshot.id],
-  );
-  assert.equal(row.rule_count, 3);
-  assert.deepEqual(row.lines, [5, 6, 7]);
-  assert.equal(row.rules, rules.join('\n'));
+  const raw = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${res.json().snapshot.id}/nodes/n/rules` });
+  assert.equal(raw.rawPayload.toString('utf8'), dump);
+  assert.equal(res.json().snapshot.nodes[0].rules, 4);
 });

@@ -62,7 +62,7 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
       const nodes = upload.nodes.map(summary);
       const contentHash = sha256(JSON.stringify([nodes.map((n) => [n.name, n.addresses, n.sha256]), upload.manifests ?? null]));
       const same = stored.find((s) => s.snapshot.cluster === cluster && s.snapshot.contentHash === contentHash);
-      if (same) return { snapshot: same.snapshot, created: false };
+      if (same) return { snapshot: same.snapshot, created: false, labels: { stored: 'reupload', detail: 'same content' } };
       const version = stored.filter((s) => s.snapshot.cluster === cluster).length + 1;
       clock += 60_000;
       const snapshot: SnapshotWithNodes = {
@@ -76,8 +76,12 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
         nodes,
       };
       stored.push({ snapshot, uploads: upload.nodes });
-      return { snapshot, created: true };
+      return { snapshot, created: true, labels: { stored: 'snapshot', detail: 'new snapshot' } };
     },
+
+    // Uploads in steps are REST only: GraphQL never calls these.
+    beginUpload: notGraphql, getUpload: notGraphql, putNode: notGraphql, setNodeAddresses: notGraphql,
+    putManifests: notGraphql, commitUpload: notGraphql, abortUpload: notGraphql,
 
     async listClusters(): Promise<ClusterView[]> {
       const names = [...new Set(stored.map((s) => s.snapshot.cluster))].sort();
@@ -164,4 +168,8 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
     },
   };
   return { service, calls };
+}
+
+async function notGraphql(): Promise<never> {
+  throw new Error('uploads in steps are not part of the GraphQL API');
 }

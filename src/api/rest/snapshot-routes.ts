@@ -48,10 +48,11 @@ async function readPart(part: MultipartPart, limit: number, name: string): Promi
   }
   const chunks: Buffer[] = [];
   let size = 0;
+  let over: AppError | null = null;
   async function collect(source: AsyncIterable<Buffer>): Promise<void> {
     for await (const b of source) {
       size += b.length;
-      if (size > limit) throw tooLarge(name, limit);
+      if (size > limit) throw (over = tooLarge(name, limit));
       chunks.push(b);
     }
   }
@@ -61,7 +62,8 @@ async function readPart(part: MultipartPart, limit: number, name: string): Promi
     try {
       await pipeline(Readable.from(all()), createGunzip(), collect);
     } catch (e) {
-      if (e instanceof AppError) throw e;
+      // The pipeline reports the limit as an abort: say what it was.
+      if (over) throw over;
       throw new AppError('VALIDATION', `part '${name}' is not valid gzip: ${(e as Error).message}`);
     }
   }
