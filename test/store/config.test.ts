@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -15,6 +16,11 @@ describe('loadConfig', () => {
         bodyLimitMb: 200,
         bodyLimitBytes: 200 * 1024 * 1024,
         logLevel: 'info',
+        nodeLimitBytes: 256 * 1024 * 1024,
+        uploadLimitBytes: 4096 * 1024 * 1024,
+        cacheBytes: 1536 * 1024 * 1024,
+        parseThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
+        uploadTtlMs: 24 * 3600_000,
       },
     );
     assert.ok(Object.isFrozen(config));

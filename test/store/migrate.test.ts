@@ -78,7 +78,7 @@ describe('applyMigrations', () => {
     );
     assert.deepEqual(
       tables.map((t) => t.tablename),
-      ['_prisma_migrations', 'cluster', 'snapshot', 'snapshot_chain', 'snapshot_node'],
+      ['_prisma_migrations', 'blob', 'blob_parse', 'chunk', 'cluster', 'snapshot', 'snapshot_node', 'snapshot_reupload', 'upload', 'upload_node'],
     );
   });
 
@@ -197,6 +197,44 @@ describe('applyMigrations', () => {
       assert.equal(locks.rows[0].n, 0);
     } finally {
       await pool.end();
+    }
+  });
+
+  test('dumps and manifests stored before content-addressed storage come back byte for byte after it', async () => {
+    // The history up to the last migration that stored raw dumps in snapshot_node.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'svcpath-migrations-'));
+    tempDirs.push(dir);
+    await cp(DEFAULT_MIGRATIONS_DIR, dir, { recursive: true });
+    for (const name of ALL.filter((m) => m > '20261128191000_chains')) await rm(path.join(dir, name), { recursive: true });
+    const url = await db.another();
+    await applyMigrations(url, dir);
+    const dump = '*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.96.0.1/32 -p tcp -j DNAT --to-destination 10.244.0.5:443\nCOMMIT\n';
+    const manifests = '{"apiVersion": "v1", "kind": "List", "items": []}';
+    const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+    const [{ id: clusterId }] = await query<{ id: string }>(url, "INSERT INTO cluster (name) VALUES ('old') RETURNING id");
+    const [{ id: snapshotId }] = await query<{ id: string }>(
+      url,
+      `INSERT INTO snapshot (cluster_id, version, content_hash, manifests_raw, manifests_sha256) VALUES ($1, 1, 'h', $2, $3) RETURNING id`,
+      [clusterId, manifests, sha(manifests)],
+    );
+    const { gzipSync } = await import('node:zlib');
+    for (const [name, encoding, raw] of [['a', 'gzip', gzipSync(dump)], ['b', 'identity', Buffer.from(dump)]] as const) {
+      await query(url, `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, raw_rules, raw_encoding, sha256, summary)
+        VALUES ($1, $2, '{}', 'iptables-save', $3, $4, $5, $6)`, [snapshotId, name, raw, encoding, sha(dump), JSON.stringify({ bytes: dump.length })]);
+    }
+    assert.deepEqual(await applyMigrations(url, DEFAULT_MIGRATIONS_DIR), ALL.filter((m) => m > '20261128191000_chains'));
+    const { openDatabase } = await import('../../src/store/database.ts');
+    const { createSnapshotStore } = await import('../../src/store/snapshot-store.ts');
+    const opened = await openDatabase({ databaseUrl: url, dataDir: '' });
+    try {
+      const store = createSnapshotStore(opened);
+      assert.equal((await store.rawRules(snapshotId, 'a'))?.toString('utf8'), dump);
+      assert.equal((await store.rawRules(snapshotId, 'b'))?.toString('utf8'), dump);
+      assert.equal(await store.manifests(snapshotId), manifests);
+      // Both nodes had the same dump: one blob.
+      assert.equal((await opened.pool.query('SELECT count(*)::int AS n FROM blob WHERE bytes = $1', [dump.length])).rows[0].n, 1);
+    } finally {
+      await opened.close();
     }
   });
 });
