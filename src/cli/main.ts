@@ -3,7 +3,6 @@
  *   svcpath trace --rules dump.txt --node-ip 10.32.11.62 10.43.62.130:80 [--from 10.42.0.7] [--json]
  */
 import { readFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
 import { EngineError } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
@@ -12,14 +11,23 @@ import { createTraceService } from '../services/trace-service.ts';
 import { readMeaning } from '../services/kube-meaning.ts';
 import { diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
+import { readInput, stdio } from './io.ts';
+import type { Io } from './io.ts';
+import { push } from './push.ts';
+import type { PushNode } from './push.ts';
+
+export type { Io } from './io.ts';
 
 const USAGE = `usage:
   svcpath push --server URL --cluster NAME --node NAME=FILE [--node-ip NAME=IP[,IP…]] …
-               [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S] [--json]
+               [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S]
+               [--concurrency N] [--token TOKEN] [--json]
   svcpath push --server URL --cluster NAME --node NAME --rules FILE --node-ip IP [--node-ip IP …] …
 
-  Uploads one snapshot (every node named, and the manifests) to a svcpath server, gzip-compressed.
-  URL defaults to $SVCPATH_SERVER or http://localhost:8080.
+  Uploads one snapshot (every node named, and the manifests) to a svcpath server: each dump is
+  streamed from disk gzip-compressed, N nodes at a time (default 4), and a node the server or the
+  network fails is sent again (3 attempts). A push that fails or is interrupted leaves nothing behind.
+  URL defaults to $SVCPATH_SERVER or http://localhost:8080; TOKEN to $SVCPATH_TOKEN (sent as a bearer token).
 
   svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--json]
                what changed from dump A to dump B of one node: where traffic goes, rules, manifests
@@ -114,20 +122,6 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
   return 0;
 }
 
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const stdio: Io = {
-  out: (t) => void process.stdout.write(t),
-  err: (t) => void process.stderr.write(t),
-};
-
-function readInput(file: string): Buffer {
-  return file === '-' ? readFileSync(0) : readFileSync(file);
-}
-
 function pairs(values: readonly string[] | undefined, what: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const v of values ?? []) {
@@ -143,6 +137,7 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
     args,
     options: {
       server: { type: 'string' },
+      token: { type: 'string' },
       cluster: { type: 'string' },
       node: { type: 'string', multiple: true },
       rules: { type: 'string' },
@@ -150,6 +145,7 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
       manifests: { type: 'string' },
       label: { type: 'string', multiple: true },
       format: { type: 'string' },
+      concurrency: { type: 'string', default: '4' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -157,52 +153,31 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
     io.err(USAGE);
     return 2;
   }
-  const server = (values.server ?? process.env.SVCPATH_SERVER ?? 'http://localhost:8080').replace(/\/+$/, '');
-  const nodes: { name: string; addresses: string[]; rules: string; format?: string }[] = [];
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new AppError('VALIDATION', `--concurrency must be a whole number from 1, got '${values.concurrency}'`);
+  const nodes: PushNode[] = [];
   if (values.rules) {
     // Single-node form: --node NAME --rules FILE --node-ip IP …
     if (values.node.length !== 1) throw new AppError('VALIDATION', '--rules goes with exactly one --node NAME');
-    nodes.push({ name: values.node[0], addresses: values['node-ip'] ?? [], rules: readInput(values.rules).toString('utf8') });
+    nodes.push({ name: values.node[0], addresses: values['node-ip'] ?? [], file: values.rules });
   } else {
     const files = pairs(values.node, '--node');
     const ips = pairs(values['node-ip'], '--node-ip');
     for (const name of ips.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-ip names node '${name}' but no --node ${name}=FILE is given`);
-    for (const [name, file] of files) {
-      nodes.push({ name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), rules: readInput(file).toString('utf8') });
-    }
+    for (const [name, file] of files) nodes.push({ name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), file });
   }
-  if (values.format) for (const n of nodes) n.format = values.format;
-  const body = {
-    labels: Object.fromEntries(pairs(values.label, '--label')),
+  const token = values.token ?? process.env.SVCPATH_TOKEN;
+  return push({
+    server: values.server ?? process.env.SVCPATH_SERVER ?? 'http://localhost:8080',
+    ...(token ? { token } : {}),
+    cluster: values.cluster,
     nodes,
-    ...(values.manifests ? { manifests: readInput(values.manifests).toString('utf8') } : {}),
-  };
-  const response = await fetch(`${server}/v1/clusters/${encodeURIComponent(values.cluster)}/snapshots`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', accept: 'application/json' },
-    body: gzipSync(JSON.stringify(body)),
-  });
-  const text = await response.text();
-  if (!response.ok) {
-    let detail = text;
-    try {
-      const p = JSON.parse(text) as { detail?: string; excerpt?: string };
-      detail = `${p.detail ?? text}${p.excerpt ? `\n${p.excerpt}` : ''}`;
-    } catch {
-      // not problem+json: print as it came
-    }
-    io.err(`svcpath push: ${response.status} ${detail}\n`);
-    return 1;
-  }
-  if (values.json) {
-    io.out(text.endsWith('\n') ? text : text + '\n');
-    return 0;
-  }
-  const result = JSON.parse(text) as { created: boolean; snapshot: { id: string; cluster: string; version: number; nodes: { name: string; rules: number; diagnostics: unknown[] }[] } };
-  const s = result.snapshot;
-  io.out(`${result.created ? 'created' : 'already stored'}: ${s.cluster} version ${s.version} (${s.id})\n`);
-  for (const n of s.nodes) io.out(`  ${n.name}: ${n.rules} rules${n.diagnostics.length ? `, ${n.diagnostics.length} notes` : ''}\n`);
-  return 0;
+    ...(values.manifests ? { manifests: values.manifests } : {}),
+    labels: Object.fromEntries(pairs(values.label, '--label')),
+    ...(values.format ? { format: values.format } : {}),
+    concurrency,
+    json: values.json,
+  }, io);
 }
 
 async function auditCommand(args: string[], io: Io): Promise<number> {
