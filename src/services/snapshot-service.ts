@@ -220,6 +220,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
 
   function labelsOutcome(outcome: CommitOutcome, labels: Record<string, string>, version: number): LabelsOutcome {
     if (Object.keys(labels).length === 0) return { stored: 'none', detail: 'no labels were sent' };
+    if (outcome.repeated) return { stored: outcome.created ? 'snapshot' : 'reupload', detail: 'this upload was committed before: the same answer again' };
     if (outcome.created) return { stored: 'snapshot', detail: 'the labels are the new snapshot\'s labels' };
     return {
       stored: 'reupload',
@@ -230,8 +231,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
   async function commit(uploadId: string, rawLabels: Readonly<Record<string, unknown>> | undefined): Promise<CreateResult> {
     const labels = checkLabels(rawLabels);
     const upload = await store.upload(uploadId);
-    if (!upload) throw uploadGone(uploadId);
-    if (upload.nodes.length === 0) throw new AppError('VALIDATION', 'a snapshot needs at least one node');
+    if (upload && upload.nodes.length === 0) throw new AppError('VALIDATION', 'a snapshot needs at least one node');
     const outcome = await store.commitUpload(uploadId, labels, contentHash);
     if (!outcome) throw uploadGone(uploadId);
     const snapshot = await withNodes(await mustGet(outcome.id));

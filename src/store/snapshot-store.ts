@@ -57,6 +57,8 @@ export interface CommitOutcome {
   readonly created: boolean;
   /** When the content equalled the latest snapshot and labels were sent: they were recorded as a re-upload. */
   readonly reuploadRecorded: boolean;
+  /** The upload had been committed before: this is that commit's outcome. */
+  readonly repeated?: boolean;
 }
 
 export interface StoredSnapshot {
@@ -167,7 +169,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
   async function lockUpload(client: PoolClient, id: string, mode: 'SHARE' | 'UPDATE'): Promise<{ cluster: string; manifestsBlobId: string | null } | null> {
     if (!isUuid(id)) return null;
     const { rows } = await client.query<{ cluster: string; manifests_blob_id: string | null }>(
-      `SELECT cluster, manifests_blob_id FROM upload WHERE id = $1 AND expires_at > now() FOR ${mode}`, [id],
+      `SELECT cluster, manifests_blob_id FROM upload WHERE id = $1 AND expires_at > now() AND committed_snapshot_id IS NULL FOR ${mode}`, [id],
     );
     return rows[0] ? { cluster: rows[0].cluster, manifestsBlobId: rows[0].manifests_blob_id } : null;
   }
@@ -192,7 +194,8 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       if (!isUuid(id)) return null;
       const { rows: [u] } = await pool.query<{ id: string; cluster: string; created_at: Date; expires_at: Date; sha: string | null; bytes: string | null }>(
         `SELECT u.id, u.cluster, u.created_at, u.expires_at, encode(b.sha256, 'hex') AS sha, b.bytes
-         FROM upload u LEFT JOIN blob b ON b.id = u.manifests_blob_id WHERE u.id = $1 AND u.expires_at > now()`, [id],
+         FROM upload u LEFT JOIN blob b ON b.id = u.manifests_blob_id
+         WHERE u.id = $1 AND u.expires_at > now() AND u.committed_snapshot_id IS NULL`, [id],
       );
       if (!u) return null;
       const { rows } = await pool.query<StagedRow>(stagedNodes, [id]);
@@ -248,6 +251,13 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
 
     async commitUpload(uploadId, labels, hash) {
       return blobTransaction(async (client) => {
+        if (!isUuid(uploadId)) return null;
+        // A commit retried (its answer lost on the way) answers as the first one did.
+        const { rows: [done] } = await client.query<{ snapshot: string; created: boolean }>(
+          `SELECT committed_snapshot_id AS snapshot, committed_created AS created FROM upload
+           WHERE id = $1 AND committed_snapshot_id IS NOT NULL FOR UPDATE`, [uploadId],
+        );
+        if (done) return { id: done.snapshot, created: done.created, reuploadRecorded: false, repeated: true };
         const upload = await lockUpload(client, uploadId, 'UPDATE');
         if (!upload) return null;
         const { rows: staged } = await client.query<StagedRow>(stagedNodes, [uploadId]);
@@ -290,14 +300,19 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
           );
           outcome = { id: snap.id, created: true, reuploadRecorded: false };
         }
-        await client.query('DELETE FROM upload WHERE id = $1', [uploadId]);
+        // The staged nodes go; the upload stays as a record of its commit until it expires.
+        await client.query('DELETE FROM upload_node WHERE upload_id = $1', [uploadId]);
+        await client.query(
+          'UPDATE upload SET committed_snapshot_id = $2, committed_created = $3, manifests_blob_id = NULL WHERE id = $1',
+          [uploadId, outcome.id, outcome.created],
+        );
         return outcome;
       });
     },
 
     async deleteUpload(id) {
       if (!isUuid(id)) return false;
-      const r = await pool.query('DELETE FROM upload WHERE id = $1', [id]);
+      const r = await pool.query('DELETE FROM upload WHERE id = $1 AND committed_snapshot_id IS NULL', [id]);
       return (r.rowCount ?? 0) > 0;
     },
 

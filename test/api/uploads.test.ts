@@ -21,7 +21,7 @@ const nodeport = fixture('k3s-blog', 'nodeport.iptables-S.txt');
 async function storage(): Promise<{ blobs: number; chunks: number; bytes: number; uploads: number }> {
   const { rows: [r] } = await t.db.pool.query(
     `SELECT (SELECT count(*) FROM blob)::int AS blobs, (SELECT count(*) FROM chunk)::int AS chunks,
-            (SELECT COALESCE(sum(octet_length(data)), 0) FROM chunk)::int AS bytes, (SELECT count(*) FROM upload)::int AS uploads`,
+            (SELECT COALESCE(sum(octet_length(data)), 0) FROM chunk)::int AS bytes, (SELECT count(*) FROM upload WHERE committed_snapshot_id IS NULL)::int AS uploads`,
   );
   return r;
 }
@@ -71,9 +71,14 @@ test('an upload in steps: nodes (gzip too) and manifests put, nothing visible be
   assert.equal(snap.manifests.bytes, 49);
   const raw = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${snap.id}/nodes/node-b/rules` });
   assert.equal(raw.body, nodeport);
-  // Committed uploads are gone.
-  assert.equal((await commit(id)).statusCode, 404);
+  // A commit retried (its answer lost) gets the same answer; nothing more can be put.
+  const retried = await commit(id, { 'ci.job': '1' });
+  assert.equal(retried.statusCode, 201);
+  assert.equal(retried.json().snapshot.id, snap.id);
   assert.equal((await putNode(id, 'node-c', clusterip)).statusCode, 404);
+  assert.equal((await t.app.inject({ method: 'GET', url: `/v1/uploads/${id}` })).statusCode, 404);
+  assert.equal((await t.app.inject({ method: 'DELETE', url: `/v1/uploads/${id}` })).statusCode, 404);
+  assert.equal((await t.app.inject({ method: 'GET', url: '/v1/clusters/steps/snapshots' })).json().items.length, 1);
 });
 
 test('a node put again replaces the first; a stored dump is not parsed again; a bad dump is located and not staged', async () => {

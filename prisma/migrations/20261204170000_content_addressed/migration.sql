@@ -41,6 +41,8 @@ CREATE TABLE "upload" (
     "manifests_blob_id" BIGINT,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "expires_at" TIMESTAMPTZ(3) NOT NULL,
+    "committed_snapshot_id" UUID,
+    "committed_created" BOOLEAN,
 
     CONSTRAINT "upload_pkey" PRIMARY KEY ("id")
 );
@@ -117,6 +119,7 @@ ALTER TABLE "blob_parse" ADD CONSTRAINT "blob_parse_blob_id_fkey" FOREIGN KEY ("
 ALTER TABLE "snapshot_node" ADD CONSTRAINT "snapshot_node_blob_id_fkey" FOREIGN KEY ("blob_id") REFERENCES "blob"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 ALTER TABLE "snapshot" ADD CONSTRAINT "snapshot_manifests_blob_id_fkey" FOREIGN KEY ("manifests_blob_id") REFERENCES "blob"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 ALTER TABLE "upload" ADD CONSTRAINT "upload_manifests_blob_id_fkey" FOREIGN KEY ("manifests_blob_id") REFERENCES "blob"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+ALTER TABLE "upload" ADD CONSTRAINT "upload_committed_snapshot_id_fkey" FOREIGN KEY ("committed_snapshot_id") REFERENCES "snapshot"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 ALTER TABLE "upload_node" ADD CONSTRAINT "upload_node_upload_id_fkey" FOREIGN KEY ("upload_id") REFERENCES "upload"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 ALTER TABLE "upload_node" ADD CONSTRAINT "upload_node_blob_id_fkey" FOREIGN KEY ("blob_id") REFERENCES "blob"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 ALTER TABLE "snapshot_reupload" ADD CONSTRAINT "snapshot_reupload_snapshot_id_fkey" FOREIGN KEY ("snapshot_id") REFERENCES "snapshot"("id") ON DELETE CASCADE ON UPDATE CASCADE;
