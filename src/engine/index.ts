@@ -9,7 +9,7 @@ export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts'
 export {
   ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
 } from './kube/index.ts';
-export { CHECKS, runAudit } from './checks/index.ts';
+export { CHECKS, NodeByNodeAudit, runAudit } from './checks/index.ts';
 export { diffSnapshots } from './diff/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';

@@ -5,10 +5,10 @@
 import { affinityStale } from './affinity-stale.ts';
 import { blackHoles } from './black-holes.ts';
 import { endpointDrift } from './endpoint-drift.ts';
-import { nodeDisagreement } from './node-disagreement.ts';
+import { NodeDisagreementCheck, nodeDisagreement } from './node-disagreement.ts';
 import { serviceRules } from './service-rules.ts';
 import { unevenSplit } from './uneven-split.ts';
-import type { AuditInput, Check, Finding, FindingSeverity } from './types.ts';
+import type { AuditInput, AuditNode, Check, Finding, FindingSeverity } from './types.ts';
 
 /** Every check, in the order they run. */
 export const CHECKS: readonly Check[] = Object.freeze([
@@ -55,6 +55,41 @@ export function runAudit(input: AuditInput, checks: readonly Check[] = CHECKS): 
   const findings: Finding[] = [];
   for (const check of checks) findings.push(...check(input));
   return findings.sort(compareFindings);
+}
+
+/**
+ * The whole audit (every check) one node at a time, for clusters whose rules do not fit in memory
+ * together: `add` each node, then `report` each node that `disagreeing` names (given its rules
+ * again), then `finish`. The findings equal runAudit's on the same nodes in the same order: every
+ * check but node-disagreement looks at one node at a time, and that one keeps only what it compares.
+ */
+export class NodeByNodeAudit {
+  private readonly findings: Finding[] = [];
+  private readonly disagreement: NodeDisagreementCheck;
+  private readonly perNode = CHECKS.filter((c) => c !== nodeDisagreement);
+
+  constructor(private readonly context: Omit<AuditInput, 'nodes'>) {
+    this.disagreement = new NodeDisagreementCheck(context);
+  }
+
+  add(node: AuditNode): void {
+    const input = { ...this.context, nodes: [node] };
+    for (const check of this.perNode) this.findings.push(...check(input));
+    this.disagreement.observe(node);
+  }
+
+  /** The nodes to `report` once every node was added. */
+  disagreeing(): string[] {
+    return this.disagreement.disagreeing();
+  }
+
+  report(node: AuditNode): void {
+    this.findings.push(...this.disagreement.report(node));
+  }
+
+  finish(): Finding[] {
+    return this.findings.sort(compareFindings);
+  }
 }
 
 export { affinityStale, blackHoles, endpointDrift, nodeDisagreement, serviceRules, unevenSplit };

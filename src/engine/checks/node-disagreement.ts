@@ -21,7 +21,7 @@ import type { ExpectedPort } from './expected.ts';
 import { nodeRules, percent, uniqueRefs } from './node-rules.ts';
 import type { Frontend } from './probe.ts';
 import { clusterIPFrontends, distribution, externalFrontends, outcomeKey, outsideClient, probe, stepRef, verdictStep } from './probe.ts';
-import type { AuditNode, Check, Finding, FindingRule } from './types.ts';
+import type { AuditInput, AuditNode, Check, Finding, FindingRule } from './types.ts';
 
 const CHECK = 'node-disagreement';
 
@@ -48,41 +48,41 @@ function expectedDistribution(e: ExpectedPort): Map<string, number> {
   return new Map(e.cluster.map((x) => [x.key, 1 / e.cluster.length]));
 }
 
+/** What one node did with one probe: the distribution only; the trace is found again when reported. */
 interface Observation {
-  readonly node: AuditNode;
+  readonly node: AuditNode['name'];
   readonly frontend: Frontend;
-  readonly result: TraceResult;
   readonly dist: Map<string, number>;
 }
 
 /** One comparable frontend across nodes: the same packet, except the NodePort, which each node answers on its own address. */
 interface Probe {
   readonly label: string;
-  readonly frontends: Map<AuditNode, Frontend>;
+  /** The frontend on a node (node-independent unless it is the NodePort on each node's address). */
+  readonly frontendOn: (node: AuditNode) => Frontend | undefined;
 }
 
-function probesOf(e: ExpectedPort, nodes: readonly AuditNode[], family: Family): Probe[] {
+/** The probes of a port; `first` is any node (the shared frontends do not depend on it). */
+function probesOf(e: ExpectedPort, family: Family, first: AuditNode): Probe[] {
   const out: Probe[] = [];
   const shared = [
     ...(e.internalPolicyLocal ? [] : clusterIPFrontends(e)),
-    ...(e.externalPolicyLocal ? [] : externalFrontends({ ...e, nodePort: null }, nodes[0], family)),
+    ...(e.externalPolicyLocal ? [] : externalFrontends({ ...e, nodePort: null }, first, family)),
   ];
-  for (const f of shared) out.push({ label: f.label, frontends: new Map(nodes.map((n) => [n, f])) });
+  for (const f of shared) out.push({ label: f.label, frontendOn: () => f });
   if (e.nodePort !== null && !e.externalPolicyLocal) {
-    const frontends = new Map<AuditNode, Frontend>();
-    for (const n of nodes) {
-      const f = externalFrontends({ ...e, loadBalancerIPs: [], externalIPs: [] }, n, family)[0];
-      if (f) frontends.set(n, f);
-    }
-    out.push({ label: `NodePort ${e.nodePort} (on each node's address)`, frontends });
+    out.push({
+      label: `NodePort ${e.nodePort} (on each node's address)`,
+      frontendOn: (n) => externalFrontends({ ...e, loadBalancerIPs: [], externalIPs: [] }, n, family)[0],
+    });
   }
   return out;
 }
 
-function rulesShowing(e: ExpectedPort, o: Observation, differs: (key: string) => boolean): FindingRule[] {
+function rulesShowing(e: ExpectedPort, result: TraceResult, differs: (key: string) => boolean): FindingRule[] {
   const refs: FindingRule[] = [];
   const own = new Set(Object.values(e.chains));
-  for (const out of o.result.outcomes) {
+  for (const out of result.outcomes) {
     if (!differs(outcomeKey(out))) continue;
     const step = verdictStep(out);
     if (!step) continue;
@@ -94,74 +94,135 @@ function rulesShowing(e: ExpectedPort, o: Observation, differs: (key: string) =>
   }
   if (refs.length > 0) return refs;
   // The node lacks something the others have: show where its endpoint list is.
-  for (const out of o.result.outcomes) {
+  for (const out of result.outcomes) {
     for (const s of out.path) if (own.has(s.chain) && splitChainName(s.chain)?.kind !== 'SEP') refs.push(stepRef(s));
   }
   return refs;
 }
 
-function compare(e: ExpectedPort, nodes: readonly AuditNode[], family: Family): Finding[] {
-  const expected = expectedDistribution(e);
-  // Per disagreeing node: the frontends and what they show.
-  const byNode = new Map<AuditNode, { parts: string[]; rules: FindingRule[] }>();
-  for (const p of probesOf(e, nodes, family)) {
-    const obs: Observation[] = [];
-    for (const [node, frontend] of p.frontends) {
-      const result = probe(node, outsideClient(e.service, node, family), frontend);
-      if (typeof result !== 'string') obs.push({ node, frontend, result, dist: distribution(result) });
+/** A node's observation that disagrees with the reference, and what to say about it. */
+interface Disagreement {
+  readonly e: ExpectedPort;
+  readonly family: Family;
+  readonly o: Observation;
+  readonly part: string;
+  readonly differs: (key: string) => boolean;
+}
+
+interface FamilyState {
+  /** The Cluster-policy split is the same for every node; the first node's view gives the ports. */
+  readonly ports: readonly ExpectedPort[];
+  readonly probes: readonly Probe[][];
+  /** Per port, per probe: the nodes' observations in the order the nodes came. */
+  readonly observations: Observation[][][];
+  nodes: number;
+}
+
+/**
+ * The check node by node: `observe` each node (its probes are traced and only their outcome
+ * distributions kept), then `disagreements` names the nodes to show, and `report` turns each
+ * into findings with that node's traces. Memory holds one node's rules at a time.
+ */
+export class NodeDisagreementCheck {
+  private readonly families = new Map<Family, FamilyState>();
+  private found: Disagreement[] | null = null;
+
+  constructor(private readonly input: Omit<AuditInput, 'nodes'>) {}
+
+  observe(node: AuditNode): void {
+    const family = nodeRules(node).family;
+    let state = this.families.get(family);
+    if (!state) {
+      const ports = expectedPorts(this.input.model, node.name, family);
+      const probes = ports.map((e) => probesOf(e, family, node));
+      state = { ports, probes, observations: probes.map((ps) => ps.map(() => [])), nodes: 0 };
+      this.families.set(family, state);
     }
-    if (obs.length < 2) continue;
-    const groups: Observation[][] = [];
-    for (const o of obs) {
-      const g = groups.find((x) => same(x[0].dist, o.dist));
-      if (g) g.push(o);
-      else groups.push([o]);
-    }
-    if (groups.length < 2) continue;
-    const reference = groups.find((g) => same(g[0].dist, expected)) ?? groups.reduce((a, b) => (b.length > a.length ? b : a));
-    const ref = reference[0].dist;
-    const refNodes = reference.map((o) => o.node.name);
-    const refName = refNodes.length === 1 ? refNodes[0] : `${refNodes.slice(0, 3).join(', ')}${refNodes.length > 3 ? ` and ${refNodes.length - 3} more` : ''}`;
-    for (const g of groups) {
-      if (g === reference) continue;
-      for (const o of g) {
-        const onlyHere = [...o.dist.keys()].filter((k) => !ref.has(k));
-        const onlyThere = [...ref.keys()].filter((k) => !o.dist.has(k));
-        const detail: string[] = [];
-        if (onlyHere.length > 0) detail.push(`only ${o.node.name} sends to ${onlyHere.join(', ')}`);
-        if (onlyThere.length > 0) detail.push(`only ${refName} send${refNodes.length === 1 ? 's' : ''} to ${onlyThere.join(', ')}`);
-        if (detail.length === 0) detail.push(`the shares differ: ${describe(o.dist)} against ${describe(ref)}`);
-        const entry = byNode.get(o.node) ?? { parts: [], rules: [] };
-        entry.parts.push(`${o.frontend.label}: ${detail.join('; ')}`);
-        const onlyHereSet = new Set(onlyHere);
-        entry.rules.push(...rulesShowing(e, o, onlyHere.length > 0 ? (k) => onlyHereSet.has(k) : (k) => Math.abs((o.dist.get(k) ?? 0) - (ref.get(k) ?? 0)) > TOLERANCE));
-        byNode.set(o.node, entry);
+    state.nodes++;
+    for (const [i, e] of state.ports.entries()) {
+      for (const [j, p] of state.probes[i].entries()) {
+        const frontend = p.frontendOn(node);
+        if (!frontend) continue;
+        const result = probe(node, outsideClient(e.service, node, family), frontend);
+        if (typeof result !== 'string') state.observations[i][j].push({ node: node.name, frontend, dist: distribution(result) });
       }
     }
   }
-  const out: Finding[] = [];
-  for (const [node, { parts, rules }] of byNode) {
-    out.push({
+
+  /** The nodes that disagree with the reference on some probe, in the order they were observed. */
+  disagreeing(): string[] {
+    this.found ??= this.judge();
+    return [...new Set(this.found.map((d) => d.o.node))];
+  }
+
+  /** The findings of a node named by `disagreeing`, traced again on its rules. */
+  report(node: AuditNode): Finding[] {
+    this.found ??= this.judge();
+    const byPort = new Map<ExpectedPort, { parts: string[]; rules: FindingRule[] }>();
+    for (const d of this.found) {
+      if (d.o.node !== node.name) continue;
+      const result = probe(node, outsideClient(d.e.service, node, d.family), d.o.frontend);
+      const entry = byPort.get(d.e) ?? { parts: [], rules: [] };
+      entry.parts.push(d.part);
+      if (typeof result !== 'string') entry.rules.push(...rulesShowing(d.e, result, d.differs));
+      byPort.set(d.e, entry);
+    }
+    return [...byPort].map(([e, { parts, rules }]) => ({
       check: CHECK, severity: 'warning', node: node.name, service: e.service.key, port: e.label,
       message: `node ${node.name} handles ${e.spn} differently from the other nodes, which its traffic policies (Cluster) do not explain — ${parts.join(' | ')}`,
       rules: uniqueRefs(rules),
-    });
+    }));
+  }
+
+  private judge(): Disagreement[] {
+    const out: Disagreement[] = [];
+    for (const [family, state] of this.families) {
+      if (state.nodes < 2) continue;
+      for (const [i, e] of state.ports.entries()) {
+        for (const obs of state.observations[i]) out.push(...compare(e, family, obs));
+      }
+    }
+    return out;
+  }
+}
+
+function compare(e: ExpectedPort, family: Family, obs: readonly Observation[]): Disagreement[] {
+  if (obs.length < 2) return [];
+  const groups: Observation[][] = [];
+  for (const o of obs) {
+    const g = groups.find((x) => same(x[0].dist, o.dist));
+    if (g) g.push(o);
+    else groups.push([o]);
+  }
+  if (groups.length < 2) return [];
+  const expected = expectedDistribution(e);
+  const reference = groups.find((g) => same(g[0].dist, expected)) ?? groups.reduce((a, b) => (b.length > a.length ? b : a));
+  const ref = reference[0].dist;
+  const refNodes = reference.map((o) => o.node);
+  const refName = refNodes.length === 1 ? refNodes[0] : `${refNodes.slice(0, 3).join(', ')}${refNodes.length > 3 ? ` and ${refNodes.length - 3} more` : ''}`;
+  const out: Disagreement[] = [];
+  for (const g of groups) {
+    if (g === reference) continue;
+    for (const o of g) {
+      const onlyHere = [...o.dist.keys()].filter((k) => !ref.has(k));
+      const onlyThere = [...ref.keys()].filter((k) => !o.dist.has(k));
+      const detail: string[] = [];
+      if (onlyHere.length > 0) detail.push(`only ${o.node} sends to ${onlyHere.join(', ')}`);
+      if (onlyThere.length > 0) detail.push(`only ${refName} send${refNodes.length === 1 ? 's' : ''} to ${onlyThere.join(', ')}`);
+      if (detail.length === 0) detail.push(`the shares differ: ${describe(o.dist)} against ${describe(ref)}`);
+      const onlyHereSet = new Set(onlyHere);
+      const differs = onlyHere.length > 0
+        ? (k: string) => onlyHereSet.has(k)
+        : (k: string) => Math.abs((o.dist.get(k) ?? 0) - (ref.get(k) ?? 0)) > TOLERANCE;
+      out.push({ e, family, o, part: `${o.frontend.label}: ${detail.join('; ')}`, differs });
+    }
   }
   return out;
 }
 
 export const nodeDisagreement: Check = (input) => {
-  const out: Finding[] = [];
-  // Compared per address family: each family's rules are a ruleset of their own.
-  const families = new Map<Family, AuditNode[]>();
-  for (const node of input.nodes) {
-    const f = nodeRules(node).family;
-    families.set(f, [...(families.get(f) ?? []), node]);
-  }
-  for (const [family, nodes] of families) {
-    if (nodes.length < 2) continue;
-    // The Cluster-policy split is the same for every node; the first node's view gives the ports.
-    for (const e of expectedPorts(input.model, nodes[0].name, family)) out.push(...compare(e, nodes, family));
-  }
-  return out;
+  const check = new NodeDisagreementCheck(input);
+  for (const node of input.nodes) check.observe(node);
+  const byName = new Map(input.nodes.map((n) => [n.name, n]));
+  return check.disagreeing().flatMap((name) => check.report(byName.get(name)!));
 };

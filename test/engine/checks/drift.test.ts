@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runAudit } from '../../../src/engine/checks/index.ts';
+import { NodeByNodeAudit, runAudit } from '../../../src/engine/checks/index.ts';
 import type { Finding } from '../../../src/engine/checks/index.ts';
 import type { GenCluster, GenService } from '../../support/kube-gen.ts';
 import { auditInput, cluster, freePodIP, isPlain, key, notInfo, Picker, renderNode, sorted, summary } from './support.ts';
@@ -162,4 +162,24 @@ test('two nodes rendered from the same manifests agree, Local policies included'
   const a = cluster(21, 80);
   const findings = runAudit(auditInput(a.nodes.slice(0, 3).map((n) => renderNode(a, n)), a));
   assert.deepEqual(notInfo(findings).map(summary), []);
+});
+
+test('the audit node by node gives exactly the findings of the audit of all nodes at once', () => {
+  const a = cluster(14, 60);
+  const edits = edit(a);
+  const cases = [
+    // A lagging node among current ones (disagreements), and three nodes of one state (agreement).
+    [renderNode(a, 'node-001'), renderNode(edits.b, 'node-002'), renderNode(edits.b, 'node-003')],
+    a.nodes.slice(0, 3).map((n) => renderNode(edits.b, n)),
+    [renderNode(edits.b, 'node-002'), renderNode(a, 'node-001'), renderNode(a, 'node-003')],
+  ];
+  for (const nodes of cases) {
+    const input = auditInput(nodes, edits.b);
+    const whole = runAudit(input);
+    const byNode = new NodeByNodeAudit({ model: input.model, index: input.index });
+    for (const n of input.nodes) byNode.add(n);
+    for (const name of byNode.disagreeing()) byNode.report(input.nodes.find((n) => n.name === name)!);
+    assert.deepEqual(byNode.finish(), whole);
+  }
+  assert.ok(runAudit(auditInput(cases[0], edits.b)).some((f) => f.check === 'node-disagreement'));
 });
