@@ -37,6 +37,8 @@ export interface DiffOptions {
    * the same on both sides with all they reach (slower; the answer is the same: tests check it).
    */
   readonly exhaustive?: boolean;
+  /** Compare the manifests too (default true when a side has a model). */
+  readonly manifests?: boolean;
 }
 
 export interface DiffSummary {
@@ -101,7 +103,8 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
     ...(options.exhaustive ? { exhaustive: true } : {}),
   });
   const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts, deltas });
-  const manifests = a.model || b.model ? diffManifests(a.model, b.model) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
+  const manifests = (a.model || b.model) && options.manifests !== false
+    ? diffManifests(a.model, b.model) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
   const { added, removed, changed, unchanged } = reach.counts;
   return {
     summary: {
@@ -117,6 +120,52 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
     rules: rules.changes,
     manifests: manifests.changes,
     unpairedNodes: { a: onlyA, b: onlyB },
+  };
+}
+
+/**
+ * diffSnapshots one pair of nodes at a time, for snapshots whose rules do not fit in memory
+ * together: `load` gives a node's rules when its pair's turn comes (and may forget them after).
+ * The answer equals diffSnapshots' on all nodes at once: every change is a node's own, listed
+ * node by node in name order, and the caches the pairs share only save work.
+ */
+export function diffNodeByNode(
+  a: { readonly names: readonly string[]; readonly model?: DiffSide['model']; readonly index?: DiffSide['index'] },
+  b: { readonly names: readonly string[]; readonly model?: DiffSide['model']; readonly index?: DiffSide['index'] },
+  load: (side: 'a' | 'b', name: string) => DiffNode,
+  options: Omit<DiffOptions, 'node' | 'manifests'> = {},
+): DiffResult {
+  const side = (s: typeof a, nodes: DiffNode[]): DiffSide => ({ nodes, model: s.model ?? null, index: s.index ?? null });
+  // One node on each side: paired whatever their names (as diffSnapshots does).
+  if (a.names.length === 1 && b.names.length === 1) {
+    return diffSnapshots(side(a, [load('a', a.names[0])]), side(b, [load('b', b.names[0])]), options);
+  }
+  const inB = new Set(b.names);
+  const inA = new Set(a.names);
+  const paired = [...a.names].filter((n) => inB.has(n)).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const manifests = a.model || b.model ? diffManifests(a.model ?? null, b.model ?? null) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
+  const frontends: FrontendDiff[] = [];
+  const rules: RuleChange[] = [];
+  const sum = { added: 0, removed: 0, changed: 0, unchanged: 0 };
+  const endpoints = { added: 0, removed: 0 };
+  const changes = { verdictChanges: 0, masqueradeChanges: 0, probabilityChanges: 0 };
+  const ruleCounts = { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 };
+  for (const name of paired) {
+    const r = diffSnapshots(side(a, [load('a', name)]), side(b, [load('b', name)]), { ...options, node: name, manifests: false });
+    frontends.push(...r.frontends);
+    rules.push(...r.rules);
+    for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += r.summary.frontends[k];
+    endpoints.added += r.summary.endpoints.added;
+    endpoints.removed += r.summary.endpoints.removed;
+    for (const k of Object.keys(changes) as (keyof typeof changes)[]) changes[k] += r.summary[k];
+    for (const k of Object.keys(ruleCounts) as (keyof typeof ruleCounts)[]) ruleCounts[k] += r.summary.rules[k];
+  }
+  return {
+    summary: { frontends: sum, endpoints, ...changes, rules: ruleCounts, manifests: manifests.counts },
+    frontends,
+    rules,
+    manifests: manifests.changes,
+    unpairedNodes: { a: a.names.filter((n) => !inB.has(n)), b: b.names.filter((n) => !inA.has(n)) },
   };
 }
 

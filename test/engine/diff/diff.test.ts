@@ -220,3 +220,40 @@ test('two 10,000-Service nodes: the time the diff takes', (t) => {
   assert.equal(d.summary.frontends.removed, 1);
   assert.ok(d.summary.frontends.changed >= 1);
 });
+
+test('the diff pair by pair equals the diff of all nodes at once (nodes added and removed too)', async () => {
+  const { diffNodeByNode } = await import('../../../src/engine/diff/index.ts');
+  const a = generateCluster({ seed: SEED, services: 80 });
+  const b = structuredClone(a);
+  const victim = b.services.find((s) => plain(s))!;
+  victim.endpoints.pop();
+  b.services = b.services.filter((s) => s !== b.services.find((x) => x !== victim && plain(x)));
+  const nodeOf = (c: GenCluster, name: string, i: number) => {
+    const view = { ...c, nodeName: name, nodeIPs: [`192.168.7.${i + 1}`] };
+    return { name, addresses: view.nodeIPs, ruleset: completeKubeProxy(parseDump(renderIptablesSave(view))) };
+  };
+  const modelOf = (c: GenCluster) => readClusterModel([JSON.parse(renderManifests(c))]).model;
+  const [ma, mb] = [modelOf(a), modelOf(b)];
+  const namesA = a.nodes.slice(0, 3);
+  const namesB = [a.nodes[1], a.nodes[0], a.nodes[3]].sort();
+  const nodesA = namesA.map((n) => nodeOf(a, n, a.nodes.indexOf(n)));
+  const nodesB = namesB.map((n) => nodeOf(b, n, a.nodes.indexOf(n)));
+  const whole = diffSnapshots(
+    { nodes: nodesA, model: ma, index: ChainNameIndex.fromModel(ma) },
+    { nodes: nodesB, model: mb, index: ChainNameIndex.fromModel(mb) },
+  );
+  const loaded: string[] = [];
+  const byPair = diffNodeByNode(
+    { names: namesA, model: ma, index: ChainNameIndex.fromModel(ma) },
+    { names: namesB, model: mb, index: ChainNameIndex.fromModel(mb) },
+    (s, name) => {
+      loaded.push(`${s}:${name}`);
+      return (s === 'a' ? nodesA : nodesB).find((n) => n.name === name)!;
+    },
+  );
+  assert.deepEqual(byPair, whole);
+  assert.ok(whole.frontends.length > 0 && whole.rules.length > 0 && whole.manifests.length > 0);
+  assert.deepEqual(whole.unpairedNodes, { a: [namesA[2]], b: [a.nodes[3]] });
+  // Only paired nodes are loaded, a pair at a time.
+  assert.deepEqual(loaded, [`a:${a.nodes[0]}`, `b:${a.nodes[0]}`, `a:${a.nodes[1]}`, `b:${a.nodes[1]}`]);
+});
