@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { buildApp } from '../src/app.ts';
 import { openDatabase } from '../src/store/database.ts';
 import { createSnapshotStore } from '../src/store/snapshot-store.ts';
+import { inPlaceAnalysis } from '../src/services/analysis-pool.ts';
 import { createSnapshotService } from '../src/services/snapshot-service.ts';
 import { createTraceService } from '../src/services/trace-service.ts';
 import { createTestDatabase } from '../test/store/helpers.ts';
@@ -23,7 +24,7 @@ export async function benchService(engine: Pick<EngineFigures, 'dump' | 'cluster
   const db = await openDatabase({ databaseUrl: testDb.url, dataDir: '' });
   try {
     const traceService = createTraceService();
-    const service = createSnapshotService({ store: createSnapshotStore(db), traceService });
+    const service = createSnapshotService({ store: createSnapshotStore(db), traceService, analysis: inPlaceAnalysis(db.pool) });
     const node = { name: 'node-0', addresses: engine.cluster.nodeIPs, rules: engine.dump };
     console.log(`\n== service: PostgreSQL ${testDb.url.replace(/\/\/[^@]*@/, '//')}`);
 
@@ -70,7 +71,7 @@ export async function benchService(engine: Pick<EngineFigures, 'dump' | 'cluster
       console.log(`trace through the stored snapshot over HTTP, ${samples.length} sequential requests from another process: median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 10 ms)`);
 
       // After a restart the first trace of a node reads its dump back from PostgreSQL and parses it.
-      const fresh = createSnapshotService({ store: createSnapshotStore(db), traceService });
+      const fresh = createSnapshotService({ store: createSnapshotStore(db), traceService, analysis: inPlaceAnalysis(db.pool) });
       const t2 = performance.now();
       await fresh.trace(id, { ...packets[0], node: 'node-0' });
       console.log(`first trace of a stored node after a restart (load + parse + trace): ${ms(performance.now() - t2)}`);
@@ -79,7 +80,7 @@ export async function benchService(engine: Pick<EngineFigures, 'dump' | 'cluster
       // from a service that has loaded neither (as after a restart), then again (the result is kept).
       const dumpB = renderIptablesSave(editHundred(engine.cluster));
       const next = await service.create('bench', { nodes: [{ ...node, rules: dumpB }], labels: { run: 'edited' } });
-      const restarted = createSnapshotService({ store: createSnapshotStore(db), traceService });
+      const restarted = createSnapshotService({ store: createSnapshotStore(db), traceService, analysis: inPlaceAnalysis(db.pool) });
       const t3 = performance.now();
       const diff = await restarted.diff({ from: created.snapshot.id, to: next.snapshot.id, limit: 100 });
       const firstDiff = performance.now() - t3;

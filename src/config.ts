@@ -35,6 +35,12 @@ export interface Config {
   readonly parseThreads: number;
   /** How long an upload in steps may stay uncommitted (SVCPATH_UPLOAD_TTL_HOURS). */
   readonly uploadTtlMs: number;
+  /** Worker threads for audits and diffs (SVCPATH_ANALYSIS_THREADS) ... */
+  readonly analysisThreads: number;
+  /** ... the heap of each, MiB (SVCPATH_ANALYSIS_HEAP_MB) ... */
+  readonly analysisHeapMb: number;
+  /** ... and how many may wait for one before 503 (SVCPATH_ANALYSIS_QUEUE). */
+  readonly analysisQueue: number;
 }
 
 export class ConfigError extends Error {
@@ -104,7 +110,8 @@ function logLevel(env: Env, problems: string[]): LogLevel {
 
 /**
  * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
- * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS and SVCPATH_UPLOAD_TTL_HOURS.
+ * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL_HOURS and
+ * SVCPATH_ANALYSIS_THREADS / _HEAP_MB / _QUEUE.
  * Throws a ConfigError listing every invalid value.
  */
 export function loadConfig(env: Env = process.env): Config {
@@ -123,6 +130,9 @@ export function loadConfig(env: Env = process.env): Config {
     cacheBytes: integer(env, 'SVCPATH_CACHE_MB', 1536, 16, 1024 * 1024, problems) * MIB,
     parseThreads: integer(env, 'SVCPATH_PARSE_THREADS', Math.max(1, Math.min(4, availableParallelism() - 1)), 0, 64, problems),
     uploadTtlMs: integer(env, 'SVCPATH_UPLOAD_TTL_HOURS', 24, 1, 24 * 365, problems) * 3600_000,
+    analysisThreads: integer(env, 'SVCPATH_ANALYSIS_THREADS', 1, 1, 64, problems),
+    analysisHeapMb: integer(env, 'SVCPATH_ANALYSIS_HEAP_MB', 1024, 128, 1024 * 1024, problems),
+    analysisQueue: integer(env, 'SVCPATH_ANALYSIS_QUEUE', 16, 0, 10_000, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -9,14 +9,18 @@ import { createSnapshotStore } from './store/snapshot-store.ts';
 import { createSnapshotService } from './services/snapshot-service.ts';
 import { createTraceService } from './services/trace-service.ts';
 import { createParsePool } from './services/parse-pool.ts';
+import { createAnalysisPool } from './services/analysis-pool.ts';
 
 const config = loadConfig();
 const started = performance.now();
 const db = await openDatabase(config, { log: (m) => console.error(`[db] ${m}`) });
 const traceService = createTraceService();
 const parsePool = createParsePool({ threads: config.parseThreads });
+const analysis = createAnalysisPool({
+  connectionString: db.connectionString, threads: config.analysisThreads, heapMb: config.analysisHeapMb, queue: config.analysisQueue,
+});
 const snapshotService = createSnapshotService({
-  store: createSnapshotStore(db), traceService, parsePool, cacheBytes: config.cacheBytes, uploadTtlMs: config.uploadTtlMs,
+  store: createSnapshotStore(db), traceService, parsePool, analysis, cacheBytes: config.cacheBytes, uploadTtlMs: config.uploadTtlMs,
   log: (m) => app.log.warn(m),
 });
 const app = await buildApp({
@@ -36,6 +40,7 @@ async function shutdown(signal: string): Promise<void> {
   clearInterval(sweeping);
   await app.close().catch(() => {});
   await parsePool.close().catch(() => {});
+  await analysis.close().catch(() => {});
   await db.close().catch(() => {});
   process.exit(0);
 }

@@ -10,7 +10,7 @@ export {
   ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
 } from './kube/index.ts';
 export { CHECKS, NodeByNodeAudit, runAudit } from './checks/index.ts';
-export { diffNodeByNode, diffSnapshots } from './diff/index.ts';
+export { diffNodeByNode, diffSnapshots, NodeByNodeDiff } from './diff/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
 export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';

@@ -20,7 +20,7 @@ export function createParsePool(options: { threads: number }): ParsePool {
     };
   }
   const pool = new Piscina({
-    filename: new URL('./parse-worker.ts', import.meta.url).href,
+    filename: new URL('./parse-worker.mjs', import.meta.url).href,
     minThreads: 0,
     maxThreads: options.threads,
     idleTimeout: 30_000,

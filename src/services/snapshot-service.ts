@@ -4,13 +4,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { DiffResult, FormatOption, Protocol, Ruleset } from '../engine/index.ts';
-import { EngineError, detectFormat, diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
+import { EngineError, resolveServiceFrontends } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import type { CommitOutcome, IdentityNode, SnapshotStore, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
 import { checkError } from './dump-summary.ts';
 import type { SummaryJson } from './dump-summary.ts';
 import type { ParsePool } from './parse-pool.ts';
 import { createParsePool } from './parse-pool.ts';
+import type { AnalysisPool } from './analysis-pool.ts';
 import { createRulesetCache } from './ruleset-cache.ts';
 import type { TraceService } from './trace-service.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
@@ -90,6 +91,8 @@ export interface SnapshotServiceDeps {
   readonly parsePool?: ParsePool;
   /** How long an upload in steps may stay uncommitted (default 24 h). */
   readonly uploadTtlMs?: number;
+  /** Where audits and diffs run (analysis-pool.ts: worker threads, or in place). */
+  readonly analysis: AnalysisPool;
   /** Told about background work that failed (the sweep). */
   readonly log?: (message: string) => void;
   /** How long a snapshot's metadata is reused by traces (default 60 s). */
@@ -425,13 +428,12 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     async audit(id) {
       const hit = audits.get(id);
       if (hit) return hit;
-      const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
-      const meaning = await meaningOf(s);
-      if (!meaning) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
-      const auditNodes = [];
-      for (const n of nodes) auditNodes.push({ name: n.name, addresses: n.addresses, ruleset: await rulesetOf(s.id, n) });
+      const { snapshot: s } = await snapshotWithStoredNodes(id);
+      if (!s.manifestsSha256) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
+      const findings = await deps.analysis.audit({ snapshot: s.id });
+      if (!Array.isArray(findings)) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
       // Snapshots never change: the report is computed once.
-      const report = { snapshot: s.id, findings: runAudit({ nodes: auditNodes, model: meaning.model, index: meaning.index }) };
+      const report = { snapshot: s.id, findings };
       audits.set(id, report);
       while (audits.size > 64) audits.delete(audits.keys().next().value!);
       return report;
@@ -442,27 +444,17 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       const key = `${q.from}|${q.to}|${q.node ?? ''}`;
       let pending = diffs.get(key);
       if (!pending) {
-        const side = async (id: string) => {
-          const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
-          const meaning = await meaningOf(s);
-          const sideNodes = [];
-          for (const n of nodes) {
-            if (q.node !== undefined && n.name !== q.node) continue;
-            sideNodes.push({ name: n.name, addresses: n.addresses, ruleset: await rulesetOf(s.id, n) });
-          }
-          return { nodes: sideNodes, model: meaning?.model ?? null, index: meaning?.index ?? null };
-        };
         const compute = async (): Promise<DiffResult> => {
-          const [a, b] = [await side(q.from), await side(q.to)];
-          if (q.node !== undefined && (a.nodes.length === 0 || b.nodes.length === 0)) {
-            throw new AppError('NOT_FOUND', `node ${q.node} is not in both snapshots`);
-          }
+          await Promise.all([mustGet(q.from), mustGet(q.to)]);
+          let result;
           try {
-            return diffSnapshots(a, b, q.node !== undefined ? { node: q.node } : {});
+            result = await deps.analysis.diff({ from: q.from, to: q.to, ...(q.node !== undefined ? { node: q.node } : {}) });
           } catch (e) {
             if (e instanceof EngineError) throw new AppError('NOT_FOUND', e.message);
             throw e;
           }
+          if ('missing' in result) throw new AppError('NOT_FOUND', `node ${q.node} is not in both snapshots`);
+          return result;
         };
         // Snapshots never change: a diff is computed once and kept (a failure is not).
         pending = compute();

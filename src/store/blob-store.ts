@@ -103,7 +103,7 @@ async function chunkIds(client: PoolClient, shas: readonly Buffer[]): Promise<Ma
 }
 
 /** The blob's bytes, exactly as stored. */
-export async function readBlob(db: Pool | PoolClient, id: string): Promise<Buffer> {
+export async function readBlob(db: Pick<Pool, 'query'> | PoolClient, id: string): Promise<Buffer> {
   const { rows } = await db.query<{ encoding: number; data: Buffer }>(
     `SELECT c.encoding, c.data FROM blob b CROSS JOIN LATERAL unnest(b.chunks) WITH ORDINALITY AS u(id, n)
      JOIN chunk c ON c.id = u.id WHERE b.id = $1 ORDER BY u.n`,

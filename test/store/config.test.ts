@@ -21,6 +21,9 @@ describe('loadConfig', () => {
         cacheBytes: 1536 * 1024 * 1024,
         parseThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
         uploadTtlMs: 24 * 3600_000,
+        analysisThreads: 1,
+        analysisHeapMb: 1024,
+        analysisQueue: 16,
       },
     );
     assert.ok(Object.isFrozen(config));

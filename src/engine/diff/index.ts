@@ -123,50 +123,79 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
   };
 }
 
+/** A side of a diff made node by node: its node names, and its model where it has manifests. */
+export interface NamedSide {
+  readonly names: readonly string[];
+  readonly model?: DiffSide['model'];
+  readonly index?: DiffSide['index'];
+}
+
 /**
  * diffSnapshots one pair of nodes at a time, for snapshots whose rules do not fit in memory
- * together: `load` gives a node's rules when its pair's turn comes (and may forget them after).
- * The answer equals diffSnapshots' on all nodes at once: every change is a node's own, listed
- * node by node in name order, and the caches the pairs share only save work.
+ * together: `add` the nodes of each of `pairs()` in turn (their rules may go after), then
+ * `finish`. The answer equals diffSnapshots' on all nodes at once: every change is a node's own,
+ * listed node by node in name order, and the caches the pairs share only save work.
  */
+export class NodeByNodeDiff {
+  readonly pairs: readonly (readonly [string, string])[];
+  private readonly frontends: FrontendDiff[] = [];
+  private readonly rules: RuleChange[] = [];
+  private readonly sum = { added: 0, removed: 0, changed: 0, unchanged: 0 };
+  private readonly endpoints = { added: 0, removed: 0 };
+  private readonly changes = { verdictChanges: 0, masqueradeChanges: 0, probabilityChanges: 0 };
+  private readonly ruleCounts = { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 };
+  /** One node on each side: paired whatever their names, as diffSnapshots does. */
+  private readonly single: boolean;
+  private whole: DiffResult | null = null;
+
+  constructor(private readonly a: NamedSide, private readonly b: NamedSide, private readonly options: Omit<DiffOptions, 'node' | 'manifests'> = {}) {
+    this.single = a.names.length === 1 && b.names.length === 1;
+    const inB = new Set(b.names);
+    this.pairs = this.single
+      ? [[a.names[0], b.names[0]]]
+      : a.names.filter((n) => inB.has(n)).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).map((n) => [n, n] as const);
+  }
+
+  add(na: DiffNode, nb: DiffNode): void {
+    const side = (s: NamedSide, n: DiffNode): DiffSide => ({ nodes: [n], model: s.model ?? null, index: s.index ?? null });
+    if (this.single) {
+      this.whole = diffSnapshots(side(this.a, na), side(this.b, nb), this.options);
+      return;
+    }
+    const r = diffSnapshots(side(this.a, na), side(this.b, nb), { ...this.options, node: na.name, manifests: false });
+    this.frontends.push(...r.frontends);
+    this.rules.push(...r.rules);
+    for (const k of Object.keys(this.sum) as (keyof typeof this.sum)[]) this.sum[k] += r.summary.frontends[k];
+    this.endpoints.added += r.summary.endpoints.added;
+    this.endpoints.removed += r.summary.endpoints.removed;
+    for (const k of Object.keys(this.changes) as (keyof typeof this.changes)[]) this.changes[k] += r.summary[k];
+    for (const k of Object.keys(this.ruleCounts) as (keyof typeof this.ruleCounts)[]) this.ruleCounts[k] += r.summary.rules[k];
+  }
+
+  finish(): DiffResult {
+    if (this.whole) return this.whole;
+    const { a, b } = this;
+    const manifests = a.model || b.model
+      ? diffManifests(a.model ?? null, b.model ?? null) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
+    const inA = new Set(a.names);
+    const inB = new Set(b.names);
+    return {
+      summary: { frontends: this.sum, endpoints: this.endpoints, ...this.changes, rules: this.ruleCounts, manifests: manifests.counts },
+      frontends: this.frontends,
+      rules: this.rules,
+      manifests: manifests.changes,
+      unpairedNodes: { a: a.names.filter((n) => !inB.has(n)), b: b.names.filter((n) => !inA.has(n)) },
+    };
+  }
+}
+
+/** NodeByNodeDiff with a loader that gives a node's rules when its pair's turn comes. */
 export function diffNodeByNode(
-  a: { readonly names: readonly string[]; readonly model?: DiffSide['model']; readonly index?: DiffSide['index'] },
-  b: { readonly names: readonly string[]; readonly model?: DiffSide['model']; readonly index?: DiffSide['index'] },
-  load: (side: 'a' | 'b', name: string) => DiffNode,
-  options: Omit<DiffOptions, 'node' | 'manifests'> = {},
+  a: NamedSide, b: NamedSide, load: (side: 'a' | 'b', name: string) => DiffNode, options: Omit<DiffOptions, 'node' | 'manifests'> = {},
 ): DiffResult {
-  const side = (s: typeof a, nodes: DiffNode[]): DiffSide => ({ nodes, model: s.model ?? null, index: s.index ?? null });
-  // One node on each side: paired whatever their names (as diffSnapshots does).
-  if (a.names.length === 1 && b.names.length === 1) {
-    return diffSnapshots(side(a, [load('a', a.names[0])]), side(b, [load('b', b.names[0])]), options);
-  }
-  const inB = new Set(b.names);
-  const inA = new Set(a.names);
-  const paired = [...a.names].filter((n) => inB.has(n)).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-  const manifests = a.model || b.model ? diffManifests(a.model ?? null, b.model ?? null) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
-  const frontends: FrontendDiff[] = [];
-  const rules: RuleChange[] = [];
-  const sum = { added: 0, removed: 0, changed: 0, unchanged: 0 };
-  const endpoints = { added: 0, removed: 0 };
-  const changes = { verdictChanges: 0, masqueradeChanges: 0, probabilityChanges: 0 };
-  const ruleCounts = { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 };
-  for (const name of paired) {
-    const r = diffSnapshots(side(a, [load('a', name)]), side(b, [load('b', name)]), { ...options, node: name, manifests: false });
-    frontends.push(...r.frontends);
-    rules.push(...r.rules);
-    for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += r.summary.frontends[k];
-    endpoints.added += r.summary.endpoints.added;
-    endpoints.removed += r.summary.endpoints.removed;
-    for (const k of Object.keys(changes) as (keyof typeof changes)[]) changes[k] += r.summary[k];
-    for (const k of Object.keys(ruleCounts) as (keyof typeof ruleCounts)[]) ruleCounts[k] += r.summary.rules[k];
-  }
-  return {
-    summary: { frontends: sum, endpoints, ...changes, rules: ruleCounts, manifests: manifests.counts },
-    frontends,
-    rules,
-    manifests: manifests.changes,
-    unpairedNodes: { a: a.names.filter((n) => !inB.has(n)), b: b.names.filter((n) => !inA.has(n)) },
-  };
+  const run = new NodeByNodeDiff(a, b, options);
+  for (const [na, nb] of run.pairs) run.add(load('a', na), load('b', nb));
+  return run.finish();
 }
 
 export { compareOutcomes, diffReachability } from './reachability.ts';

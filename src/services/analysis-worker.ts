@@ -1,0 +1,16 @@
+/**
+ * The analysis worker (piscina): audits and diffs (analysis.ts) off the main thread, within the
+ * heap limit the pool sets. It reads the dumps from the database over its own connections.
+ */
+import { workerData } from 'node:worker_threads';
+import pg from 'pg';
+import { auditStored, diffStored } from './analysis.ts';
+import type { AuditTask, DiffTask } from './analysis.ts';
+
+const pool = new pg.Pool({ connectionString: (workerData as { connectionString: string }).connectionString, max: 2 });
+// A connection the server drops (a restart) fails the task that uses it, never the worker.
+pool.on('error', () => {});
+pool.on('connect', (client) => client.on('error', () => {}));
+
+export const audit = (task: AuditTask) => auditStored(pool, task);
+export const diff = (task: DiffTask) => diffStored(pool, task);

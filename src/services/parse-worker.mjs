@@ -1,0 +1,6 @@
+// Entry of a parse worker thread: registers tsx's loader (a worker does not inherit the main
+// thread's) before loading the worker's module.
+import { register } from 'tsx/esm/api';
+
+register();
+export default (await import('./parse-worker.ts')).default;

@@ -1,0 +1,38 @@
+/**
+ * The reads an audit or a diff makes of a stored snapshot, over any pg pool (the analysis worker
+ * has its own): its nodes with where their dumps are, and its manifests.
+ */
+import type { Pool } from 'pg';
+import { readBlob } from './blob-store.ts';
+
+type Queryable = Pick<Pool, 'query'>;
+
+export interface StoredDumpRef {
+  readonly name: string;
+  readonly addresses: string[];
+  readonly format: string;
+  /** The table of an iptables -S dump, or null. */
+  readonly table: string | null;
+  readonly sha256: string;
+  readonly blobId: string;
+}
+
+/** The snapshot's nodes by name (only `node` when given). */
+export async function snapshotDumps(db: Queryable, snapshotId: string, node?: string): Promise<StoredDumpRef[]> {
+  const { rows } = await db.query<{ name: string; addresses: string[]; format: string; table_name: string | null; sha256: string; blob_id: string }>(
+    `SELECT name, addresses, format, summary->>'table' AS table_name, sha256, blob_id FROM snapshot_node
+     WHERE snapshot_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name`,
+    [snapshotId, node ?? null],
+  );
+  return rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256, blobId: r.blob_id }));
+}
+
+/** The snapshot's manifests as uploaded, or null. */
+export async function snapshotManifests(db: Queryable, snapshotId: string): Promise<string | null> {
+  const { rows: [s] } = await db.query<{ blob: string | null }>('SELECT manifests_blob_id AS blob FROM snapshot WHERE id = $1', [snapshotId]);
+  return s?.blob ? (await readBlob(db, s.blob)).toString('utf8') : null;
+}
+
+export async function dumpBytes(db: Queryable, ref: StoredDumpRef): Promise<Buffer> {
+  return readBlob(db, ref.blobId);
+}
