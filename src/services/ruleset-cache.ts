@@ -1,17 +1,19 @@
 /**
- * Parsed node dumps kept for traces, audits and diffs, bounded by an estimate of their memory
- * rather than by their number. Entries are keyed by content (dump sha256, format, table): a dump
- * shared by many nodes or versions is parsed once. Requests for a dump being parsed wait for that
- * parse instead of starting another.
+ * Parsed node dumps kept for traces, bounded by an estimate of their memory rather than by their
+ * number. Entries are keyed by content (dump sha256, format, table): a dump shared by many nodes
+ * or versions is parsed once. Requests for a dump being parsed wait for that parse instead of
+ * starting another.
  */
-import { completeKubeProxy, parseDump } from '../engine/index.ts';
+import { compiledRuleCount, completeKubeProxy, parseDump } from '../engine/index.ts';
 import type { FormatOption, Ruleset } from '../engine/index.ts';
 
 /**
- * A parsed ruleset holds the dump's text plus its chains and rule store, about 1.5 times the
- * dump's size as measured on kube-proxy dumps, and the tracer's compiled chains add to that.
+ * What a parsed dump costs, as measured on kube-proxy dumps of 2,000 and 10,000 Services: its
+ * text and the parsed chains and rule store, about 1.6 times the dump's size; and each rule a
+ * trace has compiled (with the parsed rule it keeps), about 3 KB.
  */
-export const BYTES_PER_DUMP_BYTE = 2.5;
+export const BYTES_PER_DUMP_BYTE = 1.6;
+export const BYTES_PER_COMPILED_RULE = 3000;
 
 export interface RulesetKey {
   readonly sha256: string;
@@ -20,13 +22,18 @@ export interface RulesetKey {
 }
 
 interface Entry {
-  readonly weight: number;
-  value: Promise<Ruleset>;
+  /** The dump's size; 0 until it is loaded. */
+  dumpBytes: number;
+  weight: number;
+  value: Promise<Ruleset> | null;
+  ruleset: Ruleset | null;
 }
 
 export interface RulesetCache {
   /** The completed ruleset of the dump; `load` fetches its bytes when it is not cached. */
   get(key: RulesetKey, load: () => Promise<Buffer>): Promise<Ruleset>;
+  /** Weighs the entries again (traces compile rules as they go) and evicts down to the budget. */
+  settle(): void;
   /** Bytes held, by the estimate above. */
   readonly bytes: number;
   readonly entries: number;
@@ -38,9 +45,17 @@ export function createRulesetCache(options: { budgetBytes: number }): RulesetCac
   let held = 0;
   const keyOf = (k: RulesetKey) => `${k.sha256}|${k.format}|${k.table ?? ''}`;
 
-  function evict(room: number): void {
+  const weigh = (e: Entry) => {
+    const w = Math.ceil(e.dumpBytes * BYTES_PER_DUMP_BYTE + (e.ruleset ? compiledRuleCount(e.ruleset) * BYTES_PER_COMPILED_RULE : 0));
+    held += w - e.weight;
+    e.weight = w;
+  };
+
+  /** Evicts the least recently used entries until `room` more bytes fit (the newest stays). */
+  function evict(room: number, keep?: string): void {
     for (const [key, e] of entries) {
       if (held + room <= options.budgetBytes) break;
+      if (key === keep) continue;
       entries.delete(key);
       held -= e.weight;
     }
@@ -53,31 +68,35 @@ export function createRulesetCache(options: { budgetBytes: number }): RulesetCac
       if (hit) {
         entries.delete(k);
         entries.set(k, hit);
-        return hit.value;
+        return hit.value!;
       }
-      const value: Promise<Ruleset> = (async () => {
+      const entry: Entry = { dumpBytes: 0, weight: 0, ruleset: null, value: null };
+      const value = (async () => {
         const raw = await load();
-        // Counted from the moment the size is known (evicting older entries to make room).
-        const w = Math.ceil(raw.length * BYTES_PER_DUMP_BYTE);
-        const pending = entries.get(k);
-        if (pending?.weight === 0) {
-          const { value: self } = pending;
-          entries.delete(k);
-          evict(w);
-          entries.set(k, { weight: w, value: self });
-          held += w;
+        // Counted from the moment the size is known, evicting older entries to make room.
+        entry.dumpBytes = raw.length;
+        if (entries.get(k) === entry) {
+          evict(Math.ceil(raw.length * BYTES_PER_DUMP_BYTE), k);
+          weigh(entry);
         }
-        return completeKubeProxy(parseDump(raw.toString('utf8'), { format: key.format as FormatOption, table: key.table }));
+        const rs = completeKubeProxy(parseDump(raw.toString('utf8'), { format: key.format as FormatOption, table: key.table }));
+        entry.ruleset = rs;
+        return rs;
       })();
-      entries.set(k, { weight: 0, value });
+      entry.value = value;
+      entries.set(k, entry);
       value.catch(() => {
-        const e = entries.get(k);
-        if (e?.value === value) {
+        if (entries.get(k) === entry) {
           entries.delete(k);
-          held -= e.weight;
+          held -= entry.weight;
         }
       });
       return value;
+    },
+    settle() {
+      for (const e of entries.values()) if (e.ruleset) weigh(e);
+      const newest = [...entries.keys()].pop();
+      evict(0, newest);
     },
     get bytes() { return held; },
     get entries() { return entries.size; },

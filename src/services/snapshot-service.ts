@@ -422,6 +422,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
           });
         }
       }
+      // The traces compiled rules: count them, and keep the cache within its budget.
+      rulesets.settle();
       return { snapshot: s.id, results };
     },
 

@@ -81,6 +81,8 @@ export interface CompiledChain {
 export interface CompiledRuleset {
   readonly ruleset: Ruleset;
   readonly tables: ReadonlyMap<string, ReadonlyMap<string, CompiledChain>>;
+  /** How many rules traces have compiled so far (what the compiled form costs grows with it). */
+  readonly stats: { rules: number };
 }
 
 const INDEX_THRESHOLD = 24;
@@ -565,13 +567,19 @@ class LazyCompiledChain implements CompiledChain {
     readonly length: number,
     private readonly ruleAt: (i: number) => Rule,
     private readonly chains: ReadonlyMap<string, Chain>,
+    private readonly stats: { rules: number },
     readonly index?: DispatchIndex,
   ) {
     this.compiled = new Array<CompiledRule | undefined>(length);
   }
 
   rule(i: number): CompiledRule {
-    return (this.compiled[i] ??= compileRule(this.ruleAt(i), this.chains));
+    let r = this.compiled[i];
+    if (r === undefined) {
+      r = this.compiled[i] = compileRule(this.ruleAt(i), this.chains);
+      this.stats.rules++;
+    }
+    return r;
   }
 }
 
@@ -601,29 +609,35 @@ function buildIndex(length: number, keys: (i: number) => { dst: string | null; p
  * read from a dump is indexed from the keys the parser kept, so a trace through a 10,000-Service
  * KUBE-SERVICES compiles the handful of rules that can match, not all of them.
  */
-export function compileChain(chain: Chain, chains: ReadonlyMap<string, Chain>): CompiledChain {
+export function compileChain(chain: Chain, chains: ReadonlyMap<string, Chain>, stats: { rules: number } = { rules: 0 }): CompiledChain {
   if (chain instanceof DumpChain) {
     const length = chain.ruleCount;
     const index = length < INDEX_THRESHOLD ? undefined : buildIndex(length, (i) => chain.dispatchAt(i));
-    return new LazyCompiledChain(chain, length, (i) => chain.ruleAt(i), chains, index);
+    return new LazyCompiledChain(chain, length, (i) => chain.ruleAt(i), chains, stats, index);
   }
   const rules = chain.rules;
   const index = rules.length < INDEX_THRESHOLD ? undefined : buildIndex(rules.length, (i) => dispatchKeys(rules[i]));
-  return new LazyCompiledChain(chain, rules.length, (i) => rules[i], chains, index);
+  return new LazyCompiledChain(chain, rules.length, (i) => rules[i], chains, stats, index);
 }
 
 const cache = new WeakMap<Ruleset, CompiledRuleset>();
+
+/** How many of the ruleset's rules traces have compiled (0 before the first trace). */
+export function compiledRuleCount(rs: Ruleset): number {
+  return cache.get(rs)?.stats.rules ?? 0;
+}
 
 /** Compiles lazily, chain by chain, and remembers the result for the ruleset. */
 export function compileRuleset(rs: Ruleset): CompiledRuleset {
   const hit = cache.get(rs);
   if (hit) return hit;
   const tables = new Map<string, Map<string, CompiledChain>>();
+  const stats = { rules: 0 };
   for (const t of rs.tables.values()) {
-    const lazy = new LazyChains(t.chains);
+    const lazy = new LazyChains(t.chains, stats);
     tables.set(t.name, lazy as unknown as Map<string, CompiledChain>);
   }
-  const compiled = { ruleset: rs, tables };
+  const compiled = { ruleset: rs, tables, stats };
   cache.set(rs, compiled);
   return compiled;
 }
@@ -631,13 +645,13 @@ export function compileRuleset(rs: Ruleset): CompiledRuleset {
 /** A read-only map that compiles a chain the first time a trace enters it. */
 class LazyChains {
   private readonly done = new Map<string, CompiledChain>();
-  constructor(private readonly chains: ReadonlyMap<string, Chain>) {}
+  constructor(private readonly chains: ReadonlyMap<string, Chain>, private readonly stats: { rules: number }) {}
   get(name: string): CompiledChain | undefined {
     let c = this.done.get(name);
     if (c) return c;
     const chain = this.chains.get(name);
     if (!chain) return undefined;
-    c = compileChain(chain, this.chains);
+    c = compileChain(chain, this.chains, this.stats);
     this.done.set(name, c);
     return c;
   }
