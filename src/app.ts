@@ -26,6 +26,8 @@ export interface AppOptions {
   readonly bodyLimit?: number;
   /** Largest node dump or manifests, and largest multipart upload in all (inflated bytes). */
   readonly uploadLimits?: UploadLimits;
+  /** Idle connection, whole-request (headers and body) timeouts in ms, and the most connections. */
+  readonly timeouts?: { readonly idleMs: number; readonly requestMs: number; readonly maxConnections: number };
   readonly traceService?: TraceService;
   /** Without it the app is stateless: /v1/trace and /health only. */
   readonly snapshotService?: SnapshotService;
@@ -39,10 +41,17 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 200 * 1024 * 1024,
-    // Uploads of 10,000-Service nodes take a while to parse and store.
-    requestTimeout: 0,
+    // A connection trickling a request is closed once idle, and a request must arrive whole in
+    // time (uploads of hundreds of MB included: the limit is generous, the idle one is not).
+    connectionTimeout: options.timeouts?.idleMs ?? 30_000,
+    requestTimeout: options.timeouts?.requestMs ?? 600_000,
+    keepAliveTimeout: 5_000,
+    // Node checks request and header timeouts on this interval (30 s by default).
+    http: { connectionsCheckingInterval: 1_000 },
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
   });
+  app.server.maxConnections = options.timeouts?.maxConnections ?? 1000;
+  app.server.headersTimeout = Math.min(30_000, options.timeouts?.requestMs ?? 600_000);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await app.register(errorHandler);
   await app.register(swagger, {

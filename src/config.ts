@@ -41,6 +41,12 @@ export interface Config {
   readonly analysisHeapMb: number;
   /** ... and how many may wait for one before 503 (SVCPATH_ANALYSIS_QUEUE). */
   readonly analysisQueue: number;
+  /** A connection that sends nothing for this long is closed (SVCPATH_IDLE_TIMEOUT_S) ... */
+  readonly idleTimeoutMs: number;
+  /** ... a request whose headers and body take longer than this gets 408 (SVCPATH_REQUEST_TIMEOUT_S) ... */
+  readonly requestTimeoutMs: number;
+  /** ... and connections beyond this many are refused (SVCPATH_MAX_CONNECTIONS). */
+  readonly maxConnections: number;
 }
 
 export class ConfigError extends Error {
@@ -133,6 +139,9 @@ export function loadConfig(env: Env = process.env): Config {
     analysisThreads: integer(env, 'SVCPATH_ANALYSIS_THREADS', 1, 1, 64, problems),
     analysisHeapMb: integer(env, 'SVCPATH_ANALYSIS_HEAP_MB', 1024, 128, 1024 * 1024, problems),
     analysisQueue: integer(env, 'SVCPATH_ANALYSIS_QUEUE', 16, 0, 10_000, problems),
+    idleTimeoutMs: integer(env, 'SVCPATH_IDLE_TIMEOUT_S', 30, 1, 3600, problems) * 1000,
+    requestTimeoutMs: integer(env, 'SVCPATH_REQUEST_TIMEOUT_S', 600, 1, 24 * 3600, problems) * 1000,
+    maxConnections: integer(env, 'SVCPATH_MAX_CONNECTIONS', 1000, 1, 1_000_000, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

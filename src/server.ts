@@ -27,6 +27,7 @@ const app = await buildApp({
   logger: { level: config.logLevel },
   bodyLimit: config.bodyLimitBytes,
   uploadLimits: { partBytes: config.nodeLimitBytes, totalBytes: config.uploadLimitBytes },
+  timeouts: { idleMs: config.idleTimeoutMs, requestMs: config.requestTimeoutMs, maxConnections: config.maxConnections },
   traceService,
   snapshotService,
   ping: () => snapshotService.ping(),

@@ -24,6 +24,9 @@ describe('loadConfig', () => {
         analysisThreads: 1,
         analysisHeapMb: 1024,
         analysisQueue: 16,
+        idleTimeoutMs: 30_000,
+        requestTimeoutMs: 600_000,
+        maxConnections: 1000,
       },
     );
     assert.ok(Object.isFrozen(config));
