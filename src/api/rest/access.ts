@@ -28,6 +28,10 @@ declare module 'fastify' {
     /** Who made the request; null on public routes and in apps built without access control. */
     principal: Principal | null;
   }
+  interface FastifyInstance {
+    /** Every route registered, with what it needs (for the test that no route is left to the default). */
+    readonly accessByRoute: ReadonlyArray<{ readonly method: string; readonly url: string; readonly listed: boolean; readonly access: RouteAccess }>;
+  }
 }
 
 export type RouteAccess =
@@ -82,7 +86,7 @@ export function routeAccess(method: string, url: string): RouteAccess {
 function describe(access: RouteAccess): string {
   if (access.kind !== 'rule') return '';
   if (access.scope === 'admin') return 'Needs the `admin` scope.';
-  const on = access.cluster ? ' on the cluster' : access.snapshots ? " on the snapshots' clusters" : access.upload ? " on the upload's cluster" : '';
+  const on = access.cluster ? ' on the cluster' : access.snapshots ? (access.snapshots.length === 1 ? " on the snapshot's cluster" : " on both snapshots' clusters") : access.upload ? " on the upload's cluster" : '';
   return `Needs the \`${access.scope}\` scope${on}.${access.filter ? ' Lists only the clusters the token may read.' : ''}`;
 }
 
@@ -116,9 +120,15 @@ export interface AccessOptions {
 async function accessPlugin(app: FastifyInstance, opts: AccessOptions): Promise<void> {
   const { authenticator, owners } = opts;
   app.decorateRequest('principal', null);
+  const routes: Array<{ method: string; url: string; listed: boolean; access: RouteAccess }> = [];
+  app.decorate('accessByRoute', routes);
 
   // The OpenAPI document says what each route needs (securitySchemes are set in app.ts).
   app.addHook('onRoute', (route: RouteOptions) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
+      const key = `${method === 'HEAD' ? 'GET' : method} ${route.url}`;
+      routes.push({ method, url: route.url, listed: Object.hasOwn(ROUTE_ACCESS, key), access: routeAccess(method, route.url) });
+    }
     const schema = route.schema as Record<string, unknown> | undefined;
     if (!schema || schema.hide) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -127,8 +137,11 @@ async function accessPlugin(app: FastifyInstance, opts: AccessOptions): Promise<
       schema.security = [];
       return;
     }
+    if (access.kind !== 'rule') return;
     const needs = describe(access);
-    if (needs) schema.description = typeof schema.description === 'string' ? `${schema.description}\n\n${needs}` : needs;
+    // A GET's HEAD route shares its schema: say it once.
+    const said = typeof schema.description === 'string' ? schema.description : '';
+    if (needs && !said.endsWith(needs)) schema.description = said ? `${said}\n\n${needs}` : needs;
     const response = schema.response as Record<string, unknown> | undefined;
     if (response) {
       response[401] ??= { $ref: 'Problem#' };
