@@ -19,6 +19,11 @@ import { snapshotRoutes } from './api/rest/snapshot-routes.ts';
 import type { UploadLimits } from './api/rest/snapshot-routes.ts';
 import { uploadRoutes } from './api/rest/upload-routes.ts';
 import { graphqlPlugin } from './api/graphql/index.ts';
+import { accessControl } from './api/rest/access.ts';
+import type { AccessOptions } from './api/rest/access.ts';
+import { tokenRoutes, tokenSchemas } from './api/rest/token-routes.ts';
+import { guardGraphql } from './api/graphql/access.ts';
+import type { TokenService } from './services/token-service.ts';
 
 export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
@@ -33,6 +38,8 @@ export interface AppOptions {
   readonly snapshotService?: SnapshotService;
   /** Answers when the database does (for /health). */
   readonly ping?: () => Promise<void>;
+  /** Tokens and who may do what (api/rest/access.ts); without it every request may do everything. */
+  readonly access?: AccessOptions & { readonly tokenService: TokenService };
 }
 
 export const API_VERSION = '0.1.0';
@@ -54,6 +61,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.server.headersTimeout = Math.min(30_000, options.timeouts?.requestMs ?? 600_000);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await app.register(errorHandler);
+  if (options.access) await app.register(accessControl, options.access);
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -68,7 +76,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         { name: 'audit', description: 'Where the rules and the manifests disagree' },
         { name: 'diff', description: 'What changed between two snapshots' },
         { name: 'health', description: 'Readiness' },
+        { name: 'tokens', description: 'API tokens (admin)' },
       ],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API token (`svcp_…`) or SVCPATH_ADMIN_TOKEN. Scopes: read, write, admin; see each operation.' },
+        },
+      },
+      security: [{ bearer: [] }],
     },
     // Only the tagged REST routes are documented (not /graphql, /graphiql or their assets).
     hideUntagged: true,
@@ -87,6 +102,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     await app.register(snapshotRoutes, { snapshotService: options.snapshotService, limits: uploadLimits });
     await app.register(uploadRoutes, { snapshotService: options.snapshotService, partBytes: uploadLimits.partBytes });
     await app.register(graphqlPlugin, { snapshotService: options.snapshotService });
+    if (options.access) guardGraphql(app, options.access.owners);
+  }
+  if (options.access) {
+    for (const schema of tokenSchemas) app.addSchema(schema);
+    await app.register(tokenRoutes, { tokenService: options.access.tokenService });
   }
   return app;
 }

@@ -14,7 +14,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Config {
   /** TCP port the HTTP server listens on. */
   readonly port: number;
-  /** Address the HTTP server binds to. */
+  /** Address the HTTP server binds to (default 127.0.0.1: see authMode). */
   readonly host: string;
   /** PostgreSQL URL; when absent the embedded server is started in `dataDir`. */
   readonly databaseUrl: string | undefined;
@@ -47,6 +47,22 @@ export interface Config {
   readonly requestTimeoutMs: number;
   /** ... and connections beyond this many are refused (SVCPATH_MAX_CONNECTIONS). */
   readonly maxConnections: number;
+  /** SVCPATH_ADMIN_TOKEN: a bearer token with every scope on every cluster. */
+  readonly adminToken: string | undefined;
+  /**
+   * SVCPATH_AUTH. `auto`: tokens are required once one is configured (SVCPATH_ADMIN_TOKEN or a
+   * stored token); until then requests are anonymous admins, and only a loopback HOST is allowed.
+   * `on`: tokens always. `off`: no authentication, on any HOST.
+   */
+  readonly authMode: 'auto' | 'on' | 'off';
+  /** SVCPATH_RETENTION (`keep=100`, `days=30`, or both): which old snapshots are deleted; null keeps all. */
+  readonly retention: RetentionPolicy | null;
+}
+
+/** A snapshot goes once it is not among its cluster's `keep` newest, or is older than `days`; a cluster's latest never goes. */
+export interface RetentionPolicy {
+  readonly keep: number | null;
+  readonly days: number | null;
 }
 
 export class ConfigError extends Error {
@@ -114,10 +130,42 @@ function logLevel(env: Env, problems: string[]): LogLevel {
   return 'info';
 }
 
+const AUTH_MODES = ['auto', 'on', 'off'] as const;
+
+function authMode(env: Env, problems: string[]): Config['authMode'] {
+  const raw = read(env, 'SVCPATH_AUTH')?.toLowerCase();
+  if (raw === undefined) return 'auto';
+  if ((AUTH_MODES as readonly string[]).includes(raw)) return raw as Config['authMode'];
+  problems.push(`SVCPATH_AUTH must be one of ${AUTH_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
+  return 'auto';
+}
+
+/** `keep=N` and/or `days=D`, separated by commas or spaces; `off` (or unset) keeps every snapshot. */
+export function parseRetention(text: string | undefined, problems: string[] = []): RetentionPolicy | null {
+  const raw = text?.trim().toLowerCase();
+  if (raw === undefined || raw === '' || raw === 'off') return null;
+  const limits: { keep: number | null; days: number | null } = { keep: null, days: null };
+  const bounds = { keep: 1_000_000, days: 36_500 };
+  for (const part of raw.split(/[\s,]+/).filter(Boolean)) {
+    const m = /^(keep|days)=(\d+)$/.exec(part);
+    if (!m) {
+      problems.push(`SVCPATH_RETENTION must be keep=N and/or days=N (e.g. "keep=100,days=30") or off, got ${JSON.stringify(part)}`);
+      continue;
+    }
+    const key = m[1] as 'keep' | 'days';
+    const value = Number(m[2]);
+    if (value < 1 || value > bounds[key]) problems.push(`SVCPATH_RETENTION ${key} must be between 1 and ${bounds[key]}, got ${value}`);
+    else limits[key] = value;
+  }
+  return limits.keep === null && limits.days === null ? null : limits;
+}
+
 /**
  * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
  * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL_HOURS and
  * SVCPATH_ANALYSIS_THREADS / _HEAP_MB / _QUEUE.
+ * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL_HOURS,
+ * SVCPATH_ADMIN_TOKEN, SVCPATH_AUTH and SVCPATH_RETENTION.
  * Throws a ConfigError listing every invalid value.
  */
 export function loadConfig(env: Env = process.env): Config {
@@ -125,7 +173,7 @@ export function loadConfig(env: Env = process.env): Config {
   const bodyLimitMb = integer(env, 'BODY_LIMIT_MB', 200, 1, 4096, problems);
   const config: Config = {
     port: integer(env, 'PORT', 8080, 0, 65535, problems),
-    host: read(env, 'HOST') ?? '0.0.0.0',
+    host: read(env, 'HOST') ?? '127.0.0.1',
     databaseUrl: databaseUrl(env, problems),
     dataDir: read(env, 'SVCPATH_DATA_DIR') ?? './.svcpath-data',
     bodyLimitMb,
@@ -142,6 +190,9 @@ export function loadConfig(env: Env = process.env): Config {
     idleTimeoutMs: integer(env, 'SVCPATH_IDLE_TIMEOUT_S', 30, 1, 3600, problems) * 1000,
     requestTimeoutMs: integer(env, 'SVCPATH_REQUEST_TIMEOUT_S', 600, 1, 24 * 3600, problems) * 1000,
     maxConnections: integer(env, 'SVCPATH_MAX_CONNECTIONS', 1000, 1, 1_000_000, problems),
+    adminToken: read(env, 'SVCPATH_ADMIN_TOKEN'),
+    authMode: authMode(env, problems),
+    retention: parseRetention(env.SVCPATH_RETENTION, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

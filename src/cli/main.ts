@@ -15,6 +15,7 @@ import { readInput, stdio } from './io.ts';
 import type { Io } from './io.ts';
 import { push } from './push.ts';
 import type { PushNode } from './push.ts';
+import { ADMIN_USAGE } from './admin-usage.ts';
 
 export type { Io } from './io.ts';
 
@@ -46,7 +47,8 @@ const USAGE = `usage:
   Traces the first packet of a new connection through a node's rule dump and prints every
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
   Without --from, the packet comes from 203.0.113.10 (outside the cluster).
-`;
+
+${ADMIN_USAGE}`;
 
 function splitHostPort(text: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
@@ -273,6 +275,9 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   trace: traceCommand,
   push: pushCommand,
   audit: auditCommand,
+  // On the server's host, against its database; loaded only when used.
+  token: async (args, io) => (await import('./admin.ts')).tokenCommand(args, io),
+  prune: async (args, io) => (await import('./admin.ts')).pruneCommand(args, io),
 };
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {

@@ -10,7 +10,7 @@ describe('loadConfig', () => {
       { ...config },
       {
         port: 8080,
-        host: '0.0.0.0',
+        host: '127.0.0.1',
         databaseUrl: undefined,
         dataDir: './.svcpath-data',
         bodyLimitMb: 200,
@@ -27,6 +27,9 @@ describe('loadConfig', () => {
         idleTimeoutMs: 30_000,
         requestTimeoutMs: 600_000,
         maxConnections: 1000,
+        adminToken: undefined,
+        authMode: 'auto',
+        retention: null,
       },
     );
     assert.ok(Object.isFrozen(config));
@@ -35,14 +38,14 @@ describe('loadConfig', () => {
   test('reads every variable', () => {
     const config = loadConfig({
       PORT: '3000',
-      HOST: '127.0.0.1',
+      HOST: '0.0.0.0',
       DATABASE_URL: 'postgresql://u:p@db:5432/svcpath',
       SVCPATH_DATA_DIR: '/var/lib/svcpath',
       BODY_LIMIT_MB: '16',
       LOG_LEVEL: 'DEBUG',
     });
     assert.equal(config.port, 3000);
-    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.host, '0.0.0.0');
     assert.equal(config.databaseUrl, 'postgresql://u:p@db:5432/svcpath');
     assert.equal(config.dataDir, '/var/lib/svcpath');
     assert.equal(config.bodyLimitBytes, 16 * 1024 * 1024);
@@ -69,6 +72,30 @@ describe('loadConfig', () => {
     );
     assert.throws(() => loadConfig({ PORT: '70000' }), /PORT must be between 0 and 65535/);
     assert.throws(() => loadConfig({ DATABASE_URL: 'not a url' }), /DATABASE_URL is not a valid URL/);
+  });
+
+  test('tokens, authentication and retention', () => {
+    const config = loadConfig({ SVCPATH_ADMIN_TOKEN: ' s3cret-admin ', SVCPATH_AUTH: 'OFF', SVCPATH_RETENTION: 'keep=100, days=30' });
+    assert.equal(config.adminToken, 's3cret-admin');
+    assert.equal(config.authMode, 'off');
+    assert.deepEqual(config.retention, { keep: 100, days: 30 });
+    assert.deepEqual(loadConfig({ SVCPATH_RETENTION: 'days=7' }).retention, { keep: null, days: 7 });
+    assert.deepEqual(loadConfig({ SVCPATH_RETENTION: 'keep=5' }).retention, { keep: 5, days: null });
+    assert.equal(loadConfig({ SVCPATH_RETENTION: 'off' }).retention, null);
+    assert.equal(loadConfig({ SVCPATH_AUTH: 'on' }).authMode, 'on');
+    assert.throws(
+      () => loadConfig({ SVCPATH_AUTH: 'maybe', SVCPATH_RETENTION: 'keep=0,weeks=2', SVCPATH_ADMIN_TOKEN: 'hunter2' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [
+          'SVCPATH_AUTH must be one of auto, on, off, got "maybe"',
+          'SVCPATH_RETENTION keep must be between 1 and 1000000, got 0',
+          'SVCPATH_RETENTION must be keep=N and/or days=N (e.g. "keep=100,days=30") or off, got "weeks=2"',
+        ]);
+        assert.ok(!error.message.includes('hunter2'));
+        return true;
+      },
+    );
   });
 
   test('never echoes a DATABASE_URL, which may hold a password', () => {

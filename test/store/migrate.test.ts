@@ -78,7 +78,7 @@ describe('applyMigrations', () => {
     );
     assert.deepEqual(
       tables.map((t) => t.tablename),
-      ['_prisma_migrations', 'blob', 'blob_parse', 'chunk', 'cluster', 'snapshot', 'snapshot_node', 'snapshot_reupload', 'upload', 'upload_node'],
+      ['_prisma_migrations', 'api_token', 'blob', 'blob_parse', 'chunk', 'cluster', 'snapshot', 'snapshot_node', 'snapshot_reupload', 'upload', 'upload_node'],
     );
   });
 
