@@ -4,6 +4,9 @@
  * deployment fails at boot with the full list rather than one variable at a time.
  */
 
+import { DEFAULT_LIMITS } from './services/limits.ts';
+import type { Limits } from './services/limits.ts';
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -21,6 +24,8 @@ export interface Config {
   /** ... and the same in bytes, as fastify's `bodyLimit` wants it. */
   readonly bodyLimitBytes: number;
   readonly logLevel: LogLevel;
+  /** What one request may hold (README "Limits"): labels, manifests, GraphQL operations. */
+  readonly limits: Limits;
 }
 
 export class ConfigError extends Error {
@@ -63,6 +68,24 @@ function integer(
   return value;
 }
 
+/** The SVCPATH_MAX_* and SVCPATH_*_MAX_* variables, each defaulting to DEFAULT_LIMITS. */
+function limits(env: Env, problems: string[]): Limits {
+  const d = DEFAULT_LIMITS;
+  const mb = (bytes: number) => bytes / (1024 * 1024);
+  return Object.freeze({
+    maxLabels: integer(env, 'SVCPATH_MAX_LABELS', d.maxLabels, 0, 10_000, problems),
+    maxLabelValue: integer(env, 'SVCPATH_MAX_LABEL_VALUE', d.maxLabelValue, 0, 1_000_000, problems),
+    manifestsMaxBytes: integer(env, 'SVCPATH_MANIFESTS_MAX_MB', mb(d.manifestsMaxBytes), 1, 4096, problems) * 1024 * 1024,
+    // Past about a thousand levels the parsers run out of stack.
+    manifestsMaxDepth: integer(env, 'SVCPATH_MANIFESTS_MAX_DEPTH', d.manifestsMaxDepth, 1, 500, problems),
+    manifestsMaxValues: integer(env, 'SVCPATH_MANIFESTS_MAX_VALUES', d.manifestsMaxValues, 1, 1_000_000_000, problems),
+    graphqlMaxDepth: integer(env, 'SVCPATH_GRAPHQL_MAX_DEPTH', d.graphqlMaxDepth, 1, 100, problems),
+    graphqlMaxAliases: integer(env, 'SVCPATH_GRAPHQL_MAX_ALIASES', d.graphqlMaxAliases, 0, 10_000, problems),
+    graphqlMaxCost: integer(env, 'SVCPATH_GRAPHQL_MAX_COST', d.graphqlMaxCost, 1, 100_000_000, problems),
+    graphqlMaxTokens: integer(env, 'SVCPATH_GRAPHQL_MAX_TOKENS', d.graphqlMaxTokens, 100, 10_000_000, problems),
+  });
+}
+
 function databaseUrl(env: Env, problems: string[]): string | undefined {
   const raw = read(env, 'DATABASE_URL');
   if (raw === undefined) return undefined;
@@ -89,7 +112,8 @@ function logLevel(env: Env, problems: string[]): LogLevel {
 }
 
 /**
- * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB and LOG_LEVEL.
+ * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL and the limits
+ * (SVCPATH_MAX_LABELS … SVCPATH_GRAPHQL_MAX_TOKENS; see `limits` above).
  * Throws a ConfigError listing every invalid value.
  */
 export function loadConfig(env: Env = process.env): Config {
@@ -103,6 +127,7 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitMb,
     bodyLimitBytes: bodyLimitMb * 1024 * 1024,
     logLevel: logLevel(env, problems),
+    limits: limits(env, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
