@@ -17,6 +17,7 @@ import { gzipBodies } from './api/rest/gzip.ts';
 import { healthRoutes } from './api/rest/health-routes.ts';
 import { snapshotRoutes } from './api/rest/snapshot-routes.ts';
 import { graphqlPlugin } from './api/graphql/index.ts';
+import type { Limits } from './services/limits.ts';
 
 export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
@@ -27,6 +28,8 @@ export interface AppOptions {
   readonly snapshotService?: SnapshotService;
   /** Answers when the database does (for /health). */
   readonly ping?: () => Promise<void>;
+  /** GraphQL tokens, aliases, depth and cost (config `limits`); the defaults without. */
+  readonly limits?: Limits;
 }
 
 export const API_VERSION = '0.1.0';
@@ -70,7 +73,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(healthRoutes, { ping: options.ping });
   if (options.snapshotService) {
     await app.register(snapshotRoutes, { snapshotService: options.snapshotService });
-    await app.register(graphqlPlugin, { snapshotService: options.snapshotService });
+    await app.register(graphqlPlugin, { snapshotService: options.snapshotService, limits: options.limits });
   }
   return app;
 }

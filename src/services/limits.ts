@@ -41,7 +41,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   manifestsMaxValues: 2_000_000,
   graphqlMaxDepth: 12,
   graphqlMaxAliases: 30,
-  graphqlMaxCost: 2000,
+  graphqlMaxCost: 5000,
   graphqlMaxTokens: 10_000,
 });
 
