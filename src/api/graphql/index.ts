@@ -1,5 +1,5 @@
 /**
- * The GraphQL API: mercurius at /graphql (GraphiQL at /graphiql), schema-first from
+ * The GraphQL API: mercurius at /graphql (GraphiQL at /graphiql, served offline by graphiql.ts), schema-first from
  * schema/*.graphql, over the same snapshot service as REST.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import type { MercuriusContext } from 'mercurius';
 import type { SnapshotService } from '../../services/snapshot-types.ts';
 import { DEFAULT_LIMITS } from '../../services/limits.ts';
 import { errorFormatter } from './errors.ts';
+import { graphiqlRoutes } from './graphiql.ts';
 import { checkDocument, checkTokens } from './limits.ts';
 import type { GraphqlLimits } from './limits.ts';
 import { createLoaders, directNodes } from './loaders.ts';
@@ -40,13 +41,15 @@ export async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOpt
     resolvers: createResolvers(service),
     loaders: createLoaders(service),
     path: '/graphql',
-    graphiql: true,
+    // GraphiQL is served by graphiql.ts: mercurius's page loads React and GraphiQL from a CDN.
+    graphiql: false,
     errorFormatter,
     // Batches (an array of operations in one body) stay refused, as by default: limits are per operation.
     allowBatchedQueries: false,
     // The parser's own bound, behind the token count below.
     graphql: { parseOptions: { maxTokens: limits.graphqlMaxTokens } },
   });
+  await graphiqlRoutes(app);
   // Refuse expensive documents before graphql-js parses (tokens) and validates (the rest) them.
   app.graphql.addHook('preParsing', async (_schema, source) => checkTokens(source, limits.graphqlMaxTokens));
   app.graphql.addHook('preValidation', async (schema, document) => {
