@@ -19,8 +19,9 @@ export interface Limits {
   /** Nesting of objects and lists in the manifests, counted before they are parsed (SVCPATH_MANIFESTS_MAX_DEPTH). */
   readonly manifestsMaxDepth: number;
   /**
-   * Values (objects, lists, keys and scalars) in the manifests, counted before they are parsed
-   * (SVCPATH_MANIFESTS_MAX_VALUES). The YAML parser holds about 0.6 KB of heap per value.
+   * Values (objects, lists, keys and scalars) in YAML manifests, counted before they are parsed
+   * (SVCPATH_MANIFESTS_MAX_VALUES). The YAML parser takes about 9 µs and 0.8 KB of memory at its
+   * peak per value; JSON, fifty times faster and ten times smaller, is bounded by its size alone.
    */
   readonly manifestsMaxValues: number;
   /** Nesting of fields in a GraphQL operation, fragments included (SVCPATH_GRAPHQL_MAX_DEPTH). */
@@ -161,17 +162,16 @@ function isWellFormed(text: string): boolean {
 
 /**
  * Checks the shape of manifests before they are parsed: their size, how deeply objects and lists
- * nest, and how many values they hold. The YAML and JSON readers recurse once per level: 12,000
- * levels of `- - - x` (27 KB) exhaust the stack, and at the wrong moment V8 takes that as fatal
- * and the process dies. And the YAML parser holds about 0.6 KB of heap per value: 10 MB of `[a,a,…`
- * is five million values, more heap than the process has.
+ * nest, and (YAML) how many values they hold. The YAML and JSON readers recurse once per level:
+ * 12,000 levels of `- - - x` (27 KB) exhaust the stack, and at the wrong moment V8 takes that as
+ * fatal and the process dies. And the YAML parser peaks at about 0.8 KB of memory per value: 10 MB
+ * of `[a,a,…` is five million values, more heap than the process has.
  *
- * JSON (text starting with `{` or `[`): the nesting of brackets outside strings; values are
- * brackets, commas and colons outside strings. YAML: an upper bound found line by line without
- * parsing: the open indentation levels, the indicators (`- `, `? `, `key: `) that open a
- * collection on the line itself (`- - - x` is three levels), and flow brackets; values are lines,
- * indicators, flow brackets and commas. Comments, quoted scalars and block scalars (`|`, `>`)
- * are skipped.
+ * JSON (text starting with `{` or `[`): the nesting of brackets outside strings. YAML: an upper
+ * bound found line by line without parsing: the open indentation levels, the indicators (`- `,
+ * `? `, `key: `) that open a collection on the line itself (`- - - x` is three levels), and flow
+ * brackets; values are lines, indicators, flow brackets and commas. Comments, quoted scalars and
+ * block scalars (`|`, `>`) are skipped.
  */
 export function checkManifestsShape(
   text: string,
@@ -209,7 +209,7 @@ function looksLikeJson(text: string): boolean {
   return false;
 }
 
-/** The offset where the JSON text nests deeper than allowed or holds too many values, or -1. */
+/** The offset where the JSON text nests deeper than allowed, or -1. */
 function jsonShape(text: string, shape: Shape): number {
   let depth = 0;
   let inString = false;
@@ -220,11 +220,9 @@ function jsonShape(text: string, shape: Shape): number {
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
-      if (++depth > shape.maxDepth || ++shape.values > shape.maxValues) return i;
+      if (++depth > shape.maxDepth) return i;
     } else if (c === 0x7d || c === 0x5d) {
       if (depth > 0) depth--;
-    } else if (c === 0x2c || c === 0x3a) {
-      if (++shape.values > shape.maxValues) return i;
     }
   }
   return -1;

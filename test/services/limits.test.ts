@@ -165,7 +165,8 @@ describe('manifests limits', () => {
     const limits = { ...DEFAULT_LIMITS, manifestsMaxValues: 10 };
     checkManifestsShape('a: 1\nb: [1, 2]\nc:\n- x\n', limits);
     assert.throws(() => checkManifestsShape('a: 1\nb: [1, 2, 3, 4, 5, 6, 7, 8, 9]\n', limits), /more than 10 values/);
-    assert.throws(() => checkManifestsShape(`{"a": [${'1,'.repeat(10)}1]}`, limits), /more than 10 values/);
+    // JSON is bounded by its size alone.
+    checkManifestsShape(`{"a": [${'1,'.repeat(10)}1]}`, limits);
   });
 
   test('a syntax error in a 10 MB line quotes 200 characters of it', () => {
