@@ -155,6 +155,37 @@ export function checkStorableText(text: string, what: string): void {
   });
 }
 
+/**
+ * Refuses a value bound for a PostgreSQL jsonb column that holds a string jsonb cannot store: a
+ * NUL (jsonb refuses even the escaped `\u0000`) or a lone surrogate. Such strings come from input
+ * that was stored fine as text, e.g. a Pod named `"a\u0000b"` in JSON manifests, quoted in a note.
+ * `what` names the value; the message adds where in it (`notes[2]`).
+ */
+export function checkStorableJson(value: unknown, what: string): void {
+  const pending: Array<[unknown, string]> = [[value, '']];
+  while (pending.length > 0) {
+    const [v, path] = pending.pop()!;
+    if (typeof v === 'string') {
+      const bad = badCharacter(v);
+      if (bad) throw new AppError('VALIDATION', `${what}${path ? ` at ${path}` : ''} ${bad} (it comes from the input)`, { path });
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => pending.push([x, `${path}[${i}]`]));
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, x] of Object.entries(v)) {
+        const bad = badCharacter(k);
+        if (bad) throw new AppError('VALIDATION', `${what}${path ? ` at ${path}` : ''}: a key ${bad}`, { path });
+        pending.push([x, path ? `${path}.${k}` : k]);
+      }
+    }
+  }
+}
+
+function badCharacter(s: string): string | null {
+  if (s.includes('\0')) return 'contains a NUL character (0x00), which PostgreSQL cannot store';
+  if (!isWellFormed(s)) return 'contains a lone UTF-16 surrogate, which has no UTF-8 form';
+  return null;
+}
+
 /** String.prototype.isWellFormed (Node 20); the lib typings this project compiles against predate it. */
 function isWellFormed(text: string): boolean {
   return (text as string & { isWellFormed(): boolean }).isWellFormed();

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AppError } from '../../src/app-error.ts';
 import {
-  checkLabels, checkManifestsShape, checkStorableText, DEFAULT_LIMITS, locate,
+  checkLabels, checkManifestsShape, checkStorableJson, checkStorableText, DEFAULT_LIMITS, locate,
 } from '../../src/services/limits.ts';
 import { readManifestDocuments } from '../../src/services/manifests.ts';
 
@@ -100,6 +100,16 @@ describe('checkStorableText', () => {
     const e = refusal(() => checkStorableText('ab\ud800c', 'cluster name'));
     assert.match(e.message, /^cluster name contains a lone UTF-16 surrogate \(U\+D800\), which has no UTF-8 form \(line 1, column 3\)$/);
     assert.match(refusal(() => checkStorableText('\udc00', 'x')).message, /U\+DC00/);
+  });
+});
+
+describe('checkStorableJson', () => {
+  test('accepts plain values and refuses NUL or a lone surrogate anywhere, saying where', () => {
+    checkStorableJson({ services: 3, notes: ['Pod default/a appears more than once'], nested: [{ a: null, b: true }] }, 'manifests summary');
+    assert.match(refusal(() => checkStorableJson({ notes: ['ok', 'Pod default/a\0b appears more than once'] }, 'manifests summary')).message,
+      /^manifests summary at notes\[1\] contains a NUL character/);
+    assert.match(refusal(() => checkStorableJson({ tables: [{ name: 'x\ud800' }] }, 'node a: summary')).message, /^node a: summary at tables\[0\]\.name contains a lone UTF-16 surrogate/);
+    assert.match(refusal(() => checkStorableJson({ 'k\0': 1 }, 'labels')).message, /^labels: a key contains a NUL/);
   });
 });
 
