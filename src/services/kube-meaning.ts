@@ -17,7 +17,7 @@ export interface Meaning {
 
 /**
  * Parses manifests; errors are located (syntax) or name the document and field (content).
- * Manifests larger, deeper or with more objects than `limits` allow are refused before parsing.
+ * Manifests larger, deeper or holding more values than `limits` allow are refused before parsing.
  */
 export function readMeaning(manifests: string, limits: ManifestLimits = DEFAULT_LIMITS): Meaning {
   const documents = readManifestDocuments(manifests, limits);

@@ -5,8 +5,12 @@
 import { parseAllDocuments } from 'yaml';
 import { AppError } from '../app-error.ts';
 import { EngineError } from '../engine/index.ts';
+import { clipMessage } from '../engine/errors.ts';
 import { checkManifestsShape, DEFAULT_LIMITS, lineAt } from './limits.ts';
 import type { Limits } from './limits.ts';
+
+/** yaml's own bound on alias expansion (its default, stated): beyond it toJS refuses the document. */
+const MAX_ALIAS_COUNT = 100;
 
 export type ManifestLimits = Pick<Limits, 'manifestsMaxBytes' | 'manifestsMaxDepth' | 'manifestsMaxValues'>;
 
@@ -73,5 +77,16 @@ function parseManifests(text: string): unknown[] {
       throw syntaxAt(text, err.pos[0], `invalid YAML: ${err.message.split('\n')[0]}`);
     }
   }
-  return list.map((d) => d.toJS());
+  return list.map((d, i) => {
+    try {
+      return d.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e) {
+      // yaml refuses aliases that expand too much ("billion laughs") and aliases to no anchor.
+      const message = e instanceof Error ? e.message : String(e);
+      if (/alias count/i.test(message)) {
+        throw new AppError('VALIDATION', `manifests: document ${i + 1}: YAML aliases expand too much (a resource exhaustion attack?)`, { part: 'manifests', document: i + 1 });
+      }
+      throw new AppError('MANIFEST_SYNTAX', `manifests: document ${i + 1}: invalid YAML: ${clipMessage(message)}`, { part: 'manifests', document: i + 1 });
+    }
+  });
 }

@@ -179,6 +179,16 @@ describe('manifests limits', () => {
     checkManifestsShape(`{"a": [${'1,'.repeat(10)}1]}`, limits);
   });
 
+  test('YAML aliases that expand a billion times are a 400, not a 500', () => {
+    let yaml = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
+    for (let i = 1; i < 9; i++) yaml += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+    const e = refusal(() => readManifestDocuments(yaml));
+    assert.equal(e.code, 'VALIDATION');
+    assert.match(e.message, /^manifests: document 1: YAML aliases expand too much/);
+    // A few aliases are fine.
+    readManifestDocuments('a: &x {k: v}\nb: *x\nc: *x\n');
+  });
+
   test('a syntax error in a 10 MB line quotes 200 characters of it', () => {
     const e = refusal(() => readManifestDocuments(`kind: List\nitems: ["${'a'.repeat(10_000_000)}\n`));
     assert.equal(e.code, 'MANIFEST_SYNTAX');

@@ -1,6 +1,7 @@
 /**
- * The GraphQL API: mercurius at /graphql (GraphiQL at /graphiql, served offline by graphiql.ts), schema-first from
- * schema/*.graphql, over the same snapshot service as REST.
+ * The GraphQL API: mercurius at /graphql (GraphiQL at /graphiql, served offline by graphiql.ts),
+ * schema-first from schema/*.graphql, over the same snapshot service as REST, with the limits of
+ * limits.ts checked before an operation is validated.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
