@@ -21,7 +21,7 @@ export interface Limits {
   /**
    * Values (objects, lists, keys and scalars) in YAML manifests, counted before they are parsed
    * (SVCPATH_MANIFESTS_MAX_VALUES). The YAML parser takes about 9 µs and 0.8 KB of memory at its
-   * peak per value; JSON, fifty times faster and ten times smaller, is bounded by its size alone.
+   * peak per value. JSON, fifty times faster and ten times smaller, counts its objects and lists only.
    */
   readonly manifestsMaxValues: number;
   /** Nesting of fields in a GraphQL operation, fragments included (SVCPATH_GRAPHQL_MAX_DEPTH). */
@@ -193,12 +193,13 @@ function isWellFormed(text: string): boolean {
 
 /**
  * Checks the shape of manifests before they are parsed: their size, how deeply objects and lists
- * nest, and (YAML) how many values they hold. The YAML and JSON readers recurse once per level:
+ * nest, and how many values they hold. The YAML and JSON readers recurse once per level:
  * 12,000 levels of `- - - x` (27 KB) exhaust the stack, and at the wrong moment V8 takes that as
  * fatal and the process dies. And the YAML parser peaks at about 0.8 KB of memory per value: 10 MB
  * of `[a,a,…` is five million values, more heap than the process has.
  *
- * JSON (text starting with `{` or `[`): the nesting of brackets outside strings. YAML: an upper
+ * JSON (text starting with `{` or `[`): the nesting of brackets outside strings, and their number
+ * (objects and lists; scalars cost JSON.parse little). YAML: an upper
  * bound found line by line without parsing: the open indentation levels, the indicators (`- `,
  * `? `, `key: `) that open a collection on the line itself (`- - - x` is three levels), and flow
  * brackets; values are lines, indicators, flow brackets and commas. Comments, quoted scalars and
@@ -213,11 +214,12 @@ export function checkManifestsShape(
     throw new AppError('VALIDATION', `manifests: larger than ${limits.manifestsMaxBytes} bytes (SVCPATH_MANIFESTS_MAX_MB)`, { part: 'manifests', limit: limits.manifestsMaxBytes });
   }
   const shape = { maxDepth: limits.manifestsMaxDepth, maxValues: limits.manifestsMaxValues, values: 0 };
-  const at = looksLikeJson(text) ? jsonShape(text, shape) : yamlShape(text, shape);
+  const json = looksLikeJson(text);
+  const at = json ? jsonShape(text, shape) : yamlShape(text, shape);
   if (at === -1) return;
   const where = locate(text, at);
   const [problem, variable, limit] = shape.values > shape.maxValues
-    ? [`more than ${shape.maxValues} values`, 'SVCPATH_MANIFESTS_MAX_VALUES', shape.maxValues]
+    ? [`more than ${shape.maxValues} ${json ? 'objects and lists' : 'values'}`, 'SVCPATH_MANIFESTS_MAX_VALUES', shape.maxValues]
     : [`nested more than ${shape.maxDepth} levels deep`, 'SVCPATH_MANIFESTS_MAX_DEPTH', shape.maxDepth];
   throw new AppError('VALIDATION', `manifests: ${problem} (${variable}) (line ${where.line}, column ${where.column})`, {
     part: 'manifests', limit, ...where,
@@ -240,7 +242,11 @@ function looksLikeJson(text: string): boolean {
   return false;
 }
 
-/** The offset where the JSON text nests deeper than allowed, or -1. */
+/**
+ * The offset where the JSON text nests deeper than allowed or holds too many objects and lists,
+ * or -1. Only objects and lists count: JSON.parse reads scalars cheaply, but `{}{}{}…` or
+ * `[[],[],…]` make millions of values for the readers after it.
+ */
 function jsonShape(text: string, shape: Shape): number {
   let depth = 0;
   let inString = false;
@@ -251,7 +257,7 @@ function jsonShape(text: string, shape: Shape): number {
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
-      if (++depth > shape.maxDepth) return i;
+      if (++depth > shape.maxDepth || ++shape.values > shape.maxValues) return i;
     } else if (c === 0x7d || c === 0x5d) {
       if (depth > 0) depth--;
     }

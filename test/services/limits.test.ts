@@ -175,8 +175,9 @@ describe('manifests limits', () => {
     const limits = { ...DEFAULT_LIMITS, manifestsMaxValues: 10 };
     checkManifestsShape('a: 1\nb: [1, 2]\nc:\n- x\n', limits);
     assert.throws(() => checkManifestsShape('a: 1\nb: [1, 2, 3, 4, 5, 6, 7, 8, 9]\n', limits), /more than 10 values/);
-    // JSON is bounded by its size alone.
-    checkManifestsShape(`{"a": [${'1,'.repeat(10)}1]}`, limits);
+    // JSON counts its objects and lists only.
+    checkManifestsShape(`{"a": [${'1,'.repeat(100)}1]}`, limits);
+    assert.throws(() => checkManifestsShape(`[${'{},'.repeat(10)}{}]`, limits), /more than 10 objects and lists/);
   });
 
   test('YAML aliases that expand a billion times are a 400, not a 500', () => {
