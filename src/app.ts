@@ -24,6 +24,7 @@ import type { AccessOptions } from './api/rest/access.ts';
 import { tokenRoutes, tokenSchemas } from './api/rest/token-routes.ts';
 import { guardGraphql } from './api/graphql/access.ts';
 import type { TokenService } from './services/token-service.ts';
+import type { Limits } from './services/limits.ts';
 
 export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
@@ -40,6 +41,8 @@ export interface AppOptions {
   readonly ping?: () => Promise<void>;
   /** Tokens and who may do what (api/rest/access.ts); without it every request may do everything. */
   readonly access?: AccessOptions & { readonly tokenService: TokenService };
+  /** GraphQL tokens, aliases, depth and cost (config `limits`); the defaults without. */
+  readonly limits?: Limits;
 }
 
 export const API_VERSION = '0.1.0';
@@ -101,7 +104,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   if (options.snapshotService) {
     await app.register(snapshotRoutes, { snapshotService: options.snapshotService, limits: uploadLimits });
     await app.register(uploadRoutes, { snapshotService: options.snapshotService, partBytes: uploadLimits.partBytes });
-    await app.register(graphqlPlugin, { snapshotService: options.snapshotService });
+    await app.register(graphqlPlugin, { snapshotService: options.snapshotService, limits: options.limits });
     if (options.access) guardGraphql(app, options.access.owners);
   }
   if (options.access) {

@@ -5,6 +5,8 @@
  */
 
 import { availableParallelism } from 'node:os';
+import { DEFAULT_LIMITS } from './services/limits.ts';
+import type { Limits } from './services/limits.ts';
 
 const MIB = 1024 * 1024;
 
@@ -57,6 +59,8 @@ export interface Config {
   readonly authMode: 'auto' | 'on' | 'off';
   /** SVCPATH_RETENTION (`keep=100`, `days=30`, or both): which old snapshots are deleted; null keeps all. */
   readonly retention: RetentionPolicy | null;
+  /** What one request may hold (README "Limits"): labels, manifests, GraphQL operations. */
+  readonly limits: Limits;
 }
 
 /** A snapshot goes once it is not among its cluster's `keep` newest, or is older than `days`; a cluster's latest never goes. */
@@ -103,6 +107,24 @@ function integer(
     return fallback;
   }
   return value;
+}
+
+/** The SVCPATH_MAX_* and SVCPATH_*_MAX_* variables, each defaulting to DEFAULT_LIMITS. */
+function limits(env: Env, problems: string[]): Limits {
+  const d = DEFAULT_LIMITS;
+  const mb = (bytes: number) => bytes / (1024 * 1024);
+  return Object.freeze({
+    maxLabels: integer(env, 'SVCPATH_MAX_LABELS', d.maxLabels, 0, 10_000, problems),
+    maxLabelValue: integer(env, 'SVCPATH_MAX_LABEL_VALUE', d.maxLabelValue, 0, 1_000_000, problems),
+    manifestsMaxBytes: integer(env, 'SVCPATH_MANIFESTS_MAX_MB', mb(d.manifestsMaxBytes), 1, 4096, problems) * 1024 * 1024,
+    // Past about a thousand levels the parsers run out of stack.
+    manifestsMaxDepth: integer(env, 'SVCPATH_MANIFESTS_MAX_DEPTH', d.manifestsMaxDepth, 1, 500, problems),
+    manifestsMaxValues: integer(env, 'SVCPATH_MANIFESTS_MAX_VALUES', d.manifestsMaxValues, 1, 1_000_000_000, problems),
+    graphqlMaxDepth: integer(env, 'SVCPATH_GRAPHQL_MAX_DEPTH', d.graphqlMaxDepth, 1, 100, problems),
+    graphqlMaxAliases: integer(env, 'SVCPATH_GRAPHQL_MAX_ALIASES', d.graphqlMaxAliases, 0, 10_000, problems),
+    graphqlMaxCost: integer(env, 'SVCPATH_GRAPHQL_MAX_COST', d.graphqlMaxCost, 1, 100_000_000, problems),
+    graphqlMaxTokens: integer(env, 'SVCPATH_GRAPHQL_MAX_TOKENS', d.graphqlMaxTokens, 100, 10_000_000, problems),
+  });
 }
 
 function databaseUrl(env: Env, problems: string[]): string | undefined {
@@ -162,10 +184,10 @@ export function parseRetention(text: string | undefined, problems: string[] = []
 
 /**
  * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
- * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL_HOURS and
- * SVCPATH_ANALYSIS_THREADS / _HEAP_MB / _QUEUE.
  * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL_HOURS,
- * SVCPATH_ADMIN_TOKEN, SVCPATH_AUTH and SVCPATH_RETENTION.
+ * SVCPATH_ANALYSIS_THREADS / _HEAP_MB / _QUEUE, SVCPATH_IDLE_TIMEOUT_S, SVCPATH_REQUEST_TIMEOUT_S,
+ * SVCPATH_MAX_CONNECTIONS, SVCPATH_ADMIN_TOKEN, SVCPATH_AUTH, SVCPATH_RETENTION and the limits
+ * (SVCPATH_MAX_LABELS … SVCPATH_GRAPHQL_MAX_TOKENS; see `limits` above).
  * Throws a ConfigError listing every invalid value.
  */
 export function loadConfig(env: Env = process.env): Config {
@@ -193,6 +215,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken: read(env, 'SVCPATH_ADMIN_TOKEN'),
     authMode: authMode(env, problems),
     retention: parseRetention(env.SVCPATH_RETENTION, problems),
+    limits: limits(env, problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -27,19 +27,21 @@ if (auth.refusal) {
   await db.close();
   process.exit(1);
 }
-const traceService = createTraceService();
+const traceService = createTraceService({ limits: config.limits });
 const parsePool = createParsePool({ threads: config.parseThreads });
 const analysis = createAnalysisPool({
   connectionString: db.connectionString, threads: config.analysisThreads, heapMb: config.analysisHeapMb, queue: config.analysisQueue,
 });
 const snapshotService = createSnapshotService({
   store: createSnapshotStore(db), traceService, parsePool, analysis, cacheBytes: config.cacheBytes, uploadTtlMs: config.uploadTtlMs,
+  limits: config.limits,
   log: (m) => app.log.warn(m),
 });
 const app = await buildApp({
   logger: { level: config.logLevel },
   bodyLimit: config.bodyLimitBytes,
   uploadLimits: { partBytes: config.nodeLimitBytes, totalBytes: config.uploadLimitBytes },
+  limits: config.limits,
   timeouts: { idleMs: config.idleTimeoutMs, requestMs: config.requestTimeoutMs, maxConnections: config.maxConnections },
   traceService,
   snapshotService,

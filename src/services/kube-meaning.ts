@@ -5,7 +5,9 @@
 import type { ClusterModel as Model, TraceResult, TraceOutcome } from '../engine/index.ts';
 import { ChainNameIndex, EngineError, describeTrace, readClusterModel } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
+import { DEFAULT_LIMITS } from './limits.ts';
 import { readManifestDocuments } from './manifests.ts';
+import type { ManifestLimits } from './manifests.ts';
 
 export interface Meaning {
   readonly model: Model;
@@ -13,9 +15,12 @@ export interface Meaning {
   readonly notes: readonly string[];
 }
 
-/** Parses manifests; errors are located (syntax) or name the document and field (content). */
-export function readMeaning(manifests: string): Meaning {
-  const documents = readManifestDocuments(manifests);
+/**
+ * Parses manifests; errors are located (syntax) or name the document and field (content).
+ * Manifests larger, deeper or holding more values than `limits` allow are refused before parsing.
+ */
+export function readMeaning(manifests: string, limits: ManifestLimits = DEFAULT_LIMITS): Meaning {
+  const documents = readManifestDocuments(manifests, limits);
   try {
     const { model, notes } = readClusterModel(documents);
     return { model, index: ChainNameIndex.fromModel(model), notes };

@@ -4,18 +4,20 @@
  */
 import { parseAllDocuments } from 'yaml';
 import { AppError } from '../app-error.ts';
+import { EngineError } from '../engine/index.ts';
+import { clipMessage } from '../engine/errors.ts';
+import { checkManifestsShape, DEFAULT_LIMITS, lineAt } from './limits.ts';
+import type { Limits } from './limits.ts';
 
-function location(text: string, offset: number): { line: number; column: number; text: string } {
-  let line = 1;
-  let start = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      start = i + 1;
-    }
-  }
-  const end = text.indexOf('\n', start);
-  return { line, column: offset - start + 1, text: text.slice(start, end < 0 ? text.length : end).replace(/\r$/, '') };
+/** yaml's own bound on alias expansion (its default, stated): beyond it toJS refuses the document. */
+const MAX_ALIAS_COUNT = 100;
+
+export type ManifestLimits = Pick<Limits, 'manifestsMaxBytes' | 'manifestsMaxDepth' | 'manifestsMaxValues'>;
+
+/** A located MANIFEST_SYNTAX error; the engine error bounds the quoted line and adds the excerpt. */
+function syntaxAt(text: string, offset: number, message: string): AppError {
+  const at = lineAt(text, offset);
+  return AppError.fromEngine(new EngineError('MANIFEST_SYNTAX', message, at), { part: 'manifests' }, 'manifests: ');
 }
 
 /** Splits concatenated JSON values (`kubectl get a -o json; kubectl get b -o json`) and parses each. */
@@ -49,15 +51,22 @@ function parseJsonValues(text: string): unknown[] {
     } catch (e) {
       const m = /position (\d+)/.exec((e as Error).message);
       const at = start + (m ? Number(m[1]) : chunk.length);
-      const loc = location(text, at);
-      throw new AppError('MANIFEST_SYNTAX', `manifests: invalid JSON: ${(e as Error).message.replace(/ in JSON at position \d+.*$/, '')}`, { ...loc, part: 'manifests' });
+      throw syntaxAt(text, at, `invalid JSON: ${(e as Error).message.replace(/ in JSON at position \d+.*$/s, '')}`);
     }
   }
   return values;
 }
 
-/** Parses manifests as JSON values or YAML documents; throws a located MANIFEST_SYNTAX error. */
-export function readManifestDocuments(text: string): unknown[] {
+/**
+ * Parses manifests as JSON values or YAML documents; throws a located MANIFEST_SYNTAX error.
+ * Their size, nesting and number of values are checked against `limits` first (AppError VALIDATION).
+ */
+export function readManifestDocuments(text: string, limits: ManifestLimits = DEFAULT_LIMITS): unknown[] {
+  checkManifestsShape(text, limits);
+  return parseManifests(text);
+}
+
+function parseManifests(text: string): unknown[] {
   const trimmed = text.trimStart();
   if (trimmed.startsWith('{') || trimmed.startsWith('[')) return parseJsonValues(text);
   const docs = parseAllDocuments(text, { prettyErrors: false });
@@ -65,9 +74,19 @@ export function readManifestDocuments(text: string): unknown[] {
   for (const d of list) {
     const err = d.errors[0];
     if (err) {
-      const loc = location(text, err.pos[0]);
-      throw new AppError('MANIFEST_SYNTAX', `manifests: invalid YAML: ${err.message.split('\n')[0]}`, { ...loc, part: 'manifests' });
+      throw syntaxAt(text, err.pos[0], `invalid YAML: ${err.message.split('\n')[0]}`);
     }
   }
-  return list.map((d) => d.toJS());
+  return list.map((d, i) => {
+    try {
+      return d.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e) {
+      // yaml refuses aliases that expand too much ("billion laughs") and aliases to no anchor.
+      const message = e instanceof Error ? e.message : String(e);
+      if (/alias count/i.test(message)) {
+        throw new AppError('VALIDATION', `manifests: document ${i + 1}: YAML aliases expand too much (a resource exhaustion attack?)`, { part: 'manifests', document: i + 1 });
+      }
+      throw new AppError('MANIFEST_SYNTAX', `manifests: document ${i + 1}: invalid YAML: ${clipMessage(message)}`, { part: 'manifests', document: i + 1 });
+    }
+  });
 }

@@ -15,6 +15,8 @@ import type { AnalysisPool } from './analysis-pool.ts';
 import { createRulesetCache } from './ruleset-cache.ts';
 import type { TraceService } from './trace-service.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
+import { checkLabels as checkLabelLimits, checkStorableJson, checkStorableText, DEFAULT_LIMITS } from './limits.ts';
+import type { Limits } from './limits.ts';
 import type { Meaning } from './kube-meaning.ts';
 import type {
   AuditReport, ClusterView, CreateResult, LabelsOutcome, NodeStage, NodeSummary, NodeTrace, Page, SnapshotService, SnapshotUpload,
@@ -93,6 +95,8 @@ export interface SnapshotServiceDeps {
   readonly uploadTtlMs?: number;
   /** Where audits and diffs run (analysis-pool.ts: worker threads, or in place). */
   readonly analysis: AnalysisPool;
+  /** What one upload may hold: labels, manifests (default: DEFAULT_LIMITS). */
+  readonly limits?: Limits;
   /** Told about background work that failed (the sweep). */
   readonly log?: (message: string) => void;
   /** How long a snapshot's metadata is reused by traces (default 60 s). */
@@ -167,13 +171,19 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     if (!CLUSTER_NAME.test(cluster)) throw new AppError('VALIDATION', `cluster name '${cluster}' is not valid (letters, digits, '.', '_', '-')`);
   }
 
+  const limits = deps.limits ?? DEFAULT_LIMITS;
+
   function checkLabels(labels: Readonly<Record<string, unknown>> | undefined): Record<string, string> {
     const entries = Object.entries(labels ?? {});
     for (const [k, v] of entries) {
       if (typeof v !== 'string') throw new AppError('VALIDATION', `label ${k} must be a string`);
     }
     // fromEntries defines own properties: a '__proto__' label stays a label.
-    return Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as Record<string, string>;
+    const sorted = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as Record<string, string>;
+    checkLabelLimits(sorted, limits);
+    // Stored in jsonb, which holds no NUL even escaped.
+    checkStorableJson(sorted, 'labels');
+    return sorted;
   }
 
   function uploadView(u: StoredUpload): UploadView {
@@ -194,6 +204,11 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     const format = n.format ?? 'auto';
     if (!FORMATS.includes(format)) throw new AppError('VALIDATION', `format must be one of ${FORMATS.join(', ')}`);
     const table = n.table ?? '';
+    // Addresses and the table are stored as text; the dump is bytes, but what the parser quotes
+    // from it goes to jsonb: a NUL is refused where it stands (the scan for it is cheap).
+    for (const a of n.addresses ?? []) checkStorableText(a, `node ${name}: address`);
+    checkStorableText(table, `node ${name}: table`);
+    if (n.rules.includes(0)) checkStorableText(n.rules.toString('utf8'), `node ${name}: rules`);
     const sha = sha256(n.rules);
     let parsed = await store.knownParse(sha, format, table);
     const fresh = parsed === null;
@@ -216,7 +231,9 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
   async function stageManifests(uploadId: string, manifests: Buffer): Promise<{ sha256: string; bytes: number }> {
     const sha = sha256(manifests);
     const hex = sha.toString('hex');
-    if (!meanings.has(hex)) meanings.set(hex, readMeaning(manifests.toString('utf8')));
+    const text = manifests.toString('utf8');
+    checkStorableText(text, 'manifests');
+    if (!meanings.has(hex)) meanings.set(hex, readMeaning(text, limits));
     if (!(await store.stageManifests(uploadId, manifests, sha))) throw uploadGone(uploadId);
     return { sha256: hex, bytes: manifests.length };
   }
@@ -277,7 +294,10 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       }
       const labels = checkLabels(upload.labels);
       // Manifests first: they are cheap to check, and a bad one should not wait for every node.
-      if (upload.manifests !== undefined) readMeaning(upload.manifests);
+      if (upload.manifests !== undefined) {
+        checkStorableText(upload.manifests, 'manifests');
+        readMeaning(upload.manifests, limits);
+      }
       // Staged like an upload in steps: nothing is a snapshot before the commit, and a failure
       // leaves only an upload that is deleted here (or expires, if the process dies).
       const { id } = await store.createUpload(cluster, uploadTtlMs);

@@ -7,6 +7,7 @@ import type { FormatOption, PacketSpec, Ruleset, TraceResult } from '../engine/i
 import { completeKubeProxy, parseDump, trace } from '../engine/index.ts';
 import { toAppError } from '../app-error.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
+import type { ManifestLimits } from './manifests.ts';
 
 export interface TraceInput {
   readonly rules: string;
@@ -25,7 +26,7 @@ export interface TraceService {
   traceRuleset(rs: Ruleset, node: TraceInput['node'], packet: PacketSpec): TraceResult;
 }
 
-export function createTraceService(options: { cacheSize?: number } = {}): TraceService {
+export function createTraceService(options: { cacheSize?: number; limits?: ManifestLimits } = {}): TraceService {
   const cacheSize = options.cacheSize ?? 8;
   const cache = new Map<string, Ruleset>();
   const rethrow = (e: unknown): never => {
@@ -58,7 +59,7 @@ export function createTraceService(options: { cacheSize?: number } = {}): TraceS
       }
     },
     trace(input) {
-      const meaning = input.manifests !== undefined ? readMeaning(input.manifests) : null;
+      const meaning = input.manifests !== undefined ? readMeaning(input.manifests, options.limits) : null;
       const rs = service.ruleset(input.rules, input.format, input.table);
       const result = annotate(service.traceRuleset(rs, input.node, input.packet), meaning, input.node.addresses);
       return { node: input.node, ...result };

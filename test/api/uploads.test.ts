@@ -226,3 +226,28 @@ test('limits apply per part and in all, after gzip is inflated', async () => {
   // The one-request uploads that failed left no upload behind.
   assert.equal((await storage()).uploads, open);
 });
+
+test('labels within limits, and text PostgreSQL cannot hold, are refused before anything is stored', async () => {
+  const before = await storage();
+  const post = (body: object) => t.app.inject({ method: 'POST', url: '/v1/clusters/refused/snapshots', payload: body });
+  const node = { name: 'n', addresses: ['10.0.0.1'], rules: clusterip };
+  const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v']));
+  for (const labels of [many, { 'bad key!': 'v' }, { k: 'x'.repeat(257) }, { k: 'a\u0000b' }]) {
+    const res = await post({ nodes: [node], labels });
+    assert.equal(res.statusCode, 400, JSON.stringify(labels).slice(0, 80));
+    assert.equal(res.json().code, 'VALIDATION');
+  }
+  const nul = clusterip.replace('KUBE-SVC-GBTMB5ZTD56ECL5F', 'KUBE-SVC-GBTMB5ZTD56E\u0000L5F');
+  const res = await post({ nodes: [{ ...node, rules: nul }] });
+  assert.equal(res.statusCode, 400);
+  assert.match(res.json().detail, /NUL/);
+  assert.ok(res.json().line > 0);
+  const step = await begin('refused');
+  const put = await putNode(step, 'n', Buffer.from(nul));
+  assert.equal(put.statusCode, 400);
+  assert.match(put.json().detail, /NUL/);
+  await t.service.sweep();
+  const after = await storage();
+  assert.deepEqual({ ...after, uploads: 0 }, { ...before, uploads: 0 });
+  assert.equal((await t.app.inject({ method: 'GET', url: '/v1/clusters/refused/snapshots' })).statusCode, 404);
+});

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { completeKubeProxy, EngineError, parseDump, printRuleset, trace } from '../../src/engine/index.ts';
+import { clipLine } from '../../src/engine/errors.ts';
 import { fixture, FIXTURES } from '../helpers.ts';
 
 const files = readdirSync(join(FIXTURES, 'realworld')).filter((f) => f.endsWith('.txt'));
@@ -22,7 +23,7 @@ for (const file of files) {
       assert.ok(e instanceof EngineError, `${file}: ${String(e)}`);
       assert.ok(e.code === 'DUMP_SYNTAX' || e.code === 'DUMP_FORMAT_UNSUPPORTED', e.code);
       assert.ok(e.location && e.location.line >= 1 && e.location.column >= 1, 'located');
-      assert.equal(e.location.text, text.split('\n')[e.location.line - 1].replace(/\r$/, ''));
+      assert.equal(e.location.text, clipLine(text.split('\n')[e.location.line - 1].replace(/\r$/, ''), e.location.column).text);
       if (!/\.(iptables-save|iptables-S)\.txt$/.test(file)) assert.equal(e.code, 'DUMP_FORMAT_UNSUPPORTED', `${file}: ${e.message}`);
       return;
     }

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { DEFAULT_LIMITS } from '../../src/services/limits.ts';
 
 describe('loadConfig', () => {
   test('defaults', () => {
@@ -30,6 +31,7 @@ describe('loadConfig', () => {
         adminToken: undefined,
         authMode: 'auto',
         retention: null,
+        limits: DEFAULT_LIMITS,
       },
     );
     assert.ok(Object.isFrozen(config));
@@ -50,6 +52,26 @@ describe('loadConfig', () => {
     assert.equal(config.dataDir, '/var/lib/svcpath');
     assert.equal(config.bodyLimitBytes, 16 * 1024 * 1024);
     assert.equal(config.logLevel, 'debug');
+  });
+
+  test('reads the limits', () => {
+    const { limits } = loadConfig({
+      SVCPATH_MAX_LABELS: '8', SVCPATH_MAX_LABEL_VALUE: '63', SVCPATH_MANIFESTS_MAX_MB: '16', SVCPATH_MANIFESTS_MAX_DEPTH: '50',
+      SVCPATH_MANIFESTS_MAX_VALUES: '1000', SVCPATH_GRAPHQL_MAX_DEPTH: '8', SVCPATH_GRAPHQL_MAX_ALIASES: '5',
+      SVCPATH_GRAPHQL_MAX_COST: '500', SVCPATH_GRAPHQL_MAX_TOKENS: '2000',
+    });
+    assert.deepEqual({ ...limits }, {
+      maxLabels: 8, maxLabelValue: 63, manifestsMaxBytes: 16 * 1024 * 1024, manifestsMaxDepth: 50, manifestsMaxValues: 1000,
+      graphqlMaxDepth: 8, graphqlMaxAliases: 5, graphqlMaxCost: 500, graphqlMaxTokens: 2000,
+    });
+    assert.throws(() => loadConfig({ SVCPATH_MANIFESTS_MAX_DEPTH: '5000', SVCPATH_GRAPHQL_MAX_COST: 'lots' }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(error.problems, [
+        'SVCPATH_MANIFESTS_MAX_DEPTH must be between 1 and 500, got 5000',
+        'SVCPATH_GRAPHQL_MAX_COST must be a whole number, got "lots"',
+      ]);
+      return true;
+    });
   });
 
   test('empty values mean the default', () => {

@@ -1,6 +1,7 @@
 /**
- * The GraphQL API: mercurius at /graphql (GraphiQL at /graphiql), schema-first from
- * schema/*.graphql, over the same snapshot service as REST.
+ * The GraphQL API: mercurius at /graphql (GraphiQL at /graphiql, served offline by graphiql.ts),
+ * schema-first from schema/*.graphql, over the same snapshot service as REST, with the limits of
+ * limits.ts checked before an operation is validated.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
@@ -10,7 +11,11 @@ import type { GraphQLFieldResolver } from 'graphql';
 import mercurius from 'mercurius';
 import type { MercuriusContext } from 'mercurius';
 import type { SnapshotService } from '../../services/snapshot-types.ts';
+import { DEFAULT_LIMITS } from '../../services/limits.ts';
 import { errorFormatter } from './errors.ts';
+import { graphiqlRoutes } from './graphiql.ts';
+import { checkDocument, checkTokens } from './limits.ts';
+import type { GraphqlLimits } from './limits.ts';
 import { createLoaders, directNodes } from './loaders.ts';
 import type { SnapshotParent } from './loaders.ts';
 import { createResolvers } from './resolvers.ts';
@@ -23,15 +28,33 @@ export const typeDefs: readonly string[] = readdirSync(SCHEMA_DIR)
   .sort()
   .map((f) => readFileSync(new URL(f, SCHEMA_DIR), 'utf8'));
 
-export async function graphqlPlugin(app: FastifyInstance, opts: { snapshotService: SnapshotService }): Promise<void> {
+export interface GraphqlPluginOptions {
+  readonly snapshotService: SnapshotService;
+  /** Tokens, aliases, depth and cost allowed in one request (config `limits`); DEFAULT_LIMITS without. */
+  readonly limits?: GraphqlLimits;
+}
+
+export async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOptions): Promise<void> {
   const service = opts.snapshotService;
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   await app.register(mercurius, {
     schema: [...typeDefs],
     resolvers: createResolvers(service),
     loaders: createLoaders(service),
     path: '/graphql',
-    graphiql: true,
+    // GraphiQL is served by graphiql.ts: mercurius's page loads React and GraphiQL from a CDN.
+    graphiql: false,
     errorFormatter,
+    // Batches (an array of operations in one body) stay refused, as by default: limits are per operation.
+    allowBatchedQueries: false,
+    // The parser's own bound, behind the token count below.
+    graphql: { parseOptions: { maxTokens: limits.graphqlMaxTokens } },
+  });
+  await graphiqlRoutes(app);
+  // Refuse expensive documents before graphql-js parses (tokens) and validates (the rest) them.
+  app.graphql.addHook('preParsing', async (_schema, source) => checkTokens(source, limits.graphqlMaxTokens));
+  app.graphql.addHook('preValidation', async (schema, document) => {
+    checkDocument(schema, document, limits);
   });
 
   // mercurius's loader resolvers need the reply of an HTTP request; app.graphql() calls have

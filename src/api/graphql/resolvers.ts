@@ -7,6 +7,7 @@
 import type { IResolvers } from 'mercurius';
 import { GraphQLScalarType, Kind } from 'graphql';
 import { AppError } from '../../app-error.ts';
+import { clipMessage } from '../../engine/errors.ts';
 import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
 import type {
   ClusterView, NodeTrace, NodeUpload, SnapshotService, SnapshotUpload, SnapshotView, SnapshotWithNodes, StoredTraceQuery,
@@ -53,7 +54,7 @@ interface SnapshotInput {
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
   if (!(allowed as readonly string[]).includes(value)) {
-    throw new AppError('VALIDATION', `${what} must be one of ${allowed.join(', ')} (got '${value}')`);
+    throw new AppError('VALIDATION', `${what} must be one of ${allowed.join(', ')} (got '${clipMessage(value, 80)}')`);
   }
   return value as T;
 }
@@ -96,7 +97,7 @@ function readAfter(after: string): { cursor: string | null; skip: number } {
   }
   const { c, s } = (parsed ?? {}) as { c?: unknown; s?: unknown };
   if ((c !== null && typeof c !== 'string') || !Number.isInteger(s) || (s as number) < 1 || (s as number) > MAX_PAGE) {
-    throw new AppError('VALIDATION', `invalid cursor '${after}'`);
+    throw new AppError('VALIDATION', `invalid cursor '${clipMessage(after, 80)}'`);
   }
   return { cursor: c, skip: s as number };
 }
