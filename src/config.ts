@@ -35,8 +35,10 @@ export interface Config {
   readonly cacheBytes: number;
   /** Worker threads that parse uploaded dumps; 0 parses on the main thread (SVCPATH_PARSE_THREADS). */
   readonly parseThreads: number;
-  /** How long an upload in steps may stay uncommitted (SVCPATH_UPLOAD_TTL_HOURS). */
+  /** How long an upload in steps may stay uncommitted (SVCPATH_UPLOAD_TTL: 24h, 30m, 90s). */
   readonly uploadTtlMs: number;
+  /** How often expired uploads and unreferenced storage are swept (SVCPATH_SWEEP_INTERVAL, 10m). */
+  readonly sweepIntervalMs: number;
   /** Worker threads for audits and diffs (SVCPATH_ANALYSIS_THREADS) ... */
   readonly analysisThreads: number;
   /** ... the heap of each, MiB (SVCPATH_ANALYSIS_HEAP_MB) ... */
@@ -127,6 +129,21 @@ function limits(env: Env, problems: string[]): Limits {
   });
 }
 
+const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
+
+/** A duration such as `90s`, `30m`, `24h` or `7d` (a bare number is seconds), from 1 s to a year. */
+function duration(env: Env, name: string, fallback: number, problems: string[]): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const m = /^(\d+)\s*([smhd]?)$/i.exec(raw);
+  const ms = m ? Number(m[1]) * UNITS[(m[2] || 's').toLowerCase()] : NaN;
+  if (!(ms >= 1000 && ms <= 365 * UNITS.d)) {
+    problems.push(`${name} must be a duration such as 90s, 30m, 24h or 7d (1 s to 365 d), got ${JSON.stringify(raw)}`);
+    return fallback;
+  }
+  return ms;
+}
+
 function databaseUrl(env: Env, problems: string[]): string | undefined {
   const raw = read(env, 'DATABASE_URL');
   if (raw === undefined) return undefined;
@@ -184,7 +201,7 @@ export function parseRetention(text: string | undefined, problems: string[] = []
 
 /**
  * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
- * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL_HOURS,
+ * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL, SVCPATH_SWEEP_INTERVAL,
  * SVCPATH_ANALYSIS_THREADS / _HEAP_MB / _QUEUE, SVCPATH_IDLE_TIMEOUT_S, SVCPATH_REQUEST_TIMEOUT_S,
  * SVCPATH_MAX_CONNECTIONS, SVCPATH_ADMIN_TOKEN, SVCPATH_AUTH, SVCPATH_RETENTION and the limits
  * (SVCPATH_MAX_LABELS … SVCPATH_GRAPHQL_MAX_TOKENS; see `limits` above).
@@ -205,7 +222,8 @@ export function loadConfig(env: Env = process.env): Config {
     uploadLimitBytes: integer(env, 'SVCPATH_UPLOAD_LIMIT_MB', 4096, 1, 1024 * 1024, problems) * MIB,
     cacheBytes: integer(env, 'SVCPATH_CACHE_MB', 1536, 16, 1024 * 1024, problems) * MIB,
     parseThreads: integer(env, 'SVCPATH_PARSE_THREADS', Math.max(1, Math.min(4, availableParallelism() - 1)), 0, 64, problems),
-    uploadTtlMs: integer(env, 'SVCPATH_UPLOAD_TTL_HOURS', 24, 1, 24 * 365, problems) * 3600_000,
+    uploadTtlMs: duration(env, 'SVCPATH_UPLOAD_TTL', 24 * 3600_000, problems),
+    sweepIntervalMs: duration(env, 'SVCPATH_SWEEP_INTERVAL', 10 * 60_000, problems),
     analysisThreads: integer(env, 'SVCPATH_ANALYSIS_THREADS', 1, 1, 64, problems),
     analysisHeapMb: integer(env, 'SVCPATH_ANALYSIS_HEAP_MB', 1024, 128, 1024 * 1024, problems),
     analysisQueue: integer(env, 'SVCPATH_ANALYSIS_QUEUE', 16, 0, 10_000, problems),

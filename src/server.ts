@@ -70,7 +70,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => 
 
 // Expired uploads and whatever no snapshot refers to any more are swept now and then (and soon
 // after each delete, by the service).
-const sweeping = setInterval(() => void snapshotService.sweep(), 10 * 60_000);
+const sweeping = setInterval(() => void snapshotService.sweep(), config.sweepIntervalMs);
 sweeping.unref();
 void snapshotService.sweep();
 // Old snapshots go per SVCPATH_RETENTION, hourly, through the same delete as DELETE /v1/snapshots/{id}.

@@ -22,6 +22,7 @@ describe('loadConfig', () => {
         cacheBytes: 1536 * 1024 * 1024,
         parseThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
         uploadTtlMs: 24 * 3600_000,
+        sweepIntervalMs: 600_000,
         analysisThreads: 1,
         analysisHeapMb: 1024,
         analysisQueue: 16,
@@ -125,5 +126,17 @@ describe('loadConfig', () => {
       () => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db/x' }),
       (error: unknown) => error instanceof Error && !error.message.includes('hunter2'),
     );
+  });
+});
+
+describe('durations', () => {
+  test('SVCPATH_UPLOAD_TTL and SVCPATH_SWEEP_INTERVAL read 90s, 30m, 24h, 7d and bare seconds', () => {
+    assert.equal(loadConfig({ SVCPATH_UPLOAD_TTL: '90s' }).uploadTtlMs, 90_000);
+    assert.equal(loadConfig({ SVCPATH_UPLOAD_TTL: '30m' }).uploadTtlMs, 1_800_000);
+    assert.equal(loadConfig({ SVCPATH_UPLOAD_TTL: '7d' }).uploadTtlMs, 7 * 86_400_000);
+    assert.equal(loadConfig({ SVCPATH_SWEEP_INTERVAL: '5' }).sweepIntervalMs, 5000);
+    for (const bad of ['0s', '10x', '-1m', '400d']) {
+      assert.throws(() => loadConfig({ SVCPATH_UPLOAD_TTL: bad }), /SVCPATH_UPLOAD_TTL must be a duration/);
+    }
   });
 });
