@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AppError, isDatabaseUnavailable } from './app-error.ts';
+import { isDatabaseUnavailable } from './app-error.ts';
 import { ConfigError, DEFAULT_DATA_DIR, loadConfig, type Config } from './config.ts';
 import { buildApp } from './app.ts';
 import { openDatabase, type Database } from './store/database.ts';
@@ -68,10 +68,7 @@ async function main(): Promise<void> {
     bodyLimit: config.bodyLimitBytes,
     traceService,
     snapshotService,
-    ping: async () => {
-      const health = await database.health();
-      if (health.database !== 'ok') throw new AppError('UNAVAILABLE', health.reason ?? 'the database is down', { ...health });
-    },
+    ping: () => database.ping(),
   });
   const logger = app.log;
   log = (message) => logger.warn(message);

@@ -26,6 +26,8 @@ export interface Database {
   readonly server: EmbeddedPostgres | undefined;
   /** Whether the database answers now (within a few seconds), and the embedded server's state. */
   health(): Promise<DatabaseHealth>;
+  /** Resolves when health() says ok; otherwise throws a DatabaseDownError carrying it (for /health). */
+  ping(): Promise<void>;
   /** Disconnects, ends the pool and stops the embedded server; safe to call more than once. */
   close(): Promise<void>;
 }
@@ -39,6 +41,13 @@ export interface DatabaseHealth {
 }
 
 const HEALTH_TIMEOUT_MS = 3000;
+
+export class DatabaseDownError extends Error {
+  constructor(readonly details: DatabaseHealth) {
+    super(details.reason ?? 'the database is down');
+    this.name = 'DatabaseDownError';
+  }
+}
 
 export interface OpenDatabaseOptions {
   readonly migrationsDir?: string;
@@ -127,6 +136,10 @@ export async function openDatabase(
     appliedMigrations,
     server,
     health,
+    ping: async () => {
+      const report = await health();
+      if (report.database !== 'ok') throw new DatabaseDownError(report);
+    },
     close: () => (closing ??= close()),
   };
 }

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { RETRY_AFTER_SECONDS } from '../../app-error.ts';
 
-/** What a failed ping may say in its error's `details` (an AppError's). */
+/** What a failed ping may say in its error's `details` (the store's DatabaseDownError). */
 export interface HealthReport {
   readonly database: string;
   readonly embedded?: string;
