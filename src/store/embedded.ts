@@ -542,7 +542,7 @@ async function osUserFor(): Promise<OsUser | undefined> {
  */
 async function prepareDataDir(dir: string, user: OsUser | undefined): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o711 });
+    await makeDirectory(dir);
     if (user) {
       const info = await stat(dir);
       if (!canTraverse(info, user)) await chmod(dir, (info.mode & 0o7777) | 0o711);
@@ -556,6 +556,26 @@ async function prepareDataDir(dir: string, user: OsUser | undefined): Promise<vo
     );
   }
   if (user) await ensureReachable(dir, user, 'its data directory');
+}
+
+/**
+ * `mkdir -p`, one level at a time: node's recursive mkdir retries for ever where a file system
+ * (procfs, sysfs) answers ENOENT for a directory whose parent exists.
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o711 });
+    return;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if ((await stat(dir)).isDirectory()) return;
+      throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ENOTDIR' });
+    }
+    if (code !== 'ENOENT' || path.dirname(dir) === dir) throw error;
+  }
+  await makeDirectory(path.dirname(dir));
+  await mkdir(dir, { mode: 0o711 });
 }
 
 /** Every directory from / down to `dir` must let `user` through. */
