@@ -51,7 +51,7 @@ export function toAppError(e: unknown): AppError | null {
   if (e instanceof AppError) return e;
   if (e instanceof EngineError) return AppError.fromEngine(e);
   if (isDatabaseUnavailable(e)) {
-    return new AppError('UNAVAILABLE', 'the database is unavailable; try again shortly', { retryAfterSeconds: RETRY_AFTER_SECONDS });
+    return new AppError('UNAVAILABLE', 'the database is unavailable; try again shortly');
   }
   return null;
 }

@@ -10,6 +10,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { cp, chmod, chown, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -209,6 +210,30 @@ describe('starting the service from a clone under a directory of mode 0700', { t
     assert.deepEqual(clusters.items.map((c) => c.name), ['k3s-blog']);
     next.child.kill('SIGTERM');
     assert.equal(await next.exited, 0);
+  });
+
+  test('an embedded PostgreSQL that cannot be restarted ends the server with 1 and a message, for a supervisor to act on', async () => {
+    const server = await start(clone, { SVCPATH_DATA_DIR: dataDir });
+    running.push(server.child);
+    const [pidLine, , , portLine] = (await readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n');
+    const pid = Number.parseInt(pidLine!, 10);
+    // Kill it and take its port before the first restart (a quarter of a second later): every restart fails.
+    process.kill(pid, 'SIGKILL');
+    const blocker = createServer();
+    try {
+      assert.ok(await waitFor(() => !isRunning(pid), 5000));
+      await new Promise<void>((resolve, reject) => {
+        blocker.once('error', reject);
+        blocker.listen(Number(portLine), '127.0.0.1', resolve);
+      });
+      const health = await fetch(`${server.url}/health`);
+      assert.equal(health.status, 503);
+      assert.equal(((await health.json()) as { embedded: string }).embedded, 'restarting');
+      assert.equal(await server.exited, 1);
+    } finally {
+      blocker.close();
+    }
+    assert.match(server.stderr(), /svcpath: the embedded PostgreSQL died and could not be restarted \(.*did not start on port \d+.*\); exiting so that a supervisor can start svcpath again/s);
   });
 
   test('bad settings and an unreachable data directory: one message, what to do, non-zero exit', async () => {
