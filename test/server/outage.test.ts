@@ -17,27 +17,10 @@ import { createSnapshotService } from '../../src/services/snapshot-service.ts';
 import { createTraceService } from '../../src/services/trace-service.ts';
 import { generateCluster, renderIptablesSave } from '../support/kube-gen.ts';
 import { fixture } from '../helpers.ts';
+import { isRunning, waitFor } from '../store/helpers.ts';
 
 /** Long enough to ask every route while the server is down. */
 const RESTART_DELAY_MS = 2500;
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return condition();
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('the embedded PostgreSQL dies under a running app', { timeout: 120_000 }, () => {
   let dataDir: string;
@@ -138,7 +121,7 @@ describe('the embedded PostgreSQL dies under a running app', { timeout: 120_000 
     const response = await upload;
     assert.equal(response.statusCode, 503, response.body);
     assert.equal(response.json().code, 'UNAVAILABLE');
-    assert.equal(isAlive(pid), false);
+    assert.equal(isRunning(pid), false);
 
     assert.ok(await waitFor(() => db.server!.state() === 'running', 30_000), `state: ${db.server!.state()}`);
     // Nothing of the failed upload was kept; sent again it is stored.

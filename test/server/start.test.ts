@@ -13,6 +13,7 @@ import path from 'node:path';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { isRunning, waitFor } from '../store/helpers.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const asRoot = process.getuid?.() === 0;
@@ -82,29 +83,6 @@ function assertOneMessage(failed: Failed, pattern: RegExp): void {
 
 function postmasterPid(dataDir: string): Promise<number> {
   return readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8').then((text) => Number.parseInt(text.split('\n')[0]!, 10));
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' });
-    return !stat.trim().startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return condition();
 }
 
 /**

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { shippedMigrations } from './helpers.ts';
+import { isRunning, shippedMigrations, waitFor } from './helpers.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -31,21 +30,6 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
-/** Running, and not a zombie waiting for an init process that may never reap it. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
-
 /** Starts the server in a child process, then kills that process with SIGKILL. */
 async function killOwner(dataDir: string, watchdog: boolean): Promise<{ connectionString: string; pid: number }> {
   const child = spawn(
@@ -67,15 +51,6 @@ async function killOwner(dataDir: string, watchdog: boolean): Promise<{ connecti
   const pid = Number.parseInt((await readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]!, 10);
   assert.equal(pid, JSON.parse(line).pid);
   return { connectionString: JSON.parse(line).connectionString, pid };
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return condition();
 }
 
 describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
@@ -128,14 +103,14 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
   test('the watchdog stops the server when the process that started it is killed with SIGKILL', async (t) => {
     const orphan = await killOwner(dataDir, true);
     const started = performance.now();
-    assert.ok(await waitFor(() => !isAlive(orphan.pid), 15_000), 'the postmaster is stopped');
+    assert.ok(await waitFor(() => !isRunning(orphan.pid), 15_000), 'the postmaster is stopped');
     t.diagnostic(`postmaster gone ${Math.round(performance.now() - started)} ms after its owner's SIGKILL`);
     assert.equal(await canConnect(orphan.connectionString), false);
   });
 
   test('stops a postmaster left behind by a killed process, then starts', async (t) => {
     const orphan = await killOwner(dataDir, false);
-    assert.ok(isAlive(orphan.pid), 'the postmaster outlives the killed process');
+    assert.ok(isRunning(orphan.pid), 'the postmaster outlives the killed process');
     assert.equal(await canConnect(orphan.connectionString), true);
 
     const started = performance.now();
@@ -143,7 +118,7 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
     t.diagnostic(`start after stopping the leftover: ${Math.round(performance.now() - started)} ms`);
     assert.equal(server.initialised, false);
     // The leftover is gone (its port may well have been handed to the new server, so check the process).
-    assert.equal(isAlive(orphan.pid), false);
+    assert.equal(isRunning(orphan.pid), false);
     if (new URL(orphan.connectionString).port !== String(server.port)) assert.equal(await canConnect(orphan.connectionString), false);
     const rows = await query<{ v: string }>(server.connectionString, 'SELECT v FROM kept');
     assert.deepEqual(rows, [{ v: 'survives restarts' }]);
@@ -194,7 +169,7 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
       // The port is taken while the server is down: every restart fails.
       const pid = server.pid()!;
       process.kill(pid, 'SIGKILL');
-      assert.ok(await waitFor(() => !isAlive(pid), 5_000));
+      assert.ok(await waitFor(() => !isRunning(pid), 5_000));
       await new Promise<void>((resolve) => blocker.listen(server!.port, '127.0.0.1', resolve));
       assert.ok(await waitFor(() => server!.state() === 'failed', 15_000), `state: ${server.state()}`);
       assert.deepEqual(states, ['restarting', 'failed']);
