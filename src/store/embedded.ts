@@ -177,6 +177,8 @@ class Supervisor {
   private current: Postmaster | undefined;
   private restarting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  /** Ends the wait before the next restart attempt early, when stop() is called. */
+  private wake: (() => void) | undefined;
 
   constructor(
     first: Postmaster,
@@ -197,6 +199,7 @@ class Supervisor {
     return (this.stopping ??= (async () => {
       const current = this.current;
       this.current = undefined;
+      this.wake?.();
       await halt(current);
       await this.restarting;
       await halt(this.current);
@@ -218,7 +221,13 @@ class Supervisor {
     this.change('restarting', cause);
     let last: Error = cause;
     for (const delay of this.options.delays) {
-      await sleep(delay);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
       if (this.stopping) return;
       try {
         const postmaster = await this.options.relaunch();
@@ -265,8 +274,8 @@ async function launch(options: {
     {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      // The readiness line is matched in English.
-      env: { ...process.env, LC_MESSAGES: 'C' },
+      // The readiness line is matched in English (LC_ALL would override LC_MESSAGES).
+      env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' },
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
     },
   );
@@ -325,6 +334,8 @@ function startHint(output: string, pgdata: string, runAs: OsUser | undefined): s
 async function halt(postmaster: Postmaster | undefined): Promise<void> {
   if (!postmaster) return;
   const { child, exited } = postmaster;
+  // Never spawned (e.g. EACCES on the binary): there is nothing to stop, and no exit will come.
+  if (child.pid === undefined) return;
   for (const [signal, waitMs] of [['SIGINT', 10_000], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
     if (child.exitCode !== null || child.signalCode !== null) break;
     try {
@@ -655,7 +666,7 @@ async function initialise(
           `--pgdata=${partial}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwfile}`,
           '--encoding=UTF8', '--locale=C',
         ],
-        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' }, ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) },
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' }, ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) },
       );
       child.stdout?.on('data', (chunk: Buffer) => logs.push(chunk.toString('utf8')));
       child.stderr?.on('data', (chunk: Buffer) => logs.push(chunk.toString('utf8')));
