@@ -46,8 +46,51 @@ export class AppError extends Error {
   }
 }
 
+/** Seconds a client is asked to wait (Retry-After) when the database is unavailable. */
+export const RETRY_AFTER_SECONDS = 5;
+
 export function toAppError(e: unknown): AppError | null {
   if (e instanceof AppError) return e;
   if (e instanceof EngineError) return AppError.fromEngine(e);
+  if (isDatabaseUnavailable(e)) {
+    return new AppError('UNAVAILABLE', 'the database is unavailable; try again shortly');
+  }
   return null;
+}
+
+/**
+ * PostgreSQL's codes for a server going away or not there: 57P01 admin shutdown (also
+ * pg_terminate_backend), 57P02 crash shutdown, 57P03 cannot connect now (starting up, shutting
+ * down, in recovery), 53300 too many connections; class 08 is "connection exception".
+ */
+const UNAVAILABLE_SQLSTATE = /^(?:57P0[123]|53300|08\w{3})$/;
+/** Socket errors of node-postgres when the server cannot be reached or drops the connection. */
+const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/**
+ * Prisma's codes: P1001 cannot reach the server, P1002 it timed out, P1008 an operation timed out,
+ * P1017 the server closed the connection, P2024 no pooled connection within the timeout.
+ */
+const UNAVAILABLE_PRISMA = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** @prisma/adapter-pg's names for the same (its DriverAdapterError `cause.kind`). */
+const UNAVAILABLE_ADAPTER_KIND = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
+/** node-postgres says these in words only, without a code. */
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed and is not queryable|the database system is (?:starting up|shutting down|in recovery mode)/i;
+
+/**
+ * Whether `e` says the database cannot be reached or went away, as node-postgres, Prisma or
+ * Prisma's pg adapter (which keeps PostgreSQL's code under `meta.driverAdapterError.cause`) put it.
+ * Read by shape, not class: this module stays free of the database libraries.
+ */
+export function isDatabaseUnavailable(e: unknown, depth = 0): boolean {
+  if (typeof e !== 'object' || e === null || depth > 4) return false;
+  const fields = e as { code?: unknown; kind?: unknown; originalCode?: unknown; message?: unknown; cause?: unknown; meta?: unknown };
+  for (const code of [fields.code, fields.originalCode]) {
+    if (typeof code !== 'string') continue;
+    if (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code) || UNAVAILABLE_PRISMA.has(code)) return true;
+  }
+  if (typeof fields.kind === 'string' && UNAVAILABLE_ADAPTER_KIND.has(fields.kind)) return true;
+  if (typeof fields.message === 'string' && UNAVAILABLE_MESSAGE.test(fields.message)) return true;
+  const adapterError = (fields.meta as { driverAdapterError?: unknown } | undefined)?.driverAdapterError;
+  return isDatabaseUnavailable(fields.cause, depth + 1) || isDatabaseUnavailable(adapterError, depth + 1);
 }

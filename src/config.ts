@@ -20,7 +20,10 @@ export interface Config {
   readonly host: string;
   /** PostgreSQL URL; when absent the embedded server is started in `dataDir`. */
   readonly databaseUrl: string | undefined;
-  /** Where the embedded PostgreSQL keeps its files. */
+  /**
+   * Where the embedded PostgreSQL keeps its files: `./.svcpath-data`, or `/var/lib/svcpath/data`
+   * when running as root (PostgreSQL then runs as the OS user postgres, which must reach it).
+   */
   readonly dataDir: string;
   /** Largest accepted request body in MiB (BODY_LIMIT_MB) ... */
   readonly bodyLimitMb: number;
@@ -198,6 +201,13 @@ export function parseRetention(text: string | undefined, problems: string[] = []
   }
   return limits.keep === null && limits.days === null ? null : limits;
 }
+/** The embedded PostgreSQL's data directory when SVCPATH_DATA_DIR is not set. */
+export const DEFAULT_DATA_DIR = './.svcpath-data';
+/**
+ * ... and when running as root. The embedded PostgreSQL then runs as the OS user postgres, which
+ * cannot enter a home directory of mode 0700 (root's, or a `mktemp -d` one) holding the clone.
+ */
+export const ROOT_DATA_DIR = '/var/lib/svcpath/data';
 
 /**
  * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
@@ -207,14 +217,14 @@ export function parseRetention(text: string | undefined, problems: string[] = []
  * (SVCPATH_MAX_LABELS … SVCPATH_GRAPHQL_MAX_TOKENS; see `limits` above).
  * Throws a ConfigError listing every invalid value.
  */
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = process.env, asRoot: boolean = process.getuid?.() === 0): Config {
   const problems: string[] = [];
   const bodyLimitMb = integer(env, 'BODY_LIMIT_MB', 200, 1, 4096, problems);
   const config: Config = {
     port: integer(env, 'PORT', 8080, 0, 65535, problems),
     host: read(env, 'HOST') ?? '127.0.0.1',
     databaseUrl: databaseUrl(env, problems),
-    dataDir: read(env, 'SVCPATH_DATA_DIR') ?? './.svcpath-data',
+    dataDir: read(env, 'SVCPATH_DATA_DIR') ?? (asRoot ? ROOT_DATA_DIR : DEFAULT_DATA_DIR),
     bodyLimitMb,
     bodyLimitBytes: bodyLimitMb * 1024 * 1024,
     logLevel: logLevel(env, problems),

@@ -86,7 +86,7 @@ test('killed during puts and during a commit: never a partial snapshot, and the 
   const dumps = names.map((n, i) => renderIptablesSave({ ...cluster, nodeName: n, nodeIPs: [`10.3.0.${i + 1}`] }));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const begin = async () => (await (await fetch(`${url}/v1/clusters/killed/uploads`, { method: 'POST' })).json()).id as string;
+  const begin = async () => ((await (await fetch(`${url}/v1/clusters/killed/uploads`, { method: 'POST' })).json()) as { id: string }).id;
   const put = (id: string, i: number) => fetch(`${url}/v1/uploads/${id}/nodes/${names[i]}?addresses=10.3.0.${i + 1}`, {
     method: 'PUT', body: dumps[i], headers: { 'content-type': 'text/plain' },
   });
@@ -112,11 +112,11 @@ test('killed during puts and during a commit: never a partial snapshot, and the 
   server = await start(port);
   try {
     const list = await fetch(`${url}/v1/clusters/killed/snapshots`);
-    const snapshots = list.status === 404 ? [] : (await list.json()).items as { id: string; version: number }[];
+    const snapshots = list.status === 404 ? [] : ((await list.json()) as { items: { id: string; version: number }[] }).items;
     assert.ok(snapshots.length <= 1);
     for (const s of snapshots) {
       assert.equal(s.version, 1);
-      const full = await (await fetch(`${url}/v1/snapshots/${s.id}`)).json();
+      const full = (await (await fetch(`${url}/v1/snapshots/${s.id}`)).json()) as { nodes: { name: string }[] };
       assert.deepEqual(full.nodes.map((n: { name: string }) => n.name), [...names].sort());
       for (const [i, n] of names.entries()) assert.equal(await (await fetch(`${url}/v1/snapshots/${s.id}/nodes/${n}/rules`)).text(), dumps[i]);
       // Delete it too: then nothing at all should remain once swept.

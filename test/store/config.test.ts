@@ -6,7 +6,7 @@ import { DEFAULT_LIMITS } from '../../src/services/limits.ts';
 
 describe('loadConfig', () => {
   test('defaults', () => {
-    const config = loadConfig({});
+    const config = loadConfig({}, false);
     assert.deepEqual(
       { ...config },
       {
@@ -36,6 +36,11 @@ describe('loadConfig', () => {
       },
     );
     assert.ok(Object.isFrozen(config));
+  });
+
+  test('as root, the embedded database lives where the OS user postgres can reach it', () => {
+    assert.equal(loadConfig({}, true).dataDir, '/var/lib/svcpath/data');
+    assert.equal(loadConfig({ SVCPATH_DATA_DIR: './mine' }, true).dataDir, './mine');
   });
 
   test('reads every variable', () => {

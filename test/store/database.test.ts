@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { Prisma } from '../../src/generated/prisma/client.ts';
+import { createServer, type AddressInfo } from 'node:net';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { isDatabaseUnavailable } from '../../src/app-error.ts';
+import { Prisma, PrismaClient } from '../../src/generated/prisma/client.ts';
 import { openDatabase, type Database } from '../../src/store/database.ts';
 import { createTestDatabase, type TestDatabase, shippedMigrations } from './helpers.ts';
 
@@ -94,3 +98,96 @@ describe('openDatabase with DATABASE_URL', () => {
     });
   });
 });
+
+describe('a database that goes away', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+  const logged: string[] = [];
+
+  before(async () => {
+    testDb = await createTestDatabase();
+    db = await openDatabase({ databaseUrl: testDb.url, dataDir: '/nonexistent/not-used' }, { log: (m) => logged.push(m) });
+  });
+
+  after(async () => {
+    await db?.close();
+    await testDb?.drop();
+  });
+
+  /** Ends every session on the test database but ours, as an administrator or a server crash would. */
+  async function terminateSessions(): Promise<number> {
+    const admin = new pg.Client({ connectionString: testDb.url });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ n: string }>(
+        'SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      );
+      return Number(rows[0]?.n ?? 0);
+    } finally {
+      await admin.end();
+    }
+  }
+
+  test('a checked-out connection that the server ends does not end the process; the pool recovers', async () => {
+    const client = await db.pool.connect();
+    // Between two queries, as an upload is while it compresses its next node: no query to fail, so
+    // node-postgres emits `error` on the client, and without a listener that would be uncaught.
+    assert.ok((await terminateSessions()) >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.ok(logged.some((m) => /database connection lost: terminating connection due to administrator command/.test(m)), logged.join('\n'));
+    await assert.rejects(client.query('SELECT 1'), (error: unknown) => isDatabaseUnavailable(error));
+    client.release(true);
+    // Idle pooled connections were ended too; the next queries open new ones.
+    assert.equal((await db.pool.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one, 1);
+    assert.equal(await db.prisma.cluster.count(), 0);
+    assert.deepEqual(await db.health(), { database: 'ok' });
+  });
+
+  test('errors of a lost or unreachable server are recognised, from node-postgres and from Prisma', async () => {
+    // A query under way when its session is ended: 57P01 from node-postgres ...
+    const slow = assert.rejects(db.pool.query('SELECT pg_sleep(5)'), (error: unknown) => {
+      assert.equal((error as { code?: string }).code, '57P01');
+      return isDatabaseUnavailable(error);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await terminateSessions();
+    await slow;
+    // ... and from Prisma, which keeps it under meta.driverAdapterError.
+    const slowPrisma = assert.rejects(db.prisma.$queryRaw`SELECT pg_sleep(5)`, (error: unknown) => isDatabaseUnavailable(error));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await terminateSessions();
+    await slowPrisma;
+
+    // Nothing listening: ECONNREFUSED from node-postgres, P1001 from Prisma.
+    const closed = await openClosedPort();
+    const pool = new pg.Pool({ connectionString: `postgresql://postgres@127.0.0.1:${closed}/x` });
+    const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+    try {
+      await assert.rejects(pool.query('SELECT 1'), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'ECONNREFUSED');
+        return isDatabaseUnavailable(error);
+      });
+      await assert.rejects(prisma.cluster.count(), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'P1001');
+        return isDatabaseUnavailable(error);
+      });
+    } finally {
+      await pool.end();
+    }
+
+    // What is not an outage stays what it is.
+    await assert.rejects(db.prisma.cluster.delete({ where: { name: 'absent' } }), (error: unknown) => !isDatabaseUnavailable(error));
+    await assert.rejects(db.pool.query('SELECT * FROM no_such_table'), (error: unknown) => !isDatabaseUnavailable(error));
+    assert.equal(isDatabaseUnavailable(new Error('boom')), false);
+    assert.equal(isDatabaseUnavailable(new Error('x', { cause: new Error('Connection terminated unexpectedly') })), true);
+  });
+});
+
+/** A port nothing listens on (bound for a moment, then released). */
+async function openClosedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { shippedMigrations } from './helpers.ts';
+import { isRunning, shippedMigrations, waitFor } from './helpers.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,26 +30,11 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
-/** Running, and not a zombie waiting for an init process that may never reap it. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
-
 /** Starts the server in a child process, then kills that process with SIGKILL. */
-async function leaveOrphanedServer(dataDir: string): Promise<{ connectionString: string; pid: number }> {
+async function killOwner(dataDir: string, watchdog: boolean): Promise<{ connectionString: string; pid: number }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('./embedded-child.ts', import.meta.url)), dataDir],
+    ['--import', 'tsx', fileURLToPath(new URL('./embedded-child.ts', import.meta.url)), dataDir, watchdog ? 'watchdog' : 'no-watchdog'],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const line = await new Promise<string>((resolve, reject) => {
@@ -65,6 +49,7 @@ async function leaveOrphanedServer(dataDir: string): Promise<{ connectionString:
   child.kill('SIGKILL');
   await exited;
   const pid = Number.parseInt((await readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]!, 10);
+  assert.equal(pid, JSON.parse(line).pid);
   return { connectionString: JSON.parse(line).connectionString, pid };
 }
 
@@ -115,9 +100,17 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
     server = undefined;
   });
 
+  test('the watchdog stops the server when the process that started it is killed with SIGKILL', async (t) => {
+    const orphan = await killOwner(dataDir, true);
+    const started = performance.now();
+    assert.ok(await waitFor(() => !isRunning(orphan.pid), 15_000), 'the postmaster is stopped');
+    t.diagnostic(`postmaster gone ${Math.round(performance.now() - started)} ms after its owner's SIGKILL`);
+    assert.equal(await canConnect(orphan.connectionString), false);
+  });
+
   test('stops a postmaster left behind by a killed process, then starts', async (t) => {
-    const orphan = await leaveOrphanedServer(dataDir);
-    assert.ok(isAlive(orphan.pid), 'the postmaster outlives the killed process');
+    const orphan = await killOwner(dataDir, false);
+    assert.ok(isRunning(orphan.pid), 'the postmaster outlives the killed process');
     assert.equal(await canConnect(orphan.connectionString), true);
 
     const started = performance.now();
@@ -125,7 +118,7 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
     t.diagnostic(`start after stopping the leftover: ${Math.round(performance.now() - started)} ms`);
     assert.equal(server.initialised, false);
     // The leftover is gone (its port may well have been handed to the new server, so check the process).
-    assert.equal(isAlive(orphan.pid), false);
+    assert.equal(isRunning(orphan.pid), false);
     if (new URL(orphan.connectionString).port !== String(server.port)) assert.equal(await canConnect(orphan.connectionString), false);
     const rows = await query<{ v: string }>(server.connectionString, 'SELECT v FROM kept');
     assert.deepEqual(rows, [{ v: 'survives restarts' }]);
@@ -148,6 +141,85 @@ describe('startEmbeddedPostgres', { timeout: 60_000 }, () => {
     } finally {
       blocker.close();
     }
+  });
+
+  test('restarts the server on the same port when it dies, keeping the data', async () => {
+    const states: string[] = [];
+    server = await startEmbeddedPostgres({ dataDir, restartDelaysMs: [300], onStateChange: (state) => states.push(state) });
+    const first = server.pid();
+    assert.ok(first);
+    process.kill(first, 'SIGKILL');
+    assert.ok(await waitFor(() => server!.state() === 'restarting', 5_000));
+    assert.equal(await canConnect(server.connectionString), false);
+    assert.ok(await waitFor(() => server!.state() === 'running', 15_000), `state: ${server.state()}`);
+    assert.notEqual(server.pid(), first);
+    assert.deepEqual(states, ['restarting', 'running']);
+    const rows = await query<{ v: string }>(server.connectionString, 'SELECT v FROM kept');
+    assert.deepEqual(rows, [{ v: 'survives restarts' }]);
+    await server.stop();
+    assert.equal(server.state(), 'stopped');
+    server = undefined;
+  });
+
+  test('gives up after the last restart attempt, and says so', async () => {
+    const states: string[] = [];
+    const blocker = createServer();
+    server = await startEmbeddedPostgres({ dataDir, restartDelaysMs: [100, 100], onStateChange: (state) => states.push(state) });
+    try {
+      // The port is taken while the server is down: every restart fails.
+      const pid = server.pid()!;
+      process.kill(pid, 'SIGKILL');
+      assert.ok(await waitFor(() => !isRunning(pid), 5_000));
+      await new Promise<void>((resolve) => blocker.listen(server!.port, '127.0.0.1', resolve));
+      assert.ok(await waitFor(() => server!.state() === 'failed', 15_000), `state: ${server.state()}`);
+      assert.deepEqual(states, ['restarting', 'failed']);
+    } finally {
+      blocker.close();
+      await server.stop();
+      server = undefined;
+    }
+  });
+
+  test('refuses a data directory of another PostgreSQL major version, saying what to do', async () => {
+    const other = await mkdtemp(path.join(os.tmpdir(), 'svcpath-embedded-old-'));
+    try {
+      await mkdir(path.join(other, 'pgdata'));
+      await writeFile(path.join(other, 'pgdata', 'PG_VERSION'), '15\n');
+      await writeFile(path.join(other, 'password'), 'x\n');
+      await assert.rejects(startEmbeddedPostgres({ dataDir: other }), (error: Error) => {
+        assert.equal(error.name, 'EmbeddedPostgresError');
+        assert.match(error.message, /holds a PostgreSQL 15 cluster but the embedded server is PostgreSQL 18; dump it/);
+        return true;
+      });
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  test('as root: runs the binaries from a copy the OS user postgres can reach, and refuses an unreachable data directory', async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('not root');
+      return;
+    }
+    // A directory only its owner (root) can enter, like root's home or `mktemp -d`.
+    const closed = await mkdtemp(path.join(os.tmpdir(), 'svcpath-closed-'));
+    try {
+      await assert.rejects(startEmbeddedPostgres({ dataDir: path.join(closed, 'data') }), (error: Error) => {
+        assert.equal(error.name, 'EmbeddedPostgresError');
+        assert.match(error.message, /runs as the OS user postgres \(PostgreSQL refuses to run as root\), which cannot enter \/tmp\/svcpath-closed-\w+ \(mode 0700\)/);
+        assert.match(error.message, /Leave SVCPATH_DATA_DIR unset/);
+        return true;
+      });
+      assert.equal((await stat(closed)).mode & 0o777, 0o700, 'the directory is left as it was');
+    } finally {
+      await rm(closed, { recursive: true, force: true });
+    }
+    server = await startEmbeddedPostgres({ dataDir });
+    assert.equal(server.osUser, 'postgres');
+    assert.match(server.installDir, /^\/var\/lib\/svcpath\/postgresql-18\.[\w.-]+-linux-x64$/);
+    assert.equal((await stat(path.join(server.installDir, 'bin', 'postgres'))).mode & 0o755, 0o755);
+    await server.stop();
+    server = undefined;
   });
 
   test('openDatabase without DATABASE_URL runs the embedded server and migrates it', async (t) => {

@@ -1,10 +1,11 @@
 /**
  * One error handler for the REST API: every failure leaves as `application/problem+json`
- * with a stable `code`. 5xx details are logged, not sent.
+ * with a stable `code`. 5xx details are logged, not sent. A database that cannot be reached
+ * is 503 UNAVAILABLE with Retry-After, not 500: the request can be made again as it is.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { AppError, toAppError } from '../../app-error.ts';
+import { AppError, RETRY_AFTER_SECONDS, toAppError } from '../../app-error.ts';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -46,7 +47,12 @@ export const errorHandler = fp(
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const mapped = toAppError(error) ?? fromFastify(error);
       const status = mapped?.status ?? 500;
-      if (status >= 500) request.log.error({ err: error }, 'request failed');
+      if (status === 503) {
+        request.log.warn({ err: error }, 'request failed: the database is unavailable');
+        void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      } else if (status >= 500) {
+        request.log.error({ err: error }, 'request failed');
+      }
       const body = {
         type: 'about:blank',
         title: TITLES[status] ?? 'Error',

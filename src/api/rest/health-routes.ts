@@ -1,13 +1,49 @@
-/** `GET /health`: 200 once the database answers, 503 while it does not. */
+/**
+ * `GET /health`: 200 while the database answers, 503 (problem+json, Retry-After) while it does
+ * not, saying which part is down: `database` (`ok`/`down`) and, with the embedded PostgreSQL,
+ * `embedded` (`running`, `restarting`, `failed`, `stopped`).
+ */
 import type { FastifyInstance } from 'fastify';
+import { RETRY_AFTER_SECONDS } from '../../app-error.ts';
 
-export async function healthRoutes(app: FastifyInstance, opts: { ping?: () => Promise<void> }): Promise<void> {
+/** What a failed ping may say in its error's `details` (the store's DatabaseDownError). */
+export interface HealthReport {
+  readonly database: string;
+  readonly embedded?: string;
+}
+
+const parts = {
+  database: { type: 'string', description: '`ok`, or `down` while the database does not answer' },
+  embedded: {
+    type: 'string',
+    description: 'With the embedded PostgreSQL only: `running`, `restarting` (it died and is being restarted), `failed` or `stopped`',
+  },
+} as const;
+
+export async function healthRoutes(
+  app: FastifyInstance,
+  opts: { ping?: () => Promise<void> },
+): Promise<void> {
   app.get('/health', {
     schema: {
       tags: ['health'],
       operationId: 'health',
       summary: 'Liveness and database readiness',
-      response: { 200: { $ref: 'Health#' }, 503: { $ref: 'Problem#' } },
+      response: {
+        200: { $ref: 'Health#' },
+        503: {
+          type: 'object',
+          description: 'RFC 9457 problem details, with which part is down',
+          properties: {
+            type: { type: 'string' },
+            title: { type: 'string' },
+            status: { type: 'integer' },
+            code: { type: 'string' },
+            detail: { type: 'string' },
+            ...parts,
+          },
+        },
+      },
     },
     handler: async (_request, reply) => {
       if (!opts.ping) return { status: 'ok', database: 'none (stateless)' };
@@ -15,10 +51,17 @@ export async function healthRoutes(app: FastifyInstance, opts: { ping?: () => Pr
         await opts.ping();
         return { status: 'ok', database: 'ok' };
       } catch (e) {
-        return reply.status(503).type('application/problem+json').send({
-          type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'UNAVAILABLE',
-          detail: `the database does not answer: ${(e as Error).message}`,
-        });
+        const details = (e as { details?: Partial<HealthReport> }).details ?? {};
+        return reply
+          .status(503)
+          .header('retry-after', String(RETRY_AFTER_SECONDS))
+          .type('application/problem+json')
+          .send({
+            type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'UNAVAILABLE',
+            detail: `the database does not answer: ${(e as Error).message}`,
+            database: 'down',
+            ...(details.embedded ? { embedded: details.embedded } : {}),
+          });
       }
     },
   });
