@@ -14,6 +14,7 @@ import { createTraceService } from './services/trace-service.ts';
 import type { TraceService } from './services/trace-service.ts';
 import type { SnapshotService } from './services/snapshot-types.ts';
 import { gzipBodies } from './api/rest/gzip.ts';
+import { bodyAdmission } from './api/rest/admission.ts';
 import { healthRoutes } from './api/rest/health-routes.ts';
 import { snapshotRoutes } from './api/rest/snapshot-routes.ts';
 import type { UploadLimits } from './api/rest/snapshot-routes.ts';
@@ -32,6 +33,8 @@ export interface AppOptions {
   readonly bodyLimit?: number;
   /** Largest node dump or manifests, and largest multipart upload in all (inflated bytes). */
   readonly uploadLimits?: UploadLimits;
+  /** Memory all request bodies being read may cost together (admission.ts); default 1 GiB. */
+  readonly inflightBytes?: number;
   /** Idle connection, whole-request (headers and body) timeouts in ms, and the most connections. */
   readonly timeouts?: { readonly idleMs: number; readonly requestMs: number; readonly maxConnections: number };
   readonly traceService?: TraceService;
@@ -96,6 +99,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(gzipBodies);
   const bodyLimit = options.bodyLimit ?? 200 * 1024 * 1024;
   const uploadLimits = options.uploadLimits ?? { partBytes: 256 * 1024 * 1024, totalBytes: 4096 * 1024 * 1024 };
+  await app.register(bodyAdmission, { budgetBytes: options.inflightBytes ?? 1024 * 1024 * 1024, partBytes: uploadLimits.partBytes });
   // Parts are read as streams and measured after gzip is inflated (snapshot-routes.ts).
   await app.register(multipart, { limits: { fileSize: uploadLimits.totalBytes, fieldSize: uploadLimits.partBytes, parts: 10_000 } });
   const traceService = options.traceService ?? createTraceService();

@@ -54,6 +54,8 @@ export interface Config {
   readonly requestTimeoutMs: number;
   /** ... and connections beyond this many are refused (SVCPATH_MAX_CONNECTIONS). */
   readonly maxConnections: number;
+  /** Memory all request bodies being read may cost together; past it, 503 (SVCPATH_INFLIGHT_MB). */
+  readonly inflightBytes: number;
   /** SVCPATH_ADMIN_TOKEN: a bearer token with every scope on every cluster. */
   readonly adminToken: string | undefined;
   /**
@@ -213,7 +215,7 @@ export const ROOT_DATA_DIR = '/var/lib/svcpath/data';
  * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
  * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL, SVCPATH_SWEEP_INTERVAL,
  * SVCPATH_ANALYSIS_THREADS / _HEAP_MB / _QUEUE, SVCPATH_IDLE_TIMEOUT_S, SVCPATH_REQUEST_TIMEOUT_S,
- * SVCPATH_MAX_CONNECTIONS, SVCPATH_ADMIN_TOKEN, SVCPATH_AUTH, SVCPATH_RETENTION and the limits
+ * SVCPATH_MAX_CONNECTIONS, SVCPATH_INFLIGHT_MB, SVCPATH_ADMIN_TOKEN, SVCPATH_AUTH, SVCPATH_RETENTION and the limits
  * (SVCPATH_MAX_LABELS … SVCPATH_GRAPHQL_MAX_TOKENS; see `limits` above).
  * Throws a ConfigError listing every invalid value.
  */
@@ -240,6 +242,7 @@ export function loadConfig(env: Env = process.env, asRoot: boolean = process.get
     idleTimeoutMs: integer(env, 'SVCPATH_IDLE_TIMEOUT_S', 30, 1, 3600, problems) * 1000,
     requestTimeoutMs: integer(env, 'SVCPATH_REQUEST_TIMEOUT_S', 600, 1, 24 * 3600, problems) * 1000,
     maxConnections: integer(env, 'SVCPATH_MAX_CONNECTIONS', 1000, 1, 1_000_000, problems),
+    inflightBytes: integer(env, 'SVCPATH_INFLIGHT_MB', 1024, 1, 1024 * 1024, problems) * MIB,
     adminToken: read(env, 'SVCPATH_ADMIN_TOKEN'),
     authMode: authMode(env, problems),
     retention: parseRetention(env.SVCPATH_RETENTION, problems),

@@ -93,6 +93,7 @@ async function main(): Promise<void> {
     uploadLimits: { partBytes: config.nodeLimitBytes, totalBytes: config.uploadLimitBytes },
     limits: config.limits,
     timeouts: { idleMs: config.idleTimeoutMs, requestMs: config.requestTimeoutMs, maxConnections: config.maxConnections },
+    inflightBytes: config.inflightBytes,
     traceService,
     snapshotService,
     ping: () => database.ping(),

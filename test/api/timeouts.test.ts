@@ -49,3 +49,32 @@ test('a stalled body is dropped once idle; a trickled one once the request takes
     await app.close();
   }
 });
+
+test('bodies being read share one memory budget: past it a request is 503 with Retry-After before its body is read', async () => {
+  const app = await buildApp({ inflightBytes: 1024 * 1024, bodyLimit: 4 * 1024 * 1024, timeouts: { idleMs: 5000, requestMs: 10_000, maxConnections: 10 } });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as net.AddressInfo;
+  try {
+    // A 300 kB JSON body reserves about 900 kB while it is read; it stalls half-way.
+    const held = net.connect(port, '127.0.0.1');
+    await new Promise((r) => held.on('connect', r));
+    held.write('POST /v1/trace HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 300000\r\n\r\n{"rules": "');
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = await fetch(`http://127.0.0.1:${port}/v1/trace`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rules: 'x'.repeat(200_000) }),
+    });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get('retry-after'), '5');
+    assert.match(refused.headers.get('content-type') ?? '', /problem\+json/);
+    // Small requests still fit, and once the first connection goes, its reservation comes back.
+    assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
+    held.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const after = await fetch(`http://127.0.0.1:${port}/v1/trace`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rules: 'x'.repeat(200_000) }),
+    });
+    assert.notEqual(after.status, 503);
+  } finally {
+    await app.close();
+  }
+});

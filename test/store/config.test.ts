@@ -29,6 +29,7 @@ describe('loadConfig', () => {
         idleTimeoutMs: 30_000,
         requestTimeoutMs: 600_000,
         maxConnections: 1000,
+        inflightBytes: 1024 * 1024 * 1024,
         adminToken: undefined,
         authMode: 'auto',
         retention: null,

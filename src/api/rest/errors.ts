@@ -48,8 +48,9 @@ export const errorHandler = fp(
       const mapped = toAppError(error) ?? fromFastify(error);
       const status = mapped?.status ?? 500;
       if (status === 503) {
-        request.log.warn({ err: error }, 'request failed: the database is unavailable');
-        void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+        request.log.warn({ err: error }, 'request refused for now: unavailable');
+        const retry = mapped?.details.retryAfter;
+        void reply.header('retry-after', String(typeof retry === 'number' ? retry : RETRY_AFTER_SECONDS));
       } else if (status >= 500) {
         request.log.error({ err: error }, 'request failed');
       }
