@@ -10,6 +10,7 @@
  *   BENCH_FLEET_TRACES=1000                 timed warm traces per size
  *   BENCH_FLEET_RSS_LIMIT_MB=12288          the server is killed above this (the step fails)
  *   BENCH_FLEET_TIMEOUT_S=1800              the longest any one step may take
+ *   BENCH_FLEET_SERVER=<dir>                run the server of another checkout (default this one)
  *   SVCPATH_BENCH_ADMIN_URL                 where to create the throwaway database
  *                                           (default postgresql://postgres@127.0.0.1:5432/postgres)
  *
@@ -34,6 +35,7 @@ import type { FleetNode, GenCluster, RenderOptions } from '../test/support/kube-
 import { ms, percentile } from './common.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SERVER_ROOT = process.env.BENCH_FLEET_SERVER ?? ROOT;
 const OUT = join(ROOT, '.bench-out');
 const GENERATOR = join(ROOT, 'test/support/kube-gen.ts');
 const ADMIN_URL = process.env.SVCPATH_BENCH_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -217,7 +219,7 @@ class ServerProcess {
   private constructor(port: number, databaseUrl: string, log: string, private readonly rssLimit: number) {
     this.base = `http://127.0.0.1:${port}`;
     this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: ROOT,
+      cwd: SERVER_ROOT,
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SVCPATH_AUTH: 'off' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -753,7 +755,7 @@ export async function benchFleet(sizes: readonly Size[]): Promise<number> {
   mkdirSync(OUT, { recursive: true });
   const memTotal = Number(/^MemTotal:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 16 * 2 ** 20) * 1024;
   const rssLimit = Number(process.env.BENCH_FLEET_RSS_LIMIT_MB ?? Math.min(12_288, Math.floor((memTotal * 0.6) / 2 ** 20))) * 2 ** 20;
-  console.log(`\n== fleet: the server as a child process (node --import tsx src/server.ts) on a throwaway database at ${ADMIN_URL.replace(/\/\/[^@]*@/, '//')}; killed above ${mb(rssLimit)} RSS`);
+  console.log(`\n== fleet: the server as a child process (node --import tsx src/server.ts in ${SERVER_ROOT}) on a throwaway database at ${ADMIN_URL.replace(/\/\/[^@]*@/, '//')}; killed above ${mb(rssLimit)} RSS`);
   for (const size of sizes) await benchSize(size, rssLimit);
   if (failures > 0) console.log(`\nfleet: ${failures} step(s) failed`);
   return failures > 0 ? 1 : 0;
