@@ -7,7 +7,9 @@
  * each next to its target with ✓ or ✗.
  *
  *   BENCH_FLEET=20x2000,100x2000,20x10000   sizes, nodes x Services (the default); 0 skips
- *   BENCH_FLEET_TRACES=1000                 timed warm traces per size
+ *   BENCH_FLEET_TRACES=1000                 timed warm traces per size…
+ *   BENCH_FLEET_TRACE_BUDGET_S=120          …or as many as fit in this time (and as many
+ *                                           warm-up traces as fit in half of it)
  *   BENCH_FLEET_RSS_LIMIT_MB=12288          the server is killed above this (the step fails)
  *   BENCH_FLEET_TIMEOUT_S=1800              the longest any one step may take
  *   BENCH_FLEET_SERVER=<dir>                run the server of another checkout (default this one)
@@ -40,6 +42,7 @@ const OUT = join(ROOT, '.bench-out');
 const GENERATOR = join(ROOT, 'test/support/kube-gen.ts');
 const ADMIN_URL = process.env.SVCPATH_BENCH_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const TRACES = Number(process.env.BENCH_FLEET_TRACES ?? 1000);
+const TRACE_BUDGET_MS = Number(process.env.BENCH_FLEET_TRACE_BUDGET_S ?? 120) * 1000;
 const STEP_TIMEOUT_MS = Number(process.env.BENCH_FLEET_TIMEOUT_S ?? 1800) * 1000;
 const GiB = 1024 ** 3;
 const MB = 1e6;
@@ -288,6 +291,12 @@ class ServerProcess {
   phasePeak(): number {
     this.sample();
     return this.phasePeakRss;
+  }
+
+  /** At once, for a bench that is going away. */
+  kill(): void {
+    this.stopping = true;
+    this.child.kill('SIGKILL');
   }
 
   async stop(): Promise<void> {
@@ -572,6 +581,7 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
 
   const dbName = `svcpath_bench_${randomBytes(5).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(dbName)}`));
+  live.database = dbName;
   const dbUrl = withDatabase(ADMIN_URL, dbName);
   const log = join(OUT, `fleet-server-${size.nodes}x${size.services}.log`);
   rmSync(log, { force: true });
@@ -595,7 +605,7 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
     }
   };
   try {
-    server = await ServerProcess.start(dbUrl, log, rssLimit);
+    server = live.server = await ServerProcess.start(dbUrl, log, rssLimit);
     const empty = await databaseSize(dbUrl);
 
     // v1: every node and the manifests in one streamed multipart request.
@@ -623,7 +633,7 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
     // A restart: the first trace reads every node back from the database.
     hwms.push(server.hwm);
     await server.stop();
-    server = await ServerProcess.start(dbUrl, log, rssLimit);
+    server = live.server = await ServerProcess.start(dbUrl, log, rssLimit);
     const id = v1.result.snapshot.id;
     const frontends = clusterIPFrontends(fleet.cluster);
     const traceUrl = (f: { destination: string; port: number; protocol: string }) =>
@@ -639,28 +649,37 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
     const first = await step('first all-node trace after a restart', (s) => traceOnce(s, frontends[0]));
     figure('first all-node trace after a restart', `${seconds(first.ms)} (${fleet.nodes.length} nodes, ${frontends[0].destination}:${frontends[0].port})`);
 
-    // Warm: a pass over 300 random frontends, then TRACES requests among them.
+    // Warm: a pass over 300 random frontends, then TRACES requests among them (each within its time budget).
     const rng = new Rng(7);
     const sample = Array.from({ length: Math.min(300, frontends.length) }, () => frontends[rng.int(frontends.length)]);
     const warm = await step('warm all-node traces', async (s) => {
       const firstTouch: number[] = [];
-      for (const f of sample) firstTouch.push((await traceOnce(s, f)).ms);
+      let until = performance.now() + TRACE_BUDGET_MS / 2;
+      for (const f of sample) {
+        if (performance.now() > until) break;
+        firstTouch.push((await traceOnce(s, f)).ms);
+      }
       const timed: number[] = [];
       let bytes = 0;
-      for (let i = 0; i < TRACES; i++) {
+      until = performance.now() + TRACE_BUDGET_MS;
+      for (let i = 0; i < TRACES && performance.now() < until; i++) {
         const r = await traceOnce(s, sample[rng.int(sample.length)]);
         timed.push(r.ms);
         bytes += r.bytes;
       }
-      return { firstTouch: firstTouch.sort((a, b) => a - b), timed: timed.sort((a, b) => a - b), bytes: bytes / TRACES };
+      return { firstTouch: firstTouch.sort((a, b) => a - b), timed: timed.sort((a, b) => a - b), bytes: bytes / timed.length };
     });
     const warmP99 = percentile(warm.timed, 0.99);
+    const cut = (n: number, of: number) => (n < of ? ` (${n} of ${of}: the time budget, BENCH_FLEET_TRACE_BUDGET_S, ran out)` : '');
     figure(
-      `warm all-node trace, ${TRACES} requests over ${sample.length} random ClusterIP frontends`,
+      `warm all-node trace, ${warm.timed.length} requests over ${sample.length} random ClusterIP frontends${cut(warm.timed.length, TRACES)}`,
       `median ${ms(percentile(warm.timed, 0.5))}, p99 ${ms(warmP99)}, max ${ms(warm.timed[warm.timed.length - 1])}; answers of ${(warm.bytes / 1e3).toFixed(0)} kB`,
       { ok: warmP99 < t.warmP99Ms, text: `p99 < ${t.warmP99Ms} ms` },
     );
-    figure('  the warm-up pass (first trace of each frontend after the first trace)', `median ${ms(percentile(warm.firstTouch, 0.5))}, p99 ${ms(percentile(warm.firstTouch, 0.99))}`);
+    figure(
+      `  before them, the first trace of each frontend${cut(warm.firstTouch.length, sample.length)}`,
+      `median ${ms(percentile(warm.firstTouch, 0.5))}, p99 ${ms(percentile(warm.firstTouch, 0.99))}`,
+    );
 
     const audit = await step('audit', async (s) => {
       const t0 = performance.now();
@@ -744,8 +763,24 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
     );
     if (worstHealth.p99 > 0) figure('/health p99, worst of the above', ms(worstHealth.p99), { ok: worstHealth.p99 < t.healthP99Ms, text: `< ${t.healthP99Ms} ms` });
     console.log(`  server log: ${log}`);
+    live.server = undefined;
     await admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(dbName)} WITH (FORCE)`)).catch((e) => failed(`drop database ${dbName}`, e));
+    live.database = undefined;
   }
+}
+
+/** What a signal or an early exit must not leave behind: the running server and its database. */
+const live: { server?: ServerProcess; database?: string } = {};
+
+process.once('exit', () => live.server?.kill());
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.log(`\nfleet: ${signal}: stopping the server and dropping its database`);
+    live.server?.kill();
+    const database = live.database;
+    const drop = database ? admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(database)} WITH (FORCE)`)) : Promise.resolve();
+    void drop.catch(() => {}).finally(() => process.exit(130));
+  });
 }
 
 /** Thrown once a step's failure has been printed: the rest of that size is skipped. */
