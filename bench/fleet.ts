@@ -213,6 +213,7 @@ class ServerProcess {
   private sampler: NodeJS.Timeout;
   private stopping = false;
   private stderrTail: string[] = [];
+  private notable: string[] = [];
   private killedWhy: string | undefined;
   peakRss = 0;
   phasePeakRss = 0;
@@ -230,15 +231,19 @@ class ServerProcess {
     this.child.stdout!.pipe(logStream, { end: false });
     this.child.stderr!.on('data', (chunk: Buffer) => {
       logStream.write(chunk);
-      this.stderrTail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      this.stderrTail = this.stderrTail.slice(-8);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        // V8's out-of-memory report ends in a native stack: its FATAL line says more than its tail.
+        if (/FATAL ERROR|Error:/.test(line) && this.notable.length < 3) this.notable.push(line.trim());
+        if (line.trim()) this.stderrTail.push(line.trim());
+      }
+      this.stderrTail = this.stderrTail.slice(-3);
     });
     this.exited = new Promise<never>((_resolve, reject) => {
       this.child.once('exit', (code, signal) => {
         clearInterval(this.sampler);
         if (this.stopping) return;
         const why = this.killedWhy ?? `the server exited (${signal ?? `code ${code}`})`;
-        reject(new Error(`${why}; peak RSS ${mb(Math.max(this.peakRss, this.hwm))}${this.stderrTail.length ? `; its last words: ${this.stderrTail.join(' | ').slice(-600)}` : ''}`));
+        reject(new Error(`${why}; peak RSS ${mb(Math.max(this.peakRss, this.hwm))}${this.notable.length ? `; it said: ${this.notable.join(' | ').slice(0, 600)}` : this.stderrTail.length ? `; its last words: ${this.stderrTail.join(' | ').slice(-600)}` : ''}`));
       });
     });
     this.exited.catch(() => {});
@@ -261,6 +266,15 @@ class ServerProcess {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+
+  /** Ended, and not because it was stopped. */
+  get died(): boolean {
+    return !this.alive && !this.stopping;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
   }
 
   get pid(): number {
@@ -557,6 +571,10 @@ async function databaseSize(url: string): Promise<{ tables: number; database: nu
 // ---------------------------------------------------------------------------------------
 
 function healthFigure(label: string, probes: { samples: number[]; errors: number }, t: Targets, worst: { p99: number }): void {
+  if (probes.samples.length === 0) {
+    figure(`/health p99 during ${label}`, 'no probe sent (the step ended at once)');
+    return;
+  }
   const p99 = percentile(probes.samples, 0.99);
   worst.p99 = Math.max(worst.p99, p99);
   figure(
@@ -589,9 +607,18 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
   const hwms: number[] = [];
   const phasePeaks: string[] = [];
   const worstHealth = { p99: 0 };
-  /** Runs one step against the server; a failure is printed and ends this size's run. */
-  const step = async <T>(name: string, work: (s: ServerProcess) => Promise<T>, timeoutMs = STEP_TIMEOUT_MS): Promise<T> => {
-    const s = server!;
+  const start = async () => {
+    if (server) hwms.push(server.hwm);
+    if (server?.died) console.log('  (the server is started again for the next steps)');
+    server = live.server = await ServerProcess.start(dbUrl, log, rssLimit);
+    return server;
+  };
+  /**
+   * Runs one step against the server. A failure is printed and answers undefined; the steps that
+   * do not need what it should have made still run, on a server started again if this one died.
+   */
+  const step = async <T>(name: string, work: (s: ServerProcess) => Promise<T>, timeoutMs = STEP_TIMEOUT_MS): Promise<T | undefined> => {
+    const s = server!.alive ? server! : await start();
     s.phase();
     try {
       return await race(work(s), s.exited, timeoutMs, name);
@@ -599,29 +626,32 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
       // A request cut short by the server's death says "socket hang up": say why it died.
       const death = await Promise.race([s.exited.catch((d: unknown) => d), new Promise((r) => setTimeout(r, 1000))]);
       failed(name, death instanceof Error && death !== e ? new Error(`${death.message} (the request: ${(e as Error).message})`) : e);
-      throw new SizeAbandoned();
+      return undefined;
     } finally {
       phasePeaks.push(`${name} ${mb(s.phasePeak())}`);
     }
   };
+  /** The step, with /health probed while it runs. */
+  const probed = async <T>(name: string, what: string, work: (s: ServerProcess) => Promise<T>): Promise<T | undefined> => {
+    const prober = new HealthProber(server!.alive ? server!.base : (await start()).base);
+    try {
+      return await step(name, work);
+    } finally {
+      healthFigure(what, await prober.stop(), t, worstHealth);
+    }
+  };
   try {
-    server = live.server = await ServerProcess.start(dbUrl, log, rssLimit);
+    await start();
     const empty = await databaseSize(dbUrl);
 
     // v1: every node and the manifests in one streamed multipart request.
-    let prober = new HealthProber(server.base);
-    let v1: { result: CreateResult; bytes: number };
-    try {
-      v1 = await step('upload v1 (one request)', async (s) => {
-        const t0 = performance.now();
-        const r = await uploadOneRequest(s, fleet, 'v1');
-        const elapsed = performance.now() - t0;
-        figure('upload v1, one streamed multipart request', `${seconds(elapsed)} for ${mb(r.bytes)} (snapshot version ${r.result.snapshot.version})`);
-        return { ...r, ms: elapsed };
-      });
-    } finally {
-      healthFigure('the v1 upload', await prober.stop(), t, worstHealth);
-    }
+    const v1 = await probed('upload v1 (one request)', 'the v1 upload', async (s) => {
+      const t0 = performance.now();
+      const r = await uploadOneRequest(s, fleet, 'v1');
+      figure('upload v1, one streamed multipart request', `${seconds(performance.now() - t0)} for ${mb(r.bytes)} (snapshot version ${r.result.snapshot.version})`);
+      return r.result;
+    });
+    if (v1 === undefined) return;
     const afterV1 = await databaseSize(dbUrl);
     const growV1 = afterV1.tables - empty.tables;
     figure(
@@ -631,10 +661,9 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
     );
 
     // A restart: the first trace reads every node back from the database.
-    hwms.push(server.hwm);
-    await server.stop();
-    server = live.server = await ServerProcess.start(dbUrl, log, rssLimit);
-    const id = v1.result.snapshot.id;
+    await server!.stop();
+    await start();
+    const id = v1.snapshot.id;
     const frontends = clusterIPFrontends(fleet.cluster);
     const traceUrl = (f: { destination: string; port: number; protocol: string }) =>
       `/v1/snapshots/${id}/trace?destination=${f.destination}&port=${f.port}&protocol=${f.protocol}`;
@@ -646,13 +675,15 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
       if (body.results.length !== fleet.nodes.length) throw new Error(`GET ${traceUrl(f)}: results for ${body.results.length} nodes, not ${fleet.nodes.length}`);
       return { ms: elapsed, bytes: answer.body.length };
     };
-    const first = await step('first all-node trace after a restart', (s) => traceOnce(s, frontends[0]));
-    figure('first all-node trace after a restart', `${seconds(first.ms)} (${fleet.nodes.length} nodes, ${frontends[0].destination}:${frontends[0].port})`);
+    await step('first all-node trace after a restart', async (s) => {
+      const first = await traceOnce(s, frontends[0]);
+      figure('first all-node trace after a restart', `${seconds(first.ms)} (${fleet.nodes.length} nodes, ${frontends[0].destination}:${frontends[0].port})`);
+    });
 
     // Warm: a pass over 300 random frontends, then TRACES requests among them (each within its time budget).
     const rng = new Rng(7);
     const sample = Array.from({ length: Math.min(300, frontends.length) }, () => frontends[rng.int(frontends.length)]);
-    const warm = await step('warm all-node traces', async (s) => {
+    await step('warm all-node traces', async (s) => {
       const firstTouch: number[] = [];
       let until = performance.now() + TRACE_BUDGET_MS / 2;
       for (const f of sample) {
@@ -667,63 +698,57 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
         timed.push(r.ms);
         bytes += r.bytes;
       }
-      return { firstTouch: firstTouch.sort((a, b) => a - b), timed: timed.sort((a, b) => a - b), bytes: bytes / timed.length };
+      firstTouch.sort((a, b) => a - b);
+      timed.sort((a, b) => a - b);
+      const p99 = percentile(timed, 0.99);
+      const cut = (n: number, of: number) => (n < of ? ` (${n} of ${of}: the time budget, BENCH_FLEET_TRACE_BUDGET_S, ran out)` : '');
+      figure(
+        `warm all-node trace, ${timed.length} requests over ${sample.length} random ClusterIP frontends${cut(timed.length, TRACES)}`,
+        `median ${seconds(percentile(timed, 0.5))}, p99 ${seconds(p99)}, max ${seconds(timed[timed.length - 1])}; answers of ${(bytes / timed.length / 1e3).toFixed(0)} kB`,
+        { ok: p99 < t.warmP99Ms, text: `p99 < ${t.warmP99Ms} ms` },
+      );
+      figure(
+        `  before them, the first trace of each frontend${cut(firstTouch.length, sample.length)}`,
+        `median ${seconds(percentile(firstTouch, 0.5))}, p99 ${seconds(percentile(firstTouch, 0.99))}`,
+      );
     });
-    const warmP99 = percentile(warm.timed, 0.99);
-    const cut = (n: number, of: number) => (n < of ? ` (${n} of ${of}: the time budget, BENCH_FLEET_TRACE_BUDGET_S, ran out)` : '');
-    figure(
-      `warm all-node trace, ${warm.timed.length} requests over ${sample.length} random ClusterIP frontends${cut(warm.timed.length, TRACES)}`,
-      `median ${ms(percentile(warm.timed, 0.5))}, p99 ${ms(warmP99)}, max ${ms(warm.timed[warm.timed.length - 1])}; answers of ${(warm.bytes / 1e3).toFixed(0)} kB`,
-      { ok: warmP99 < t.warmP99Ms, text: `p99 < ${t.warmP99Ms} ms` },
-    );
-    figure(
-      `  before them, the first trace of each frontend${cut(warm.firstTouch.length, sample.length)}`,
-      `median ${ms(percentile(warm.firstTouch, 0.5))}, p99 ${ms(percentile(warm.firstTouch, 0.99))}`,
-    );
 
-    const audit = await step('audit', async (s) => {
+    await step('audit', async (s) => {
       const t0 = performance.now();
       const answer = await request(s.base, 'GET', `/v1/snapshots/${id}/audit`);
       const elapsed = performance.now() - t0;
       const body = json<{ findings: { severity: string }[] }>(answer, `GET /v1/snapshots/${id}/audit`, [200]);
       const bySeverity = new Map<string, number>();
       for (const f of body.findings) bySeverity.set(f.severity, (bySeverity.get(f.severity) ?? 0) + 1);
-      return { ms: elapsed, bytes: answer.body.length, bySeverity };
+      figure(
+        'audit',
+        `${seconds(elapsed)} (${[...bySeverity].map(([k, v]) => `${v} ${k}`).join(', ') || 'no findings'}; ${mb(answer.body.length)})`,
+        t.auditMs === undefined ? undefined : { ok: elapsed < t.auditMs, text: `< ${seconds(t.auditMs)}` },
+      );
     });
-    figure(
-      'audit',
-      `${seconds(audit.ms)} (${[...audit.bySeverity].map(([k, v]) => `${v} ${k}`).join(', ') || 'no findings'}; ${mb(audit.bytes)})`,
-      t.auditMs === undefined ? undefined : { ok: audit.ms < t.auditMs, text: `< ${seconds(t.auditMs)}` },
-    );
 
     // v2: five Services changed, uploaded step-wise (or in one request where the server cannot).
-    prober = new HealthProber(server.base);
-    let v2: CreateResult;
-    try {
-      v2 = await step('upload v2 (step-wise)', async (s) => {
-        const t0 = performance.now();
-        const stepwise = await uploadStepwise(s, fleet, 'v2');
-        if (stepwise === null) {
-          figure('step-wise upload', 'unavailable (404): v2 goes in one request instead');
-          const t1 = performance.now();
-          const one = await uploadOneRequest(s, fleet, 'v2');
-          figure('upload v2, one streamed multipart request', `${seconds(performance.now() - t1)} for ${mb(one.bytes)}`);
-          return one.result;
-        }
+    const v2 = await probed('upload v2 (step-wise)', 'the v2 upload', async (s) => {
+      const t0 = performance.now();
+      const stepwise = await uploadStepwise(s, fleet, 'v2');
+      let result: CreateResult;
+      if (stepwise === null) {
+        figure('step-wise upload', 'unavailable (404): v2 goes in one request instead');
+        const one = await uploadOneRequest(s, fleet, 'v2');
+        figure('upload v2, one streamed multipart request', `${seconds(performance.now() - t0)} for ${mb(one.bytes)}`);
+        result = one.result;
+      } else {
         const sorted = [...stepwise.perNode].sort((a, b) => a - b);
         figure(
           'upload v2, step-wise',
           `${seconds(performance.now() - t0)} in all: ${stepwise.perNode.length} PUTs of a node (median ${seconds(percentile(sorted, 0.5))}, max ${seconds(sorted[sorted.length - 1])}), manifests ${seconds(stepwise.manifestsMs)}, commit ${seconds(stepwise.commitMs)}`,
         );
-        return stepwise.result;
-      });
-    } finally {
-      healthFigure('the v2 upload', await prober.stop(), t, worstHealth);
-    }
-    if (!v2.created) {
-      failed('upload v2', new Error(`answered 200 (unchanged): snapshot ${v2.snapshot.id} version ${v2.snapshot.version}`));
-      throw new SizeAbandoned();
-    }
+        result = stepwise.result;
+      }
+      if (!result.created) throw new Error(`answered 200 (unchanged): snapshot ${result.snapshot.id} version ${result.snapshot.version}`);
+      return result;
+    });
+    if (v2 === undefined) return;
     const afterV2 = await databaseSize(dbUrl);
     const growV2 = afterV2.tables - afterV1.tables;
     figure(
@@ -732,38 +757,33 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
       t.v2GrowthShare === undefined ? undefined : { ok: growV2 <= t.v2GrowthShare * v2Raw, text: `≤ ${t.v2GrowthShare * 100}%` },
     );
 
-    prober = new HealthProber(server.base);
-    try {
-      await step('diff v1 → v2', async (s) => {
-        const t0 = performance.now();
-        const path = `/v1/diff?from=${id}&to=${v2.snapshot.id}`;
-        const body = json<{ summary: unknown }>(await request(s.base, 'GET', path), `GET ${path}`, [200]);
-        const elapsed = performance.now() - t0;
-        figure(
-          'diff v1 → v2 (right after the v2 upload)',
-          `${seconds(elapsed)}; summary ${JSON.stringify(body.summary)}`,
-          t.diffMs === undefined ? undefined : { ok: elapsed < t.diffMs, text: `< ${seconds(t.diffMs)}` },
-        );
-      });
-    } finally {
-      healthFigure('the diff', await prober.stop(), t, worstHealth);
-    }
+    await probed('diff v1 → v2', 'the diff', async (s) => {
+      const t0 = performance.now();
+      const path = `/v1/diff?from=${id}&to=${v2.snapshot.id}`;
+      const body = json<{ summary: unknown }>(await request(s.base, 'GET', path), `GET ${path}`, [200]);
+      const elapsed = performance.now() - t0;
+      figure(
+        'diff v1 → v2 (right after the v2 upload)',
+        `${seconds(elapsed)}; summary ${JSON.stringify(body.summary)}`,
+        t.diffMs === undefined ? undefined : { ok: elapsed < t.diffMs, text: `< ${seconds(t.diffMs)}` },
+      );
+    });
   } catch (e) {
-    if (!(e instanceof SizeAbandoned)) failed(label, e);
+    failed(label, e);
   } finally {
     if (server) {
-      hwms.push(server.hwm);
       await server.stop().catch(() => {});
+      hwms.push(server.hwm);
     }
+    live.server = undefined;
     const peak = Math.max(0, ...hwms);
     figure(
-      'server peak RSS (VmHWM over both server runs)',
+      `server peak RSS (VmHWM over ${hwms.length} server runs)`,
       `${mb(peak)}; sampled VmRSS peak per step: ${phasePeaks.join(', ') || 'none'}`,
       t.rssBytes === undefined ? undefined : { ok: peak <= t.rssBytes, text: `≤ ${(t.rssBytes / GiB).toFixed(0)} GiB` },
     );
     if (worstHealth.p99 > 0) figure('/health p99, worst of the above', ms(worstHealth.p99), { ok: worstHealth.p99 < t.healthP99Ms, text: `< ${t.healthP99Ms} ms` });
     console.log(`  server log: ${log}`);
-    live.server = undefined;
     await admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(dbName)} WITH (FORCE)`)).catch((e) => failed(`drop database ${dbName}`, e));
     live.database = undefined;
   }
@@ -782,9 +802,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void drop.catch(() => {}).finally(() => process.exit(130));
   });
 }
-
-/** Thrown once a step's failure has been printed: the rest of that size is skipped. */
-class SizeAbandoned extends Error {}
 
 export async function benchFleet(sizes: readonly Size[]): Promise<number> {
   mkdirSync(OUT, { recursive: true });
