@@ -807,7 +807,7 @@ export async function benchFleet(sizes: readonly Size[]): Promise<number> {
   mkdirSync(OUT, { recursive: true });
   const memTotal = Number(/^MemTotal:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 16 * 2 ** 20) * 1024;
   const rssLimit = Number(process.env.BENCH_FLEET_RSS_LIMIT_MB ?? Math.min(12_288, Math.floor((memTotal * 0.6) / 2 ** 20))) * 2 ** 20;
-  console.log(`\n== fleet: the server as a child process (node --import tsx src/server.ts in ${SERVER_ROOT}) on a throwaway database at ${ADMIN_URL.replace(/\/\/[^@]*@/, '//')}; killed above ${mb(rssLimit)} RSS`);
+  console.log(`\n== fleet: the server as a child process (node --import tsx src/server.ts in ${SERVER_ROOT}) on a throwaway database at ${ADMIN_URL.replace(/\/\/[^@]*@/, '//')}; killed above ${(rssLimit / 2 ** 20).toFixed(0)} MiB RSS (BENCH_FLEET_RSS_LIMIT_MB)`);
   for (const size of sizes) await benchSize(size, rssLimit);
   if (failures > 0) console.log(`\nfleet: ${failures} step(s) failed`);
   return failures > 0 ? 1 : 0;
