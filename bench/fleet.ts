@@ -728,7 +728,7 @@ async function benchSize(size: Size, rssLimit: number): Promise<void> {
     });
 
     // v2: five Services changed, uploaded step-wise (or in one request where the server cannot).
-    const v2 = await probed('upload v2 (step-wise)', 'the v2 upload', async (s) => {
+    const v2 = await probed('upload v2', 'the v2 upload', async (s) => {
       const t0 = performance.now();
       const stepwise = await uploadStepwise(s, fleet, 'v2');
       let result: CreateResult;
