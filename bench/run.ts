@@ -7,7 +7,11 @@
  *   diff       two generated nodes, B = A with a hundred Services edited
  *   service    ingest (parse + store) and traces through the stored snapshot over HTTP
  *
- * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore.
+ *   fleet      the server in a child process and generated clusters of many nodes (bench/fleet.ts)
+ *
+ * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore,
+ * BENCH_SKIP_ENGINE=1 to run the fleet section alone, BENCH_FLEET=20x2000,… to choose the
+ * fleet sizes (0 to skip them).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -156,8 +160,17 @@ export function benchEngine(): EngineFigures {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  benchEngine();
-  // The service figures come from a fresh process, as a server would run.
-  const child = spawnSync(process.execPath, ['--import', 'tsx', new URL('./service.ts', import.meta.url).pathname, String(SERVICES), join(OUT, `node-${SERVICES}.iptables-save`)], { stdio: 'inherit' });
-  process.exitCode = child.status ?? 1;
+  let status = 0;
+  if (process.env.BENCH_SKIP_ENGINE !== '1') {
+    benchEngine();
+    // The service figures come from a fresh process, as a server would run.
+    const child = spawnSync(process.execPath, ['--import', 'tsx', new URL('./service.ts', import.meta.url).pathname, String(SERVICES), join(OUT, `node-${SERVICES}.iptables-save`)], { stdio: 'inherit' });
+    status = child.status ?? 1;
+  }
+  if ((process.env.BENCH_FLEET ?? '').trim() !== '0') {
+    // A process of its own too: it starts and restarts the server, and keeps little in memory.
+    const fleet = spawnSync(process.execPath, ['--import', 'tsx', new URL('./fleet.ts', import.meta.url).pathname], { stdio: 'inherit' });
+    status ||= fleet.status ?? 1;
+  }
+  process.exitCode = status;
 }

@@ -8,6 +8,9 @@
  *   once kubelet and kube-proxy (1.27+ layout, iptables mode) have synced it.
  * - `renderManifests(cluster)` prints the Service and EndpointSlice objects as
  *   `kubectl get services,endpointslices -A -o json` would.
+ * - `renderFleet(cluster, { nodes })` (or `fleetNodes` + `renderFleetNode`, one dump at a
+ *   time) renders every node of the cluster as kube-proxy on that node writes it;
+ *   `editFiveServices(cluster)` is the next version after a deploy that changed five Services.
  *
  * No I/O and no dependencies; `node:crypto` only for sha256 (chain names).
  *
@@ -41,7 +44,7 @@
  *   UDP, a little SCTP; 2–4 ports on a share of them, single ports often unnamed.
  * - Addresses: nodes `node-001`… at 192.168.0.10…, the rendered node is `node-001`; one /24
  *   of 10.244.0.0/16 per node for pods (at most 256 nodes; if the /16 fills up, pods back
- *   several Services); LoadBalancer IPs from 203.0.113.0/24 and 198.51.100.0/24 (then
+ *   several Services), or with `nodes` given, that many nodes sharing the /16 evenly; LoadBalancer IPs from 203.0.113.0/24 and 198.51.100.0/24 (then
  *   100.64.0.0/10), externalIPs from 192.0.2.0/24 (then 100.96.0.0/11); NodePorts and
  *   health-check NodePorts unique in 30000–32767 (a NodePort Service falls back to
  *   ClusterIP when they run out).
@@ -142,6 +145,13 @@ export interface GenOptions {
   headlessShare?: number;
   /** Share of Service ports using SCTP (default 0.002). */
   sctpShare?: number;
+  /**
+   * Number of nodes (1–4096). Default: one per ~110 pods, 3 to 256, each with a /24 of the
+   * cluster CIDR. When given, the cluster CIDR is split into that many equal power-of-two
+   * blocks instead (a /21 each for 20 nodes, a /23 each for 100), so a fleet of a few big
+   * nodes still gets a pod IP per endpoint (until the /16 fills up).
+   */
+  nodes?: number;
 }
 
 export interface RenderOptions {
@@ -162,6 +172,12 @@ export interface RenderOptions {
   timestamp?: string;
   /** Whether KUBE-POSTROUTING's MASQUERADE has --random-fully (default true). */
   randomFully?: boolean;
+  /**
+   * kube-proxy's `--nodeport-addresses` (CIDRs). Unset: NodePorts on every local address
+   * (`-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`). Set: one `-d <ip>/32 -j KUBE-NODEPORTS`
+   * rule per node IP inside one of the CIDRs, so each node's dump names its own addresses.
+   */
+  nodePortAddresses?: readonly string[];
 }
 
 export type ChainPrefix = 'KUBE-SVC' | 'KUBE-SVL' | 'KUBE-EXT' | 'KUBE-FW' | 'KUBE-SEP';
@@ -820,10 +836,17 @@ function buildTables(cluster: GenCluster, opts: RenderOptions): Table[] {
     for (let i = 0; i < svc.ports.length; i++) renderServicePort(ctx, svc, i);
   }
 
-  nat.add(
-    'KUBE-SERVICES',
-    `${comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain')} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`,
-  );
+  const nodePortsComment = comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain');
+  if (opts.nodePortAddresses === undefined) {
+    nat.add('KUBE-SERVICES', `${nodePortsComment} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`);
+  } else {
+    // proxier.go: with --nodeport-addresses, a rule per node IP the CIDRs take in (loopback never).
+    const cidrs = opts.nodePortAddresses.map(parseCidr);
+    for (const ip of cluster.nodeIPs) {
+      if (ip.startsWith('127.') || !cidrs.some((c) => cidrContains(c, ip))) continue;
+      nat.add('KUBE-SERVICES', `-d ${addr(ip)} ${nodePortsComment} -j KUBE-NODEPORTS`);
+    }
+  }
 
   filter.add('KUBE-FORWARD', '-m conntrack --ctstate INVALID -j DROP');
   filter.add('KUBE-FORWARD', `${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`);
@@ -874,7 +897,7 @@ export function renderIptablesSave(cluster: GenCluster, opts: RenderOptions = {}
 // Cluster generation
 // ---------------------------------------------------------------------------------------
 
-const DEFAULTS: Required<Omit<GenOptions, 'seed' | 'services'>> = {
+const DEFAULTS: Required<Omit<GenOptions, 'seed' | 'services' | 'nodes'>> = {
   maxEndpoints: 17,
   nodePortShare: 0.1,
   loadBalancerShare: 0.05,
@@ -964,6 +987,8 @@ const SERVICE_CIDR = '10.96.0.0/12';
 /** Pod IPs per node: 10.244.<node>.2–254, like a /24 per node from the host-local IPAM. */
 const PODS_PER_NODE_CIDR = 253;
 const MAX_NODES = 256;
+/** The most nodes `GenOptions.nodes` allows: a /28 of pods each. */
+const MAX_GIVEN_NODES = 4096;
 
 /** Sequential allocator over a list of address blocks, skipping .0 and .255. */
 class AddressPool {
@@ -1012,8 +1037,11 @@ interface ServicePlan {
 
 /** A seeded, deterministic cluster: same options → same cluster. */
 export function generateCluster(opts: GenOptions): GenCluster {
-  const o: Required<GenOptions> = { ...DEFAULTS, ...stripUndefined(opts), seed: opts.seed, services: opts.services };
+  const o: Required<Omit<GenOptions, 'nodes'>> = { ...DEFAULTS, ...stripUndefined(opts), seed: opts.seed, services: opts.services };
   if (!Number.isInteger(o.services) || o.services < 0) throw new Error('services must be a non-negative integer');
+  if (opts.nodes !== undefined && !(Number.isInteger(opts.nodes) && opts.nodes >= 1 && opts.nodes <= MAX_GIVEN_NODES)) {
+    throw new Error(`nodes must be an integer from 1 to ${MAX_GIVEN_NODES}`);
+  }
   const maxEndpoints = Math.max(1, Math.floor(o.maxEndpoints));
   const rng = new Rng(opts.seed);
 
@@ -1188,10 +1216,14 @@ export function generateCluster(opts: GenOptions): GenCluster {
     });
   }
 
-  // Nodes: about 110 pods each, a /24 of the cluster CIDR each.
+  // Nodes: about 110 pods each, a /24 of the cluster CIDR each (or as many as asked for, with
+  // the CIDR split evenly: hosts .2 to the block's last but one, as for a /24).
   let totalPods = 0;
   for (const p of plans) totalPods += p.endpointCount + p.terminating;
-  const nodeCount = Math.min(MAX_NODES, Math.max(3, Math.ceil(totalPods / 110)));
+  const nodeCount = opts.nodes ?? Math.min(MAX_NODES, Math.max(3, Math.ceil(totalPods / 110)));
+  const podBlock = opts.nodes === undefined ? 256 : 2 ** Math.min(8 + Math.floor(Math.log2(MAX_NODES / nodeCount)), 16);
+  const podsPerNode = opts.nodes === undefined ? PODS_PER_NODE_CIDR : podBlock - 3;
+  const podBase = ipToInt('10.244.0.0');
   const nodes: string[] = [];
   for (let i = 0; i < nodeCount; i++) nodes.push(`node-${String(i + 1).padStart(3, '0')}`);
   const nextPodHost = new Array<number>(nodeCount).fill(2);
@@ -1200,8 +1232,8 @@ export function generateCluster(opts: GenOptions): GenCluster {
   const podIP = (preferredNode: number): { ip: string; node: number } => {
     for (let k = 0; k < nodeCount; k++) {
       const node = (preferredNode + k) % nodeCount;
-      if (nextPodHost[node] < 2 + PODS_PER_NODE_CIDR) {
-        const pod = { ip: `10.244.${node}.${nextPodHost[node]++}`, node };
+      if (nextPodHost[node] < 2 + podsPerNode) {
+        const pod = { ip: intToIp(podBase + node * podBlock + nextPodHost[node]++), node };
         allocatedPods.push(pod);
         return pod;
       }
@@ -1427,4 +1459,116 @@ export function renderManifests(cluster: GenCluster): string {
     metadata: { resourceVersion: '' },
   };
   return `${JSON.stringify(list, null, 4)}\n`;
+}
+
+// ---------------------------------------------------------------------------------------
+// A fleet: every node of one cluster, as kube-proxy on each writes it
+// ---------------------------------------------------------------------------------------
+
+export interface FleetNode {
+  name: string;
+  addresses: string[];
+}
+
+export interface FleetNodeDump extends FleetNode {
+  dump: string;
+}
+
+/**
+ * The first `count` nodes of the cluster (default all) with their addresses: `node-001` at
+ * 192.168.0.10, `node-002` at 192.168.0.11, … (the node IPs `generateCluster` uses).
+ */
+export function fleetNodes(cluster: GenCluster, count: number = cluster.nodes.length): FleetNode[] {
+  if (!Number.isInteger(count) || count < 1 || count > cluster.nodes.length) {
+    throw new Error(`a fleet of ${count} nodes: the cluster has ${cluster.nodes.length} (generateCluster({ nodes }) sets how many)`);
+  }
+  return cluster.nodes.slice(0, count).map((name, i) => ({ name, addresses: [nodeIP(i)] }));
+}
+
+/**
+ * The cluster seen from one of its nodes: what kube-proxy there renders. Its endpoints on that
+ * node are the local ones (the KUBE-SVL chains of Local traffic policies, the "has no local
+ * endpoints" drops elsewhere), and with `nodePortAddresses` its NodePorts listen on its own IPs.
+ */
+export function onNode(cluster: GenCluster, node: FleetNode): GenCluster {
+  return { ...cluster, nodeName: node.name, nodeIPs: [...node.addresses] };
+}
+
+/** What `iptables-save` prints on one node of the fleet. */
+export function renderFleetNode(cluster: GenCluster, node: FleetNode, opts: RenderOptions = {}): string {
+  return renderIptablesSave(onNode(cluster, node), opts);
+}
+
+/**
+ * Every node's dump (`nodes`: the first so many, default all). Holds every dump at once: for
+ * big fleets render node by node with `fleetNodes` and `renderFleetNode`.
+ */
+export function renderFleet(cluster: GenCluster, opts: RenderOptions & { nodes?: number } = {}): FleetNodeDump[] {
+  const { nodes, ...render } = opts;
+  return fleetNodes(cluster, nodes).map((n) => ({ ...n, dump: renderFleetNode(cluster, n, render) }));
+}
+
+export interface FleetEdit {
+  cluster: GenCluster;
+  /** `ns/name` of the edited Services, in the order of the edits below. */
+  changed: string[];
+}
+
+/** An address of the cluster CIDR no endpoint has: after the node's last pod, or down from the CIDR's top. */
+function freePodIP(cluster: GenCluster, used: Set<string>, node: string): string {
+  const cidr = parseCidr(cluster.clusterCIDR);
+  let last = -1;
+  for (const s of cluster.services) {
+    for (const e of s.endpoints) if (e.nodeName === node) last = Math.max(last, ipToInt(e.ip));
+  }
+  const step = last >= 0 ? 1 : -1;
+  for (let n = last >= 0 ? last + 1 : cidr.base + 2 ** (32 - cidr.bits) - 2; cidrContains(cidr, intToIp(n)); n += step) {
+    const ip = intToIp(n);
+    if (n % 256 !== 0 && n % 256 !== 255 && !used.has(ip)) return ip;
+  }
+  throw new Error(`no free pod IP left in ${cluster.clusterCIDR}`);
+}
+
+/**
+ * The next version of a cluster after a small deploy: five Services changed, the same ones for
+ * the same cluster. Spread over the Service list, among proxied Services with two or more
+ * endpoints: (1) scaled down by one endpoint, (2) scaled up by one on the fleet's second node,
+ * (3) its first port's number changed, (4) a Service with externalTrafficPolicy Local (if any)
+ * gets an endpoint on the fleet's third node, (5) an endpoint starts terminating (not ready,
+ * still serving). Every node's dump changes (the KUBE-SVC chains) and so do the manifests.
+ */
+export function editFiveServices(cluster: GenCluster): FleetEdit {
+  const edited = structuredClone(cluster);
+  const candidates = edited.services.filter(
+    (s) => isProxied(s) && s.endpoints.length >= 2 && !(s.namespace === 'default' && s.name === 'kubernetes'),
+  );
+  if (candidates.length < 5) throw new Error('editFiveServices: fewer than five Services with two or more endpoints');
+  const picked: GenService[] = [];
+  for (let k = 0; k < 5; k++) {
+    let i = Math.floor((k * candidates.length) / 5);
+    while (picked.includes(candidates[i])) i = (i + 1) % candidates.length;
+    picked.push(candidates[i]);
+  }
+  const local = candidates.find((s) => s.externalTrafficPolicy === 'Local' && !picked.includes(s));
+  if (local !== undefined) picked[3] = local;
+
+  const used = new Set<string>();
+  for (const s of edited.services) for (const e of s.endpoints) used.add(e.ip);
+  const addEndpoint = (svc: GenService, node: string, tag: string): void => {
+    const ip = freePodIP(edited, used, node);
+    used.add(ip);
+    const template = svc.endpoints[0];
+    svc.endpoints.push({ ...template, ip, ready: true, serving: true, terminating: false, nodeName: node, podName: `${svc.name}-${tag}` });
+  };
+  const nodeAt = (i: number): string => edited.nodes[i % edited.nodes.length];
+
+  picked[0].endpoints.pop();
+  addEndpoint(picked[1], nodeAt(1), 'v2scale');
+  const port = picked[2].ports[0];
+  port.port = Math.max(...picked[2].ports.map((p) => p.port)) + 1;
+  addEndpoint(picked[3], nodeAt(2), 'v2local');
+  const leaving = picked[4].endpoints.find((e) => e.ready) ?? picked[4].endpoints[0];
+  Object.assign(leaving, { ready: false, serving: true, terminating: true });
+
+  return { cluster: edited, changed: picked.map((s) => `${s.namespace}/${s.name}`) };
 }
