@@ -64,6 +64,17 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
   });
   app.server.maxConnections = options.timeouts?.maxConnections ?? 1000;
+  // The idle timeout guards the reading of a request; while the server works on its answer (an
+  // audit can take a minute) the connection is quiet by design, so the timeout is paused from the
+  // handler on (a multipart upload, read inside its handler, pauses it itself once read) and set
+  // again for the next request on the connection.
+  const idleMs = options.timeouts?.idleMs ?? 30_000;
+  app.addHook('preHandler', async (request) => {
+    if (!request.isMultipart()) request.raw.socket?.setTimeout?.(0);
+  });
+  app.addHook('onResponse', async (request) => {
+    request.raw.socket?.setTimeout?.(idleMs);
+  });
   app.server.headersTimeout = Math.min(30_000, options.timeouts?.requestMs ?? 600_000);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await app.register(errorHandler);

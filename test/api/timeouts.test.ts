@@ -78,3 +78,22 @@ test('bodies being read share one memory budget: past it a request is 503 with R
     await app.close();
   }
 });
+
+test('the idle timeout guards the reading of a request, not the time the server takes to answer it', async () => {
+  const app = await buildApp({ timeouts: { idleMs: 300, requestMs: 5000, maxConnections: 10 } });
+  app.get('/slow', async () => {
+    await new Promise((r) => setTimeout(r, 900));
+    return { done: true };
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as net.AddressInfo;
+  try {
+    const first = await fetch(`http://127.0.0.1:${port}/slow`);
+    assert.equal(first.status, 200);
+    assert.deepEqual(await first.json(), { done: true });
+    // The connection kept alive gets its idle timeout back: a second slow answer works too.
+    assert.equal((await fetch(`http://127.0.0.1:${port}/slow`)).status, 200);
+  } finally {
+    await app.close();
+  }
+});

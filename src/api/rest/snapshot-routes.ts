@@ -131,6 +131,8 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
     for (const key of [...addresses.keys(), ...formats.keys(), ...tables.keys()]) {
       if (!staged.has(key)) throw new AppError('VALIDATION', `a part names node '${key}' but no dump part is named '${key}'`);
     }
+    // Read whole: the connection may now be quiet while the commit runs (see app.ts).
+    request.raw.socket?.setTimeout?.(0);
     return await service.commitUpload(upload.id, labels);
   } catch (e) {
     await service.abortUpload(upload.id).catch(() => {});
