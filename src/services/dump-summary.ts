@@ -1,10 +1,15 @@
 /**
- * Parsing a node's dump for an upload: the checks every dump passes before it is stored, and the
- * summary kept with it. Runs on the parse workers (parse-worker.ts) or, without them, in place.
+ * Parsing a node's dump (or the manifests) for an upload: the checks every dump passes before it is
+ * stored, and the summary kept with it. Runs on the parse workers (parse-worker.ts) or, without
+ * them, in place.
  */
 import type { FormatOption, Ruleset } from '../engine/index.ts';
 import { EngineError, parseDump, ruleCount } from '../engine/index.ts';
 import type { NodeSummary } from './snapshot-types.ts';
+import { AppError } from '../app-error.ts';
+import type { AppErrorCode } from '../app-error.ts';
+import { readMeaning } from './kube-meaning.ts';
+import type { ManifestLimits } from './manifests.ts';
 
 export interface SummaryJson {
   bytes: number;
@@ -52,4 +57,19 @@ export function checkDump(job: DumpCheck, bytes: number): DumpCheckResult {
 /** The engine error a failed check stands for. */
 export function checkError(r: Extract<DumpCheckResult, { ok: false }>): EngineError {
   return new EngineError(r.code, r.message, r.location);
+}
+
+/** What checking manifests gives: nothing, or the error as data (to be made again where it is answered). */
+export type ManifestsCheckResult =
+  | { ok: true }
+  | { ok: false; code: AppErrorCode; message: string; details: Record<string, unknown> };
+
+export function checkManifests(text: string, limits: ManifestLimits): ManifestsCheckResult {
+  try {
+    readMeaning(text, limits);
+    return { ok: true };
+  } catch (e) {
+    if (!(e instanceof AppError)) throw e;
+    return { ok: false, code: e.code, message: e.message, details: { ...e.details } };
+  }
 }

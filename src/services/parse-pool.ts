@@ -3,19 +3,24 @@
  * of parsing) never holds up /health or a small trace. With `threads: 0` they are parsed in place.
  */
 import { Piscina } from 'piscina';
+import { AppError } from '../app-error.ts';
 import type { FormatOption } from '../engine/index.ts';
-import { checkDump } from './dump-summary.ts';
-import type { DumpCheckResult } from './dump-summary.ts';
+import { checkDump, checkManifests } from './dump-summary.ts';
+import type { DumpCheckResult, ManifestsCheckResult } from './dump-summary.ts';
+import type { ManifestLimits } from './manifests.ts';
 
 export interface ParsePool {
   check(bytes: Buffer, format: FormatOption, table?: string): Promise<DumpCheckResult>;
+  /** Reads the manifests as a trace would, to refuse them before they are stored. */
+  checkManifests(bytes: Buffer, limits: ManifestLimits): Promise<ManifestsCheckResult>;
   close(): Promise<void>;
 }
 
-export function createParsePool(options: { threads: number }): ParsePool {
+export function createParsePool(options: { threads: number; heapMb?: number }): ParsePool {
   if (options.threads <= 0) {
     return {
       check: async (bytes, format, table) => checkDump({ text: bytes.toString('utf8'), format, table }, bytes.length),
+      checkManifests: async (bytes, limits) => checkManifests(bytes.toString('utf8'), limits),
       close: async () => {},
     };
   }
@@ -24,9 +29,22 @@ export function createParsePool(options: { threads: number }): ParsePool {
     minThreads: 0,
     maxThreads: options.threads,
     idleTimeout: 30_000,
+    // A dump too large to parse ends its worker, not the server.
+    resourceLimits: { maxOldGenerationSizeMb: options.heapMb ?? 2048 },
   });
+  const run = async <T>(task: unknown, name?: string): Promise<T> => {
+    try {
+      return (await pool.run(task, name ? { name } : {})) as T;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY' || /Terminating worker thread/.test((e as Error).message)) {
+        throw new AppError('PAYLOAD_TOO_LARGE', `the ${name ?? 'dump'} needs more memory to read than a parse worker has (${options.heapMb ?? 2048} MiB)`);
+      }
+      throw e;
+    }
+  };
   return {
-    check: (bytes, format, table) => pool.run({ bytes, format, table }),
+    check: (bytes, format, table) => run({ bytes, format, table }),
+    checkManifests: (bytes, limits) => run({ bytes, limits }, 'manifests'),
     close: () => pool.destroy(),
   };
 }

@@ -3,4 +3,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-export default (await import('./parse-worker.ts')).default;
+const worker = await import('./parse-worker.ts');
+export default worker.default;
+export const manifests = worker.manifests;

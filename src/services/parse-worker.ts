@@ -1,9 +1,15 @@
-/** A parse worker (piscina): checks one node dump off the event loop. See dump-summary.ts. */
+/** A parse worker (piscina): checks one node dump, or the manifests, off the event loop. See dump-summary.ts. */
 import type { FormatOption } from '../engine/index.ts';
-import { checkDump } from './dump-summary.ts';
-import type { DumpCheckResult } from './dump-summary.ts';
+import { checkDump, checkManifests } from './dump-summary.ts';
+import type { DumpCheckResult, ManifestsCheckResult } from './dump-summary.ts';
+import type { ManifestLimits } from './manifests.ts';
+
+const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 
 export default function check(job: { bytes: Uint8Array; format: FormatOption; table?: string }): DumpCheckResult {
-  const text = Buffer.from(job.bytes.buffer, job.bytes.byteOffset, job.bytes.byteLength).toString('utf8');
-  return checkDump({ text, format: job.format, table: job.table }, job.bytes.byteLength);
+  return checkDump({ text: text(job.bytes), format: job.format, table: job.table }, job.bytes.byteLength);
+}
+
+export function manifests(job: { bytes: Uint8Array; limits: ManifestLimits }): ManifestsCheckResult {
+  return checkManifests(text(job.bytes), job.limits);
 }

@@ -228,14 +228,19 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     };
   }
 
-  async function stageManifests(uploadId: string, manifests: Buffer): Promise<{ sha256: string; bytes: number }> {
+  async function stageManifests(uploadId: string, manifests: Buffer, checked = false): Promise<{ sha256: string; bytes: number }> {
     const sha = sha256(manifests);
     const hex = sha.toString('hex');
-    const text = manifests.toString('utf8');
-    checkStorableText(text, 'manifests');
-    if (!meanings.has(hex)) meanings.set(hex, readMeaning(text, limits));
+    if (!checked) await checkManifests(manifests);
     if (!(await store.stageManifests(uploadId, manifests, sha))) throw uploadGone(uploadId);
     return { sha256: hex, bytes: manifests.length };
+  }
+
+  /** Reads the manifests as a trace would, on a parse worker: large ones take seconds to read. */
+  async function checkManifests(manifests: Buffer): Promise<void> {
+    if (manifests.includes(0)) checkStorableText(manifests.toString('utf8'), 'manifests');
+    const checked = await parsePool.checkManifests(manifests, limits);
+    if (!checked.ok) throw new AppError(checked.code, checked.message, checked.details);
   }
 
   function labelsOutcome(outcome: CommitOutcome, labels: Record<string, string>, version: number): LabelsOutcome {
@@ -293,11 +298,9 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         names.add(n.name);
       }
       const labels = checkLabels(upload.labels);
-      // Manifests first: they are cheap to check, and a bad one should not wait for every node.
-      if (upload.manifests !== undefined) {
-        checkStorableText(upload.manifests, 'manifests');
-        readMeaning(upload.manifests, limits);
-      }
+      // Manifests first: a bad one should not wait for every node.
+      const manifests = upload.manifests !== undefined ? Buffer.from(upload.manifests, 'utf8') : undefined;
+      if (manifests) await checkManifests(manifests);
       // Staged like an upload in steps: nothing is a snapshot before the commit, and a failure
       // leaves only an upload that is deleted here (or expires, if the process dies).
       const { id } = await store.createUpload(cluster, uploadTtlMs);
@@ -306,7 +309,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
           const rules = typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
           await stage(id, { name: n.name, addresses: n.addresses, rules, format: n.format, table: n.table });
         }
-        if (upload.manifests !== undefined) await stageManifests(id, Buffer.from(upload.manifests, 'utf8'));
+        if (manifests) await stageManifests(id, manifests, true);
         return await commit(id, labels);
       } catch (e) {
         await store.deleteUpload(id).catch(() => {});
@@ -335,7 +338,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       }
     },
 
-    putManifests: stageManifests,
+    putManifests: (uploadId, manifests) => stageManifests(uploadId, manifests),
 
     commitUpload: commit,
 
