@@ -37,7 +37,8 @@ export interface Limits {
 export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxLabels: 64,
   maxLabelValue: 256,
-  manifestsMaxBytes: 64 * 1024 * 1024,
+  // The manifests of a 10,000-Service cluster (Services, EndpointSlices, pods, nodes) are about 70 MB.
+  manifestsMaxBytes: 256 * 1024 * 1024,
   manifestsMaxDepth: 100,
   manifestsMaxValues: 2_000_000,
   graphqlMaxDepth: 12,

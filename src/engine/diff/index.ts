@@ -39,6 +39,11 @@ export interface DiffOptions {
   readonly exhaustive?: boolean;
   /** Compare the manifests too (default true when a side has a model). */
   readonly manifests?: boolean;
+  /**
+   * What rule texts mean, shared by diffs of several pairs of nodes: most rules are the same on
+   * every node, and are read once (NodeByNodeDiff passes one).
+   */
+  readonly facts?: FactsCache;
 }
 
 export interface DiffSummary {
@@ -93,7 +98,7 @@ function pairNodes(a: DiffSide, b: DiffSide, option: DiffOptions['node']): { pai
 
 export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {}): DiffResult {
   const { pairs, onlyA, onlyB } = pairNodes(a, b, options.node);
-  const facts = new FactsCache();
+  const facts = options.facts ?? new FactsCache();
   const chainTexts = new ChainTexts();
   const deltas = new Map(pairs.map((p) => [p, new ChainDelta(p.a.ruleset, p.b.ruleset, chainTexts)]));
   const reach = diffReachability(pairs, {
@@ -123,6 +128,9 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
   };
 }
 
+/** Rule texts whose meaning a node-by-node diff keeps between pairs. */
+const FACTS_KEPT = 200_000;
+
 /** A side of a diff made node by node: its node names, and its model where it has manifests. */
 export interface NamedSide {
   readonly names: readonly string[];
@@ -147,6 +155,7 @@ export class NodeByNodeDiff {
   /** One node on each side: paired whatever their names, as diffSnapshots does. */
   private readonly single: boolean;
   private whole: DiffResult | null = null;
+  private facts = new FactsCache();
 
   constructor(private readonly a: NamedSide, private readonly b: NamedSide, private readonly options: Omit<DiffOptions, 'node' | 'manifests'> = {}) {
     this.single = a.names.length === 1 && b.names.length === 1;
@@ -162,7 +171,10 @@ export class NodeByNodeDiff {
       this.whole = diffSnapshots(side(this.a, na), side(this.b, nb), this.options);
       return;
     }
-    const r = diffSnapshots(side(this.a, na), side(this.b, nb), { ...this.options, node: na.name, manifests: false });
+    // The rule texts read so far keep their dumps in memory (they are slices of them): start afresh
+    // now and then, so that a cluster of many large nodes does not keep them all.
+    if (this.facts.size > FACTS_KEPT) this.facts = new FactsCache();
+    const r = diffSnapshots(side(this.a, na), side(this.b, nb), { ...this.options, node: na.name, manifests: false, facts: this.facts });
     this.frontends.push(...r.frontends);
     this.rules.push(...r.rules);
     for (const k of Object.keys(this.sum) as (keyof typeof this.sum)[]) this.sum[k] += r.summary.frontends[k];

@@ -105,6 +105,10 @@ export function readFacts(text: string): RuleFacts {
 export class FactsCache {
   private readonly facts = new Map<string, RuleFacts>();
 
+  get size(): number {
+    return this.facts.size;
+  }
+
   get(text: string): RuleFacts {
     let f = this.facts.get(text);
     if (!f) {
