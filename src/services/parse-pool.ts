@@ -8,9 +8,20 @@ import type { FormatOption } from '../engine/index.ts';
 import { checkDump, checkManifests } from './dump-summary.ts';
 import type { DumpCheckResult, ManifestsCheckResult } from './dump-summary.ts';
 import type { ManifestLimits } from './manifests.ts';
+import { planChunks } from '../store/chunking.ts';
+import type { ChunkPlan } from '../store/chunking.ts';
+
+/** A chunk plan as it crosses between threads. */
+export interface WirePlan {
+  readonly sha256: string;
+  readonly ends: number[];
+  readonly shas: string[];
+}
 
 export interface ParsePool {
   check(bytes: Buffer, format: FormatOption, table?: string): Promise<DumpCheckResult>;
+  /** Hashes the content and cuts it into chunks for storage (planChunks). */
+  plan(bytes: Buffer): Promise<ChunkPlan>;
   /** Reads the manifests as a trace would, to refuse them before they are stored. */
   checkManifests(bytes: Buffer, limits: ManifestLimits): Promise<ManifestsCheckResult>;
   close(): Promise<void>;
@@ -21,6 +32,7 @@ export function createParsePool(options: { threads: number; heapMb?: number }): 
     return {
       check: async (bytes, format, table) => checkDump({ text: bytes.toString('utf8'), format, table }, bytes.length),
       checkManifests: async (bytes, limits) => checkManifests(bytes.toString('utf8'), limits),
+      plan: async (bytes) => planChunks(bytes),
       close: async () => {},
     };
   }
@@ -45,6 +57,10 @@ export function createParsePool(options: { threads: number; heapMb?: number }): 
   return {
     check: (bytes, format, table) => run({ bytes, format, table }),
     checkManifests: (bytes, limits) => run({ bytes, limits }, 'manifests'),
+    plan: async (bytes) => {
+      const p = await run<WirePlan>({ bytes }, 'plan');
+      return { sha256: Buffer.from(p.sha256, 'hex'), ends: p.ends, shas: p.shas.map((h) => Buffer.from(h, 'hex')) };
+    },
     close: () => pool.destroy(),
   };
 }

@@ -6,3 +6,4 @@ register();
 const worker = await import('./parse-worker.ts');
 export default worker.default;
 export const manifests = worker.manifests;
+export const plan = worker.plan;

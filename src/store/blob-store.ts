@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { promisify } from 'node:util';
 import { deflateRaw, gunzip, inflateRaw } from 'node:zlib';
-import { chunkEnds } from './chunking.ts';
+import { planChunks } from './chunking.ts';
+import type { ChunkPlan } from './chunking.ts';
 
 const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
@@ -41,19 +42,17 @@ export async function findBlob(db: Pool | PoolClient, sha: Buffer): Promise<stri
 
 /**
  * Stores `content` as a blob, within the caller's transaction (after lockForBlobWrites), and
- * returns its id. Only chunks not stored yet are compressed and written.
+ * returns its id. Only chunks not stored yet are compressed and written. `plan` (planChunks) may
+ * have been made elsewhere, off the event loop.
  */
-export async function putBlob(client: PoolClient, content: Buffer, sha = sha256(content)): Promise<{ id: string; created: boolean }> {
-  const existing = await findBlob(client, sha);
+export async function putBlob(client: PoolClient, content: Buffer, plan?: ChunkPlan): Promise<{ id: string; created: boolean }> {
+  const existing = await findBlob(client, plan?.sha256 ?? sha256(content));
   if (existing) return { id: existing, created: false };
-  const ends = chunkEnds(content);
+  const { sha256: sha, ends, shas } = plan ?? planChunks(content);
   const pieces: Buffer[] = [];
-  const shas: Buffer[] = [];
   let from = 0;
   for (const end of ends) {
-    const piece = content.subarray(from, end);
-    pieces.push(piece);
-    shas.push(sha256(piece));
+    pieces.push(content.subarray(from, end));
     from = end;
   }
   const ids = await chunkIds(client, shas);

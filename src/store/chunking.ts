@@ -8,6 +8,8 @@
  * blob lists its chunks); it only makes new chunks line up less with old ones.
  */
 
+import { createHash } from 'node:crypto';
+
 export const MIN_CHUNK = 2 * 1024;
 export const MAX_CHUNK = 64 * 1024;
 /** 13 bits: a cut every 8 KiB past the minimum, on average. */
@@ -51,4 +53,26 @@ export function chunkEnds(data: Uint8Array): number[] {
     start = cut;
   }
   return ends;
+}
+
+/** A blob cut into chunks, with the sha256 of the whole and of each chunk: what storing it needs. */
+export interface ChunkPlan {
+  readonly sha256: Buffer;
+  /** End offsets of the chunks (chunkEnds). */
+  readonly ends: readonly number[];
+  readonly shas: readonly Buffer[];
+}
+
+const digest = (data: Uint8Array) => createHash('sha256').update(data).digest();
+
+/** Cuts and hashes `data` (hashing 40 MB takes a tenth of a second: parse workers do it for uploads). */
+export function planChunks(data: Uint8Array): ChunkPlan {
+  const ends = chunkEnds(data);
+  const shas: Buffer[] = [];
+  let from = 0;
+  for (const end of ends) {
+    shas.push(digest(data.subarray(from, end)));
+    from = end;
+  }
+  return { sha256: digest(data), ends, shas };
 }

@@ -7,7 +7,8 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { Database } from './database.ts';
-import { findBlob, lockForBlobWrites, putBlob, readBlob, sweep } from './blob-store.ts';
+import { lockForBlobWrites, putBlob, readBlob, sweep } from './blob-store.ts';
+import type { ChunkPlan } from './chunking.ts';
 
 export interface StoredNode {
   readonly name: string;
@@ -30,7 +31,8 @@ export interface StageNode {
   readonly requestedFormat: string;
   readonly table: string;
   readonly content: Buffer;
-  readonly sha: Buffer;
+  /** The content's sha256 and chunks (planChunks). */
+  readonly plan: ChunkPlan;
   readonly parsed: ParseRecord;
 }
 
@@ -96,7 +98,7 @@ export interface SnapshotStore {
   stageNode(uploadId: string, node: StageNode): Promise<boolean>;
   /** Sets a staged node's addresses; false when there is no such upload or node. */
   setAddresses(uploadId: string, name: string, addresses: readonly string[]): Promise<boolean>;
-  stageManifests(uploadId: string, content: Buffer, sha: Buffer): Promise<boolean>;
+  stageManifests(uploadId: string, content: Buffer, plan: ChunkPlan): Promise<boolean>;
   /**
    * Makes the upload a snapshot, or returns the cluster's latest one when `hash` of the staged
    * content equals its content hash. Null when the upload is gone.
@@ -218,7 +220,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
     async stageNode(uploadId, node) {
       return blobTransaction(async (client) => {
         if (!(await lockUpload(client, uploadId, 'SHARE'))) return false;
-        const { id: blobId } = await putBlob(client, node.content, node.sha);
+        const { id: blobId } = await putBlob(client, node.content, node.plan);
         await client.query(
           `INSERT INTO blob_parse (blob_id, requested_format, table_name, format, summary) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (blob_id, requested_format, table_name) DO NOTHING`,
@@ -240,10 +242,10 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       return (r.rowCount ?? 0) > 0;
     },
 
-    async stageManifests(uploadId, content, sha) {
+    async stageManifests(uploadId, content, plan) {
       return blobTransaction(async (client) => {
         if (!(await lockUpload(client, uploadId, 'UPDATE'))) return false;
-        const { id: blobId } = await putBlob(client, content, sha);
+        const { id: blobId } = await putBlob(client, content, plan);
         await client.query('UPDATE upload SET manifests_blob_id = $2 WHERE id = $1', [uploadId, blobId]);
         return true;
       });

@@ -29,3 +29,11 @@ test('a dump and manifests, good and bad, checked on a worker and in place give 
   assert.equal(refused.ok, false);
   assert.equal(!refused.ok && refused.code, 'VALIDATION');
 });
+
+test('a dump is hashed and cut into chunks on a worker as in place', async () => {
+  const bytes = Buffer.from(fixture('k3s-blog', 'clusterip.iptables-S.txt').repeat(400));
+  const [a, b] = [await worker.plan(Buffer.from(bytes)), await inPlace.plan(Buffer.from(bytes))];
+  assert.deepEqual(a, b);
+  assert.ok(a.ends.length > 1);
+  assert.equal(a.sha256.toString('hex'), (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex'));
+});
