@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError } from '../../app-error.ts';
+import { AppError, isDatabaseUnavailable } from '../../app-error.ts';
 import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
 import type { CreateResult, SnapshotService, SnapshotUpload } from '../../services/snapshot-types.ts';
 
@@ -136,6 +136,10 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
     return await service.commitUpload(upload.id, labels);
   } catch (e) {
     await service.abortUpload(upload.id).catch(() => {});
+    // busboy's own complaints (a body cut short, no boundary) are the client's: say so.
+    if (!(e instanceof AppError) && (e as { statusCode?: number }).statusCode === undefined && !isDatabaseUnavailable(e)) {
+      throw new AppError('VALIDATION', `malformed multipart body: ${(e as Error).message}`);
+    }
     throw e;
   }
 }
