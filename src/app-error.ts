@@ -55,7 +55,26 @@ export function toAppError(e: unknown): AppError | null {
   if (isDatabaseUnavailable(e)) {
     return new AppError('UNAVAILABLE', 'the database is unavailable; try again shortly');
   }
+  if (hasSqlState(e, UNSTORABLE_SQLSTATE)) {
+    return new AppError('VALIDATION', 'the request contains text PostgreSQL cannot store (a NUL character or invalid UTF-8)');
+  }
   return null;
+}
+
+/**
+ * 22021 character_not_in_repertoire and 22P05 untranslatable_character: text sent by a client
+ * (a NUL in a path parameter or a GraphQL argument) that reached a query without the checks of
+ * services/limits.ts. The client's input, not the server, is at fault.
+ */
+const UNSTORABLE_SQLSTATE = /^(?:22021|22P05)$/;
+
+/** Whether `e`, or what it wraps (as Prisma's pg adapter does), carries a SQLSTATE matching `pattern`. */
+function hasSqlState(e: unknown, pattern: RegExp, depth = 0): boolean {
+  if (typeof e !== 'object' || e === null || depth > 4) return false;
+  const fields = e as { code?: unknown; originalCode?: unknown; cause?: unknown; meta?: unknown };
+  if ([fields.code, fields.originalCode].some((c) => typeof c === 'string' && pattern.test(c))) return true;
+  const adapterError = (fields.meta as { driverAdapterError?: unknown } | undefined)?.driverAdapterError;
+  return hasSqlState(fields.cause, pattern, depth + 1) || hasSqlState(adapterError, pattern, depth + 1);
 }
 
 /**

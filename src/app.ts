@@ -6,7 +6,7 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { errorHandler } from './api/rest/errors.ts';
+import { errorHandler, frameworkErrors } from './api/rest/errors.ts';
 import { sharedSchemas } from './api/rest/schemas.ts';
 import { traceRoutes } from './api/rest/trace-routes.ts';
 import multipart from '@fastify/multipart';
@@ -62,6 +62,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     // Node checks request and header timeouts on this interval (30 s by default).
     http: { connectionsCheckingInterval: 1_000 },
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    frameworkErrors,
   });
   app.server.maxConnections = options.timeouts?.maxConnections ?? 1000;
   // The idle timeout guards the reading of a request; while the server works on its answer (an

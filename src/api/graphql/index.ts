@@ -6,8 +6,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { GraphQLObjectType } from 'graphql';
-import type { GraphQLFieldResolver } from 'graphql';
+import { getOperationAST, GraphQLError, GraphQLObjectType, Kind, Location, parse } from 'graphql';
+import type { DocumentNode, GraphQLFieldResolver } from 'graphql';
 import mercurius from 'mercurius';
 import type { MercuriusContext } from 'mercurius';
 import type { SnapshotService } from '../../services/snapshot-types.ts';
@@ -52,8 +52,14 @@ export async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOpt
   });
   await graphiqlRoutes(app);
   // Refuse expensive documents before graphql-js parses (tokens) and validates (the rest) them.
-  app.graphql.addHook('preParsing', async (_schema, source) => checkTokens(source, limits.graphqlMaxTokens));
-  app.graphql.addHook('preValidation', async (schema, document) => {
+  const sources = new WeakMap<object, string>();
+  app.graphql.addHook('preParsing', async (_schema, source, context) => {
+    checkTokens(source, limits.graphqlMaxTokens);
+    sources.set(context, source);
+    refuseBadGet(source, context);
+  });
+  app.graphql.addHook('preValidation', async (schema, document, context) => {
+    refuseUnparsed(document, sources.get(context));
     checkDocument(schema, document, limits);
   });
 
@@ -69,6 +75,69 @@ export async function graphqlPlugin(app: FastifyInstance, opts: GraphqlPluginOpt
         (context as Partial<MercuriusContext>).reply ? viaReply(parent, args, context, info) : direct(context, parent),
     },
   });
+}
+
+/** A request refused before validation, sent by mercurius as `errors` with HTTP 400. */
+class BadRequestError extends Error {
+  readonly statusCode = 400;
+  readonly errors: readonly GraphQLError[];
+
+  constructor(error: GraphQLError) {
+    super(error.message);
+    this.errors = [error];
+  }
+}
+
+/**
+ * When a query does not parse, mercurius tries it as JSON and runs what comes out as a document
+ * (`"null"`, `{"kind": "List"}`, or a hand-made AST the limits were not written for). Only what
+ * graphql-js parsed goes on: the rest gets the parser's own syntax error.
+ */
+function refuseUnparsed(document: DocumentNode, source: string | undefined): void {
+  const parsed = typeof document === 'object' && document !== null && document.kind === Kind.DOCUMENT && document.loc instanceof Location;
+  if (parsed) return;
+  try {
+    parse(source ?? '');
+  } catch (e) {
+    if (e instanceof GraphQLError) throw new BadRequestError(e);
+  }
+  throw new BadRequestError(new GraphQLError('Syntax Error: the query is not a GraphQL document'));
+}
+
+/**
+ * What mercurius does not check in a GET request, and fails on with a TypeError (an INTERNAL
+ * error): `variables` that are not a JSON object (`variables=` or `variables=5`, passed on to
+ * graphql-js as they are), and an `operationName` no operation has (its check that a GET holds no
+ * mutation reads that operation). Checked before parsing, because a document mercurius has cached
+ * skips preValidation; a GET query is short (it fits in a URL), so parsing it once more costs little.
+ */
+function refuseBadGet(source: string, context: MercuriusContext): void {
+  const request = (context as Partial<MercuriusContext>).reply?.request;
+  if (request?.method !== 'GET') return;
+  const query = (request.query ?? {}) as { operationName?: unknown; variables?: unknown };
+  if (typeof query.variables === 'string') {
+    let variables: unknown;
+    try {
+      variables = JSON.parse(query.variables);
+    } catch {
+      variables = undefined; // mercurius answers 400 to JSON that does not parse; '' lands here too
+    }
+    if (query.variables === '' || (variables !== undefined && variables !== null && typeof variables !== 'object')) {
+      throw new BadRequestError(new GraphQLError('variables must be a JSON object'));
+    }
+  }
+  let document: DocumentNode;
+  try {
+    document = parse(source);
+  } catch {
+    return; // mercurius reports the syntax error
+  }
+  // As mercurius passes it on: an empty name is a name, that no operation has.
+  const operationName = typeof query.operationName === 'string' ? query.operationName : undefined;
+  if (getOperationAST(document, operationName)) return;
+  throw new BadRequestError(new GraphQLError(operationName !== undefined
+    ? `Unknown operation named "${operationName.slice(0, 100)}".`
+    : 'Must provide operation name if query contains multiple operations.'));
 }
 
 // Not encapsulated: `app.graphql` must be on the instance that registers the plugin.

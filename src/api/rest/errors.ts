@@ -3,7 +3,7 @@
  * with a stable `code`. 5xx details are logged, not sent. A database that cannot be reached
  * is 503 UNAVAILABLE with Retry-After, not 500: the request can be made again as it is.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError, RETRY_AFTER_SECONDS, toAppError } from '../../app-error.ts';
 
@@ -74,3 +74,17 @@ export const errorHandler = fp(
   },
   { name: 'svcpath-errors' },
 );
+
+/**
+ * Fastify's `frameworkErrors`: a path that is not percent-encoded UTF-8, or a path parameter over
+ * the router's length, is refused before any route (or the error handler above) sees it; without
+ * this they would leave as fastify's own application/json.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+    ? 'a path segment is longer than this server accepts (100 characters)'
+    : error.code === 'FST_ERR_BAD_URL' ? 'the path is not valid percent-encoded UTF-8' : `malformed request: ${error.message}`;
+  void reply.status(400).type('application/problem+json').send({
+    type: 'about:blank', title: TITLES[400], status: 400, code: 'VALIDATION', detail, instance: request.url.slice(0, 200),
+  });
+}
