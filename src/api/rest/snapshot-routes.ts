@@ -137,7 +137,7 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
   } catch (e) {
     await service.abortUpload(upload.id).catch(() => {});
     // busboy's own complaints (a body cut short, no boundary) are the client's: say so.
-    if (!(e instanceof AppError) && (e as { statusCode?: number }).statusCode === undefined && !isDatabaseUnavailable(e)) {
+    if ((e as Error)?.constructor === Error && (e as { statusCode?: number }).statusCode === undefined && !isDatabaseUnavailable(e)) {
       throw new AppError('VALIDATION', `malformed multipart body: ${(e as Error).message}`);
     }
     throw e;
