@@ -52,12 +52,12 @@ test('HOST=0.0.0.0 with no token configured: refuses to start and says how to se
 
 test('the default HOST (127.0.0.1) with no token: anonymous admins, and the start-up line says so', async () => {
   const r = await run({});
-  assert.match(r.output, /svcpath ready .* on 127\.0\.0\.1:0 .*auth: no token configured: requests are anonymous admins/, r.output);
+  assert.match(r.output, /svcpath ready .* on http:\/\/127\.0\.0\.1:\d+ .*auth: no token configured: requests are anonymous admins/, r.output);
 });
 
 test('HOST=0.0.0.0 starts with SVCPATH_ADMIN_TOKEN, or with SVCPATH_AUTH=off (and says so)', async () => {
   const withToken = await run({ HOST: '0.0.0.0', SVCPATH_ADMIN_TOKEN: 'a-long-admin-secret', SVCPATH_RETENTION: 'keep=10' });
-  assert.match(withToken.output, /svcpath ready .* on 0\.0\.0\.0:0 .*auth: tokens required \(SVCPATH_ADMIN_TOKEN\); retention: the newest 10 per cluster/, withToken.output);
+  assert.match(withToken.output, /svcpath ready .* on http:\/\/0\.0\.0\.0:\d+ .*auth: tokens required \(SVCPATH_ADMIN_TOKEN\); retention: the newest 10 per cluster/, withToken.output);
   assert.doesNotMatch(withToken.output, /a-long-admin-secret/);
   const off = await run({ HOST: '0.0.0.0', SVCPATH_AUTH: 'off' });
   assert.match(off.output, /auth: authentication OFF \(SVCPATH_AUTH=off\)/, off.output);
