@@ -237,7 +237,7 @@ export function loadConfig(env: Env = process.env, asRoot: boolean = process.get
     uploadTtlMs: duration(env, 'SVCPATH_UPLOAD_TTL', 24 * 3600_000, problems),
     sweepIntervalMs: duration(env, 'SVCPATH_SWEEP_INTERVAL', 10 * 60_000, problems),
     analysisThreads: integer(env, 'SVCPATH_ANALYSIS_THREADS', 1, 1, 64, problems),
-    analysisHeapMb: integer(env, 'SVCPATH_ANALYSIS_HEAP_MB', 1024, 128, 1024 * 1024, problems),
+    analysisHeapMb: integer(env, 'SVCPATH_ANALYSIS_HEAP_MB', 2048, 128, 1024 * 1024, problems),
     analysisQueue: integer(env, 'SVCPATH_ANALYSIS_QUEUE', 16, 0, 10_000, problems),
     idleTimeoutMs: integer(env, 'SVCPATH_IDLE_TIMEOUT_S', 30, 1, 3600, problems) * 1000,
     requestTimeoutMs: integer(env, 'SVCPATH_REQUEST_TIMEOUT_S', 600, 1, 24 * 3600, problems) * 1000,

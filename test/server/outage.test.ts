@@ -125,6 +125,8 @@ describe('the embedded PostgreSQL dies under a running app', { timeout: 120_000 
     assert.equal(isRunning(pid), false);
 
     assert.ok(await waitFor(() => db.server!.state() === 'running', 30_000), `state: ${db.server!.state()}`);
+    // PostgreSQL recovers from the kill before it takes queries (57P03, a 503 meanwhile).
+    assert.ok(await waitFor(async () => (await app.inject('/health')).statusCode === 200, 30_000));
     // Nothing of the failed upload was kept; sent again it is stored.
     const again = await app.inject({
       method: 'POST', url: '/v1/clusters/big/snapshots',

@@ -24,7 +24,7 @@ describe('loadConfig', () => {
         uploadTtlMs: 24 * 3600_000,
         sweepIntervalMs: 600_000,
         analysisThreads: 1,
-        analysisHeapMb: 1024,
+        analysisHeapMb: 2048,
         analysisQueue: 16,
         idleTimeoutMs: 30_000,
         requestTimeoutMs: 600_000,
