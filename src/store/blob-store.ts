@@ -122,14 +122,12 @@ export const CHUNK_ENCODINGS = { none: ENCODING_NONE, deflate: ENCODING_DEFLATE,
  * Returns what went.
  */
 export async function sweep(pool: Pool): Promise<{ uploads: number; blobs: number; chunks: number }> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  const result = await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [GC_LOCK]);
     const uploads = await client.query('DELETE FROM upload WHERE expires_at < now()');
     await client.query("SET LOCAL work_mem = '64MB'");
     await client.query('CREATE TEMP TABLE swept_chunk (id BIGINT) ON COMMIT DROP');
-    const blobs = await client.query(
+    const blobs = await client.query<{ n: number }>(
       `WITH gone AS (
          DELETE FROM blob b WHERE NOT EXISTS (SELECT 1 FROM snapshot_node n WHERE n.blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM snapshot s WHERE s.manifests_blob_id = b.id)
@@ -139,7 +137,7 @@ export async function sweep(pool: Pool): Promise<{ uploads: number; blobs: numbe
        kept AS (INSERT INTO swept_chunk SELECT DISTINCT unnest(chunks) FROM gone)
        SELECT count(*)::int AS n FROM gone`,
     );
-    const blobCount = (blobs.rows[0] as { n: number }).n;
+    const blobCount = blobs.rows[0].n;
     // Only chunks of the blobs just deleted can have become garbage; the others' blobs remain.
     const chunks = blobCount > 0
       ? await client.query(
@@ -147,11 +145,21 @@ export async function sweep(pool: Pool): Promise<{ uploads: number; blobs: numbe
          WHERE c.id = d.id`,
       )
       : { rowCount: 0 };
+    return { uploads: uploads.rowCount ?? 0, blobs: blobCount, chunks: chunks.rowCount ?? 0 };
+  });
+  // VACUUM gives the space back (it also truncates empty pages at the end of a table, which is
+  // where an abandoned upload's rows are): storage returns to what it was.
+  if (result.uploads + result.blobs > 0) await pool.query('VACUUM chunk, blob, blob_parse, upload, upload_node');
+  return result;
+}
+
+/** Runs `work` in a transaction on a client of its own (rolled back if it throws). */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
     await client.query('COMMIT');
-    const result = { uploads: uploads.rowCount ?? 0, blobs: blobCount, chunks: chunks.rowCount ?? 0 };
-    // VACUUM gives the space back (it also truncates empty pages at the end of a table, which
-    // is where an abandoned upload's rows are): storage returns to what it was.
-    if (result.uploads + result.blobs > 0) await client.query('VACUUM chunk, blob, blob_parse, upload, upload_node');
     return result;
   } catch (e) {
     await client.query('ROLLBACK').catch(() => {});

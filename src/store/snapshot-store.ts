@@ -7,7 +7,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { Database } from './database.ts';
-import { lockForBlobWrites, putBlob, readBlob, sweep } from './blob-store.ts';
+import { inTransaction, lockForBlobWrites, putBlob, readBlob, sweep } from './blob-store.ts';
 import type { ChunkPlan } from './chunking.ts';
 
 export interface StoredNode {
@@ -152,19 +152,10 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
 
   /** Runs `work` in a transaction that may write blobs or refer to them. */
   async function blobTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(pool, async (client) => {
       await lockForBlobWrites(client);
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+      return work(client);
+    });
   }
 
   /** Locks the upload for the rest of the transaction; false when it is gone or expired. */
