@@ -228,19 +228,33 @@ function sameServicePort(a: Pick<Named, 'namespace' | 'name' | 'portName'>, b: C
  * Names the Service, endpoint, pod and masquerade reason of every outcome of a trace. `model` and
  * `index` are optional: without them the answer comes from the rule comments alone.
  */
+/**
+ * Rule texts read for descriptions, shared by every trace: the same rules stand on every node of a
+ * cluster and are traced again and again. Emptied when full (the set in use is far smaller).
+ */
+const PARSED_KEPT = 50_000;
+const parsedRules = new Map<string, RuleBody | null>();
+
+function parsedRule(text: string): RuleBody | null {
+  let body = parsedRules.get(text);
+  if (body === undefined) {
+    if (parsedRules.size >= PARSED_KEPT) parsedRules.clear();
+    body = parseRuleText(text);
+    // The key is a copy: the text is a slice of its dump and would keep the whole dump alive.
+    // (Concatenation makes a new string, which slicing then flattens apart from the dump.)
+    parsedRules.set(` ${text}`.slice(1), body);
+  }
+  return body;
+}
+
 export function describeTrace(
   result: TraceResult,
   model: ClusterModel | null,
   index: ChainNameIndex | null,
   options: DescribeOptions = {},
 ): DescribedTrace {
-  const cache = new Map<string, RuleBody | null>();
   const parse = (step: TraceStep): ParsedStep => {
-    let body = cache.get(step.rule);
-    if (body === undefined) {
-      body = parseRuleText(step.rule);
-      cache.set(step.rule, body);
-    }
+    const body = parsedRule(step.rule);
     return { step, body, comment: commentOf(body), target: body?.target?.name ?? null };
   };
   return { outcomes: result.outcomes.map((o) => describeOutcome(result, o, o.path.map(parse), model, index, options)) };

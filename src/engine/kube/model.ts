@@ -225,7 +225,28 @@ export class ClusterModel implements ClusterModelData {
   servicesByFrontend(ip: string, port: number, protocol: string, nodeAddresses: readonly string[] = []): FrontendMatch[] {
     const addr = canonicalIP(ip);
     const proto = protocol.toUpperCase();
+    const { byAddress, byNodePort } = this.frontendIndex();
     const out: FrontendMatch[] = [];
+    for (const { service, frontend } of byAddress.get(addr) ?? []) {
+      for (const p of service.ports) if (p.port === port && p.protocol === proto) out.push({ service, port: p, frontend });
+    }
+    const local = isLoopback(addr) || this.nodeIndex.has(addr) || nodeAddresses.some((a) => canonicalIP(a) === addr);
+    if (local) for (const m of byNodePort.get(`${port}/${proto}`) ?? []) out.push(m);
+    return out;
+  }
+
+  private frontends?: {
+    byAddress: Map<string, { service: Service; frontend: FrontendKind }[]>;
+    byNodePort: Map<string, FrontendMatch[]>;
+  };
+
+  /**
+   * Services by frontend address (in the order servicesByFrontend gives them: cluster IPs, then
+   * external IPs, then load-balancer IPs, each in Service order) and by NodePort; made on first use.
+   */
+  private frontendIndex(): NonNullable<ClusterModel['frontends']> {
+    if (this.frontends) return this.frontends;
+    const byAddress = new Map<string, { service: Service; frontend: FrontendKind }[]>();
     const kinds: [FrontendKind, (s: Service) => readonly string[]][] = [
       ['ClusterIP', (s) => s.clusterIPs],
       ['ExternalIP', (s) => s.externalIPs],
@@ -233,18 +254,26 @@ export class ClusterModel implements ClusterModelData {
       ['LoadBalancer', (s) => s.loadBalancerIPs],
     ];
     for (const [frontend, ips] of kinds) {
-      for (const s of this.services.values()) {
-        if (!ips(s).some((x) => canonicalIP(x) === addr)) continue;
-        for (const p of s.ports) if (p.port === port && p.protocol === proto) out.push({ service: s, port: p, frontend });
+      for (const service of this.services.values()) {
+        // A Service listed once per kind, however many of its IPs are the same address.
+        for (const a of new Set(ips(service).map(canonicalIP))) {
+          const list = byAddress.get(a) ?? [];
+          list.push({ service, frontend });
+          byAddress.set(a, list);
+        }
       }
     }
-    const local = isLoopback(addr) || this.nodeIndex.has(addr) || nodeAddresses.some((a) => canonicalIP(a) === addr);
-    if (local) {
-      for (const s of this.services.values()) {
-        for (const p of s.ports) if (p.nodePort === port && p.protocol === proto) out.push({ service: s, port: p, frontend: 'NodePort' });
+    const byNodePort = new Map<string, FrontendMatch[]>();
+    for (const service of this.services.values()) {
+      for (const p of service.ports) {
+        if (p.nodePort === undefined) continue;
+        const key = `${p.nodePort}/${p.protocol}`;
+        const list = byNodePort.get(key) ?? [];
+        list.push({ service, port: p, frontend: 'NodePort' });
+        byNodePort.set(key, list);
       }
     }
-    return out;
+    return (this.frontends = { byAddress, byNodePort });
   }
 
   /** The first of `servicesByFrontend`: the Service port kube-proxy's rules send the packet to. */
