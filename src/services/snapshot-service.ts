@@ -85,7 +85,7 @@ function nodeView(n: StoredNode): NodeSummary {
 export interface SnapshotServiceDeps {
   readonly store: SnapshotStore;
   readonly traceService: TraceService;
-  /** Memory for parsed dumps kept for traces, audits and diffs (default 1.5 GiB). */
+  /** Memory for parsed dumps kept for traces (default 2.5 GiB). */
   readonly cacheBytes?: number;
   /** Manifests read and audits kept (default 16). */
   readonly cacheSize?: number;
@@ -106,7 +106,7 @@ export interface SnapshotServiceDeps {
 export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotService & { ping(): Promise<void>; sweep(): Promise<void> } {
   const { store, traceService } = deps;
   const cacheSize = deps.cacheSize ?? 16;
-  const rulesets = createRulesetCache({ budgetBytes: deps.cacheBytes ?? 1536 * 1024 * 1024 });
+  const rulesets = createRulesetCache({ budgetBytes: deps.cacheBytes ?? 2560 * 1024 * 1024 });
   const parsePool = deps.parsePool ?? createParsePool({ threads: 0 });
   const uploadTtlMs = deps.uploadTtlMs ?? 24 * 3600_000;
   /** One sweep at a time; a request for another while one runs is served by one more after it. */

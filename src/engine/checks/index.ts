@@ -6,6 +6,7 @@ import { affinityStale } from './affinity-stale.ts';
 import { blackHoles } from './black-holes.ts';
 import { endpointDrift } from './endpoint-drift.ts';
 import { NodeDisagreementCheck, nodeDisagreement } from './node-disagreement.ts';
+import { forgetProbes } from './probe.ts';
 import { serviceRules } from './service-rules.ts';
 import { unevenSplit } from './uneven-split.ts';
 import type { AuditInput, AuditNode, Check, Finding, FindingSeverity } from './types.ts';
@@ -74,8 +75,13 @@ export class NodeByNodeAudit {
 
   add(node: AuditNode): void {
     const input = { ...this.context, nodes: [node] };
-    for (const check of this.perNode) this.findings.push(...check(input));
+    // The traces a check kept go once it is done: memory holds one check's, not the node's all.
+    for (const check of this.perNode) {
+      this.findings.push(...check(input));
+      forgetProbes(node.ruleset);
+    }
     this.disagreement.observe(node);
+    forgetProbes(node.ruleset);
   }
 
   /** The nodes to `report` once every node was added. */

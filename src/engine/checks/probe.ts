@@ -86,6 +86,14 @@ export function outsideClient(service: Service, node: AuditNode, family: Family)
 
 const cache = new WeakMap<AuditNode['ruleset'], Map<string, TraceResult | string>>();
 
+/**
+ * Lets go of the traces kept for a ruleset: on a node of 10,000 Services they are hundreds of MB,
+ * and the node-by-node audit needs them only while one check runs.
+ */
+export function forgetProbes(ruleset: AuditNode['ruleset']): void {
+  cache.delete(ruleset);
+}
+
 /** The trace of one packet on a node (cached per ruleset), or the error that stopped it. */
 export function probe(node: AuditNode, source: string, f: Frontend): TraceResult | string {
   let byPacket = cache.get(node.ruleset);
