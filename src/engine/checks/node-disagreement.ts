@@ -126,6 +126,11 @@ interface FamilyState {
 export class NodeDisagreementCheck {
   private readonly families = new Map<Family, FamilyState>();
   private found: Disagreement[] | null = null;
+  /**
+   * Distributions by their exact contents: nodes that agree (most of them, on most frontends)
+   * share one, so 20 nodes of 10,000 Services keep tens of MB of them, not a GB.
+   */
+  private readonly dists = new Map<string, Map<string, number>>();
 
   constructor(private readonly input: Omit<AuditInput, 'nodes'>) {}
 
@@ -144,9 +149,18 @@ export class NodeDisagreementCheck {
         const frontend = p.frontendOn(node);
         if (!frontend) continue;
         const result = probe(node, outsideClient(e.service, node, family), frontend);
-        if (typeof result !== 'string') state.observations[i][j].push({ node: node.name, frontend, dist: distribution(result) });
+        if (typeof result !== 'string') state.observations[i][j].push({ node: node.name, frontend, dist: this.shared(distribution(result)) });
       }
     }
+  }
+
+  private shared(dist: Map<string, number>): Map<string, number> {
+    let key = '';
+    for (const [k, p] of dist) key += `${k}=${p};`;
+    const known = this.dists.get(key);
+    if (known) return known;
+    this.dists.set(key, dist);
+    return dist;
   }
 
   /** The nodes that disagree with the reference on some probe, in the order they were observed. */
