@@ -109,7 +109,6 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(gzipBodies);
-  const bodyLimit = options.bodyLimit ?? 200 * 1024 * 1024;
   const uploadLimits = options.uploadLimits ?? { partBytes: 256 * 1024 * 1024, totalBytes: 4096 * 1024 * 1024 };
   await app.register(bodyAdmission, { budgetBytes: options.inflightBytes ?? 1024 * 1024 * 1024, partBytes: uploadLimits.partBytes });
   // Parts are read as streams and measured after gzip is inflated (snapshot-routes.ts).

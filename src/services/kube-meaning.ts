@@ -51,13 +51,3 @@ export function annotate<T extends TraceResult>(result: T, meaning: Meaning | nu
   });
   return { ...result, outcomes };
 }
-
-export function summariseMeaning(m: Meaning): Record<string, unknown> {
-  return {
-    services: m.model.services.size,
-    endpoints: [...m.model.endpoints.values()].reduce((n, e) => n + e.length, 0),
-    pods: m.model.pods.size,
-    nodes: m.model.nodes.size,
-    notes: m.notes,
-  };
-}

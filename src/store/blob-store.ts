@@ -108,14 +108,15 @@ export async function readBlob(db: Pick<Pool, 'query'> | PoolClient, id: string)
      JOIN chunk c ON c.id = u.id WHERE b.id = $1 ORDER BY u.n`,
     [id],
   );
-  const parts = await Promise.all(rows.map((r) => (
-    r.encoding === ENCODING_DEFLATE ? inflateRawAsync(r.data) : r.encoding === ENCODING_GZIP ? gunzipAsync(r.data) : r.data
-  )));
+  const parts = await Promise.all(rows.map((r) => {
+    if (r.encoding === ENCODING_DEFLATE) return inflateRawAsync(r.data);
+    if (r.encoding === ENCODING_GZIP) return gunzipAsync(r.data);
+    if (r.encoding === ENCODING_NONE) return r.data;
+    throw new Error(`blob ${id}: a chunk has unknown encoding ${r.encoding}`);
+  }));
   return Buffer.concat(parts);
 }
 
-/** The chunk encodings this module writes and reads (for tests). */
-export const CHUNK_ENCODINGS = { none: ENCODING_NONE, deflate: ENCODING_DEFLATE, gzip: ENCODING_GZIP } as const;
 
 /**
  * Deletes expired uploads, then every blob nothing refers to, then every chunk no blob lists.
