@@ -9,6 +9,7 @@ import { NodeDisagreementCheck, nodeDisagreement } from './node-disagreement.ts'
 import { forgetProbes } from './probe.ts';
 import { serviceRules } from './service-rules.ts';
 import { unevenSplit } from './uneven-split.ts';
+import { detached } from '../text.ts';
 import type { AuditInput, AuditNode, Check, Finding, FindingSeverity } from './types.ts';
 
 /** Every check, in the order they run. */
@@ -77,7 +78,8 @@ export class NodeByNodeAudit {
     const input = { ...this.context, nodes: [node] };
     // The traces a check kept go once it is done: memory holds one check's, not the node's all.
     for (const check of this.perNode) {
-      this.findings.push(...check(input));
+      // Findings quote rules, whose texts are slices of the node's dump: copies let the dump go.
+      this.findings.push(...detached(check(input)));
       forgetProbes(node.ruleset);
     }
     this.disagreement.observe(node);
@@ -90,7 +92,7 @@ export class NodeByNodeAudit {
   }
 
   report(node: AuditNode): void {
-    this.findings.push(...this.disagreement.report(node));
+    this.findings.push(...detached(this.disagreement.report(node)));
   }
 
   finish(): Finding[] {

@@ -13,6 +13,7 @@
  * program (a uniform split over the usable endpoints, or REJECT without any) are the reference,
  * or else the largest group of nodes that agree. Every other node is reported.
  */
+import { ownCopy } from '../text.ts';
 import { splitChainName } from '../kube/chain-names.ts';
 import type { Family } from '../netfilter/ast.ts';
 import type { TraceResult } from '../trace/tracer.ts';
@@ -159,8 +160,10 @@ export class NodeDisagreementCheck {
     for (const [k, p] of dist) key += `${k}=${p};`;
     const known = this.dists.get(key);
     if (known) return known;
-    this.dists.set(key, dist);
-    return dist;
+    // Kept for the whole audit: copies, as the endpoints are read from the node's dump.
+    const own = new Map([...dist].map(([k, p]) => [ownCopy(k), p]));
+    this.dists.set(ownCopy(key), own);
+    return own;
   }
 
   /** The nodes that disagree with the reference on some probe, in the order they were observed. */

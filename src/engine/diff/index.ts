@@ -10,6 +10,7 @@
 import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel } from '../kube/model.ts';
 import { EngineError } from '../errors.ts';
+import { detached } from '../text.ts';
 import { ChainDelta } from './delta.ts';
 import type { ManifestChange } from './manifests-diff.ts';
 import { diffManifests } from './manifests-diff.ts';
@@ -175,8 +176,9 @@ export class NodeByNodeDiff {
     // now and then, so that a cluster of many large nodes does not keep them all.
     if (this.facts.size > FACTS_KEPT) this.facts = new FactsCache();
     const r = diffSnapshots(side(this.a, na), side(this.b, nb), { ...this.options, node: na.name, manifests: false, facts: this.facts });
-    this.frontends.push(...r.frontends);
-    this.rules.push(...r.rules);
+    // Kept while further pairs are read: copies, as their rule texts are slices of the dumps.
+    this.frontends.push(...detached(r.frontends));
+    this.rules.push(...detached(r.rules));
     for (const k of Object.keys(this.sum) as (keyof typeof this.sum)[]) this.sum[k] += r.summary.frontends[k];
     this.endpoints.added += r.summary.endpoints.added;
     this.endpoints.removed += r.summary.endpoints.removed;

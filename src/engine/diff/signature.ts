@@ -263,36 +263,74 @@ export class RulesetSignature {
     return out;
   }
 
+  /** The keyed rules filed under one destination (`ip|port`), in the order the tracer meets them. */
+  private matched(key: string): Entry[] {
+    const bar = key.lastIndexOf('|');
+    const dst = key.slice(0, bar);
+    const dport = Number(key.slice(bar + 1));
+    const out: Entry[] = [];
+    for (const e of this.byDst.get(dst) ?? []) if (e.dport === null || e.dport === dport) out.push(e);
+    for (const e of this.byPort.get(dport) ?? []) out.push(e);
+    if (out.length > 1) out.sort((x, y) => x.walk - y.walk || x.position - y.position);
+    return out;
+  }
+
+  private readonly reached = new Map<readonly string[], number | null>();
+
   /**
-   * The signature of one frontend: the global signature and the keyed rules a packet to ip:port
-   * or to any destination it is translated to can meet. null when it cannot be computed (a
-   * rewrite the signature does not follow): trace the frontend.
+   * A number for everything a packet can meet once translated to any of `dnat` and, from there,
+   * to any destination those rules translate to: the keyed rules of every such destination. null
+   * when one of them rewrites in a way the signature cannot follow. Memoised per list: a
+   * NodePort rule reached by every frontend on the node's address leads to thousands of them.
+   */
+  private reach(dnat: readonly string[]): number | null {
+    const done = this.reached.get(dnat);
+    if (done !== undefined) return done;
+    const keys = [...dnat];
+    const seen = new Set(keys);
+    const parts = new Map<string, string>();
+    let id: number | null = null;
+    search: {
+      for (let i = 0; i < keys.length; i++) {
+        const own: string[] = [];
+        for (const e of this.matched(keys[i])) {
+          if (e.closure.opaque) break search;
+          own.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${e.closure.id}`);
+          for (const k of e.closure.dnat) {
+            if (!seen.has(k)) {
+              seen.add(k);
+              keys.push(k);
+            }
+          }
+        }
+        parts.set(keys[i], own.join(','));
+      }
+      const h = new Hasher();
+      for (const k of [...parts.keys()].sort()) h.string(k).string(parts.get(k)!);
+      id = h.value();
+    }
+    this.reached.set(dnat, id);
+    return id;
+  }
+
+  private globalReach: number | null | undefined;
+
+  /**
+   * The signature of one frontend: the global signature, what every packet can meet through the
+   * rest rules' DNATs, and the keyed rules a packet to ip:port can meet with everything their
+   * DNATs lead to. null when it cannot be computed (a rewrite the signature does not follow):
+   * trace the frontend.
    */
   frontend(ip: string, port: number): string | null {
     if (this.globalOpaque) return null;
-    const keys = [`${ip}|${port}`, ...[...this.globalDnat].sort()];
-    const seen = new Set(keys);
-    const parts: string[] = [String(this.global)];
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
-      const bar = key.lastIndexOf('|');
-      const dst = key.slice(0, bar);
-      const dport = Number(key.slice(bar + 1));
-      const matched: Entry[] = [];
-      for (const e of this.byDst.get(dst) ?? []) if (e.dport === null || e.dport === dport) matched.push(e);
-      for (const e of this.byPort.get(dport) ?? []) matched.push(e);
-      if (matched.length > 1) matched.sort((a, b) => a.walk - b.walk || a.position - b.position);
-      parts.push(key);
-      for (const e of matched) {
-        if (e.closure.opaque) return null;
-        parts.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${e.closure.id}`);
-        for (const k of e.closure.dnat) {
-          if (!seen.has(k)) {
-            seen.add(k);
-            keys.push(k);
-          }
-        }
-      }
+    if (this.globalReach === undefined) this.globalReach = this.reach([...this.globalDnat].sort());
+    if (this.globalReach === null) return null;
+    const parts: string[] = [String(this.global), String(this.globalReach), `${ip}|${port}`];
+    for (const e of this.matched(`${ip}|${port}`)) {
+      if (e.closure.opaque) return null;
+      const further = this.reach(e.closure.dnat);
+      if (further === null) return null;
+      parts.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${e.closure.id}>${further}`);
     }
     return parts.join(';');
   }

@@ -10,6 +10,7 @@
  */
 import { EngineError } from '../errors.ts';
 import { formatCidr } from '../net/address.ts';
+import { ownCopy } from '../text.ts';
 import { lex } from '../netfilter/lexer.ts';
 import type { RuleBody } from '../netfilter/rule-parser.ts';
 import { RuleReader } from '../netfilter/rule-parser.ts';
@@ -239,10 +240,11 @@ function parsedRule(text: string): RuleBody | null {
   let body = parsedRules.get(text);
   if (body === undefined) {
     if (parsedRules.size >= PARSED_KEPT) parsedRules.clear();
-    body = parseRuleText(text);
-    // The key is a copy: the text is a slice of its dump and would keep the whole dump alive.
-    // (Concatenation makes a new string, which slicing then flattens apart from the dump.)
-    parsedRules.set(` ${text}`.slice(1), body);
+    // Read from a copy: the text is a slice of its dump, and the key and the words of the body
+    // would keep the whole dump alive.
+    const own = ownCopy(text);
+    body = parseRuleText(own);
+    parsedRules.set(own, body);
   }
   return body;
 }

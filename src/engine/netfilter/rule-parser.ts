@@ -12,6 +12,7 @@
 import type { Cidr, Counters, Family, MatchModule, ModuleOption, Negatable, TargetSpec } from './ast.ts';
 import type { Words } from './lexer.ts';
 import { syntaxError } from '../errors.ts';
+import { ownCopy } from '../text.ts';
 import { parseCidr } from '../net/address.ts';
 import { readPort, readPortRange, readUnsigned } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatPortRange, readNatTo, readNumber32, readProbability } from './values.ts';
@@ -541,9 +542,11 @@ export class RuleReader {
         i + 1,
       );
     }
-    const result = { negated, value: c };
-    // Many rules share addresses (pod CIDR, node IPs): share the parsed value too.
-    if (!negated && NOT_NEGATED_CACHE.size < 100_000) NOT_NEGATED_CACHE.set(text, result);
+    // Many rules share addresses (pod CIDR, node IPs): share the parsed value too, as copies that
+    // outlive the dump they were read from.
+    if (negated || NOT_NEGATED_CACHE.size >= 100_000) return { negated, value: c };
+    const result = { negated, value: { ...c, address: ownCopy(c.address) } };
+    NOT_NEGATED_CACHE.set(ownCopy(text), result);
     return result;
   }
 }
