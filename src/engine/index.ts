@@ -4,7 +4,7 @@ export { parseDump, parseIptablesSave, parseIptablesS, detectFormat, inferTable 
 export { printRuleset, printRule } from './netfilter/printer.ts';
 export { completeKubeProxy } from './trace/complete.ts';
 export { trace } from './trace/tracer.ts';
-export { compiledRuleCount } from './trace/compile.ts';
+export { compiledRuleCount, sharedRuleCount } from './trace/compile.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';
 export {

@@ -4,16 +4,18 @@
  * or versions is parsed once. Requests for a dump being parsed wait for that parse instead of
  * starting another.
  */
-import { compiledRuleCount, completeKubeProxy, parseDump } from '../engine/index.ts';
+import { compiledRuleCount, completeKubeProxy, parseDump, sharedRuleCount } from '../engine/index.ts';
 import type { FormatOption, Ruleset } from '../engine/index.ts';
 
 /**
  * What a parsed dump costs, as measured on kube-proxy dumps of 2,000 and 10,000 Services: its
- * text and the parsed chains and rule store, about 1.6 times the dump's size; and each rule a
- * trace has compiled (with the parsed rule it keeps), about 3 KB.
+ * text and the parsed chains and rule store, about 1.6 times the dump's size; each rule a trace
+ * has compiled in it, about 400 bytes (its place in the chain); and, once for every dump that has
+ * the same rule, the compiled rule itself, about 1.5 KB (the engine's shared rules).
  */
 export const BYTES_PER_DUMP_BYTE = 1.6;
-export const BYTES_PER_COMPILED_RULE = 3000;
+export const BYTES_PER_COMPILED_RULE = 400;
+export const BYTES_PER_SHARED_RULE = 1500;
 
 export interface RulesetKey {
   readonly sha256: string;
@@ -34,7 +36,7 @@ export interface RulesetCache {
   get(key: RulesetKey, load: () => Promise<Buffer>): Promise<Ruleset>;
   /** Weighs the entries again (traces compile rules as they go) and evicts down to the budget. */
   settle(): void;
-  /** Bytes held, by the estimate above. */
+  /** Bytes held, by the estimate above (the shared compiled rules included). */
   readonly bytes: number;
   readonly entries: number;
   readonly budget: number;
@@ -53,8 +55,9 @@ export function createRulesetCache(options: { budgetBytes: number }): RulesetCac
 
   /** Evicts the least recently used entries until `room` more bytes fit (the newest stays). */
   function evict(room: number, keep?: string): void {
+    const shared = sharedRuleCount() * BYTES_PER_SHARED_RULE;
     for (const [key, e] of entries) {
-      if (held + room <= options.budgetBytes) break;
+      if (held + shared + room <= options.budgetBytes) break;
       if (key === keep) continue;
       entries.delete(key);
       held -= e.weight;
@@ -98,7 +101,7 @@ export function createRulesetCache(options: { budgetBytes: number }): RulesetCac
       const newest = [...entries.keys()].pop();
       evict(0, newest);
     },
-    get bytes() { return held; },
+    get bytes() { return held + sharedRuleCount() * BYTES_PER_SHARED_RULE; },
     get entries() { return entries.size; },
     get budget() { return options.budgetBytes; },
   };

@@ -7,6 +7,7 @@
 import type { Chain, Cidr, Counters, Family, MatchModule, Negatable, Policy, Rule, TargetSpec } from './ast.ts';
 import { hashOf, sameBytes, Slots, spells, spellsAt } from './char-index.ts';
 import { lex, Words } from './lexer.ts';
+import { ownCopy } from '../text.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { RuleReader } from './rule-parser.ts';
 
@@ -69,6 +70,16 @@ export class TextRule implements Rule {
 
   get target(): TargetSpec | undefined {
     return this.body().target;
+  }
+
+  /** What the rule's meaning depends on: its family, table and text. */
+  meaningKey(): string {
+    return `${this.family}\u0000${this.table}\u0000${this.text}`;
+  }
+
+  /** The same rule read from a copy of its text: for caches that outlive the dump. */
+  ownCopy(): TextRule {
+    return new TextRule(this.table, ownCopy(this.chain), this.index, this.line, ownCopy(this.text), this.start, this.family, undefined, this.synthesized);
   }
 
   /** The same rule at another position (after svcpath inserted rules before it). */

@@ -10,7 +10,8 @@ import { parseIPv4, parseIPv6 } from '../net/address.ts';
 import { quantizeProbability } from './probability.ts';
 import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
-import { DumpChain } from '../netfilter/rule.ts';
+import { DumpChain, TextRule } from '../netfilter/rule.ts';
+import { ownCopy } from '../text.ts';
 import { readPort, readPortRange, readUdpPort } from '../net/port.ts';
 import { DISPATCH_PORT_MATCHES } from '../netfilter/modules.ts';
 import { probabilityValue, readMark, readNatPortRange, readNatTo, readNumber32 } from '../netfilter/values.ts';
@@ -576,11 +577,58 @@ class LazyCompiledChain implements CompiledChain {
   rule(i: number): CompiledRule {
     let r = this.compiled[i];
     if (r === undefined) {
-      r = this.compiled[i] = compileRule(this.ruleAt(i), this.chains);
+      const rule = this.ruleAt(i);
+      r = this.compiled[i] = rule instanceof TextRule ? compileShared(rule, this.chains) : compileRule(rule, this.chains);
       this.stats.rules++;
     }
     return r;
   }
+}
+
+/** What a rule compiles to, apart from the rule itself: the same for every dump that has its text. */
+interface SharedRule {
+  readonly tests: readonly Test[];
+  readonly late: CompiledRule['late'];
+  readonly notModelled: readonly string[];
+  /** The -j/-g target, whose action depends on whether the ruleset has a chain of that name. */
+  readonly target: string | null;
+  readonly toChain: Action;
+  readonly otherwise: Action;
+}
+
+/**
+ * Compiled rules by meaning (family, table, text), shared by every ruleset: the nodes of a cluster
+ * and the versions of a node have almost every rule in common, and each is read and compiled
+ * once. Entries are built from copies of the rule texts, so they keep no dump alive; the map is
+ * emptied when full (rulesets keep what they compiled).
+ */
+const sharedRules = new Map<string, SharedRule>();
+export const SHARED_RULES_KEPT = 200_000;
+
+const ANY_CHAIN: ReadonlyMap<string, Chain> = { has: () => true } as unknown as ReadonlyMap<string, Chain>;
+const NO_CHAIN: ReadonlyMap<string, Chain> = new Map();
+
+function compileShared(rule: TextRule, chains: ReadonlyMap<string, Chain>): CompiledRule {
+  const key = rule.meaningKey();
+  let s = sharedRules.get(key);
+  if (s === undefined) {
+    const own = rule.ownCopy();
+    const c = compileRule(own, NO_CHAIN);
+    const target = own.target?.name ?? null;
+    s = {
+      tests: c.tests, late: c.late, notModelled: c.notModelled, target,
+      toChain: target === null ? c.action : compileAction(own, ANY_CHAIN), otherwise: c.action,
+    };
+    if (sharedRules.size >= SHARED_RULES_KEPT) sharedRules.clear();
+    sharedRules.set(ownCopy(key), s);
+  }
+  const action = s.target !== null && chains.has(s.target) ? s.toChain : s.otherwise;
+  return { rule, tests: s.tests, late: s.late, action, notModelled: s.notModelled };
+}
+
+/** How many compiled rules all rulesets share (each costs about BYTES_PER_SHARED_RULE). */
+export function sharedRuleCount(): number {
+  return sharedRules.size;
 }
 
 function buildIndex(length: number, keys: (i: number) => { dst: string | null; port: number | null }): DispatchIndex {
