@@ -232,7 +232,7 @@ export function loadConfig(env: Env = process.env, asRoot: boolean = process.get
     logLevel: logLevel(env, problems),
     nodeLimitBytes: integer(env, 'SVCPATH_NODE_LIMIT_MB', 256, 1, 4096, problems) * MIB,
     uploadLimitBytes: integer(env, 'SVCPATH_UPLOAD_LIMIT_MB', 4096, 1, 1024 * 1024, problems) * MIB,
-    cacheBytes: integer(env, 'SVCPATH_CACHE_MB', 2560, 16, 1024 * 1024, problems) * MIB,
+    cacheBytes: integer(env, 'SVCPATH_CACHE_MB', 1536, 16, 1024 * 1024, problems) * MIB,
     parseThreads: integer(env, 'SVCPATH_PARSE_THREADS', Math.max(1, Math.min(4, availableParallelism() - 1)), 0, 64, problems),
     uploadTtlMs: duration(env, 'SVCPATH_UPLOAD_TTL', 24 * 3600_000, problems),
     sweepIntervalMs: duration(env, 'SVCPATH_SWEEP_INTERVAL', 10 * 60_000, problems),

@@ -19,7 +19,7 @@ describe('loadConfig', () => {
         logLevel: 'info',
         nodeLimitBytes: 256 * 1024 * 1024,
         uploadLimitBytes: 4096 * 1024 * 1024,
-        cacheBytes: 2560 * 1024 * 1024,
+        cacheBytes: 1536 * 1024 * 1024,
         parseThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
         uploadTtlMs: 24 * 3600_000,
         sweepIntervalMs: 600_000,
