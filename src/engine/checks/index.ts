@@ -10,6 +10,7 @@ import { forgetProbes } from './probe.ts';
 import { serviceRules } from './service-rules.ts';
 import { unevenSplit } from './uneven-split.ts';
 import { detached } from '../text.ts';
+import { TraceMemo } from '../trace/memo.ts';
 import type { AuditInput, AuditNode, Check, Finding, FindingSeverity } from './types.ts';
 
 /** Every check, in the order they run. */
@@ -54,8 +55,10 @@ export function compareFindings(a: Finding, b: Finding): number {
 
 /** Runs the checks (every check by default) and returns their findings, sorted. */
 export function runAudit(input: AuditInput, checks: readonly Check[] = CHECKS): Finding[] {
+  const traces = new TraceMemo();
+  const shared = { ...input, nodes: input.nodes.map((n) => ({ ...n, traces })) };
   const findings: Finding[] = [];
-  for (const check of checks) findings.push(...check(input));
+  for (const check of checks) findings.push(...check(shared));
   return findings.sort(compareFindings);
 }
 
@@ -69,12 +72,15 @@ export class NodeByNodeAudit {
   private readonly findings: Finding[] = [];
   private readonly disagreement: NodeDisagreementCheck;
   private readonly perNode = CHECKS.filter((c) => c !== nodeDisagreement);
+  /** Nodes trace alike where their chains are alike: each distinct case is traced once. */
+  readonly traces = new TraceMemo();
 
   constructor(private readonly context: Omit<AuditInput, 'nodes'>) {
     this.disagreement = new NodeDisagreementCheck(context);
   }
 
-  add(node: AuditNode): void {
+  add(added: AuditNode): void {
+    const node = { ...added, traces: this.traces };
     const input = { ...this.context, nodes: [node] };
     // The traces a check kept go once it is done: memory holds one check's, not the node's all.
     for (const check of this.perNode) {
@@ -92,7 +98,7 @@ export class NodeByNodeAudit {
   }
 
   report(node: AuditNode): void {
-    this.findings.push(...detached(this.disagreement.report(node)));
+    this.findings.push(...detached(this.disagreement.report({ ...node, traces: this.traces })));
   }
 
   finish(): Finding[] {

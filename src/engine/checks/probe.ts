@@ -106,10 +106,11 @@ export function probe(node: AuditNode, source: string, f: Frontend): TraceResult
   if (hit !== undefined) return hit;
   let result: TraceResult | string;
   try {
-    result = trace(node.ruleset, {
+    const req = {
       node: { name: node.name, addresses: node.addresses },
       packet: { source, destination: f.destination, port: f.port, protocol: f.protocol },
-    });
+    };
+    result = node.traces ? node.traces.trace(node.ruleset, req) : trace(node.ruleset, req);
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     result = e.message;

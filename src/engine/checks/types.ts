@@ -10,6 +10,7 @@
 import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel } from '../kube/model.ts';
 import type { Ruleset } from '../netfilter/ast.ts';
+import type { TraceMemo } from '../trace/memo.ts';
 
 export type FindingSeverity = 'error' | 'warning' | 'info';
 
@@ -43,6 +44,8 @@ export interface AuditNode {
   readonly addresses: readonly string[];
   /** The node's rules, completed with `completeKubeProxy`. */
   readonly ruleset: Ruleset;
+  /** Traces shared with the other nodes of the audit (the checks trace through it when set). */
+  readonly traces?: TraceMemo;
 }
 
 export interface AuditInput {

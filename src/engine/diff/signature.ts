@@ -19,7 +19,7 @@
  * (hash.ts) of those numbers, computed once per chain.
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
-import { Hasher, hashString } from './hash.ts';
+import { Hasher, hashString } from '../hash.ts';
 import type { ChainDelta } from './delta.ts';
 import type { ChainTexts, FactsCache } from './rule-facts.ts';
 import { chainTargets, dnatKey, REWRITING_TARGETS } from './rule-facts.ts';

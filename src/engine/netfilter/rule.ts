@@ -422,6 +422,11 @@ export class DumpChain implements Chain {
     return { texts, lines };
   }
 
+  /** The dump line of the rule at 0-based position k. */
+  lineAt(k: number): number {
+    return this.store.lines[this.ruleId(k)];
+  }
+
   /** The `-j`/`-g` target of the rule at 0-based position k (null for none), as the parser read it. */
   targetAt(k: number): string | null {
     const t = this.store.targets[this.ruleId(k)];
@@ -478,6 +483,16 @@ export function chainText(c: Chain): string {
 /** The `-j`/`-g` target of a chain's rule at 0-based position k (null for none), without making Rule objects for a parsed chain. */
 export function ruleTargetAt(c: Chain, k: number): string | null {
   return c instanceof DumpChain ? c.targetAt(k) : c.rules[k].target?.name ?? null;
+}
+
+/** The dump line of a chain's rule at 0-based position k (0 for a rule svcpath added). */
+export function ruleLineAt(c: Chain, k: number): number {
+  return c instanceof DumpChain ? c.lineAt(k) : c.rules[k].line;
+}
+
+/** What svcpath assumed in adding the chain's rule at 0-based position k (undefined for a rule of the dump). */
+export function ruleAssumptionAt(c: Chain, k: number): string | undefined {
+  return c instanceof DumpChain ? undefined : c.rules[k].synthesized;
 }
 
 /** The text of a chain's rule at 0-based position k. */

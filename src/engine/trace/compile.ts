@@ -10,7 +10,8 @@ import { parseIPv4, parseIPv6 } from '../net/address.ts';
 import { quantizeProbability } from './probability.ts';
 import type { Addr, PacketState } from './packet.ts';
 import { parseAddr } from './packet.ts';
-import { DumpChain, TextRule } from '../netfilter/rule.ts';
+import { chainText, DumpChain, ruleAssumptionAt, ruleTextAt, TextRule } from '../netfilter/rule.ts';
+import { Hasher } from '../hash.ts';
 import { ownCopy } from '../text.ts';
 import { readPort, readPortRange, readUdpPort } from '../net/port.ts';
 import { DISPATCH_PORT_MATCHES } from '../netfilter/modules.ts';
@@ -67,10 +68,16 @@ export interface CompiledRule {
 
 export interface CompiledChain {
   readonly chain: Chain;
+  /** A number for the chain's policy and rules: equal numbers, equal chains (chainContentId). */
+  readonly contentId: number;
   /** How many rules the chain has. */
   readonly length: number;
   /** The rule at 0-based position i, compiled the first time a trace reaches it. */
   rule(i: number): CompiledRule;
+  /** A 53-bit hash of the text (and any assumption) of the rule at 0-based position i, kept once made. */
+  ruleHash(i: number): number;
+  /** The dispatch keys of every rule, as `index` has them, for any chain (made when first asked). */
+  keys(): NonNullable<CompiledChain['index']>;
   /** Dispatch index, present on long chains: positions (0-based) of candidate rules. */
   readonly index?: {
     readonly byDst: ReadonlyMap<string, readonly number[]>;
@@ -562,6 +569,9 @@ type DispatchIndex = NonNullable<CompiledChain['index']>;
 
 class LazyCompiledChain implements CompiledChain {
   private readonly compiled: (CompiledRule | undefined)[];
+  private id: number | undefined;
+  private keyed: DispatchIndex | undefined;
+  private hashes: Float64Array | undefined;
 
   constructor(
     readonly chain: Chain,
@@ -574,6 +584,23 @@ class LazyCompiledChain implements CompiledChain {
     this.compiled = new Array<CompiledRule | undefined>(length);
   }
 
+  get contentId(): number {
+    return (this.id ??= chainContentId(this.chain));
+  }
+
+  ruleHash(i: number): number {
+    const hashes = (this.hashes ??= new Float64Array(this.length).fill(-1));
+    let h = hashes[i];
+    if (h < 0) h = hashes[i] = new Hasher().string(ruleTextAt(this.chain, i)).string(ruleAssumptionAt(this.chain, i) ?? '').value();
+    return h;
+  }
+
+  keys(): DispatchIndex {
+    if (this.index) return this.index;
+    const c = this.chain;
+    return (this.keyed ??= buildIndex(this.length, c instanceof DumpChain ? (i) => c.dispatchAt(i) : (i) => dispatchKeys(c.rules[i])));
+  }
+
   rule(i: number): CompiledRule {
     let r = this.compiled[i];
     if (r === undefined) {
@@ -583,6 +610,16 @@ class LazyCompiledChain implements CompiledChain {
     }
     return r;
   }
+}
+
+/**
+ * A 53-bit hash of a chain's policy and rule texts (and what svcpath assumed in adding any of
+ * them): two chains with the same number act the same on every packet.
+ */
+export function chainContentId(c: Chain): number {
+  const h = new Hasher().string(c.policy ?? '-').string(chainText(c));
+  if (!(c instanceof DumpChain)) for (const r of c.rules) h.string(r.synthesized ?? '');
+  return h.value();
 }
 
 /** What a rule compiles to, apart from the rule itself: the same for every dump that has its text. */

@@ -9,6 +9,7 @@
 import type { Rule, Ruleset } from '../netfilter/ast.ts';
 import { EngineError } from '../errors.ts';
 import { ruleCount } from '../netfilter/rule.ts';
+import { Hasher } from '../hash.ts';
 import type { Action, CompiledChain, CompiledRule, CompiledRuleset, TestEnv } from './compile.ts';
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
 import type { Addr, Entry, Hook, PacketSpec, PacketState, Protocol } from './packet.ts';
@@ -103,6 +104,33 @@ interface Run {
 
 type HookVerdict = 'accept' | 'drop' | 'reject';
 
+/**
+ * What a trace's answer depended on besides the packet: in every chain it walked, the rules the
+ * packet could match there (by their texts, whatever their positions); the chains and tables it
+ * found missing; and the node's addresses it asked about. Another ruleset for which all of these
+ * are the same gives the same answer at the positions and lines it has (dependenciesHold).
+ */
+export interface TraceDependencies {
+  /**
+   * `table` → 0 or ABSENT; `table\0chain` → ABSENT (a jump to a chain the dump lacks);
+   * `table\0chain\0dst\0dport` → a number for the rules a packet to dst:dport can meet in the chain.
+   */
+  readonly chains: Map<string, number>;
+  /** For each walk (`table\0chain\0dst\0dport`), the positions of those rules in the chain. */
+  readonly positions: Map<string, readonly number[]>;
+  /** Addresses asked "is it one of the node's?", with the answer. */
+  readonly local: Map<string, boolean>;
+  /** The node's first address, when a REDIRECT used it. */
+  primary?: string | null;
+}
+
+export const ABSENT = -1;
+
+/** Empty dependencies for trace() to fill. */
+export function newDependencies(): TraceDependencies {
+  return { chains: new Map(), positions: new Map(), local: new Map() };
+}
+
 class Walker {
   private readonly prefix: readonly boolean[];
   readonly run: Run;
@@ -114,6 +142,7 @@ class Walker {
     private readonly env: Env,
     prefix: readonly boolean[],
     private readonly warn: (w: TraceWarning) => void,
+    private readonly deps: TraceDependencies | null = null,
   ) {
     this.compiled = compiled;
     this.prefix = prefix;
@@ -166,12 +195,15 @@ class Walker {
     return true;
   }
 
-  private candidates(cc: CompiledChain, s: PacketState): readonly number[] | null {
-    const idx = cc.index;
-    if (!idx) return null;
-    const a = idx.byDst.get(s.dst.text) ?? EMPTY;
-    const b = idx.byPort.get(s.dport) ?? EMPTY;
-    return merge3(a, b, idx.rest);
+  /** The rules of a chain the packet can match, in order (null: all of them), noted in deps. */
+  private candidates(table: string, cc: CompiledChain, s: PacketState): readonly number[] | null {
+    if (this.deps) {
+      const key = `${table}\0${cc.chain.name}\0${s.dst.text}\0${s.dport}`;
+      const order = matchable(cc, s.dst.text, s.dport);
+      this.deps.chains.set(key, walkId(cc, order));
+      this.deps.positions.set(key, order);
+    }
+    return candidatesOf(cc, s.dst.text, s.dport);
   }
 
   /**
@@ -181,11 +213,11 @@ class Walker {
    */
   walkTable(hook: Hook, table: string, s: PacketState): HookVerdict {
     const chains = this.compiled.tables.get(table);
-    if (!chains) return 'accept';
+    if (!chains) return this.absent(table);
     const base = chains.get(hook);
-    if (!base) return 'accept';
+    if (!base) return this.absent(`${table}\0${hook}`);
     interface Frame { cc: CompiledChain; order: readonly number[] | null; pos: number }
-    const frames: Frame[] = [{ cc: base, order: this.candidates(base, s), pos: 0 }];
+    const frames: Frame[] = [{ cc: base, order: this.candidates(table, base, s), pos: 0 }];
     while (frames.length > 0) {
       const f = frames[frames.length - 1];
       const count = f.order ? f.order.length : f.cc.length;
@@ -201,7 +233,7 @@ class Walker {
       const outcome = this.act(hook, cr, s, (chain, isGoto) => {
         const target = chains.get(chain)!;
         if (frames.length > 64) throw new EngineError('BAD_PACKET', `chain nesting deeper than 64 at ${chain}: the rules loop`);
-        const frame = { cc: target, order: this.candidates(target, s), pos: 0 };
+        const frame = { cc: target, order: this.candidates(table, target, s), pos: 0 };
         if (isGoto) frames[frames.length - 1] = frame;
         else frames.push(frame);
       });
@@ -214,6 +246,12 @@ class Walker {
       return outcome;
     }
     return this.policy(hook, base);
+  }
+
+  /** A table or built-in chain the ruleset lacks lets the packet through. */
+  private absent(key: string): HookVerdict {
+    this.deps?.chains.set(key, ABSENT);
+    return 'accept';
   }
 
   private policy(hook: Hook, base: CompiledChain): HookVerdict {
@@ -258,6 +296,7 @@ class Walker {
         enter(a.chain, a.kind === 'goto');
         return 'continue';
       case 'missing-chain':
+        this.deps?.chains.set(`${r.table}\0${a.chain}`, ABSENT);
         this.step(hook, r, a.goto ? 'goto' : 'jump');
         this.warn({
           code: 'MISSING_CHAIN',
@@ -352,6 +391,34 @@ function merge3(a: readonly number[], b: readonly number[], c: readonly number[]
   return out;
 }
 
+
+/** The positions of the rules a packet to dst:dport can match, in order; null for every rule (a chain without index). */
+function candidatesOf(cc: CompiledChain, dst: string, dport: number): readonly number[] | null {
+  const idx = cc.index;
+  if (!idx) return null;
+  return merge3(idx.byDst.get(dst) ?? EMPTY, idx.byPort.get(dport) ?? EMPTY, idx.rest);
+}
+
+/**
+ * The positions of the rules of a chain that a packet to dst:dport can match, whether or not the
+ * chain is indexed for the tracer: rules keyed to another destination or port cannot match it.
+ */
+function matchable(cc: CompiledChain, dst: string, dport: number): readonly number[] {
+  const idx = cc.keys();
+  return merge3(idx.byDst.get(dst) ?? EMPTY, idx.byPort.get(dport) ?? EMPTY, idx.rest);
+}
+
+/**
+ * A number for what a walk through a chain can meet: the chain's policy and whether it was
+ * declared (its policy step shows then), and the texts of the rules at `order`, in that order.
+ */
+function walkId(cc: CompiledChain, order: readonly number[]): number {
+  const c = cc.chain;
+  const h = new Hasher().string(c.policy ?? '-').number(c.line > 0 ? 1 : 0).number(order.length);
+  for (const i of order) h.number(cc.ruleHash(i));
+  return h.value();
+}
+
 interface Env extends TestEnv {
   readonly primary: Addr | null;
 }
@@ -377,8 +444,10 @@ function makeEnv(node: NodeSpec): Env {
  * What happens to one run of the packet: the hooks of its entry point, with the routing decision
  * after PREROUTING (or after OUTPUT's DNAT) made on the translated destination.
  */
-function runOnce(compiled: CompiledRuleset, env: Env, spec: ResolvedPacket, prefix: readonly boolean[], warn: (w: TraceWarning) => void): { run: Run; state: PacketState } {
-  const w = new Walker(compiled, env, prefix, warn);
+function runOnce(
+  compiled: CompiledRuleset, env: Env, spec: ResolvedPacket, prefix: readonly boolean[], warn: (w: TraceWarning) => void, deps: TraceDependencies | null,
+): { run: Run; state: PacketState } {
+  const w = new Walker(compiled, env, prefix, warn, deps);
   const s: PacketState = {
     src: spec.src, dst: spec.dst, sport: spec.sport, dport: spec.dport, proto: spec.proto,
     origDst: spec.dst, origDport: spec.dport, mark: 0, ctmark: 0, dnatDone: false, snatDone: false,
@@ -462,10 +531,28 @@ function outcomeKey(run: Run, s: PacketState): string {
   return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${path}`;
 }
 
-/** Traces the first packet of a connection through a ruleset; every possible outcome, exactly. */
-export function trace(rs: Ruleset, req: TraceRequest): TraceResult {
+/** The node's environment, noting in `deps` every question asked of it. */
+function recordingEnv(env: Env, deps: TraceDependencies): Env {
+  return {
+    get primary() {
+      deps.primary = env.primary?.text ?? null;
+      return env.primary;
+    },
+    isLocal: (a) => {
+      const answer = env.isLocal(a);
+      deps.local.set(a.text, answer);
+      return answer;
+    },
+  };
+}
+
+/**
+ * Traces the first packet of a connection through a ruleset; every possible outcome, exactly.
+ * With `deps`, notes what the answer depended on (see TraceDependencies).
+ */
+export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | null = null): TraceResult {
   const compiled = compileRuleset(rs);
-  const env = makeEnv(req.node);
+  const env = deps ? recordingEnv(makeEnv(req.node), deps) : makeEnv(req.node);
   const packet = resolvePacket(req.packet, env, rs.family);
   const warnings = new Map<string, TraceWarning>();
   const warn = (w: TraceWarning) => {
@@ -482,7 +569,7 @@ export function trace(rs: Ruleset, req: TraceRequest): TraceResult {
       warn({ code: 'TOO_MANY_BRANCHES', message: `more than ${MAX_RUNS} random branches; the answer lists the first ones only` });
       break;
     }
-    const { run, state } = runOnce(compiled, env, packet, prefix, warn);
+    const { run, state } = runOnce(compiled, env, packet, prefix, warn, deps);
     let p = ONE;
     for (const d of run.decisions) p = times(p, d.taken ? d.k : SCALE - d.k);
     // Queue the untried alternative of every draw this run made beyond its prefix (deepest first).
@@ -496,6 +583,7 @@ export function trace(rs: Ruleset, req: TraceRequest): TraceResult {
     if (existing) existing.probability = add(existing.probability, p);
     else outcomes.set(key, { run, state, probability: p, order: runs });
   }
+  deps?.chains.set('filter', rs.tables.has('filter') ? 0 : ABSENT);
   if (!rs.tables.has('filter')) {
     warn({
       code: 'TABLE_ABSENT',
@@ -574,4 +662,41 @@ function affinityNotes(run: Run, rs: Ruleset): string[] {
     );
   });
   return notes;
+}
+
+/** For each chain a trace walked (`table\0chain`), where its rules at the traced positions stand in another ruleset. */
+export type Positions = Map<string, Map<number, number>>;
+
+/**
+ * Would `trace(rs, { node, packet })` answer as the trace that recorded `deps` did? When every
+ * chain and table it missed is missing here, every walk meets the same rules (maybe elsewhere in
+ * the chain), and the node's addresses answer its questions alike: where those rules are here.
+ * Otherwise null.
+ */
+export function dependenciesHold(rs: Ruleset, node: NodeSpec, deps: TraceDependencies): Positions | null {
+  const compiled = compileRuleset(rs);
+  const moved: Positions = new Map();
+  for (const [key, id] of deps.chains) {
+    const parts = key.split('\0');
+    if (parts.length === 1) {
+      if ((compiled.tables.has(key) ? 0 : ABSENT) !== id) return null;
+      continue;
+    }
+    const cc = compiled.tables.get(parts[0])?.get(parts[1]);
+    if (parts.length === 2 || !cc) {
+      if (cc || id !== ABSENT) return null;
+      continue;
+    }
+    const order = matchable(cc, parts[2], Number(parts[3]));
+    if (walkId(cc, order) !== id) return null;
+    const chain = `${parts[0]}\0${parts[1]}`;
+    let map = moved.get(chain);
+    if (!map) moved.set(chain, (map = new Map()));
+    const before = deps.positions.get(key)!;
+    for (let k = 0; k < order.length; k++) map.set(before[k], order[k]);
+  }
+  const env = makeEnv(node);
+  for (const [text, answer] of deps.local) if (env.isLocal(parseAddr(text, 'address')) !== answer) return null;
+  if (deps.primary !== undefined && (env.primary?.text ?? null) !== deps.primary) return null;
+  return moved;
 }

@@ -1,0 +1,103 @@
+/**
+ * Traces shared by the nodes of a cluster and the versions of a node. Their rules are nearly all
+ * alike, and a packet meets the same rules on most of them: a trace made on one ruleset answers
+ * for every ruleset in which each chain it walked offers the packet the same rules (wherever they
+ * stand in the chain), and the node's addresses it asked about answer alike (TraceDependencies).
+ * The answer is then moved onto the ruleset asked about: its steps name that ruleset's positions
+ * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
+ */
+import type { Ruleset } from '../netfilter/ast.ts';
+import { ruleLineAt } from '../netfilter/rule.ts';
+import { ownCopy } from '../text.ts';
+import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep } from './tracer.ts';
+import { dependenciesHold, newDependencies, trace } from './tracer.ts';
+
+interface Kept {
+  readonly deps: TraceDependencies;
+  readonly result: TraceResult;
+}
+
+/** Where a step of a trace made elsewhere stands in `rs`. */
+function moveStep<T extends { table: string; chain: string; index: number; line: number }>(s: T, rs: Ruleset, moved: Positions): T {
+  const chain = rs.tables.get(s.table)?.chains.get(s.chain);
+  if (!chain) return s;
+  if (s.index === 0) return s.line === chain.line ? s : { ...s, line: chain.line };
+  const at = moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1);
+  if (at === undefined) return s;
+  const line = ruleLineAt(chain, at);
+  return at === s.index - 1 && line === s.line ? s : { ...s, index: at + 1, line };
+}
+
+function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {
+  return {
+    ...r,
+    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s: TraceStep) => moveStep(s, rs, moved)) })),
+    warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveStep(w.rule, rs, moved) } : w)),
+  };
+}
+
+export class TraceMemo {
+  private readonly byPacket = new Map<string, Kept[]>();
+  /** One copy of each text the kept answers hold (rule texts recur in most of them). */
+  private readonly texts = new Map<string, string>();
+
+  private own(s: string): string {
+    let copy = this.texts.get(s);
+    if (copy === undefined) this.texts.set((copy = ownCopy(s)), copy);
+    return copy;
+  }
+
+  /** A copy of an answer that shares no string with a dump. */
+  private keep(r: TraceResult): TraceResult {
+    const own = (s: string) => this.own(s);
+    const step = <T extends { table: string; chain: string }>(s: T & ({ rule: string } | { text: string })): T => ({
+      ...s, table: own(s.table), chain: own(s.chain), ...('rule' in s ? { rule: own(s.rule) } : { text: own(s.text) }),
+    });
+    return {
+      ...r,
+      packet: { ...r.packet, source: own(r.packet.source), destination: own(r.packet.destination) },
+      outcomes: r.outcomes.map((o) => ({
+        ...o,
+        destination: { ...o.destination, ip: own(o.destination.ip) },
+        ...(o.snat ? { snat: { ...o.snat, ip: o.snat.ip === null ? null : own(o.snat.ip) } } : {}),
+        path: o.path.map((s) => ({ ...step(s), action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) })),
+        notes: o.notes.map(own),
+      })),
+      warnings: r.warnings.map((w) => ({ ...w, message: own(w.message), ...(w.rule ? { rule: step(w.rule) } : {}) })),
+      assumptions: r.assumptions.map(own),
+    };
+  }
+  private kept = 0;
+  hits = 0;
+  misses = 0;
+
+  /** `limit`: how many answers to keep at most (later ones are traced but not kept). */
+  constructor(private readonly limit = 60_000) {}
+
+  /** trace(rs, req), or the answer of an equal trace made on another ruleset, moved onto this one. */
+  trace(rs: Ruleset, req: TraceRequest): TraceResult {
+    const p = req.packet;
+    const key = [rs.family, p.source, p.destination, p.port, p.protocol, p.entry, p.sourcePort, p.inInterface, p.outInterface].join('|');
+    const known = this.byPacket.get(key);
+    if (known) {
+      for (const k of known) {
+        const moved = dependenciesHold(rs, req.node, k.deps);
+        if (moved) {
+          this.hits++;
+          return moveResult(k.result, rs, moved);
+        }
+      }
+    }
+    this.misses++;
+    const deps = newDependencies();
+    const result = trace(rs, req, deps);
+    if (this.kept < this.limit) {
+      const keys = <V>(m: Map<string, V>) => new Map([...m].map(([k, v]) => [ownCopy(k), v]));
+      const kept = { deps: { chains: keys(deps.chains), positions: keys(deps.positions), local: keys(deps.local), primary: deps.primary }, result: this.keep(result) };
+      if (known) known.push(kept);
+      else this.byPacket.set(ownCopy(key), [kept]);
+      this.kept++;
+    }
+    return result;
+  }
+}
