@@ -148,6 +148,7 @@ export function traceNftProgram(program: NftProgram, req: { readonly node: NodeS
     outcomes: result,
     warnings: [...warnings.values()],
     assumptions: [],
+    backend: 'nftables',
   };
 }
 

@@ -72,6 +72,8 @@ export interface TraceResult {
   readonly warnings: readonly TraceWarning[];
   /** What svcpath assumed to complete a fragmentary dump. */
   readonly assumptions: readonly string[];
+  /** Set by the nftables tracer; absent when iptables rules answered. */
+  readonly backend?: 'nftables';
 }
 
 const HOOK_TABLES: Readonly<Record<Hook, readonly string[]>> = {
