@@ -362,16 +362,25 @@ function describeOutcome(
   }
 
   // 3. Why the packet is masqueraded.
-  let reasons: string[] = [];
-  if (outcome.masquerade) {
-    reasons = masqueradeReasons(steps);
-    if (reasons.length === 0) notes.push('masqueraded, but no rule on the path says why');
-  }
+  return assembleOutcome(described, endpoint, outcome.masquerade ? masqueradeReasons(steps) : null, notes);
+}
+
+/**
+ * One described outcome from its parts; `reasons` is null when the packet is not masqueraded,
+ * and an empty list (a masquerade no rule explains) becomes a note.
+ */
+export function assembleOutcome(
+  service: DescribedService | undefined,
+  endpoint: DescribedEndpoint | undefined,
+  reasons: readonly string[] | null,
+  notes: string[],
+): DescribedOutcome {
+  if (reasons && reasons.length === 0) notes.push('masqueraded, but no rule on the path says why');
   return {
-    ...(described ? { service: described } : {}),
+    ...(service ? { service } : {}),
     ...(endpoint ? { endpoint } : {}),
-    ...(reasons.length > 0 ? { masqueradeReason: reasons[0] } : {}),
-    ...(reasons.length > 1 ? { masqueradeReasons: reasons } : {}),
+    ...(reasons && reasons.length > 0 ? { masqueradeReason: reasons[0] } : {}),
+    ...(reasons && reasons.length > 1 ? { masqueradeReasons: reasons } : {}),
     notes,
   };
 }

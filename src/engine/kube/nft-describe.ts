@@ -12,7 +12,7 @@ import { canonicalIP } from './model.ts';
 import type { ClusterModel, Service, ServicePort } from './model.ts';
 import type { TraceOutcome, TraceResult, TraceStep } from '../trace/tracer.ts';
 import type { DescribedEndpoint, DescribedFrontend, DescribedOutcome, DescribedService, DescribedTrace, DescribeOptions } from './describe.ts';
-import { describeEndpoint, parseServicePortName } from './describe.ts';
+import { assembleOutcome, describeEndpoint, parseServicePortName } from './describe.ts';
 import type { NftChainName } from './nft-chain-names.ts';
 import { decodeNftChainName } from './nft-chain-names.ts';
 
@@ -167,16 +167,5 @@ function describeOutcome(result: TraceResult, outcome: TraceOutcome, model: Clus
   }
 
   // 3. Why the packet is masqueraded.
-  let reasons: string[] = [];
-  if (outcome.masquerade) {
-    reasons = masqueradeReasons(steps);
-    if (reasons.length === 0) notes.push('masqueraded, but no rule on the path says why');
-  }
-  return {
-    ...(described ? { service: described } : {}),
-    ...(endpoint ? { endpoint } : {}),
-    ...(reasons.length > 0 ? { masqueradeReason: reasons[0] } : {}),
-    ...(reasons.length > 1 ? { masqueradeReasons: reasons } : {}),
-    notes,
-  };
+  return assembleOutcome(described, endpoint, outcome.masquerade ? masqueradeReasons(steps) : null, notes);
 }
