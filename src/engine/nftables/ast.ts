@@ -97,7 +97,7 @@ export interface NftRule {
   readonly index: number;
   /** The kernel's handle, when the input had one. */
   readonly handle?: number;
-  /** 1-based line of the input. For JSON input, the line where the rule's object starts. */
+  /** 1-based line of the input; 0 for JSON input (errors there name the JSON path instead). */
   readonly line: number;
   /** The rule's statements as written (list and command forms) or as printed (JSON form), without `# handle N`. */
   readonly text: string;
@@ -153,8 +153,13 @@ export interface NftSetElement {
   readonly line: number;
 }
 
-/** Comparison of a relational expression. `implicit` is a match written without an operator. */
-export type NftOperator = 'implicit' | '==' | '!=' | '<' | '>' | '<=' | '>=';
+/**
+ * Comparison of a relational expression. `in` is nft's flag test (`ct state established,related`:
+ * true when any of the given bits is set; JSON `"op": "in"`); a match written without an operator is
+ * `in` on bitmask selectors (ct state, ct status, tcp flags) and when the right side is a comma list,
+ * and `==` otherwise, as nft itself reads it.
+ */
+export type NftOperator = '==' | '!=' | '<' | '>' | '<=' | '>=' | 'in';
 
 export type NftBinaryOp = '&' | '|' | '^' | '<<' | '>>';
 
