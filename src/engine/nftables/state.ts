@@ -52,14 +52,15 @@ export type Flow =
   | 'next'
   | 'break'
   | { readonly unknown: string }
-  | { readonly verdict: NftVerdict };
+  /** `quiet`: the expression's own action text already says what the verdict does (vmap, NAT). */
+  | { readonly verdict: NftVerdict; readonly quiet?: boolean };
 
 /** What an expression may do besides answering: read the hook, draw, and say what it did. */
 export interface RuleContext {
   readonly s: NftPacketState;
   readonly env: NftEnv;
   readonly hook: NftHook;
-  /** One random choice among `weights.length` values (numgen); returns the chosen index. */
+  /** One random draw of `numgen random mod modulus`; returns the value (before any offset). */
   draw(modulus: number): number;
   /** Adds to the step's action text ("mark set 0x4000", "vmap: … → goto …"). */
   act(text: string): void;

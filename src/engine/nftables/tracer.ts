@@ -17,6 +17,9 @@ import { familySees } from './hooks.ts';
 import type { IpFamily } from './hooks.ts';
 import { timesNumgenShare } from './numgen.ts';
 import type { NftEnv, NftPacketState } from './state.ts';
+import type { NftRuleset } from './ast.ts';
+import type { CompiledNftProgram } from './compile.ts';
+import { compileNftables } from './compile.ts';
 import type { NftProgram, NftRun } from './walk.ts';
 import { NftWalker } from './walk.ts';
 import type { ResolvedPacket } from '../trace/tracer.ts';
@@ -87,8 +90,26 @@ function probabilityOf(run: NftRun): Fraction {
   return p;
 }
 
+/**
+ * Compiled programs, one per ruleset object: a ruleset traced again (the API's caches keep parsed
+ * rulesets) reuses the chains and sets its earlier traces compiled.
+ */
+const programs = new WeakMap<NftRuleset, CompiledNftProgram>();
+
+/** The compiled program of a ruleset, made on first use. */
+export function nftProgramOf(rs: NftRuleset): CompiledNftProgram {
+  let p = programs.get(rs);
+  if (!p) programs.set(rs, (p = compileNftables(rs)));
+  return p;
+}
+
+/** Traces the first packet of a connection through an nftables ruleset; every possible outcome, exactly. */
+export function traceNftables(rs: NftRuleset, req: { readonly node: NodeSpec; readonly packet: PacketSpec }): TraceResult {
+  return traceNftProgram(nftProgramOf(rs), req);
+}
+
 /** Traces the first packet of a connection through a compiled nftables ruleset; every outcome, exactly. */
-export function traceNftProgram(program: NftProgram, req: { readonly node: NodeSpec; readonly packet: PacketSpec }): TraceResult {
+export function traceNftProgram(program: NftProgram & { readonly skipped?: readonly string[] }, req: { readonly node: NodeSpec; readonly packet: PacketSpec }): TraceResult {
   const base = makeEnv(req.node);
   const env: NftEnv = { isLocal: base.isLocal, primary: base.primary };
   const packet = resolvePacket(req.packet, base, null);
@@ -102,6 +123,12 @@ export function traceNftProgram(program: NftProgram, req: { readonly node: NodeS
     warn({
       code: 'NO_BASE_CHAINS',
       message: `no base chain of the ruleset sees ${family === 'ipv4' ? 'IPv4' : 'IPv6'} packets: nothing in it acts on this packet (a dump of one table, or of regular chains only, cannot say what the node does)`,
+    });
+  }
+  if (program.skipped && program.skipped.length > 0) {
+    warn({
+      code: 'NOT_MODELLED',
+      message: `base chains on device hooks (ingress, egress) are not traced: ${program.skipped.slice(0, 5).join(', ')}${program.skipped.length > 5 ? ', …' : ''}`,
     });
   }
   interface Acc { run: NftRun; state: NftPacketState; probability: Fraction; order: number }

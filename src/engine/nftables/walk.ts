@@ -133,17 +133,10 @@ export class NftWalker {
       return null;
     }
     const verdict = flow === 'next' ? null : flow.verdict;
-    if (verdict && verdict.kind !== 'continue' && !(actions.length > 0 && verdict.kind === 'accept' && this.natActed(actions))) {
-      actions.push(verdictText(verdict));
-    }
+    if (verdict && flow !== 'next' && !flow.quiet && verdict.kind !== 'continue') actions.push(verdictText(verdict));
     this.step(hook, cr.ref, actions.length > 0 ? actions.join(', ') : 'continue');
     if (verdict?.kind === 'reject') this.run.rejectWith = verdict.with ?? 'port-unreachable';
     return verdict;
-  }
-
-  /** A NAT statement ends its rule with accept; its own text says so already. */
-  private natActed(actions: readonly string[]): boolean {
-    return /^(dnat|snat|masquerade|redirect)\b/.test(actions[actions.length - 1]);
   }
 
   /**
