@@ -13,8 +13,8 @@ import { parseAddr } from '../trace/packet.ts';
 import type { Addr } from '../trace/packet.ts';
 import type { BaseChainRegistration, NftHook } from './hooks.ts';
 import type { CompiledNftChain, CompiledNftRule, Item, NftVerdict, RuleContext, RuleRef } from './state.ts';
-import type { DataType, Scalar, Value } from './values.ts';
-import { CT_STATE, formatValue, prefixRange, protocolNumber, readConstant, RTN_LOCAL, RTN_UNICAST } from './values.ts';
+import type { DataType, Scalar, Value } from './trace-values.ts';
+import { CT_STATE, formatValue, prefixRange, protocolNumber, readConstant, RTN_LOCAL, RTN_UNICAST } from './trace-values.ts';
 import type { NftProgram } from './walk.ts';
 import { verdictText } from './walk.ts';
 
