@@ -12,6 +12,8 @@ export {
   ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
 } from './kube/index.ts';
 export { CHECKS, NodeByNodeAudit, runAudit } from './checks/index.ts';
+export { formatOf, isNftables, parseRules, readRules, requireIptables, rulesCompiled, tableCounts, traceRules } from './rules.ts';
+export { traceNftables } from './nftables/tracer.ts';
 export { diffNodeByNode, diffSnapshots, NodeByNodeDiff } from './diff/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
@@ -24,4 +26,5 @@ export type { PacketSpec, Protocol, Entry } from './trace/packet.ts';
 export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, TraceRequest, Verdict, Delivery } from './trace/tracer.ts';
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
 export type { AuditInput, Finding } from './checks/types.ts';
+export type { AnyRuleset } from './rules.ts';
 export type { DiffResult, DiffSide, DiffSummary, FrontendDiff, ManifestChange, RuleChange } from './diff/index.ts';

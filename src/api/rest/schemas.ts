@@ -183,7 +183,7 @@ export const traceRequestSchema = {
   type: 'object',
   properties: {
     rules: { type: 'string', description: 'the dump text: iptables-save or iptables -S output' },
-    format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'], default: 'auto' },
+    format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'], default: 'auto' },
     table: {
       type: 'string',
       enum: ['raw', 'mangle', 'nat', 'filter', 'security'],
@@ -213,7 +213,7 @@ export const snapshotUploadSchema = {
           name: { type: 'string' },
           addresses: { type: 'array', items: { type: 'string' } },
           rules: { type: 'string', description: 'iptables-save or iptables -S output' },
-          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'] },
+          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'] },
           table: { type: 'string', enum: ['raw', 'mangle', 'nat', 'filter', 'security'] },
         },
         required: ['name', 'rules'],

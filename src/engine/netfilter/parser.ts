@@ -17,7 +17,8 @@ import { ChainIndex, named } from './chain-index.ts';
 import type { NftSourceForm } from '../nftables/ast.ts';
 import { nftFormOfLine } from '../nftables/index.ts';
 
-export type FormatOption = 'auto' | DumpFormat;
+/** What a caller may ask for: a format, or 'auto' to detect it; 'nftables' is read by engine/rules.ts. */
+export type FormatOption = 'auto' | DumpFormat | 'nftables';
 
 export interface ParseOptions {
   readonly format?: FormatOption;

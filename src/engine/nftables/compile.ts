@@ -627,13 +627,20 @@ function compileRule(rule: NftRule, sets: SetLookup, table: NftTable): CompiledN
   return { ref, items: rule.statements.map((st) => statementItem(st, sets, table)) };
 }
 
-function compileChain(chain: NftChain, sets: SetLookup, table: NftTable): CompiledNftChain {
+function compileChain(chain: NftChain, sets: SetLookup, table: NftTable, stats: { rules: number }): CompiledNftChain {
   const compiled: (CompiledNftRule | undefined)[] = new Array(chain.rules.length);
   return {
     table: chain.table,
     name: chain.name,
     length: chain.rules.length,
-    rule: (i) => (compiled[i] ??= compileRule(chain.rules[i], sets, table)),
+    rule: (i) => {
+      let r = compiled[i];
+      if (!r) {
+        r = compiled[i] = compileRule(chain.rules[i], sets, table);
+        stats.rules++;
+      }
+      return r;
+    },
     policy: chain.base ? chain.base.policy : null,
     line: chain.line,
   };
@@ -642,11 +649,14 @@ function compileChain(chain: NftChain, sets: SetLookup, table: NftTable): Compil
 export interface CompiledNftProgram extends NftProgram {
   /** Base chains the tracer does not run (ingress/egress), to say so in the answer. */
   readonly skipped: readonly string[];
+  /** How many rules traces have compiled so far (what a cache of programs weighs). */
+  readonly stats: { readonly rules: number };
 }
 
 /** Compiles a ruleset for tracing; chains, rules and sets are compiled when first reached. */
 export function compileNftables(rs: NftRuleset): CompiledNftProgram {
   const lookups = new Map<string, SetLookup>();
+  const stats = { rules: 0 };
   const chains = new Map<string, CompiledNftChain | null>();
   const chainOf = (tableKey: string, name: string): CompiledNftChain | null => {
     const key = `${tableKey}\u0000${name}`;
@@ -657,7 +667,7 @@ export function compileNftables(rs: NftRuleset): CompiledNftProgram {
     if (table && chain) {
       let sets = lookups.get(tableKey);
       if (!sets) lookups.set(tableKey, (sets = new SetLookup(table)));
-      c = compileChain(chain, sets, table);
+      c = compileChain(chain, sets, table, stats);
     }
     chains.set(key, c);
     return c;
@@ -682,5 +692,5 @@ export function compileNftables(rs: NftRuleset): CompiledNftProgram {
       });
     }
   }
-  return { baseChains, chain: chainOf, skipped };
+  return { baseChains, chain: chainOf, skipped, stats };
 }

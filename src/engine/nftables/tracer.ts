@@ -103,6 +103,11 @@ export function nftProgramOf(rs: NftRuleset): CompiledNftProgram {
   return p;
 }
 
+/** How many rules traces of this ruleset have compiled (0 before the first trace). */
+export function nftCompiledRuleCount(rs: NftRuleset): number {
+  return programs.get(rs)?.stats.rules ?? 0;
+}
+
 /** Traces the first packet of a connection through an nftables ruleset; every possible outcome, exactly. */
 export function traceNftables(rs: NftRuleset, req: { readonly node: NodeSpec; readonly packet: PacketSpec }): TraceResult {
   return traceNftProgram(nftProgramOf(rs), req);
