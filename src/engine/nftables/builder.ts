@@ -51,13 +51,22 @@ export interface ChainDraft {
   rules: RuleDraft[];
 }
 
-/** A rule before its index is known. */
+/** A rule before its index is known: the finished rule itself, its table, chain and index set by the builder. */
 export interface RuleDraft {
-  handle?: number;
+  kind: 'rule';
+  table: NftTableKey;
+  chain: string;
+  index: number;
+  handle: number | undefined;
   line: number;
   text: string;
-  comment?: string;
+  comment: string | undefined;
   statements: NftStatement[];
+}
+
+/** A new rule draft; every field is there from the start so all rules share one shape. */
+export function ruleDraft(line: number, text: string, statements: NftStatement[], comment?: string, handle?: number): RuleDraft {
+  return { kind: 'rule', table: '', chain: '', index: 0, handle, line, text, comment, statements };
 }
 
 export interface SetDraft {
@@ -145,6 +154,8 @@ export class NftBuilder {
 
   addRule(chain: ChainDraft, rule: RuleDraft, place: RulePlace, where: Where): void {
     if (rule.handle !== undefined) this.hasHandles = true;
+    rule.table = chain.table;
+    rule.chain = chain.name;
     const rules = chain.rules;
     switch (place.at) {
       case 'end':
@@ -174,7 +185,10 @@ export class NftBuilder {
   }
 
   replaceRule(chain: ChainDraft, handle: number, rule: RuleDraft, where: Where): void {
-    chain.rules[positionOf(chain, handle, where)] = { ...rule, handle };
+    rule.table = chain.table;
+    rule.chain = chain.name;
+    rule.handle = handle;
+    chain.rules[positionOf(chain, handle, where)] = rule;
   }
 
   note(severity: Diagnostic['severity'], code: string, message: string, line?: number, column?: number, text?: string): void {
@@ -187,14 +201,8 @@ export class NftBuilder {
     for (const t of this.tables.values()) {
       const chains = new Map<string, NftChain>();
       for (const c of t.chains.values()) {
-        const rules: NftRule[] = new Array(c.rules.length);
-        for (let i = 0; i < c.rules.length; i++) {
-          const r = c.rules[i]!;
-          rules[i] = {
-            kind: 'rule', table: t.key, chain: c.name, index: i + 1, handle: r.handle, line: r.line, text: r.text,
-            comment: r.comment, statements: r.statements,
-          };
-        }
+        const rules: NftRule[] = c.rules;
+        for (let i = 0; i < c.rules.length; i++) c.rules[i]!.index = i + 1;
         const base = c.base && c.policy && c.policy !== c.base.policy ? { ...c.base, policy: c.policy } : c.base;
         chains.set(c.name, {
           kind: 'chain', table: t.key, name: c.name, base, line: c.line, handle: c.handle, comment: c.comment, rules,
