@@ -98,9 +98,16 @@ export class NftBuilder {
   readonly tables = new Map<NftTableKey, TableDraft>();
   readonly diagnostics: Diagnostic[] = [];
   hasHandles = false;
+  #lastTable: TableDraft | undefined;
 
   /** The table, made (with line 0 unless given) when not there yet. */
   table(family: NftFamily, name: string, line = 0): TableDraft {
+    // Command files name the same table on every line: the last one found is checked first.
+    const last = this.#lastTable;
+    if (last !== undefined && last.name === name && last.family === family && this.tables.get(last.key) === last) {
+      if (last.line === 0 && line > 0) last.line = line;
+      return last;
+    }
     const key = tableKey(family, name);
     let t = this.tables.get(key);
     if (!t) {
@@ -109,6 +116,7 @@ export class NftBuilder {
     } else if (t.line === 0 && line > 0) {
       t.line = line;
     }
+    this.#lastTable = t;
     return t;
   }
 
@@ -222,25 +230,25 @@ export class NftBuilder {
   /** A jump to a chain or a lookup in a set the table does not have: nft would refuse to load it. */
   #checkReferences(t: TableDraft, chains: ReadonlyMap<string, NftChain>, sets: ReadonlyMap<string, NftSet>): void {
     const missingChain = (name: string, line: number, from: string): void => {
-      if (!chains.has(name)) {
-        this.note('warning', 'NFT_UNKNOWN_CHAIN', `${from} names chain '${name}', which table ${t.key} does not have`, line || undefined);
-      }
+      this.note('warning', 'NFT_UNKNOWN_CHAIN', `${from} names chain '${name}', which table ${t.key} does not have`, line || undefined);
     };
     const missingSet = (name: string, line: number): void => {
       if (!sets.has(name)) this.note('warning', 'NFT_UNKNOWN_SET', `@${name}: table ${t.key} has no such set or map`, line || undefined);
     };
+    let rule: NftRule | undefined;
+    const visit = (e: NftExpr | NftStatement | { kind: 'set-ref'; name: string }): void => {
+      if (e.kind === 'verdict' && e.target !== undefined && !chains.has(e.target)) missingChain(e.target, rule!.line, `rule ${rule!.index} of chain '${rule!.chain}'`);
+      else if (e.kind === 'set-ref') missingSet(e.name, rule!.line);
+    };
     for (const c of chains.values()) {
       for (const r of c.rules) {
-        const from = `rule ${r.index} of chain '${c.name}'`;
-        for (const s of r.statements) visitStatement(s, (e) => {
-          if (e.kind === 'verdict' && e.target !== undefined) missingChain(e.target, r.line, from);
-          else if (e.kind === 'set-ref') missingSet(e.name, r.line);
-        });
+        rule = r;
+        for (const s of r.statements) visitStatement(s, visit);
       }
     }
     for (const s of sets.values()) {
       for (const el of s.elements) {
-        if (el.value?.kind === 'verdict' && el.value.target !== undefined) missingChain(el.value.target, el.line, `an element of @${s.name}`);
+        if (el.value?.kind === 'verdict' && el.value.target !== undefined && !chains.has(el.value.target)) missingChain(el.value.target, el.line, `an element of @${s.name}`);
       }
     }
   }

@@ -1,7 +1,7 @@
 /**
  * A quick kube-proxy-shaped nftables ruleset of any size, in the `nft -f` command form, for timing
  * the reader (the proper generator, written from kube-proxy's proxier, is test/support/kube-gen.ts).
- * Every Service has a ClusterIP, a NodePort and two endpoints, with the chains, maps and rules
+ * Every Service has a ClusterIP, two endpoints and (the first 2,768) a NodePort, with the chains, maps and rules
  * kube-proxy's nftables mode writes for such a Service.
  */
 export function kubeProxyCommands(services: number): string {
@@ -35,7 +35,8 @@ export function kubeProxyCommands(services: number): string {
     });
     out.push(`add element ${t} cluster-ips { ${ip} }`);
     out.push(`add element ${t} service-ips { ${ip} . tcp . 80 : goto ${svc} }`);
-    out.push(`add element ${t} service-nodeports { tcp . ${30000 + (i % 2768)} : goto ${svc} }`);
+    // The NodePort range (30000-32767) has room for the first 2,768 Services only.
+    if (i < 2768) out.push(`add element ${t} service-nodeports { tcp . ${30000 + i} : goto ${svc} }`);
   }
   return out.join('\n') + '\n';
 }
