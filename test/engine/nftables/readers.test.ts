@@ -348,3 +348,27 @@ test('detectFormat names all three nft forms', () => {
   assert.equal(detectFormat('*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n').format, 'iptables-save');
   assert.equal(detectFormat('-A KUBE-SERVICES -j ACCEPT\n').format, 'iptables-S');
 });
+
+test('real-world fragments: their rules read, unmodelled nowhere, once put back in the table they came from', () => {
+  const lines = (file: string) => fixture('realworld', file).split('\n');
+  const wrap = (table: string, body: string[], close = '}') => [`table ${table} {`, ...body, close].join('\n');
+  const cases: Array<[string, string, number]> = [
+    // The paste ends with the table's own '}' and the first lines of the next table: kept to the '}'.
+    [wrap('ip filter', lines('calico-8025-1.nft.txt').slice(0, 41), ''), 'ip filter', 10],
+    [wrap('ip nat', lines('calico-8025-2.nft.txt')), 'ip nat', 14],
+    [wrap('ip nat', lines('saifsust-kubeadm-1.nft.txt')), 'ip nat', 5],
+    // Cut by its reporter after an element's ',': the braces are closed for it.
+    [wrap('ip kube-proxy', lines('k8s-131765-1.nft.txt'), '}}}'), 'ip kube-proxy', 0],
+    [lines('temach-kubeadm-1.nft.txt').slice(0, 89).join('\n') + '\n}', 'ip kube-proxy', 14],
+  ];
+  for (const [text, key, ruleCount] of cases) {
+    const rs = parseNftables(text);
+    const all = [...table(rs, key).chains.values()].flatMap((c) => c.rules);
+    assert.equal(all.length, ruleCount, key);
+    assert.ok(all.every((r) => r.statements.every((s) => s.kind !== 'unmodelled')), key);
+    assert.ok(rs.diagnostics.every((d) => d.code === 'NFT_UNKNOWN_CHAIN'), JSON.stringify(rs.diagnostics[0]));
+  }
+  const dns = parseNftables(cases[3]![0]).tables.get('ip kube-proxy')!.sets.get('no-endpoint-services')!;
+  assert.deepEqual(dns.elements[0]!.value, { kind: 'verdict', verdict: 'drop' });
+  assert.equal(dns.elements[0]!.comment, 'sys-ingress-priv/internal-ingress-controller-v2:web');
+});
