@@ -51,13 +51,22 @@ export interface ChainDraft {
   rules: RuleDraft[];
 }
 
-/** A rule before its index is known. */
+/** A rule before its index is known: the finished rule itself, its table, chain and index set by the builder. */
 export interface RuleDraft {
-  handle?: number;
+  kind: 'rule';
+  table: NftTableKey;
+  chain: string;
+  index: number;
+  handle: number | undefined;
   line: number;
   text: string;
-  comment?: string;
+  comment: string | undefined;
   statements: NftStatement[];
+}
+
+/** A new rule draft; every field is there from the start so all rules share one shape. */
+export function ruleDraft(line: number, text: string, statements: NftStatement[], comment?: string, handle?: number): RuleDraft {
+  return { kind: 'rule', table: '', chain: '', index: 0, handle, line, text, comment, statements };
 }
 
 export interface SetDraft {
@@ -89,9 +98,16 @@ export class NftBuilder {
   readonly tables = new Map<NftTableKey, TableDraft>();
   readonly diagnostics: Diagnostic[] = [];
   hasHandles = false;
+  #lastTable: TableDraft | undefined;
 
   /** The table, made (with line 0 unless given) when not there yet. */
   table(family: NftFamily, name: string, line = 0): TableDraft {
+    // Command files name the same table on every line: the last one found is checked first.
+    const last = this.#lastTable;
+    if (last !== undefined && last.name === name && last.family === family && this.tables.get(last.key) === last) {
+      if (last.line === 0 && line > 0) last.line = line;
+      return last;
+    }
     const key = tableKey(family, name);
     let t = this.tables.get(key);
     if (!t) {
@@ -100,6 +116,7 @@ export class NftBuilder {
     } else if (t.line === 0 && line > 0) {
       t.line = line;
     }
+    this.#lastTable = t;
     return t;
   }
 
@@ -145,6 +162,8 @@ export class NftBuilder {
 
   addRule(chain: ChainDraft, rule: RuleDraft, place: RulePlace, where: Where): void {
     if (rule.handle !== undefined) this.hasHandles = true;
+    rule.table = chain.table;
+    rule.chain = chain.name;
     const rules = chain.rules;
     switch (place.at) {
       case 'end':
@@ -174,7 +193,10 @@ export class NftBuilder {
   }
 
   replaceRule(chain: ChainDraft, handle: number, rule: RuleDraft, where: Where): void {
-    chain.rules[positionOf(chain, handle, where)] = { ...rule, handle };
+    rule.table = chain.table;
+    rule.chain = chain.name;
+    rule.handle = handle;
+    chain.rules[positionOf(chain, handle, where)] = rule;
   }
 
   note(severity: Diagnostic['severity'], code: string, message: string, line?: number, column?: number, text?: string): void {
@@ -187,14 +209,8 @@ export class NftBuilder {
     for (const t of this.tables.values()) {
       const chains = new Map<string, NftChain>();
       for (const c of t.chains.values()) {
-        const rules: NftRule[] = new Array(c.rules.length);
-        for (let i = 0; i < c.rules.length; i++) {
-          const r = c.rules[i]!;
-          rules[i] = {
-            kind: 'rule', table: t.key, chain: c.name, index: i + 1, handle: r.handle, line: r.line, text: r.text,
-            comment: r.comment, statements: r.statements,
-          };
-        }
+        const rules: NftRule[] = c.rules;
+        for (let i = 0; i < c.rules.length; i++) c.rules[i]!.index = i + 1;
         const base = c.base && c.policy && c.policy !== c.base.policy ? { ...c.base, policy: c.policy } : c.base;
         chains.set(c.name, {
           kind: 'chain', table: t.key, name: c.name, base, line: c.line, handle: c.handle, comment: c.comment, rules,
@@ -214,25 +230,25 @@ export class NftBuilder {
   /** A jump to a chain or a lookup in a set the table does not have: nft would refuse to load it. */
   #checkReferences(t: TableDraft, chains: ReadonlyMap<string, NftChain>, sets: ReadonlyMap<string, NftSet>): void {
     const missingChain = (name: string, line: number, from: string): void => {
-      if (!chains.has(name)) {
-        this.note('warning', 'NFT_UNKNOWN_CHAIN', `${from} names chain '${name}', which table ${t.key} does not have`, line || undefined);
-      }
+      this.note('warning', 'NFT_UNKNOWN_CHAIN', `${from} names chain '${name}', which table ${t.key} does not have`, line || undefined);
     };
     const missingSet = (name: string, line: number): void => {
       if (!sets.has(name)) this.note('warning', 'NFT_UNKNOWN_SET', `@${name}: table ${t.key} has no such set or map`, line || undefined);
     };
+    let rule: NftRule | undefined;
+    const visit = (e: NftExpr | NftStatement | { kind: 'set-ref'; name: string }): void => {
+      if (e.kind === 'verdict' && e.target !== undefined && !chains.has(e.target)) missingChain(e.target, rule!.line, `rule ${rule!.index} of chain '${rule!.chain}'`);
+      else if (e.kind === 'set-ref') missingSet(e.name, rule!.line);
+    };
     for (const c of chains.values()) {
       for (const r of c.rules) {
-        const from = `rule ${r.index} of chain '${c.name}'`;
-        for (const s of r.statements) visitStatement(s, (e) => {
-          if (e.kind === 'verdict' && e.target !== undefined) missingChain(e.target, r.line, from);
-          else if (e.kind === 'set-ref') missingSet(e.name, r.line);
-        });
+        rule = r;
+        for (const s of r.statements) visitStatement(s, visit);
       }
     }
     for (const s of sets.values()) {
       for (const el of s.elements) {
-        if (el.value?.kind === 'verdict' && el.value.target !== undefined) missingChain(el.value.target, el.line, `an element of @${s.name}`);
+        if (el.value?.kind === 'verdict' && el.value.target !== undefined && !chains.has(el.value.target)) missingChain(el.value.target, el.line, `an element of @${s.name}`);
       }
     }
   }

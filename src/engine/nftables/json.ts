@@ -13,8 +13,8 @@ import type {
   NftVerdictName, NftAnonymousSet, NftSetReference, NftNatStatement, NftLimitStatement, NftLogStatement,
 } from './ast.ts';
 import { NFT_FAMILIES } from './ast.ts';
-import type { RuleDraft, SetDraft, TableDraft } from './builder.ts';
-import { BuildError, NftBuilder } from './builder.ts';
+import type { SetDraft, TableDraft } from './builder.ts';
+import { BuildError, NftBuilder, ruleDraft } from './builder.ts';
 import { printRule } from './printer.ts';
 import { literal, setBurst, valueWord } from './values.ts';
 
@@ -56,11 +56,9 @@ export function parseNftJson(text: string): NftRuleset {
   }
 }
 
-/** JSON.parse's complaint, placed at its line and column when it says where. */
+/** JSON.parse's complaint, placed at the line and column where the JSON goes wrong. */
 function jsonSyntaxError(text: string, message: string): EngineError {
-  const m = /position (\d+)/.exec(message);
-  if (!m) return new EngineError('DUMP_SYNTAX', `not valid JSON: ${message}`);
-  const pos = Math.min(Number(m[1]), text.length);
+  const pos = Math.min(jsonErrorOffset(text), text.length);
   let line = 1;
   let lineStart = 0;
   for (let i = text.indexOf('\n'); i >= 0 && i < pos; i = text.indexOf('\n', i + 1)) {
@@ -70,6 +68,74 @@ function jsonSyntaxError(text: string, message: string): EngineError {
   let end = text.indexOf('\n', lineStart);
   if (end < 0) end = text.length;
   return new EngineError('DUMP_SYNTAX', `not valid JSON: ${message}`, { line, column: pos - lineStart + 1, text: text.slice(lineStart, end) });
+}
+
+/**
+ * Where JSON text stops being JSON (an offset), found by walking its grammar; Node's JSON.parse
+ * says what is wrong but not where. Only run on text JSON.parse refused.
+ */
+function jsonErrorOffset(text: string): number {
+  let p = 0;
+  const fail = (): never => {
+    throw p;
+  };
+  const ws = (): void => {
+    while (p < text.length && (text[p] === ' ' || text[p] === '\n' || text[p] === '\t' || text[p] === '\r')) p++;
+  };
+  const str = (): void => {
+    if (text[p] !== '"') fail();
+    p++;
+    while (p < text.length && text[p] !== '"') {
+      if (text.charCodeAt(p) < 0x20) fail();
+      p += text[p] === '\\' ? 2 : 1;
+    }
+    if (p >= text.length) fail();
+    p++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[p];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      p++;
+      ws();
+      if (text[p] === close) {
+        p++;
+        return;
+      }
+      for (;;) {
+        if (c === '{') {
+          ws();
+          str();
+          ws();
+          if (text[p] !== ':') fail();
+          p++;
+        }
+        value();
+        ws();
+        if (text[p] === ',') {
+          p++;
+          continue;
+        }
+        if (text[p] !== close) fail();
+        p++;
+        return;
+      }
+    }
+    if (c === '"') return str();
+    const m = /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(text.slice(p, p + 400));
+    if (!m) fail();
+    p += m![0].length;
+  };
+  try {
+    value();
+    ws();
+    if (p < text.length) fail();
+  } catch (at) {
+    if (typeof at === 'number') return at;
+    throw at;
+  }
+  return p;
 }
 
 function isObject(j: Json | undefined): j is JsonObject {
@@ -260,12 +326,9 @@ class JsonReader {
     if (!Array.isArray(exprs)) throw new JsonPathError(`${path}.expr`, `expected a list of statements, found ${describe(exprs)}`);
     const statements: NftStatement[] = [];
     for (let i = 0; i < exprs.length; i++) statements.push(this.#statement(exprs[i]!, table, `${path}.expr[${i}]`));
-    const rule: RuleDraft = { line: 0, text: '', statements };
     const comment = optStr(o, 'comment', path);
-    if (comment !== undefined) rule.comment = comment;
-    rule.text = printRule({ kind: 'rule', table: table.key, chain: chain.name, index: 0, line: 0, text: '', statements, comment });
-    const handle = optNum(o, 'handle', path);
-    if (handle !== undefined) rule.handle = handle;
+    const rule = ruleDraft(0, '', statements, comment, optNum(o, 'handle', path));
+    rule.text = printRule(rule);
     this.#b.addRule(chain, rule, { at: 'end' }, { line: 0, column: 0 });
   }
 

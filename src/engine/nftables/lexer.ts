@@ -182,20 +182,31 @@ export class NftLexer {
     }
   }
 
+  /**
+   * Goes back to the token that starts at `start` (on `line`, which starts at `lineStart`) and reads
+   * it again: cheaper than a saved mark where a parse is retried often.
+   */
+  rewind(start: number, line: number, lineStart: number): void {
+    this.#pos = start;
+    this.#line = line;
+    this.#lineStart = lineStart;
+    this.next();
+  }
+
   /** The type of the token after the current one, without moving. */
   peek(): Tok {
-    const m = this.mark();
+    const { start, tokLine, tokLineStart } = this;
     const t = this.next();
-    this.reset(m);
+    this.rewind(start, tokLine, tokLineStart);
     return t;
   }
 
   /** The text of the next token when it is a word, else undefined; does not move. */
   peekWord(): string | undefined {
-    const m = this.mark();
+    const { start, tokLine, tokLineStart } = this;
     const t = this.next();
     const text = this.text;
-    this.reset(m);
+    this.rewind(start, tokLine, tokLineStart);
     return t === Tok.Word ? text : undefined;
   }
 

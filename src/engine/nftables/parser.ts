@@ -16,7 +16,7 @@ import type {
 } from './ast.ts';
 import { NFT_FAMILIES, standardPriority } from './ast.ts';
 import type { ChainDraft, RuleDraft, RulePlace, SetDraft, TableDraft } from './builder.ts';
-import { BuildError, NftBuilder } from './builder.ts';
+import { BuildError, NftBuilder, ruleDraft } from './builder.ts';
 import { LexError, NftLexer, Tok } from './lexer.ts';
 import { implicitOperator, literal, parseTime, setBurst, valueWord } from './values.ts';
 
@@ -66,10 +66,12 @@ export function parseNftText(text: string): NftRuleset {
 class TextReader {
   readonly #lx: NftLexer;
   readonly #b = new NftBuilder();
-  /** End offset of the last token consumed. */
+  /** Offsets of the last token consumed. */
+  #prevStart = 0;
   #prevEnd = 0;
   #sawBlock = false;
   #sawCommand = false;
+  readonly #interned = new Map<string, NftExpr>();
 
   constructor(text: string) {
     this.#lx = new NftLexer(text);
@@ -90,12 +92,26 @@ class TextReader {
 
   // ---- tokens
 
+  /**
+   * One object for each distinct selector or value: nodes are readonly, and a large ruleset
+   * repeats `ip daddr`, `tcp` and its addresses many times over.
+   */
+  #shared(key: string, make: () => NftExpr): NftExpr {
+    let e = this.#interned.get(key);
+    if (e === undefined) {
+      e = make();
+      this.#interned.set(key, e);
+    }
+    return e;
+  }
+
   /** The current token's type (a call, so that checks after an advance are not narrowed away). */
   #type(): Tok {
     return this.#lx.type;
   }
 
   #advance(): void {
+    this.#prevStart = this.#lx.start;
     this.#prevEnd = this.#lx.end;
     this.#lx.next();
   }
@@ -251,7 +267,7 @@ class TextReader {
   }
 
   /** The optional family and `count` names of a command: `[family] table [chain|set]`. */
-  #target(count: number): { family: NftFamily; names: string[] } {
+  #target(count: number): { family: NftFamily; names: string[]; where: { line: number; column: number } } {
     const lx = this.#lx;
     let family: NftFamily = 'ip';
     if (this.#type() === Tok.Word && FAMILIES.has(lx.text)) {
@@ -262,8 +278,13 @@ class TextReader {
       }
     }
     const names: string[] = [];
-    for (let i = 0; i < count; i++) names.push(this.#name(i === 0 ? 'a table name' : 'a name'));
-    return { family, names };
+    let where = this.#where();
+    for (let i = 0; i < count; i++) {
+      where = this.#where();
+      names.push(this.#name(i === 0 ? 'a table name' : 'a name'));
+    }
+    // `where` is the last name's place: what an error about the object points at.
+    return { family, names, where };
   }
 
   /** `add|create` table | chain | rule | set | map | element … */
@@ -298,8 +319,7 @@ class TextReader {
         return;
       }
       case 'element': {
-        const { family, names } = this.#target(2);
-        const where = this.#where();
+        const { family, names, where } = this.#target(2);
         const set = this.#b.existingSet(this.#b.existingTable(family, names[0]!, where), names[1]!, where);
         this.#expect(Tok.LBrace, "'{' to open the elements");
         set.elements.push(...this.#elementList());
@@ -357,10 +377,9 @@ class TextReader {
   #delete(quiet: boolean): void {
     const obj = this.#expectWord("what to delete ('table', 'chain', 'rule', 'set', 'map' or 'element')");
     const b = this.#b;
-    const where = this.#where();
     switch (obj) {
       case 'table': {
-        const { family, names } = this.#target(1);
+        const { family, names, where } = this.#target(1);
         const key = `${family} ${names[0]}`;
         if (!b.tables.delete(key) && !quiet) throw new BuildError(`no table ${key} to delete`, where);
         return;
@@ -368,14 +387,14 @@ class TextReader {
       case 'chain':
       case 'set':
       case 'map': {
-        const { family, names } = this.#target(2);
+        const { family, names, where } = this.#target(2);
         const table = b.tables.get(`${family} ${names[0]}`);
         const from = obj === 'chain' ? table?.chains : table?.sets;
         if (!from?.delete(names[1]!) && !quiet) throw new BuildError(`no ${obj} '${names[1]}' in table ${family} ${names[0]} to delete`, where);
         return;
       }
       case 'rule': {
-        const { family, names } = this.#target(2);
+        const { family, names, where } = this.#target(2);
         if (!this.#is('handle')) throw this.#err(`expected 'handle N' after the chain, found ${this.#found()}`);
         this.#advance();
         const handle = this.#number('a rule handle');
@@ -389,7 +408,7 @@ class TextReader {
         return;
       }
       case 'element': {
-        const { family, names } = this.#target(2);
+        const { family, names, where } = this.#target(2);
         const set = b.existingSet(b.existingTable(family, names[0]!, where), names[1]!, where);
         this.#expect(Tok.LBrace, "'{' to open the elements");
         const gone = new Set(this.#elementList().map((e) => elementKeyText(e.key)));
@@ -409,7 +428,6 @@ class TextReader {
   #flush(): void {
     const obj = this.#expectWord("what to flush ('ruleset', 'table', 'chain', 'set' or 'map')");
     const b = this.#b;
-    const where = this.#where();
     switch (obj) {
       case 'ruleset': {
         const family = this.#type() === Tok.Word && FAMILIES.has(this.#lx.text) ? this.#expectWord('a family') : undefined;
@@ -417,7 +435,7 @@ class TextReader {
         return;
       }
       case 'table': {
-        const { family, names } = this.#target(1);
+        const { family, names, where } = this.#target(1);
         const table = b.existingTable(family, names[0]!, where);
         // Flushing a table empties its chains and sets but keeps them.
         for (const c of table.chains.values()) c.rules = [];
@@ -425,13 +443,13 @@ class TextReader {
         return;
       }
       case 'chain': {
-        const { family, names } = this.#target(2);
+        const { family, names, where } = this.#target(2);
         b.existingChain(b.existingTable(family, names[0]!, where), names[1]!, where).rules = [];
         return;
       }
       case 'set':
       case 'map': {
-        const { family, names } = this.#target(2);
+        const { family, names, where } = this.#target(2);
         b.existingSet(b.existingTable(family, names[0]!, where), names[1]!, where).elements = [];
         return;
       }
@@ -571,7 +589,7 @@ class TextReader {
   /** An error at the word just read. */
   #errBefore(message: string): EngineError {
     const lx = this.#lx;
-    const col = this.#prevEnd - lx.tokLineStart;
+    const col = this.#prevStart - lx.tokLineStart + 1;
     return syntaxError(message, lx.tokLine, Math.max(1, col), lx.lineText());
   }
 
@@ -861,13 +879,13 @@ class TextReader {
         comment = this.#string('the comment');
         continue;
       }
-      const before = lx.mark();
+      const { start: from, tokLine, tokLineStart } = lx;
       const prevEnd = this.#prevEnd;
       try {
         statements.push(this.#statement());
       } catch (e) {
         if (e !== BAIL) throw e;
-        lx.reset(before);
+        lx.rewind(from, tokLine, tokLineStart);
         this.#prevEnd = prevEnd;
         const rest = this.#unmodelledRest(table);
         statements.push(...rest.statements);
@@ -875,8 +893,7 @@ class TextReader {
       }
     }
     if (statements.length === 0) throw this.#err(`expected a rule, found ${this.#found()}`);
-    const rule: RuleDraft = { line, text: lx.src.slice(start, this.#prevEnd), statements };
-    if (comment !== undefined) rule.comment = comment;
+    const rule = ruleDraft(line, lx.src.slice(start, this.#prevEnd), statements, comment);
     if (this.#type() === Tok.Handle) {
       rule.handle = Number(lx.text);
       this.#advance();
@@ -1259,18 +1276,18 @@ class TextReader {
       if (this.#type() !== Tok.Word || !/^[a-z][a-z0-9-]*$/.test(lx.text) || lx.text === 'option' || lx.text === 'set') throw BAIL;
       const field = lx.text;
       this.#advance();
-      return { kind: 'payload', protocol: w, field };
+      return this.#shared(`${w} ${field}`, () => ({ kind: 'payload', protocol: w, field }));
     }
     if (w === 'meta') {
       this.#advance();
       if (this.#type() !== Tok.Word) throw BAIL;
       const key = lx.text;
       this.#advance();
-      return { kind: 'meta', key };
+      return this.#shared(`meta ${key}`, () => ({ kind: 'meta', key }));
     }
     if (BARE_META.has(w)) {
       this.#advance();
-      return { kind: 'meta', key: w };
+      return this.#shared(`meta ${w}`, () => ({ kind: 'meta', key: w }));
     }
     if (w === 'ct') return this.#ct();
     if (w === 'fib') return this.#fib();
