@@ -52,13 +52,21 @@ export function parseNftJson(text: string): NftRuleset {
   } catch (e) {
     if (e instanceof JsonPathError) throw new EngineError('DUMP_SYNTAX', `${e.path}: ${e.message}`);
     if (e instanceof BuildError) throw new EngineError('DUMP_SYNTAX', e.message);
+    // Expressions nested thousands deep: the reader's recursion runs out before the input does.
+    if (e instanceof RangeError) throw new EngineError('DUMP_SYNTAX', 'the JSON nests expressions too deeply to be an nft ruleset');
     throw e;
   }
 }
 
 /** JSON.parse's complaint, placed at the line and column where the JSON goes wrong. */
 function jsonSyntaxError(text: string, message: string): EngineError {
-  const pos = Math.min(jsonErrorOffset(text), text.length);
+  let pos: number;
+  try {
+    pos = Math.min(jsonErrorOffset(text), text.length);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    return new EngineError('DUMP_SYNTAX', `not valid JSON: ${message}`);
+  }
   let line = 1;
   let lineStart = 0;
   for (let i = text.indexOf('\n'); i >= 0 && i < pos; i = text.indexOf('\n', i + 1)) {
@@ -301,21 +309,26 @@ class JsonReader {
       keyJson = j[0]!;
       valueJson = j[1]!;
     }
-    const el: { -readonly [K in keyof NftSetElement]: NftSetElement[K] } = { key: { kind: 'literal', text: '' }, line: 0 };
+    let key: NftExpr;
+    let timeout: number | undefined;
+    let expires: number | undefined;
+    let comment: string | undefined;
     if (isObject(keyJson) && isObject(keyJson.elem)) {
       const e = keyJson.elem;
       const at = `${path}.elem`;
-      el.key = this.#expr(e.val ?? null, `${at}.val`, quoted);
-      const timeout = optNum(e, 'timeout', at);
-      if (timeout !== undefined) el.timeoutMs = timeout * 1000;
-      const expires = optNum(e, 'expires', at);
-      if (expires !== undefined) el.expiresMs = expires * 1000;
-      const comment = optStr(e, 'comment', at);
-      if (comment !== undefined) el.comment = comment;
+      key = this.#expr(e.val ?? null, `${at}.val`, quoted);
+      timeout = optNum(e, 'timeout', at);
+      expires = optNum(e, 'expires', at);
+      comment = optStr(e, 'comment', at);
     } else {
-      el.key = this.#expr(keyJson, isMap ? `${path}[0]` : path, quoted);
+      key = this.#expr(keyJson, isMap ? `${path}[0]` : path, quoted);
     }
+    // Fields in the order the text reader sets them, so elements from either reader share a shape.
+    const el: { -readonly [K in keyof NftSetElement]: NftSetElement[K] } = { key, line: 0 };
     if (valueJson !== undefined) el.value = this.#expr(valueJson, `${path}[1]`, false);
+    if (timeout !== undefined) el.timeoutMs = timeout * 1000;
+    if (expires !== undefined) el.expiresMs = expires * 1000;
+    if (comment !== undefined) el.comment = comment;
     return el;
   }
 

@@ -324,6 +324,10 @@ test('JSON errors name the JSON path; a JSON syntax error its line and column', 
   const bad = syntaxError('{"nftables": [\n{"table": {"family": "ip", "name": "t"}},\n{"chain": }\n]}');
   assert.equal(bad.code, 'DUMP_SYNTAX');
   assert.deepEqual([bad.location?.line, bad.location?.column, bad.location?.text], [3, 11, '{"chain": }']);
+  // Nesting deeper than any ruleset: an error, not a stack overflow.
+  const deep = `{"nftables": [{"rule": {"family": "ip", "table": "t", "chain": "c", "expr": [{"match": {"op": "==", "left": ${'{"concat": ['.repeat(100_000)}1${']}'.repeat(100_000)}, "right": 1}}]}}]}`;
+  assert.equal(syntaxError(deep).code, 'DUMP_SYNTAX');
+  assert.equal(syntaxError(deep.slice(0, -3)).code, 'DUMP_SYNTAX');
   const family = syntaxError('{"nftables": [{"table": {"family": "ipx", "name": "t"}}]}');
   assert.equal(family.message, "nftables[0].table.family: unknown family 'ipx'");
   // A statement the model does not describe is kept, as text, with a diagnostic.
