@@ -76,8 +76,8 @@ export class TraceMemo {
 
   /** trace(rs, req), or the answer of an equal trace made on another ruleset, moved onto this one. */
   trace(rs: Ruleset, req: TraceRequest): TraceResult {
-    const p = req.packet;
-    const key = [rs.family, p.source, p.destination, p.port, p.protocol, p.entry, p.sourcePort, p.inInterface, p.outInterface].join('|');
+    // Everything asked but the node's name and addresses (its addresses are among the dependencies).
+    const key = `${rs.family}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined } })}`;
     const known = this.byPacket.get(key);
     if (known) {
       for (const k of known) {
