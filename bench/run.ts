@@ -7,10 +7,11 @@
  *   diff       two generated nodes, B = A with a hundred Services edited
  *   service    ingest (parse + store) and traces through the stored snapshot over HTTP
  *
+ *   nftables   the same node in kube-proxy's nftables mode, next to `nft -c -f` (bench/nftables.ts)
  *   fleet      the server in a child process and generated clusters of many nodes (bench/fleet.ts)
  *
  * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore,
- * BENCH_SKIP_ENGINE=1 to run the fleet section alone, BENCH_FLEET=20x2000,… to choose the
+ * BENCH_SKIP_ENGINE=1 to run the fleet section alone, BENCH_SKIP_NFT=1 to skip the nftables section, BENCH_FLEET=20x2000,… to choose the
  * fleet sizes (0 to skip them).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -166,6 +167,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     // The service figures come from a fresh process, as a server would run.
     const child = spawnSync(process.execPath, ['--import', 'tsx', new URL('./service.ts', import.meta.url).pathname, String(SERVICES), join(OUT, `node-${SERVICES}.iptables-save`)], { stdio: 'inherit' });
     status = child.status ?? 1;
+  }
+  if (process.env.BENCH_SKIP_NFT !== '1') {
+    // kube-proxy's nftables mode, in a process of its own too.
+    const nft = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('./nftables.ts', import.meta.url).pathname], { stdio: 'inherit' });
+    status ||= nft.status ?? 1;
   }
   if ((process.env.BENCH_FLEET ?? '').trim() !== '0') {
     // A process of its own too: it starts and restarts the server, and keeps little in memory.
