@@ -9,7 +9,7 @@ import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
 import { readMeaning } from '../services/kube-meaning.ts';
-import { diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
+import { diffSnapshots, requireIptables, resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
 import { readInput, stdio } from './io.ts';
 import type { Io } from './io.ts';
@@ -21,7 +21,7 @@ export type { Io } from './io.ts';
 
 const USAGE = `usage:
   svcpath push --server URL --cluster NAME --node NAME=FILE [--node-ip NAME=IP[,IP…]] …
-               [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S]
+               [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S|nftables]
                [--concurrency N] [--token TOKEN] [--json]
   svcpath push --server URL --cluster NAME --node NAME --rules FILE --node-ip IP [--node-ip IP …] …
 
@@ -38,7 +38,7 @@ const USAGE = `usage:
 
   svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
-                [--format auto|iptables-save|iptables-S] [--table nat] [--in-interface IF]
+                [--format auto|iptables-save|iptables-S|nftables] [--table nat] [--in-interface IF]
                 [--out-interface IF] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
   svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME --port NAME|NUMBER [--from SOURCE] …
                 traces every frontend of the Service port that reaches this node (cluster IPs, its NodePort,
@@ -203,7 +203,7 @@ async function auditCommand(args: string[], io: Io): Promise<number> {
   const nodes = [...files].map(([name, file]) => ({
     name,
     addresses: (ips.get(name) ?? '').split(',').filter(Boolean),
-    ruleset: traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption),
+    ruleset: requireIptables(traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption), 'audits'),
   }));
   const { model, index } = readMeaning(readInput(values.manifests).toString('utf8'));
   const findings = runAudit({ nodes, model, index });
@@ -241,7 +241,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   const side = (file: string, manifests?: string) => {
     const meaning = manifests ? readMeaning(readInput(manifests).toString('utf8')) : null;
     return {
-      nodes: [{ name: 'node', addresses: values['node-ip'] ?? [], ruleset: traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption) }],
+      nodes: [{ name: 'node', addresses: values['node-ip'] ?? [], ruleset: requireIptables(traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption), 'diffs') }],
       model: meaning?.model ?? null,
       index: meaning?.index ?? null,
     };

@@ -2,6 +2,7 @@
 export { EngineError } from './errors.ts';
 export { parseDump, parseIptablesSave, parseIptablesS, detectFormat, inferTable } from './netfilter/parser.ts';
 export { printRuleset, printRule } from './netfilter/printer.ts';
+export { parseNftables, printNftRuleset } from './nftables/index.ts';
 export { completeKubeProxy } from './trace/complete.ts';
 export { trace } from './trace/tracer.ts';
 export { compiledRuleCount } from './trace/compile.ts';
@@ -11,13 +12,19 @@ export {
   ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
 } from './kube/index.ts';
 export { CHECKS, NodeByNodeAudit, runAudit } from './checks/index.ts';
+export { formatOf, isNftables, parseRules, readRules, requireIptables, rulesCompiled, tableCounts, traceRules } from './rules.ts';
+export { traceNftables } from './nftables/tracer.ts';
 export { diffNodeByNode, diffSnapshots, NodeByNodeDiff } from './diff/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
 export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';
-export type { ParseOptions, FormatOption } from './netfilter/parser.ts';
+export type { ParseOptions, FormatOption, DetectedFormat } from './netfilter/parser.ts';
+export type {
+  NftRuleset, NftTable, NftChain, NftRule, NftSet, NftSetElement, NftStatement, NftExpr, NftFamily, NftSourceForm, NftBaseChainSpec,
+} from './nftables/ast.ts';
 export type { PacketSpec, Protocol, Entry } from './trace/packet.ts';
 export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, TraceRequest, Verdict, Delivery } from './trace/tracer.ts';
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
 export type { AuditInput, Finding } from './checks/types.ts';
+export type { AnyRuleset } from './rules.ts';
 export type { DiffResult, DiffSide, DiffSummary, FrontendDiff, ManifestChange, RuleChange } from './diff/index.ts';

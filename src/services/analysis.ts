@@ -5,7 +5,7 @@
  * (analysis-worker.ts) or, without one, in place.
  */
 import type { Pool } from 'pg';
-import { completeKubeProxy, NodeByNodeAudit, NodeByNodeDiff, parseDump } from '../engine/index.ts';
+import { NodeByNodeAudit, NodeByNodeDiff, readRules, requireIptables } from '../engine/index.ts';
 import type { DiffResult, Finding, FormatOption, Ruleset } from '../engine/index.ts';
 import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
@@ -40,7 +40,7 @@ async function sideOf(pool: Queryable, snapshotId: string, node?: string): Promi
  */
 async function loadRuleset(pool: Queryable, n: StoredDumpRef): Promise<Ruleset> {
   const raw = await dumpBytes(pool, n);
-  return completeKubeProxy(parseDump(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined }));
+  return requireIptables(readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined }), 'audits and diffs');
 }
 
 export async function auditStored(pool: Queryable, task: AuditTask): Promise<Finding[] | { missing: 'manifests' }> {

@@ -3,8 +3,8 @@
  * stored, and the summary kept with it. Runs on the parse workers (parse-worker.ts) or, without
  * them, in place.
  */
-import type { FormatOption, Ruleset } from '../engine/index.ts';
-import { EngineError, parseDump, ruleCount } from '../engine/index.ts';
+import type { AnyRuleset, FormatOption } from '../engine/index.ts';
+import { EngineError, formatOf, parseRules, tableCounts } from '../engine/index.ts';
 import type { NodeSummary } from './snapshot-types.ts';
 import { AppError } from '../app-error.ts';
 import type { AppErrorCode } from '../app-error.ts';
@@ -30,12 +30,8 @@ export type DumpCheckResult =
   | { ok: true; format: string; summary: SummaryJson }
   | { ok: false; code: EngineError['code']; message: string; location?: EngineError['location'] };
 
-export function summarise(rs: Ruleset, bytes: number, table?: string): SummaryJson {
-  const tables = [...rs.tables.values()].map((t) => {
-    let rules = 0;
-    for (const c of t.chains.values()) rules += ruleCount(c);
-    return { name: t.name, chains: t.chains.size, rules };
-  });
+export function summarise(rs: AnyRuleset, bytes: number, table?: string): SummaryJson {
+  const tables = tableCounts(rs);
   return {
     bytes, rules: tables.reduce((n, t) => n + t.rules, 0), tables, diagnostics: rs.diagnostics.slice(0, 200),
     ...(table ? { table } : {}),
@@ -44,8 +40,8 @@ export function summarise(rs: Ruleset, bytes: number, table?: string): SummaryJs
 
 export function checkDump(job: DumpCheck, bytes: number): DumpCheckResult {
   try {
-    const rs = parseDump(job.text, { format: job.format, table: job.table });
-    return { ok: true, format: rs.format, summary: summarise(rs, bytes, job.table) };
+    const rs = parseRules(job.text, { format: job.format, table: job.table });
+    return { ok: true, format: formatOf(rs), summary: summarise(rs, bytes, job.table) };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     // The message without the location EngineError appends, so that it can be made again.

@@ -4,8 +4,8 @@
  * or versions is parsed once. Requests for a dump being parsed wait for that parse instead of
  * starting another.
  */
-import { compiledRuleCount, completeKubeProxy, parseDump } from '../engine/index.ts';
-import type { FormatOption, Ruleset } from '../engine/index.ts';
+import { readRules, rulesCompiled } from '../engine/index.ts';
+import type { AnyRuleset, FormatOption } from '../engine/index.ts';
 
 /**
  * What a parsed dump costs, as measured on kube-proxy dumps of 2,000 and 10,000 Services: its
@@ -25,13 +25,13 @@ interface Entry {
   /** The dump's size; 0 until it is loaded. */
   dumpBytes: number;
   weight: number;
-  value: Promise<Ruleset> | null;
-  ruleset: Ruleset | null;
+  value: Promise<AnyRuleset> | null;
+  ruleset: AnyRuleset | null;
 }
 
 export interface RulesetCache {
   /** The completed ruleset of the dump; `load` fetches its bytes when it is not cached. */
-  get(key: RulesetKey, load: () => Promise<Buffer>): Promise<Ruleset>;
+  get(key: RulesetKey, load: () => Promise<Buffer>): Promise<AnyRuleset>;
   /** Weighs the entries again (traces compile rules as they go) and evicts down to the budget. */
   settle(): void;
   /** Bytes held, by the estimate above. */
@@ -46,7 +46,7 @@ export function createRulesetCache(options: { budgetBytes: number }): RulesetCac
   const keyOf = (k: RulesetKey) => `${k.sha256}|${k.format}|${k.table ?? ''}`;
 
   const weigh = (e: Entry) => {
-    const w = Math.ceil(e.dumpBytes * BYTES_PER_DUMP_BYTE + (e.ruleset ? compiledRuleCount(e.ruleset) * BYTES_PER_COMPILED_RULE : 0));
+    const w = Math.ceil(e.dumpBytes * BYTES_PER_DUMP_BYTE + (e.ruleset ? rulesCompiled(e.ruleset) * BYTES_PER_COMPILED_RULE : 0));
     held += w - e.weight;
     e.weight = w;
   };
@@ -79,7 +79,7 @@ export function createRulesetCache(options: { budgetBytes: number }): RulesetCac
           evict(Math.ceil(raw.length * BYTES_PER_DUMP_BYTE), k);
           weigh(entry);
         }
-        const rs = completeKubeProxy(parseDump(raw.toString('utf8'), { format: key.format as FormatOption, table: key.table }));
+        const rs = readRules(raw.toString('utf8'), { format: key.format as FormatOption, table: key.table });
         entry.ruleset = rs;
         return rs;
       })();

@@ -3,7 +3,7 @@
  * through stored dumps (parsed once, then kept in a small cache keyed by the dump's hash).
  */
 import { createHash } from 'node:crypto';
-import type { DiffResult, FormatOption, Protocol, Ruleset } from '../engine/index.ts';
+import type { AnyRuleset, DiffResult, FormatOption, Protocol } from '../engine/index.ts';
 import { EngineError, resolveServiceFrontends } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import type { CommitOutcome, IdentityNode, SnapshotStore, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
@@ -32,7 +32,15 @@ function sha256(data: string | Buffer): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S'];
+const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S', 'nftables'];
+
+/** Audits and diffs read iptables rules only so far: a snapshot with an nftables node is refused plainly. */
+function refuseNftables(id: string, nodes: readonly StoredNode[], what: string): void {
+  const nft = nodes.filter((n) => n.format === 'nftables').map((n) => n.name);
+  if (nft.length > 0) {
+    throw new AppError('DUMP_FORMAT_UNSUPPORTED', `${what} of snapshots with nftables rules are not supported yet (snapshot ${id}, node${nft.length > 1 ? 's' : ''} ${nft.slice(0, 5).join(', ')}${nft.length > 5 ? ', …' : ''}); traces are`);
+  }
+}
 
 /**
  * The identity of a snapshot's content: its nodes (name, addresses, format, table, dump sha256)
@@ -265,7 +273,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     return { snapshot, created: outcome.created, labels: labelsOutcome(outcome, labels, snapshot.version) };
   }
 
-  async function rulesetOf(snapshotId: string, n: StoredNode): Promise<Ruleset> {
+  async function rulesetOf(snapshotId: string, n: StoredNode): Promise<AnyRuleset> {
     const table = (n.summary as SummaryJson).table;
     return rulesets.get({ sha256: n.sha256, format: n.format, table }, async () => {
       const raw = await store.rawRules(snapshotId, n.name);
@@ -455,8 +463,9 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     async audit(id) {
       const hit = audits.get(id);
       if (hit) return hit;
-      const { snapshot: s } = await snapshotWithStoredNodes(id);
+      const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
       if (!s.manifestsSha256) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
+      refuseNftables(id, nodes, 'audits');
       const findings = await deps.analysis.audit({ snapshot: s.id });
       if (!Array.isArray(findings)) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
       // Snapshots never change: the report is computed once.
@@ -472,7 +481,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       let pending = diffs.get(key);
       if (!pending) {
         const compute = async (): Promise<DiffResult> => {
-          await Promise.all([mustGet(q.from), mustGet(q.to)]);
+          const sides = await Promise.all([snapshotWithStoredNodes(q.from), snapshotWithStoredNodes(q.to)]);
+          sides.forEach((side, i) => refuseNftables(i === 0 ? q.from : q.to, side.nodes, 'diffs'));
           let result;
           try {
             result = await deps.analysis.diff({ from: q.from, to: q.to, ...(q.node !== undefined ? { node: q.node } : {}) });

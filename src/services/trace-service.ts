@@ -1,10 +1,10 @@
 /**
- * Stateless tracing: parse a dump (or reuse a recent parse of the same text), complete a
- * kube-proxy fragment, and trace one packet.
+ * Stateless tracing: parse a dump of either backend (or reuse a recent parse of the same text),
+ * complete a kube-proxy iptables fragment, and trace one packet.
  */
 import { createHash } from 'node:crypto';
-import type { FormatOption, PacketSpec, Ruleset, TraceResult } from '../engine/index.ts';
-import { completeKubeProxy, parseDump, trace } from '../engine/index.ts';
+import type { AnyRuleset, FormatOption, PacketSpec, TraceResult } from '../engine/index.ts';
+import { readRules, traceRules } from '../engine/index.ts';
 import { toAppError } from '../app-error.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
 import type { ManifestLimits } from './manifests.ts';
@@ -20,15 +20,15 @@ export interface TraceInput {
 }
 
 export interface TraceService {
-  /** Parses and completes a dump, with a small cache keyed by the text's hash. */
-  ruleset(rules: string, format?: FormatOption, table?: string): Ruleset;
+  /** Parses (and, for iptables, completes) a dump, with a small cache keyed by the text's hash. */
+  ruleset(rules: string, format?: FormatOption, table?: string): AnyRuleset;
   trace(input: TraceInput): TraceResult & { readonly node: { readonly name?: string; readonly addresses: readonly string[] } };
-  traceRuleset(rs: Ruleset, node: TraceInput['node'], packet: PacketSpec): TraceResult;
+  traceRuleset(rs: AnyRuleset, node: TraceInput['node'], packet: PacketSpec): TraceResult;
 }
 
 export function createTraceService(options: { cacheSize?: number; limits?: ManifestLimits } = {}): TraceService {
   const cacheSize = options.cacheSize ?? 8;
-  const cache = new Map<string, Ruleset>();
+  const cache = new Map<string, AnyRuleset>();
   const rethrow = (e: unknown): never => {
     throw toAppError(e) ?? e;
   };
@@ -41,9 +41,9 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
         cache.set(key, hit);
         return hit;
       }
-      let rs: Ruleset;
+      let rs: AnyRuleset;
       try {
-        rs = completeKubeProxy(parseDump(rules, { format, table }));
+        rs = readRules(rules, { format, table });
       } catch (e) {
         return rethrow(e);
       }
@@ -53,7 +53,7 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
     },
     traceRuleset(rs, node, packet) {
       try {
-        return trace(rs, { node, packet });
+        return traceRules(rs, { node, packet });
       } catch (e) {
         return rethrow(e);
       }

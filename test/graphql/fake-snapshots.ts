@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { AppError } from '../../src/app-error.ts';
 import { createTraceService } from '../../src/services/trace-service.ts';
+import { formatOf, tableCounts } from '../../src/engine/index.ts';
 import type {
   ClusterView, CreateResult, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService, SnapshotUpload,
   SnapshotView, SnapshotWithNodes, StoredTraceQuery,
@@ -45,13 +46,9 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
   function summary(n: NodeUpload): NodeSummary {
     const text = n.rules.toString();
     const rs = tracer.ruleset(text, n.format, n.table);
-    const tables = [...rs.tables.values()].map((t) => ({
-      name: t.name,
-      chains: t.chains.size,
-      rules: [...t.chains.values()].reduce((k, c) => k + c.rules.length, 0),
-    }));
+    const tables = tableCounts(rs);
     return {
-      name: n.name, addresses: [...n.addresses], format: rs.format, sha256: sha256(n.rules), bytes: Buffer.byteLength(text),
+      name: n.name, addresses: [...n.addresses], format: formatOf(rs), sha256: sha256(n.rules), bytes: Buffer.byteLength(text),
       rules: tables.reduce((k, t) => k + t.rules, 0), tables, diagnostics: rs.diagnostics,
     };
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { trace } from '../../src/engine/index.ts';
+import { traceRules as trace } from '../../src/engine/index.ts';
 import { BYTES_PER_COMPILED_RULE, BYTES_PER_DUMP_BYTE, createRulesetCache } from '../../src/services/ruleset-cache.ts';
 import { generateCluster, renderIptablesSave } from '../support/kube-gen.ts';
 

@@ -17,7 +17,7 @@ import type { SnapshotParent } from './loaders.ts';
 
 const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
 const ENTRIES: readonly Entry[] = ['PREROUTING', 'OUTPUT'];
-const FORMATS: readonly FormatOption[] = ['auto', 'iptables-save', 'iptables-S'];
+const FORMATS: readonly FormatOption[] = ['auto', 'iptables-save', 'iptables-S', 'nftables'];
 const MAX_PAGE = 100;
 
 interface SnapshotsArgs {

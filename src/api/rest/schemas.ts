@@ -29,7 +29,7 @@ export const problemSchema = {
 export const traceStepSchema = {
   $id: 'TraceStep',
   type: 'object',
-  description: 'A rule whose matches all succeeded (or a built-in chain policy, index 0), in traversal order.',
+  description: 'A rule whose matches all succeeded (or a built-in chain policy, index 0), in traversal order. For nftables, table is `family name` (e.g. `ip kube-proxy`) and action includes the verdict-map element taken.',
   properties: {
     hook: { type: 'string', enum: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'] },
     table: { type: 'string' },
@@ -39,6 +39,7 @@ export const traceStepSchema = {
     rule: { type: 'string' },
     action: { type: 'string' },
     assumed: { type: 'string', description: 'why this rule, absent from the dump, was assumed' },
+    handle: { type: 'integer', description: "nftables: the rule's handle, when the dump listed handles (`nft -a`)" },
   },
   required: ['hook', 'table', 'chain', 'index', 'rule', 'action'],
 } as const;
@@ -139,6 +140,7 @@ export const traceResultSchema = {
     outcomes: { type: 'array', items: { $ref: 'TraceOutcome#' } },
     warnings: { type: 'array', items: { $ref: 'TraceWarning#' } },
     assumptions: { type: 'array', items: { type: 'string' } },
+    backend: { type: 'string', enum: ['nftables'], description: 'nftables when the rules were an nftables ruleset; absent for iptables' },
   },
   required: ['outcomes', 'warnings'],
 } as const;
@@ -181,7 +183,7 @@ export const traceRequestSchema = {
   type: 'object',
   properties: {
     rules: { type: 'string', description: 'the dump text: iptables-save or iptables -S output' },
-    format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'], default: 'auto' },
+    format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'], default: 'auto' },
     table: {
       type: 'string',
       enum: ['raw', 'mangle', 'nat', 'filter', 'security'],
@@ -211,7 +213,7 @@ export const snapshotUploadSchema = {
           name: { type: 'string' },
           addresses: { type: 'array', items: { type: 'string' } },
           rules: { type: 'string', description: 'iptables-save or iptables -S output' },
-          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'] },
+          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'] },
           table: { type: 'string', enum: ['raw', 'mangle', 'nat', 'filter', 'security'] },
         },
         required: ['name', 'rules'],

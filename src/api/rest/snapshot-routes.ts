@@ -79,7 +79,7 @@ function tooLarge(name: string, limit: number): AppError {
  * as it arrives, so the upload is never held whole.
  *   <node name>            a node's dump (file or field), one part per node; gzip allowed
  *   addresses.<node>       the node's addresses, comma or space separated (before or after its dump)
- *   format.<node>          auto | iptables-save | iptables-S;  table.<node>: for iptables -S (before its dump)
+ *   format.<node>          auto | iptables-save | iptables-S | nftables;  table.<node>: for iptables -S (before its dump)
  *   manifests              kubectl get … -o json|yaml output
  *   labels                 a JSON object, or label.<key>=<value> fields
  */

@@ -11,7 +11,7 @@ export async function traceRoutes(app: FastifyInstance, opts: { traceService: Tr
       operationId: 'traceDump',
       summary: 'Trace a packet through a rule dump sent with the request',
       description:
-        'Parses the dump (iptables-save or iptables -S; fragments are completed as kube-proxy writes them, and the answer says what was assumed) and returns every outcome of the first packet of a new connection with its exact probability.',
+        'Parses the dump (iptables-save or iptables -S, fragments completed as kube-proxy writes them, the answer saying what was assumed; or an nftables ruleset in any of nft\'s three forms) and returns every outcome of the first packet of a new connection with its exact probability.',
       body: { $ref: 'TraceRequest#' },
       response: { 200: { $ref: 'TraceResult#' }, 400: problem, 413: problem, 415: problem },
     },

@@ -101,7 +101,7 @@ async function rawBodyRoutes(app: FastifyInstance, service: SnapshotService): Pr
         type: 'object',
         properties: {
           addresses: { type: 'string', description: "the node's addresses, comma separated" },
-          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'] },
+          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'] },
           table: { type: 'string', description: 'for iptables -S output: the table it lists' },
         },
         additionalProperties: false,

@@ -358,37 +358,61 @@ function describeOutcome(
     if (sep?.endpoint && (sep.endpoint.ip !== ip || sep.endpoint.port !== port)) {
       notes.push(`chain ${sep.chain} is kube-proxy's name for endpoint ${sep.endpoint.ip}:${sep.endpoint.port}, but it DNATs to ${ip}:${port}`);
     }
-    let listed: ServiceEndpoint | null = null;
-    let listedKnown = false;
-    if (model && service && servicePort) {
-      listedKnown = true;
-      listed = model.endpointsOf(service.key, servicePort).find((e) => e.ip === ip && e.port === port)?.endpoint ?? null;
-      if (!listed) notes.push(`${ip}:${port} is not an endpoint of ${service.key} in the manifests (rules and manifests disagree)`);
-    }
-    const pod = describePod(model, listed, ip);
-    const nodeOwner = model?.nodeByAddress(ip) ?? null;
-    const node = listed?.nodeName ?? pod?.node ?? nodeOwner?.name ?? undefined;
-    endpoint = {
-      ip, port,
-      ...(pod ? { pod } : {}),
-      ...(node ? { node } : {}),
-      ...(listedKnown ? { listed: listed !== null } : {}),
-    };
-    if (model && !pod && nodeOwner) notes.push(`${ip} is an address of node ${nodeOwner.name}: a host-network endpoint`);
+    endpoint = describeEndpoint(model, service, servicePort, ip, port, notes);
   }
 
   // 3. Why the packet is masqueraded.
-  let reasons: string[] = [];
-  if (outcome.masquerade) {
-    reasons = masqueradeReasons(steps);
-    if (reasons.length === 0) notes.push('masqueraded, but no rule on the path says why');
-  }
+  return assembleOutcome(described, endpoint, outcome.masquerade ? masqueradeReasons(steps) : null, notes);
+}
+
+/**
+ * One described outcome from its parts; `reasons` is null when the packet is not masqueraded,
+ * and an empty list (a masquerade no rule explains) becomes a note.
+ */
+export function assembleOutcome(
+  service: DescribedService | undefined,
+  endpoint: DescribedEndpoint | undefined,
+  reasons: readonly string[] | null,
+  notes: string[],
+): DescribedOutcome {
+  if (reasons && reasons.length === 0) notes.push('masqueraded, but no rule on the path says why');
   return {
-    ...(described ? { service: described } : {}),
+    ...(service ? { service } : {}),
     ...(endpoint ? { endpoint } : {}),
-    ...(reasons.length > 0 ? { masqueradeReason: reasons[0] } : {}),
-    ...(reasons.length > 1 ? { masqueradeReasons: reasons } : {}),
+    ...(reasons && reasons.length > 0 ? { masqueradeReason: reasons[0] } : {}),
+    ...(reasons && reasons.length > 1 ? { masqueradeReasons: reasons } : {}),
     notes,
+  };
+}
+
+/**
+ * The endpoint a packet was DNATed to (`ip` canonical): whether the manifests list it for the
+ * Service port, the pod behind it and its node. Disagreements go to `notes`.
+ */
+export function describeEndpoint(
+  model: ClusterModel | null,
+  service: Service | null,
+  servicePort: ServicePort | null,
+  ip: string,
+  port: number,
+  notes: string[],
+): DescribedEndpoint {
+  let listed: ServiceEndpoint | null = null;
+  let listedKnown = false;
+  if (model && service && servicePort) {
+    listedKnown = true;
+    listed = model.endpointsOf(service.key, servicePort).find((e) => e.ip === ip && e.port === port)?.endpoint ?? null;
+    if (!listed) notes.push(`${ip}:${port} is not an endpoint of ${service.key} in the manifests (rules and manifests disagree)`);
+  }
+  const pod = describePod(model, listed, ip);
+  const nodeOwner = model?.nodeByAddress(ip) ?? null;
+  const node = listed?.nodeName ?? pod?.node ?? nodeOwner?.name ?? undefined;
+  if (model && !pod && nodeOwner) notes.push(`${ip} is an address of node ${nodeOwner.name}: a host-network endpoint`);
+  return {
+    ip, port,
+    ...(pod ? { pod } : {}),
+    ...(node ? { node } : {}),
+    ...(listedKnown ? { listed: listed !== null } : {}),
   };
 }
 

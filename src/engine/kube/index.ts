@@ -8,7 +8,9 @@ export { ClusterModel, canonicalIP } from './model.ts';
 export {
   ChainNameIndex, decodeChainName, endpointString, kubeProxyChainName, servicePortNameString, splitChainName,
 } from './chain-names.ts';
-export { describeTrace, parseServicePortName, resolveServiceFrontends } from './describe.ts';
+export { parseServicePortName, resolveServiceFrontends } from './describe.ts';
+export { describeTrace } from './describe-any.ts';
+export { decodeNftChainName, nftChainName } from './nft-chain-names.ts';
 export { base32, sha256, toHex, utf8 } from './sha256.ts';
 
 export type { ReadClusterModelResult } from './manifests.ts';
@@ -17,6 +19,7 @@ export type {
   PortEndpoint, Service, ServiceEndpoint, ServicePort, ServiceProtocol, ServiceType, SourceRef, TrafficPolicy,
 } from './model.ts';
 export type { ChainKind, ChainNameEntry, ChainPrefix } from './chain-names.ts';
+export type { NftChainKind, NftChainName } from './nft-chain-names.ts';
 export type {
   DescribedEndpoint, DescribedFrontend, DescribedOutcome, DescribedPod, DescribedService, DescribedTrace, DescribeOptions,
   ServiceFrontend,

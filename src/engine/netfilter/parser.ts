@@ -14,8 +14,11 @@ import { isKnownModule, isKnownTarget } from './modules.ts';
 import { FastRuleReader } from './fast-rule.ts';
 import { asciiBytes, hashEnd, hashOf } from './char-index.ts';
 import { ChainIndex, named } from './chain-index.ts';
+import type { NftSourceForm } from '../nftables/ast.ts';
+import { nftFormOfLine } from '../nftables/index.ts';
 
-export type FormatOption = 'auto' | DumpFormat;
+/** What a caller may ask for: a format, or 'auto' to detect it; 'nftables' is read by engine/rules.ts. */
+export type FormatOption = 'auto' | DumpFormat | 'nftables';
 
 export interface ParseOptions {
   readonly format?: FormatOption;
@@ -662,8 +665,10 @@ export function parseIptablesS(text: string, options: { table?: string; fastRead
 }
 
 export interface DetectedFormat {
-  readonly format: DumpFormat | 'iptables-L' | 'nft' | 'ipvsadm' | 'log-prefixed' | 'unknown';
+  readonly format: DumpFormat | 'iptables-L' | 'nftables' | 'ipvsadm' | 'log-prefixed' | 'unknown';
   readonly line: number;
+  /** For `nftables`: which of nft's forms the dump is in (`nft list`, `nft -j`, or `nft -f` commands). */
+  readonly nftForm?: NftSourceForm;
 }
 
 /** Recognises a dump by its first meaningful lines. */
@@ -671,6 +676,8 @@ export function detectFormat(text: string): DetectedFormat {
   const lines = new LineReader(text);
   let firstRuleLike: DetectedFormat | null = null;
   let looked = 0;
+  // `nft -j` output is one long line: known from its start, without reading the line whole.
+  if (nftFormOfLine(text.slice(0, 100)) === 'json') return { format: 'nftables', line: 1, nftForm: 'json' };
   while (looked < 5000 && lines.next()) {
     const n = lines.number - 1;
     const line = lines.line.trim();
@@ -683,7 +690,8 @@ export function detectFormat(text: string): DetectedFormat {
     if (line === 'COMMIT') return { format: 'iptables-save', line: n + 1 };
     if (/^\\?Chain \S+ \((policy \w+|\d+ references)/.test(line)) return { format: 'iptables-L', line: n + 1 };
     if (/^\S+\s+(all|tcp|udp|sctp|icmp|\d+)\s+(--|-f|!f)\s+\S+\s+\S+/.test(line)) return { format: 'iptables-L', line: n + 1 };
-    if (/^(table (ip|ip6|inet|arp|bridge|netdev) \S+ \{|(chain|map|set) \S+ \{)/.test(line)) return { format: 'nft', line: n + 1 };
+    const nftForm = nftFormOfLine(line);
+    if (nftForm) return { format: 'nftables', line: n + 1, nftForm };
     if (/^IP Virtual Server version/.test(line) || /^Prot LocalAddress:Port/.test(line)) return { format: 'ipvsadm', line: n + 1 };
     if (/^[A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d \S+ [^:\s]+(\[\d+\])?: /.test(line)) return { format: 'log-prefixed', line: n + 1 };
     if (!firstRuleLike) {
@@ -697,7 +705,7 @@ export function detectFormat(text: string): DetectedFormat {
 
 const UNSUPPORTED: Readonly<Record<string, string>> = {
   'iptables-L': '`iptables -L` listings lose rule options and cannot be traced exactly; send `iptables-save` (or `iptables -S`) output instead',
-  nft: 'nftables rulesets are not supported yet; send `iptables-save` output (from iptables-nft: `iptables-nft-save`)',
+  nftables: 'nftables rulesets are not supported yet; send `iptables-save` output (from iptables-nft: `iptables-nft-save`)',
   ipvsadm: 'IPVS tables (ipvsadm) are not supported yet; send `iptables-save` output',
   'log-prefixed': 'the lines carry a system-log prefix (date, host, process); remove it and send the rules alone',
   unknown: 'this does not look like `iptables-save` or `iptables -S` output',

@@ -28,6 +28,14 @@ export function times(f: Fraction, k: number): Fraction {
   return { numerator: f.numerator * BigInt(k), exponent: f.exponent + SCALE_BITS };
 }
 
+/**
+ * Multiplies by count / 2^bits: a share of a random `bits`-bit value, as nftables' `numgen random`
+ * draws one u32 per rule (see nftables/numgen.ts).
+ */
+export function timesShare(f: Fraction, count: bigint, bits: bigint): Fraction {
+  return { numerator: f.numerator * count, exponent: f.exponent + bits };
+}
+
 export function toNumber(f: Fraction): number {
   if (f.exponent <= 1000n) {
     let n = f.numerator;

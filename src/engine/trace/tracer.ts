@@ -30,6 +30,8 @@ export interface TraceStep {
   readonly action: string;
   /** Set when the rule was not in the dump but assumed as kube-proxy writes it: why. */
   readonly assumed?: string;
+  /** nftables: the rule's handle, when the dump listed handles (`nft -a`). */
+  readonly handle?: number;
 }
 
 export interface TraceWarning {
@@ -70,6 +72,8 @@ export interface TraceResult {
   readonly warnings: readonly TraceWarning[];
   /** What svcpath assumed to complete a fragmentary dump. */
   readonly assumptions: readonly string[];
+  /** Set by the nftables tracer; absent when iptables rules answered. */
+  readonly backend?: 'nftables';
 }
 
 const HOOK_TABLES: Readonly<Record<Hook, readonly string[]>> = {
@@ -352,11 +356,12 @@ function merge3(a: readonly number[], b: readonly number[], c: readonly number[]
   return out;
 }
 
-interface Env extends TestEnv {
+export interface Env extends TestEnv {
   readonly primary: Addr | null;
 }
 
-function makeEnv(node: NodeSpec): Env {
+/** The node as the tracers see it: which addresses are LOCAL, and its first address. */
+export function makeEnv(node: NodeSpec): Env {
   const v4 = new Set<number>();
   const v6 = new Set<bigint>();
   let primary: Addr | null = null;
@@ -422,7 +427,7 @@ function runOnce(compiled: CompiledRuleset, env: Env, spec: ResolvedPacket, pref
   return finish(w.hook('INPUT', s, true));
 }
 
-interface ResolvedPacket {
+export interface ResolvedPacket {
   src: Addr;
   dst: Addr;
   sport: number | null;
@@ -435,12 +440,16 @@ interface ResolvedPacket {
 
 const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
 
-function resolvePacket(p: PacketSpec, env: Env, family: string): ResolvedPacket {
+/**
+ * Checks the packet asked about and decides where it starts. `family` is the rules' address family,
+ * or null when the rules hold both (nftables' `inet` and `ip6` tables beside `ip` ones).
+ */
+export function resolvePacket(p: PacketSpec, env: Env, family: string | null): ResolvedPacket {
   if (!PROTOCOLS.includes(p.protocol)) throw new EngineError('BAD_PACKET', `protocol must be one of ${PROTOCOLS.join(', ')}`);
   const src = parseAddr(p.source, 'source');
   const dst = parseAddr(p.destination, 'destination');
   if (src.family !== dst.family) throw new EngineError('BAD_PACKET', 'source and destination must be of the same address family');
-  if (dst.family !== family) {
+  if (family !== null && dst.family !== family) {
     throw new EngineError('BAD_PACKET', `the packet is ${dst.family === 'ipv4' ? 'IPv4' : 'IPv6'} but the rules are ${family === 'ipv4' ? 'IPv4 (iptables)' : 'IPv6 (ip6tables)'}`);
   }
   const port = p.protocol === 'icmp' ? (p.port ?? 0) : p.port;

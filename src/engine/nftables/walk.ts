@@ -1,0 +1,243 @@
+/**
+ * One run of a packet through an nftables program: the hooks of its entry point, each hook's base
+ * chains in the kernel's order (hooks.ts), the rules of each chain with jumps, gotos and returns,
+ * and the routing decision between hooks. Random choices (numgen) follow a given prefix of
+ * choices and take value 0 beyond it; tracer.ts re-runs with every untried value.
+ */
+import { EngineError } from '../errors.ts';
+import type { TraceStep, TraceWarning, Verdict, Delivery } from '../trace/tracer.ts';
+import type { Hook } from '../trace/packet.ts';
+import type { BaseChainRegistration, HookSlot, IpFamily, NftHook } from './hooks.ts';
+import { CONNTRACK_PRIORITY, hookSchedule } from './hooks.ts';
+import type { CompiledNftChain, CompiledNftRule, Flow, NftEnv, NftPacketState, NftVerdict, RuleContext, RuleRef } from './state.ts';
+
+/** A compiled ruleset: its base chains and a way to find any chain. */
+export interface NftProgram {
+  readonly baseChains: readonly BaseChainRegistration<CompiledNftChain>[];
+  /** A chain of a table by name; null when the table has no such chain. */
+  chain(table: string, name: string): CompiledNftChain | null;
+}
+
+export interface Decision {
+  readonly modulus: number;
+  readonly k: number;
+}
+
+export interface NftRun {
+  verdict: Verdict | null;
+  rejectWith?: string;
+  delivery: Delivery | null;
+  masquerade: boolean;
+  snat?: { ip: string | null; port: number | null };
+  dnat: boolean;
+  readonly path: TraceStep[];
+  readonly notes: string[];
+  readonly decisions: Decision[];
+}
+
+type HookVerdict = 'accept' | 'drop' | 'reject';
+
+const HOOK_NAMES: Readonly<Record<NftHook, Hook>> = {
+  prerouting: 'PREROUTING', input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT', postrouting: 'POSTROUTING',
+};
+
+/** The kernel's jump stack holds 16 frames (NFT_JUMP_STACK_SIZE); deeper jumps are refused when loading. */
+const MAX_DEPTH = 16;
+const MAX_STEPS = 100000;
+
+/** The text of a verdict as a path step's action shows it. */
+export function verdictText(v: NftVerdict): string {
+  switch (v.kind) {
+    case 'jump':
+    case 'goto':
+      return `${v.kind} ${v.chain}`;
+    case 'reject':
+      return v.with ? `reject with ${v.with}` : 'reject';
+    default:
+      return v.kind;
+  }
+}
+
+export class NftWalker {
+  readonly run: NftRun = { verdict: null, delivery: null, masquerade: false, dnat: false, path: [], notes: [], decisions: [] };
+  private steps = 0;
+  /** Whether conntrack has seen the packet on this pass (it sits at priority −200 in prerouting and output). */
+  private tracked = false;
+  private readonly schedules = new Map<NftHook, HookSlot<CompiledNftChain>[]>();
+
+  constructor(
+    private readonly program: NftProgram,
+    private readonly env: NftEnv,
+    private readonly family: IpFamily,
+    private readonly prefix: readonly number[],
+    private readonly warn: (w: TraceWarning) => void,
+  ) {}
+
+  private draw(modulus: number): number {
+    if (modulus <= 1) return 0;
+    const i = this.run.decisions.length;
+    const k = i < this.prefix.length ? this.prefix[i] : 0;
+    this.run.decisions.push({ modulus, k });
+    return k;
+  }
+
+  private ref(r: RuleRef) {
+    return { table: r.table, chain: r.chain, index: r.index, line: r.line, text: r.text };
+  }
+
+  private step(hook: NftHook, r: RuleRef, action: string): void {
+    this.run.path.push({
+      hook: HOOK_NAMES[hook], table: r.table, chain: r.chain, index: r.index, line: r.line, rule: r.text, action,
+      ...(r.handle !== undefined ? { handle: r.handle } : {}),
+    });
+  }
+
+  /**
+   * Evaluates one rule's expressions left to right, as nft_do_chain does: a failed match ends the
+   * rule (statements before it have run), a verdict ends it too. Returns the verdict, or null
+   * when the rule ends without one.
+   */
+  private evalRule(hook: NftHook, cr: CompiledNftRule, s: NftPacketState): NftVerdict | null {
+    const actions: string[] = [];
+    const ctx: RuleContext = {
+      s, env: this.env, hook,
+      draw: (modulus) => this.draw(modulus),
+      act: (text) => actions.push(text),
+      note: (text) => this.run.notes.push(text),
+      nat: (kind, detail) => {
+        if (kind === 'dnat' || kind === 'redirect') {
+          s.dnatDone = true;
+          this.run.dnat = true;
+        } else {
+          s.snatDone = true;
+          if (kind === 'masquerade') this.run.masquerade = true;
+          else this.run.snat = detail ?? { ip: null, port: null };
+        }
+      },
+      unmodelled: (what) => this.warn({
+        code: 'NOT_MODELLED', message: `${what} is not modelled; the trace went on past it`, rule: this.ref(cr.ref),
+      }),
+    };
+    let flow: Flow = 'next';
+    for (const item of cr.items) {
+      flow = item(ctx);
+      if (flow !== 'next') break;
+    }
+    if (flow === 'break') return null;
+    if (flow !== 'next' && 'unknown' in flow) {
+      this.warn({
+        code: 'NOT_MODELLED',
+        message: `the trace cannot decide this rule: it depends on ${flow.unknown}; it was assumed not to match`,
+        rule: this.ref(cr.ref),
+      });
+      return null;
+    }
+    const verdict = flow === 'next' ? null : flow.verdict;
+    if (verdict && flow !== 'next' && !flow.quiet && verdict.kind !== 'continue') actions.push(verdictText(verdict));
+    this.step(hook, cr.ref, actions.length > 0 ? actions.join(', ') : 'continue');
+    if (verdict?.kind === 'reject') this.run.rejectWith = verdict.with ?? 'port-unreachable';
+    return verdict;
+  }
+
+  /**
+   * One base chain's walk. `jump` pushes a frame and `goto` replaces the current one, so a
+   * `return` (or the end of a regular chain) goes back to the chain that jumped; `accept` ends
+   * this base chain only, `drop` and `reject` end the packet; falling off the base chain
+   * applies its policy.
+   */
+  walkBase(hook: NftHook, base: CompiledNftChain, s: NftPacketState): HookVerdict {
+    interface Frame { chain: CompiledNftChain; pos: number }
+    const frames: Frame[] = [{ chain: base, pos: 0 }];
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1];
+      if (f.pos >= f.chain.length) {
+        frames.pop();
+        continue;
+      }
+      const cr = f.chain.rule(f.pos);
+      f.pos++;
+      if (++this.steps > MAX_STEPS) throw new EngineError('BAD_PACKET', 'the trace did not finish: the rules loop');
+      const v = this.evalRule(hook, cr, s);
+      if (v === null || v.kind === 'continue') continue;
+      switch (v.kind) {
+        case 'accept':
+          return 'accept';
+        case 'drop':
+          return 'drop';
+        case 'reject':
+          return 'reject';
+        case 'return':
+          frames.pop();
+          continue;
+        case 'jump':
+        case 'goto': {
+          const target = this.program.chain(base.table, v.chain);
+          if (!target) {
+            this.warn({
+              code: 'MISSING_CHAIN',
+              message: `chain ${v.chain} is not in table ${base.table}; the trace went on as if it returned without a verdict`,
+              rule: this.ref(cr.ref),
+            });
+            if (v.kind === 'goto') frames.pop();
+            continue;
+          }
+          if (frames.length >= MAX_DEPTH) throw new EngineError('BAD_PACKET', `jumps nest deeper than ${MAX_DEPTH} at ${v.chain}: the kernel refuses such rules`);
+          const frame = { chain: target, pos: 0 };
+          if (v.kind === 'goto') frames[frames.length - 1] = frame;
+          else frames.push(frame);
+          continue;
+        }
+      }
+    }
+    const policy = base.policy ?? 'accept';
+    this.run.path.push({
+      hook: HOOK_NAMES[hook], table: base.table, chain: base.name, index: 0, line: base.line,
+      rule: `policy ${policy}`, action: `policy ${policy}`,
+    });
+    return policy === 'drop' ? 'drop' : 'accept';
+  }
+
+  private schedule(hook: NftHook): HookSlot<CompiledNftChain>[] {
+    let s = this.schedules.get(hook);
+    if (!s) {
+      s = hookSchedule(this.program.baseChains, hook, this.family);
+      this.schedules.set(hook, s);
+    }
+    return s;
+  }
+
+  /** conntrack looks at the packet: from here on `ct state` is new, or untracked after notrack. */
+  private conntrack(s: NftPacketState): void {
+    if (this.tracked) return;
+    this.tracked = true;
+    if (s.ctState === 'invalid') s.ctState = 'new';
+  }
+
+  /**
+   * Runs every base chain on a hook in order until one drops or rejects. The NAT core runs the
+   * hook's nat chains only for a tracked new connection, one after another until one of them
+   * makes a binding (nf_nat_inet_fn); `skipNat` is set when conntrack already holds the NAT of
+   * this connection (a packet looping back in).
+   */
+  hook(hook: NftHook, s: NftPacketState, skipNat: boolean): HookVerdict {
+    const entryHook = hook === 'prerouting' || hook === 'output';
+    for (const slot of this.schedule(hook)) {
+      // Chains at −200 or below in prerouting/output run before conntrack has seen the packet.
+      if (entryHook && slot.priority > CONNTRACK_PRIORITY) this.conntrack(s);
+      if (slot.kind === 'chain') {
+        const v = this.walkBase(hook, slot.chain, s);
+        if (v !== 'accept') return v;
+        continue;
+      }
+      if (skipNat || s.ctState !== 'new') continue;
+      const destination = hook === 'prerouting' || hook === 'output';
+      for (const chain of slot.chains) {
+        const v = this.walkBase(hook, chain, s);
+        if (v !== 'accept') return v;
+        if (destination ? s.dnatDone : s.snatDone) break;
+      }
+    }
+    if (entryHook) this.conntrack(s);
+    return 'accept';
+  }
+}
