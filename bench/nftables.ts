@@ -2,19 +2,18 @@
  * The nftables section of `npm run bench`, in a process of its own: a generated node with
  * BENCH_SERVICES Services (10,000 by default) as kube-proxy's nftables proxier writes it
  * (test/support/kube-gen-nft.ts), next to `nft -c -f` on the same file in a private network
- * namespace; svcpath's parse time and warm trace latency where svcpath can read and trace
- * nftables, and a plain "not available" where it cannot yet.
+ * namespace, and svcpath's parse time and warm trace latency on it.
  *
  * Set BENCH_SKIP_KERNEL=1 to skip `nft -c -f`. One run of it only: on the machines this was
  * written on it takes almost five minutes for 10,000 Services (nearly all of it kernel time).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PacketSpec } from '../src/engine/index.ts';
+import { parseNftables, traceNftables } from '../src/engine/index.ts';
 import { generateCluster } from '../test/support/kube-gen.ts';
 import { renderNftables } from '../test/support/kube-gen-nft.ts';
-import { collectGarbage, frontends, ms, percentile, time } from './common.ts';
+import { collectGarbage, frontends, ms, percentile, time, warmTraces } from './common.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const OUT = join(process.cwd(), '.bench-out');
@@ -45,31 +44,6 @@ function nftCheck(file: string, runs: number): number[] | string {
   }
 }
 
-interface NftEngine {
-  parse?: (text: string) => unknown;
-  trace?: (rs: unknown, req: { node: { addresses: string[] }; packet: PacketSpec }) => { outcomes: unknown[] };
-  missing: string[];
-}
-
-/**
- * svcpath's nftables reader and tracer, where this checkout has them (they are being written on
- * other branches): looked up at run time, so the bench runs and says what it could not measure.
- */
-async function nftEngine(): Promise<NftEngine> {
-  const engine: NftEngine = { missing: [] };
-  const load = async (file: string, name: string): Promise<unknown> => {
-    const url = new URL(`../src/engine/nftables/${file}`, import.meta.url);
-    if (!existsSync(url)) return undefined;
-    const mod = (await import(url.href)) as Record<string, unknown>;
-    return typeof mod[name] === 'function' ? mod[name] : undefined;
-  };
-  engine.parse = (await load('parser.ts', 'parseNftText')) as NftEngine['parse'];
-  engine.trace = (await load('tracer.ts', 'traceNftables')) as NftEngine['trace'];
-  if (!engine.parse) engine.missing.push('parser (src/engine/nftables/parser.ts parseNftText)');
-  if (!engine.trace) engine.missing.push('tracer (src/engine/nftables/tracer.ts traceNftables)');
-  return engine;
-}
-
 async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   const [cluster, genMs] = time(() => generateCluster({ seed: 1, services: SERVICES }));
@@ -79,52 +53,33 @@ async function main(): Promise<void> {
   const lines = ruleset.split('\n').length - 1;
   console.log(`\n== nftables: generated node, ${SERVICES} Services in kube-proxy's nftables mode: ${lines} lines, ${(ruleset.length / 1e6).toFixed(1)} MB (generated in ${ms(genMs + renderMs)})`);
 
-  const engine = await nftEngine();
   const parses: number[] = [];
-  let parsed: unknown;
-  if (engine.parse) {
-    for (let i = 0; i < 6; i++) {
-      collectGarbage();
-      const [rs, t] = time(() => engine.parse!(ruleset));
-      parsed = rs;
-      parses.push(t);
-    }
-    parses.sort((a, b) => a - b);
-    console.log(`svcpath parse (nft -f text → ruleset), ${parses.length} runs: median ${ms(median(parses))}, best ${ms(parses[0])}, worst ${ms(parses[parses.length - 1])}`);
-  } else {
-    console.log('svcpath parse: parser not available in this checkout');
+  let parsed = parseNftables(ruleset);
+  for (let i = 0; i < 5; i++) {
+    collectGarbage();
+    const [rs, t] = time(() => parseNftables(ruleset));
+    parsed = rs;
+    parses.push(t);
   }
+  parses.sort((a, b) => a - b);
+  console.log(`svcpath parse (nft -f text → ruleset), ${parses.length} runs: median ${ms(median(parses))}, best ${ms(parses[0])}, worst ${ms(parses[parses.length - 1])}`);
 
   if (process.env.BENCH_SKIP_KERNEL !== '1') {
     const checks = nftCheck(file, 1);
     if (typeof checks === 'string') console.log(`nft -c -f: ${checks}`);
     else {
       checks.sort((a, b) => a - b);
-      const ratio = parses.length > 0 ? `  → svcpath parse is ${(median(checks) / median(parses)).toFixed(1)}× faster (target ≥ 10×)` : '';
+      const ratio = `  → svcpath parse is ${(median(checks) / median(parses)).toFixed(1)}× faster (target ≥ 10×)`;
       console.log(`nft -c -f on the same file in a network namespace, ${checks.length} run: ${ms(median(checks))}${ratio}`);
     }
   }
 
-  if (engine.trace && parsed !== undefined) {
-    const packets = frontends(cluster);
-    const node = { addresses: cluster.nodeIPs };
-    const [, firstMs] = time(() => engine.trace!(parsed, { node, packet: packets[0] }));
-    for (const p of packets) engine.trace(parsed, { node, packet: p });
-    const samples: number[] = [];
-    let outcomes = 0;
-    for (let i = 0; i < 5000; i++) {
-      const p = packets[(i * 7919) % packets.length];
-      const [r, t] = time(() => engine.trace!(parsed, { node, packet: p }));
-      samples.push(t);
-      outcomes += r.outcomes.length;
-    }
-    samples.sort((a, b) => a - b);
-    console.log(
-      `trace, warm, 5000 random frontends of ${packets.length}: median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${(outcomes / 5000).toFixed(1)} outcomes per trace; first trace ${ms(firstMs)}`,
-    );
-  } else {
-    console.log(`trace: tracer not available (missing: ${engine.missing.join(', ') || 'a parsed ruleset'})`);
-  }
+  const packets = frontends(cluster);
+  const node = { addresses: cluster.nodeIPs };
+  const { samples, outcomesPerTrace, firstMs } = warmTraces((packet) => traceNftables(parsed, { node, packet }), packets);
+  console.log(
+    `trace, warm, 5000 random frontends of ${packets.length}: median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${outcomesPerTrace.toFixed(1)} outcomes per trace; first trace ${ms(firstMs)}`,
+  );
 }
 
 await main();

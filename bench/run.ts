@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { completeKubeProxy, diffSnapshots, parseDump, trace } from '../src/engine/index.ts';
 import { generateCluster, renderIptablesSave } from '../test/support/kube-gen.ts';
 import type { GenCluster } from '../test/support/kube-gen.ts';
-import { collectGarbage, editHundred, frontends, ms, percentile, time } from './common.ts';
+import { collectGarbage, editHundred, frontends, ms, percentile, time, warmTraces } from './common.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const OUT = join(process.cwd(), '.bench-out');
@@ -115,20 +115,9 @@ export function benchEngine(): EngineFigures {
   const rs = completeKubeProxy(parseDump(dump));
   const packets = frontends(cluster);
   const node = { addresses: cluster.nodeIPs };
-  const [, firstMs] = time(() => trace(rs, { node, packet: packets[0] }));
-  // Warm-up: every chain compiled once, as a long-running server would have it.
-  for (const p of packets) trace(rs, { node, packet: p });
-  const samples: number[] = [];
-  let outcomes = 0;
-  for (let i = 0; i < 5000; i++) {
-    const p = packets[(i * 7919) % packets.length];
-    const [r, t] = time(() => trace(rs, { node, packet: p }));
-    samples.push(t);
-    outcomes += r.outcomes.length;
-  }
-  samples.sort((a, b) => a - b);
+  const { samples, outcomesPerTrace, firstMs } = warmTraces((packet) => trace(rs, { node, packet }), packets);
   console.log(
-    `trace, warm, 5000 random frontends of ${packets.length} (ClusterIP, NodePort, LB): median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${(outcomes / 5000).toFixed(1)} outcomes per trace`,
+    `trace, warm, 5000 random frontends of ${packets.length} (ClusterIP, NodePort, LB): median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${outcomesPerTrace.toFixed(1)} outcomes per trace`,
   );
   console.log(`first trace on a fresh parse (compiles the chains it enters): ${ms(firstMs)}`);
 

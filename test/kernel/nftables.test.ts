@@ -9,8 +9,9 @@
  * mod N` gives (its exact fractions, checked with a chi-square bound).
  *
  * The expectations come from the cluster model (which endpoints kube-proxy uses, `planServicePort`),
- * never from the rendered rules, so a wrong rule fails. svcpath's nftables tracer is not compared
- * here yet: it has no reader of nftables text to trace from (see the report of branch nftk).
+ * never from the rendered rules, so a wrong rule fails. Every probe is also traced by svcpath
+ * (parseNftables + traceNftables on the same text): the kernel's rules must be exactly one traced
+ * outcome's path, with its verdict, destination and masquerade.
  *
  * Where namespaces cannot be created, the tests are skipped loudly with the reason.
  */
@@ -22,6 +23,8 @@ import type { EndpointInfo, GenCluster, GenService, ServicePortPlan } from '../s
 import { renderNftables } from '../support/kube-gen-nft.ts';
 import { kernelSupport } from '../support/kernel.ts';
 import { NftKernelNode } from '../support/kernel-nft.ts';
+import { parseNftables, traceNftables } from '../../src/engine/index.ts';
+import type { TraceResult } from '../../src/engine/index.ts';
 import type { NftProbe, NftProbeResult } from '../support/kernel-nft.ts';
 
 let support: Awaited<ReturnType<typeof kernelSupport>>;
@@ -47,6 +50,8 @@ const cluster: GenCluster = generateCluster({
   sourceRangeShare: 0.5,
   udpShare: 0.15,
 });
+
+const ruleset = parseNftables(renderNftables(cluster));
 
 before(async () => {
   support = await kernelSupport();
@@ -197,8 +202,30 @@ function describe(c: Case, r: NftProbeResult): string {
   return `${kindOf(c)}\n  ${c.plan.spn} ${c.source.ip} -> ${c.destination}:${c.port}/${c.plan.proto}\n  kernel: ${r.verdict} ${JSON.stringify(r.destination)} masquerade=${r.masquerade}\n  path: ${r.path.map((s) => `${s.chain}#${s.index} (${s.verdict})`).join(' > ')}`;
 }
 
-/** The kernel's answer must be one the Service calls for. */
-function check(c: Case, r: NftProbeResult): void {
+/**
+ * svcpath's tracer on the same packet: the rules the kernel took must be exactly one outcome's
+ * path (policy steps aside), and that outcome's verdict, destination and masquerade the kernel's.
+ */
+function compareWithTracer(c: Case, r: NftProbeResult): void {
+  const traced: TraceResult = traceNftables(ruleset, {
+    node: { addresses: [NODE_IP] },
+    packet: { source: c.source.ip, destination: c.destination, port: c.port, protocol: c.plan.proto as 'tcp' | 'udp' },
+  });
+  const key = (steps: ReadonlyArray<{ table: string; chain: string; index: number }>) =>
+    steps.filter((s) => s.index > 0).map((s) => `${s.table} ${s.chain}#${s.index}`).join(' > ');
+  const kernelPath = r.path.map((s) => `${s.family} ${s.table} ${s.chain}#${s.index}`).join(' > ');
+  const outcome = traced.outcomes.find((o) => key(o.path) === kernelPath);
+  const msg = `${describe(c, r)}\n  traced:\n    ${traced.outcomes.map((o) => `${o.verdict} ${o.destination.ip}:${o.destination.port} masq=${o.masquerade}: ${key(o.path)}`).join('\n    ')}`;
+  assert.ok(outcome, `the kernel took a path svcpath did not trace\n${msg}`);
+  const verdict = { accept: ['ACCEPT', 'DNAT'], drop: ['DROP'], reject: ['REJECT'] }[r.verdict];
+  assert.ok(verdict.includes(outcome.verdict), msg);
+  if (r.destination !== null && r.verdict === 'accept') assert.deepEqual({ ...outcome.destination }, r.destination, msg);
+  if (r.verdict === 'accept') assert.equal(outcome.masquerade, r.masquerade, msg);
+}
+
+/** The kernel's answer must be one the Service calls for, and one svcpath traced. */
+function check(c: Case, r: NftProbeResult, withTracer = true): void {
+  if (withTracer) compareWithTracer(c, r);
   const e = c.expectation;
   const msg = describe(c, r);
   if (e.verdict !== 'dnat') {
@@ -291,7 +318,9 @@ test('session affinity: later connections from the same client go to the endpoin
     assert.ok(first.path.some((s) => /^update @affinity-/.test(s.rule)), describe(c, first));
     for (let i = 0; i < 4; i++) {
       const again = await node!.probe(probeOf(c, { keepState: true }));
-      check(c, again);
+      // svcpath answers for a client the kernel has not seen (empty affinity sets, as its answer
+      // says); this client has been seen, so only the Service's expectations apply.
+      check(c, again, false);
       assert.equal(endpointOfPath(again), chosen, describe(c, again));
       // The affinity rule, not numgen, chose it.
       assert.ok(again.path.some((s) => s.rule.includes(' saddr @affinity-') && s.verdict.startsWith('goto endpoint-')), describe(c, again));
