@@ -41,6 +41,33 @@ export function frontends(cluster: GenCluster): PacketSpec[] {
 }
 
 
+export interface WarmTraces {
+  /** Milliseconds of each timed trace, sorted. */
+  samples: number[];
+  outcomesPerTrace: number;
+  /** The very first trace, before any warm-up. */
+  firstMs: number;
+}
+
+/**
+ * Trace latency once every chain has been compiled, as a long-running server would have it: one
+ * trace of every packet first, then 5000 timed traces of packets taken across the list.
+ */
+export function warmTraces(trace: (packet: PacketSpec) => { outcomes: readonly unknown[] }, packets: readonly PacketSpec[]): WarmTraces {
+  const [, firstMs] = time(() => trace(packets[0]));
+  for (const p of packets) trace(p);
+  const samples: number[] = [];
+  let outcomes = 0;
+  for (let i = 0; i < 5000; i++) {
+    const p = packets[(i * 7919) % packets.length];
+    const [r, t] = time(() => trace(p));
+    samples.push(t);
+    outcomes += r.outcomes.length;
+  }
+  samples.sort((a, b) => a - b);
+  return { samples, outcomesPerTrace: outcomes / 5000, firstMs };
+}
+
 /** The cluster after a deploy that touched a hundred Services: an endpoint removed from half, one added to the others. */
 export function editHundred(cluster: GenCluster): GenCluster {
   const edited = structuredClone(cluster);

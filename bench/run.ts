@@ -7,10 +7,11 @@
  *   diff       two generated nodes, B = A with a hundred Services edited
  *   service    ingest (parse + store) and traces through the stored snapshot over HTTP
  *
+ *   nftables   the same node in kube-proxy's nftables mode, next to `nft -c -f` (bench/nftables.ts)
  *   fleet      the server in a child process and generated clusters of many nodes (bench/fleet.ts)
  *
  * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore,
- * BENCH_SKIP_ENGINE=1 to run the fleet section alone, BENCH_FLEET=20x2000,… to choose the
+ * BENCH_SKIP_ENGINE=1 to run the fleet section alone, BENCH_SKIP_NFT=1 to skip the nftables section, BENCH_FLEET=20x2000,… to choose the
  * fleet sizes (0 to skip them).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -19,7 +20,7 @@ import { join } from 'node:path';
 import { completeKubeProxy, diffSnapshots, parseDump, trace } from '../src/engine/index.ts';
 import { generateCluster, renderIptablesSave } from '../test/support/kube-gen.ts';
 import type { GenCluster } from '../test/support/kube-gen.ts';
-import { collectGarbage, editHundred, frontends, ms, percentile, time } from './common.ts';
+import { collectGarbage, editHundred, frontends, ms, percentile, time, warmTraces } from './common.ts';
 
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 10_000);
 const OUT = join(process.cwd(), '.bench-out');
@@ -114,20 +115,9 @@ export function benchEngine(): EngineFigures {
   const rs = completeKubeProxy(parseDump(dump));
   const packets = frontends(cluster);
   const node = { addresses: cluster.nodeIPs };
-  const [, firstMs] = time(() => trace(rs, { node, packet: packets[0] }));
-  // Warm-up: every chain compiled once, as a long-running server would have it.
-  for (const p of packets) trace(rs, { node, packet: p });
-  const samples: number[] = [];
-  let outcomes = 0;
-  for (let i = 0; i < 5000; i++) {
-    const p = packets[(i * 7919) % packets.length];
-    const [r, t] = time(() => trace(rs, { node, packet: p }));
-    samples.push(t);
-    outcomes += r.outcomes.length;
-  }
-  samples.sort((a, b) => a - b);
+  const { samples, outcomesPerTrace, firstMs } = warmTraces((packet) => trace(rs, { node, packet }), packets);
   console.log(
-    `trace, warm, 5000 random frontends of ${packets.length} (ClusterIP, NodePort, LB): median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${(outcomes / 5000).toFixed(1)} outcomes per trace`,
+    `trace, warm, 5000 random frontends of ${packets.length} (ClusterIP, NodePort, LB): median ${ms(percentile(samples, 0.5))}, p99 ${ms(percentile(samples, 0.99))}, max ${ms(samples[samples.length - 1])} (target p99 < 1 ms); ${outcomesPerTrace.toFixed(1)} outcomes per trace`,
   );
   console.log(`first trace on a fresh parse (compiles the chains it enters): ${ms(firstMs)}`);
 
@@ -166,6 +156,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     // The service figures come from a fresh process, as a server would run.
     const child = spawnSync(process.execPath, ['--import', 'tsx', new URL('./service.ts', import.meta.url).pathname, String(SERVICES), join(OUT, `node-${SERVICES}.iptables-save`)], { stdio: 'inherit' });
     status = child.status ?? 1;
+  }
+  if (process.env.BENCH_SKIP_NFT !== '1') {
+    // kube-proxy's nftables mode, in a process of its own too.
+    const nft = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', new URL('./nftables.ts', import.meta.url).pathname], { stdio: 'inherit' });
+    status ||= nft.status ?? 1;
   }
   if ((process.env.BENCH_FLEET ?? '').trim() !== '0') {
     // A process of its own too: it starts and restarts the server, and keeps little in memory.

@@ -521,6 +521,7 @@ export class KernelNode {
   private nodeAgent: Agent | null = null
   private peerAgent: Agent | null = null
   private readonly peerSources = new Set<string>()
+  private readonly children = new Set<ChildProcessWithoutNullStreams>()
   private loadedTables = new Set<string>()
   private closed = false
   private nsCreated = false
@@ -654,7 +655,9 @@ export class KernelNode {
     return run
   }
 
-  private async probeNow(p: ProbePacket): Promise<ProbeResult> {
+  /** Check a probe and pick the namespace that sends it: the node itself (OUTPUT) or the peer
+   *  (PREROUTING), whose eth0 gets the source address on first use. */
+  private async senderFor(p: ProbePacket): Promise<Agent> {
     const { node, peer } = this.agents()
     parseIPv4(p.source)
     parseIPv4(p.destination)
@@ -687,6 +690,54 @@ export class KernelNode {
     } else {
       throw new Error(`unsupported entry ${String((p as ProbePacket).entry)}`)
     }
+    return sender
+  }
+
+  /** Send the probe's packet from the namespace its entry calls for; errors that mean the packet
+   *  could not be sent at all are thrown, netfilter's answers (EPERM, ECONNREFUSED …) returned. */
+  private async sendFrom(sender: Agent, p: ProbePacket): Promise<{ error: string | null; localPort?: number }> {
+    const sent = await sender.call<{ error: string | null; localPort?: number }>(
+      'send',
+      { proto: p.protocol, src: p.source, dst: p.destination, port: p.port, sport: p.sourcePort },
+      5000,
+    )
+    // EPERM: netfilter dropped it in OUTPUT; ECONNREFUSED: a REJECT answered. Anything else means
+    // the packet could not be sent at all.
+    if (sent.error && !['EPERM', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'].includes(sent.error)) {
+      throw new Error(`probe ${p.protocol} ${p.source} -> ${p.destination}:${p.port} could not be sent: ${sent.error}`)
+    }
+    return sent
+  }
+
+  /** Send one probe packet, as `probe` does, without touching conntrack or any counter: the
+   *  caller decides what state the kernel starts from and how it observes the packet. */
+  async send(p: ProbePacket): Promise<{ error: string | null; localPort?: number }> {
+    return this.sendFrom(await this.senderFor(p), p)
+  }
+
+  /** Run a command inside the node namespace (bounded in time); stdout, stderr and exit code. */
+  exec(cmd: string, args: string[], input?: string, timeoutMs = 10_000): Promise<ExecResult> {
+    return this.agents().node.exec(cmd, args, input, timeoutMs)
+  }
+
+  /** Like `exec`, but a non-zero exit is an error; returns stdout. */
+  execOk(cmd: string, args: string[], input?: string, timeoutMs = 10_000): Promise<string> {
+    return this.agents().node.execOk(cmd, args, input, timeoutMs)
+  }
+
+  /** A long-running command inside the node namespace (e.g. `nft monitor trace`); it is killed
+   *  when the node closes. */
+  spawnInNode(cmd: string, args: string[]): ChildProcessWithoutNullStreams {
+    this.agents()
+    const child = spawn('ip', ['netns', 'exec', this.nodeNs, cmd, ...args], { env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] })
+    this.children.add(child)
+    child.on('exit', () => this.children.delete(child))
+    return child
+  }
+
+  private async probeNow(p: ProbePacket): Promise<ProbeResult> {
+    const { node } = this.agents()
+    const sender = await this.senderFor(p)
 
     // A new connection from a client the kernel has never seen.
     // (The three are independent; the baseline read and the flush run side by side.)
@@ -699,16 +750,7 @@ export class KernelNode {
       throw new Error(`conntrack -F failed in ${this.nodeNs}: ${flush.stderr.trim()}`)
     }
     const before = parseCounters(beforeText)
-    const sent = await sender.call<{ error: string | null; localPort?: number }>(
-      'send',
-      { proto: p.protocol, src: p.source, dst: p.destination, port: p.port, sport: p.sourcePort },
-      5000,
-    )
-    // EPERM: netfilter dropped it in OUTPUT; ECONNREFUSED: a REJECT answered. Anything else means
-    // the packet could not be sent at all.
-    if (sent.error && !['EPERM', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'].includes(sent.error)) {
-      throw new Error(`probe ${p.protocol} ${p.source} -> ${p.destination}:${p.port} could not be sent: ${sent.error}`)
-    }
+    const sent = await this.sendFrom(sender, p)
     // No extra wait is needed: veth and loopback hand the packet to the receiving namespace's
     // softirq, which runs before the sender's syscall returns; the whole path (PREROUTING, routing,
     // FORWARD/INPUT, POSTROUTING, the peer's drop) is done by the time the agent answers (checked:
@@ -726,11 +768,21 @@ export class KernelNode {
     return result
   }
 
+  private killChildren(): void {
+    for (const child of this.children) {
+      try {
+        child.kill('SIGKILL')
+      } catch {}
+    }
+    this.children.clear()
+  }
+
   /** Delete both namespaces; safe to call more than once. */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     openNodes.delete(this)
+    this.killChildren()
     await Promise.all([this.nodeAgent?.stop(), this.peerAgent?.stop()])
     if (!this.nsCreated) return
     const failed: string[] = []
@@ -746,6 +798,7 @@ export class KernelNode {
     if (this.closed) return
     this.closed = true
     openNodes.delete(this)
+    this.killChildren()
     this.nodeAgent?.kill()
     this.peerAgent?.kill()
     if (!this.nsCreated) return

@@ -460,7 +460,7 @@ function installHooks(filter: Table, nat: Table): void {
 // Rendering one node's rules
 // ---------------------------------------------------------------------------------------
 
-interface EndpointInfo {
+export interface EndpointInfo {
   ip: string;
   port: number;
   str: string;
@@ -471,7 +471,7 @@ interface EndpointInfo {
   chain: string;
 }
 
-interface Categorized {
+export interface Categorized {
   cluster: EndpointInfo[];
   local: EndpointInfo[];
   reachable: EndpointInfo[];
@@ -561,16 +561,49 @@ function writeServiceToEndpointRules(
   });
 }
 
-function renderServicePort(ctx: RenderCtx, svc: GenService, portIndex: number): void {
+/**
+ * What kube-proxy decides for one Service port on one node before it writes a rule, the same in
+ * its iptables and nftables proxiers (syncProxyRules up to the "Capture the clusterIP" step):
+ * the endpoints it knows, how CategorizeEndpoints splits them, and which policy chains exist.
+ */
+export interface ServicePortPlan {
+  svc: GenService;
+  port: GenServicePort;
+  /** Lower-case protocol. */
+  proto: string;
+  /** ServicePortName.String(): `ns/name` or `ns/name:port`. */
+  spn: string;
+  lbVIPs: string[];
+  /** 0 when the port has no NodePort (or the Service type does not open one). */
+  nodePort: number;
+  externallyAccessible: boolean;
+  externalPolicyLocal: boolean;
+  internalPolicyLocal: boolean;
+  healthCheckNodePort: number;
+  cat: Categorized;
+  hasEndpoints: boolean;
+  usesClusterPolicyChain: boolean;
+  usesLocalPolicyChain: boolean;
+  /** false when internalTrafficPolicy is Local and no endpoint is on this node. */
+  hasInternalEndpoints: boolean;
+  /** false when externalTrafficPolicy is Local and no endpoint is on this node. */
+  hasExternalEndpoints: boolean;
+  usesExternalTrafficChain: boolean;
+}
+
+/**
+ * kube-proxy's view of one Service port from `nodeName`; `endpointChain(ipPort)` names each
+ * endpoint's chain, as the backend calling it does.
+ */
+export function planServicePort(
+  svc: GenService,
+  portIndex: number,
+  nodeName: string,
+  endpointChain: (endpoint: string) => string,
+): ServicePortPlan {
   const sp = svc.ports[portIndex];
   const proto = sp.protocol.toLowerCase();
   const spn = servicePortName(svc.namespace, svc.name, sp.name);
-  const hash = hash16(spn + proto);
-  const clusterPolicyChain = `KUBE-SVC-${hash}`;
-  const localPolicyChain = `KUBE-SVL-${hash}`;
-  const externalChain = `KUBE-EXT-${hash}`;
-  const fwChain = `KUBE-FW-${hash}`;
-  const { filter, nat } = ctx;
 
   const lbVIPs = svc.type === 'LoadBalancer' ? svc.loadBalancerIPs : [];
   const nodePort = svc.type === 'NodePort' || svc.type === 'LoadBalancer' ? (sp.nodePort ?? 0) : 0;
@@ -583,13 +616,12 @@ function renderServicePort(ctx: RenderCtx, svc: GenService, portIndex: number): 
   const usesLocalEndpoints = internalPolicyLocal || (externalPolicyLocal && externallyAccessible);
   const healthCheckNodePort =
     svc.type === 'LoadBalancer' && externalPolicyLocal ? (svc.healthCheckNodePort ?? 0) : 0;
-  const sourceRanges = svc.loadBalancerSourceRanges.map(parseCidr);
 
   // The endpoints kube-proxy knows for this port: unique by ip:port, sorted by that string.
   const byStr = new Map<string, EndpointInfo>();
   for (const e of svc.endpoints) {
     const port = portIndex === 0 ? e.port : sp.targetPort;
-    const str = `${e.ip}:${port}`;
+    const str = e.ip.includes(':') ? `[${e.ip}]:${port}` : `${e.ip}:${port}`;
     if (byStr.has(str)) continue;
     byStr.set(str, {
       ip: e.ip,
@@ -598,30 +630,58 @@ function renderServicePort(ctx: RenderCtx, svc: GenService, portIndex: number): 
       ready: e.ready,
       serving: e.serving,
       terminating: e.terminating,
-      local: e.nodeName !== '' && e.nodeName === ctx.nodeName,
-      chain: `KUBE-SEP-${hash16(spn + proto + str)}`,
+      local: e.nodeName !== '' && e.nodeName === nodeName,
+      chain: endpointChain(str),
     });
   }
   const endpoints = [...byStr.values()].sort((a, b) => (a.str < b.str ? -1 : a.str > b.str ? 1 : 0));
   const cat = categorize(endpoints, usesClusterEndpoints, usesLocalEndpoints);
   const hasEndpoints = cat.hasAny;
 
-  const usesClusterPolicyChain = cat.cluster.length > 0 && usesClusterEndpoints;
-  const usesLocalPolicyChain = cat.local.length > 0 && usesLocalEndpoints;
-
-  let internalTrafficChain = clusterPolicyChain;
   let hasInternalEndpoints = hasEndpoints;
-  if (internalPolicyLocal) {
-    internalTrafficChain = localPolicyChain;
-    if (cat.local.length === 0) hasInternalEndpoints = false;
-  }
-  let externalPolicyChain = clusterPolicyChain;
+  if (internalPolicyLocal && cat.local.length === 0) hasInternalEndpoints = false;
   let hasExternalEndpoints = hasEndpoints;
-  if (externalPolicyLocal) {
-    externalPolicyChain = localPolicyChain;
-    if (cat.local.length === 0) hasExternalEndpoints = false;
-  }
-  const usesExternalTrafficChain = hasEndpoints && externallyAccessible;
+  if (externalPolicyLocal && cat.local.length === 0) hasExternalEndpoints = false;
+
+  return {
+    svc,
+    port: sp,
+    proto,
+    spn,
+    lbVIPs,
+    nodePort,
+    externallyAccessible,
+    externalPolicyLocal,
+    internalPolicyLocal,
+    healthCheckNodePort,
+    cat,
+    hasEndpoints,
+    usesClusterPolicyChain: cat.cluster.length > 0 && usesClusterEndpoints,
+    usesLocalPolicyChain: cat.local.length > 0 && usesLocalEndpoints,
+    hasInternalEndpoints,
+    hasExternalEndpoints,
+    usesExternalTrafficChain: hasEndpoints && externallyAccessible,
+  };
+}
+
+function renderServicePort(ctx: RenderCtx, svc: GenService, portIndex: number): void {
+  const sp = svc.ports[portIndex];
+  const proto = sp.protocol.toLowerCase();
+  const spn = servicePortName(svc.namespace, svc.name, sp.name);
+  const hash = hash16(spn + proto);
+  const clusterPolicyChain = `KUBE-SVC-${hash}`;
+  const localPolicyChain = `KUBE-SVL-${hash}`;
+  const externalChain = `KUBE-EXT-${hash}`;
+  const fwChain = `KUBE-FW-${hash}`;
+  const { filter, nat } = ctx;
+
+  const plan = planServicePort(svc, portIndex, ctx.nodeName, (str) => `KUBE-SEP-${hash16(spn + proto + str)}`);
+  const { lbVIPs, nodePort, externalPolicyLocal, internalPolicyLocal, healthCheckNodePort, cat, hasEndpoints } = plan;
+  const { usesClusterPolicyChain, usesLocalPolicyChain, hasInternalEndpoints, hasExternalEndpoints } = plan;
+  const sourceRanges = svc.loadBalancerSourceRanges.map(parseCidr);
+  const internalTrafficChain = internalPolicyLocal ? localPolicyChain : clusterPolicyChain;
+  const externalPolicyChain = externalPolicyLocal ? localPolicyChain : clusterPolicyChain;
+  const usesExternalTrafficChain = plan.usesExternalTrafficChain;
   const usesFWChain = hasEndpoints && lbVIPs.length > 0 && sourceRanges.length > 0;
   const loadBalancerTrafficChain = usesFWChain ? fwChain : externalChain;
 
@@ -776,7 +836,7 @@ function renderServicePort(ctx: RenderCtx, svc: GenService, portIndex: number): 
   }
 }
 
-function isProxied(svc: GenService): boolean {
+export function isProxied(svc: GenService): boolean {
   return svc.clusterIP !== '' && svc.clusterIP !== 'None';
 }
 
@@ -1035,6 +1095,25 @@ interface ServicePlan {
   onlyTerminating: boolean;
 }
 
+/** A ClusterIP Service with the API's defaults and nothing else: no address, ports or endpoints yet. */
+export function blankService(namespace: string, name: string): GenService {
+  return {
+    namespace,
+    name,
+    type: 'ClusterIP',
+    clusterIP: '',
+    ports: [],
+    externalIPs: [],
+    loadBalancerIPs: [],
+    loadBalancerSourceRanges: [],
+    externalTrafficPolicy: 'Cluster',
+    internalTrafficPolicy: 'Cluster',
+    sessionAffinity: 'None',
+    affinityTimeoutSeconds: 10800,
+    endpoints: [],
+  };
+}
+
 /** A seeded, deterministic cluster: same options → same cluster. */
 export function generateCluster(opts: GenOptions): GenCluster {
   const o: Required<Omit<GenOptions, 'nodes'>> = { ...DEFAULTS, ...stripUndefined(opts), seed: opts.seed, services: opts.services };
@@ -1095,31 +1174,15 @@ export function generateCluster(opts: GenOptions): GenCluster {
     return name;
   };
 
-  const blank = (ns: string, name: string): GenService => ({
-    namespace: ns,
-    name,
-    type: 'ClusterIP',
-    clusterIP: '',
-    ports: [],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    sessionAffinity: 'None',
-    affinityTimeoutSeconds: 10800,
-    endpoints: [],
-  });
-
   // The two Services every cluster has.
   if (o.services >= 1) {
-    const k = blank('default', uniqueName('default', 'kubernetes'));
+    const k = blankService('default', uniqueName('default', 'kubernetes'));
     k.clusterIP = '10.96.0.1';
     k.ports = [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }];
     plans.push({ svc: k, endpointCount: 0, forceLocal: false, notReady: false, terminating: 0, onlyTerminating: false });
   }
   if (o.services >= 2) {
-    const d = blank('kube-system', uniqueName('kube-system', 'kube-dns'));
+    const d = blankService('kube-system', uniqueName('kube-system', 'kube-dns'));
     d.clusterIP = '10.96.0.10';
     d.ports = [
       { name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 },
@@ -1133,7 +1196,7 @@ export function generateCluster(opts: GenOptions): GenCluster {
     const ns = rng.pick(namespaces);
     let base = `${rng.pick(NAME_PREFIXES)}-${rng.pick(NAME_COMPONENTS)}`;
     if (rng.chance(0.1)) base += rng.pick(['-v2', '-int', '-canary', '-ro']);
-    const svc = blank(ns, uniqueName(ns, base));
+    const svc = blankService(ns, uniqueName(ns, base));
 
     const headless = rng.chance(o.headlessShare);
     const typeRoll = rng.next();
