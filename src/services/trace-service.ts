@@ -3,8 +3,8 @@
  * kube-proxy fragment, and trace one packet.
  */
 import { createHash } from 'node:crypto';
-import type { FormatOption, PacketSpec, Ruleset, TraceResult } from '../engine/index.ts';
-import { completeKubeProxy, parseDump, trace } from '../engine/index.ts';
+import type { FormatOption, PacketSpec, RouteTable, Ruleset, TraceResult } from '../engine/index.ts';
+import { completeKubeProxy, parseDump, parseRoutes, trace } from '../engine/index.ts';
 import { toAppError } from '../app-error.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
 import type { ManifestLimits } from './manifests.ts';
@@ -17,13 +17,15 @@ export interface TraceInput {
   readonly packet: PacketSpec;
   /** `kubectl get … -o json|yaml` output: names pods (and Services without comments) in the answer. */
   readonly manifests?: string;
+  /** `ip route` / `ip -6 route` output: names the interface a packet leaves through. */
+  readonly routes?: string;
 }
 
 export interface TraceService {
   /** Parses and completes a dump, with a small cache keyed by the text's hash. */
   ruleset(rules: string, format?: FormatOption, table?: string): Ruleset;
   trace(input: TraceInput): TraceResult & { readonly node: { readonly name?: string; readonly addresses: readonly string[] } };
-  traceRuleset(rs: Ruleset, node: TraceInput['node'], packet: PacketSpec): TraceResult;
+  traceRuleset(rs: Ruleset, node: TraceInput['node'], packet: PacketSpec, routes?: RouteTable): TraceResult;
 }
 
 export function createTraceService(options: { cacheSize?: number; limits?: ManifestLimits } = {}): TraceService {
@@ -51,9 +53,9 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
       if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
       return rs;
     },
-    traceRuleset(rs, node, packet) {
+    traceRuleset(rs, node, packet, routes) {
       try {
-        return trace(rs, { node, packet });
+        return trace(rs, { node, packet, ...(routes ? { routes } : {}) });
       } catch (e) {
         return rethrow(e);
       }
@@ -61,7 +63,13 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
     trace(input) {
       const meaning = input.manifests !== undefined ? readMeaning(input.manifests, options.limits) : null;
       const rs = service.ruleset(input.rules, input.format, input.table);
-      const result = annotate(service.traceRuleset(rs, input.node, input.packet), meaning, input.node.addresses);
+      let routes: RouteTable | undefined;
+      try {
+        routes = input.routes !== undefined ? parseRoutes(input.routes) : undefined;
+      } catch (e) {
+        rethrow(e);
+      }
+      const result = annotate(service.traceRuleset(rs, input.node, input.packet, routes), meaning, input.node.addresses);
       return { node: input.node, ...result };
     },
   };

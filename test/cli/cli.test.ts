@@ -64,3 +64,17 @@ test('svcpath trace --service traces every frontend of the Service port on this 
   ]);
   assert.ok(results.every((x) => x.outcomes.length === 4));
 });
+
+test('svcpath trace --routes decides the output interface; without it the shares are per labelled case', async () => {
+  const rules = join(FIXTURES, 'realworld', 'kubernetes-mesos-788-1.iptables-save.txt');
+  const routes = join(FIXTURES, 'routes', 'docker-host', 'ip-route.txt');
+  const split = await run(['trace', '--rules', rules, '--node-ip', '10.0.0.5', '--from', '172.17.0.26', '93.184.216.34:443']);
+  assert.equal(split.code, 0, split.err);
+  assert.match(split.out, /CASE/);
+  assert.match(split.out, /100%\s+ACCEPT\s+93\.184\.216\.34:443\s+yes\s+forward\s.*if the packet to 93\.184\.216\.34 does not leave through docker0/);
+  assert.match(split.out, /Outcome 1: ACCEPT 93\.184\.216\.34:443 \(100%, exactly 1 if the packet to 93\.184\.216\.34 leaves through docker0\)/);
+  const routed = await run(['trace', '--rules', rules, '--node-ip', '10.0.0.5', '--from', '172.17.0.26', '--routes', routes, '93.184.216.34:443']);
+  assert.equal(routed.code, 0, routed.err);
+  assert.doesNotMatch(routed.out, /CASE/);
+  assert.match(routed.out, /100%\s+ACCEPT\s+93\.184\.216\.34:443\s+yes\s+forward via eth0/);
+});

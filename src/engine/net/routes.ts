@@ -80,7 +80,7 @@ export function parseRoutes(text: string): RouteTable {
     let type = 'unicast';
     if (TYPES.has(words[0])) type = words[at++];
     const dest = words[at];
-    if (dest === undefined) throw syntaxError(`route of type ${type} has no destination`, line, raw.length + 1, raw);
+    if (dest === undefined) throw syntaxError(`routes: a route of type ${type} has no destination`, line, raw.length + 1, raw);
     let destination: Cidr | null;
     if (dest === 'default' || dest === 'all' || dest === 'any') {
       destination = null;
@@ -88,7 +88,7 @@ export function parseRoutes(text: string): RouteTable {
       destination = parseCidr(dest);
       if (!destination) {
         const column = raw.indexOf(dest) + 1;
-        throw syntaxError(`'${dest}' is not a route destination (expected an address, a prefix such as 10.0.0.0/8, or default); paste the output of ip route / ip -6 route`, line, column, raw);
+        throw syntaxError(`routes: '${dest}' is not a route destination (expected an address, a prefix such as 10.0.0.0/8, or default); paste the output of ip route / ip -6 route`, line, column, raw);
       }
     }
     const rest = words.slice(at + 1);
