@@ -33,7 +33,7 @@ test('svcpath trace --json prints the API answer', async () => {
 });
 
 test('svcpath reports bad input with the offending line and exits non-zero', async () => {
-  const bad = join(FIXTURES, 'realworld', 'k8s-61005-1.iptables-save.txt');
+  const bad = join(FIXTURES, 'malformed', 'cut-inside.iptables-save.txt');
   const r = await run(['trace', '--rules', bad, '--node-ip', '10.0.0.1', '10.96.0.1:80']);
   assert.equal(r.code, 1);
   assert.match(r.err, /-j needs a target \(line 30, column 52\)/);

@@ -48,3 +48,25 @@ for (const file of files) {
     }
   });
 }
+
+test('the dumps issue 14 found refused are read, each saying what was assumed', () => {
+  const expected: Record<string, RegExp> = {
+    'aws-vpc-cni-34-1.iptables-save.txt': /TABLE_INFERRED line 1: no '\*table' line above this one: the lines from here were read as the nat table/,
+    'hetzner-1210-1.iptables-save.txt': /TABLE_INFERRED line 1: .* read as the nat table/,
+    'k8s-114537-1.iptables-save.txt': /TABLE_INFERRED line 1: .* read as the nat table/,
+    'ovn-k8s-4394-1.iptables-save.txt': /TABLE_INFERRED line 1: .* read as the filter table/,
+    'k8s-36652-1.iptables-save.txt': /INPUT_REPAIRED line 1: removed the system-log prefix \(such as 'Nov 14 11:06:11 HOSTNAME kube-proxy\[12085\]:'\)/,
+    'k8s-61944-1.iptables-save.txt': /INPUT_REPAIRED line 19: the rule looks wrapped by a terminal: removed 105 blanks/,
+    'k8s-61005-1.iptables-save.txt': /INPUT_REPAIRED line 30: the last rule looks cut short \(-j needs a target\)/,
+    'k8s-29759-1.iptables-S.txt': /INPUT_REPAIRED line 10: the last rule looks cut short \(unexpected '-' after target DNAT\)/,
+  };
+  for (const [file, said] of Object.entries(expected)) {
+    const rs = parseDump(fixture('realworld', file));
+    const notes = rs.diagnostics.map((d) => `${d.code} line ${d.line}: ${d.message}`);
+    assert.ok(notes.some((n) => said.test(n)), `${file}:\n${notes.join('\n')}`);
+  }
+  assert.equal(parseDump(fixture('realworld', 'k8s-61944-1.iptables-save.txt')).tables.get('nat')!.chains.get('POSTROUTING')!.rules[0].text,
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING');
+  // Every iptables-save and iptables -S dump of the corpus now reads.
+  for (const file of files.filter((f) => /\.(iptables-save|iptables-S)\.txt$/.test(f))) assert.doesNotThrow(() => parseDump(fixture('realworld', file)), file);
+});

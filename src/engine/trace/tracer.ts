@@ -590,6 +590,11 @@ export function trace(rs: Ruleset, req: TraceRequest): TraceResult {
     if (existing) existing.probability = add(existing.probability, p);
     else outcomes.set(key, { run, state, probability: p, order: runs });
   }
+  // What was assumed to read the dump as pasted belongs with the answer that rests on it.
+  for (const d of rs.diagnostics) {
+    if (d.severity !== 'warning' || (d.code !== 'INPUT_REPAIRED' && d.code !== 'TABLE_INFERRED')) continue;
+    warn({ code: d.code, message: d.line ? `line ${d.line}${d.column ? `, column ${d.column}` : ''}: ${d.message}` : d.message });
+  }
   if (!rs.tables.has('filter')) {
     warn({
       code: 'TABLE_ABSENT',
