@@ -223,6 +223,9 @@ test("routes name the output interface: the kernel's longest prefix, lowest metr
   // An address only the routes' local table names is the node's own.
   const local = trace(rs, { node: { addresses: ['192.168.0.2'] }, routes, packet: { source: '203.0.113.7', destination: '10.9.9.9', port: 80, protocol: 'tcp' } });
   assert.equal(local.outcomes[0].delivery, 'local');
+  // A blackhole route: the routing decision drops the forwarded packet.
+  const hole = trace(rs, { node: { addresses: ['192.168.0.2'] }, routes, packet: { source: '203.0.113.7', destination: '10.244.0.7', port: 80, protocol: 'tcp' } });
+  assert.deepEqual(hole.outcomes.map((o) => [o.verdict, o.delivery, o.notes]), [['DROP', null, ["the node's routes send 10.244.0.7 to a blackhole route (routes line 5): the kernel drops it"]]]);
 });
 
 test('routes that do not read are a located error', () => {

@@ -438,10 +438,14 @@ function merge3(a: readonly number[], b: readonly number[], c: readonly number[]
   return out;
 }
 
+const UNROUTABLE = new Set(['blackhole', 'unreachable', 'prohibit']);
+
 interface Env extends TestEnv {
   readonly primary: Addr | null;
   /** The device the routes send `a` to; null when no routes were given or none matches. */
   readonly device: (a: Addr) => string | null;
+  /** Why the routes throw a packet to `a` away (a blackhole, unreachable or prohibit route), or null. */
+  readonly unroutable: (a: Addr) => string | null;
 }
 
 function makeEnv(node: NodeSpec, routes: RouteTable | undefined): Env {
@@ -460,6 +464,10 @@ function makeEnv(node: NodeSpec, routes: RouteTable | undefined): Env {
     // LOCAL: the node's own addresses, the loopback range, and what the routes' local table names.
     isLocal: (a) => (a.family === 'ipv4' ? a.v4 >>> 24 === 127 || v4.has(a.v4) : a.v6 === 1n || v6.has(a.v6)) || routed(a)?.type === 'local',
     device: (a) => routed(a)?.dev ?? null,
+    unroutable: (a) => {
+      const r = routed(a);
+      return r && UNROUTABLE.has(r.type) ? `the node's routes send ${a.text} to a ${r.type} route (routes line ${r.route.line}): the kernel drops it` : null;
+    },
   };
 }
 
@@ -492,6 +500,11 @@ function runOnce(compiled: CompiledRuleset, env: Env, spec: ResolvedPacket, pref
       run.delivery = 'local';
       v = w.hook('INPUT', s, false);
       return finish(v);
+    }
+    const dropped = env.unroutable(s.dst);
+    if (dropped) {
+      run.notes.push(dropped);
+      return finish('drop');
     }
     run.delivery = 'forward';
     s.outIface = leaving();
