@@ -24,17 +24,23 @@ export function formatTrace(result: TraceResult, node: { name?: string; addresse
     o.verdict,
     `${o.destination.ip}:${o.destination.port}`,
     o.masquerade ? 'yes' : o.snat ? `SNAT ${o.snat.ip ?? ''}` : 'no',
-    o.delivery ?? '-',
+    `${o.delivery ?? '-'}${o.outInterface ? ` via ${o.outInterface}` : ''}`,
     o.service ? `${o.service.namespace}/${o.service.name}` : '-',
     o.endpoint?.pod ? `${o.endpoint.pod.name}${o.endpoint.pod.node ? ` (${o.endpoint.pod.node})` : ''}` : '-',
   ]);
   const header = ['SHARE', 'VERDICT', 'DESTINATION', 'MASQUERADE', 'DELIVERY', 'SERVICE', 'POD (NODE)'];
+  // Shares are per case when the answer depends on an interface nobody named.
+  if (outcomes.some((o) => o.conditions?.length)) {
+    header.push('CASE');
+    rows.forEach((r, i) => r.push(outcomes[i].conditions?.join(' and ') ?? 'in every case'));
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)) + 2);
   out.push('  ' + header.map((h, i) => pad(h, widths[i])).join('').trimEnd());
   for (const r of rows) out.push('  ' + r.map((c, i) => pad(c, widths[i])).join('').trimEnd());
   result.outcomes.forEach((o, k) => {
     out.push('');
-    out.push(`Outcome ${k + 1}: ${o.verdict} ${o.destination.ip}:${o.destination.port} (${pct(o.probability)}, exactly ${o.exactProbability})`);
+    const given = o.conditions?.length ? ` ${o.conditions.join(' and ')}` : '';
+    out.push(`Outcome ${k + 1}: ${o.verdict} ${o.destination.ip}:${o.destination.port} (${pct(o.probability)}, exactly ${o.exactProbability}${given})`);
     for (const s of o.path) {
       const where = `${s.table}/${s.chain}${s.index > 0 ? ` #${s.index}` : ''}`;
       out.push(`  ${pad(s.hook, 12)} ${pad(where, 40)} ${pad(s.action, 10)} ${s.rule}${s.assumed ? '   [assumed]' : ''}`);

@@ -39,13 +39,15 @@ const USAGE = `usage:
   svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S|nftables] [--table nat] [--in-interface IF]
-                [--out-interface IF] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
+                [--out-interface IF] [--routes FILE] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
   svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME --port NAME|NUMBER [--from SOURCE] …
                 traces every frontend of the Service port that reaches this node (cluster IPs, its NodePort,
                 load-balancer and external IPs)
 
   Traces the first packet of a new connection through a node's rule dump and prints every
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
+  --routes FILE is the node's \`ip route\` (and/or \`ip -6 route\`) output: it names the interface a
+  packet leaves through; without it, an answer that depends on that interface is given per case.
   Without --from, the packet comes from 203.0.113.10 (outside the cluster).
 
 ${ADMIN_USAGE}`;
@@ -73,6 +75,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
       'out-interface': { type: 'string' },
       'source-port': { type: 'string' },
       manifests: { type: 'string' },
+      routes: { type: 'string' },
       service: { type: 'string' },
       port: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -85,6 +88,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
   }
   const rules = values.rules === '-' ? readFileSync(0, 'utf8') : readFileSync(values.rules, 'utf8');
   const manifests = values.manifests ? readInput(values.manifests).toString('utf8') : undefined;
+  const routes = values.routes ? readInput(values.routes).toString('utf8') : undefined;
   const node = { ...(values['node-name'] ? { name: values['node-name'] } : {}), addresses: values['node-ip'] };
   const service = createTraceService({ cacheSize: 1 });
   // An address, or every frontend of a Service port that lands on this node.
@@ -102,6 +106,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
   const results = targets.map((target) => service.trace({
     rules,
     ...(manifests !== undefined ? { manifests } : {}),
+    ...(routes !== undefined ? { routes } : {}),
     format: values.format as FormatOption,
     table: values.table,
     node,

@@ -4,7 +4,8 @@ export { parseDump, parseIptablesSave, parseIptablesS, detectFormat, inferTable 
 export { printRuleset, printRule } from './netfilter/printer.ts';
 export { parseNftables, printNftRuleset } from './nftables/index.ts';
 export { completeKubeProxy } from './trace/complete.ts';
-export { trace } from './trace/tracer.ts';
+export { groupByCase, trace } from './trace/tracer.ts';
+export { parseRoutes, RouteTable } from './net/routes.ts';
 export { compiledRuleCount, sharedRuleCount } from './trace/compile.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';

@@ -3,8 +3,8 @@
  * complete a kube-proxy iptables fragment, and trace one packet.
  */
 import { createHash } from 'node:crypto';
-import type { AnyRuleset, FormatOption, PacketSpec, TraceResult } from '../engine/index.ts';
-import { readRules, traceRules } from '../engine/index.ts';
+import type { AnyRuleset, FormatOption, PacketSpec, RouteTable, TraceResult } from '../engine/index.ts';
+import { parseRoutes, readRules, traceRules } from '../engine/index.ts';
 import { toAppError } from '../app-error.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
 import type { ManifestLimits } from './manifests.ts';
@@ -17,13 +17,15 @@ export interface TraceInput {
   readonly packet: PacketSpec;
   /** `kubectl get … -o json|yaml` output: names pods (and Services without comments) in the answer. */
   readonly manifests?: string;
+  /** `ip route` / `ip -6 route` output: names the interface a packet leaves through. */
+  readonly routes?: string;
 }
 
 export interface TraceService {
   /** Parses (and, for iptables, completes) a dump, with a small cache keyed by the text's hash. */
   ruleset(rules: string, format?: FormatOption, table?: string): AnyRuleset;
   trace(input: TraceInput): TraceResult & { readonly node: { readonly name?: string; readonly addresses: readonly string[] } };
-  traceRuleset(rs: AnyRuleset, node: TraceInput['node'], packet: PacketSpec): TraceResult;
+  traceRuleset(rs: AnyRuleset, node: TraceInput['node'], packet: PacketSpec, routes?: RouteTable): TraceResult;
 }
 
 export function createTraceService(options: { cacheSize?: number; limits?: ManifestLimits } = {}): TraceService {
@@ -51,9 +53,9 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
       if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
       return rs;
     },
-    traceRuleset(rs, node, packet) {
+    traceRuleset(rs, node, packet, routes) {
       try {
-        return traceRules(rs, { node, packet });
+        return traceRules(rs, { node, packet, ...(routes ? { routes } : {}) });
       } catch (e) {
         return rethrow(e);
       }
@@ -61,7 +63,13 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
     trace(input) {
       const meaning = input.manifests !== undefined ? readMeaning(input.manifests, options.limits) : null;
       const rs = service.ruleset(input.rules, input.format, input.table);
-      const result = annotate(service.traceRuleset(rs, input.node, input.packet), meaning, input.node.addresses);
+      let routes: RouteTable | undefined;
+      try {
+        routes = input.routes !== undefined ? parseRoutes(input.routes) : undefined;
+      } catch (e) {
+        rethrow(e);
+      }
+      const result = annotate(service.traceRuleset(rs, input.node, input.packet, routes), meaning, input.node.addresses);
       return { node: input.node, ...result };
     },
   };

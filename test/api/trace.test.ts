@@ -123,3 +123,43 @@ test('the OpenAPI document and Swagger UI are served', async () => {
   const ui = await app.inject({ method: 'GET', url: '/docs' });
   assert.ok(ui.statusCode === 200 || ui.statusCode === 302);
 });
+
+// kubernetes-mesos-788-1 (issue 14): Docker's published port and its MASQUERADE rule `! -o docker0`.
+const mesos = fixture('realworld', 'kubernetes-mesos-788-1.iptables-save.txt');
+const mesosRoutes = 'default via 10.0.0.1 dev eth0 proto dhcp metric 100\n172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1\n';
+
+test('POST /v1/trace: an answer that depends on the output interface comes in labelled cases; routes decide it', async () => {
+  const ask = (extra: object) => app.inject({
+    method: 'POST', url: '/v1/trace',
+    payload: { rules: mesos, node: { addresses: ['10.0.0.5'] }, packet: { source: '172.17.0.26', destination: '93.184.216.34', port: 443 }, ...extra },
+  });
+  const split = (await ask({})).json();
+  assert.deepEqual(split.outcomes.map((o: { masquerade: boolean; conditions: string[]; probability: number }) => [o.masquerade, o.conditions, o.probability]), [
+    [false, ['if the packet to 93.184.216.34 leaves through docker0'], 1],
+    [true, ['if the packet to 93.184.216.34 does not leave through docker0'], 1],
+  ]);
+  const routed = await ask({ routes: mesosRoutes });
+  assert.equal(routed.statusCode, 200);
+  assert.deepEqual(routed.json().outcomes.map((o: { masquerade: boolean; outInterface: string; conditions?: string[] }) => [o.masquerade, o.outInterface, o.conditions]), [[true, 'eth0', undefined]]);
+  // The node reaching its own published port: no input interface, so `! -i docker0` holds.
+  const own = await app.inject({
+    method: 'POST', url: '/v1/trace',
+    payload: { rules: mesos, routes: mesosRoutes, node: { addresses: ['10.0.0.5'] }, packet: { source: '10.0.0.5', destination: '10.0.0.5', port: 31000 } },
+  });
+  assert.deepEqual(own.json().outcomes.map((o: { verdict: string; destination: object; outInterface: string }) => [o.verdict, o.destination, o.outInterface]), [
+    ['DNAT', { ip: '172.17.0.26', port: 3000 }, 'docker0'],
+  ]);
+  assert.deepEqual(own.json().warnings.filter((w: { code: string }) => w.code === 'NOT_MODELLED'), []);
+});
+
+test('POST /v1/trace: routes that do not read are a located 400', async () => {
+  const res = await app.inject({
+    method: 'POST', url: '/v1/trace',
+    payload: { rules: mesos, routes: 'default via 10.0.0.1 dev eth0\nvia 10.0.0.1 dev eth0\n', node: { addresses: ['10.0.0.5'] }, packet: { source: '10.0.0.9', destination: '10.0.0.5', port: 80 } },
+  });
+  assert.equal(res.statusCode, 400);
+  const p = res.json();
+  assert.equal(p.code, 'DUMP_SYNTAX');
+  assert.deepEqual([p.line, p.column, p.text], [2, 1, 'via 10.0.0.1 dev eth0']);
+  assert.match(p.detail ?? p.title ?? '', /routes: 'via' is not a route destination/);
+});

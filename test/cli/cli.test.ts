@@ -33,7 +33,7 @@ test('svcpath trace --json prints the API answer', async () => {
 });
 
 test('svcpath reports bad input with the offending line and exits non-zero', async () => {
-  const bad = join(FIXTURES, 'realworld', 'k8s-61005-1.iptables-save.txt');
+  const bad = join(FIXTURES, 'malformed', 'cut-inside.iptables-save.txt');
   const r = await run(['trace', '--rules', bad, '--node-ip', '10.0.0.1', '10.96.0.1:80']);
   assert.equal(r.code, 1);
   assert.match(r.err, /-j needs a target \(line 30, column 52\)/);
@@ -63,4 +63,18 @@ test('svcpath trace --service traces every frontend of the Service port on this 
     'default/service-test-nodeport port 80 via NodePort 10.32.11.62:30080',
   ]);
   assert.ok(results.every((x) => x.outcomes.length === 4));
+});
+
+test('svcpath trace --routes decides the output interface; without it the shares are per labelled case', async () => {
+  const rules = join(FIXTURES, 'realworld', 'kubernetes-mesos-788-1.iptables-save.txt');
+  const routes = join(FIXTURES, 'routes', 'docker-host', 'ip-route.txt');
+  const split = await run(['trace', '--rules', rules, '--node-ip', '10.0.0.5', '--from', '172.17.0.26', '93.184.216.34:443']);
+  assert.equal(split.code, 0, split.err);
+  assert.match(split.out, /CASE/);
+  assert.match(split.out, /100%\s+ACCEPT\s+93\.184\.216\.34:443\s+yes\s+forward\s.*if the packet to 93\.184\.216\.34 does not leave through docker0/);
+  assert.match(split.out, /Outcome 1: ACCEPT 93\.184\.216\.34:443 \(100%, exactly 1 if the packet to 93\.184\.216\.34 leaves through docker0\)/);
+  const routed = await run(['trace', '--rules', rules, '--node-ip', '10.0.0.5', '--from', '172.17.0.26', '--routes', routes, '93.184.216.34:443']);
+  assert.equal(routed.code, 0, routed.err);
+  assert.doesNotMatch(routed.out, /CASE/);
+  assert.match(routed.out, /100%\s+ACCEPT\s+93\.184\.216\.34:443\s+yes\s+forward via eth0/);
 });

@@ -45,7 +45,7 @@ test('push of a single node with --rules; server errors come back with the offen
   const ok = await run(['push', '--server', server, '--cluster', 'one', '--node', 'n1', '--rules', clusterip, '--node-ip', '10.0.0.1', '--json']);
   assert.equal(ok.code, 0, ok.err);
   assert.equal(JSON.parse(ok.out).snapshot.nodes[0].addresses[0], '10.0.0.1');
-  const bad = join(FIXTURES, 'realworld', 'k8s-61005-1.iptables-save.txt');
+  const bad = join(FIXTURES, 'malformed', 'cut-inside.iptables-save.txt');
   const r = await run(['push', '--server', server, '--cluster', 'one', '--node', `n1=${bad}`]);
   assert.equal(r.code, 1);
   assert.match(r.err, /400 node n1: -j needs a target \(line 30, column 52\)/);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { endpoints, steps, traceText } from '../helpers.ts';
-import { quantizeProbability } from '../../src/engine/index.ts';
+import { completeKubeProxy, EngineError, parseDump, parseRoutes, quantizeProbability, trace } from '../../src/engine/index.ts';
 
 const wrap = (nat: string[], filter: string[] = []) =>
   ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...nat, 'COMMIT',
@@ -127,19 +127,114 @@ test('session affinity: rcheck fails for a new client, --set records it and the 
   assert.match(r.outcomes[0].notes.join('\n'), /same endpoint for 10800 seconds/);
 });
 
-test('unmodelled matches and unknown interfaces are reported, never guessed silently', () => {
+test('unmodelled matches are reported, never guessed silently', () => {
   const r = traceText(wrap([
     '-A PREROUTING -p tcp -m set --match-set KUBE-CLUSTER-IP dst,dst -j DNAT --to-destination 10.0.0.1:80',
-    '-A PREROUTING -p tcp -i cni0 -j DNAT --to-destination 10.0.0.2:80',
   ]), { destination: '10.96.0.1', port: 80 });
   assert.equal(r.outcomes[0].verdict, 'ACCEPT');
   const codes = r.warnings.filter((w) => w.code === 'NOT_MODELLED');
-  assert.equal(codes.length, 2);
+  assert.equal(codes.length, 1);
   assert.match(codes[0].message, /ipset membership/);
   assert.equal(codes[0].rule?.index, 1);
-  assert.match(codes[1].message, /input interface/);
   const withIface = traceText(wrap(['-A PREROUTING -p tcp -i cni+ -j DNAT --to-destination 10.0.0.2:80']), { destination: '10.96.0.1', port: 80, inInterface: 'cni0' });
   assert.deepEqual(endpoints(withIface), ['10.0.0.2:80']);
+});
+
+// kubernetes-mesos-788-1 (issue 14): Docker's rule for a published port reached from the node itself.
+const dockerPublished = wrap([
+  ':DOCKER - [0:0]',
+  '-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER',
+  '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE',
+  '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 31000 -j DNAT --to-destination 172.17.0.26:3000',
+]);
+
+test('a packet made on the node has no input interface: ! -i docker0 holds, -i docker0 does not, no warning', () => {
+  const r = traceText(dockerPublished, { source: '192.168.0.2', destination: '192.168.0.2', port: 31000 }, ['192.168.0.2']);
+  assert.equal(r.entry, 'OUTPUT');
+  assert.deepEqual(r.outcomes.map((o) => [o.verdict, o.conditions]), [['DNAT', undefined]]);
+  assert.deepEqual(endpoints(r), ['172.17.0.26:3000']);
+  assert.deepEqual(r.warnings, []);
+  const onlyIn = traceText(wrap(['-A OUTPUT -i docker0 -p tcp -j DNAT --to-destination 10.0.0.1:80']), { source: '192.168.0.2', destination: '10.96.0.1', port: 80 });
+  assert.deepEqual(onlyIn.outcomes.map((o) => o.verdict), ['ACCEPT']);
+  assert.deepEqual(onlyIn.warnings, []);
+  // No output interface before routing: `-o` never matches in PREROUTING, `! -o` always does.
+  const pre = traceText(wrap(['-A PREROUTING -o eth0 -j DROP', '-A PREROUTING ! -o eth0 -p tcp -j DNAT --to-destination 10.0.0.1:80']), { destination: '10.96.0.1', port: 80 });
+  assert.deepEqual(pre.outcomes.map((o) => [o.verdict, o.conditions]), [['DNAT', undefined]]);
+});
+
+test('an unknown output interface splits the answer into labelled cases, each with its own probabilities', () => {
+  // A container's packet to the outside (the MASQUERADE probes of issue 14).
+  const r = traceText(dockerPublished, { source: '172.17.0.5', destination: '8.8.8.8', port: 53 }, ['192.168.0.2']);
+  assert.deepEqual(r.outcomes.map((o) => [o.masquerade, o.conditions, o.exactProbability]), [
+    [false, ['if the packet to 8.8.8.8 leaves through docker0'], '1'],
+    [true, ['if the packet to 8.8.8.8 does not leave through docker0'], '1'],
+  ]);
+  assert.deepEqual(r.warnings, []);
+  const given = traceText(dockerPublished, { source: '172.17.0.5', destination: '8.8.8.8', port: 53, outInterface: 'eth0' }, ['192.168.0.2']);
+  assert.deepEqual(given.outcomes.map((o) => [o.masquerade, o.conditions, o.outInterface]), [[true, undefined, 'eth0']]);
+  // A random split before the interface test: within each case the outcomes add up to 1.
+  const split = traceText(wrap([
+    '-A PREROUTING -p tcp -m statistic --mode random --probability 0.5 -j DNAT --to-destination 10.0.0.1:80',
+    '-A PREROUTING -p tcp -j DNAT --to-destination 10.1.0.1:80',
+    '-A POSTROUTING -d 10.0.0.0/16 -o eth+ -j MASQUERADE',
+  ]), { destination: '10.96.0.1', port: 80 });
+  const rows = split.outcomes.map((o) => [o.destination.ip, o.masquerade, o.conditions?.join(), o.exactProbability]);
+  assert.deepEqual(rows.sort(), [
+    ['10.0.0.1', false, 'if the packet to 10.0.0.1 does not leave through an interface whose name starts with eth', '1/2'],
+    ['10.0.0.1', true, 'if the packet to 10.0.0.1 leaves through an interface whose name starts with eth', '1/2'],
+    ['10.1.0.1', false, undefined, '1/2'],
+  ]);
+});
+
+test('a second test of the same unknown interface follows the case already taken', () => {
+  const r = traceText(wrap([
+    '-A POSTROUTING -o docker0 -j MARK --set-xmark 0x1/0x1',
+    '-A POSTROUTING -o docker+ -j MARK --set-xmark 0x2/0x2',
+    '-A POSTROUTING ! -o docker0 -j MARK --set-xmark 0x4/0x4',
+  ]), { destination: '10.1.0.1', port: 80 });
+  assert.deepEqual(r.outcomes.map((o) => [o.mark, o.conditions]), [
+    ['0x3', ['if the packet to 10.1.0.1 leaves through docker0']],
+    ['0x6', ['if the packet to 10.1.0.1 does not leave through docker0', 'if the packet to 10.1.0.1 leaves through an interface whose name starts with docker']],
+    ['0x4', ['if the packet to 10.1.0.1 does not leave through docker0', 'if the packet to 10.1.0.1 does not leave through an interface whose name starts with docker']],
+  ]);
+});
+
+test("routes name the output interface: the kernel's longest prefix, lowest metric, local table first", () => {
+  const routes = parseRoutes([
+    'default via 192.168.0.1 dev eth0 proto dhcp src 192.168.0.2 metric 100',
+    'default via 192.168.0.1 dev wlan0 proto dhcp metric 600',
+    '172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown',
+    '10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink',
+    'blackhole 10.244.0.0/24 proto bird',
+    'local 10.9.9.9 dev lo table local proto kernel scope host src 10.9.9.9',
+    'default via fe80::1 dev eth1 proto ra metric 1024 expires 1797sec hoplimit 64 pref medium',
+  ].join('\n'));
+  assert.equal(routes.lookup('172.17.0.26', 'ipv4')?.dev, 'docker0');
+  assert.equal(routes.lookup('8.8.8.8', 'ipv4')?.dev, 'eth0');
+  assert.equal(routes.lookup('10.244.1.7', 'ipv4')?.dev, 'flannel.1');
+  assert.equal(routes.lookup('10.244.0.7', 'ipv4')?.type, 'blackhole');
+  assert.equal(routes.lookup('10.9.9.9', 'ipv4')?.type, 'local');
+  assert.equal(routes.lookup('2001:db8::1', 'ipv6')?.dev, 'eth1');
+  const rs = completeKubeProxy(parseDump(dockerPublished));
+  const r = trace(rs, { node: { addresses: ['192.168.0.2'] }, routes, packet: { source: '192.168.0.2', destination: '192.168.0.2', port: 31000, protocol: 'tcp' } });
+  assert.deepEqual(r.outcomes.map((o) => [o.verdict, o.masquerade, o.outInterface, o.conditions]), [['DNAT', false, 'docker0', undefined]]);
+  const out = trace(rs, { node: { addresses: ['192.168.0.2'] }, routes, packet: { source: '172.17.0.5', destination: '8.8.8.8', port: 53, protocol: 'tcp' } });
+  assert.deepEqual(out.outcomes.map((o) => [o.delivery, o.masquerade, o.outInterface]), [['forward', true, 'eth0']]);
+  // An address only the routes' local table names is the node's own.
+  const local = trace(rs, { node: { addresses: ['192.168.0.2'] }, routes, packet: { source: '203.0.113.7', destination: '10.9.9.9', port: 80, protocol: 'tcp' } });
+  assert.equal(local.outcomes[0].delivery, 'local');
+  // A blackhole route: the routing decision drops the forwarded packet.
+  const hole = trace(rs, { node: { addresses: ['192.168.0.2'] }, routes, packet: { source: '203.0.113.7', destination: '10.244.0.7', port: 80, protocol: 'tcp' } });
+  assert.deepEqual(hole.outcomes.map((o) => [o.verdict, o.delivery, o.notes]), [['DROP', null, ["the node's routes send 10.244.0.7 to a blackhole route (routes line 5): the kernel drops it"]]]);
+});
+
+test('routes that do not read are a located error', () => {
+  assert.throws(() => parseRoutes('default via 10.0.0.1 dev eth0\n10.0.0.0/33 dev eth1\n'), (e: EngineError) => {
+    assert.equal(e.location?.line, 2);
+    assert.equal(e.location?.column, 1);
+    assert.match(e.message, /'10.0.0.0\/33' is not a route destination/);
+    return true;
+  });
 });
 
 test('bad packets are rejected with a clear error', () => {

@@ -62,6 +62,12 @@ export const traceOutcomeSchema = {
       properties: { ip: { type: 'string', nullable: true }, port: { type: 'integer', nullable: true } },
     },
     delivery: { type: 'string', nullable: true, description: 'local, forward or output; null when dropped before routing' },
+    outInterface: { type: 'string', description: "the interface the packet leaves through, when packet.outInterface or the node's routes say it" },
+    conditions: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'when the answer depends on an interface the request does not name: the case this outcome holds in (e.g. "if the packet to 8.8.8.8 leaves through docker0"); probability is then given this case',
+    },
     rejectWith: { type: 'string' },
     mark: { type: 'string' },
     path: { type: 'array', items: { $ref: 'TraceStep#' } },
@@ -192,6 +198,10 @@ export const traceRequestSchema = {
     node: { $ref: 'NodeInput#' },
     packet: { $ref: 'Packet#' },
     manifests: { type: 'string', description: 'optional kubectl get … -o json|yaml output, to name pods and Services' },
+    routes: {
+      type: 'string',
+      description: "optional: the node's `ip route` and/or `ip -6 route` output; names the interface a packet leaves through, so -o tests are decided rather than split into cases",
+    },
   },
   required: ['rules', 'node', 'packet'],
   additionalProperties: false,

@@ -3,6 +3,7 @@
  * kube-proxy writes), and `iptables -S` output. Both produce the same Ruleset model.
  */
 import type { Chain, Counters, Diagnostic, DumpFormat, Ruleset, Table } from './ast.ts';
+import { repairDump } from './repair.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
@@ -431,11 +432,30 @@ export function parseIptablesSave(text: string, options: { fastReader?: boolean 
 }
 
 /** parseIptablesSave up to the ruleset: the builder, and the line reader it read with. */
-function readIptablesSave(text: string, fastReader: boolean): { builder: RulesetBuilder; lines: LineReader } {
+function readIptablesSave(text: string, fastReader: boolean, lenient = false): { builder: RulesetBuilder; lines: LineReader } {
   const b = new RulesetBuilder('iptables-save', text, fastReader);
   const lines = new LineReader(text);
   let table: TableDraft | null = null;
   let sawContent = false;
+  // Lines before any '*table' header (a pasted fragment): lenient reading puts each in the table
+  // its chain belongs to, or the one the fragment's rules point to.
+  let loose: string | null = null;
+  const elsewhere = new Map<string, string>();
+  const headerless = (lineNo: number, chain: string | undefined, column: number, raw: string): TableDraft => {
+    if (!lenient) throw ruleOutsideTable(lineNo, column, raw);
+    if (loose === null) {
+      const end = /\n[ \t]*(\*|COMMIT)/.exec(text.slice(lines.offset));
+      const inferred = inferTable(end ? text.slice(lines.offset, lines.offset + end.index) : text.slice(lines.offset));
+      loose = inferred.table;
+      b.diagnostics.push({
+        severity: 'warning', code: 'TABLE_INFERRED', line: lineNo, column, text: raw,
+        message: `no '*table' line above this one: the lines from here were read as the ${loose} table (${inferred.reason}); put '*${loose}' (or the right table) above them if that is wrong`,
+      });
+    }
+    const own = chain !== undefined ? chainTable(chain) : null;
+    if (own && own !== loose) elsewhere.set(chain!, own);
+    return b.table(own ?? loose, 0);
+  };
   while (lines.next()) {
     if (lines.bodyLength === 0) continue;
     const first = lines.first;
@@ -463,6 +483,10 @@ function readIptablesSave(text: string, fastReader: boolean): { builder: Ruleset
       continue;
     }
     if (body === 'COMMIT' || body.startsWith('COMMIT ')) {
+      if (!table && loose !== null) {
+        loose = null;
+        continue;
+      }
       if (!table) throw syntaxError('COMMIT outside a table', lineNo, indent + 1, raw);
       table = null;
       continue;
@@ -470,8 +494,7 @@ function readIptablesSave(text: string, fastReader: boolean): { builder: Ruleset
     if (first === 0x3a /* : */) {
       const m = CHAIN_DECL.exec(body);
       if (!m) throw syntaxError('malformed chain declaration: expected ":CHAIN POLICY [packets:bytes]"', lineNo, indent + 1, raw);
-      if (!table) throw ruleOutsideTable(lineNo, indent + 1, raw);
-      const chain = b.chain(table, m[1], lineNo);
+      const chain = b.chain(table ?? headerless(lineNo, m[1], indent + 1, raw), m[1], lineNo);
       chain.line = lineNo;
       if (chain.builtin) {
         // iptables-restore reads '-' on a built-in chain as "leave the policy as it is" (ACCEPT on a fresh table).
@@ -493,20 +516,19 @@ function readIptablesSave(text: string, fastReader: boolean): { builder: Ruleset
     const verbText = words.text(0);
     const verbColumn = words.count > 0 ? words.column(0) : column + 1;
     if (verbText === '-A' || verbText === '--append' || verbText === '-I' || verbText === '--insert') {
-      if (!table) throw ruleOutsideTable(lineNo, verbColumn, raw);
-      b.addRule(table, lineNo, raw, ...ruleSpan(lines, raw, body), counters);
+      b.addRule(table ?? headerless(lineNo, words.text(1), verbColumn, raw), lineNo, raw, ...ruleSpan(lines, raw, body), counters);
       continue;
     }
     if (verbText === '-N' || verbText === '--new-chain' || verbText === '-X' || verbText === '--delete-chain' || verbText === '-F' || verbText === '--flush') {
-      if (!table) throw ruleOutsideTable(lineNo, verbColumn, raw);
       const name = words.text(1);
+      const t = table ?? headerless(lineNo, name, verbColumn, raw);
       if (name === undefined) throw syntaxError(`${verbText} needs a chain name`, lineNo, verbColumn, raw);
-      if (verbText === '-N' || verbText === '--new-chain') b.chain(table, name, lineNo);
+      if (verbText === '-N' || verbText === '--new-chain') b.chain(t, name, lineNo);
       else if (verbText === '-F' || verbText === '--flush') {
-        const c = table.chains.get(name);
+        const c = t.chains.get(name);
         if (c) c.clearRules();
       } else {
-        b.deleteChain(table, name);
+        b.deleteChain(t, name);
       }
       continue;
     }
@@ -516,6 +538,13 @@ function readIptablesSave(text: string, fastReader: boolean): { builder: Ruleset
     );
   }
   if (!sawContent) throw new EngineError('DUMP_EMPTY', 'the dump has no rules, chains or tables');
+  if (elsewhere.size > 0) {
+    const listed = [...elsewhere].slice(0, 10).map(([chain, t]) => `${chain} in ${t}`).join(', ');
+    b.diagnostics.push({
+      severity: 'warning', code: 'TABLE_INFERRED',
+      message: `chains outside any '*table' section read in the table their name belongs to: ${listed}${elsewhere.size > 10 ? ` and ${elsewhere.size - 10} more` : ''}`,
+    });
+  }
   if (table) {
     b.diagnostics.push({ severity: 'warning', code: 'MISSING_COMMIT', message: `table '${table.name}' has no COMMIT at the end of the dump` });
   }
@@ -557,6 +586,13 @@ const FILTER_TARGETS = new Set(['REJECT']);
 const NAT_CHAIN = /^(KUBE-(SVC|SVL|SEP|EXT|FW|XLB|MARK-MASQ|POSTROUTING|PORTALS-|NODEPORT-)|CNI-HOSTPORT-|DOCKER$|FLANNEL-POSTRTG|cali-nat|cali-fip)/;
 const FILTER_CHAIN = /^(KUBE-(FORWARD|FIREWALL|EXTERNAL-SERVICES|PROXY-FIREWALL|PROXY-CANARY)|DOCKER-(ISOLATION|USER)|FLANNEL-FWD|cali-(fw|tw|from|to|pro|pri|wl))/;
 
+/** The table a chain's name says it is in (kube-proxy's, Docker's, CNI plugins'), or null. */
+function chainTable(chain: string): string | null {
+  if (NAT_CHAIN.test(chain)) return 'nat';
+  if (FILTER_CHAIN.test(chain)) return 'filter';
+  return null;
+}
+
 /** Guesses the table of an `iptables -S` listing from its chains and targets. */
 export function inferTable(text: string): { table: string; reason: string } {
   let nat = 0;
@@ -566,7 +602,7 @@ export function inferTable(text: string): { table: string; reason: string } {
   const lines = new LineReader(text);
   while (lines.next()) {
     const line = lines.line;
-    const m = /^\s*-([APN])\s+(\S+)(.*)$/.exec(line);
+    const m = /^\s*(?:\[\d+:\d+\]\s+)?-([APN])\s+(\S+)(.*)$/.exec(line) ?? /^\s*:()(\S+)()/.exec(line);
     if (!m) continue;
     const chain = m[2];
     const rest = m[3];
@@ -711,8 +747,53 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   unknown: 'this does not look like `iptables-save` or `iptables -S` output',
 };
 
-/** Parses a dump in the given format, or the detected one for 'auto'. */
+/**
+ * Parses a dump in the given format, or the detected one for 'auto'. With 'auto' the dump may be
+ * as people paste it: what pasting changed is undone (repair.ts), lines without a '*table' header
+ * are read in the table they belong to, and a last rule cut short is left out; each with a
+ * located warning in the ruleset's diagnostics.
+ */
 export function parseDump(text: string, options: ParseOptions = {}): Ruleset {
+  if ((options.format ?? 'auto') !== 'auto') return parseExactly(text, options);
+  const repaired = repairDump(text);
+  let source = repaired.text;
+  const notes = repaired.diagnostics;
+  let rs: Ruleset;
+  try {
+    rs = parseExactly(source, options, true);
+  } catch (e) {
+    const where = e instanceof EngineError && e.code === 'DUMP_SYNTAX' ? e.location : undefined;
+    const cut = where ? lastRuleCut(source, where.line, where.column) : null;
+    if (!cut || !where) throw e;
+    notes.push({
+      severity: 'warning', code: 'INPUT_REPAIRED', line: cut.line, column: where.column, text: where.text,
+      message: `the last rule looks cut short (${(e as EngineError).message.replace(/ \(line \d+, column \d+\)$/, '')}): it was left out; paste it whole to include it`,
+    });
+    source = cut.text;
+    rs = parseExactly(source, options, true);
+  }
+  return notes.length === 0 ? rs : { ...rs, diagnostics: [...notes, ...rs.diagnostics] };
+}
+
+const RULE_LINE = /^\s*(\[\d+:\d+\]\s+)?(-A|--append|-I|--insert)\s/;
+
+/**
+ * The text without its last rule, when the error at (`line`, `column`) is in that rule's last word
+ * (the paste ended inside it) and other rules come before it; otherwise null: a dump whose only
+ * rule is wrong, or whose last rule is wrong before its end, is refused.
+ */
+function lastRuleCut(text: string, line: number, column: number): { text: string; line: number } | null {
+  const lines = text.split('\n');
+  let last = lines.length - 1;
+  while (last >= 0 && (lines[last].trim() === '' || lines[last].trim() === 'COMMIT' || lines[last].trim().startsWith('#'))) last--;
+  if (last + 1 !== line || !RULE_LINE.test(lines[last]) || !lines.slice(0, last).some((l) => RULE_LINE.test(l))) return null;
+  const body = lines[last].replace(/\s+$/, '');
+  if (column < body.search(/\S+$/) + 1) return null;
+  lines[last] = '';
+  return { text: lines.join('\n'), line };
+}
+
+function parseExactly(text: string, options: ParseOptions, lenient = false): Ruleset {
   const requested = options.format ?? 'auto';
   let format: DumpFormat;
   if (requested === 'auto') {
@@ -731,7 +812,8 @@ export function parseDump(text: string, options: ParseOptions = {}): Ruleset {
     throw new EngineError('DUMP_FORMAT_UNSUPPORTED', `unknown format '${String(requested)}'`);
   }
   const fastReader = options.fastReader ?? true;
-  return format === 'iptables-save' ? parseIptablesSave(text, { fastReader }) : parseIptablesS(text, { table: options.table, fastReader });
+  if (format === 'iptables-S') return parseIptablesS(text, { table: options.table, fastReader });
+  return readIptablesSave(text, fastReader, lenient).builder.build();
 }
 
 /**

@@ -30,6 +30,16 @@ export interface Test {
   readonly eval: (s: PacketState, env: TestEnv) => TestResult;
   /** Why an UNKNOWN answer could not be decided, for the warning. */
   readonly unknownReason?: string;
+  /** Set on `-i`/`-o` tests: an UNKNOWN answer is split into cases rather than warned about. */
+  readonly iface?: InterfaceTest;
+}
+
+/** What an `-i`/`-o` test asks of an interface name: equal to `name`, or starting with it. */
+export interface InterfaceTest {
+  readonly dir: 'in' | 'out';
+  readonly name: string;
+  readonly prefix: boolean;
+  readonly negated: boolean;
 }
 
 export interface RandomDraw {
@@ -140,7 +150,7 @@ const unknown = (reason: string): Test => ({ eval: () => UNKNOWN, unknownReason:
 function negate(t: Test, negated: boolean): Test {
   if (!negated) return t;
   const inner = t.eval;
-  return { eval: (s, e) => { const r = inner(s, e); return r === UNKNOWN ? UNKNOWN : r === YES ? NO : YES; }, unknownReason: t.unknownReason };
+  return { eval: (s, e) => { const r = inner(s, e); return r === UNKNOWN ? UNKNOWN : r === YES ? NO : YES; }, unknownReason: t.unknownReason, iface: t.iface };
 }
 
 const ICMP_TYPES: Readonly<Record<string, number>> = {
@@ -379,7 +389,11 @@ function basicTests(rule: Rule, tests: Test[]): void {
   if (rule.fragment) tests.push(negate({ eval: () => NO }, rule.fragment.negated)); // the first packet is not a fragment
 }
 
-/** `-i eth+` matches every interface whose name starts with `eth`. */
+/**
+ * `-i eth+` matches every interface whose name starts with `eth`. The empty name stands for a hook
+ * that has no such interface (the kernel compares against it: `-i X` fails, `! -i X` holds); null is
+ * an interface that exists but is not known, which the tracer splits into cases.
+ */
 function interfaceTest(name: string, negated: boolean, dir: 'in' | 'out'): Test {
   const prefix = name.endsWith('+') ? name.slice(0, -1) : null;
   return negate({
@@ -388,9 +402,7 @@ function interfaceTest(name: string, negated: boolean, dir: 'in' | 'out'): Test 
       if (iface === null) return UNKNOWN;
       return bool(prefix !== null ? iface.startsWith(prefix) : iface === name);
     },
-    unknownReason: dir === 'in'
-      ? 'the input interface (give packet.inInterface)'
-      : 'the output interface, known only after routing (give packet.outInterface)',
+    iface: { dir, name: prefix ?? name, prefix: prefix !== null, negated },
   }, negated);
 }
 

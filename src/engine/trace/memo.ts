@@ -62,6 +62,9 @@ export class TraceMemo {
         ...(o.snat ? { snat: { ...o.snat, ip: o.snat.ip === null ? null : own(o.snat.ip) } } : {}),
         path: o.path.map((s) => ({ ...step(s), action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) })),
         notes: o.notes.map(own),
+        ...(o.outInterface !== undefined ? { outInterface: own(o.outInterface) } : {}),
+        ...(o.conditions ? { conditions: o.conditions.map(own) } : {}),
+        ...(o.rejectWith !== undefined ? { rejectWith: own(o.rejectWith) } : {}),
       })),
       warnings: r.warnings.map((w) => ({ ...w, message: own(w.message), ...(w.rule ? { rule: step(w.rule) } : {}) })),
       assumptions: r.assumptions.map(own),
@@ -81,7 +84,7 @@ export class TraceMemo {
     const known = this.byPacket.get(key);
     if (known) {
       for (const k of known) {
-        const moved = dependenciesHold(rs, req.node, k.deps);
+        const moved = dependenciesHold(rs, req, k.deps);
         if (moved) {
           this.hits++;
           return moveResult(k.result, rs, moved);

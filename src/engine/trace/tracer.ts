@@ -10,10 +10,11 @@ import type { Rule, Ruleset } from '../netfilter/ast.ts';
 import { EngineError } from '../errors.ts';
 import { ruleCount } from '../netfilter/rule.ts';
 import { Hasher } from '../hash.ts';
-import type { Action, CompiledChain, CompiledRule, CompiledRuleset, TestEnv } from './compile.ts';
+import type { Action, CompiledChain, CompiledRule, CompiledRuleset, InterfaceTest, TestEnv } from './compile.ts';
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
 import type { Addr, Entry, Hook, PacketSpec, PacketState, Protocol } from './packet.ts';
 import { parseAddr } from './packet.ts';
+import type { RouteTable } from '../net/routes.ts';
 import type { Fraction } from './probability.ts';
 import { add, deviationFromUniform, isExactlyUniform, ONE, SCALE, times, toNumber, toText } from './probability.ts';
 
@@ -50,6 +51,13 @@ export interface TraceOutcome {
   readonly masquerade: boolean;
   readonly snat?: { readonly ip: string | null; readonly port: number | null };
   readonly delivery: Delivery | null;
+  /** The interface the packet leaves through, when the request or the node's routes say it. */
+  readonly outInterface?: string;
+  /**
+   * The interface conditions this outcome holds under, when an `-i`/`-o` test met an interface the
+   * request does not name; `probability` is then the probability given these conditions.
+   */
+  readonly conditions?: readonly string[];
   readonly rejectWith?: string;
   readonly mark: string;
   readonly path: readonly TraceStep[];
@@ -64,6 +72,8 @@ export interface NodeSpec {
 export interface TraceRequest {
   readonly node: NodeSpec;
   readonly packet: PacketSpec;
+  /** The node's routes (see parseRoutes): they name the interface a packet leaves through. */
+  readonly routes?: RouteTable;
 }
 
 export interface TraceResult {
@@ -92,6 +102,16 @@ const MAX_STEPS = 100000;
 interface Decision {
   readonly k: number;
   readonly taken: boolean;
+  /** Set for a case split on an unknown interface: not random, so it does not weigh the run. */
+  readonly iface?: true;
+}
+
+/** What a run has assumed about an unknown interface (`key` names which one). */
+interface InterfaceFact {
+  readonly key: string;
+  readonly name: string;
+  readonly prefix: boolean;
+  readonly holds: boolean;
 }
 
 interface Run {
@@ -104,6 +124,9 @@ interface Run {
   notes: string[];
   decisions: Decision[];
   dnat: boolean;
+  facts: InterfaceFact[];
+  /** The interface conditions this run's outcome holds under, as the answer states them. */
+  conditions: string[];
 }
 
 type HookVerdict = 'accept' | 'drop' | 'reject';
@@ -150,7 +173,7 @@ class Walker {
   ) {
     this.compiled = compiled;
     this.prefix = prefix;
-    this.run = { verdict: null, delivery: null, masquerade: false, path: [], notes: [], decisions: [], dnat: false };
+    this.run = { verdict: null, delivery: null, masquerade: false, path: [], notes: [], decisions: [], dnat: false, facts: [], conditions: [] };
   }
 
   private draw(k: number): boolean {
@@ -160,6 +183,26 @@ class Walker {
     const taken = i < this.prefix.length ? this.prefix[i] : true;
     this.run.decisions.push({ k, taken });
     return taken;
+  }
+
+  /**
+   * Does the unknown interface match `t`'s name? Decided by what this run already assumed about the
+   * same interface when that settles it; otherwise the run takes one case and the other is explored.
+   */
+  private interfaceCase(t: InterfaceTest, s: PacketState): boolean {
+    if (t.prefix && t.name === '') return true;
+    const key = t.dir === 'in' ? 'in' : `out|${s.dst.text}`;
+    for (const f of this.run.facts) {
+      if (f.key !== key) continue;
+      const known = impliedByFact(f, t);
+      if (known !== null) return known;
+    }
+    const i = this.run.decisions.length;
+    const holds = i < this.prefix.length ? this.prefix[i] : true;
+    this.run.decisions.push({ k: 0, taken: holds, iface: true });
+    this.run.facts.push({ key, name: t.name, prefix: t.prefix, holds });
+    this.run.conditions.push(interfaceCondition(t, holds, s));
+    return holds;
   }
 
   private step(hook: Hook, r: Rule, action: string): void {
@@ -176,10 +219,13 @@ class Walker {
   /** Does every match of the rule succeed? Draws and side effects happen only once all tests pass. */
   private matches(cr: CompiledRule, s: PacketState): boolean {
     let unknownReason: string | undefined;
+    let cases: InterfaceTest[] | undefined;
     for (const t of cr.tests) {
       const r = t.eval(s, this.env);
       if (r === NO) return false;
-      if (r === UNKNOWN) unknownReason = unknownReason ?? t.unknownReason ?? 'a match svcpath does not model';
+      if (r !== UNKNOWN) continue;
+      if (t.iface) (cases ??= []).push(t.iface);
+      else unknownReason = unknownReason ?? t.unknownReason ?? 'a match svcpath does not model';
     }
     if (unknownReason !== undefined) {
       this.warn({
@@ -189,6 +235,8 @@ class Walker {
       });
       return false;
     }
+    // Split on unknown interfaces only once every other test has passed, so no case is made for nothing.
+    for (const t of cases ?? []) if (this.interfaceCase(t, s) === t.negated) return false;
     for (const l of cr.late) {
       if (l.kind === 'random') {
         if (!this.draw(l.k)) return false;
@@ -376,6 +424,44 @@ class Walker {
 
 }
 
+/**
+ * The outcomes of each case of the unknown interfaces, for which the probabilities add up to 1: a
+ * case is a most specific set of conditions some outcome holds under, and holds every outcome whose
+ * conditions are part of it (an outcome without conditions belongs to every case).
+ */
+export function groupByCase<T>(items: readonly T[], conditionsOf: (item: T) => readonly string[] | undefined): T[][] {
+  const sets = items.map((item) => new Set(conditionsOf(item) ?? []));
+  const within = (a: Set<string>, b: Set<string>) => [...a].every((c) => b.has(c));
+  const seen = new Set<string>();
+  const groups: T[][] = [];
+  sets.forEach((set) => {
+    const key = [...set].sort().join('\n');
+    if (seen.has(key)) return;
+    seen.add(key);
+    if (sets.some((other) => other.size > set.size && within(set, other))) return;
+    groups.push(items.filter((_, j) => within(sets[j], set)));
+  });
+  return groups;
+}
+
+/** What a fact about an interface settles about test `t` on the same interface, or null. */
+function impliedByFact(f: InterfaceFact, t: InterfaceTest): boolean | null {
+  if (f.holds && !f.prefix) return t.prefix ? f.name.startsWith(t.name) : f.name === t.name;
+  if (f.holds) {
+    if (t.prefix && f.name.startsWith(t.name)) return true;
+    return t.name.startsWith(f.name) ? null : false;
+  }
+  if (f.prefix) return t.name.startsWith(f.name) ? false : null;
+  return !t.prefix && t.name === f.name ? false : null;
+}
+
+/** "if the packet to 172.17.0.26 leaves through docker0", as the outcome states its case. */
+function interfaceCondition(t: InterfaceTest, holds: boolean, s: PacketState): string {
+  const which = t.prefix ? `an interface whose name starts with ${t.name}` : t.name;
+  if (t.dir === 'in') return `if the packet came in ${holds ? '' : 'not '}through ${which}`;
+  return `if the packet to ${s.dst.text} ${holds ? 'leaves' : 'does not leave'} through ${which}`;
+}
+
 const EMPTY: readonly number[] = [];
 
 function merge3(a: readonly number[], b: readonly number[], c: readonly number[]): readonly number[] {
@@ -423,12 +509,18 @@ function walkId(cc: CompiledChain, order: readonly number[]): number {
   return h.value();
 }
 
+const UNROUTABLE = new Set(['blackhole', 'unreachable', 'prohibit']);
+
 export interface Env extends TestEnv {
   readonly primary: Addr | null;
+  /** The device the routes send `a` to; null when no routes were given or none matches. */
+  readonly device: (a: Addr) => string | null;
+  /** Why the routes throw a packet to `a` away (a blackhole, unreachable or prohibit route), or null. */
+  readonly unroutable: (a: Addr) => string | null;
 }
 
-/** The node as the tracers see it: which addresses are LOCAL, and its first address. */
-export function makeEnv(node: NodeSpec): Env {
+/** The node as the tracers see it: which addresses are LOCAL, its first address, and its routes. */
+export function makeEnv(node: NodeSpec, routes?: RouteTable): Env {
   const v4 = new Set<number>();
   const v6 = new Set<bigint>();
   let primary: Addr | null = null;
@@ -438,10 +530,16 @@ export function makeEnv(node: NodeSpec): Env {
     if (p.family === 'ipv4') v4.add(p.v4);
     else v6.add(p.v6);
   }
+  const routed = (a: Addr) => routes?.lookup(a.text, a.family) ?? null;
   return {
     primary,
-    // LOCAL: the node's own addresses and the loopback range.
-    isLocal: (a) => (a.family === 'ipv4' ? a.v4 >>> 24 === 127 || v4.has(a.v4) : a.v6 === 1n || v6.has(a.v6)),
+    // LOCAL: the node's own addresses, the loopback range, and what the routes' local table names.
+    isLocal: (a) => (a.family === 'ipv4' ? a.v4 >>> 24 === 127 || v4.has(a.v4) : a.v6 === 1n || v6.has(a.v6)) || routed(a)?.type === 'local',
+    device: (a) => routed(a)?.dev ?? null,
+    unroutable: (a) => {
+      const r = routed(a);
+      return r && UNROUTABLE.has(r.type) ? `the node's routes send ${a.text} to a ${r.type} route (routes line ${r.route.line}): the kernel drops it` : null;
+    },
   };
 }
 
@@ -456,8 +554,11 @@ function runOnce(
   const s: PacketState = {
     src: spec.src, dst: spec.dst, sport: spec.sport, dport: spec.dport, proto: spec.proto,
     origDst: spec.dst, origDport: spec.dport, mark: 0, ctmark: 0, dnatDone: false, snatDone: false,
-    untracked: false, inIface: spec.entry === 'PREROUTING' ? spec.inIface : null, outIface: null, recent: new Set(),
+    // A packet made here has no input interface, and none has an output interface before routing:
+    // the kernel compares `-i`/`-o` against the empty name there.
+    untracked: false, inIface: spec.entry === 'PREROUTING' ? spec.inIface : '', outIface: '', recent: new Set(),
   };
+  const leaving = () => spec.outIface ?? env.device(s.dst);
   const run = w.run;
   const finish = (v: HookVerdict): { run: Run; state: PacketState } => {
     if (v === 'drop') run.verdict = 'DROP';
@@ -474,23 +575,29 @@ function runOnce(
       v = w.hook('INPUT', s, false);
       return finish(v);
     }
+    const dropped = env.unroutable(s.dst);
+    if (dropped) {
+      run.notes.push(dropped);
+      return finish('drop');
+    }
     run.delivery = 'forward';
-    s.outIface = spec.outIface;
+    s.outIface = leaving();
     v = w.hook('FORWARD', s, false);
     if (v !== 'accept') return finish(v);
     return finish(w.hook('POSTROUTING', s, false));
   }
   // Locally generated: routed before OUTPUT, re-routed after a DNAT in nat OUTPUT.
-  s.outIface = env.isLocal(s.dst) ? 'lo' : spec.outIface;
+  s.outIface = env.isLocal(s.dst) ? 'lo' : leaving();
   let v = w.hook('OUTPUT', s, false);
   if (v !== 'accept') return finish(v);
   const local = env.isLocal(s.dst);
-  s.outIface = local ? 'lo' : spec.outIface;
+  s.outIface = local ? 'lo' : leaving();
   run.delivery = local ? 'local' : 'output';
   v = w.hook('POSTROUTING', s, false);
   if (v !== 'accept' || !local) return finish(v);
   // Out and straight back in on loopback, still NEW; the nat table is not consulted again.
   s.inIface = 'lo';
+  s.outIface = '';
   v = w.hook('PREROUTING', s, true);
   if (v !== 'accept') return finish(v);
   return finish(w.hook('INPUT', s, true));
@@ -537,7 +644,7 @@ export function resolvePacket(p: PacketSpec, env: Env, family: string | null): R
 
 function outcomeKey(run: Run, s: PacketState): string {
   const path = run.path.map((p) => `${p.hook}/${p.table}/${p.chain}/${p.index}`).join(',');
-  return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${path}`;
+  return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${run.conditions.join(';')}|${path}`;
 }
 
 /** The node's environment, noting in `deps` every question asked of it. */
@@ -552,6 +659,9 @@ function recordingEnv(env: Env, deps: TraceDependencies): Env {
       deps.local.set(a.text, answer);
       return answer;
     },
+    // The routes are part of the request a kept trace answers, not of the node.
+    device: env.device,
+    unroutable: env.unroutable,
   };
 }
 
@@ -561,7 +671,8 @@ function recordingEnv(env: Env, deps: TraceDependencies): Env {
  */
 export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | null = null): TraceResult {
   const compiled = compileRuleset(rs);
-  const env = deps ? recordingEnv(makeEnv(req.node), deps) : makeEnv(req.node);
+  const base = makeEnv(req.node, req.routes);
+  const env = deps ? recordingEnv(base, deps) : base;
   const packet = resolvePacket(req.packet, env, rs.family);
   const warnings = new Map<string, TraceWarning>();
   const warn = (w: TraceWarning) => {
@@ -580,7 +691,7 @@ export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | 
     }
     const { run, state } = runOnce(compiled, env, packet, prefix, warn, deps);
     let p = ONE;
-    for (const d of run.decisions) p = times(p, d.taken ? d.k : SCALE - d.k);
+    for (const d of run.decisions) if (!d.iface) p = times(p, d.taken ? d.k : SCALE - d.k);
     // Queue the untried alternative of every draw this run made beyond its prefix (deepest first).
     for (let i = run.decisions.length - 1; i >= prefix.length; i--) {
       const alt = run.decisions.slice(0, i).map((d) => d.taken);
@@ -592,7 +703,12 @@ export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | 
     if (existing) existing.probability = add(existing.probability, p);
     else outcomes.set(key, { run, state, probability: p, order: runs });
   }
-  deps?.chains.set('filter', rs.tables.has('filter') ? 0 : ABSENT);
+  deps?.chains.set('#repairs', repairsId(rs));
+  // What was assumed to read the dump as pasted belongs with the answer that rests on it.
+  for (const d of rs.diagnostics) {
+    if (d.severity !== 'warning' || (d.code !== 'INPUT_REPAIRED' && d.code !== 'TABLE_INFERRED')) continue;
+    warn({ code: d.code, message: d.line ? `line ${d.line}${d.column ? `, column ${d.column}` : ''}: ${d.message}` : d.message });
+  }
   if (!rs.tables.has('filter')) {
     warn({
       code: 'TABLE_ABSENT',
@@ -600,7 +716,10 @@ export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | 
     });
   }
   const list = [...outcomes.values()].sort((a, b) => a.order - b.order);
-  checkUniformSplit(list.map((o) => ({ probability: o.probability, decisions: o.run.decisions.length })), list.length, warn);
+  for (const group of groupByCase(list, (o) => o.run.conditions)) {
+    const drawn = group.map((o) => ({ probability: o.probability, decisions: o.run.decisions.filter((d) => !d.iface).length }));
+    checkUniformSplit(drawn, group.length, warn);
+  }
   const result: TraceOutcome[] = list.map(({ run, state, probability }) => ({
     probability: toNumber(probability),
     exactProbability: toText(probability),
@@ -609,6 +728,8 @@ export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | 
     masquerade: run.masquerade,
     ...(run.snat ? { snat: run.snat } : {}),
     delivery: run.delivery,
+    ...(state.outIface && run.delivery !== 'local' ? { outInterface: state.outIface } : {}),
+    ...(run.conditions.length > 0 ? { conditions: run.conditions } : {}),
     ...(run.rejectWith && run.verdict === 'REJECT' ? { rejectWith: run.rejectWith } : {}),
     mark: `0x${state.mark.toString(16)}`,
     path: run.path,
@@ -673,20 +794,31 @@ function affinityNotes(run: Run, rs: Ruleset): string[] {
   return notes;
 }
 
+/** A number for what was repaired to read the dump as pasted: the answer repeats it as warnings. */
+function repairsId(rs: Ruleset): number {
+  const h = new Hasher();
+  for (const d of rs.diagnostics) if (d.code === 'INPUT_REPAIRED' || d.code === 'TABLE_INFERRED') h.string(`${d.line}:${d.column}:${d.message}`);
+  return h.value();
+}
+
 /** For each chain a trace walked (`table\0chain`), where its rules at the traced positions stand in another ruleset. */
 export type Positions = Map<string, Map<number, number>>;
 
 /**
- * Would `trace(rs, { node, packet })` answer as the trace that recorded `deps` did? When every
+ * Would `trace(rs, req)` answer as the trace that recorded `deps` did? When every
  * chain and table it missed is missing here, every walk meets the same rules (maybe elsewhere in
  * the chain), and the node's addresses answer its questions alike: where those rules are here.
  * Otherwise null.
  */
-export function dependenciesHold(rs: Ruleset, node: NodeSpec, deps: TraceDependencies): Positions | null {
+export function dependenciesHold(rs: Ruleset, req: TraceRequest, deps: TraceDependencies): Positions | null {
   const compiled = compileRuleset(rs);
   const moved: Positions = new Map();
   for (const [key, id] of deps.chains) {
     const parts = key.split('\0');
+    if (key === '#repairs') {
+      if (repairsId(rs) !== id) return null;
+      continue;
+    }
     if (parts.length === 1) {
       if ((compiled.tables.has(key) ? 0 : ABSENT) !== id) return null;
       continue;
@@ -704,7 +836,7 @@ export function dependenciesHold(rs: Ruleset, node: NodeSpec, deps: TraceDepende
     const before = deps.positions.get(key)!;
     for (let k = 0; k < order.length; k++) map.set(before[k], order[k]);
   }
-  const env = makeEnv(node);
+  const env = makeEnv(req.node, req.routes);
   for (const [text, answer] of deps.local) if (env.isLocal(parseAddr(text, 'address')) !== answer) return null;
   if (deps.primary !== undefined && (env.primary?.text ?? null) !== deps.primary) return null;
   return moved;
