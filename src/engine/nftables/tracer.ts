@@ -12,7 +12,7 @@ import type { PacketSpec } from '../trace/packet.ts';
 import type { Fraction } from '../trace/probability.ts';
 import { add, deviationFromUniform, isExactlyUniform, ONE, toNumber, toText } from '../trace/probability.ts';
 import type { NodeSpec, TraceOutcome, TraceResult, TraceWarning } from '../trace/tracer.ts';
-import { makeEnv, resolvePacket } from '../trace/tracer.ts';
+import { makeEnv, resolvePacket, warningSet } from '../trace/tracer.ts';
 import { familySees } from './hooks.ts';
 import type { IpFamily } from './hooks.ts';
 import { timesNumgenShare } from './numgen.ts';
@@ -119,11 +119,7 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
   const env: NftEnv = { isLocal: base.isLocal, primary: base.primary };
   const packet = resolvePacket(req.packet, base, null);
   const family = packet.dst.family;
-  const warnings = new Map<string, TraceWarning>();
-  const warn = (w: TraceWarning) => {
-    const key = `${w.code}|${w.rule?.table}|${w.rule?.chain}|${w.rule?.index}|${w.message}`;
-    if (!warnings.has(key)) warnings.set(key, w);
-  };
+  const { warn, warnings } = warningSet();
   if (!program.baseChains.some((c) => familySees(c.family, family))) {
     warn({
       code: 'NO_BASE_CHAINS',
@@ -178,7 +174,7 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
     entry: packet.entry,
     packet: { source: packet.src.text, destination: packet.dst.text, port: packet.dport, protocol: packet.proto, sourcePort: packet.sport },
     outcomes: result,
-    warnings: [...warnings.values()],
+    warnings: warnings(),
     assumptions: [],
     backend: 'nftables',
   };

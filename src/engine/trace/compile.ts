@@ -628,7 +628,7 @@ class LazyCompiledChain implements CompiledChain {
  * A 53-bit hash of a chain's policy and rule texts (and what svcpath assumed in adding any of
  * them): two chains with the same number act the same on every packet.
  */
-export function chainContentId(c: Chain): number {
+function chainContentId(c: Chain): number {
   const h = new Hasher().string(c.policy ?? '-').string(chainText(c));
   if (!(c instanceof DumpChain)) for (const r of c.rules) h.string(r.synthesized ?? '');
   return h.value();
@@ -652,7 +652,7 @@ interface SharedRule {
  * emptied when full (rulesets keep what they compiled).
  */
 const sharedRules = new Map<string, SharedRule>();
-export const SHARED_RULES_KEPT = 200_000;
+const SHARED_RULES_KEPT = 200_000;
 
 const ANY_CHAIN: ReadonlyMap<string, Chain> = { has: () => true } as unknown as ReadonlyMap<string, Chain>;
 const NO_CHAIN: ReadonlyMap<string, Chain> = new Map();

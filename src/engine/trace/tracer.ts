@@ -249,13 +249,12 @@ class Walker {
 
   /** The rules of a chain the packet can match, in order (null: all of them), noted in deps. */
   private candidates(table: string, cc: CompiledChain, s: PacketState): readonly number[] | null {
-    if (this.deps) {
-      const key = `${table}\0${cc.chain.name}\0${s.dst.text}\0${s.dport}`;
-      const order = matchable(cc, s.dst.text, s.dport);
-      this.deps.chains.set(key, walkId(cc, order));
-      this.deps.positions.set(key, order);
-    }
-    return candidatesOf(cc, s.dst.text, s.dport);
+    if (!this.deps) return candidatesOf(cc, s.dst.text, s.dport);
+    const key = `${table}\0${cc.chain.name}\0${s.dst.text}\0${s.dport}`;
+    const order = matchable(cc, s.dst.text, s.dport);
+    this.deps.chains.set(key, walkId(cc, order));
+    this.deps.positions.set(key, order);
+    return cc.index ? order : null;
   }
 
   /**
@@ -484,9 +483,7 @@ function merge3(a: readonly number[], b: readonly number[], c: readonly number[]
 
 /** The positions of the rules a packet to dst:dport can match, in order; null for every rule (a chain without index). */
 function candidatesOf(cc: CompiledChain, dst: string, dport: number): readonly number[] | null {
-  const idx = cc.index;
-  if (!idx) return null;
-  return merge3(idx.byDst.get(dst) ?? EMPTY, idx.byPort.get(dport) ?? EMPTY, idx.rest);
+  return cc.index ? matchable(cc, dst, dport) : null;
 }
 
 /**
@@ -647,6 +644,18 @@ function outcomeKey(run: Run, s: PacketState): string {
   return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${run.conditions.join(';')}|${path}`;
 }
 
+/** Warnings of one trace, each said once however many runs meet it. */
+export function warningSet(): { warn: (w: TraceWarning) => void; warnings: () => TraceWarning[] } {
+  const seen = new Map<string, TraceWarning>();
+  return {
+    warn: (w) => {
+      const key = `${w.code}|${w.rule?.table}|${w.rule?.chain}|${w.rule?.index}|${w.message}`;
+      if (!seen.has(key)) seen.set(key, w);
+    },
+    warnings: () => [...seen.values()],
+  };
+}
+
 /** The node's environment, noting in `deps` every question asked of it. */
 function recordingEnv(env: Env, deps: TraceDependencies): Env {
   return {
@@ -674,11 +683,7 @@ export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | 
   const base = makeEnv(req.node, req.routes);
   const env = deps ? recordingEnv(base, deps) : base;
   const packet = resolvePacket(req.packet, env, rs.family);
-  const warnings = new Map<string, TraceWarning>();
-  const warn = (w: TraceWarning) => {
-    const key = `${w.code}|${w.rule?.table}|${w.rule?.chain}|${w.rule?.index}|${w.message}`;
-    if (!warnings.has(key)) warnings.set(key, w);
-  };
+  const { warn, warnings } = warningSet();
   interface Acc { run: Run; state: PacketState; probability: Fraction; order: number }
   const outcomes = new Map<string, Acc>();
   const pending: boolean[][] = [[]];
@@ -741,7 +746,7 @@ export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | 
     entry: packet.entry,
     packet: { source: packet.src.text, destination: packet.dst.text, port: packet.dport, protocol: packet.proto, sourcePort: packet.sport },
     outcomes: result,
-    warnings: [...warnings.values()],
+    warnings: warnings(),
     assumptions: [...assumptions],
   };
 }
