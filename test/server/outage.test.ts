@@ -122,7 +122,8 @@ describe('the embedded PostgreSQL dies under a running app', { timeout: 120_000 
     const response = await upload;
     assert.equal(response.statusCode, 503, response.body);
     assert.equal(response.json().code, 'UNAVAILABLE');
-    assert.equal(isRunning(pid), false);
+    // The upload can fail on the dropped connection before the kernel has finished the process off.
+    assert.ok(await waitFor(() => !isRunning(pid), 10_000), 'the killed postmaster is gone');
 
     assert.ok(await waitFor(() => db.server!.state() === 'running', 30_000), `state: ${db.server!.state()}`);
     // PostgreSQL recovers from the kill before it takes queries (57P03, a 503 meanwhile).
