@@ -806,7 +806,7 @@ function repairsId(rs: Ruleset): number {
   return h.value();
 }
 
-/** For each chain a trace walked (`table\0chain`), where its rules at the traced positions stand in another ruleset. */
+/** For each chain a trace walked (`table\0chain`), where its rules at the traced positions stand in another ruleset: only those that moved. */
 export type Positions = Map<string, Map<number, number>>;
 
 /**
@@ -835,11 +835,14 @@ export function dependenciesHold(rs: Ruleset, req: TraceRequest, deps: TraceDepe
     }
     const order = matchable(cc, parts[2], Number(parts[3]));
     if (walkId(cc, order) !== id) return null;
-    const chain = `${parts[0]}\0${parts[1]}`;
-    let map = moved.get(chain);
-    if (!map) moved.set(chain, (map = new Map()));
     const before = deps.positions.get(key)!;
-    for (let k = 0; k < order.length; k++) map.set(before[k], order[k]);
+    for (let k = 0; k < order.length; k++) {
+      if (before[k] === order[k]) continue;
+      const chain = `${parts[0]}\0${parts[1]}`;
+      let map = moved.get(chain);
+      if (!map) moved.set(chain, (map = new Map()));
+      map.set(before[k], order[k]);
+    }
   }
   const env = makeEnv(req.node, req.routes);
   for (const [text, answer] of deps.local) if (env.isLocal(parseAddr(text, 'address')) !== answer) return null;
