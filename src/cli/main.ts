@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { EngineError } from '../engine/index.ts';
+import { defaultSource, EngineError, readDestination, readProtocol } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
@@ -36,11 +36,11 @@ const USAGE = `usage:
   svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
                where the rules and the manifests disagree; exits 3 when there is an error finding
 
-  svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT
-                [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
+  svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT | [IPV6]:PORT | DESTINATION --port N
+                [--from SOURCE] [--protocol tcp|udp|sctp|icmp (any case)] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S|nftables] [--table nat] [--in-interface IF]
                 [--out-interface IF] [--routes FILE] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
-  svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME --port NAME|NUMBER [--from SOURCE] …
+  svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME|NAME.NS --port NAME|NUMBER [--from SOURCE] …
                 traces every frontend of the Service port that reaches this node (cluster IPs, its NodePort,
                 load-balancer and external IPs)
 
@@ -48,15 +48,10 @@ const USAGE = `usage:
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
   --routes FILE is the node's \`ip route\` (and/or \`ip -6 route\`) output: it names the interface a
   packet leaves through; without it, an answer that depends on that interface is given per case.
-  Without --from, the packet comes from 203.0.113.10 (outside the cluster).
+  Without --from, the packet comes from 203.0.113.10 (2001:db8::10 for an IPv6 destination),
+  outside the cluster.
 
 ${ADMIN_USAGE}`;
-
-function splitHostPort(text: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new AppError('VALIDATION', `expected DESTINATION:PORT, got '${text}'`);
-  return { host: m[1], port: Number(m[2]) };
-}
 
 async function traceCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -100,8 +95,9 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
       targets.push({ ...f.packet, label: `${values.service} port ${f.servicePort.name || f.servicePort.port} via ${f.frontend} ${f.packet.destination}:${f.packet.port}` });
     }
   } else {
-    const { host, port } = splitHostPort(positionals[0]);
-    targets.push({ destination: host, port, protocol: values.protocol as Protocol });
+    const port = values.port === undefined ? undefined : /^\d+$/.test(values.port) ? Number(values.port) : NaN;
+    if (Number.isNaN(port)) throw new AppError('VALIDATION', `--port must be a number for a trace to an address, got '${values.port}'`);
+    targets.push({ ...readDestination(positionals[0], port), protocol: readProtocol(values.protocol) });
   }
   const results = targets.map((target) => service.trace({
     rules,
@@ -111,7 +107,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
     table: values.table,
     node,
     packet: {
-      source: values.from ?? '203.0.113.10',
+      source: values.from ?? defaultSource(target.destination),
       destination: target.destination,
       port: target.port,
       protocol: target.protocol,

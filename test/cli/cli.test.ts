@@ -78,3 +78,13 @@ test('svcpath trace --routes decides the output interface; without it the shares
   assert.doesNotMatch(routed.out, /CASE/);
   assert.match(routed.out, /100%\s+ACCEPT\s+93\.184\.216\.34:443\s+yes\s+forward via eth0/);
 });
+
+test('svcpath trace takes the port apart from the destination and the protocol in any case', async () => {
+  const joined = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '--from', '10.42.0.9', '10.43.250.102:80', '--json']);
+  const apart = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '--from', '10.42.0.9', '10.43.250.102', '--port', '80', '--protocol', 'TCP', '--json']);
+  assert.equal(apart.code, 0, apart.err);
+  assert.deepEqual(JSON.parse(apart.out), JSON.parse(joined.out));
+  const clash = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '10.43.250.102:80', '--port', '443']);
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.err, /names port 80 but port 443 was given/);
+});

@@ -14,6 +14,7 @@ import type { Action, CompiledChain, CompiledRule, CompiledRuleset, InterfaceTes
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
 import type { Addr, Entry, Hook, PacketSpec, PacketState, Protocol } from './packet.ts';
 import { parseAddr } from './packet.ts';
+import { PROTOCOLS } from './packet-input.ts';
 import type { RouteTable } from '../net/routes.ts';
 import type { Fraction } from './probability.ts';
 import { add, deviationFromUniform, isExactlyUniform, ONE, SCALE, times, toNumber, toText } from './probability.ts';
@@ -610,8 +611,6 @@ export interface ResolvedPacket {
   inIface: string | null;
   outIface: string | null;
 }
-
-const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
 
 /**
  * Checks the packet asked about and decides where it starts. `family` is the rules' address family,
