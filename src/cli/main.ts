@@ -31,7 +31,8 @@ const USAGE = `usage:
   URL defaults to $SVCPATH_SERVER or http://localhost:8080; TOKEN to $SVCPATH_TOKEN (sent as a bearer token).
 
   svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--json]
-               what changed from dump A to dump B of one node: where traffic goes, rules, manifests
+               what changed from dump A to dump B of one node: where traffic goes, rules, manifests;
+               exits 0 when nothing changed, 1 when something did, 2 on an error (as diff(1))
 
   svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
                where the rules and the manifests disagree; exits 3 when there is an error finding
@@ -248,11 +249,13 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
     };
   };
   const result = diffSnapshots(side(positionals[0], values['manifests-a']), side(positionals[1], values['manifests-b']));
+  // As diff(1): 1 when anything changed.
+  const s = result.summary;
+  const changed = s.frontends.added + s.frontends.removed + s.frontends.changed + result.rules.length + result.manifests.length > 0 ? 1 : 0;
   if (values.json) {
     io.out(JSON.stringify(result, null, 2) + '\n');
-    return 0;
+    return changed;
   }
-  const s = result.summary;
   io.out(`frontends: ${s.frontends.added} added, ${s.frontends.removed} removed, ${s.frontends.changed} changed, ${s.frontends.unchanged} unchanged\n`);
   io.out(`endpoints: ${s.endpoints.added} added, ${s.endpoints.removed} removed; verdict changes ${s.verdictChanges}, masquerade changes ${s.masqueradeChanges}, share changes ${s.probabilityChanges}\n`);
   io.out(`rules: ${s.rules.chainsAdded} chains added, ${s.rules.chainsRemoved} removed, ${s.rules.renamed} renamed; ${s.rules.rulesAdded} rules added, ${s.rules.rulesRemoved} removed, ${s.rules.rulesMoved} moved\n`);
@@ -268,7 +271,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   for (const m of result.manifests) {
     io.out(`${m.change} ${m.kind} ${m.name}${m.fields ? `: ${m.fields.map((x) => x.path).join(', ')}` : ''}\n`);
   }
-  return 0;
+  return changed;
 }
 
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
@@ -281,32 +284,66 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   prune: async (args, io) => (await import('./admin.ts')).pruneCommand(args, io),
 };
 
+/** The usage paragraphs of one command: those that begin `svcpath COMMAND`, and the text under them. */
+export function commandUsage(command: string): string {
+  const paragraphs = `${USAGE.replace(/^usage:\n/, '')}\n`.split(/\n\s*\n/);
+  const out: string[] = [];
+  let mine = false;
+  for (const p of paragraphs) {
+    const head = /^\s*svcpath (\S+)/.exec(p);
+    if (head) mine = head[1] === command;
+    if (mine && p.trim()) out.push(p.replace(/\s+$/, ''));
+  }
+  return `usage:\n${out.join('\n\n')}\n\n${EXIT_CODES}`;
+}
+
+const EXIT_CODES = `exit codes: 0 done; 1 an error (bad input, server unreachable); 2 bad usage.
+  svcpath diff: 0 no change, 1 changes, 2 an error (as diff(1)). svcpath audit: 3 when a finding is an error.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-V' || command === 'version') {
+    io.out(`svcpath ${version()}\n`);
+    return 0;
+  }
   const run = command ? COMMANDS[command] : undefined;
   if (!run) {
-    io.err(USAGE);
-    return command === '--help' || command === 'help' ? 0 : 2;
+    const asked = command === '--help' || command === '-h' || command === 'help';
+    if (asked) io.out(`${USAGE}\n${EXIT_CODES}`);
+    else io.err(`${command ? `svcpath: unknown command '${command}'\n` : ''}${USAGE}`);
+    return asked ? 0 : 2;
   }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(commandUsage(command));
+    return 0;
+  }
+  // diff(1)'s convention: 1 says "they differ", so an error is 2.
+  const failed = command === 'diff' ? 2 : 1;
   try {
     return await run(rest, io);
   } catch (e) {
     if (e instanceof AppError || e instanceof EngineError) {
       const excerpt = e instanceof EngineError ? e.excerpt() : (e.details.excerpt as string | undefined);
       io.err(`svcpath: ${e.message}\n${excerpt ? excerpt + '\n' : ''}`);
-      return 1;
+      return failed;
     }
     if (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`svcpath: ${e.message}\n${USAGE}`);
+      io.err(`svcpath: ${e.message}\n${commandUsage(command)}`);
       return 2;
     }
     if (e instanceof TypeError && e.message === 'fetch failed') {
       io.err(`svcpath: cannot reach the server: ${(e.cause as Error | undefined)?.message ?? e.message}\n`);
-      return 1;
+      return failed;
     }
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       io.err(`svcpath: ${(e as Error).message}\n`);
-      return 1;
+      return failed;
     }
     throw e;
   }
