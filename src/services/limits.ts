@@ -129,6 +129,20 @@ export function checkLabels(labels: Readonly<Record<string, string>>, limits: Pi
   }
 }
 
+/**
+ * Refuses an input that is binary data rather than text (control bytes make 5% of its first
+ * kilobyte), saying what it begins with in hex instead of echoing it. `what` names the input.
+ */
+export function refuseBinary(bytes: Buffer, what: string, hint: string): void {
+  const head = bytes.subarray(0, 1024);
+  let control = 0;
+  for (const b of head) if (b === 0 || (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d && b !== 0x1b)) control++;
+  // A stray NUL in a comment is text with a flaw (refused with its line); binary is full of them.
+  if (control * 20 < head.length) return;
+  const begins = [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  throw new AppError('VALIDATION', `${what} is binary data (it begins with bytes ${begins}), not text: ${hint}`);
+}
+
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**

@@ -17,7 +17,7 @@ import type { AnalysisPool } from './analysis-pool.ts';
 import { createRulesetCache } from './ruleset-cache.ts';
 import type { TraceService } from './trace-service.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
-import { checkLabels as checkLabelLimits, checkStorableJson, checkStorableText, DEFAULT_LIMITS } from './limits.ts';
+import { checkLabels as checkLabelLimits, checkStorableJson, checkStorableText, DEFAULT_LIMITS, refuseBinary } from './limits.ts';
 import type { Limits } from './limits.ts';
 import type { Meaning } from './kube-meaning.ts';
 import type {
@@ -27,6 +27,8 @@ import type {
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+const BINARY_HINT = 'send the text of iptables-save, iptables -S or nft list ruleset, as it is or gzip-compressed (gzip is recognised by its first bytes or by Content-Encoding: gzip)';
+
 /** A packet read from what the caller wrote: its errors are the caller's (400). */
 function packetInput<T>(read: () => T): T {
   try {
@@ -226,6 +228,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     // from it goes to jsonb: a NUL is refused where it stands (the scan for it is cheap).
     for (const a of n.addresses ?? []) checkStorableText(a, `node ${name}: address`);
     checkStorableText(table, `node ${name}: table`);
+    refuseBinary(n.rules, `node ${name}: rules`, BINARY_HINT);
     if (n.rules.includes(0)) checkStorableText(n.rules.toString('utf8'), `node ${name}: rules`);
     // Hashed and cut into chunks on a parse worker: 40 MB take a tenth of a second.
     const plan = await parsePool.plan(n.rules);
@@ -258,6 +261,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
 
   /** Reads the manifests as a trace would, on a parse worker: large ones take seconds to read. */
   async function checkManifests(manifests: Buffer): Promise<void> {
+    refuseBinary(manifests, 'manifests', 'send the output of kubectl get … -o json or -o yaml, as it is or gzip-compressed');
     if (manifests.includes(0)) checkStorableText(manifests.toString('utf8'), 'manifests');
     const checked = await parsePool.checkManifests(manifests, limits);
     if (!checked.ok) throw new AppError(checked.code, checked.message, checked.details);

@@ -19,7 +19,19 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-function fromFastify(e: FastifyError): AppError | null {
+/**
+ * What a route takes, for the 415 that says so: the content types its schema lists (or JSON), and
+ * the content type that came.
+ */
+export function unsupportedMediaType(request: FastifyRequest): string {
+  const content = (request.routeOptions.schema?.body as { content?: Record<string, unknown> } | undefined)?.content;
+  const accepted = content ? Object.keys(content) : ['application/json'];
+  const sent = request.headers['content-type'];
+  return `${request.method} ${request.routeOptions.url ?? request.url} takes ${accepted.join(' or ')} (gzip allowed with Content-Encoding: gzip); ` +
+    `the request ${sent ? `was ${JSON.stringify(sent.slice(0, 100))}` : 'had no Content-Type'}`;
+}
+
+function fromFastify(e: FastifyError, request: FastifyRequest): AppError | null {
   if (e.validation) {
     return new AppError('VALIDATION', `invalid request: ${e.message}`, {
       errors: e.validation.map((v) => ({ path: v.instancePath, message: v.message, params: v.params })),
@@ -29,7 +41,7 @@ function fromFastify(e: FastifyError): AppError | null {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new AppError('PAYLOAD_TOO_LARGE', 'the request body is larger than this server accepts (BODY_LIMIT_MB)');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message);
+      return new AppError('UNSUPPORTED_MEDIA_TYPE', unsupportedMediaType(request));
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new AppError('VALIDATION', e.message);
@@ -38,14 +50,14 @@ function fromFastify(e: FastifyError): AppError | null {
   }
   if (e instanceof SyntaxError || e.statusCode === 400) return new AppError('VALIDATION', `malformed request body: ${e.message}`);
   if (e.statusCode === 413) return new AppError('PAYLOAD_TOO_LARGE', e.message);
-  if (e.statusCode === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message);
+  if (e.statusCode === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', unsupportedMediaType(request));
   return null;
 }
 
 export const errorHandler = fp(
   async (app: FastifyInstance) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      const mapped = toAppError(error) ?? fromFastify(error);
+      const mapped = toAppError(error) ?? fromFastify(error, request);
       const status = mapped?.status ?? 500;
       if (status === 503) {
         request.log.warn({ err: error }, 'request refused for now: unavailable');

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, isDatabaseUnavailable } from '../../app-error.ts';
 import type { Entry, FormatOption } from '../../engine/index.ts';
 import type { CreateResult, SnapshotService, SnapshotUpload } from '../../services/snapshot-types.ts';
+import { unsupportedMediaType } from './errors.ts';
 
 const problem = { $ref: 'Problem#' };
 const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
@@ -165,7 +166,12 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
     },
     handler: async (request, reply) => {
       const { cluster } = request.params as { cluster: string };
-      const result = (request as unknown as { isMultipart(): boolean }).isMultipart()
+      const multipart = (request as unknown as { isMultipart(): boolean }).isMultipart();
+      // A raw dump sent as text is not an upload of this form: say which forms are.
+      if (!multipart && (request.body === null || typeof request.body !== 'object' || Buffer.isBuffer(request.body))) {
+        throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${unsupportedMediaType(request)}; one node's raw dump goes in the step-wise upload: POST /v1/clusters/${cluster}/uploads, then PUT /v1/uploads/{id}/nodes/{node}`);
+      }
+      const result = multipart
         ? await streamMultipart(request, service, cluster, opts.limits)
         : await service.create(cluster, request.body as SnapshotUpload);
       return reply.status(result.created ? 201 : 200).send(result);
