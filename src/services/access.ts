@@ -229,7 +229,10 @@ export async function authorize(p: Principal, rule: AccessRule, values: Readonly
   const clusters: string[] = [];
   if (rule.cluster !== undefined && typeof values[rule.cluster] === 'string') clusters.push(values[rule.cluster] as string);
   if (rule.snapshots) {
-    const ids = rule.snapshots.map((k) => values[k]).filter((v): v is string => typeof v === 'string');
+    const given = rule.snapshots.map((k) => values[k]).filter((v): v is string => typeof v === 'string');
+    // A reference (`cluster@latest`, `cluster@12`, `cluster@TIME`) names its cluster itself.
+    const ids = given.filter((v) => !v.includes('@'));
+    for (const ref of given) if (ref.includes('@')) clusters.push(ref.slice(0, ref.lastIndexOf('@')));
     clusters.push(...(await owners.ofSnapshots(ids)).values());
   }
   if (rule.upload !== undefined && typeof values[rule.upload] === 'string') {

@@ -483,9 +483,9 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
             ...(q.inInterface ? { inInterface: q.inInterface } : {}),
           });
           const r = annotate(raw, meaning, n.addresses);
-          const warnings = n.addresses.length === 0
+          const warnings = (n.addresses.length === 0
             ? [{ code: 'NODE_ADDRESSES_UNKNOWN', message: `node ${n.name} was uploaded without addresses: only 127.0.0.0/8 counts as LOCAL, so NodePorts on its addresses are not recognised` }, ...r.warnings]
-            : r.warnings;
+            : r.warnings).map((w) => ({ ...w, node: n.name }));
           results.push({
             node: n.name, entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings, assumptions: r.assumptions,
             ...(target.frontend ? { frontend: target.frontend } : {}),

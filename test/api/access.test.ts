@@ -103,6 +103,8 @@ const ROUTES: readonly RouteCase[] = [
     route: 'POST /v1/clusters/:cluster/snapshots', scope: 'write', bound: true, ok: [201],
     request: async (c) => ({ method: 'POST', url: `/v1/clusters/${c}/snapshots`, payload: { nodes: [{ name: `posted-${++counter}`, addresses: ADDRESSES, rules: RULES }] } }),
   },
+  { route: 'GET /v1/clusters/:cluster/snapshots/latest', scope: 'read', bound: true, ok: [200], request: async (c) => ({ method: 'GET', url: `/v1/clusters/${c}/snapshots/latest` }) },
+  { route: 'GET /v1/clusters/:cluster/snapshots/:version', scope: 'read', bound: true, ok: [200], request: async (c) => ({ method: 'GET', url: `/v1/clusters/${c}/snapshots/1` }) },
   { route: 'GET /v1/snapshots/:id', scope: 'read', bound: true, ok: [200], request: async (c) => ({ method: 'GET', url: `/v1/snapshots/${snapshotOf(c)}` }) },
   {
     route: 'GET /v1/snapshots/:id/nodes/:node/rules', scope: 'read', bound: true, ok: [200],
@@ -209,6 +211,7 @@ const FIELDS: readonly FieldCase[] = [
   { field: 'Query.clusters', scope: 'read', bound: false, query: async () => '{ clusters { name snapshotCount } }' },
   { field: 'Query.snapshots', scope: 'read', bound: true, query: async (c) => `{ snapshots(cluster: "${c}") { edges { node { id } } } }` },
   { field: 'Query.snapshot', scope: 'read', bound: true, query: async (c) => `{ snapshot(id: "${snapshotOf(c)}") { id version nodes { name } } }` },
+  { field: 'Query.cluster', scope: 'read', bound: true, query: async (c) => `{ cluster(name: "${c}") { name latest { id } } }` },
   { field: 'Query.diff', scope: 'read', bound: true, query: async (c) => `{ diff(from: "${ids.prodA}", to: "${c === IN ? ids.prodB : ids.dev}") { from to } }` },
   {
     field: 'Mutation.createSnapshot', scope: 'write', bound: true,
@@ -247,6 +250,24 @@ for (const f of FIELDS) {
     }
   });
 }
+
+test('a snapshot reference (cluster@latest, @version, @time) is held to its cluster, over REST and GraphQL', async () => {
+  const now = new Date().toISOString();
+  for (const ref of ['latest', '1', now]) {
+    for (const [cluster, want] of [[IN, 200], [OUT, 403]] as const) {
+      const paths = [`/v1/snapshots/${cluster}@${ref}`, `/v1/snapshots/${cluster}@${ref}/trace?destination=10.43.62.130:80`, `/v1/diff?from=${ids.prodA}&to=${cluster}@${ref}`];
+      for (const url of paths) {
+        const res = await t.app.inject({ method: 'GET', url, headers: authHeader('reader') });
+        assert.equal(res.statusCode, want, `${url}: ${res.body.slice(0, 200)}`);
+      }
+      for (const query of [`{ snapshot(id: "${cluster}@${ref}") { id } }`, `{ snapshot(cluster: "${cluster}") { id } }`]) {
+        const body = (await t.app.inject({ method: 'POST', url: '/graphql', headers: authHeader('reader'), payload: { query } })).json();
+        if (want === 200) assert.equal(body.errors, undefined, query);
+        else assert.equal(body.errors?.[0]?.extensions?.code, 'FORBIDDEN', query);
+      }
+    }
+  }
+});
 
 test('a token revoked is refused from its next request on, over the API or from the CLI (another process: the store)', async () => {
   const made = await t.app.inject({ method: 'POST', url: '/v1/tokens', headers: authHeader('admin'), payload: { name: 'short-lived', scopes: ['read'] } });

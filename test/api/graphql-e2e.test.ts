@@ -24,7 +24,7 @@ test('createSnapshot, then the contract trace query, over HTTP', async () => {
   assert.equal(version, 1);
   const query = `{ snapshot(id: "${id}") { id cluster version createdAt nodes { name addresses }
     trace(destination: "10.43.62.130", port: 80, protocol: "tcp", source: "10.42.0.7", node: "node-a") {
-      node warnings outcomes { probability verdict masquerade delivery
+      node warnings { code message node } outcomes { probability verdict masquerade delivery
         destination { ip port } path { table chain index rule action } } } } }`;
   const res = await t.app.inject({ method: 'POST', url: '/graphql', payload: { query } });
   assert.equal(res.statusCode, 200, res.body);
@@ -33,7 +33,7 @@ test('createSnapshot, then the contract trace query, over HTTP', async () => {
   assert.deepEqual(snap.nodes, [{ name: 'node-a', addresses: ['10.32.11.62'] }]);
   const [trace] = snap.trace;
   assert.equal(trace.node, 'node-a');
-  assert.ok(trace.warnings.some((w: string) => /not exactly 1\/4/.test(w)));
+  assert.ok(trace.warnings.some((w: { message: string; node: string }) => /not exactly 1\/4/.test(w.message) && w.node === 'node-a'));
   assert.deepEqual(trace.outcomes.map((o: { destination: { ip: string } }) => o.destination.ip), ['10.42.0.43', '10.42.0.44', '10.42.1.41', '10.42.1.42']);
   const o = trace.outcomes[0];
   assert.equal(o.verdict, 'DNAT');

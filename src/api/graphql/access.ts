@@ -15,7 +15,8 @@ import type { AccessRule, ClusterOwners } from '../../services/access.ts';
 export const FIELD_ACCESS: Readonly<Record<string, AccessRule>> = Object.freeze({
   'Query.clusters': { scope: 'read', filter: 'clusters' },
   'Query.snapshots': { scope: 'read', cluster: 'cluster' },
-  'Query.snapshot': { scope: 'read', snapshots: ['id'] },
+  'Query.cluster': { scope: 'read', cluster: 'name' },
+  'Query.snapshot': { scope: 'read', snapshots: ['id'], cluster: 'cluster' },
   'Query.diff': { scope: 'read', snapshots: ['from', 'to'] },
   'Mutation.createSnapshot': { scope: 'write', cluster: 'cluster' },
   'Mutation.deleteSnapshot': { scope: 'admin' },

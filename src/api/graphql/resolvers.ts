@@ -277,7 +277,6 @@ export function createResolvers(service: SnapshotService): IResolvers {
       after: (f: { after: unknown }) => (f.after === undefined ? null : JSON.stringify(f.after)),
     },
     NodeTrace: {
-      warnings: (t: NodeTrace) => t.warnings.map((w) => w.message),
       warningDetails: (t: NodeTrace) => t.warnings,
     },
   };

@@ -53,6 +53,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = Object.freeze
   'GET /v1/clusters': rule({ scope: 'read', filter: 'clusters' }),
   'GET /v1/clusters/:cluster/snapshots': rule({ scope: 'read', cluster: 'cluster' }),
   'POST /v1/clusters/:cluster/snapshots': rule({ scope: 'write', cluster: 'cluster' }),
+  'GET /v1/clusters/:cluster/snapshots/latest': rule({ scope: 'read', cluster: 'cluster' }),
+  'GET /v1/clusters/:cluster/snapshots/:version': rule({ scope: 'read', cluster: 'cluster' }),
   'GET /v1/snapshots/:id': READ_SNAPSHOT,
   'GET /v1/snapshots/:id/nodes/:node/rules': READ_SNAPSHOT,
   'GET /v1/snapshots/:id/trace': READ_SNAPSHOT,

@@ -26,6 +26,9 @@ export const problemSchema = {
   additionalProperties: true,
 } as const;
 
+/** The protocols as answers name them (requests take them in any case). */
+const PROTOCOL = { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'] } as const;
+
 export const traceStepSchema = {
   $id: 'TraceStep',
   type: 'object',
@@ -61,7 +64,7 @@ export const traceOutcomeSchema = {
       type: 'object',
       properties: { ip: { type: 'string', nullable: true }, port: { type: 'integer', nullable: true } },
     },
-    delivery: { type: 'string', nullable: true, description: 'local, forward or output; null when dropped before routing' },
+    delivery: { type: 'string', nullable: true, enum: ['local', 'forward', 'output', null], description: 'null when dropped before routing' },
     outInterface: { type: 'string', description: "the interface the packet leaves through, when packet.outInterface or the node's routes say it" },
     conditions: {
       type: 'array',
@@ -110,6 +113,7 @@ export const traceWarningSchema = {
   properties: {
     code: { type: 'string' },
     message: { type: 'string' },
+    node: { type: 'string', description: 'the node it is about, in a trace of a stored snapshot' },
     rule: {
       type: 'object',
       properties: {
@@ -139,7 +143,7 @@ export const traceResultSchema = {
         source: { type: 'string' },
         destination: { type: 'string' },
         port: { type: 'integer' },
-        protocol: { type: 'string' },
+        protocol: PROTOCOL,
         sourcePort: { type: 'integer', nullable: true },
       },
     },
@@ -384,11 +388,11 @@ export const snapshotTraceSchema = {
             type: 'object',
             description: 'for a trace by Service: the frontend traced',
             properties: {
-              kind: { type: 'string' }, destination: { type: 'string' }, port: { type: 'integer' }, protocol: { type: 'string' },
+              kind: { type: 'string' }, destination: { type: 'string' }, port: { type: 'integer' }, protocol: PROTOCOL,
               servicePort: { type: 'object', properties: { name: { type: 'string' }, port: { type: 'integer' }, protocol: { type: 'string' } } },
             },
           },
-          entry: { type: 'string' },
+          entry: traceResultSchema.properties.entry,
           packet: traceResultSchema.properties.packet,
           outcomes: { type: 'array', items: { $ref: 'TraceOutcome#' } },
           warnings: { type: 'array', items: { $ref: 'TraceWarning#' } },
