@@ -6,7 +6,7 @@
  */
 import type { Pool } from 'pg';
 import { NodeByNodeAudit, NodeByNodeDiff, readRules, requireIptables } from '../engine/index.ts';
-import type { DiffResult, Finding, FormatOption, Ruleset } from '../engine/index.ts';
+import type { AnyRuleset, DiffResult, Finding, FormatOption } from '../engine/index.ts';
 import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
 import { readMeaning } from './kube-meaning.ts';
@@ -35,19 +35,20 @@ async function sideOf(pool: Queryable, snapshotId: string, node?: string): Promi
 }
 
 /**
- * A node's completed ruleset, read and parsed afresh. Nothing is kept: on a node of 10,000 Services
- * an audit compiles rules worth hundreds of MB, gone with the ruleset once the next node begins.
+ * A node's rules (iptables completed, or nftables), read and parsed afresh. Nothing is kept: on a
+ * node of 10,000 Services an audit compiles rules worth hundreds of MB, gone with the ruleset once
+ * the next node begins.
  */
-async function loadRuleset(pool: Queryable, n: StoredDumpRef): Promise<Ruleset> {
+async function loadRuleset(pool: Queryable, n: StoredDumpRef): Promise<AnyRuleset> {
   const raw = await dumpBytes(pool, n);
-  return requireIptables(readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined }), 'audits and diffs');
+  return readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined });
 }
 
 export async function auditStored(pool: Queryable, task: AuditTask): Promise<Finding[] | { missing: 'manifests' }> {
   const side = await sideOf(pool, task.snapshot);
   if (!side.meaning) return { missing: 'manifests' };
   const run = new NodeByNodeAudit({ model: side.meaning.model, index: side.meaning.index });
-  const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n) });
+  const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: requireIptables(await loadRuleset(pool, n), 'audits') });
   for (const n of side.nodes) run.add(await auditNode(n));
   const byName = new Map(side.nodes.map((n) => [n.name, n]));
   for (const name of run.disagreeing()) run.report(await auditNode(byName.get(name)!));

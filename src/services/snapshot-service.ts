@@ -34,7 +34,7 @@ function sha256(data: string | Buffer): Buffer {
 
 const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S', 'nftables'];
 
-/** Audits and diffs read iptables rules only so far: a snapshot with an nftables node is refused plainly. */
+/** Audits read iptables rules only so far: a snapshot with an nftables node is refused plainly. */
 function refuseNftables(id: string, nodes: readonly StoredNode[], what: string): void {
   const nft = nodes.filter((n) => n.format === 'nftables').map((n) => n.name);
   if (nft.length > 0) {
@@ -481,8 +481,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       let pending = diffs.get(key);
       if (!pending) {
         const compute = async (): Promise<DiffResult> => {
-          const sides = await Promise.all([snapshotWithStoredNodes(q.from), snapshotWithStoredNodes(q.to)]);
-          sides.forEach((side, i) => refuseNftables(i === 0 ? q.from : q.to, side.nodes, 'diffs'));
+          // Both exist (a missing one answers 404 before the work starts).
+          await Promise.all([snapshotWithStoredNodes(q.from), snapshotWithStoredNodes(q.to)]);
           let result;
           try {
             result = await deps.analysis.diff({ from: q.from, to: q.to, ...(q.node !== undefined ? { node: q.node } : {}) });
@@ -510,6 +510,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         to: q.to,
         summary: result.summary,
         unpairedNodes: result.unpairedNodes,
+        backends: result.backends,
+        knownDifferences: result.knownDifferences,
         frontends: result.frontends.slice(offset, end),
         rules: result.rules.slice(offset, end),
         manifests: result.manifests.slice(offset, end),
