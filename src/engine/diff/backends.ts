@@ -17,7 +17,7 @@
  */
 import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel } from '../kube/model.ts';
-import type { Family, Ruleset } from '../netfilter/ast.ts';
+import type { Ruleset } from '../netfilter/ast.ts';
 import { familyOf, formatIPv4, formatIPv6, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
 import type { NftRuleset } from '../nftables/ast.ts';
 import type { AnyRuleset } from '../rules.ts';
@@ -28,7 +28,7 @@ import type { Frontend } from './frontends.ts';
 import { compareFrontends, listFrontends } from './frontends.ts';
 import type { KnownDifferenceCode, KnownDifferenceInfo, ProbeKind } from './known-differences.ts';
 import { classifyFrontend, classifyProbe, known } from './known-differences.ts';
-import { kubeProxyTables, listNftFrontends, nftFamily } from './nft-frontends.ts';
+import { kubeProxyTables, listNftFrontends } from './nft-frontends.ts';
 import type { Compared, FrontendChange, FrontendDiff, ReachabilityDiff, ReachabilityOptions, Traced } from './reachability.ts';
 import { compareOutcomes, compareTraced, frontendDiff, pairKey, shownFrontend, sourceFor, tryTrace } from './reachability.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
@@ -64,10 +64,6 @@ export interface BackendsDiff extends ReachabilityDiff {
 
 export function backendOf(rs: AnyRuleset): Backend {
   return isNftables(rs) ? 'nftables' : 'iptables';
-}
-
-function familyOfRules(rs: AnyRuleset): Family {
-  return isNftables(rs) ? nftFamily(rs) : rs.family;
 }
 
 /** Counts what the compared outcomes of the frontends say, as reachability.ts counts them. */
@@ -180,9 +176,11 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
   const tally = new Tally();
 
   for (const pair of pairs) {
+    // An iptables dump is of one family: against one, an nftables ruleset's frontends of that family.
+    const iptFamily = [pair.a.ruleset, pair.b.ruleset].find((rs): rs is Ruleset => !isNftables(rs))?.family;
     const list = (node: AnyDiffNode, model: ClusterModel | null | undefined, index: ChainNameIndex | null | undefined): Frontend[] =>
       isNftables(node.ruleset)
-        ? listNftFrontends(node.ruleset, node.addresses, { model })
+        ? listNftFrontends(node.ruleset, node.addresses, { model, ...(iptFamily ? { family: iptFamily } : {}) })
         : listFrontends(node.ruleset, node.addresses, { index, model, facts, chainTexts });
     const fa = list(pair.a, options.modelA, options.indexA);
     const fb = list(pair.b, options.modelB, options.indexB);
@@ -194,7 +192,7 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
       packet: { source, destination: ip, port, protocol, ...(entry ? { entry } : {}) },
     }));
     const traceFrontend = (node: AnyDiffNode, f: Frontend) =>
-      run(node, f.ip, f.port, f.protocol, sourceFor(f.kind, familyOfRules(node.ruleset), options));
+      run(node, f.ip, f.port, f.protocol, sourceFor(f.kind, familyOf(f.ip) ?? 'ipv4', options));
     const diffOf = (f: Frontend, other: Frontend | undefined, change: FrontendChange, before: readonly TraceOutcome[], after: readonly TraceOutcome[], changes: string[]) =>
       frontendDiff(pair.name, f, other, change, before, after, changes);
 

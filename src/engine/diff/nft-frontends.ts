@@ -32,9 +32,9 @@ export function kubeProxyTables(rs: NftRuleset): NftTable[] {
   return [...rs.tables.values()].filter((t) => t.name === 'kube-proxy' && (t.family === 'ip' || t.family === 'ip6' || t.family === 'inet'));
 }
 
-/** The family of the node's traffic the ruleset handles: that of its kube-proxy table (ipv4 when it has none). */
-export function nftFamily(rs: NftRuleset): 'ipv4' | 'ipv6' {
-  return kubeProxyTables(rs).some((t) => t.family === 'ip6') && !kubeProxyTables(rs).some((t) => t.family === 'ip') ? 'ipv6' : 'ipv4';
+/** The address families a kube-proxy table handles. */
+function familiesOf(t: NftTable): readonly ('ipv4' | 'ipv6')[] {
+  return t.family === 'ip' ? ['ipv4'] : t.family === 'ip6' ? ['ipv6'] : ['ipv4', 'ipv6'];
 }
 
 function literal(e: NftExpr): string | null {
@@ -78,13 +78,17 @@ export interface NftFrontendOptions {
   readonly model?: ClusterModel | null;
 }
 
-/** Every frontend of a node's nftables ruleset, sorted by address, port and protocol. */
-export function listNftFrontends(rs: NftRuleset, addresses: readonly string[], options: NftFrontendOptions = {}): Frontend[] {
+/**
+ * Every frontend of a node's nftables ruleset, sorted by address, port and protocol: of both
+ * families when the ruleset has kube-proxy tables of both (a dual-stack node), or of `family` only.
+ */
+export function listNftFrontends(rs: NftRuleset, addresses: readonly string[], options: NftFrontendOptions & { readonly family?: 'ipv4' | 'ipv6' } = {}): Frontend[] {
   const found = new Map<string, { frontend: Frontend; confidence: Confidence }>();
-  const family = nftFamily(rs);
-  const nodeIPs = addresses.map(canonicalIP).filter((a) => familyOf(a) === family);
 
   for (const table of kubeProxyTables(rs)) {
+    const families = familiesOf(table).filter((f) => options.family === undefined || f === options.family);
+    if (families.length === 0) continue;
+    const nodeIPs = addresses.map(canonicalIP).filter((a) => familyOf(a) === families[0]);
     const clusterIPs = new Set<string>();
     for (const s of table.sets.values()) {
       if (s.name !== 'cluster-ips' || s.isMap) continue;
@@ -143,7 +147,7 @@ export function listNftFrontends(rs: NftRuleset, addresses: readonly string[], o
           nodeIPs.forEach((ip, n) => add(ip, k, 'NodePort', 2, service, rule, n));
           return;
         }
-        if (familyOf(k.ip) !== family) return;
+        if (!families.includes(familyOf(k.ip)!)) return;
         if (decoded?.kind === 'service' || decoded?.kind === 'local') add(k.ip, k, 'ClusterIP', 2, service, rule);
         else if (decoded?.kind === 'firewall') add(k.ip, k, 'LoadBalancer', 2, service, rule);
         else {

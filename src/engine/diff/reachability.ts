@@ -126,7 +126,8 @@ export function sourceFor(kind: FrontendKind, family: Family, options: Pick<Reac
 
 /** How a frontend is matched across the pair: a NodePort by its position among the node's addresses. */
 export function pairKey(f: Frontend): string {
-  const where = f.nodeAddress !== undefined ? `node#${f.nodeAddress}` : f.ip;
+  // An nftables ruleset can hold both families: the position is among the addresses of the NodePort's family.
+  const where = f.nodeAddress !== undefined ? `node#${f.nodeAddress}${f.ip.includes(':') ? '/ipv6' : ''}` : f.ip;
   return `${where}|${f.port}|${f.protocol}`;
 }
 

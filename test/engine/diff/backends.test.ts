@@ -201,6 +201,30 @@ describe('diff nftables → nftables', () => {
     assert.equal(r.summary.rules.renamed, 0);
   });
 
+  it('a dual-stack ruleset (ip and ip6 kube-proxy tables): NodePorts paired per family', () => {
+    const web = (clusterIP: string, endpoint: string): GenService => ({
+      ...blankService('a', 'web'), type: 'NodePort', clusterIP,
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080, nodePort: 30080 }],
+      endpoints: [{ ip: endpoint, port: 8080, ready: true, serving: true, terminating: false, nodeName: 'n2', podName: 'web-1' }],
+    });
+    const base = { nodeName: 'n1', nodes: ['n1', 'n2'], masqueradeMark: '0x4000' };
+    const v4: GenCluster = { ...base, nodeIPs: ['192.168.0.10'], clusterCIDR: '10.244.0.0/16', serviceCIDR: '10.96.0.0/12', services: [web('10.96.0.5', '10.244.1.5')] };
+    const v6: GenCluster = { ...base, nodeIPs: ['fd00::10'], clusterCIDR: 'fd10::/56', serviceCIDR: 'fd20::/112', services: [web('fd20::5', 'fd10::1:5')] };
+    const moved: GenCluster = { ...v6, services: [web('fd20::5', 'fd10::1:6')] };
+    const node = (...parts: GenCluster[]): DiffSide => ({
+      nodes: [{ name: 'n1', addresses: ['192.168.0.10', 'fd00::10'], ruleset: readRules(parts.map((x) => renderNftables(x)).join('\n')) }],
+    });
+    const same = diffSnapshots(node(v4, v6), node(v4, v6));
+    assert.deepEqual(unexplained(same), CLEAN);
+    assert.equal(same.summary.frontends.unchanged, 4, 'ClusterIP and NodePort of each family');
+    const r = diffSnapshots(node(v4, v6), node(v4, moved));
+    assert.deepEqual(r.frontends.map((f) => [f.frontend.ip, f.frontend.kind, f.changes]).sort(), [
+      ['fd00::10', 'NodePort', ['endpoint [fd10::1:5]:8080 removed', 'endpoint [fd10::1:6]:8080 added']],
+      ['fd20::5', 'ClusterIP', ['endpoint [fd10::1:5]:8080 removed', 'endpoint [fd10::1:6]:8080 added']],
+    ]);
+    assert.equal(r.summary.frontends.unchanged, 2);
+  });
+
   it('a Service deleted: its map elements are reported per set', () => {
     const c = cluster(3);
     const b = structuredClone(c);
