@@ -5,7 +5,7 @@
  * (analysis-worker.ts) or, without one, in place.
  */
 import type { Pool } from 'pg';
-import { NodeByNodeAudit, NodeByNodeDiff, readRules, requireIptables } from '../engine/index.ts';
+import { NodeByNodeAudit, NodeByNodeDiff, readRules } from '../engine/index.ts';
 import type { AnyRuleset, DiffResult, Finding, FormatOption } from '../engine/index.ts';
 import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
@@ -48,7 +48,7 @@ export async function auditStored(pool: Queryable, task: AuditTask): Promise<Fin
   const side = await sideOf(pool, task.snapshot);
   if (!side.meaning) return { missing: 'manifests' };
   const run = new NodeByNodeAudit({ model: side.meaning.model, index: side.meaning.index });
-  const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: requireIptables(await loadRuleset(pool, n), 'audits') });
+  const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n) });
   for (const n of side.nodes) run.add(await auditNode(n));
   const byName = new Map(side.nodes.map((n) => [n.name, n]));
   for (const name of run.disagreeing()) run.report(await auditNode(byName.get(name)!));

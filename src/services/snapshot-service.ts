@@ -34,14 +34,6 @@ function sha256(data: string | Buffer): Buffer {
 
 const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S', 'nftables'];
 
-/** Audits read iptables rules only so far: a snapshot with an nftables node is refused plainly. */
-function refuseNftables(id: string, nodes: readonly StoredNode[], what: string): void {
-  const nft = nodes.filter((n) => n.format === 'nftables').map((n) => n.name);
-  if (nft.length > 0) {
-    throw new AppError('DUMP_FORMAT_UNSUPPORTED', `${what} of snapshots with nftables rules are not supported yet (snapshot ${id}, node${nft.length > 1 ? 's' : ''} ${nft.slice(0, 5).join(', ')}${nft.length > 5 ? ', …' : ''}); traces are`);
-  }
-}
-
 /**
  * The identity of a snapshot's content: its nodes (name, addresses, format, table, dump sha256)
  * and its manifests' sha256. Two uploads with the same identity are the same state.
@@ -463,9 +455,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     async audit(id) {
       const hit = audits.get(id);
       if (hit) return hit;
-      const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
+      const { snapshot: s } = await snapshotWithStoredNodes(id);
       if (!s.manifestsSha256) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
-      refuseNftables(id, nodes, 'audits');
       const findings = await deps.analysis.audit({ snapshot: s.id });
       if (!Array.isArray(findings)) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
       // Snapshots never change: the report is computed once.
