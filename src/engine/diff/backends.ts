@@ -163,6 +163,12 @@ function rulesNotes(ipt: Ruleset, nft: NftRuleset, iptFrontends: readonly Fronte
 }
 
 export interface BackendsOptions extends Omit<ReachabilityOptions, 'deltas' | 'exhaustive' | 'texts'> {
+  /**
+   * Pairs whose rules are the same on both sides (two nftables rulesets with no rule, set or
+   * element change, on nodes of the same addresses): every packet meets the same rules, so their
+   * frontends are counted unchanged without tracing.
+   */
+  readonly sameRules?: ReadonlySet<AnyNodePair>;
   readonly indexA?: ChainNameIndex | null;
   readonly indexB?: ChainNameIndex | null;
   readonly modelA?: ClusterModel | null;
@@ -186,6 +192,10 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
     const fb = list(pair.b, options.modelB, options.indexB);
     const byKeyA = new Map(fa.map((f) => [pairKey(f), f]));
     const byKeyB = new Map(fb.map((f) => [pairKey(f), f]));
+    if (options.sameRules?.has(pair)) {
+      tally.counts.unchanged += fa.length;
+      continue;
+    }
 
     const run = (node: AnyDiffNode, ip: string, port: number, protocol: Protocol, source: string, entry?: Entry): Traced => tryTrace(() => traceRules(node.ruleset, {
       node: { name: node.name, addresses: node.addresses },

@@ -158,9 +158,14 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
     indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, deltas, ...where,
     ...(options.exhaustive ? { exhaustive: true } : {}),
   });
-  const byTracing = diffByTracing(traced, { indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, ...where });
-  const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts, deltas });
+  // Two nftables rulesets with no rule, set or element change, on nodes of the same addresses, send
+  // every packet the same way: their frontends are not traced.
   const nftRules = diffNftRules(nftPairs);
+  const changedNft = new Set(nftRules.changes.map((c) => c.node));
+  const sameAddresses = (p: AnyNodePair) => [...p.a.addresses].sort().join(',') === [...p.b.addresses].sort().join(',');
+  const sameRules = new Set(traced.filter((p) => nftPairs.some((q) => q.name === p.name) && !changedNft.has(p.name) && sameAddresses(p)));
+  const byTracing = diffByTracing(traced, { indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, sameRules, ...where });
+  const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts, deltas });
   const manifests = (a.model || b.model) && options.manifests !== false
     ? diffManifests(a.model, b.model) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
   const ruleCounts: RuleCounter = { ...NO_RULE_CHANGES };

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readRules } from '../../../src/engine/index.ts';
 import { ChainNameIndex, readClusterModel } from '../../../src/engine/kube/index.ts';
-import { diffNodeByNode, diffSnapshots, KNOWN_DIFFERENCES } from '../../../src/engine/diff/index.ts';
+import { diffByTracing, diffNodeByNode, diffSnapshots, KNOWN_DIFFERENCES } from '../../../src/engine/diff/index.ts';
 import type { DiffResult, DiffSide } from '../../../src/engine/diff/index.ts';
 import { classifyProbe } from '../../../src/engine/diff/known-differences.ts';
 import type { TraceOutcome } from '../../../src/engine/trace/tracer.ts';
@@ -178,6 +178,13 @@ describe('diff nftables → nftables', () => {
     assert.deepEqual(r.knownDifferences, []);
     assert.deepEqual(r.backends, { from: 'nftables', to: 'nftables', across: [] });
     assert.ok(r.summary.frontends.unchanged > 50);
+    // The rules are the same, so no frontend was traced; tracing every one agrees.
+    const a = side(c, 'nftables');
+    const b = side(c, 'nftables-table');
+    const pairs = a.nodes.map((n, i) => ({ name: n.name, a: n, b: b.nodes[i] }));
+    const full = diffByTracing(pairs, { modelA: a.model, modelB: b.model });
+    assert.equal(full.counts.traced, r.summary.frontends.unchanged);
+    assert.deepEqual([full.counts.unchanged, full.frontends], [r.summary.frontends.unchanged, []]);
   });
 
   it('an endpoint removed: the frontend changes, its endpoint chain and elements go', () => {
