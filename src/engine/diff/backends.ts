@@ -30,7 +30,7 @@ import type { KnownDifferenceCode, KnownDifferenceInfo, ProbeKind } from './know
 import { classifyFrontend, classifyProbe, known } from './known-differences.ts';
 import { kubeProxyTables, listNftFrontends } from './nft-frontends.ts';
 import type { Compared, FrontendChange, FrontendDiff, ReachabilityDiff, ReachabilityOptions, Traced } from './reachability.ts';
-import { compareOutcomes, compareTraced, frontendDiff, pairKey, shownFrontend, sourceFor, tryTrace } from './reachability.ts';
+import { compareDiffs, compareOutcomes, compareTraced, frontendDiff, pairKey, shownFrontend, sourceFor, tryTrace } from './reachability.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
 
 export type Backend = 'iptables' | 'nftables';
@@ -107,6 +107,8 @@ interface Probe {
   readonly protocol: Protocol;
   readonly source: string;
   readonly entry?: Entry;
+  /** The Service the probe's address or port belongs to ("" for none). */
+  readonly service: string;
 }
 
 /** An address of `cidr` no frontend uses, from the top down (the network's last addresses are seldom allocated). */
@@ -189,13 +191,13 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
         ? listNftFrontends(node.ruleset, node.addresses, { model, ...(iptFamily ? { family: iptFamily } : {}) })
         : listFrontends(node.ruleset, node.addresses, { index, model, facts, chainTexts });
     const fa = list(pair.a, options.modelA, options.indexA);
-    const fb = list(pair.b, options.modelB, options.indexB);
-    const byKeyA = new Map(fa.map((f) => [pairKey(f), f]));
-    const byKeyB = new Map(fb.map((f) => [pairKey(f), f]));
     if (options.sameRules?.has(pair)) {
       tally.counts.unchanged += fa.length;
       continue;
     }
+    const fb = list(pair.b, options.modelB, options.indexB);
+    const byKeyA = new Map(fa.map((f) => [pairKey(f), f]));
+    const byKeyB = new Map(fb.map((f) => [pairKey(f), f]));
 
     const run = (node: AnyDiffNode, ip: string, port: number, protocol: Protocol, source: string, entry?: Entry): Traced => tryTrace(() => traceRules(node.ruleset, {
       node: { name: node.name, addresses: node.addresses },
@@ -203,6 +205,10 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
     }));
     const traceFrontend = (node: AnyDiffNode, f: Frontend) =>
       run(node, f.ip, f.port, f.protocol, sourceFor(f.kind, familyOf(f.ip) ?? 'ipv4', options));
+    const backA = backendOf(pair.a.ruleset);
+    const across = backA !== backendOf(pair.b.ruleset);
+    /** A pair's outcomes as (iptables side, nftables side), whichever snapshot is A. */
+    const iptFirst = (x: readonly TraceOutcome[], y: readonly TraceOutcome[]): [readonly TraceOutcome[], readonly TraceOutcome[]] => (backA === 'iptables' ? [x, y] : [y, x]);
     const diffOf = (f: Frontend, other: Frontend | undefined, change: FrontendChange, before: readonly TraceOutcome[], after: readonly TraceOutcome[], changes: string[]) =>
       frontendDiff(pair.name, f, other, change, before, after, changes);
 
@@ -221,11 +227,8 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
         tally.counts.unchanged++;
         continue;
       }
-      const shown = shownFrontend(a, b);
-      const across = backendOf(pair.a.ruleset) !== backendOf(pair.b.ruleset);
-      const [onIpt, onNft] = backendOf(pair.a.ruleset) === 'iptables' ? [ra.outcomes, rb.outcomes] : [rb.outcomes, ra.outcomes];
-      const info = across && !ra.error && !rb.error ? classifyFrontend(onIpt, onNft, compareOutcomes) : null;
-      tally.report({ ...diffOf(shown, a, 'changed', ra.outcomes, rb.outcomes, c.changes), ...(info ? { known: info } : {}) }, c);
+      const info = across && !ra.error && !rb.error ? classifyFrontend(...iptFirst(ra.outcomes, rb.outcomes), compareOutcomes) : null;
+      tally.report({ ...diffOf(shownFrontend(a, b), a, 'changed', ra.outcomes, rb.outcomes, c.changes), ...(info ? { known: info } : {}) }, c);
     }
     for (const [key, b] of byKeyB) {
       if (byKeyA.has(key)) continue;
@@ -233,9 +236,7 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
       tally.report(diffOf(b, undefined, 'added', [], r.outcomes, [`frontend added${r.error ? ` (trace failed: ${r.error})` : ''}`]));
     }
 
-    const backA = backendOf(pair.a.ruleset);
-    const backB = backendOf(pair.b.ruleset);
-    if (backA === backB) continue;
+    if (!across) continue;
     const [ipt, nft, iptFrontends] = backA === 'iptables'
       ? [pair.a.ruleset as Ruleset, pair.b.ruleset as NftRuleset, fa]
       : [pair.b.ruleset as Ruleset, pair.a.ruleset as NftRuleset, fb];
@@ -248,7 +249,7 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
       const nodePorts = new Map<string, Frontend>();
       for (const f of all) if (f.kind === 'NodePort') nodePorts.set(`${f.port}|${f.protocol}`, f);
       for (const f of [...nodePorts.values()].sort((x, y) => x.port - y.port || (x.protocol < y.protocol ? -1 : 1))) {
-        probes.push({ kind: 'localhost-nodeport', ip: '127.0.0.1', port: f.port, protocol: f.protocol, source: '127.0.0.1', entry: 'OUTPUT' });
+        probes.push({ kind: 'localhost-nodeport', ip: '127.0.0.1', port: f.port, protocol: f.protocol, source: '127.0.0.1', entry: 'OUTPUT', service: f.service });
       }
     }
     const clusterIP = all.filter((f) => f.kind === 'ClusterIP').sort(compareFrontends)[0];
@@ -256,13 +257,13 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
       const used = new Set(all.filter((f) => f.ip === clusterIP.ip && f.protocol === 'tcp').map((f) => f.port));
       let port = 1;
       while (used.has(port)) port++;
-      probes.push({ kind: 'cluster-ip-other-port', ip: clusterIP.ip, port, protocol: 'tcp', source: sourceFor('ClusterIP', family, options) });
+      probes.push({ kind: 'cluster-ip-other-port', ip: clusterIP.ip, port, protocol: 'tcp', source: sourceFor('ClusterIP', family, options), service: clusterIP.service });
     }
     const usedIPs = new Set(all.map((f) => f.ip));
     for (const cidr of serviceCIDRs(nft)) {
       const ip = unusedAddress(cidr, usedIPs);
       if (ip && familyOf(ip) === family) {
-        probes.push({ kind: 'service-cidr-unallocated', ip, port: 80, protocol: 'tcp', source: sourceFor('ClusterIP', family, options) });
+        probes.push({ kind: 'service-cidr-unallocated', ip, port: 80, protocol: 'tcp', source: sourceFor('ClusterIP', family, options), service: '' });
       }
     }
     for (const p of probes) {
@@ -270,13 +271,11 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
       const rb = run(pair.b, p.ip, p.port, p.protocol, p.source, p.entry);
       const c = compareTraced(ra, rb);
       if (c.changes.length === 0) continue;
-      const [onIpt, onNft] = backA === 'iptables' ? [ra.outcomes, rb.outcomes] : [rb.outcomes, ra.outcomes];
-      const info = ra.error || rb.error ? null : classifyProbe(p.kind, onIpt, onNft);
+      const info = ra.error || rb.error ? null : classifyProbe(p.kind, ...iptFirst(ra.outcomes, rb.outcomes));
       const kind = p.kind === 'localhost-nodeport' ? 'NodePort' : 'ClusterIP';
-      const named = all.find((f) => f.port === p.port && f.protocol === p.protocol && (p.kind !== 'cluster-ip-other-port' || f.ip === p.ip));
       tally.report({
         node: pair.name,
-        service: p.kind === 'service-cidr-unallocated' ? '' : named?.service ?? '',
+        service: p.service,
         frontend: { ip: p.ip, port: p.port, protocol: p.protocol, kind },
         change: 'changed', before: ra.outcomes, after: rb.outcomes, changes: c.changes,
         ...(info ? { known: info } : {}),
@@ -286,10 +285,7 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
     for (const code of rulesNotes(ipt, nft, iptFrontends, chainTexts)) tally.explain(pair.name, known(code), 0);
   }
 
-  tally.frontends.sort((x, y) =>
-    (x.node < y.node ? -1 : x.node > y.node ? 1 : 0)
-    || (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)
-    || compareFrontends(x.frontend, y.frontend));
+  tally.frontends.sort(compareDiffs);
   const knownList: KnownDifference[] = [...tally.explained.values()]
     .map((e) => ({ ...e.info, node: e.node, frontends: e.frontends, seen: e.frontends > 0 ? 'trace' as const : 'rules' as const }))
     .sort((x, y) => (x.node < y.node ? -1 : x.node > y.node ? 1 : 0) || (x.code < y.code ? -1 : x.code > y.code ? 1 : 0));

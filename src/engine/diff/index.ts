@@ -20,8 +20,7 @@ import { backendOf, diffByTracing } from './backends.ts';
 import { diffNftRules } from './nft-rules-diff.ts';
 import type { NftNodePair } from './nft-rules-diff.ts';
 import type { FrontendDiff, NodePair } from './reachability.ts';
-import { diffReachability } from './reachability.ts';
-import { compareFrontends } from './frontends.ts';
+import { compareDiffs, diffReachability } from './reachability.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
 import type { RuleChange, RuleCounter, RulesDiffCounts } from './rules-diff.ts';
 import { diffRules, NO_RULE_CHANGES } from './rules-diff.ts';
@@ -190,13 +189,6 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
     backends: { from: sideBackend(backends.from), to: sideBackend(backends.to), across },
     knownDifferences: byTracing.known,
   };
-}
-
-/** The order of a diff's frontends: by node, Service, address, port and protocol. */
-function compareDiffs(x: FrontendDiff, y: FrontendDiff): number {
-  return (x.node < y.node ? -1 : x.node > y.node ? 1 : 0)
-    || (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)
-    || compareFrontends(x.frontend, y.frontend);
 }
 
 /** Rule texts whose meaning a node-by-node diff keeps between pairs. */

@@ -225,6 +225,13 @@ export function compareOutcomes(before: readonly TraceOutcome[], after: readonly
   return { changes, endpointsAdded, endpointsRemoved, verdict, masquerade, probability };
 }
 
+/** The order of a diff's frontends: by node, Service, address, port and protocol. */
+export function compareDiffs(x: FrontendDiff, y: FrontendDiff): number {
+  return (x.node < y.node ? -1 : x.node > y.node ? 1 : 0)
+    || (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)
+    || compareFrontends(x.frontend, y.frontend);
+}
+
 /** A frontend's outcomes, or why its trace failed. */
 export interface Traced {
   readonly outcomes: readonly TraceOutcome[];
@@ -370,10 +377,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
     }
   }
 
-  out.sort((x, y) =>
-    (x.node < y.node ? -1 : x.node > y.node ? 1 : 0)
-    || (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)
-    || compareFrontends(x.frontend, y.frontend));
+  out.sort(compareDiffs);
   return {
     frontends: out,
     counts: { added, removed, changed: out.length - added - removed, unchanged, traced },
