@@ -9,7 +9,7 @@ import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
 import { readMeaning } from '../services/kube-meaning.ts';
-import { diffSnapshots, requireIptables, resolveServiceFrontends, runAudit } from '../engine/index.ts';
+import { diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
 import { readInput, stdio } from './io.ts';
 import type { Io } from './io.ts';
@@ -30,9 +30,10 @@ const USAGE = `usage:
   network fails is sent again (3 attempts). A push that fails or is interrupted leaves nothing behind.
   URL defaults to $SVCPATH_SERVER or http://localhost:8080; TOKEN to $SVCPATH_TOKEN (sent as a bearer token).
 
-  svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--json]
+  svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--cluster-cidr CIDR] [--json]
                what changed from dump A to dump B of one node: where traffic goes, rules, manifests;
-               exits 0 when nothing changed, 1 when something did, 2 on an error (as diff(1))
+               exits 0 when nothing changed (known differences between backends aside), 1 when
+               something did, 2 on an error (as diff(1))
 
   svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
                where the rules and the manifests disagree; exits 3 when there is an error finding
@@ -205,7 +206,7 @@ async function auditCommand(args: string[], io: Io): Promise<number> {
   const nodes = [...files].map(([name, file]) => ({
     name,
     addresses: (ips.get(name) ?? '').split(',').filter(Boolean),
-    ruleset: requireIptables(traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption), 'audits'),
+    ruleset: traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption),
   }));
   const { model, index } = readMeaning(readInput(values.manifests).toString('utf8'));
   const findings = runAudit({ nodes, model, index });
@@ -231,6 +232,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
       'node-ip': { type: 'string', multiple: true },
       'manifests-a': { type: 'string' },
       'manifests-b': { type: 'string' },
+      'cluster-cidr': { type: 'string' },
       format: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
     },
@@ -243,24 +245,34 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   const side = (file: string, manifests?: string) => {
     const meaning = manifests ? readMeaning(readInput(manifests).toString('utf8')) : null;
     return {
-      nodes: [{ name: 'node', addresses: values['node-ip'] ?? [], ruleset: requireIptables(traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption), 'diffs') }],
+      nodes: [{ name: 'node', addresses: values['node-ip'] ?? [], ruleset: traceService.ruleset(readInput(file).toString('utf8'), values.format as FormatOption) }],
       model: meaning?.model ?? null,
       index: meaning?.index ?? null,
     };
   };
-  const result = diffSnapshots(side(positionals[0], values['manifests-a']), side(positionals[1], values['manifests-b']));
-  // As diff(1): 1 when anything changed.
+  const result = diffSnapshots(side(positionals[0], values['manifests-a']), side(positionals[1], values['manifests-b']),
+    values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {});
+  // As diff(1): 1 when anything changed (a known difference between backends is not a change).
   const s = result.summary;
   const changed = s.frontends.added + s.frontends.removed + s.frontends.changed + result.rules.length + result.manifests.length > 0 ? 1 : 0;
   if (values.json) {
     io.out(JSON.stringify(result, null, 2) + '\n');
     return changed;
   }
-  io.out(`frontends: ${s.frontends.added} added, ${s.frontends.removed} removed, ${s.frontends.changed} changed, ${s.frontends.unchanged} unchanged\n`);
+  const { backends } = result;
+  if (backends.across.length > 0) {
+    io.out(`backends: ${backends.from} → ${backends.to}: the rules are of different backends and are not compared rule by rule; every frontend is traced on both sides\n`);
+  }
+  io.out(`frontends: ${s.frontends.added} added, ${s.frontends.removed} removed, ${s.frontends.changed} changed, ${s.frontends.unchanged} unchanged${s.frontends.known ? `, ${s.frontends.known} with known differences` : ''}\n`);
   io.out(`endpoints: ${s.endpoints.added} added, ${s.endpoints.removed} removed; verdict changes ${s.verdictChanges}, masquerade changes ${s.masqueradeChanges}, share changes ${s.probabilityChanges}\n`);
-  io.out(`rules: ${s.rules.chainsAdded} chains added, ${s.rules.chainsRemoved} removed, ${s.rules.renamed} renamed; ${s.rules.rulesAdded} rules added, ${s.rules.rulesRemoved} removed, ${s.rules.rulesMoved} moved\n`);
+  io.out(`rules: ${s.rules.chainsAdded} chains added, ${s.rules.chainsRemoved} removed, ${s.rules.renamed} renamed; ${s.rules.rulesAdded} rules added, ${s.rules.rulesRemoved} removed, ${s.rules.rulesMoved} moved`
+    + `${s.rules.setsAdded + s.rules.setsRemoved + s.rules.elementsAdded + s.rules.elementsRemoved ? `; ${s.rules.setsAdded} sets added, ${s.rules.setsRemoved} removed; ${s.rules.elementsAdded} elements added, ${s.rules.elementsRemoved} removed` : ''}\n`);
   io.out(`manifests: ${s.manifests.added} added, ${s.manifests.removed} removed, ${s.manifests.changed} changed\n`);
+  for (const k of result.knownDifferences) {
+    io.out(`\nKNOWN ${k.code}${k.frontends ? ` (${k.frontends} frontend${k.frontends > 1 ? 's' : ''})` : ' (seen in the rules)'}: ${k.reason}\n`);
+  }
   for (const f of result.frontends) {
+    if (f.known) continue;
     io.out(`\n${f.change.toUpperCase()} ${f.frontend.kind} ${f.frontend.ip}:${f.frontend.port}/${f.frontend.protocol}${f.service ? ` (${f.service})` : ''}\n`);
     for (const c of f.changes) io.out(`  ${c}\n`);
   }

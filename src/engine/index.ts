@@ -15,7 +15,7 @@ export {
 export { CHECKS, NodeByNodeAudit, runAudit } from './checks/index.ts';
 export { formatOf, isNftables, parseRules, readRules, requireIptables, rulesCompiled, tableCounts, traceRules } from './rules.ts';
 export { traceNftables } from './nftables/tracer.ts';
-export { diffNodeByNode, diffSnapshots, NodeByNodeDiff } from './diff/index.ts';
+export { diffNodeByNode, diffSnapshots, KNOWN_DIFFERENCES, NodeByNodeDiff } from './diff/index.ts';
 
 export type { EngineErrorCode, SourceLocation } from './errors.ts';
 export type { Ruleset, Rule, Chain, Table, Diagnostic, DumpFormat, Family } from './netfilter/ast.ts';
@@ -30,4 +30,4 @@ export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, Trac
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
 export type { AuditInput, Finding } from './checks/types.ts';
 export type { AnyRuleset } from './rules.ts';
-export type { DiffResult, DiffSide, DiffSummary, FrontendDiff, ManifestChange, RuleChange } from './diff/index.ts';
+export type { DiffBackends, DiffResult, DiffSide, DiffSummary, FrontendDiff, KnownDifference, ManifestChange, RuleChange } from './diff/index.ts';

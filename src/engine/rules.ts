@@ -70,7 +70,7 @@ export function tableCounts(rs: AnyRuleset): { name: string; chains: number; rul
   });
 }
 
-/** The rules as an iptables dump, for what reads only those yet (audits, diffs); nftables is refused plainly. */
+/** The rules as an iptables dump, for what reads only those (the audit checks that read iptables chains); nftables is refused plainly. */
 export function requireIptables(rs: AnyRuleset, what: string): Ruleset {
   if (isNftables(rs)) throw new EngineError('DUMP_FORMAT_UNSUPPORTED', `${what} of nftables rulesets are not supported yet; traces are`);
   return rs;

@@ -5,8 +5,8 @@
  * (analysis-worker.ts) or, without one, in place.
  */
 import type { Pool } from 'pg';
-import { NodeByNodeAudit, NodeByNodeDiff, readRules, requireIptables } from '../engine/index.ts';
-import type { DiffResult, Finding, FormatOption, Ruleset } from '../engine/index.ts';
+import { NodeByNodeAudit, NodeByNodeDiff, readRules } from '../engine/index.ts';
+import type { AnyRuleset, DiffResult, Finding, FormatOption } from '../engine/index.ts';
 import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
 import { readMeaning } from './kube-meaning.ts';
@@ -35,12 +35,13 @@ async function sideOf(pool: Queryable, snapshotId: string, node?: string): Promi
 }
 
 /**
- * A node's completed ruleset, read and parsed afresh. Nothing is kept: on a node of 10,000 Services
- * an audit compiles rules worth hundreds of MB, gone with the ruleset once the next node begins.
+ * A node's rules (iptables completed, or nftables), read and parsed afresh. Nothing is kept: on a
+ * node of 10,000 Services an audit compiles rules worth hundreds of MB, gone with the ruleset once
+ * the next node begins.
  */
-async function loadRuleset(pool: Queryable, n: StoredDumpRef): Promise<Ruleset> {
+async function loadRuleset(pool: Queryable, n: StoredDumpRef): Promise<AnyRuleset> {
   const raw = await dumpBytes(pool, n);
-  return requireIptables(readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined }), 'audits and diffs');
+  return readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined });
 }
 
 export async function auditStored(pool: Queryable, task: AuditTask): Promise<Finding[] | { missing: 'manifests' }> {

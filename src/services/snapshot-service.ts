@@ -45,14 +45,6 @@ function sha256(data: string | Buffer): Buffer {
 
 const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S', 'nftables'];
 
-/** Audits and diffs read iptables rules only so far: a snapshot with an nftables node is refused plainly. */
-function refuseNftables(id: string, nodes: readonly StoredNode[], what: string): void {
-  const nft = nodes.filter((n) => n.format === 'nftables').map((n) => n.name);
-  if (nft.length > 0) {
-    throw new AppError('DUMP_FORMAT_UNSUPPORTED', `${what} of snapshots with nftables rules are not supported yet (snapshot ${id}, node${nft.length > 1 ? 's' : ''} ${nft.slice(0, 5).join(', ')}${nft.length > 5 ? ', …' : ''}); traces are`);
-  }
-}
-
 /**
  * The identity of a snapshot's content: its nodes (name, addresses, format, table, dump sha256)
  * and its manifests' sha256. Two uploads with the same identity are the same state.
@@ -501,9 +493,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       const id = await resolveId(ref);
       const hit = audits.get(id);
       if (hit) return hit;
-      const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
+      const { snapshot: s } = await snapshotWithStoredNodes(id);
       if (!s.manifestsSha256) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
-      refuseNftables(id, nodes, 'audits');
       const findings = await deps.analysis.audit({ snapshot: s.id });
       if (!Array.isArray(findings)) throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
       // Snapshots never change: the report is computed once.
@@ -520,8 +511,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       let pending = diffs.get(key);
       if (!pending) {
         const compute = async (): Promise<DiffResult> => {
-          const sides = await Promise.all([snapshotWithStoredNodes(q.from), snapshotWithStoredNodes(q.to)]);
-          sides.forEach((side, i) => refuseNftables(i === 0 ? q.from : q.to, side.nodes, 'diffs'));
+          // Both exist (a missing one answers 404 before the work starts).
+          await Promise.all([snapshotWithStoredNodes(q.from), snapshotWithStoredNodes(q.to)]);
           let result;
           try {
             result = await deps.analysis.diff({ from: q.from, to: q.to, ...(q.node !== undefined ? { node: q.node } : {}) });
@@ -549,6 +540,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         to: q.to,
         summary: result.summary,
         unpairedNodes: result.unpairedNodes,
+        backends: result.backends,
+        knownDifferences: result.knownDifferences,
         frontends: result.frontends.slice(offset, end),
         rules: result.rules.slice(offset, end),
         manifests: result.manifests.slice(offset, end),

@@ -2,7 +2,7 @@
  * What the snapshot service takes and returns. REST, GraphQL and the CLI all speak these shapes.
  */
 import type {
-  Diagnostic, DiffSummary, Entry, Finding, FormatOption, FrontendDiff, ManifestChange, Protocol, RuleChange, TraceOutcome, TraceWarning,
+  Diagnostic, DiffBackends, DiffSummary, Entry, Finding, FormatOption, FrontendDiff, KnownDifference, ManifestChange, Protocol, RuleChange, TraceOutcome, TraceWarning,
 } from '../engine/index.ts';
 
 export interface NodeUpload {
@@ -167,6 +167,10 @@ export interface DiffPage {
   readonly to: string;
   readonly summary: DiffSummary;
   readonly unpairedNodes: { readonly a: readonly string[]; readonly b: readonly string[] };
+  /** The rule backends compared (iptables, nftables), and the node pairs whose backends differ. */
+  readonly backends: DiffBackends;
+  /** What the two backends do differently on purpose, per node (whole, not paged: one entry per node and code). */
+  readonly knownDifferences: readonly KnownDifference[];
   readonly frontends: readonly FrontendDiff[];
   readonly rules: readonly RuleChange[];
   readonly manifests: readonly ManifestChange[];

@@ -1,4 +1,7 @@
-/** The diff over REST and GraphQL, and `svcpath diff`, on generated clusters with known edits. */
+/**
+ * The diff over REST and GraphQL, and `svcpath diff`, on generated clusters with known edits; and
+ * across backends: the same cluster as an iptables-mode and as an nftables-mode snapshot.
+ */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -7,7 +10,9 @@ import { join } from 'node:path';
 import { createTestApp } from './helpers.ts';
 import type { TestApp } from './helpers.ts';
 import { main } from '../../src/cli/main.ts';
-import { generateCluster, renderIptablesSave, renderManifests } from '../support/kube-gen.ts';
+import { fleetNodes, generateCluster, onNode, renderIptablesSave, renderManifests } from '../support/kube-gen.ts';
+import type { GenCluster } from '../support/kube-gen.ts';
+import { renderNftables } from '../support/kube-gen-nft.ts';
 
 let t: TestApp;
 const a = generateCluster({ seed: 11, services: 20, noEndpointShare: 0, loadBalancerShare: 0, externalIPShare: 0, affinityShare: 0, terminatingShare: 0 });
@@ -54,10 +59,12 @@ test('GET /v1/diff reports the deleted Service and the removed endpoint, paginat
 test('a snapshot diffed with itself has no changes; GraphQL gives the same summary', async () => {
   const self = (await t.app.inject({ method: 'GET', url: `/v1/diff?from=${idA}&to=${idA}` })).json();
   assert.equal(self.frontends.length + self.rules.length + self.manifests.length, 0);
-  assert.deepEqual(self.summary.frontends, { added: 0, removed: 0, changed: 0, unchanged: self.summary.frontends.unchanged });
+  assert.deepEqual(self.summary.frontends, { added: 0, removed: 0, changed: 0, unchanged: self.summary.frontends.unchanged, known: 0 });
+  assert.deepEqual(self.backends, { from: 'iptables', to: 'iptables', across: [] });
+  assert.deepEqual(self.knownDifferences, []);
   const gql = await t.app.inject({
     method: 'POST', url: '/graphql',
-    payload: { query: `{ diff(from: "${idA}", to: "${idB}") { summary { frontends { added removed changed unchanged } } frontends { node service change changes frontend { ip port protocol kind } } } }` },
+    payload: { query: `{ diff(from: "${idA}", to: "${idB}") { summary { frontends { added removed changed unchanged known } } frontends { node service change changes frontend { ip port protocol kind } } } }` },
   });
   const rest = (await t.app.inject({ method: 'GET', url: `/v1/diff?from=${idA}&to=${idB}` })).json();
   assert.deepEqual(gql.json().data.diff.summary.frontends, rest.summary.frontends);
@@ -70,7 +77,77 @@ test('svcpath diff a.txt b.txt prints the summary and the changes', async () => 
   writeFileSync(join(dir, 'b.txt'), renderIptablesSave(b));
   let out = '';
   const code = await main(['diff', join(dir, 'a.txt'), join(dir, 'b.txt'), '--node-ip', a.nodeIPs[0]], { out: (s) => void (out += s), err: () => {} });
-  assert.equal(code, 0);
+  assert.equal(code, 1, "changes: exit 1 as diff(1)");
   assert.match(out, /^frontends: 0 added, \d+ removed, \d+ changed, \d+ unchanged/);
   assert.match(out, new RegExp(`endpoint ${removed.ip.replace(/\./g, '\\.')}:\\d+ removed`));
+});
+
+// The same cluster in both modes, two nodes each; and in nftables mode with one endpoint fewer.
+const cross = generateCluster({ seed: 7, services: 30, nodes: 3, nodePortShare: 0.3, loadBalancerShare: 0.1 });
+const crossNodes = fleetNodes(cross, 2);
+const crossShrunk = structuredClone(cross);
+const crossSvc = crossShrunk.services.find((s) => s.type === 'ClusterIP' && s.ports.length === 1 && s.sessionAffinity === 'None'
+  && s.internalTrafficPolicy === 'Cluster' && s.endpoints.length >= 2 && s.endpoints.every((e) => e.ready && !e.terminating))!;
+const crossGone = crossSvc.endpoints.pop()!;
+const modeUpload = (c: GenCluster, mode: 'iptables' | 'nftables') => ({
+  nodes: crossNodes.map((n) => ({ name: n.name, addresses: n.addresses, rules: mode === 'iptables' ? renderIptablesSave(onNode(c, n)) : renderNftables(c, n) })),
+  manifests: renderManifests(c),
+});
+
+test('GET /v1/diff from an iptables-mode to an nftables-mode snapshot: backends, known differences, no unexplained change', async () => {
+  const create = async (c: GenCluster, mode: 'iptables' | 'nftables') => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/clusters/migrate/snapshots', payload: modeUpload(c, mode) });
+    assert.equal(res.statusCode, 201, res.body);
+    return res.json().snapshot.id as string;
+  };
+  const ipt = await create(cross, 'iptables');
+  const nft = await create(cross, 'nftables');
+  const res = await t.app.inject({ method: 'GET', url: `/v1/diff?from=${ipt}&to=${nft}&limit=1000` });
+  assert.equal(res.statusCode, 200, res.body);
+  const d = res.json();
+  assert.deepEqual(d.backends, { from: 'iptables', to: 'nftables', across: ['node-001', 'node-002'] });
+  assert.deepEqual(d.rules, []);
+  assert.equal(d.summary.frontends.changed + d.summary.frontends.added + d.summary.frontends.removed, 0, JSON.stringify(d.frontends.filter((f: { known?: unknown }) => !f.known)));
+  assert.ok(d.summary.frontends.known > 0);
+  assert.ok(d.frontends.every((f: { known?: { code: string; reason: string } }) => f.known && f.known.reason.length > 20));
+  const codes = new Set(d.knownDifferences.map((k: { code: string }) => k.code));
+  for (const code of ['NODEPORT_LOCALHOST', 'NODEPORT_ADDRESSES', 'CLUSTER_IP_OTHER_PORT']) assert.ok(codes.has(code), code);
+
+  // A real change on the nftables side is reported as such, beside the known differences.
+  const shrunk = await create(crossShrunk, 'nftables');
+  const changed = (await t.app.inject({ method: 'GET', url: `/v1/diff?from=${ipt}&to=${shrunk}&limit=1000` })).json();
+  const unexplained = changed.frontends.filter((f: { known?: unknown }) => !f.known);
+  assert.deepEqual(unexplained.map((f: { node: string; service: string; frontend: { ip: string } }) => [f.node, f.service, f.frontend.ip]),
+    crossNodes.map((n) => [n.name, `${crossSvc.namespace}/${crossSvc.name}`, crossSvc.clusterIP]));
+  assert.ok(unexplained[0].changes.includes(`endpoint ${crossGone.ip}:${crossGone.port} removed`));
+  assert.equal(changed.summary.endpoints.removed, 2);
+
+  const gql = await t.app.inject({
+    method: 'POST', url: '/graphql',
+    payload: { query: `{ diff(from: "${ipt}", to: "${shrunk}", first: 200) { backends { from to across } summary { frontends { changed known } rules { elementsAdded } }
+      knownDifferences { node code reason frontends seen } frontends { service changes known { code } probe } } }` },
+  });
+  assert.equal(gql.statusCode, 200, gql.body);
+  const g = gql.json().data.diff;
+  assert.deepEqual(g.backends, changed.backends);
+  assert.deepEqual(g.summary.frontends, { changed: changed.summary.frontends.changed, known: changed.summary.frontends.known });
+  assert.deepEqual(g.knownDifferences, changed.knownDifferences);
+  assert.ok(g.frontends.some((f: { probe: string | null; known: { code: string } | null }) => f.probe === 'localhost-nodeport' && f.known?.code === 'NODEPORT_LOCALHOST'));
+});
+
+test('svcpath diff of an iptables dump and an nftables ruleset of one node: backends, known differences, the real change', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'svcpath-xdiff-'));
+  const [node] = crossNodes;
+  writeFileSync(join(dir, 'iptables.txt'), renderIptablesSave(onNode(cross, node)));
+  writeFileSync(join(dir, 'nftables.txt'), renderNftables(crossShrunk, node));
+  writeFileSync(join(dir, 'manifests.json'), renderManifests(cross));
+  let out = '';
+  const code = await main(['diff', join(dir, 'iptables.txt'), join(dir, 'nftables.txt'), '--node-ip', node.addresses[0], '--cluster-cidr', cross.clusterCIDR,
+    '--manifests-a', join(dir, 'manifests.json'), '--manifests-b', join(dir, 'manifests.json')], { out: (s) => void (out += s), err: () => {} });
+  assert.equal(code, 1, "one real change: exit 1 as diff(1)");
+  assert.match(out, /^backends: iptables → nftables: the rules are of different backends/);
+  assert.match(out, /\nfrontends: 0 added, 0 removed, 1 changed, \d+ unchanged, \d+ with known differences\n/);
+  assert.match(out, /\nKNOWN NODEPORT_LOCALHOST \(\d+ frontends?\): iptables mode accepts NodePort connections to 127\.0\.0\.1/);
+  assert.match(out, new RegExp(`\\nCHANGED ClusterIP ${crossSvc.clusterIP.replace(/\./g, '\\.')}:\\d+/tcp \\(${crossSvc.namespace}/${crossSvc.name}\\)\\n  [^\\n]*\\n`));
+  assert.match(out, new RegExp(`endpoint ${crossGone.ip.replace(/\./g, '\\.')}:${crossGone.port} removed`));
 });

@@ -1,4 +1,4 @@
-/** `svcpath trace` with an nftables ruleset, and the plain refusal of audits and diffs of one. */
+/** `svcpath trace` and `svcpath diff` with nftables rulesets. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -32,8 +32,10 @@ test('svcpath trace --json --format nftables gives the API answer', async () => 
   assert.deepEqual(body.outcomes.map((o: { verdict: string }) => o.verdict), ['REJECT']);
 });
 
-test('svcpath diff of nftables rulesets says it is not supported yet', async () => {
-  const r = await run(['diff', overall, overall]);
-  assert.notEqual(r.code, 0);
-  assert.match(r.err, /diffs of nftables rulesets are not supported yet/);
+test('svcpath diff of an nftables ruleset with itself: every frontend unchanged, no rule changes', async () => {
+  const r = await run(['diff', overall, overall, '--node-ip', '192.168.0.2']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^frontends: 0 added, 0 removed, 0 changed, \d+ unchanged\n/);
+  assert.match(r.out, /\nrules: 0 chains added, 0 removed, 0 renamed; 0 rules added, 0 removed, 0 moved\n/);
+  assert.doesNotMatch(r.out, /backends:|KNOWN/);
 });

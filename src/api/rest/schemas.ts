@@ -447,18 +447,44 @@ export const diffPageSchema = {
     summary: {
       type: 'object',
       properties: {
-        frontends: counts('added', 'removed', 'changed', 'unchanged'),
+        frontends: {
+          ...counts('added', 'removed', 'changed', 'unchanged', 'known'),
+          description: 'known: frontends whose outcomes differ as the two backends (iptables, nftables) differ on purpose; not counted as changed',
+        },
         endpoints: counts('added', 'removed'),
         verdictChanges: { type: 'integer' },
         masqueradeChanges: { type: 'integer' },
         probabilityChanges: { type: 'integer' },
-        rules: counts('chainsAdded', 'chainsRemoved', 'rulesAdded', 'rulesRemoved', 'rulesMoved', 'renamed'),
+        rules: counts('chainsAdded', 'chainsRemoved', 'rulesAdded', 'rulesRemoved', 'rulesMoved', 'renamed', 'setsAdded', 'setsRemoved', 'elementsAdded', 'elementsRemoved'),
         manifests: counts('added', 'removed', 'changed'),
       },
     },
     unpairedNodes: {
       type: 'object',
       properties: { a: { type: 'array', items: { type: 'string' } }, b: { type: 'array', items: { type: 'string' } } },
+    },
+    backends: {
+      type: 'object',
+      description: 'the rule backends of the nodes compared; pairs of nodes of different backends are compared by where traffic goes, not rule by rule',
+      properties: {
+        from: { type: 'string', enum: ['iptables', 'nftables', 'mixed', 'none'] },
+        to: { type: 'string', enum: ['iptables', 'nftables', 'mixed', 'none'] },
+        across: { type: 'array', items: { type: 'string' }, description: 'node pairs whose rules are of different backends' },
+      },
+    },
+    knownDifferences: {
+      type: 'array',
+      description: 'what kube-proxy\'s iptables and nftables modes do differently on purpose, per node (not paged)',
+      items: {
+        type: 'object',
+        properties: {
+          node: { type: 'string' },
+          code: { type: 'string', enum: ['NODEPORT_LOCALHOST', 'CLUSTER_IP_OTHER_PORT', 'SERVICE_CIDR_UNALLOCATED', 'NODEPORT_ADDRESSES', 'FORWARD_ACCEPT', 'CONNTRACK_INVALID', 'DROP_POINT', 'FIREWALL_WITHOUT_ENDPOINTS'] },
+          reason: { type: 'string' },
+          frontends: { type: 'integer', description: 'frontends and probes whose differing outcomes it explains; 0 when only the rules show it' },
+          seen: { type: 'string', enum: ['trace', 'rules'] },
+        },
+      },
     },
     frontends: {
       type: 'array',
@@ -475,6 +501,16 @@ export const diffPageSchema = {
           before: { type: 'array', items: { $ref: 'TraceOutcome#' } },
           after: { type: 'array', items: { $ref: 'TraceOutcome#' } },
           changes: { type: 'array', items: { type: 'string' } },
+          known: {
+            type: 'object',
+            description: 'across backends: the difference is a known one between iptables and nftables mode',
+            properties: { code: { type: 'string' }, reason: { type: 'string' } },
+          },
+          probe: {
+            type: 'string',
+            enum: ['localhost-nodeport', 'cluster-ip-other-port', 'service-cidr-unallocated'],
+            description: 'across backends: a packet sent to show a known difference, not a frontend both modes list',
+          },
         },
       },
     },
@@ -485,8 +521,11 @@ export const diffPageSchema = {
         properties: {
           node: { type: 'string' },
           table: { type: 'string' },
-          change: { type: 'string', enum: ['chain-added', 'chain-removed', 'rule-added', 'rule-removed', 'rule-moved', 'chain-renamed'] },
-          chain: { type: 'string' },
+          change: {
+            type: 'string',
+            enum: ['chain-added', 'chain-removed', 'rule-added', 'rule-removed', 'rule-moved', 'chain-renamed', 'set-added', 'set-removed', 'element-added', 'element-removed'],
+          },
+          chain: { type: 'string', description: 'the chain; for nftables set and element changes, the set or map as `@name`' },
           rule: { type: 'string' },
           from: { anyOf: [{ type: 'string' }, { type: 'integer' }] },
           to: { anyOf: [{ type: 'string' }, { type: 'integer' }] },

@@ -2,7 +2,7 @@
  * black-holes: for every NodePort (on each of the node's addresses), load-balancer IP and external
  * IP, the nodes where the first packet of a connection from outside the cluster does not reach an
  * endpoint: it is dropped, rejected, or left untranslated. Found by tracing the packet through the
- * node's rules, from a client the Service's loadBalancerSourceRanges admit.
+ * node's rules (of either backend), from a client the Service's loadBalancerSourceRanges admit.
  *
  * Two black holes are kube-proxy doing what it is told (info):
  * - a Service port without usable endpoints: kube-proxy REJECTs every frontend
@@ -13,9 +13,10 @@
  */
 import { expectedPorts } from './expected.ts';
 import type { ExpectedPort } from './expected.ts';
-import { nodeRules, percent, uniqueRefs } from './node-rules.ts';
+import type { Family } from '../netfilter/ast.ts';
+import { percent, uniqueRefs } from './node-rules.ts';
 import type { Frontend } from './probe.ts';
-import { externalFrontends, isBlocked, outcomeKey, outsideClient, probe, verdictStep } from './probe.ts';
+import { externalFrontends, familiesOf, isBlocked, outcomeKey, outsideClient, probe, verdictStep } from './probe.ts';
 import type { AuditNode, Check, Finding, FindingRule } from './types.ts';
 
 const CHECK = 'black-holes';
@@ -34,11 +35,10 @@ function explanation(e: ExpectedPort, node: AuditNode): string | null {
   return null;
 }
 
-function holesOf(node: AuditNode, e: ExpectedPort): Finding[] {
-  const view = nodeRules(node);
-  const frontends = externalFrontends(e, node, view.family);
+function holesOf(node: AuditNode, e: ExpectedPort, family: Family): Finding[] {
+  const frontends = externalFrontends(e, node, family);
   if (frontends.length === 0) return [];
-  const source = outsideClient(e.service, node, view.family);
+  const source = outsideClient(e.service, node, family);
   const holes: Hole[] = [];
   const rules: FindingRule[] = [];
   const failures: string[] = [];
@@ -80,8 +80,9 @@ function holesOf(node: AuditNode, e: ExpectedPort): Finding[] {
 export const blackHoles: Check = (input) => {
   const out: Finding[] = [];
   for (const node of input.nodes) {
-    const view = nodeRules(node);
-    for (const e of expectedPorts(input.model, node.name, view.family)) out.push(...holesOf(node, e));
+    for (const family of familiesOf(node)) {
+      for (const e of expectedPorts(input.model, node.name, family)) out.push(...holesOf(node, e, family));
+    }
   }
   return out;
 };

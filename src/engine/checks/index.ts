@@ -11,6 +11,7 @@ import { serviceRules } from './service-rules.ts';
 import { unevenSplit } from './uneven-split.ts';
 import { detached } from '../text.ts';
 import { TraceMemo } from '../trace/memo.ts';
+import { isNftables } from '../rules.ts';
 import type { AuditInput, AuditNode, Check, Finding, FindingSeverity } from './types.ts';
 
 /** Every check, in the order they run. */
@@ -33,7 +34,32 @@ export const CHECK_NAMES: readonly string[] = Object.freeze([
   'affinity-stale',
 ]);
 
+/**
+ * The checks that judge behaviour by tracing, which read nodes of either backend. The others read
+ * kube-proxy's iptables chains (KUBE-SVC-…, KUBE-SEP-…) and see only iptables nodes; on nftables
+ * nodes they are skipped, and the audit says so (skippedOnNftables).
+ */
+const TRACING: ReadonlySet<Check> = new Set([blackHoles, nodeDisagreement]);
+
 const RANK: Readonly<Record<FindingSeverity, number>> = { error: 0, warning: 1, info: 2 };
+
+/** The nodes a check reads. */
+function nodesFor<N extends AuditNode>(check: Check, nodes: readonly N[]): readonly N[] {
+  return TRACING.has(check) ? nodes : nodes.filter((n) => !isNftables(n.ruleset));
+}
+
+/** One cluster-wide note per check that did not read the nftables nodes, naming them. */
+export function skippedOnNftables(nftNodes: readonly string[], checks: readonly Check[] = CHECKS): Finding[] {
+  if (nftNodes.length === 0) return [];
+  const shown = nftNodes.slice(0, 10).join(', ') + (nftNodes.length > 10 ? `, … (${nftNodes.length} in all)` : '');
+  return checks.filter((c) => !TRACING.has(c)).map((c) => ({
+    check: CHECK_NAMES[CHECKS.indexOf(c)] ?? 'audit',
+    severity: 'info' as const,
+    message: `not checked on the nftables node${nftNodes.length === 1 ? '' : 's'} ${shown}: this check reads kube-proxy's iptables-mode chains; `
+      + 'black-holes and node-disagreement, which trace the packets, cover them',
+    rules: [],
+  }));
+}
 
 function compareText(a: string | undefined, b: string | undefined): number {
   // Cluster-wide findings (no node, no service) after the others.
@@ -56,9 +82,10 @@ export function compareFindings(a: Finding, b: Finding): number {
 /** Runs the checks (every check by default) and returns their findings, sorted. */
 export function runAudit(input: AuditInput, checks: readonly Check[] = CHECKS): Finding[] {
   const traces = new TraceMemo();
-  const shared = { ...input, nodes: input.nodes.map((n) => ({ ...n, traces })) };
+  const nodes = input.nodes.map((n) => ({ ...n, traces }));
   const findings: Finding[] = [];
-  for (const check of checks) findings.push(...check(shared));
+  for (const check of checks) findings.push(...check({ ...input, nodes: nodesFor(check, nodes) }));
+  findings.push(...skippedOnNftables(input.nodes.filter((n) => isNftables(n.ruleset)).map((n) => n.name), checks));
   return findings.sort(compareFindings);
 }
 
@@ -74,6 +101,7 @@ export class NodeByNodeAudit {
   private readonly perNode = CHECKS.filter((c) => c !== nodeDisagreement);
   /** Nodes trace alike where their chains are alike: each distinct case is traced once. */
   readonly traces = new TraceMemo();
+  private readonly nftNodes: string[] = [];
 
   constructor(private readonly context: Omit<AuditInput, 'nodes'>) {
     this.disagreement = new NodeDisagreementCheck(context);
@@ -82,8 +110,10 @@ export class NodeByNodeAudit {
   add(added: AuditNode): void {
     const node = { ...added, traces: this.traces };
     const input = { ...this.context, nodes: [node] };
+    if (isNftables(node.ruleset)) this.nftNodes.push(node.name);
     // The traces a check kept go once it is done: memory holds one check's, not the node's all.
     for (const check of this.perNode) {
+      if (nodesFor(check, input.nodes).length === 0) continue;
       // Findings quote rules, whose texts are slices of the node's dump: copies let the dump go.
       this.findings.push(...detached(check(input)));
       forgetProbes(node.ruleset);
@@ -102,6 +132,7 @@ export class NodeByNodeAudit {
   }
 
   finish(): Finding[] {
+    this.findings.push(...skippedOnNftables(this.nftNodes));
     return this.findings.sort(compareFindings);
   }
 }

@@ -19,9 +19,9 @@ import type { Family } from '../netfilter/ast.ts';
 import type { TraceResult } from '../trace/tracer.ts';
 import { expectedPorts } from './expected.ts';
 import type { ExpectedPort } from './expected.ts';
-import { nodeRules, percent, uniqueRefs } from './node-rules.ts';
+import { percent, uniqueRefs } from './node-rules.ts';
 import type { Frontend } from './probe.ts';
-import { clusterIPFrontends, distribution, externalFrontends, outcomeKey, outsideClient, probe, stepRef, verdictStep } from './probe.ts';
+import { clusterIPFrontends, distribution, externalFrontends, familiesOf, outcomeKey, outsideClient, probe, stepRef, verdictStep } from './probe.ts';
 import type { AuditInput, AuditNode, Check, Finding, FindingRule } from './types.ts';
 
 const CHECK = 'node-disagreement';
@@ -136,7 +136,10 @@ export class NodeDisagreementCheck {
   constructor(private readonly input: Omit<AuditInput, 'nodes'>) {}
 
   observe(node: AuditNode): void {
-    const family = nodeRules(node).family;
+    for (const family of familiesOf(node)) this.observeFamily(node, family);
+  }
+
+  private observeFamily(node: AuditNode, family: Family): void {
     let state = this.families.get(family);
     if (!state) {
       const ports = expectedPorts(this.input.model, node.name, family);

@@ -10,6 +10,7 @@ import { canonicalIP } from '../kube/model.ts';
 import type { Chain, Family, Rule, Ruleset } from '../netfilter/ast.ts';
 import { ruleCount, ruleTexts } from '../netfilter/rule.ts';
 import { quantizeProbability, SCALE } from '../trace/probability.ts';
+import { requireIptables } from '../rules.ts';
 import type { AuditNode, FindingRule } from './types.ts';
 
 /** The rule as a Finding lists it. */
@@ -313,11 +314,13 @@ export function namedKey(namespace: string, name: string, portName: string): str
 
 const cache = new WeakMap<Ruleset, NodeRules>();
 
+/** The iptables rules of a node, read for the checks (the audit gives the checks that read rules iptables nodes only). */
 export function nodeRules(node: AuditNode): NodeRules {
-  let hit = cache.get(node.ruleset);
+  const rs = requireIptables(node.ruleset, 'rule-reading audit checks');
+  let hit = cache.get(rs);
   if (!hit || hit.node.name !== node.name) {
-    hit = new NodeRules(node, node.ruleset);
-    cache.set(node.ruleset, hit);
+    hit = new NodeRules(node, rs);
+    cache.set(rs, hit);
   }
   return hit;
 }

@@ -11,6 +11,8 @@ import { cidrTest, familyOf, formatIPv4, formatIPv6, parseCidr, parseIPv4, parse
 import type { Protocol } from '../trace/packet.ts';
 import type { TraceOutcome, TraceResult, TraceStep } from '../trace/tracer.ts';
 import { trace } from '../trace/tracer.ts';
+import { kubeProxyTables } from '../diff/nft-frontends.ts';
+import { isNftables, traceRules } from '../rules.ts';
 import type { ExpectedPort } from './expected.ts';
 import type { AuditNode, FindingRule } from './types.ts';
 
@@ -29,6 +31,21 @@ function hostPort(ip: string, port: number): string {
 
 function frontend(kind: FrontendKind, destination: string, port: number, protocol: Protocol): Frontend {
   return { kind, destination, port, protocol, label: `${kind} ${hostPort(destination, port)}` };
+}
+
+/**
+ * The address families a node's rules handle: an iptables dump's one; an nftables ruleset's
+ * kube-proxy tables' (both for a dual-stack node; IPv4 when it has none).
+ */
+export function familiesOf(node: AuditNode): Family[] {
+  const rs = node.ruleset;
+  if (!isNftables(rs)) return [rs.family];
+  const out = new Set<Family>();
+  for (const t of kubeProxyTables(rs)) {
+    if (t.family !== 'ip6') out.add('ipv4');
+    if (t.family !== 'ip') out.add('ipv6');
+  }
+  return out.size === 0 ? ['ipv4'] : [...out].sort();
 }
 
 /** The node's NodePort addresses of a family. */
@@ -110,7 +127,9 @@ export function probe(node: AuditNode, source: string, f: Frontend): TraceResult
       node: { name: node.name, addresses: node.addresses },
       packet: { source, destination: f.destination, port: f.port, protocol: f.protocol },
     };
-    result = node.traces ? node.traces.trace(node.ruleset, req) : trace(node.ruleset, req);
+    const rs = node.ruleset;
+    // The memo shares traces between iptables nodes whose chains are alike; nftables rulesets are traced as they are.
+    result = isNftables(rs) ? traceRules(rs, req) : node.traces ? node.traces.trace(rs, req) : trace(rs, req);
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     result = e.message;
@@ -145,8 +164,9 @@ export function isBlocked(o: TraceOutcome): boolean {
 export function verdictStep(o: TraceOutcome): FindingRule | null {
   const path = [...o.path].reverse();
   let step: TraceStep | undefined;
-  if (o.verdict === 'DNAT') step = path.find((s) => s.action === 'dnat');
-  else if (o.verdict === 'DROP' || o.verdict === 'REJECT') step = path.find((s) => s.action === 'drop' || s.action === 'reject' || s.action === 'policy DROP');
+  // iptables steps say `dnat`, `drop`, `reject`, `policy DROP`; nftables steps `dnat to …`, `reject with …`, `policy drop`.
+  if (o.verdict === 'DNAT') step = path.find((s) => /^dnat\b/.test(s.action));
+  else if (o.verdict === 'DROP' || o.verdict === 'REJECT') step = path.find((s) => /^(drop|reject)\b|^policy (DROP|drop)\b/.test(s.action));
   return step ? stepRef(step) : null;
 }
 

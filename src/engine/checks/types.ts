@@ -9,7 +9,7 @@
  */
 import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel } from '../kube/model.ts';
-import type { Ruleset } from '../netfilter/ast.ts';
+import type { AnyRuleset } from '../rules.ts';
 import type { TraceMemo } from '../trace/memo.ts';
 
 export type FindingSeverity = 'error' | 'warning' | 'info';
@@ -42,8 +42,11 @@ export interface AuditNode {
   readonly name: string;
   /** The node's own addresses (where its NodePorts answer). */
   readonly addresses: readonly string[];
-  /** The node's rules, completed with `completeKubeProxy`. */
-  readonly ruleset: Ruleset;
+  /**
+   * The node's rules: iptables completed with `completeKubeProxy`, or an nftables ruleset (read by
+   * the checks that trace; the audit gives the others iptables nodes only).
+   */
+  readonly ruleset: AnyRuleset;
   /** Traces shared with the other nodes of the audit (the checks trace through it when set). */
   readonly traces?: TraceMemo;
 }

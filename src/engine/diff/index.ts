@@ -8,20 +8,26 @@
  * `{ nodeA, nodeB }` pairs two differently named nodes.
  */
 import type { ChainNameIndex } from '../kube/chain-names.ts';
+import { isNftables } from '../rules.ts';
 import type { ClusterModel } from '../kube/model.ts';
 import { EngineError } from '../errors.ts';
 import { detached } from '../text.ts';
 import { ChainDelta } from './delta.ts';
 import type { ManifestChange } from './manifests-diff.ts';
 import { diffManifests } from './manifests-diff.ts';
-import type { DiffNode, FrontendDiff, NodePair } from './reachability.ts';
-import { diffReachability } from './reachability.ts';
+import type { AnyDiffNode, AnyNodePair, Backend, KnownDifference } from './backends.ts';
+import { backendOf, diffByTracing } from './backends.ts';
+import { diffNftRules } from './nft-rules-diff.ts';
+import type { NftNodePair } from './nft-rules-diff.ts';
+import type { FrontendDiff, NodePair } from './reachability.ts';
+import { compareDiffs, diffReachability } from './reachability.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
-import type { RuleChange, RulesDiffCounts } from './rules-diff.ts';
-import { diffRules } from './rules-diff.ts';
+import type { RuleChange, RuleCounter, RulesDiffCounts } from './rules-diff.ts';
+import { diffRules, NO_RULE_CHANGES } from './rules-diff.ts';
 
 export interface DiffSide {
-  readonly nodes: readonly DiffNode[];
+  /** Nodes with rules of either backend (iptables rules completed). */
+  readonly nodes: readonly AnyDiffNode[];
   readonly model?: ClusterModel | null;
   readonly index?: ChainNameIndex | null;
 }
@@ -48,7 +54,8 @@ export interface DiffOptions {
 }
 
 export interface DiffSummary {
-  readonly frontends: { readonly added: number; readonly removed: number; readonly changed: number; readonly unchanged: number };
+  /** `known`: frontends whose outcomes differ as the two backends differ on purpose (not counted as changed). */
+  readonly frontends: { readonly added: number; readonly removed: number; readonly changed: number; readonly unchanged: number; readonly known: number };
   readonly endpoints: { readonly added: number; readonly removed: number };
   readonly verdictChanges: number;
   readonly masqueradeChanges: number;
@@ -64,10 +71,31 @@ export interface DiffResult {
   readonly manifests: readonly ManifestChange[];
   /** Nodes that are in only one snapshot (not compared), by side. */
   readonly unpairedNodes: { readonly a: readonly string[]; readonly b: readonly string[] };
+  /** The rule backends of the nodes compared, and which pairs of nodes are of different backends. */
+  readonly backends: DiffBackends;
+  /** Differences the two backends have on purpose, per node, with their code and reason. */
+  readonly knownDifferences: readonly KnownDifference[];
 }
 
-function pairNodes(a: DiffSide, b: DiffSide, option: DiffOptions['node']): { pairs: NodePair[]; onlyA: string[]; onlyB: string[] } {
-  const find = (side: DiffSide, name: string, which: 'A' | 'B'): DiffNode => {
+/** `mixed`: some nodes of the side are of each backend; `none`: no node was compared. */
+export type SideBackend = Backend | 'mixed' | 'none';
+
+export interface DiffBackends {
+  readonly from: SideBackend;
+  readonly to: SideBackend;
+  /**
+   * Pairs of nodes (as `frontends[].node` names them) whose rules are of different backends: their
+   * rules are not listed rule by rule (they have nothing in common), only where traffic goes.
+   */
+  readonly across: readonly string[];
+}
+
+function sideBackend(seen: ReadonlySet<Backend>): SideBackend {
+  return seen.size === 0 ? 'none' : seen.size > 1 ? 'mixed' : [...seen][0];
+}
+
+function pairNodes(a: DiffSide, b: DiffSide, option: DiffOptions['node']): { pairs: AnyNodePair[]; onlyA: string[]; onlyB: string[] } {
+  const find = (side: DiffSide, name: string, which: 'A' | 'B'): AnyDiffNode => {
     const n = side.nodes.find((x) => x.name === name);
     if (!n) throw new EngineError('BAD_PACKET', `snapshot ${which} has no node '${name}'`);
     return n;
@@ -84,7 +112,7 @@ function pairNodes(a: DiffSide, b: DiffSide, option: DiffOptions['node']): { pai
     return { pairs: [{ name: x.name === y.name ? x.name : `${x.name} → ${y.name}`, a: x, b: y }], onlyA: [], onlyB: [] };
   }
   const byName = new Map(b.nodes.map((n) => [n.name, n]));
-  const pairs: NodePair[] = [];
+  const pairs: AnyNodePair[] = [];
   for (const n of a.nodes) {
     const other = byName.get(n.name);
     if (other) pairs.push({ name: n.name, a: n, b: other });
@@ -98,34 +126,68 @@ function pairNodes(a: DiffSide, b: DiffSide, option: DiffOptions['node']): { pai
 }
 
 export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {}): DiffResult {
-  const { pairs, onlyA, onlyB } = pairNodes(a, b, options.node);
+  const { pairs: all, onlyA, onlyB } = pairNodes(a, b, options.node);
   const facts = options.facts ?? new FactsCache();
   const chainTexts = new ChainTexts();
+  // Pairs of iptables nodes take the signature shortcut and the rule-by-rule comparison of
+  // iptables mode; every pair with an nftables side is traced frontend by frontend.
+  const pairs: NodePair[] = [];
+  const traced: AnyNodePair[] = [];
+  const nftPairs: NftNodePair[] = [];
+  const across: string[] = [];
+  const backends = { from: new Set<Backend>(), to: new Set<Backend>() };
+  for (const p of all) {
+    const ra = p.a.ruleset;
+    const rb = p.b.ruleset;
+    backends.from.add(backendOf(ra));
+    backends.to.add(backendOf(rb));
+    if (!isNftables(ra) && !isNftables(rb)) pairs.push({ name: p.name, a: { ...p.a, ruleset: ra }, b: { ...p.b, ruleset: rb } });
+    else {
+      traced.push(p);
+      if (isNftables(ra) && isNftables(rb)) nftPairs.push({ name: p.name, a: ra, b: rb });
+      else across.push(p.name);
+    }
+  }
   const deltas = new Map(pairs.map((p) => [p, new ChainDelta(p.a.ruleset, p.b.ruleset, chainTexts)]));
-  const reach = diffReachability(pairs, {
-    indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, deltas,
+  const where = {
     ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
     ...(options.outsideSource ? { outsideSource: options.outsideSource } : {}),
+  };
+  const reach = diffReachability(pairs, {
+    indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, deltas, ...where,
     ...(options.exhaustive ? { exhaustive: true } : {}),
   });
+  // Two nftables rulesets with no rule, set or element change, on nodes of the same addresses, send
+  // every packet the same way: their frontends are not traced.
+  const nftRules = diffNftRules(nftPairs);
+  const changedNft = new Set(nftRules.changes.map((c) => c.node));
+  const sameAddresses = (p: AnyNodePair) => [...p.a.addresses].sort().join(',') === [...p.b.addresses].sort().join(',');
+  const sameRules = new Set(traced.filter((p) => nftPairs.some((q) => q.name === p.name) && !changedNft.has(p.name) && sameAddresses(p)));
+  const byTracing = diffByTracing(traced, { indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, sameRules, ...where });
   const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts, deltas });
   const manifests = (a.model || b.model) && options.manifests !== false
     ? diffManifests(a.model, b.model) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
-  const { added, removed, changed, unchanged } = reach.counts;
+  const ruleCounts: RuleCounter = { ...NO_RULE_CHANGES };
+  for (const c of [rules.counts, nftRules.counts]) for (const k of Object.keys(ruleCounts) as (keyof RuleCounter)[]) ruleCounts[k] += c[k];
+  const frontends = [...reach.frontends, ...byTracing.frontends];
+  if (reach.frontends.length > 0 && byTracing.frontends.length > 0) frontends.sort(compareDiffs);
+  const count = (k: 'added' | 'removed' | 'changed' | 'unchanged') => reach.counts[k] + byTracing.counts[k];
   return {
     summary: {
-      frontends: { added, removed, changed, unchanged },
-      endpoints: reach.endpoints,
-      verdictChanges: reach.verdictChanges,
-      masqueradeChanges: reach.masqueradeChanges,
-      probabilityChanges: reach.probabilityChanges,
-      rules: rules.counts,
+      frontends: { added: count('added'), removed: count('removed'), changed: count('changed'), unchanged: count('unchanged'), known: byTracing.frontends.filter((f) => f.known).length },
+      endpoints: { added: reach.endpoints.added + byTracing.endpoints.added, removed: reach.endpoints.removed + byTracing.endpoints.removed },
+      verdictChanges: reach.verdictChanges + byTracing.verdictChanges,
+      masqueradeChanges: reach.masqueradeChanges + byTracing.masqueradeChanges,
+      probabilityChanges: reach.probabilityChanges + byTracing.probabilityChanges,
+      rules: ruleCounts,
       manifests: manifests.counts,
     },
-    frontends: reach.frontends,
-    rules: rules.changes,
+    frontends,
+    rules: [...rules.changes, ...nftRules.changes],
     manifests: manifests.changes,
     unpairedNodes: { a: onlyA, b: onlyB },
+    backends: { from: sideBackend(backends.from), to: sideBackend(backends.to), across },
+    knownDifferences: byTracing.known,
   };
 }
 
@@ -149,10 +211,13 @@ export class NodeByNodeDiff {
   readonly pairs: readonly (readonly [string, string])[];
   private readonly frontends: FrontendDiff[] = [];
   private readonly rules: RuleChange[] = [];
-  private readonly sum = { added: 0, removed: 0, changed: 0, unchanged: 0 };
+  private readonly sum = { added: 0, removed: 0, changed: 0, unchanged: 0, known: 0 };
   private readonly endpoints = { added: 0, removed: 0 };
   private readonly changes = { verdictChanges: 0, masqueradeChanges: 0, probabilityChanges: 0 };
-  private readonly ruleCounts = { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 };
+  private readonly ruleCounts: RuleCounter = { ...NO_RULE_CHANGES };
+  private readonly known: KnownDifference[] = [];
+  private readonly across: string[] = [];
+  private readonly backends = { from: new Set<Backend>(), to: new Set<Backend>() };
   /** One node on each side: paired whatever their names, as diffSnapshots does. */
   private readonly single: boolean;
   private whole: DiffResult | null = null;
@@ -166,8 +231,8 @@ export class NodeByNodeDiff {
       : a.names.filter((n) => inB.has(n)).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).map((n) => [n, n] as const);
   }
 
-  add(na: DiffNode, nb: DiffNode): void {
-    const side = (s: NamedSide, n: DiffNode): DiffSide => ({ nodes: [n], model: s.model ?? null, index: s.index ?? null });
+  add(na: AnyDiffNode, nb: AnyDiffNode): void {
+    const side = (s: NamedSide, n: AnyDiffNode): DiffSide => ({ nodes: [n], model: s.model ?? null, index: s.index ?? null });
     if (this.single) {
       this.whole = diffSnapshots(side(this.a, na), side(this.b, nb), this.options);
       return;
@@ -184,6 +249,10 @@ export class NodeByNodeDiff {
     this.endpoints.removed += r.summary.endpoints.removed;
     for (const k of Object.keys(this.changes) as (keyof typeof this.changes)[]) this.changes[k] += r.summary[k];
     for (const k of Object.keys(this.ruleCounts) as (keyof typeof this.ruleCounts)[]) this.ruleCounts[k] += r.summary.rules[k];
+    this.known.push(...r.knownDifferences);
+    this.across.push(...r.backends.across);
+    this.backends.from.add(backendOf(na.ruleset));
+    this.backends.to.add(backendOf(nb.ruleset));
   }
 
   finish(): DiffResult {
@@ -199,13 +268,15 @@ export class NodeByNodeDiff {
       rules: this.rules,
       manifests: manifests.changes,
       unpairedNodes: { a: a.names.filter((n) => !inB.has(n)), b: b.names.filter((n) => !inA.has(n)) },
+      backends: { from: sideBackend(this.backends.from), to: sideBackend(this.backends.to), across: this.across },
+      knownDifferences: this.known,
     };
   }
 }
 
 /** NodeByNodeDiff with a loader that gives a node's rules when its pair's turn comes. */
 export function diffNodeByNode(
-  a: NamedSide, b: NamedSide, load: (side: 'a' | 'b', name: string) => DiffNode, options: Omit<DiffOptions, 'node' | 'manifests'> = {},
+  a: NamedSide, b: NamedSide, load: (side: 'a' | 'b', name: string) => AnyDiffNode, options: Omit<DiffOptions, 'node' | 'manifests'> = {},
 ): DiffResult {
   const run = new NodeByNodeDiff(a, b, options);
   for (const [na, nb] of run.pairs) run.add(load('a', na), load('b', nb));
@@ -215,9 +286,15 @@ export function diffNodeByNode(
 export { compareOutcomes, diffReachability } from './reachability.ts';
 export { diffRules } from './rules-diff.ts';
 export { diffManifests } from './manifests-diff.ts';
-export { listFrontends, frontendKey } from './frontends.ts';
+export { compareFrontends, listFrontends, frontendKey } from './frontends.ts';
+export { listNftFrontends } from './nft-frontends.ts';
+export { diffNftRules } from './nft-rules-diff.ts';
+export { diffByTracing } from './backends.ts';
+export { KNOWN_DIFFERENCES } from './known-differences.ts';
 
 export type { DiffNode, FrontendChange, FrontendDiff, NodePair, ReachabilityDiff, ReachabilityOptions } from './reachability.ts';
 export type { RuleChange, RuleChangeKind, RulesDiff, RulesDiffCounts } from './rules-diff.ts';
 export type { FieldChange, ManifestChange, ManifestKind, ManifestsDiff } from './manifests-diff.ts';
 export type { Frontend, FrontendOptions } from './frontends.ts';
+export type { AnyDiffNode, AnyNodePair, Backend, BackendsDiff, KnownDifference } from './backends.ts';
+export type { KnownDifferenceCode, KnownDifferenceInfo, ProbeKind } from './known-differences.ts';

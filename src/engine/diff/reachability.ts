@@ -19,6 +19,7 @@ import type { Protocol } from '../trace/packet.ts';
 import type { TraceOutcome } from '../trace/tracer.ts';
 import { trace } from '../trace/tracer.ts';
 import type { Frontend } from './frontends.ts';
+import type { KnownDifferenceInfo, ProbeKind } from './known-differences.ts';
 import { compareFrontends, listFrontends } from './frontends.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
 import { ChainDelta } from './delta.ts';
@@ -53,6 +54,16 @@ export interface FrontendDiff {
   readonly after: readonly TraceOutcome[];
   /** Human-readable: "endpoint 10.244.1.5:8080 removed", "verdict DNAT → REJECT", … */
   readonly changes: readonly string[];
+  /**
+   * Across backends (iptables → nftables): the difference is one the two modes of kube-proxy have
+   * on purpose (known-differences.ts); such frontends are not counted as changed.
+   */
+  readonly known?: KnownDifferenceInfo;
+  /**
+   * Across backends: not a frontend both modes list but a packet the diff sent to show a known
+   * difference (a NodePort on 127.0.0.1, a ClusterIP on another port, an unallocated Service IP).
+   */
+  readonly probe?: ProbeKind;
 }
 
 export interface ReachabilityOptions {
@@ -97,7 +108,7 @@ const OUTSIDE: Readonly<Record<Family, string>> = { ipv4: '198.18.0.1', ipv6: '2
 const EPSILON = 1e-9;
 
 /** An address near the top of a CIDR, where pods are least likely to be endpoints themselves. */
-function podAddress(cidr: string | undefined, family: Family): string | null {
+export function podAddress(cidr: string | undefined, family: Family): string | null {
   const c = cidr ? parseCidr(cidr.trim()) : null;
   if (!c || c.family !== family) return null;
   if (c.family === 'ipv4') {
@@ -108,9 +119,15 @@ function podAddress(cidr: string | undefined, family: Family): string | null {
   return size < 4n ? null : formatIPv6(parseIPv6(c.address)! + size - 2n);
 }
 
+/** Where the diff's packet to a frontend comes from: a pod for a ClusterIP when the pod network is known, else outside. */
+export function sourceFor(kind: FrontendKind, family: Family, options: Pick<ReachabilityOptions, 'clusterCIDR' | 'outsideSource'>): string {
+  return (kind === 'ClusterIP' ? podAddress(options.clusterCIDR, family) : null) ?? options.outsideSource?.[family] ?? OUTSIDE[family];
+}
+
 /** How a frontend is matched across the pair: a NodePort by its position among the node's addresses. */
-function pairKey(f: Frontend): string {
-  const where = f.nodeAddress !== undefined ? `node#${f.nodeAddress}` : f.ip;
+export function pairKey(f: Frontend): string {
+  // An nftables ruleset can hold both families: the position is among the addresses of the NodePort's family.
+  const where = f.nodeAddress !== undefined ? `node#${f.nodeAddress}${f.ip.includes(':') ? '/ipv6' : ''}` : f.ip;
   return `${where}|${f.port}|${f.protocol}`;
 }
 
@@ -155,7 +172,7 @@ function verdicts(g: Map<string, Group>): string {
   return [...new Set([...g.values()].map((x) => x.verdict))].sort().join('+') || 'none';
 }
 
-interface Compared {
+export interface Compared {
   readonly changes: string[];
   readonly endpointsAdded: number;
   readonly endpointsRemoved: number;
@@ -206,6 +223,52 @@ export function compareOutcomes(before: readonly TraceOutcome[], after: readonly
     if (da !== db) changes.push(`delivery of ${what} ${da} → ${db}`);
   }
   return { changes, endpointsAdded, endpointsRemoved, verdict, masquerade, probability };
+}
+
+/** The order of a diff's frontends: by node, Service, address, port and protocol. */
+export function compareDiffs(x: FrontendDiff, y: FrontendDiff): number {
+  return (x.node < y.node ? -1 : x.node > y.node ? 1 : 0)
+    || (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)
+    || compareFrontends(x.frontend, y.frontend);
+}
+
+/** A frontend's outcomes, or why its trace failed. */
+export interface Traced {
+  readonly outcomes: readonly TraceOutcome[];
+  readonly error?: string;
+}
+
+export function tryTrace(run: () => { readonly outcomes: readonly TraceOutcome[] }): Traced {
+  try {
+    return { outcomes: run().outcomes };
+  } catch (e) {
+    return { outcomes: [], error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** compareOutcomes of two traces; a trace that fails the same way on both sides (a loop in rules both share) is no change. */
+export function compareTraced(ra: Traced, rb: Traced): Compared {
+  const c = compareOutcomes(ra.outcomes, rb.outcomes);
+  if (ra.error !== rb.error) {
+    if (ra.error) c.changes.push(`trace in A failed: ${ra.error}`);
+    if (rb.error) c.changes.push(`trace in B failed: ${rb.error}`);
+  }
+  return c;
+}
+
+/** The frontend a change is reported under: as B has it, with A's kind when B's rules only let it be guessed. */
+export function shownFrontend(a: Frontend, b: Frontend): Frontend {
+  return { ...b, kind: b.kindGuessed && !a.kindGuessed ? a.kind : b.kind, service: b.service || a.service };
+}
+
+export function frontendDiff(
+  node: string, f: Frontend, other: Frontend | undefined, change: FrontendChange,
+  before: readonly TraceOutcome[], after: readonly TraceOutcome[], changes: string[],
+): FrontendDiff {
+  return {
+    node, service: f.service || other?.service || '', frontend: { ip: f.ip, port: f.port, protocol: f.protocol, kind: f.kind },
+    change, before, after, changes,
+  };
 }
 
 interface Shared {
@@ -268,28 +331,12 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
     let sigs: { a: RulesetSignature; b: RulesetSignature } | null = null;
     const signatures = () => (sigs ??= signaturesOf(pair, { facts, texts, chainTexts, counter, exhaustive: options.exhaustive === true }, options.deltas?.get(pair)));
 
-    const run = (node: DiffNode, f: Frontend): { outcomes: readonly TraceOutcome[]; error?: string } => {
-      const family = node.ruleset.family;
-      const source = (f.kind === 'ClusterIP' ? podAddress(options.clusterCIDR, family) : null)
-        ?? options.outsideSource?.[family] ?? OUTSIDE[family];
-      try {
-        const r = trace(node.ruleset, {
-          node: { name: node.name, addresses: node.addresses },
-          packet: { source, destination: f.ip, port: f.port, protocol: f.protocol },
-        });
-        return { outcomes: r.outcomes };
-      } catch (e) {
-        return { outcomes: [], error: e instanceof Error ? e.message : String(e) };
-      }
-    };
-
+    const run = (node: DiffNode, f: Frontend): Traced => tryTrace(() => trace(node.ruleset, {
+      node: { name: node.name, addresses: node.addresses },
+      packet: { source: sourceFor(f.kind, node.ruleset.family, options), destination: f.ip, port: f.port, protocol: f.protocol },
+    }));
     const report = (f: Frontend, other: Frontend | undefined, change: FrontendChange, before: readonly TraceOutcome[], after: readonly TraceOutcome[], changes: string[]) => {
-      out.push({
-        node: pair.name,
-        service: f.service || other?.service || '',
-        frontend: { ip: f.ip, port: f.port, protocol: f.protocol, kind: f.kind },
-        change, before, after, changes,
-      });
+      out.push(frontendDiff(pair.name, f, other, change, before, after, changes));
     };
 
     for (const [key, a] of byKeyA) {
@@ -310,12 +357,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
       traced++;
       const ra = run(pair.a, a);
       const rb = run(pair.b, b);
-      const c = compareOutcomes(ra.outcomes, rb.outcomes);
-      // A trace that fails the same way on both sides (a loop in rules both share) is no change.
-      if (ra.error !== rb.error) {
-        if (ra.error) c.changes.push(`trace in A failed: ${ra.error}`);
-        if (rb.error) c.changes.push(`trace in B failed: ${rb.error}`);
-      }
+      const c = compareTraced(ra, rb);
       if (c.changes.length === 0) {
         unchanged++;
         continue;
@@ -325,9 +367,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
       if (c.verdict) verdictChanges++;
       masqueradeChanges += c.masquerade;
       probabilityChanges += c.probability;
-      // The report names the frontend as B has it, with A's kind when B's rules only let it be guessed.
-      const shown: Frontend = { ...b, kind: b.kindGuessed && !a.kindGuessed ? a.kind : b.kind, service: b.service || a.service };
-      report(shown, a, 'changed', ra.outcomes, rb.outcomes, c.changes);
+      report(shownFrontend(a, b), a, 'changed', ra.outcomes, rb.outcomes, c.changes);
     }
     for (const [key, b] of byKeyB) {
       if (byKeyA.has(key)) continue;
@@ -337,10 +377,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
     }
   }
 
-  out.sort((x, y) =>
-    (x.node < y.node ? -1 : x.node > y.node ? 1 : 0)
-    || (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)
-    || compareFrontends(x.frontend, y.frontend));
+  out.sort(compareDiffs);
   return {
     frontends: out,
     counts: { added, removed, changed: out.length - added - removed, unchanged, traced },

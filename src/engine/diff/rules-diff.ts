@@ -19,7 +19,10 @@ import type { ChainDelta } from './delta.ts';
 import type { NodePair } from './reachability.ts';
 import { ChainTexts } from './rule-facts.ts';
 
-export type RuleChangeKind = 'chain-added' | 'chain-removed' | 'rule-added' | 'rule-removed' | 'rule-moved' | 'chain-renamed';
+export type RuleChangeKind =
+  | 'chain-added' | 'chain-removed' | 'rule-added' | 'rule-removed' | 'rule-moved' | 'chain-renamed'
+  /** nftables: a named set or map (`chain` is `@name`), and one of its elements (`rule` is the element). */
+  | 'set-added' | 'set-removed' | 'element-added' | 'element-removed';
 
 export interface RuleChange {
   readonly node: string;
@@ -42,6 +45,11 @@ export interface RulesDiffCounts {
   readonly rulesRemoved: number;
   readonly rulesMoved: number;
   readonly renamed: number;
+  /** nftables: named sets and maps added and removed, and their elements. */
+  readonly setsAdded: number;
+  readonly setsRemoved: number;
+  readonly elementsAdded: number;
+  readonly elementsRemoved: number;
 }
 
 export interface RulesDiff {
@@ -76,6 +84,15 @@ function rulesOf(c: Chain): Rules {
 }
 
 const NO_CHAINS: ReadonlyMap<string, Chain> = new Map();
+
+/** RulesDiffCounts being counted. */
+export type RuleCounter = { -readonly [K in keyof RulesDiffCounts]: RulesDiffCounts[K] };
+
+/** Counts of a diff that found no rule changes. */
+export const NO_RULE_CHANGES: RulesDiffCounts = Object.freeze({
+  chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0,
+  setsAdded: 0, setsRemoved: 0, elementsAdded: 0, elementsRemoved: 0,
+});
 
 /** The chains of a table that the dump shows (chains svcpath assumed are left out). */
 function userChains(rs: Ruleset, table: string): ReadonlyMap<string, Chain> {
@@ -121,7 +138,7 @@ class Identities {
 }
 
 /** Longest increasing subsequence of `xs` (indices into xs), O(n log n). */
-function increasing(xs: readonly number[]): Set<number> {
+export function increasing(xs: readonly number[]): Set<number> {
   const tails: number[] = [];
   const prev = new Array<number>(xs.length).fill(-1);
   for (let i = 0; i < xs.length; i++) {
@@ -141,7 +158,7 @@ function increasing(xs: readonly number[]): Set<number> {
 }
 
 /** Pairs equal keys in order of occurrence; returns B's position for each A position (or -1). */
-function pairUp(keysA: readonly string[], keysB: readonly string[], onlyA: readonly number[], onlyB: readonly number[], match: Int32Array): void {
+export function pairUp(keysA: readonly string[], keysB: readonly string[], onlyA: readonly number[], onlyB: readonly number[], match: Int32Array): void {
   const queue = new Map<string, number[]>();
   for (const j of onlyB) {
     const list = queue.get(keysB[j]);
@@ -199,7 +216,7 @@ function diffChain(
 export function diffRules(pairs: readonly NodePair[], options: RulesDiffOptions = {}): RulesDiff {
   const chainTexts = options.chainTexts ?? new ChainTexts();
   const changes: RuleChange[] = [];
-  const counts = { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 };
+  const counts: RuleCounter = { ...NO_RULE_CHANGES };
   for (const pair of pairs) {
     const ra = pair.a.ruleset;
     const rb = pair.b.ruleset;

@@ -167,9 +167,9 @@ test('a snapshot against itself: no changes of any kind', () => {
   assert.deepEqual(d.rules, []);
   assert.deepEqual(d.manifests, []);
   const { unchanged, ...rest } = d.summary.frontends;
-  assert.deepEqual(rest, { added: 0, removed: 0, changed: 0 });
+  assert.deepEqual(rest, { added: 0, removed: 0, changed: 0, known: 0 });
   assert.ok(unchanged > 60);
-  assert.deepEqual(d.summary.rules, { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 });
+  assert.deepEqual(d.summary.rules, { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0, setsAdded: 0, setsRemoved: 0, elementsAdded: 0, elementsRemoved: 0 });
   // Two separately parsed copies of the same dump agree too.
   const again = diffSnapshots(side(a), side(a));
   assert.equal(again.frontends.length + again.rules.length + again.manifests.length, 0);
@@ -183,7 +183,7 @@ test('a pure hash rename is one chain-renamed, not rule churn, and changes no fr
   const d = diffSnapshots(side(a, undefined, false), side(a, (dump) => dump.split(old).join(renamed), false));
   assert.deepEqual(d.rules.map((r) => [r.change, r.from, r.to]), [['chain-renamed', old, renamed]]);
   assert.equal(d.summary.rules.renamed, 1);
-  assert.deepEqual({ ...d.summary.rules, renamed: 0 }, { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0 });
+  assert.deepEqual({ ...d.summary.rules, renamed: 0 }, { chainsAdded: 0, chainsRemoved: 0, rulesAdded: 0, rulesRemoved: 0, rulesMoved: 0, renamed: 0, setsAdded: 0, setsRemoved: 0, elementsAdded: 0, elementsRemoved: 0 });
   assert.deepEqual(d.frontends, []);
 });
 
