@@ -11,7 +11,7 @@
 import type { PacketSpec } from '../trace/packet.ts';
 import type { Fraction } from '../trace/probability.ts';
 import { add, deviationFromUniform, isExactlyUniform, ONE, toNumber, toText } from '../trace/probability.ts';
-import type { NodeSpec, TraceOutcome, TraceResult, TraceWarning } from '../trace/tracer.ts';
+import type { NodeSpec, TraceOutcome, TraceResult, TraceStep, TraceWarning } from '../trace/tracer.ts';
 import { makeEnv, resolvePacket, warningSet } from '../trace/tracer.ts';
 import { familySees } from './hooks.ts';
 import type { IpFamily } from './hooks.ts';
@@ -79,9 +79,19 @@ function runOnce(program: NftProgram, env: NftEnv, family: IpFamily, p: Resolved
   return finish(w.hook('input', s, true));
 }
 
+/** What sets outcomes apart besides their paths (compared step by step in samePath). */
 function outcomeKey(run: NftRun, s: NftPacketState): string {
-  const path = run.path.map((p) => `${p.hook}/${p.table}/${p.chain}/${p.index}/${p.action}`).join(',');
-  return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${path}`;
+  return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${run.path.length}`;
+}
+
+function samePath(a: readonly TraceStep[], b: readonly TraceStep[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.hook !== y.hook || x.table !== y.table || x.chain !== y.chain || x.index !== y.index || x.action !== y.action) return false;
+  }
+  return true;
 }
 
 function probabilityOf(run: NftRun): Fraction {
@@ -133,7 +143,7 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
     });
   }
   interface Acc { run: NftRun; state: NftPacketState; probability: Fraction; order: number }
-  const outcomes = new Map<string, Acc>();
+  const outcomes = new Map<string, Acc[]>();
   const pending: number[][] = [[]];
   let runs = 0;
   while (pending.length > 0) {
@@ -151,11 +161,13 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
     }
     const p = probabilityOf(run);
     const key = outcomeKey(run, state);
-    const existing = outcomes.get(key);
+    let same = outcomes.get(key);
+    if (!same) outcomes.set(key, (same = []));
+    const existing = same.find((o) => samePath(o.run.path, run.path));
     if (existing) existing.probability = add(existing.probability, p);
-    else outcomes.set(key, { run, state, probability: p, order: runs });
+    else same.push({ run, state, probability: p, order: runs });
   }
-  const list = [...outcomes.values()].sort((a, b) => byDraws(a.run, b.run) || a.order - b.order);
+  const list = [...outcomes.values()].flat().sort((a, b) => byDraws(a.run, b.run) || a.order - b.order);
   checkNumgenSplit(list.map((o) => ({ probability: o.probability, draws: o.run.decisions.length })), warn);
   const result: TraceOutcome[] = list.map(({ run, state, probability }) => ({
     probability: toNumber(probability),

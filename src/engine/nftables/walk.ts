@@ -58,22 +58,88 @@ export function verdictText(v: NftVerdict): string {
   }
 }
 
+/**
+ * What a rule's expressions see and tell (RuleContext): one object per run, pointed at each rule
+ * in turn, so that evaluating a rule makes no closures.
+ */
+class RuleRun implements RuleContext {
+  s!: NftPacketState;
+  hook: NftHook = 'prerouting';
+  rule: CompiledNftRule | null = null;
+  /** The current rule's action texts; null until it has one. */
+  private actions: string[] | null = null;
+
+  constructor(
+    private readonly walker: NftWalker,
+    readonly env: NftEnv,
+    private readonly warn: (w: TraceWarning) => void,
+  ) {}
+
+  /** Points the context at the next rule to evaluate. */
+  begin(rule: CompiledNftRule, s: NftPacketState, hook: NftHook): void {
+    this.rule = rule;
+    this.s = s;
+    this.hook = hook;
+    this.actions = null;
+  }
+
+  /** What the rule did, as its path step shows it. */
+  actionText(): string {
+    const a = this.actions;
+    return a === null ? 'continue' : a.length === 1 ? a[0] : a.join(', ');
+  }
+
+  draw(modulus: number): number {
+    return this.walker.draw(modulus);
+  }
+
+  act(text: string): void {
+    (this.actions ??= []).push(text);
+  }
+
+  note(text: string): void {
+    this.walker.run.notes.push(text);
+  }
+
+  nat(kind: 'dnat' | 'snat' | 'masquerade' | 'redirect', detail?: { ip: string | null; port: number | null }): void {
+    const run = this.walker.run;
+    if (kind === 'dnat' || kind === 'redirect') {
+      this.s.dnatDone = true;
+      run.dnat = true;
+    } else {
+      this.s.snatDone = true;
+      if (kind === 'masquerade') run.masquerade = true;
+      else run.snat = detail ?? { ip: null, port: null };
+    }
+  }
+
+  unmodelled(what: string): void {
+    this.warn({ code: 'NOT_MODELLED', message: `${what} is not modelled; the trace went on past it`, rule: this.walker.ref(this.rule!.ref) });
+  }
+}
+
+/** Each program's hook schedules by hook and IP family, worked out once (the base chains do not change). */
+const schedules = new WeakMap<NftProgram, Map<string, readonly HookSlot<CompiledNftChain>[]>>();
+
 export class NftWalker {
   readonly run: NftRun = { verdict: null, delivery: null, masquerade: false, dnat: false, path: [], notes: [], decisions: [] };
   private steps = 0;
   /** Whether conntrack has seen the packet on this pass (it sits at priority −200 in prerouting and output). */
   private tracked = false;
-  private readonly schedules = new Map<NftHook, HookSlot<CompiledNftChain>[]>();
+  /** The context every rule of this run is evaluated in, pointed at the rule in turn. */
+  private readonly ctx: RuleRun;
 
   constructor(
     private readonly program: NftProgram,
-    private readonly env: NftEnv,
+    env: NftEnv,
     private readonly family: IpFamily,
     private readonly prefix: readonly number[],
     private readonly warn: (w: TraceWarning) => void,
-  ) {}
+  ) {
+    this.ctx = new RuleRun(this, env, warn);
+  }
 
-  private draw(modulus: number): number {
+  draw(modulus: number): number {
     if (modulus <= 1) return 0;
     const i = this.run.decisions.length;
     const k = i < this.prefix.length ? this.prefix[i] : 0;
@@ -81,15 +147,16 @@ export class NftWalker {
     return k;
   }
 
-  private ref(r: RuleRef) {
+  ref(r: RuleRef) {
     return { table: r.table, chain: r.chain, index: r.index, line: r.line, text: r.text };
   }
 
   private step(hook: NftHook, r: RuleRef, action: string): void {
-    this.run.path.push({
+    const step: { -readonly [K in keyof TraceStep]: TraceStep[K] } = {
       hook: HOOK_NAMES[hook], table: r.table, chain: r.chain, index: r.index, line: r.line, rule: r.text, action,
-      ...(r.handle !== undefined ? { handle: r.handle } : {}),
-    });
+    };
+    if (r.handle !== undefined) step.handle = r.handle;
+    this.run.path.push(step);
   }
 
   /**
@@ -98,29 +165,12 @@ export class NftWalker {
    * when the rule ends without one.
    */
   private evalRule(hook: NftHook, cr: CompiledNftRule, s: NftPacketState): NftVerdict | null {
-    const actions: string[] = [];
-    const ctx: RuleContext = {
-      s, env: this.env, hook,
-      draw: (modulus) => this.draw(modulus),
-      act: (text) => actions.push(text),
-      note: (text) => this.run.notes.push(text),
-      nat: (kind, detail) => {
-        if (kind === 'dnat' || kind === 'redirect') {
-          s.dnatDone = true;
-          this.run.dnat = true;
-        } else {
-          s.snatDone = true;
-          if (kind === 'masquerade') this.run.masquerade = true;
-          else this.run.snat = detail ?? { ip: null, port: null };
-        }
-      },
-      unmodelled: (what) => this.warn({
-        code: 'NOT_MODELLED', message: `${what} is not modelled; the trace went on past it`, rule: this.ref(cr.ref),
-      }),
-    };
+    const ctx = this.ctx;
+    ctx.begin(cr, s, hook);
     let flow: Flow = 'next';
-    for (const item of cr.items) {
-      flow = item(ctx);
+    const items = cr.items;
+    for (let i = 0; i < items.length; i++) {
+      flow = items[i](ctx);
       if (flow !== 'next') break;
     }
     if (flow === 'break') return null;
@@ -133,8 +183,8 @@ export class NftWalker {
       return null;
     }
     const verdict = flow === 'next' ? null : flow.verdict;
-    if (verdict && flow !== 'next' && !flow.quiet && verdict.kind !== 'continue') actions.push(verdictText(verdict));
-    this.step(hook, cr.ref, actions.length > 0 ? actions.join(', ') : 'continue');
+    if (verdict && flow !== 'next' && !flow.quiet && verdict.kind !== 'continue') ctx.act(verdictText(verdict));
+    this.step(hook, cr.ref, ctx.actionText());
     if (verdict?.kind === 'reject') this.run.rejectWith = verdict.with ?? 'port-unreachable';
     return verdict;
   }
@@ -171,7 +221,7 @@ export class NftWalker {
           continue;
         case 'jump':
         case 'goto': {
-          const target = this.program.chain(base.table, v.chain);
+          const target = v.target.chain();
           if (!target) {
             this.warn({
               code: 'MISSING_CHAIN',
@@ -197,12 +247,12 @@ export class NftWalker {
     return policy === 'drop' ? 'drop' : 'accept';
   }
 
-  private schedule(hook: NftHook): HookSlot<CompiledNftChain>[] {
-    let s = this.schedules.get(hook);
-    if (!s) {
-      s = hookSchedule(this.program.baseChains, hook, this.family);
-      this.schedules.set(hook, s);
-    }
+  private schedule(hook: NftHook): readonly HookSlot<CompiledNftChain>[] {
+    let byHook = schedules.get(this.program);
+    if (!byHook) schedules.set(this.program, (byHook = new Map()));
+    const key = `${hook} ${this.family}`;
+    let s = byHook.get(key);
+    if (!s) byHook.set(key, (s = hookSchedule(this.program.baseChains, hook, this.family)));
     return s;
   }
 
