@@ -12,7 +12,7 @@ import type {
 import { parseAddr } from '../trace/packet.ts';
 import type { Addr } from '../trace/packet.ts';
 import type { BaseChainRegistration, NftHook } from './hooks.ts';
-import type { ChainTarget, CompiledNftChain, CompiledNftRule, Item, NftVerdict, RuleContext, RuleRef } from './state.ts';
+import type { ChainTarget, CompiledNftChain, CompiledNftRule, Flow, Item, NftVerdict, RuleContext, RuleRef } from './state.ts';
 import type { DataType, Scalar, Value } from './trace-values.ts';
 import { CT_STATE, formatValue, prefixRange, protocolNumber, readConstant, RTN_LOCAL, RTN_UNICAST } from './trace-values.ts';
 import type { NftProgram } from './walk.ts';
@@ -135,11 +135,11 @@ function compileExpr(e: NftExpr, sets: SetLookup): Typed {
       const parts = e.parts.map((p) => compileExpr(p, sets));
       return {
         get: (ctx) => {
-          const out: Scalar[] = [];
-          for (const p of parts) {
-            const v = p.get(ctx);
+          const out = new Array<Scalar>(parts.length);
+          for (let i = 0; i < parts.length; i++) {
+            const v = parts[i].get(ctx);
             if (v === null || isUnknown(v)) return v;
-            out.push(v as Scalar);
+            out[i] = v as Scalar;
           }
           return out;
         },
@@ -512,7 +512,10 @@ function evalMatch(left: Typed, test: (v: Value, ctx: RuleContext) => boolean, n
   };
 }
 
-function vmapItem(key: Typed, set: Matcher, comment: (el: Element) => string): Item {
+function vmapItem(key: Typed, set: Matcher): Item {
+  // What taking an element does, kept for the elements whose key is exact: every packet that takes
+  // one has that key, so the step reads the same each time.
+  const taken = new Map<Element, { readonly text: string; readonly flow: Flow }>();
   return (ctx) => {
     const v = key.get(ctx);
     if (v === null) return 'break';
@@ -520,8 +523,14 @@ function vmapItem(key: Typed, set: Matcher, comment: (el: Element) => string): I
     const el = set.lookup(v, ctx);
     // No element for the key: the lookup breaks the rule.
     if (!el?.verdict) return 'break';
-    ctx.act(`vmap: ${formatValue(v, key.types)} → ${verdictText(el.verdict)}${comment(el)}`);
-    return { verdict: el.verdict, quiet: true };
+    let t = taken.get(el);
+    if (!t) {
+      const comment = el.comment ? ` (comment "${el.comment}")` : '';
+      t = { text: `vmap: ${formatValue(v, key.types)} → ${verdictText(el.verdict)}${comment}`, flow: { verdict: el.verdict, quiet: true } };
+      if (el.parts.every((p) => !('prefix' in p) && p.low === p.high)) taken.set(el, t);
+    }
+    ctx.act(t.text);
+    return t.flow;
   };
 }
 
@@ -530,35 +539,50 @@ function addrOf(v: Scalar, family: 'ipv4' | 'ipv6'): Addr | null {
   return parseAddr(formatValue(v, [family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr']), 'address');
 }
 
+/** A NAT statement ends the rule with accept once the binding is made. */
+const NAT_ACCEPT: Flow = { verdict: { kind: 'accept' }, quiet: true };
+
 function natItem(st: NftNatStatement, sets: SetLookup, tableFamily: string): Item {
   const family = (ctxFamily: 'ipv4' | 'ipv6') => (st.family === 'ip' ? 'ipv4' : st.family === 'ip6' ? 'ipv6' : tableFamily === 'ip6' ? 'ipv6' : tableFamily === 'ip' ? 'ipv4' : ctxFamily);
   const addrType = (f: 'ipv4' | 'ipv6'): DataType => (f === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr');
   const port = st.port ? (st.port.kind === 'range' ? constantOf(st.port.low, 'inet_service') : constantOf(st.port, 'inet_service')) : null;
   const portRange = st.port?.kind === 'range';
+  const address = st.address;
+  const mapped = address?.kind === 'map' ? compileExpr(address, sets) : null;
+  // A constant address, read once for each IP family (a rule of an inet table serves both).
+  const constant: { ipv4?: Addr | null; ipv6?: Addr | null } = {};
+  const constantAddress = (f: 'ipv4' | 'ipv6'): Addr | null => {
+    const known = constant[f];
+    if (known !== undefined) return known;
+    let raw: Scalar | null = null;
+    if (address?.kind === 'literal') raw = readConstant(address.text, addrType(f));
+    else if (address?.kind === 'range' || address?.kind === 'prefix') {
+      const p = partOf(address, addrType(f));
+      if (p && !('prefix' in p)) raw = p.low;
+    }
+    return (constant[f] = raw === null ? null : addrOf(raw, f));
+  };
   return (ctx) => {
     const { s } = ctx;
     const f = family(s.dst.family);
     let ip: Addr | null = null;
     let dataPort: bigint | null = null;
-    if (st.address) {
-      const a = st.address;
-      let raw: Value | null = null;
-      if (a.kind === 'literal') raw = readConstant(a.text, addrType(f));
-      else if (a.kind === 'range' || a.kind === 'prefix') {
-        const p = partOf(a, addrType(f));
-        if (p && !('prefix' in p)) raw = p.low;
-        ctx.note(`${st.type} to an address range: the kernel picks one address of it (the trace shows the first)`);
-      } else if (a.kind === 'map') {
-        const got = compileExpr(a, sets).get(ctx);
+    if (address) {
+      if (mapped) {
+        let got = mapped.get(ctx);
         if (got === null) return 'break';
         if (isUnknown(got)) return got;
-        raw = got;
+        if (Array.isArray(got)) {
+          dataPort = typeof got[1] === 'bigint' ? got[1] : null;
+          got = got[0];
+        }
+        ip = addrOf(got as Scalar, f);
+      } else {
+        if (address.kind === 'range' || address.kind === 'prefix') {
+          ctx.note(`${st.type} to an address range: the kernel picks one address of it (the trace shows the first)`);
+        }
+        ip = constantAddress(f);
       }
-      if (Array.isArray(raw)) {
-        dataPort = typeof raw[1] === 'bigint' ? raw[1] : null;
-        raw = raw[0];
-      }
-      ip = raw === null ? null : addrOf(raw as Scalar, f);
       if (!ip) return { unknown: `the address of "${st.type}", which svcpath cannot read` };
     }
     const toPort = dataPort ?? port;
@@ -589,8 +613,7 @@ function natItem(st: NftNatStatement, sets: SetLookup, tableFamily: string): Ite
         ctx.nat('masquerade');
         break;
     }
-    // A NAT statement ends the rule with accept once the binding is made.
-    return { verdict: { kind: 'accept' }, quiet: true };
+    return NAT_ACCEPT;
   };
 }
 
@@ -607,13 +630,14 @@ function statementItem(st: NftStatement, sets: SetLookup, table: NftTable): Item
     case 'verdict': {
       const v = verdictOf(st, sets);
       if (!v) return () => ({ unknown: `the verdict "${st.verdict}", which hands the packet to a program outside the kernel` });
-      return () => ({ verdict: v });
+      const flow: Flow = { verdict: v };
+      return () => flow;
     }
     case 'vmap': {
       const key = compileExpr(st.key, sets);
       const set = sets.matcher(st.map, key.types);
       if (!set) return () => ({ unknown: `verdict map ${st.map.kind === 'set-ref' ? `@${st.map.name}` : ''}, which is not in the dump` });
-      return vmapItem(key, set, (el) => (el.comment ? ` (comment "${el.comment}")` : ''));
+      return vmapItem(key, set);
     }
     case 'counter':
       return () => 'next';
@@ -643,8 +667,8 @@ function statementItem(st: NftStatement, sets: SetLookup, table: NftTable): Item
     case 'nat':
       return natItem(st, sets, table.family);
     case 'reject': {
-      const why = rejectWith(st);
-      return () => ({ verdict: { kind: 'reject', with: why } });
+      const flow: Flow = { verdict: { kind: 'reject', with: rejectWith(st) } };
+      return () => flow;
     }
     case 'set-update': {
       const key = compileExpr(st.key, sets);

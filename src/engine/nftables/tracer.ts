@@ -43,43 +43,45 @@ function runOnce(program: NftProgram, env: NftEnv, family: IpFamily, p: Resolved
     dnatDone: false, snatDone: false, added: new Set(),
   };
   const run = w.run;
-  const finish = (v: 'accept' | 'drop' | 'reject') => {
-    run.verdict = v === 'drop' ? 'DROP' : v === 'reject' ? 'REJECT' : run.dnat ? 'DNAT' : 'ACCEPT';
-    return { run, state: s };
-  };
   if (fromOutside) {
     let v = w.hook('prerouting', s, false);
-    if (v !== 'accept') return finish(v);
+    if (v !== 'accept') return finished(run, s, v);
     // The routing decision looks at the destination after DNAT.
     if (env.isLocal(s.dst)) {
       run.delivery = 'local';
-      return finish(w.hook('input', s, false));
+      return finished(run, s, w.hook('input', s, false));
     }
     run.delivery = 'forward';
     s.oif = p.outIface;
     v = w.hook('forward', s, false);
-    if (v !== 'accept') return finish(v);
-    return finish(w.hook('postrouting', s, false));
+    if (v !== 'accept') return finished(run, s, v);
+    return finished(run, s, w.hook('postrouting', s, false));
   }
   // A locally made packet is routed before output, and routed again after a DNAT there.
   s.oif = env.isLocal(s.dst) ? 'lo' : p.outIface;
   let v = w.hook('output', s, false);
-  if (v !== 'accept') return finish(v);
+  if (v !== 'accept') return finished(run, s, v);
   const local = env.isLocal(s.dst);
   s.oif = local ? 'lo' : p.outIface;
   run.delivery = local ? 'local' : 'output';
   v = w.hook('postrouting', s, false);
-  if (v !== 'accept' || !local) return finish(v);
+  if (v !== 'accept' || !local) return finished(run, s, v);
   // Out and straight back in on loopback, still a new connection; conntrack keeps its NAT, so the
   // nat chains are not run again.
   s.iif = 'lo';
   s.oif = '';
   v = w.hook('prerouting', s, true);
-  if (v !== 'accept') return finish(v);
-  return finish(w.hook('input', s, true));
+  if (v !== 'accept') return finished(run, s, v);
+  return finished(run, s, w.hook('input', s, true));
 }
 
 /** What sets outcomes apart besides their paths (compared step by step in samePath). */
+/** The run's end: its verdict from the last hook's. */
+function finished(run: NftRun, state: NftPacketState, v: 'accept' | 'drop' | 'reject'): { run: NftRun; state: NftPacketState } {
+  run.verdict = v === 'drop' ? 'DROP' : v === 'reject' ? 'REJECT' : run.dnat ? 'DNAT' : 'ACCEPT';
+  return { run, state };
+}
+
 function outcomeKey(run: NftRun, s: NftPacketState): string {
   return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${run.path.length}`;
 }

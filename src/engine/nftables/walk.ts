@@ -41,6 +41,8 @@ const HOOK_NAMES: Readonly<Record<NftHook, Hook>> = {
   prerouting: 'PREROUTING', input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT', postrouting: 'POSTROUTING',
 };
 
+const POLICY_TEXT = { accept: 'policy accept', drop: 'policy drop' } as const;
+
 /** The kernel's jump stack holds 16 frames (NFT_JUMP_STACK_SIZE); deeper jumps are refused when loading. */
 const MAX_DEPTH = 16;
 const MAX_STEPS = 100000;
@@ -66,8 +68,8 @@ class RuleRun implements RuleContext {
   s!: NftPacketState;
   hook: NftHook = 'prerouting';
   rule: CompiledNftRule | null = null;
-  /** The current rule's action texts; null until it has one. */
-  private actions: string[] | null = null;
+  /** The current rule's action texts, joined by commas; null until it has one. */
+  private actions: string | null = null;
 
   constructor(
     private readonly walker: NftWalker,
@@ -85,8 +87,7 @@ class RuleRun implements RuleContext {
 
   /** What the rule did, as its path step shows it. */
   actionText(): string {
-    const a = this.actions;
-    return a === null ? 'continue' : a.length === 1 ? a[0] : a.join(', ');
+    return this.actions ?? 'continue';
   }
 
   draw(modulus: number): number {
@@ -94,7 +95,7 @@ class RuleRun implements RuleContext {
   }
 
   act(text: string): void {
-    (this.actions ??= []).push(text);
+    this.actions = this.actions === null ? text : `${this.actions}, ${text}`;
   }
 
   note(text: string): void {
@@ -126,6 +127,9 @@ export class NftWalker {
   private steps = 0;
   /** Whether conntrack has seen the packet on this pass (it sits at priority −200 in prerouting and output). */
   private tracked = false;
+  /** walkBase's jump stack, kept between base chains. */
+  private readonly chains: CompiledNftChain[] = [];
+  private readonly positions: number[] = [];
   /** The context every rule of this run is evaluated in, pointed at the rule in turn. */
   private readonly ctx: RuleRun;
 
@@ -196,16 +200,21 @@ export class NftWalker {
    * applies its policy.
    */
   walkBase(hook: NftHook, base: CompiledNftChain, s: NftPacketState): HookVerdict {
-    interface Frame { chain: CompiledNftChain; pos: number }
-    const frames: Frame[] = [{ chain: base, pos: 0 }];
-    while (frames.length > 0) {
-      const f = frames[frames.length - 1];
-      if (f.pos >= f.chain.length) {
-        frames.pop();
+    // The jump stack: frame i is chains[i] at rule positions[i]; depth frames are live.
+    const chains = this.chains;
+    const positions = this.positions;
+    chains[0] = base;
+    positions[0] = 0;
+    let depth = 1;
+    while (depth > 0) {
+      const chain = chains[depth - 1];
+      const pos = positions[depth - 1];
+      if (pos >= chain.length) {
+        depth--;
         continue;
       }
-      const cr = f.chain.rule(f.pos);
-      f.pos++;
+      const cr = chain.rule(pos);
+      positions[depth - 1] = pos + 1;
       if (++this.steps > MAX_STEPS) throw new EngineError('BAD_PACKET', 'the trace did not finish: the rules loop');
       const v = this.evalRule(hook, cr, s);
       if (v === null || v.kind === 'continue') continue;
@@ -217,7 +226,7 @@ export class NftWalker {
         case 'reject':
           return 'reject';
         case 'return':
-          frames.pop();
+          depth--;
           continue;
         case 'jump':
         case 'goto': {
@@ -228,22 +237,21 @@ export class NftWalker {
               message: `chain ${v.chain} is not in table ${base.table}; the trace went on as if it returned without a verdict`,
               rule: this.ref(cr.ref),
             });
-            if (v.kind === 'goto') frames.pop();
+            if (v.kind === 'goto') depth--;
             continue;
           }
-          if (frames.length >= MAX_DEPTH) throw new EngineError('BAD_PACKET', `jumps nest deeper than ${MAX_DEPTH} at ${v.chain}: the kernel refuses such rules`);
-          const frame = { chain: target, pos: 0 };
-          if (v.kind === 'goto') frames[frames.length - 1] = frame;
-          else frames.push(frame);
+          if (depth >= MAX_DEPTH) throw new EngineError('BAD_PACKET', `jumps nest deeper than ${MAX_DEPTH} at ${v.chain}: the kernel refuses such rules`);
+          // goto replaces the current frame, jump pushes one.
+          if (v.kind === 'jump') depth++;
+          chains[depth - 1] = target;
+          positions[depth - 1] = 0;
           continue;
         }
       }
     }
     const policy = base.policy ?? 'accept';
-    this.run.path.push({
-      hook: HOOK_NAMES[hook], table: base.table, chain: base.name, index: 0, line: base.line,
-      rule: `policy ${policy}`, action: `policy ${policy}`,
-    });
+    const text = POLICY_TEXT[policy];
+    this.run.path.push({ hook: HOOK_NAMES[hook], table: base.table, chain: base.name, index: 0, line: base.line, rule: text, action: text });
     return policy === 'drop' ? 'drop' : 'accept';
   }
 
