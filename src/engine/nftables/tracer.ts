@@ -21,7 +21,7 @@ import type { NftRuleset } from './ast.ts';
 import type { CompiledNftProgram } from './compile.ts';
 import { compileNftables } from './compile.ts';
 import type { NftProgram, NftRun } from './walk.ts';
-import { NftWalker } from './walk.ts';
+import { NftWalker, SharedPrefix } from './walk.ts';
 import type { ResolvedPacket } from '../trace/tracer.ts';
 
 const MAX_RUNS = 20000;
@@ -30,8 +30,10 @@ const MAX_RUNS = 20000;
  * One run: the hooks of the entry point, with the routing decision after prerouting (or after
  * output's DNAT) made on the translated destination.
  */
-function runOnce(program: NftProgram, env: NftEnv, family: IpFamily, p: ResolvedPacket, prefix: readonly number[], warn: (w: TraceWarning) => void): { run: NftRun; state: NftPacketState } {
-  const w = new NftWalker(program, env, family, prefix, warn);
+function runOnce(
+  program: NftProgram, env: NftEnv, family: IpFamily, p: ResolvedPacket, prefix: readonly number[], warn: (w: TraceWarning) => void, shared: SharedPrefix | null,
+): { run: NftRun; state: NftPacketState } {
+  const w = new NftWalker(program, env, family, prefix, warn, shared);
   const fromOutside = p.entry === 'PREROUTING';
   const s: NftPacketState = {
     src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto, mark: 0, ctmark: 0,
@@ -147,6 +149,7 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
   interface Acc { run: NftRun; state: NftPacketState; probability: Fraction; order: number }
   const outcomes = new Map<string, Acc[]>();
   const pending: number[][] = [[]];
+  const shared = new SharedPrefix();
   let runs = 0;
   while (pending.length > 0) {
     const prefix = pending.pop()!;
@@ -154,7 +157,8 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
       warn({ code: 'TOO_MANY_BRANCHES', message: `more than ${MAX_RUNS} random branches; the answer lists the first ones only` });
       break;
     }
-    const { run, state } = runOnce(program, env, family, packet, prefix, warn);
+    // Every run but the first has values to draw; they share the rules before the first draw.
+    const { run, state } = runOnce(program, env, family, packet, prefix, warn, prefix.length > 0 ? shared : null);
     // Queue every untried value of every draw this run made beyond its prefix (values above 0,
     // since a draw beyond the prefix takes 0); the deepest are tried first.
     for (let i = prefix.length; i < run.decisions.length; i++) {

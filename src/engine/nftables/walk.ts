@@ -6,10 +6,10 @@
  */
 import { EngineError } from '../errors.ts';
 import type { TraceStep, TraceWarning, Verdict, Delivery } from '../trace/tracer.ts';
-import type { Hook } from '../trace/packet.ts';
+import type { Addr, Hook } from '../trace/packet.ts';
 import type { BaseChainRegistration, HookSlot, IpFamily, NftHook } from './hooks.ts';
 import { CONNTRACK_PRIORITY, hookSchedule } from './hooks.ts';
-import type { CompiledNftChain, CompiledNftRule, Flow, NftEnv, NftPacketState, NftVerdict, RuleContext, RuleRef } from './state.ts';
+import type { CompiledNftChain, CompiledNftRule, CtState, Flow, NftEnv, NftPacketState, NftVerdict, RuleContext, RuleRef } from './state.ts';
 
 /** A compiled ruleset: its base chains and a way to find any chain. */
 export interface NftProgram {
@@ -119,6 +119,44 @@ class RuleRun implements RuleContext {
   }
 }
 
+/** What evaluating one rule did to the run: enough to do it again without evaluating it. */
+interface RuleEffect {
+  readonly rule: CompiledNftRule;
+  readonly verdict: NftVerdict | null;
+  readonly step: TraceStep | null;
+  readonly notes: readonly string[];
+  /** The packet's fields after the rule. */
+  readonly src: Addr;
+  readonly dst: Addr;
+  readonly sport: number | null;
+  readonly dport: number;
+  readonly mark: number;
+  readonly ctmark: number;
+  readonly ctState: CtState;
+  readonly iif: string | null;
+  readonly oif: string | null;
+  readonly dnatDone: boolean;
+  readonly snatDone: boolean;
+  /** The run's NAT and reject outcome after the rule. */
+  readonly masquerade: boolean;
+  readonly dnat: boolean;
+  readonly snat: NftRun['snat'];
+  readonly rejectWith: string | undefined;
+}
+
+/**
+ * The rules a trace's runs evaluate before its first random draw. The runs differ only in the
+ * values drawn, so up to the first draw each one evaluates the same rules on the same packet with
+ * the same result: the first run given a value to draw records what each rule did, and the runs
+ * after it repeat those effects instead of evaluating the rules again (the set lookups of the
+ * prefix, done once per trace instead of once per endpoint).
+ */
+export class SharedPrefix {
+  readonly effects: RuleEffect[] = [];
+  /** Set when the recording run reaches the first draw, or a rule whose effects are not recorded. */
+  closed = false;
+}
+
 /** Each program's hook schedules by hook and IP family, worked out once (the base chains do not change). */
 const schedules = new WeakMap<NftProgram, Map<string, readonly HookSlot<CompiledNftChain>[]>>();
 
@@ -132,6 +170,10 @@ export class NftWalker {
   private readonly positions: number[] = [];
   /** The context every rule of this run is evaluated in, pointed at the rule in turn. */
   private readonly ctx: RuleRun;
+  /** How many rules this run has evaluated (or repeated from the shared prefix). */
+  private evaluated = 0;
+  /** Whether the rule being evaluated drew the run's first value. */
+  private drewFirst = false;
 
   constructor(
     private readonly program: NftProgram,
@@ -139,6 +181,8 @@ export class NftWalker {
     private readonly family: IpFamily,
     private readonly prefix: readonly number[],
     private readonly warn: (w: TraceWarning) => void,
+    /** The trace's record of the rules before the first draw (null for its first run). */
+    private readonly shared: SharedPrefix | null = null,
   ) {
     this.ctx = new RuleRun(this, env, warn);
   }
@@ -146,6 +190,7 @@ export class NftWalker {
   draw(modulus: number): number {
     if (modulus <= 1) return 0;
     const i = this.run.decisions.length;
+    if (i === 0) this.drewFirst = true;
     const k = i < this.prefix.length ? this.prefix[i] : 0;
     this.run.decisions.push({ modulus, k });
     return k;
@@ -169,6 +214,58 @@ export class NftWalker {
    * when the rule ends without one.
    */
   private evalRule(hook: NftHook, cr: CompiledNftRule, s: NftPacketState): NftVerdict | null {
+    const shared = this.shared;
+    const n = this.evaluated++;
+    if (shared === null) return this.evaluate(hook, cr, s);
+    if (shared.closed) {
+      const e = n < shared.effects.length ? shared.effects[n] : null;
+      return e !== null && e.rule === cr ? this.repeat(e, s) : this.evaluate(hook, cr, s);
+    }
+    // The recording run: record the rule unless it drew (its result depends on the value) or
+    // added to a set (the record keeps the packet's fields, not the sets).
+    const run = this.run;
+    const paths = run.path.length;
+    const notes = run.notes.length;
+    const added = s.added.size;
+    this.drewFirst = false;
+    const verdict = this.evaluate(hook, cr, s);
+    if (this.drewFirst || s.added.size !== added || n !== shared.effects.length) {
+      shared.closed = true;
+      return verdict;
+    }
+    shared.effects.push({
+      rule: cr, verdict, step: run.path.length > paths ? run.path[run.path.length - 1] : null, notes: run.notes.slice(notes),
+      src: s.src, dst: s.dst, sport: s.sport, dport: s.dport, mark: s.mark, ctmark: s.ctmark, ctState: s.ctState,
+      iif: s.iif, oif: s.oif, dnatDone: s.dnatDone, snatDone: s.snatDone,
+      masquerade: run.masquerade, dnat: run.dnat, snat: run.snat, rejectWith: run.rejectWith,
+    });
+    return verdict;
+  }
+
+  /** Does again what a rule did in the run that recorded it. */
+  private repeat(e: RuleEffect, s: NftPacketState): NftVerdict | null {
+    const run = this.run;
+    if (e.step) run.path.push(e.step);
+    for (const note of e.notes) run.notes.push(note);
+    s.src = e.src;
+    s.dst = e.dst;
+    s.sport = e.sport;
+    s.dport = e.dport;
+    s.mark = e.mark;
+    s.ctmark = e.ctmark;
+    s.ctState = e.ctState;
+    s.iif = e.iif;
+    s.oif = e.oif;
+    s.dnatDone = e.dnatDone;
+    s.snatDone = e.snatDone;
+    run.masquerade = e.masquerade;
+    run.dnat = e.dnat;
+    if (e.snat !== undefined) run.snat = e.snat;
+    if (e.rejectWith !== undefined) run.rejectWith = e.rejectWith;
+    return e.verdict;
+  }
+
+  private evaluate(hook: NftHook, cr: CompiledNftRule, s: NftPacketState): NftVerdict | null {
     const ctx = this.ctx;
     ctx.begin(cr, s, hook);
     let flow: Flow = 'next';
