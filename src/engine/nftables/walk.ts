@@ -157,8 +157,22 @@ export class SharedPrefix {
   closed = false;
 }
 
-/** Each program's hook schedules by hook and IP family, worked out once (the base chains do not change). */
-const schedules = new WeakMap<NftProgram, Map<string, readonly HookSlot<CompiledNftChain>[]>>();
+type Schedules = Readonly<Record<NftHook, readonly HookSlot<CompiledNftChain>[]>>;
+
+/** Each program's hook schedules by IP family, worked out once (the base chains do not change). */
+const schedules = new WeakMap<NftProgram, Partial<Record<IpFamily, Schedules>>>();
+
+/** The base chains of every hook for packets of one family, in the kernel's order. */
+function schedulesOf(program: NftProgram, family: IpFamily): Schedules {
+  let byFamily = schedules.get(program);
+  if (!byFamily) schedules.set(program, (byFamily = {}));
+  let out = byFamily[family];
+  if (!out) {
+    const of = (hook: NftHook) => hookSchedule(program.baseChains, hook, family);
+    out = byFamily[family] = { prerouting: of('prerouting'), input: of('input'), forward: of('forward'), output: of('output'), postrouting: of('postrouting') };
+  }
+  return out;
+}
 
 export class NftWalker {
   readonly run: NftRun = { verdict: null, delivery: null, masquerade: false, dnat: false, path: [], notes: [], decisions: [] };
@@ -170,21 +184,23 @@ export class NftWalker {
   private readonly positions: number[] = [];
   /** The context every rule of this run is evaluated in, pointed at the rule in turn. */
   private readonly ctx: RuleRun;
+  private readonly schedules: Schedules;
   /** How many rules this run has evaluated (or repeated from the shared prefix). */
   private evaluated = 0;
   /** Whether the rule being evaluated drew the run's first value. */
   private drewFirst = false;
 
   constructor(
-    private readonly program: NftProgram,
+    program: NftProgram,
     env: NftEnv,
-    private readonly family: IpFamily,
+    family: IpFamily,
     private readonly prefix: readonly number[],
     private readonly warn: (w: TraceWarning) => void,
     /** The trace's record of the rules before the first draw (null for its first run). */
     private readonly shared: SharedPrefix | null = null,
   ) {
     this.ctx = new RuleRun(this, env, warn);
+    this.schedules = schedulesOf(program, family);
   }
 
   draw(modulus: number): number {
@@ -352,15 +368,6 @@ export class NftWalker {
     return policy === 'drop' ? 'drop' : 'accept';
   }
 
-  private schedule(hook: NftHook): readonly HookSlot<CompiledNftChain>[] {
-    let byHook = schedules.get(this.program);
-    if (!byHook) schedules.set(this.program, (byHook = new Map()));
-    const key = `${hook} ${this.family}`;
-    let s = byHook.get(key);
-    if (!s) byHook.set(key, (s = hookSchedule(this.program.baseChains, hook, this.family)));
-    return s;
-  }
-
   /** conntrack looks at the packet: from here on `ct state` is new, or untracked after notrack. */
   private conntrack(s: NftPacketState): void {
     if (this.tracked) return;
@@ -376,7 +383,7 @@ export class NftWalker {
    */
   hook(hook: NftHook, s: NftPacketState, skipNat: boolean): HookVerdict {
     const entryHook = hook === 'prerouting' || hook === 'output';
-    for (const slot of this.schedule(hook)) {
+    for (const slot of this.schedules[hook]) {
       // Chains at −200 or below in prerouting/output run before conntrack has seen the packet.
       if (entryHook && slot.priority > CONNTRACK_PRIORITY) this.conntrack(s);
       if (slot.kind === 'chain') {
