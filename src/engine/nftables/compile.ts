@@ -750,8 +750,7 @@ export interface CompiledNftProgram extends NftProgram {
 export function compileNftables(rs: NftRuleset): CompiledNftProgram {
   const lookups = new Map<string, SetLookup>();
   const stats = { rules: 0 };
-  // By table, then by chain name: the names come from the parsed rules, so looking them up hashes
-  // no new string (a jump happens on nearly every step of a trace).
+  // By table, then by chain name, so that a lookup builds no key string.
   const chains = new Map<string, Map<string, CompiledNftChain | null>>();
   const chainOf = (tableKey: string, name: string): CompiledNftChain | null => {
     let inTable = chains.get(tableKey);

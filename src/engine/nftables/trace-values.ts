@@ -95,11 +95,12 @@ export function formatValue(v: Value, types: readonly DataType[]): string {
   }
 }
 
+const PROTOCOL_NUMBERS = new Map(Object.entries(PROTOCOLS).map(([k, v]) => [k, BigInt(v)]));
+
 /** The protocol number of the tracer's protocol names. */
 export function protocolNumber(p: string): bigint {
   return PROTOCOL_NUMBERS.get(p) ?? 0n;
 }
-const PROTOCOL_NUMBERS = new Map(Object.entries(PROTOCOLS).map(([k, v]) => [k, BigInt(v)]));
 
 /** The inclusive range a prefix stands for. */
 export function prefixRange(address: string, length: number): [bigint, bigint] | null {

@@ -77,13 +77,13 @@ function runOnce(
   return finished(run, s, w.hook('input', s, true));
 }
 
-/** What sets outcomes apart besides their paths (compared step by step in samePath). */
 /** The run's end: its verdict from the last hook's. */
 function finished(run: NftRun, state: NftPacketState, v: 'accept' | 'drop' | 'reject'): { run: NftRun; state: NftPacketState } {
   run.verdict = v === 'drop' ? 'DROP' : v === 'reject' ? 'REJECT' : run.dnat ? 'DNAT' : 'ACCEPT';
   return { run, state };
 }
 
+/** What sets outcomes apart besides their paths (compared step by step in samePath). */
 function outcomeKey(run: NftRun, s: NftPacketState): string {
   return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${run.path.length}`;
 }

@@ -224,11 +224,7 @@ export class NftWalker {
     this.run.path.push(step);
   }
 
-  /**
-   * Evaluates one rule's expressions left to right, as nft_do_chain does: a failed match ends the
-   * rule (statements before it have run), a verdict ends it too. Returns the verdict, or null
-   * when the rule ends without one.
-   */
+  /** One rule's verdict (null when it ends without one): evaluated, or repeated from the trace's shared prefix. */
   private evalRule(hook: NftHook, cr: CompiledNftRule, s: NftPacketState): NftVerdict | null {
     const shared = this.shared;
     const n = this.evaluated++;
@@ -281,6 +277,11 @@ export class NftWalker {
     return e.verdict;
   }
 
+  /**
+   * Evaluates one rule's expressions left to right, as nft_do_chain does: a failed match ends the
+   * rule (statements before it have run), a verdict ends it too. Returns the verdict, or null
+   * when the rule ends without one.
+   */
   private evaluate(hook: NftHook, cr: CompiledNftRule, s: NftPacketState): NftVerdict | null {
     const ctx = this.ctx;
     ctx.begin(cr, s, hook);
