@@ -10,9 +10,11 @@
  *   nftables   the same node in kube-proxy's nftables mode, next to `nft -c -f` (bench/nftables.ts)
  *   fleet      the server in a child process and generated clusters of many nodes (bench/fleet.ts)
  *
- * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore,
- * BENCH_SKIP_ENGINE=1 to run the fleet section alone, BENCH_SKIP_NFT=1 to skip the nftables section, BENCH_FLEET=20x2000,… to choose the
- * fleet sizes (0 to skip them).
+ * Set BENCH_SERVICES to change the size, BENCH_SKIP_KERNEL=1 to skip iptables-restore and
+ * `nft -c -f`, BENCH_SKIP_ENGINE=1 to skip the iptables sections (engine and service),
+ * BENCH_SKIP_NFT=1 to skip the nftables section, BENCH_FLEET=20x2000,… to choose the fleet sizes
+ * (0 to skip them). The nftables section alone, without nft -c -f:
+ * BENCH_SKIP_ENGINE=1 BENCH_FLEET=0 BENCH_SKIP_KERNEL=1 npm run bench
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -12,7 +12,7 @@ import type {
 import { parseAddr } from '../trace/packet.ts';
 import type { Addr } from '../trace/packet.ts';
 import type { BaseChainRegistration, NftHook } from './hooks.ts';
-import type { CompiledNftChain, CompiledNftRule, Item, NftVerdict, RuleContext, RuleRef } from './state.ts';
+import type { ChainTarget, CompiledNftChain, CompiledNftRule, Flow, Item, NftVerdict, RuleContext, RuleRef } from './state.ts';
 import type { DataType, Scalar, Value } from './trace-values.ts';
 import { CT_STATE, formatValue, prefixRange, protocolNumber, readConstant, RTN_LOCAL, RTN_UNICAST } from './trace-values.ts';
 import type { NftProgram } from './walk.ts';
@@ -135,11 +135,11 @@ function compileExpr(e: NftExpr, sets: SetLookup): Typed {
       const parts = e.parts.map((p) => compileExpr(p, sets));
       return {
         get: (ctx) => {
-          const out: Scalar[] = [];
-          for (const p of parts) {
-            const v = p.get(ctx);
+          const out = new Array<Scalar>(parts.length);
+          for (let i = 0; i < parts.length; i++) {
+            const v = parts[i].get(ctx);
             if (v === null || isUnknown(v)) return v;
-            out.push(v as Scalar);
+            out[i] = v as Scalar;
           }
           return out;
         },
@@ -243,12 +243,30 @@ interface Element {
 }
 
 function valueKey(v: Value): string {
-  return Array.isArray(v) ? v.map((x) => String(x)).join('|') : String(v);
+  if (!Array.isArray(v)) return String(v);
+  let key = String(v[0]);
+  for (let i = 1; i < v.length; i++) key += `|${v[i]}`;
+  return key;
 }
+
+/**
+ * One part of an exact key as a Map key. Map compares numbers by value without building a string,
+ * so the integers that fit a double (addresses of IPv4, ports, protocols, marks) are numbers;
+ * IPv6 addresses stay bigints and names strings (a Map tells a number from a bigint or string).
+ */
+function keyPart(x: Scalar): number | Scalar {
+  return typeof x === 'bigint' && x <= MAX_EXACT && x >= -MAX_EXACT ? Number(x) : x;
+}
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Exact keys of one length, one Map level per part of a concatenation. */
+type KeyTrie = Map<number | Scalar, Element | KeyTrie>;
 
 /** A set's elements: exact keys hashed, intervals and wildcards in a list (the kernel keeps them disjoint). */
 class Matcher {
-  private readonly exact = new Map<string, Element>();
+  private readonly exact: KeyTrie = new Map();
+  /** How many parts the exact keys have (every element of a set has the set's key length). */
+  private arity = 0;
   private readonly ranged: Element[] = [];
 
   constructor(
@@ -260,27 +278,52 @@ class Matcher {
 
   add(el: Element): void {
     const exact = el.parts.every((p) => !('prefix' in p) && p.low === p.high);
-    if (exact) {
-      const key = valueKey(el.parts.length === 1 ? (el.parts[0] as { low: Scalar }).low : el.parts.map((p) => (p as { low: Scalar }).low));
-      if (!this.exact.has(key)) this.exact.set(key, el);
-    } else {
+    if (!exact) {
       this.ranged.push(el);
+      return;
     }
+    const n = el.parts.length;
+    if (this.exact.size === 0) this.arity = n;
+    else if (n !== this.arity) return;
+    let level = this.exact;
+    for (let i = 0; i < n - 1; i++) {
+      const k = keyPart((el.parts[i] as { low: Scalar }).low);
+      let next = level.get(k) as KeyTrie | undefined;
+      if (!next) level.set(k, (next = new Map()));
+      level = next;
+    }
+    // The first of two equal keys is the one kept.
+    const last = keyPart((el.parts[n - 1] as { low: Scalar }).low);
+    if (!level.has(last)) level.set(last, el);
+  }
+
+  private exactHit(v: Value): Element | undefined {
+    if (!Array.isArray(v)) return this.arity === 1 ? (this.exact.get(keyPart(v as Scalar)) as Element | undefined) : undefined;
+    if (v.length !== this.arity) return undefined;
+    let level = this.exact;
+    for (let i = 0; i < v.length - 1; i++) {
+      const next = level.get(keyPart(v[i])) as KeyTrie | undefined;
+      if (!next) return undefined;
+      level = next;
+    }
+    return level.get(keyPart(v[v.length - 1])) as Element | undefined;
   }
 
   lookup(v: Value, ctx: RuleContext): Element | null {
-    const hit = this.exact.get(valueKey(v));
+    const hit = this.exactHit(v);
     if (hit) return hit;
-    const parts = Array.isArray(v) ? v : [v as Scalar];
-    for (const el of this.ranged) {
-      if (el.parts.length === parts.length && el.parts.every((p, i) => partMatches(p, parts[i]))) return el;
+    if (this.ranged.length > 0) {
+      const parts = Array.isArray(v) ? v : [v as Scalar];
+      for (const el of this.ranged) {
+        if (el.parts.length === parts.length && el.parts.every((p, i) => partMatches(p, parts[i]))) return el;
+      }
     }
     if (this.dynamic && ctx.s.added.has(`${this.name}|${valueKey(v)}`)) return { parts: [] };
     return null;
   }
 }
 
-function verdictOf(e: NftVerdictExpr | NftVerdictStatementLike): NftVerdict | null {
+function verdictOf(e: NftVerdictExpr | NftVerdictStatementLike, sets: SetLookup): NftVerdict | null {
   switch (e.verdict) {
     case 'accept':
     case 'drop':
@@ -289,7 +332,7 @@ function verdictOf(e: NftVerdictExpr | NftVerdictStatementLike): NftVerdict | nu
       return { kind: e.verdict };
     case 'jump':
     case 'goto':
-      return e.target ? { kind: e.verdict, chain: e.target } : null;
+      return e.target ? { kind: e.verdict, chain: e.target, target: sets.jumpTarget(e.target) } : null;
     default:
       return null;
   }
@@ -311,7 +354,7 @@ const KNOWN_TYPES: ReadonlySet<string> = new Set([
   'ipv4_addr', 'ipv6_addr', 'inet_proto', 'inet_service', 'mark', 'ifname', 'ct_state', 'fib_addrtype', 'nf_proto', 'ether_type', 'integer', 'verdict',
 ]);
 
-function elementOf(el: NftSetElement, keyTypes: readonly DataType[], dataTypes: readonly DataType[]): Element | null {
+function elementOf(el: NftSetElement, keyTypes: readonly DataType[], dataTypes: readonly DataType[], sets: SetLookup): Element | null {
   const keyParts = el.key.kind === 'concat' ? el.key.parts : [el.key];
   if (keyParts.length !== keyTypes.length) return null;
   const parts: Part[] = [];
@@ -323,7 +366,7 @@ function elementOf(el: NftSetElement, keyTypes: readonly DataType[], dataTypes: 
   const out: { parts: Part[]; verdict?: NftVerdict; data?: Value; comment?: string } = { parts, ...(el.comment ? { comment: el.comment } : {}) };
   if (el.value) {
     if (el.value.kind === 'verdict') {
-      const v = verdictOf(el.value);
+      const v = verdictOf(el.value, sets);
       if (!v) return null;
       out.verdict = v;
     } else {
@@ -340,11 +383,37 @@ function elementOf(el: NftSetElement, keyTypes: readonly DataType[], dataTypes: 
   return out;
 }
 
-/** Finds and compiles the sets a table's rules name, each once. */
+/**
+ * A chain a jump or goto names, looked up the first time a trace takes it and kept, so that a
+ * trace's jumps look up no names.
+ */
+class JumpTarget implements ChainTarget {
+  private found: CompiledNftChain | null | undefined;
+
+  constructor(
+    private readonly name: string,
+    private readonly find: (name: string) => CompiledNftChain | null,
+  ) {}
+
+  chain(): CompiledNftChain | null {
+    if (this.found === undefined) this.found = this.find(this.name);
+    return this.found;
+  }
+}
+
+/** Finds and compiles what a table's rules name: its sets, each once, and the chains they jump to. */
 class SetLookup {
   private readonly named = new Map<string, Matcher | null>();
 
-  constructor(private readonly table: NftTable) {}
+  constructor(
+    private readonly table: NftTable,
+    /** The table's chain of a name, compiled on first use. */
+    private readonly chainNamed: (name: string) => CompiledNftChain | null,
+  ) {}
+
+  jumpTarget(name: string): ChainTarget {
+    return new JumpTarget(name, this.chainNamed);
+  }
 
   /** A named set (`@name`) or an anonymous one, read with the key's datatypes; null when it cannot be read. */
   matcher(ref: NftSetReference | NftAnonymousSet, keyTypes: readonly DataType[]): Matcher | null {
@@ -358,7 +427,7 @@ class SetLookup {
         const dataTypes = declaredTypes(set.data, this);
         m = new Matcher(set.name, dataTypes, set.flags.includes('dynamic') || set.flags.includes('timeout'));
         for (const el of set.elements) {
-          const e = elementOf(el, types, dataTypes);
+          const e = elementOf(el, types, dataTypes, this);
           if (e) m.add(e);
         }
       }
@@ -367,7 +436,7 @@ class SetLookup {
     }
     const m = new Matcher('', inferDataTypes(ref), false);
     for (const el of ref.elements) {
-      const e = elementOf(el, keyTypes, m.dataTypes);
+      const e = elementOf(el, keyTypes, m.dataTypes, this);
       if (e) m.add(e);
     }
     return m;
@@ -443,7 +512,10 @@ function evalMatch(left: Typed, test: (v: Value, ctx: RuleContext) => boolean, n
   };
 }
 
-function vmapItem(key: Typed, set: Matcher, comment: (el: Element) => string): Item {
+function vmapItem(key: Typed, set: Matcher): Item {
+  // What taking an element does, kept for the elements whose key is exact: every packet that takes
+  // one has that key, so the step reads the same each time.
+  const taken = new Map<Element, { readonly text: string; readonly flow: Flow }>();
   return (ctx) => {
     const v = key.get(ctx);
     if (v === null) return 'break';
@@ -451,8 +523,14 @@ function vmapItem(key: Typed, set: Matcher, comment: (el: Element) => string): I
     const el = set.lookup(v, ctx);
     // No element for the key: the lookup breaks the rule.
     if (!el?.verdict) return 'break';
-    ctx.act(`vmap: ${formatValue(v, key.types)} → ${verdictText(el.verdict)}${comment(el)}`);
-    return { verdict: el.verdict, quiet: true };
+    let t = taken.get(el);
+    if (!t) {
+      const comment = el.comment ? ` (comment "${el.comment}")` : '';
+      t = { text: `vmap: ${formatValue(v, key.types)} → ${verdictText(el.verdict)}${comment}`, flow: { verdict: el.verdict, quiet: true } };
+      if (el.parts.every((p) => !('prefix' in p) && p.low === p.high)) taken.set(el, t);
+    }
+    ctx.act(t.text);
+    return t.flow;
   };
 }
 
@@ -461,35 +539,50 @@ function addrOf(v: Scalar, family: 'ipv4' | 'ipv6'): Addr | null {
   return parseAddr(formatValue(v, [family === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr']), 'address');
 }
 
+/** A NAT statement ends the rule with accept once the binding is made. */
+const NAT_ACCEPT: Flow = { verdict: { kind: 'accept' }, quiet: true };
+
 function natItem(st: NftNatStatement, sets: SetLookup, tableFamily: string): Item {
   const family = (ctxFamily: 'ipv4' | 'ipv6') => (st.family === 'ip' ? 'ipv4' : st.family === 'ip6' ? 'ipv6' : tableFamily === 'ip6' ? 'ipv6' : tableFamily === 'ip' ? 'ipv4' : ctxFamily);
   const addrType = (f: 'ipv4' | 'ipv6'): DataType => (f === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr');
   const port = st.port ? (st.port.kind === 'range' ? constantOf(st.port.low, 'inet_service') : constantOf(st.port, 'inet_service')) : null;
   const portRange = st.port?.kind === 'range';
+  const address = st.address;
+  const mapped = address?.kind === 'map' ? compileExpr(address, sets) : null;
+  // A constant address, read once for each IP family (a rule of an inet table serves both).
+  const constant: { ipv4?: Addr | null; ipv6?: Addr | null } = {};
+  const constantAddress = (f: 'ipv4' | 'ipv6'): Addr | null => {
+    const known = constant[f];
+    if (known !== undefined) return known;
+    let raw: Scalar | null = null;
+    if (address?.kind === 'literal') raw = readConstant(address.text, addrType(f));
+    else if (address?.kind === 'range' || address?.kind === 'prefix') {
+      const p = partOf(address, addrType(f));
+      if (p && !('prefix' in p)) raw = p.low;
+    }
+    return (constant[f] = raw === null ? null : addrOf(raw, f));
+  };
   return (ctx) => {
     const { s } = ctx;
     const f = family(s.dst.family);
     let ip: Addr | null = null;
     let dataPort: bigint | null = null;
-    if (st.address) {
-      const a = st.address;
-      let raw: Value | null = null;
-      if (a.kind === 'literal') raw = readConstant(a.text, addrType(f));
-      else if (a.kind === 'range' || a.kind === 'prefix') {
-        const p = partOf(a, addrType(f));
-        if (p && !('prefix' in p)) raw = p.low;
-        ctx.note(`${st.type} to an address range: the kernel picks one address of it (the trace shows the first)`);
-      } else if (a.kind === 'map') {
-        const got = compileExpr(a, sets).get(ctx);
+    if (address) {
+      if (mapped) {
+        let got = mapped.get(ctx);
         if (got === null) return 'break';
         if (isUnknown(got)) return got;
-        raw = got;
+        if (Array.isArray(got)) {
+          dataPort = typeof got[1] === 'bigint' ? got[1] : null;
+          got = got[0];
+        }
+        ip = addrOf(got as Scalar, f);
+      } else {
+        if (address.kind === 'range' || address.kind === 'prefix') {
+          ctx.note(`${st.type} to an address range: the kernel picks one address of it (the trace shows the first)`);
+        }
+        ip = constantAddress(f);
       }
-      if (Array.isArray(raw)) {
-        dataPort = typeof raw[1] === 'bigint' ? raw[1] : null;
-        raw = raw[0];
-      }
-      ip = raw === null ? null : addrOf(raw as Scalar, f);
       if (!ip) return { unknown: `the address of "${st.type}", which svcpath cannot read` };
     }
     const toPort = dataPort ?? port;
@@ -520,8 +613,7 @@ function natItem(st: NftNatStatement, sets: SetLookup, tableFamily: string): Ite
         ctx.nat('masquerade');
         break;
     }
-    // A NAT statement ends the rule with accept once the binding is made.
-    return { verdict: { kind: 'accept' }, quiet: true };
+    return NAT_ACCEPT;
   };
 }
 
@@ -536,15 +628,16 @@ function statementItem(st: NftStatement, sets: SetLookup, table: NftTable): Item
     case 'match':
       return matchItem(st, sets);
     case 'verdict': {
-      const v = verdictOf(st);
+      const v = verdictOf(st, sets);
       if (!v) return () => ({ unknown: `the verdict "${st.verdict}", which hands the packet to a program outside the kernel` });
-      return () => ({ verdict: v });
+      const flow: Flow = { verdict: v };
+      return () => flow;
     }
     case 'vmap': {
       const key = compileExpr(st.key, sets);
       const set = sets.matcher(st.map, key.types);
       if (!set) return () => ({ unknown: `verdict map ${st.map.kind === 'set-ref' ? `@${st.map.name}` : ''}, which is not in the dump` });
-      return vmapItem(key, set, (el) => (el.comment ? ` (comment "${el.comment}")` : ''));
+      return vmapItem(key, set);
     }
     case 'counter':
       return () => 'next';
@@ -574,8 +667,8 @@ function statementItem(st: NftStatement, sets: SetLookup, table: NftTable): Item
     case 'nat':
       return natItem(st, sets, table.family);
     case 'reject': {
-      const why = rejectWith(st);
-      return () => ({ verdict: { kind: 'reject', with: why } });
+      const flow: Flow = { verdict: { kind: 'reject', with: rejectWith(st) } };
+      return () => flow;
     }
     case 'set-update': {
       const key = compileExpr(st.key, sets);
@@ -657,19 +750,22 @@ export interface CompiledNftProgram extends NftProgram {
 export function compileNftables(rs: NftRuleset): CompiledNftProgram {
   const lookups = new Map<string, SetLookup>();
   const stats = { rules: 0 };
-  const chains = new Map<string, CompiledNftChain | null>();
+  // By table, then by chain name, so that a lookup builds no key string.
+  const chains = new Map<string, Map<string, CompiledNftChain | null>>();
   const chainOf = (tableKey: string, name: string): CompiledNftChain | null => {
-    const key = `${tableKey}\u0000${name}`;
-    if (chains.has(key)) return chains.get(key)!;
+    let inTable = chains.get(tableKey);
+    if (!inTable) chains.set(tableKey, (inTable = new Map()));
+    const known = inTable.get(name);
+    if (known !== undefined) return known;
     const table = rs.tables.get(tableKey);
     const chain = table?.chains.get(name);
     let c: CompiledNftChain | null = null;
     if (table && chain) {
       let sets = lookups.get(tableKey);
-      if (!sets) lookups.set(tableKey, (sets = new SetLookup(table)));
+      if (!sets) lookups.set(tableKey, (sets = new SetLookup(table, (target) => chainOf(tableKey, target))));
       c = compileChain(chain, sets, table, stats);
     }
-    chains.set(key, c);
+    inTable.set(name, c);
     return c;
   };
   const baseChains: BaseChainRegistration<CompiledNftChain>[] = [];

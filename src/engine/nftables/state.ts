@@ -42,7 +42,12 @@ export type NftVerdict =
   | { readonly kind: 'reject'; readonly with?: string }
   | { readonly kind: 'return' }
   | { readonly kind: 'continue' }
-  | { readonly kind: 'jump' | 'goto'; readonly chain: string };
+  | { readonly kind: 'jump' | 'goto'; readonly chain: string; readonly target: ChainTarget };
+
+/** The chain a jump or goto goes to, in the table of the rule; null when the table has no such chain. */
+export interface ChainTarget {
+  chain(): CompiledNftChain | null;
+}
 
 /**
  * What one expression of a rule tells the walker: go on to the next expression, stop because a

@@ -95,9 +95,11 @@ export function formatValue(v: Value, types: readonly DataType[]): string {
   }
 }
 
+const PROTOCOL_NUMBERS = new Map(Object.entries(PROTOCOLS).map(([k, v]) => [k, BigInt(v)]));
+
 /** The protocol number of the tracer's protocol names. */
 export function protocolNumber(p: string): bigint {
-  return BigInt(PROTOCOLS[p] ?? 0);
+  return PROTOCOL_NUMBERS.get(p) ?? 0n;
 }
 
 /** The inclusive range a prefix stands for. */

@@ -11,7 +11,7 @@
 import type { PacketSpec } from '../trace/packet.ts';
 import type { Fraction } from '../trace/probability.ts';
 import { add, deviationFromUniform, isExactlyUniform, ONE, toNumber, toText } from '../trace/probability.ts';
-import type { NodeSpec, TraceOutcome, TraceResult, TraceWarning } from '../trace/tracer.ts';
+import type { NodeSpec, TraceOutcome, TraceResult, TraceStep, TraceWarning } from '../trace/tracer.ts';
 import { makeEnv, resolvePacket, warningSet } from '../trace/tracer.ts';
 import { familySees } from './hooks.ts';
 import type { IpFamily } from './hooks.ts';
@@ -21,7 +21,7 @@ import type { NftRuleset } from './ast.ts';
 import type { CompiledNftProgram } from './compile.ts';
 import { compileNftables } from './compile.ts';
 import type { NftProgram, NftRun } from './walk.ts';
-import { NftWalker } from './walk.ts';
+import { NftWalker, SharedPrefix } from './walk.ts';
 import type { ResolvedPacket } from '../trace/tracer.ts';
 
 const MAX_RUNS = 20000;
@@ -30,8 +30,10 @@ const MAX_RUNS = 20000;
  * One run: the hooks of the entry point, with the routing decision after prerouting (or after
  * output's DNAT) made on the translated destination.
  */
-function runOnce(program: NftProgram, env: NftEnv, family: IpFamily, p: ResolvedPacket, prefix: readonly number[], warn: (w: TraceWarning) => void): { run: NftRun; state: NftPacketState } {
-  const w = new NftWalker(program, env, family, prefix, warn);
+function runOnce(
+  program: NftProgram, env: NftEnv, family: IpFamily, p: ResolvedPacket, prefix: readonly number[], warn: (w: TraceWarning) => void, shared: SharedPrefix | null,
+): { run: NftRun; state: NftPacketState } {
+  const w = new NftWalker(program, env, family, prefix, warn, shared);
   const fromOutside = p.entry === 'PREROUTING';
   const s: NftPacketState = {
     src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto, mark: 0, ctmark: 0,
@@ -43,45 +45,57 @@ function runOnce(program: NftProgram, env: NftEnv, family: IpFamily, p: Resolved
     dnatDone: false, snatDone: false, added: new Set(),
   };
   const run = w.run;
-  const finish = (v: 'accept' | 'drop' | 'reject') => {
-    run.verdict = v === 'drop' ? 'DROP' : v === 'reject' ? 'REJECT' : run.dnat ? 'DNAT' : 'ACCEPT';
-    return { run, state: s };
-  };
   if (fromOutside) {
     let v = w.hook('prerouting', s, false);
-    if (v !== 'accept') return finish(v);
+    if (v !== 'accept') return finished(run, s, v);
     // The routing decision looks at the destination after DNAT.
     if (env.isLocal(s.dst)) {
       run.delivery = 'local';
-      return finish(w.hook('input', s, false));
+      return finished(run, s, w.hook('input', s, false));
     }
     run.delivery = 'forward';
     s.oif = p.outIface;
     v = w.hook('forward', s, false);
-    if (v !== 'accept') return finish(v);
-    return finish(w.hook('postrouting', s, false));
+    if (v !== 'accept') return finished(run, s, v);
+    return finished(run, s, w.hook('postrouting', s, false));
   }
   // A locally made packet is routed before output, and routed again after a DNAT there.
   s.oif = env.isLocal(s.dst) ? 'lo' : p.outIface;
   let v = w.hook('output', s, false);
-  if (v !== 'accept') return finish(v);
+  if (v !== 'accept') return finished(run, s, v);
   const local = env.isLocal(s.dst);
   s.oif = local ? 'lo' : p.outIface;
   run.delivery = local ? 'local' : 'output';
   v = w.hook('postrouting', s, false);
-  if (v !== 'accept' || !local) return finish(v);
+  if (v !== 'accept' || !local) return finished(run, s, v);
   // Out and straight back in on loopback, still a new connection; conntrack keeps its NAT, so the
   // nat chains are not run again.
   s.iif = 'lo';
   s.oif = '';
   v = w.hook('prerouting', s, true);
-  if (v !== 'accept') return finish(v);
-  return finish(w.hook('input', s, true));
+  if (v !== 'accept') return finished(run, s, v);
+  return finished(run, s, w.hook('input', s, true));
 }
 
+/** The run's end: its verdict from the last hook's. */
+function finished(run: NftRun, state: NftPacketState, v: 'accept' | 'drop' | 'reject'): { run: NftRun; state: NftPacketState } {
+  run.verdict = v === 'drop' ? 'DROP' : v === 'reject' ? 'REJECT' : run.dnat ? 'DNAT' : 'ACCEPT';
+  return { run, state };
+}
+
+/** What sets outcomes apart besides their paths (compared step by step in samePath). */
 function outcomeKey(run: NftRun, s: NftPacketState): string {
-  const path = run.path.map((p) => `${p.hook}/${p.table}/${p.chain}/${p.index}/${p.action}`).join(',');
-  return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${path}`;
+  return `${run.verdict}|${s.dst.text}:${s.dport}|${run.masquerade}|${run.delivery}|${run.path.length}`;
+}
+
+function samePath(a: readonly TraceStep[], b: readonly TraceStep[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.hook !== y.hook || x.table !== y.table || x.chain !== y.chain || x.index !== y.index || x.action !== y.action) return false;
+  }
+  return true;
 }
 
 function probabilityOf(run: NftRun): Fraction {
@@ -133,8 +147,9 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
     });
   }
   interface Acc { run: NftRun; state: NftPacketState; probability: Fraction; order: number }
-  const outcomes = new Map<string, Acc>();
+  const outcomes = new Map<string, Acc[]>();
   const pending: number[][] = [[]];
+  const shared = new SharedPrefix();
   let runs = 0;
   while (pending.length > 0) {
     const prefix = pending.pop()!;
@@ -142,7 +157,8 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
       warn({ code: 'TOO_MANY_BRANCHES', message: `more than ${MAX_RUNS} random branches; the answer lists the first ones only` });
       break;
     }
-    const { run, state } = runOnce(program, env, family, packet, prefix, warn);
+    // Every run but the first has values to draw; they share the rules before the first draw.
+    const { run, state } = runOnce(program, env, family, packet, prefix, warn, prefix.length > 0 ? shared : null);
     // Queue every untried value of every draw this run made beyond its prefix (values above 0,
     // since a draw beyond the prefix takes 0); the deepest are tried first.
     for (let i = prefix.length; i < run.decisions.length; i++) {
@@ -151,11 +167,13 @@ export function traceNftProgram(program: NftProgram & { readonly skipped?: reado
     }
     const p = probabilityOf(run);
     const key = outcomeKey(run, state);
-    const existing = outcomes.get(key);
+    let same = outcomes.get(key);
+    if (!same) outcomes.set(key, (same = []));
+    const existing = same.find((o) => samePath(o.run.path, run.path));
     if (existing) existing.probability = add(existing.probability, p);
-    else outcomes.set(key, { run, state, probability: p, order: runs });
+    else same.push({ run, state, probability: p, order: runs });
   }
-  const list = [...outcomes.values()].sort((a, b) => byDraws(a.run, b.run) || a.order - b.order);
+  const list = [...outcomes.values()].flat().sort((a, b) => byDraws(a.run, b.run) || a.order - b.order);
   checkNumgenSplit(list.map((o) => ({ probability: o.probability, draws: o.run.decisions.length })), warn);
   const result: TraceOutcome[] = list.map(({ run, state, probability }) => ({
     probability: toNumber(probability),

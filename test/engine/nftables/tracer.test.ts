@@ -175,3 +175,50 @@ test('numgen-three: an IPv6 packet is seen by the inet table only, and `ip saddr
   assert.deepEqual(r.outcomes.map((o) => o.verdict), ['DROP']);
   assert.ok(r.outcomes[0].path.every((s) => s.table === 'inet guard'));
 });
+
+test('every run of a random split takes the rules before the draw as the first run did: steps, notes, marks and NAT', () => {
+  const rs = parseNftables(`table ip t {
+	chain pre {
+		type filter hook prerouting priority -150; policy accept;
+		limit rate 10/second log prefix "seen " meta mark set 0x7
+		ip saddr 10.9.0.0/16 ct mark set 0x2
+	}
+	chain nat-pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.96.0.9 jump svc
+	}
+	chain svc {
+		meta mark 0x7 meta mark set meta mark | 0x4000
+		numgen random mod 4 vmap { 0 : goto ep0, 1 : goto ep1, 2 : goto ep2, 3 : goto ep3 }
+	}
+	chain ep0 { dnat to 10.244.0.10:80 }
+	chain ep1 { dnat to 10.244.0.11:80 }
+	chain ep2 { dnat to 10.244.0.12:80 }
+	chain ep3 { meta mark set 0x1 dnat to 10.244.0.13:80 }
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		meta mark & 0x4000 == 0x4000 masquerade
+	}
+}
+`);
+  const r = traceNftables(rs, { node, packet: tcp('10.9.1.1', '10.96.0.9', 80) });
+  assert.deepEqual(r.outcomes.map((o) => [o.destination.ip, o.exactProbability, o.mark, o.masquerade]), [
+    ['10.244.0.10', '1/4', '0x4007', true],
+    ['10.244.0.11', '1/4', '0x4007', true],
+    ['10.244.0.12', '1/4', '0x4007', true],
+    ['10.244.0.13', '1/4', '0x1', false],
+  ]);
+  const beforeDraw = (o: TraceResult['outcomes'][number]) => o.path.slice(0, o.path.findIndex((s) => s.rule.startsWith('numgen')));
+  const first = beforeDraw(r.outcomes[0]);
+  assert.deepEqual(first.map((s) => `${s.chain}#${s.index}: ${s.action}`), [
+    'pre#1: log prefix "seen ", mark set 0x7',
+    'pre#2: ct mark set 0x2',
+    'pre#0: policy accept',
+    'nat-pre#1: jump svc',
+    'svc#1: mark set 0x4007',
+  ]);
+  for (const o of r.outcomes) {
+    assert.deepEqual(beforeDraw(o), first);
+    assert.ok(o.notes.some((n) => n.startsWith('limit rate 10/second')));
+  }
+});
