@@ -134,3 +134,16 @@ test('GraphQL: cluster(name) { latest }, snapshot(cluster, version | at), trace 
   const both = await t.app.inject({ method: 'POST', url: '/graphql', payload: { query: `{ snapshot(id: "${ids[0]}", cluster: "k3s") { id } }` } });
   assert.match(both.json().errors[0].message, /give id, or cluster/);
 });
+
+test('GraphQL diff by references, with enums and the unpaired nodes as REST gives them', async () => {
+  const q = `{ diff(from: "k3s@1", to: "k3s@latest") { from to backends { from to } unpairedNodes { a b } frontends { change } summary { frontends { changed } } } }`;
+  const body = (await t.app.inject({ method: 'POST', url: '/graphql', payload: { query: q } })).json();
+  assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+  const rest = (await t.app.inject('/v1/diff?from=k3s@1&to=k3s@latest')).json();
+  assert.equal(body.data.diff.from, ids[0]);
+  assert.equal(body.data.diff.to, ids[1]);
+  assert.deepEqual(body.data.diff.backends, { from: rest.backends.from, to: rest.backends.to });
+  assert.deepEqual(body.data.diff.unpairedNodes, rest.unpairedNodes);
+  assert.deepEqual(body.data.diff.frontends.map((f: { change: string }) => f.change), rest.frontends.map((f: { change: string }) => f.change));
+  assert.ok(body.data.diff.frontends.length > 0);
+});

@@ -26,6 +26,12 @@ export const problemSchema = {
   additionalProperties: true,
 } as const;
 
+/** What kube-proxy's two modes do differently on purpose (engine/diff/known-differences.ts). */
+const KNOWN_DIFFERENCE_CODE = {
+  type: 'string',
+  enum: ['NODEPORT_LOCALHOST', 'CLUSTER_IP_OTHER_PORT', 'SERVICE_CIDR_UNALLOCATED', 'NODEPORT_ADDRESSES', 'FORWARD_ACCEPT', 'CONNTRACK_INVALID', 'DROP_POINT', 'FIREWALL_WITHOUT_ENDPOINTS'],
+} as const;
+
 /** The protocols as answers name them (requests take them in any case). */
 const PROTOCOL = { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'] } as const;
 
@@ -479,7 +485,7 @@ export const diffPageSchema = {
         type: 'object',
         properties: {
           node: { type: 'string' },
-          code: { type: 'string', enum: ['NODEPORT_LOCALHOST', 'CLUSTER_IP_OTHER_PORT', 'SERVICE_CIDR_UNALLOCATED', 'NODEPORT_ADDRESSES', 'FORWARD_ACCEPT', 'CONNTRACK_INVALID', 'DROP_POINT', 'FIREWALL_WITHOUT_ENDPOINTS'] },
+          code: KNOWN_DIFFERENCE_CODE,
           reason: { type: 'string' },
           frontends: { type: 'integer', description: 'frontends and probes whose differing outcomes it explains; 0 when only the rules show it' },
           seen: { type: 'string', enum: ['trace', 'rules'] },
@@ -504,7 +510,7 @@ export const diffPageSchema = {
           known: {
             type: 'object',
             description: 'across backends: the difference is a known one between iptables and nftables mode',
-            properties: { code: { type: 'string' }, reason: { type: 'string' } },
+            properties: { code: KNOWN_DIFFERENCE_CODE, reason: { type: 'string' } },
           },
           probe: {
             type: 'string',
