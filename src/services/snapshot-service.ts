@@ -532,6 +532,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         while (diffs.size > 32) diffs.delete(diffs.keys().next().value!);
       }
       const result = await pending;
+      const [from, to] = await Promise.all([snapshotWithStoredNodes(q.from), snapshotWithStoredNodes(q.to)]);
       const offset = q.cursor ? decodeOffset(q.cursor) : 0;
       const end = offset + q.limit;
       const more = end < result.frontends.length || end < result.rules.length || end < result.manifests.length;
@@ -539,6 +540,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         from: q.from,
         to: q.to,
         summary: result.summary,
+        clusters: { from: from.snapshot.cluster, to: to.snapshot.cluster, same: from.snapshot.cluster === to.snapshot.cluster },
         unpairedNodes: result.unpairedNodes,
         backends: result.backends,
         knownDifferences: result.knownDifferences,

@@ -166,6 +166,8 @@ export interface DiffPage {
   readonly from: string;
   readonly to: string;
   readonly summary: DiffSummary;
+  /** The clusters of the two snapshots: a diff across clusters is allowed, and marked. */
+  readonly clusters: { readonly from: string; readonly to: string; readonly same: boolean };
   readonly unpairedNodes: { readonly a: readonly string[]; readonly b: readonly string[] };
   /** The rule backends compared (iptables, nftables), and the node pairs whose backends differ. */
   readonly backends: DiffBackends;

@@ -462,8 +462,18 @@ export const diffPageSchema = {
         masqueradeChanges: { type: 'integer' },
         probabilityChanges: { type: 'integer' },
         rules: counts('chainsAdded', 'chainsRemoved', 'rulesAdded', 'rulesRemoved', 'rulesMoved', 'renamed', 'setsAdded', 'setsRemoved', 'elementsAdded', 'elementsRemoved'),
-        manifests: counts('added', 'removed', 'changed'),
+        manifests: {
+          type: 'object',
+          description: 'compared only when both snapshots have manifests; otherwise reason says which lacks them and nothing is listed',
+          properties: { ...counts('added', 'removed', 'changed').properties, compared: { type: 'boolean' }, reason: { type: 'string' } },
+        },
+        nodes: { ...counts('added', 'removed', 'compared'), description: 'nodes only in to (added), only in from (removed), in both (compared); listed in unpairedNodes' },
       },
+    },
+    clusters: {
+      type: 'object',
+      description: 'the clusters of the two snapshots; a diff across clusters is allowed, and marked',
+      properties: { from: { type: 'string' }, to: { type: 'string' }, same: { type: 'boolean' } },
     },
     unpairedNodes: {
       type: 'object',

@@ -61,7 +61,13 @@ export interface DiffSummary {
   readonly masqueradeChanges: number;
   readonly probabilityChanges: number;
   readonly rules: RulesDiffCounts;
-  readonly manifests: { readonly added: number; readonly removed: number; readonly changed: number };
+  /**
+   * Compared only when both snapshots have manifests (`compared`); otherwise `reason` says which
+   * side lacks them, and nothing is listed as added or removed for it.
+   */
+  readonly manifests: { readonly added: number; readonly removed: number; readonly changed: number; readonly compared: boolean; readonly reason?: string };
+  /** Nodes only in `to` (added), only in `from` (removed), and in both (compared). */
+  readonly nodes: { readonly added: number; readonly removed: number; readonly compared: number };
 }
 
 export interface DiffResult {
@@ -165,8 +171,10 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
   const sameRules = new Set(traced.filter((p) => nftPairs.some((q) => q.name === p.name) && !changedNft.has(p.name) && sameAddresses(p)));
   const byTracing = diffByTracing(traced, { indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, sameRules, ...where });
   const rules = diffRules(pairs, { indexA: a.index, indexB: b.index, chainTexts, deltas });
-  const manifests = (a.model || b.model) && options.manifests !== false
-    ? diffManifests(a.model, b.model) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
+  // A diff of one pair within a node-by-node diff leaves the manifests to the whole (finish).
+  const manifests = options.manifests === false
+    ? { changes: [], counts: { added: 0, removed: 0, changed: 0, compared: false, reason: 'compared once for the whole diff' } }
+    : compareManifests(a.model ?? null, b.model ?? null);
   const ruleCounts: RuleCounter = { ...NO_RULE_CHANGES };
   for (const c of [rules.counts, nftRules.counts]) for (const k of Object.keys(ruleCounts) as (keyof RuleCounter)[]) ruleCounts[k] += c[k];
   const frontends = [...reach.frontends, ...byTracing.frontends];
@@ -181,6 +189,7 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
       probabilityChanges: reach.probabilityChanges + byTracing.probabilityChanges,
       rules: ruleCounts,
       manifests: manifests.counts,
+      nodes: { added: onlyB.length, removed: onlyA.length, compared: all.length },
     },
     frontends,
     rules: [...rules.changes, ...nftRules.changes],
@@ -189,6 +198,20 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
     backends: { from: sideBackend(backends.from), to: sideBackend(backends.to), across },
     knownDifferences: byTracing.known,
   };
+}
+
+/**
+ * The manifests' changes when both sides have manifests. A side without them is not compared: its
+ * Services are unknown, not removed.
+ */
+function compareManifests(a: ClusterModel | null, b: ClusterModel | null): { changes: readonly ManifestChange[]; counts: DiffSummary['manifests'] } {
+  if (a && b) {
+    const d = diffManifests(a, b);
+    return { changes: d.changes, counts: { ...d.counts, compared: true } };
+  }
+  const reason = !a && !b ? 'neither snapshot has manifests'
+    : `only the ${a ? 'from' : 'to'} snapshot has manifests: they are not compared, and nothing is listed as added or removed`;
+  return { changes: [], counts: { added: 0, removed: 0, changed: 0, compared: false, reason } };
 }
 
 /** Rule texts whose meaning a node-by-node diff keeps between pairs. */
@@ -258,12 +281,12 @@ export class NodeByNodeDiff {
   finish(): DiffResult {
     if (this.whole) return this.whole;
     const { a, b } = this;
-    const manifests = a.model || b.model
-      ? diffManifests(a.model ?? null, b.model ?? null) : { changes: [], counts: { added: 0, removed: 0, changed: 0 } };
+    const manifests = compareManifests(a.model ?? null, b.model ?? null);
     const inA = new Set(a.names);
     const inB = new Set(b.names);
+    const nodes = { added: b.names.filter((n) => !inA.has(n)).length, removed: a.names.filter((n) => !inB.has(n)).length, compared: this.pairs.length };
     return {
-      summary: { frontends: this.sum, endpoints: this.endpoints, ...this.changes, rules: this.ruleCounts, manifests: manifests.counts },
+      summary: { frontends: this.sum, endpoints: this.endpoints, ...this.changes, rules: this.ruleCounts, manifests: manifests.counts, nodes },
       frontends: this.frontends,
       rules: this.rules,
       manifests: manifests.changes,

@@ -159,7 +159,7 @@ describe('diff across backends: iptables → nftables', () => {
     const c = cluster(11);
     const a = side(c, 'iptables');
     const b = side(c, 'nftables');
-    const whole = diffSnapshots(a, b, { clusterCIDR: c.clusterCIDR, manifests: false });
+    const whole = diffSnapshots(a, b, { clusterCIDR: c.clusterCIDR });
     const named = (s: DiffSide) => ({ names: s.nodes.map((n) => n.name), model: s.model, index: s.index });
     const byNode = diffNodeByNode(named(a), named(b), (which, name) => (which === 'a' ? a : b).nodes.find((n) => n.name === name)!, { clusterCIDR: c.clusterCIDR });
     assert.deepEqual(byNode.summary, whole.summary);
