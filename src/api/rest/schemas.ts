@@ -225,6 +225,10 @@ export const snapshotUploadSchema = {
           rules: { type: 'string', description: 'iptables-save or iptables -S output' },
           format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'] },
           table: { type: 'string', enum: ['raw', 'mangle', 'nat', 'filter', 'security'] },
+          routes: {
+            type: 'string',
+            description: "optional: the node's `ip route` and/or `ip -6 route` output; traces of the snapshot take the interface a packet leaves through from it",
+          },
         },
         required: ['name', 'rules'],
         additionalProperties: false,
@@ -259,6 +263,12 @@ export const nodeSummarySchema = {
           line: { type: 'integer' }, column: { type: 'integer' }, text: { type: 'string' },
         },
       },
+    },
+    routes: {
+      type: 'object',
+      nullable: true,
+      description: "the node's routes (ip route output) when they were uploaded; null otherwise",
+      properties: { sha256: { type: 'string' }, bytes: { type: 'integer' } },
     },
   },
   required: ['name', 'addresses', 'format', 'sha256'],
