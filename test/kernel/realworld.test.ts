@@ -188,6 +188,8 @@ test('kernel agrees with the tracer on probes derived from every real-world ipta
   let dumps = 0;
   let probes = 0;
   const skipped: string[] = [];
+  /** The agreed answers by kind: the probes must reach DNATs, masquerades and drops, not only policies. */
+  const kinds = new Map<string, number>();
   for (const file of FILES) {
     const l = loadableFixture(file);
     if (l.rs.family !== 'ipv4') {
@@ -209,6 +211,11 @@ test('kernel agrees with the tracer on probes derived from every real-world ipta
         probes++;
         const kernel = kernelPath(p, l.rs);
         const traced = tracedPaths(r);
+        const answer = traced.get(kernel);
+        if (answer) {
+          const kind = answer.split(' ')[0] + (answer.includes('masquerade') ? '+masquerade' : '');
+          kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+        }
         if (!traced.has(kernel)) {
           disagree.push(`${file} ${f.name}: the kernel took\n    ${kernel}\n  svcpath traced\n    ${[...traced].map(([k, v]) => `${k} => ${v}`).join('\n    ')}`);
         }
@@ -221,6 +228,8 @@ test('kernel agrees with the tracer on probes derived from every real-world ipta
     }
   }
   t.diagnostic(`${dumps} dumps loaded, ${probes} probes, ${probes - disagree.length} agreements; not replayed: ${skipped.join(', ') || 'none'}`);
+  t.diagnostic(`answers: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
   assert.deepEqual(disagree, []);
+  for (const k of ['DNAT', 'DNAT+masquerade', 'ACCEPT+masquerade', 'ACCEPT']) assert.ok((kinds.get(k) ?? 0) >= 10, `only ${kinds.get(k) ?? 0} probes answered ${k}`);
   assert.ok(dumps >= 30 && probes >= 500, `${dumps} dumps, ${probes} probes`);
 });
