@@ -13,7 +13,7 @@
  * - an unquoted multi-word comment quoted (iptables-restore splits it otherwise);
  * - an empty ipset for every `--match-set` (made with `ipset create` before the rules load).
  */
-import { completeKubeProxy, parseDump } from '../../src/engine/index.ts';
+import { completeKubeProxy, parseDump, printRuleset } from '../../src/engine/index.ts';
 import { fixture } from '../helpers.ts';
 import type { Ruleset } from '../../src/engine/index.ts';
 
@@ -42,6 +42,8 @@ export interface Loadable {
   readonly dump: string;
   /** The same text read by svcpath: what the trace runs on. */
   readonly rs: Ruleset;
+  /** The paste as svcpath reads and completes it for a trace: its rules sit where the loaded dump has them. */
+  readonly pasted: Ruleset;
   readonly ipsets: readonly IpSet[];
   /** Every completion step, in a stable order. */
   readonly completion: readonly string[];
@@ -116,7 +118,7 @@ export function realworldLoadable(text: string): Loadable {
   }
   for (const s of ipsets.values()) completion.push(`ipset: ${s.name} ${s.type}, empty`);
   const dump = lines.join('\n') + '\n';
-  return { dump, rs: parseDump(dump), ipsets: [...ipsets.values()], completion };
+  return { dump, rs: parseDump(dump), pasted: completed, ipsets: [...ipsets.values()], completion };
 }
 
 /**
@@ -143,3 +145,10 @@ export function loadableFixture(file: string): Loadable {
   return { ...l, completion: [...left, ...l.completion] };
 }
 
+
+/** One table's chain declarations and rules as svcpath prints them (counters left out), sorted. */
+export function canonicalRules(text: string, table: string): string[] {
+  const rs = parseDump(text);
+  const one = { ...rs, tables: new Map([...rs.tables].filter(([name]) => name === table)) };
+  return printRuleset(one).split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':')).map((l) => l.replace(/ \[\d+:\d+\]$/, '')).sort();
+}

@@ -4,6 +4,7 @@
  */
 import type { Chain, Counters, Diagnostic, DumpFormat, Ruleset, Table } from './ast.ts';
 import { repairDump } from './repair.ts';
+import { readListing } from './listing.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
@@ -740,7 +741,6 @@ export function detectFormat(text: string): DetectedFormat {
 }
 
 const UNSUPPORTED: Readonly<Record<string, string>> = {
-  'iptables-L': '`iptables -L` listings lose rule options and cannot be traced exactly; send `iptables-save` (or `iptables -S`) output instead',
   nftables: 'nftables rulesets are not supported yet; send `iptables-save` output (from iptables-nft: `iptables-nft-save`)',
   ipvsadm: 'IPVS tables (ipvsadm) are not supported yet; send `iptables-save` output',
   'log-prefixed': 'the lines carry a system-log prefix (date, host, process); remove it and send the rules alone',
@@ -798,6 +798,11 @@ function parseExactly(text: string, options: ParseOptions, lenient = false): Rul
   let format: DumpFormat;
   if (requested === 'auto') {
     const detected = detectFormat(text);
+    if (detected.format === 'iptables-L') {
+      const listing = readListing(text);
+      const rs = parseIptablesS(listing.text, { table: options.table ?? listing.table, fastReader: options.fastReader ?? true });
+      return { ...rs, diagnostics: [...listing.diagnostics, ...rs.diagnostics] };
+    }
     if (detected.format !== 'iptables-save' && detected.format !== 'iptables-S') {
       if (text.trim() === '') throw new EngineError('DUMP_EMPTY', 'the dump is empty');
       const lineText = text.split('\n')[detected.line - 1]?.replace(/\r$/, '') ?? '';
