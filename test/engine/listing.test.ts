@@ -70,3 +70,25 @@ test('a rule row of `iptables -L -n -v` that tests interfaces, negations and fra
   // With --line-numbers.
   assert.deepEqual(nat.chains.get('KUBE-X')!.rules.map((r) => r.text), ['-A KUBE-X -p udp -m udp --dport 1:2 -j RETURN']);
 });
+
+test('NOTRACK, CT, NFLOG and PHYSDEV rows as iptables-nft lists them read back to the rules iptables-save shows', () => {
+  // Printed by iptables v1.8.9 (nf_tables) for `-j NOTRACK`, `-j CT --notrack`, an NFLOG rule and a physdev match.
+  const text = [
+    'Chain PREROUTING (policy ACCEPT 0 packets, 0 bytes)',
+    ' pkts bytes target     prot opt in     out     source               destination',
+    '    0     0 CT         0    --  *      *       0.0.0.0/0            0.0.0.0/0            mark match 0x200/0xf00 /* cilium: NOTRACK for proxy traffic */ NOTRACK',
+    '    0     0 CT         0    --  *      *       0.0.0.0/0            0.0.0.0/0            CT notrack',
+    '',
+    'Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)',
+    ' pkts bytes target     prot opt in     out     source               destination',
+    '    0     0 NFLOG      0    --  *      *       0.0.0.0/0            0.0.0.0/0            nflog-prefix "a b" nflog-group 2 nflog-size 100 nflog-threshold 3',
+    '    0     0 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0            PHYSDEV match --physdev-out vethwe-bridge --physdev-is-bridged',
+  ].join('\n');
+  const raw = parseDump(text).tables.get('raw')!;
+  assert.deepEqual([...raw.chains.values()].flatMap((c) => c.rules.map((r) => r.text)), [
+    '-A PREROUTING -m mark --mark 0x200/0xf00 -m comment --comment "cilium: NOTRACK for proxy traffic" -j NOTRACK',
+    '-A PREROUTING -j CT --notrack',
+    '-A OUTPUT -j NFLOG --nflog-prefix "a b" --nflog-group 2 --nflog-size 100 --nflog-threshold 3',
+    '-A OUTPUT -m physdev --physdev-out vethwe-bridge --physdev-is-bridged -j DROP',
+  ]);
+});

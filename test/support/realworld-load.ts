@@ -65,7 +65,7 @@ export function realworldLoadable(text: string): Loadable {
   const completed = completeKubeProxy(pasted);
   const completion: string[] = [];
   for (const d of pasted.diagnostics) {
-    if (d.code === 'TABLE_INFERRED' || d.code === 'INPUT_REPAIRED') completion.push(`read: ${d.code} line ${d.line}: ${d.message}`);
+    if (d.code === 'TABLE_INFERRED' || d.code === 'INPUT_REPAIRED') completion.push(`read: ${d.code}${d.line !== undefined ? ` line ${d.line}` : ''}: ${d.message}`);
   }
   for (const a of completed.assumptions) if (!pasted.assumptions.includes(a)) completion.push(`hook: ${a}`);
   const ipsets = new Map<string, IpSet>();

@@ -119,6 +119,8 @@ const PIECES: readonly Piece[] = [
         + `${m[6] ? ' --rttl' : ''} --name ${m[7]}${m[9] ? ` --mask ${m[9]}` : ''} --${m[8] === 'source' ? 'rsource' : 'rdest'}`;
     },
   },
+  // physdev prints its options as iptables-save does.
+  { re: /^PHYSDEV match((?: (?:! )?--physdev-(?:in|out) \S+| (?:! )?--physdev-is-(?:in|out|bridged))+)/, read: (m) => `-m physdev${m[1]}` },
   { re: /^icmptype (\d+)(?: code (\d+))?/, read: (m) => `-m icmp --icmp-type ${m[1]}${m[2] ? `/${m[2]}` : ''}` },
   // Targets' options.
   { re: /^to:(\S+)/, read: (m, t) => (t === 'DNAT' ? `--to-destination ${m[1]}` : t === 'SNAT' ? `--to-source ${m[1]}` : null) },
@@ -131,6 +133,10 @@ const PIECES: readonly Piece[] = [
   },
   { re: /^reject-with (\S+)/, read: (m, t) => (t === 'REJECT' ? `--reject-with ${m[1]}` : null) },
   { re: /^CHECKSUM fill/, read: (_m, t) => (t === 'CHECKSUM' ? '--checksum-fill' : null) },
+  { re: /^nflog-(group|size|range|threshold) (\d+)/, read: (m, t) => (t === 'NFLOG' ? `--nflog-${m[1]} ${m[2]}` : null) },
+  { re: /^nflog-prefix ("(?:[^"\\]|\\.)*"|\S+)/, read: (m, t) => (t === 'NFLOG' ? `--nflog-prefix ${m[1]}` : null) },
+  { re: /^CT (notrack)(?=\s|$)/, read: (_m, t) => (t === 'CT' ? '--notrack' : null) },
+  { re: /^CT zone (\d+)/, read: (m, t) => (t === 'CT' ? `--zone ${m[1]}` : null) },
 ];
 
 /** The options of a row's extension text, or a located refusal. */
@@ -228,7 +234,14 @@ export function readListing(text: string): ReadListing {
       protocol === 'all' ? (pNot ? fail(`'${prot.text}': no protocol cannot be negated`, prot.at + 1) : '') : `${pNot}-p ${protocol}`,
       opt.text === '-f' ? '-f' : opt.text === '!f' ? '! -f' : '',
     ];
-    const { matches, targetOptions } = readExtras(line.slice(restAt), target, (why, at) => fail(why, restAt + at + 1));
+    let rest = line.slice(restAt);
+    // iptables-nft lists `-j NOTRACK` as target CT with the text NOTRACK.
+    const notrack = /^(.*?)\s+NOTRACK\s*$/.exec(rest);
+    if (target === 'CT' && notrack) {
+      target = 'NOTRACK';
+      rest = notrack[1];
+    }
+    const { matches, targetOptions } = readExtras(rest, target, (why, at) => fail(why, restAt + at + 1));
     parts.push(...matches);
     if (target) parts.push(`-j ${target}`, ...targetOptions);
     else if (targetOptions.length > 0) fail('target options on a row without a target', restAt + 1);

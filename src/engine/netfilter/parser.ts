@@ -584,7 +584,7 @@ function ruleOutsideTable(line: number, column: number, text: string): EngineErr
 
 const NAT_TARGETS = new Set(['DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT']);
 const FILTER_TARGETS = new Set(['REJECT']);
-const NAT_CHAIN = /^(KUBE-(SVC|SVL|SEP|EXT|FW|XLB|MARK-MASQ|POSTROUTING|PORTALS-|NODEPORT-)|CNI-HOSTPORT-|DOCKER$|FLANNEL-POSTRTG|cali-nat|cali-fip)/;
+const NAT_CHAIN = /^(KUBE-(SVC|SVL|SEP|EXT|FW|XLB|MARK-MASQ|POSTROUTING|PORTALS-|NODEPORT-|LOAD-BALANCER)|CNI-HOSTPORT-|DOCKER$|FLANNEL-POSTRTG|cali-nat|cali-fip)/;
 const FILTER_CHAIN = /^(KUBE-(FORWARD|FIREWALL|EXTERNAL-SERVICES|PROXY-FIREWALL|PROXY-CANARY)|DOCKER-(ISOLATION|USER)|FLANNEL-FWD|cali-(fw|tw|from|to|pro|pri|wl))/;
 
 /** The table a chain's name says it is in (kube-proxy's, Docker's, CNI plugins'), or null. */
@@ -621,7 +621,12 @@ export function inferTable(text: string): { table: string; reason: string } {
       }
       if (FILTER_TARGETS.has(j[1])) filter += 5;
       if (j[1] === 'MARK' && !/KUBE-MARK/.test(chain)) mangle += 1;
+      // A jump to a chain only nat has (kube-proxy's IPVS chains jump to KUBE-MARK-MASQ).
       if (/^KUBE-(SVC|SVL|SEP|EXT|FW|XLB)-/.test(j[1])) nat += 2;
+      if (j[1] === 'KUBE-MARK-MASQ') {
+        nat += 2;
+        if (reasons.length < 1) reasons.push('jumps to KUBE-MARK-MASQ');
+      }
     }
   }
   if (nat > filter && nat >= mangle) return { table: 'nat', reason: `nat chains and targets (${reasons[0] ?? 'KUBE-SVC/SEP chains'})` };
