@@ -8,7 +8,7 @@ import { EngineError, parseRoutes, resolveServiceFrontends } from '../engine/ind
 import type { RouteTable } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import type { CommitOutcome, IdentityNode, SnapshotStore, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
-import { checkError } from './dump-summary.ts';
+import { checkError, rereadFormat } from './dump-summary.ts';
 import type { SummaryJson } from './dump-summary.ts';
 import type { ParsePool } from './parse-pool.ts';
 import { createParsePool } from './parse-pool.ts';
@@ -307,7 +307,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
 
   async function rulesetOf(snapshotId: string, n: StoredNode): Promise<AnyRuleset> {
     const table = (n.summary as SummaryJson).table;
-    return rulesets.get({ sha256: n.sha256, format: n.format, table }, async () => {
+    return rulesets.get({ sha256: n.sha256, format: rereadFormat(n.format, n.summary), table }, async () => {
       const raw = await store.rawRules(snapshotId, n.name);
       if (!raw) throw new AppError('NOT_FOUND', `node ${n.name} not found in snapshot ${snapshotId}`);
       return raw;
