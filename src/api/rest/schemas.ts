@@ -188,7 +188,7 @@ export const traceRequestSchema = {
   $id: 'TraceRequest',
   type: 'object',
   properties: {
-    rules: { type: 'string', description: 'the dump text: iptables-save or iptables -S output' },
+    rules: { type: 'string', description: 'the dump text: iptables-save or iptables -S output, an `iptables -L -n -v` listing of one table, or an nftables ruleset' },
     format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'], default: 'auto' },
     table: {
       type: 'string',
@@ -222,7 +222,7 @@ export const snapshotUploadSchema = {
         properties: {
           name: { type: 'string' },
           addresses: { type: 'array', items: { type: 'string' } },
-          rules: { type: 'string', description: 'iptables-save or iptables -S output' },
+          rules: { type: 'string', description: 'iptables-save or iptables -S output, an `iptables -L -n -v` listing of one table, or an nftables ruleset' },
           format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'] },
           table: { type: 'string', enum: ['raw', 'mangle', 'nat', 'filter', 'security'] },
           routes: {
