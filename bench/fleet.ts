@@ -222,7 +222,9 @@ class ServerProcess {
 
   private constructor(port: number, databaseUrl: string, log: string, private readonly rssLimit: number) {
     this.base = `http://127.0.0.1:${port}`;
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    // BENCH_FLEET_NODE_ARGS: extra flags for the server's node (e.g. --trace-gc), which NODE_OPTIONS refuses.
+    const extra = (process.env.BENCH_FLEET_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    this.child = spawn(process.execPath, [...extra, '--import', 'tsx', 'src/server.ts'], {
       cwd: SERVER_ROOT,
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', SVCPATH_AUTH: 'off' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { EngineError } from '../engine/index.ts';
+import { defaultSource, EngineError, readDestination, readProtocol } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
@@ -31,16 +31,17 @@ const USAGE = `usage:
   URL defaults to $SVCPATH_SERVER or http://localhost:8080; TOKEN to $SVCPATH_TOKEN (sent as a bearer token).
 
   svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--json]
-               what changed from dump A to dump B of one node: where traffic goes, rules, manifests
+               what changed from dump A to dump B of one node: where traffic goes, rules, manifests;
+               exits 0 when nothing changed, 1 when something did, 2 on an error (as diff(1))
 
   svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
                where the rules and the manifests disagree; exits 3 when there is an error finding
 
-  svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT
-                [--from SOURCE] [--protocol tcp|udp|sctp|icmp] [--entry PREROUTING|OUTPUT]
+  svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT | [IPV6]:PORT | DESTINATION --port N
+                [--from SOURCE] [--protocol tcp|udp|sctp|icmp (any case)] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S|nftables] [--table nat] [--in-interface IF]
                 [--out-interface IF] [--routes FILE] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
-  svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME --port NAME|NUMBER [--from SOURCE] …
+  svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME|NAME.NS --port NAME|NUMBER [--from SOURCE] …
                 traces every frontend of the Service port that reaches this node (cluster IPs, its NodePort,
                 load-balancer and external IPs)
 
@@ -48,15 +49,10 @@ const USAGE = `usage:
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
   --routes FILE is the node's \`ip route\` (and/or \`ip -6 route\`) output: it names the interface a
   packet leaves through; without it, an answer that depends on that interface is given per case.
-  Without --from, the packet comes from 203.0.113.10 (outside the cluster).
+  Without --from, the packet comes from 203.0.113.10 (2001:db8::10 for an IPv6 destination),
+  outside the cluster.
 
 ${ADMIN_USAGE}`;
-
-function splitHostPort(text: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new AppError('VALIDATION', `expected DESTINATION:PORT, got '${text}'`);
-  return { host: m[1], port: Number(m[2]) };
-}
 
 async function traceCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -100,8 +96,9 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
       targets.push({ ...f.packet, label: `${values.service} port ${f.servicePort.name || f.servicePort.port} via ${f.frontend} ${f.packet.destination}:${f.packet.port}` });
     }
   } else {
-    const { host, port } = splitHostPort(positionals[0]);
-    targets.push({ destination: host, port, protocol: values.protocol as Protocol });
+    const port = values.port === undefined ? undefined : /^\d+$/.test(values.port) ? Number(values.port) : NaN;
+    if (Number.isNaN(port)) throw new AppError('VALIDATION', `--port must be a number for a trace to an address, got '${values.port}'`);
+    targets.push({ ...readDestination(positionals[0], port), protocol: readProtocol(values.protocol) });
   }
   const results = targets.map((target) => service.trace({
     rules,
@@ -111,7 +108,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
     table: values.table,
     node,
     packet: {
-      source: values.from ?? '203.0.113.10',
+      source: values.from ?? defaultSource(target.destination),
       destination: target.destination,
       port: target.port,
       protocol: target.protocol,
@@ -260,11 +257,13 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
     };
   };
   const result = diffSnapshots(side(positionals[0], values['manifests-a']), side(positionals[1], values['manifests-b']));
+  // As diff(1): 1 when anything changed.
+  const s = result.summary;
+  const changed = s.frontends.added + s.frontends.removed + s.frontends.changed + result.rules.length + result.manifests.length > 0 ? 1 : 0;
   if (values.json) {
     io.out(JSON.stringify(result, null, 2) + '\n');
-    return 0;
+    return changed;
   }
-  const s = result.summary;
   io.out(`frontends: ${s.frontends.added} added, ${s.frontends.removed} removed, ${s.frontends.changed} changed, ${s.frontends.unchanged} unchanged\n`);
   io.out(`endpoints: ${s.endpoints.added} added, ${s.endpoints.removed} removed; verdict changes ${s.verdictChanges}, masquerade changes ${s.masqueradeChanges}, share changes ${s.probabilityChanges}\n`);
   io.out(`rules: ${s.rules.chainsAdded} chains added, ${s.rules.chainsRemoved} removed, ${s.rules.renamed} renamed; ${s.rules.rulesAdded} rules added, ${s.rules.rulesRemoved} removed, ${s.rules.rulesMoved} moved\n`);
@@ -280,7 +279,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   for (const m of result.manifests) {
     io.out(`${m.change} ${m.kind} ${m.name}${m.fields ? `: ${m.fields.map((x) => x.path).join(', ')}` : ''}\n`);
   }
-  return 0;
+  return changed;
 }
 
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
@@ -293,32 +292,66 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   prune: async (args, io) => (await import('./admin.ts')).pruneCommand(args, io),
 };
 
+/** The usage paragraphs of one command: those that begin `svcpath COMMAND`, and the text under them. */
+export function commandUsage(command: string): string {
+  const paragraphs = `${USAGE.replace(/^usage:\n/, '')}\n`.split(/\n\s*\n/);
+  const out: string[] = [];
+  let mine = false;
+  for (const p of paragraphs) {
+    const head = /^\s*svcpath (\S+)/.exec(p);
+    if (head) mine = head[1] === command;
+    if (mine && p.trim()) out.push(p.replace(/\s+$/, ''));
+  }
+  return `usage:\n${out.join('\n\n')}\n\n${EXIT_CODES}`;
+}
+
+const EXIT_CODES = `exit codes: 0 done; 1 an error (bad input, server unreachable); 2 bad usage.
+  svcpath diff: 0 no change, 1 changes, 2 an error (as diff(1)). svcpath audit: 3 when a finding is an error.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-V' || command === 'version') {
+    io.out(`svcpath ${version()}\n`);
+    return 0;
+  }
   const run = command ? COMMANDS[command] : undefined;
   if (!run) {
-    io.err(USAGE);
-    return command === '--help' || command === 'help' ? 0 : 2;
+    const asked = command === '--help' || command === '-h' || command === 'help';
+    if (asked) io.out(`${USAGE}\n${EXIT_CODES}`);
+    else io.err(`${command ? `svcpath: unknown command '${command}'\n` : ''}${USAGE}`);
+    return asked ? 0 : 2;
   }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(commandUsage(command));
+    return 0;
+  }
+  // diff(1)'s convention: 1 says "they differ", so an error is 2.
+  const failed = command === 'diff' ? 2 : 1;
   try {
     return await run(rest, io);
   } catch (e) {
     if (e instanceof AppError || e instanceof EngineError) {
       const excerpt = e instanceof EngineError ? e.excerpt() : (e.details.excerpt as string | undefined);
       io.err(`svcpath: ${e.message}\n${excerpt ? excerpt + '\n' : ''}`);
-      return 1;
+      return failed;
     }
     if (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`svcpath: ${e.message}\n${USAGE}`);
+      io.err(`svcpath: ${e.message}\n${commandUsage(command)}`);
       return 2;
     }
     if (e instanceof TypeError && e.message === 'fetch failed') {
       io.err(`svcpath: cannot reach the server: ${(e.cause as Error | undefined)?.message ?? e.message}\n`);
-      return 1;
+      return failed;
     }
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       io.err(`svcpath: ${(e as Error).message}\n`);
-      return 1;
+      return failed;
     }
     throw e;
   }

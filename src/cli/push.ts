@@ -165,9 +165,19 @@ interface SnapshotAnswer {
     readonly id: string;
     readonly cluster: string;
     readonly version: number;
-    readonly nodes: readonly { readonly name: string; readonly rules: number; readonly diagnostics?: readonly unknown[] }[];
+    readonly nodes: readonly { readonly name: string; readonly rules: number; readonly diagnostics?: readonly Diagnostic[] }[];
   };
 }
+
+interface Diagnostic {
+  readonly severity?: string;
+  readonly code?: string;
+  readonly message?: string;
+  readonly line?: number;
+}
+
+/** The notes the server made on a node's dump, shown rather than counted (the first ten). */
+const NOTES_SHOWN = 10;
 
 function printSnapshot(text: string, json: boolean, io: Io): void {
   if (json) {
@@ -177,8 +187,12 @@ function printSnapshot(text: string, json: boolean, io: Io): void {
   const { created, snapshot: s } = JSON.parse(text) as SnapshotAnswer;
   io.out(`${created ? 'created' : 'already stored'}: ${s.cluster} version ${s.version} (${s.id})\n`);
   for (const n of s.nodes) {
-    const notes = n.diagnostics?.length ?? 0;
-    io.out(`  ${n.name}: ${n.rules} rules${notes ? `, ${notes} notes` : ''}\n`);
+    const notes = n.diagnostics ?? [];
+    io.out(`  ${n.name}: ${n.rules} rules${notes.length ? `, ${notes.length} note${notes.length === 1 ? '' : 's'}:` : ''}\n`);
+    for (const d of notes.slice(0, NOTES_SHOWN)) {
+      io.out(`    ${d.severity ?? 'note'}${d.line ? ` (line ${d.line})` : ''}: ${d.message ?? d.code ?? ''}\n`);
+    }
+    if (notes.length > NOTES_SHOWN) io.out(`    … and ${notes.length - NOTES_SHOWN} more (--json lists them all)\n`);
   }
 }
 
@@ -194,6 +208,11 @@ interface NodeAnswer {
 }
 
 export async function push(o: PushOptions, io: Io): Promise<number> {
+  for (const n of o.nodes) {
+    if (n.addresses.length === 0) {
+      io.err(`svcpath: warning: node ${n.name} has no address (--node-ip ${n.name}=IP): only 127.0.0.0/8 will count as its own, so traces will not recognise its NodePorts on its addresses\n`);
+    }
+  }
   const sources = openSources([
     ...o.nodes.map((n) => n.file), ...o.nodes.flatMap((n) => (n.routes !== undefined ? [n.routes] : [])), ...(o.manifests !== undefined ? [o.manifests] : []),
   ]);

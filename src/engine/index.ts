@@ -10,7 +10,7 @@ export { compiledRuleCount, sharedRuleCount } from './trace/compile.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';
 export {
-  ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends,
+  ChainNameIndex, ClusterModel, describeTrace, kubeProxyChainName, readClusterModel, resolveServiceFrontends, serviceKey,
 } from './kube/index.ts';
 export { CHECKS, NodeByNodeAudit, runAudit } from './checks/index.ts';
 export { formatOf, isNftables, parseRules, readRules, requireIptables, rulesCompiled, tableCounts, traceRules } from './rules.ts';
@@ -24,6 +24,8 @@ export type {
   NftRuleset, NftTable, NftChain, NftRule, NftSet, NftSetElement, NftStatement, NftExpr, NftFamily, NftSourceForm, NftBaseChainSpec,
 } from './nftables/ast.ts';
 export type { PacketSpec, Protocol, Entry } from './trace/packet.ts';
+export { defaultSource, PROTOCOLS, readDestination, readPacket, readProtocol, splitDestination } from './trace/packet-input.ts';
+export type { PacketInput } from './trace/packet-input.ts';
 export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, TraceRequest, Verdict, Delivery } from './trace/tracer.ts';
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
 export type { AuditInput, Finding } from './checks/types.ts';

@@ -4,10 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { AnyRuleset, DiffResult, FormatOption, Protocol } from '../engine/index.ts';
-import { EngineError, parseRoutes, resolveServiceFrontends } from '../engine/index.ts';
+import { defaultSource, EngineError, parseRoutes, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
 import type { RouteTable } from '../engine/index.ts';
+import { clipMessage } from '../engine/errors.ts';
 import { AppError } from '../app-error.ts';
 import type { CommitOutcome, IdentityNode, SnapshotStore, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
+import { isUuid } from '../store/snapshot-store.ts';
 import { checkError, rereadFormat } from './dump-summary.ts';
 import type { SummaryJson } from './dump-summary.ts';
 import type { ParsePool } from './parse-pool.ts';
@@ -26,8 +28,15 @@ import type {
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
-const DEFAULT_SOURCE = '203.0.113.10';
-const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
+/** A packet read from what the caller wrote: its errors are the caller's (400). */
+function packetInput<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof EngineError) throw new AppError('BAD_PACKET', e.message);
+    throw e;
+  }
+}
 
 function sha256(data: string | Buffer): Buffer {
   return createHash('sha256').update(data).digest();
@@ -160,7 +169,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
   // delete (here, or on another instance within the time to live) makes an entry stale.
   const metaTtlMs = deps.metadataTtlMs ?? 60_000;
   const metadata = new Map<string, { at: number; snapshot: StoredSnapshot; nodes: StoredNode[] }>();
-  async function snapshotWithStoredNodes(id: string): Promise<{ snapshot: StoredSnapshot; nodes: StoredNode[] }> {
+  async function snapshotWithStoredNodes(ref: string): Promise<{ snapshot: StoredSnapshot; nodes: StoredNode[] }> {
+    const id = await resolveId(ref);
     const hit = metadata.get(id);
     if (hit && performance.now() - hit.at < metaTtlMs) return hit;
     const snapshot = await mustGet(id);
@@ -323,10 +333,33 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     };
   }
 
-  async function mustGet(id: string): Promise<StoredSnapshot> {
-    const s = await store.snapshot(id);
-    if (!s) throw new AppError('NOT_FOUND', `snapshot ${id} not found`);
+  /**
+   * A snapshot by its id, or by reference: `cluster@latest`, `cluster@12` (version 12), or
+   * `cluster@2026-12-01T10:00:00Z` (the latest stored at or before that time).
+   */
+  async function mustGet(ref: string): Promise<StoredSnapshot> {
+    const s = isUuid(ref) ? await store.snapshot(ref) : await byReference(ref);
+    if (!s) throw new AppError('NOT_FOUND', `snapshot ${ref} not found`);
     return s;
+  }
+
+  async function byReference(ref: string): Promise<StoredSnapshot | null> {
+    const at = ref.lastIndexOf('@');
+    if (at <= 0) return null;
+    const cluster = ref.slice(0, at);
+    const which = ref.slice(at + 1);
+    if (which === 'latest') return store.findSnapshot(cluster, 'latest');
+    if (/^\d{1,9}$/.test(which)) return store.findSnapshot(cluster, { version: Number(which) });
+    const time = /^\d{4}-\d{2}-\d{2}/.test(which) ? new Date(which) : null;
+    if (!time || Number.isNaN(time.getTime())) {
+      throw new AppError('VALIDATION', `snapshot reference '${clipMessage(ref, 120)}': after '@' give latest, a version number, or an ISO 8601 time such as 2026-12-01T10:00:00Z`);
+    }
+    return store.findSnapshot(cluster, { at: time });
+  }
+
+  /** The id a snapshot id or reference stands for now (a reference such as cluster@latest moves on). */
+  async function resolveId(ref: string): Promise<string> {
+    return isUuid(ref) ? ref : (await mustGet(ref)).id;
   }
 
   return {
@@ -443,8 +476,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     },
 
     async trace(id, q: StoredTraceQuery) {
-      const protocol = q.protocol ?? 'tcp';
-      if (!PROTOCOLS.includes(protocol)) throw new AppError('VALIDATION', `protocol must be one of ${PROTOCOLS.join(', ')}`);
+      const protocol = packetInput(() => readProtocol(q.protocol));
       if (q.entry !== undefined && q.entry !== 'PREROUTING' && q.entry !== 'OUTPUT') {
         throw new AppError('VALIDATION', "entry must be 'PREROUTING' or 'OUTPUT'");
       }
@@ -470,10 +502,11 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
           ...(f.node ? { onlyNode: f.node } : {}),
         }));
       } else {
-        if (q.destination === undefined || q.port === undefined || typeof q.port !== 'number') {
-          throw new AppError('VALIDATION', 'give destination and port, or service and port');
+        if (q.destination === undefined || typeof q.port === 'string') {
+          throw new AppError('VALIDATION', 'give destination (ip:port, or ip and port), or service and port');
         }
-        targets = [{ destination: q.destination, port: q.port, protocol }];
+        const { destination, port } = packetInput(() => readDestination(q.destination!, q.port as number | undefined));
+        targets = [{ destination, port, protocol }];
       }
       const results: NodeTrace[] = [];
       for (const target of targets) {
@@ -482,7 +515,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
           const rs = await rulesetOf(s.id, n);
           const routes = await routesOf(s.id, n);
           const raw = traceService.traceRuleset(rs, { name: n.name, addresses: n.addresses }, {
-            source: q.source ?? DEFAULT_SOURCE,
+            source: q.source ?? defaultSource(target.destination),
             destination: target.destination,
             port: target.port,
             protocol: target.protocol,
@@ -505,7 +538,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       return { snapshot: s.id, results };
     },
 
-    async audit(id) {
+    async audit(ref) {
+      const id = await resolveId(ref);
       const hit = audits.get(id);
       if (hit) return hit;
       const { snapshot: s, nodes } = await snapshotWithStoredNodes(id);
@@ -520,8 +554,9 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       return report;
     },
 
-    async diff(q) {
-      if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > 1000) throw new AppError('VALIDATION', 'limit must be from 1 to 1000');
+    async diff(asked) {
+      if (!Number.isInteger(asked.limit) || asked.limit < 1 || asked.limit > 1000) throw new AppError('VALIDATION', 'limit must be from 1 to 1000');
+      const q = { ...asked, from: await resolveId(asked.from), to: await resolveId(asked.to) };
       const key = `${q.from}|${q.to}|${q.node ?? ''}`;
       let pending = diffs.get(key);
       if (!pending) {

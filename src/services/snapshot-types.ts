@@ -110,7 +110,7 @@ export interface Page<T> {
 }
 
 export interface StoredTraceQuery {
-  /** With port: the packet's destination. Or give `service` instead. */
+  /** The packet's destination: ip (with port), ip:port or [ipv6]:port. Or give `service` instead. */
   readonly destination?: string;
   /** The destination port; with `service`, the Service port's name or number. */
   readonly port?: number | string;
@@ -118,8 +118,9 @@ export interface StoredTraceQuery {
   readonly service?: string;
   /** The Service port name or number (when `port` is the destination port of a packet). */
   readonly servicePort?: string | number;
-  readonly protocol?: Protocol;
-  /** Default: 203.0.113.10, an address outside any cluster. */
+  /** tcp, udp, sctp or icmp, in any case. */
+  readonly protocol?: string;
+  /** Default: 203.0.113.10 (2001:db8::10 for an IPv6 destination), outside any cluster. */
   readonly source?: string;
   /** One node, or every node of the snapshot when absent. */
   readonly node?: string;

@@ -3,8 +3,8 @@
  * complete a kube-proxy iptables fragment, and trace one packet.
  */
 import { createHash } from 'node:crypto';
-import type { AnyRuleset, FormatOption, PacketSpec, RouteTable, TraceResult } from '../engine/index.ts';
-import { parseRoutes, readRules, traceRules } from '../engine/index.ts';
+import type { AnyRuleset, FormatOption, PacketInput, PacketSpec, RouteTable, TraceResult } from '../engine/index.ts';
+import { parseRoutes, readPacket, readRules, traceRules } from '../engine/index.ts';
 import { toAppError } from '../app-error.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
 import type { ManifestLimits } from './manifests.ts';
@@ -14,7 +14,8 @@ export interface TraceInput {
   readonly format?: FormatOption;
   readonly table?: string;
   readonly node: { readonly name?: string; readonly addresses: readonly string[] };
-  readonly packet: PacketSpec;
+  /** Protocol in any case; the port apart or in the destination (`ip:port`, `[ipv6]:port`); source optional. */
+  readonly packet: PacketInput;
   /** `kubectl get … -o json|yaml` output: names pods (and Services without comments) in the answer. */
   readonly manifests?: string;
   /** `ip route` / `ip -6 route` output: names the interface a packet leaves through. */
@@ -64,12 +65,14 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
       const meaning = input.manifests !== undefined ? readMeaning(input.manifests, options.limits) : null;
       const rs = service.ruleset(input.rules, input.format, input.table);
       let routes: RouteTable | undefined;
+      let packet: PacketSpec;
       try {
         routes = input.routes !== undefined ? parseRoutes(input.routes) : undefined;
+        packet = readPacket(input.packet);
       } catch (e) {
-        rethrow(e);
+        return rethrow(e);
       }
-      const result = annotate(service.traceRuleset(rs, input.node, input.packet, routes), meaning, input.node.addresses);
+      const result = annotate(service.traceRuleset(rs, input.node, packet, routes), meaning, input.node.addresses);
       return { node: input.node, ...result };
     },
   };

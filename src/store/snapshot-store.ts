@@ -127,6 +127,8 @@ export interface SnapshotStore {
   /** Newest first; `beforeVersion` excludes that version and newer. */
   snapshots(cluster: string, limit: number, beforeVersion: number | null): Promise<StoredSnapshot[]>;
   snapshot(id: string): Promise<StoredSnapshot | null>;
+  /** A cluster's snapshot by version, the latest, or the latest stored at or before `at`. */
+  findSnapshot(cluster: string, which: { version: number } | { at: Date } | 'latest'): Promise<StoredSnapshot | null>;
   nodesOf(snapshotIds: readonly string[]): Promise<Map<string, StoredNode[]>>;
   rawRules(snapshotId: string, node: string): Promise<Buffer | null>;
   /** The node's routes as uploaded, or null when the node has none (or is not there). */
@@ -380,6 +382,16 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
     async snapshot(id) {
       if (!isUuid(id)) return null;
       const r = await prisma.snapshot.findUnique({ where: { id }, select: snapshotSelect });
+      return r ? toSnapshot(r) : null;
+    },
+
+    async findSnapshot(cluster, which) {
+      const where = which === 'latest' ? {} : 'version' in which ? { version: which.version } : { createdAt: { lte: which.at } };
+      const r = await prisma.snapshot.findFirst({
+        where: { cluster: { name: cluster }, ...where },
+        orderBy: { version: 'desc' },
+        select: snapshotSelect,
+      });
       return r ? toSnapshot(r) : null;
     },
 

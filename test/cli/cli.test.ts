@@ -78,3 +78,49 @@ test('svcpath trace --routes decides the output interface; without it the shares
   assert.doesNotMatch(routed.out, /CASE/);
   assert.match(routed.out, /100%\s+ACCEPT\s+93\.184\.216\.34:443\s+yes\s+forward via eth0/);
 });
+
+test('svcpath trace takes the port apart from the destination and the protocol in any case', async () => {
+  const joined = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '--from', '10.42.0.9', '10.43.250.102:80', '--json']);
+  const apart = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '--from', '10.42.0.9', '10.43.250.102', '--port', '80', '--protocol', 'TCP', '--json']);
+  assert.equal(apart.code, 0, apart.err);
+  assert.deepEqual(JSON.parse(apart.out), JSON.parse(joined.out));
+  const clash = await run(['trace', '--rules', nodeport, '--node-ip', '10.32.11.62', '10.43.250.102:80', '--port', '443']);
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.err, /names port 80 but port 443 was given/);
+});
+
+test('--help and -h on every command print its usage and exit 0; --version prints the version', async () => {
+  for (const command of ['trace', 'diff', 'audit', 'push', 'token', 'prune']) {
+    for (const flag of ['--help', '-h']) {
+      const r = await run([command, flag]);
+      assert.equal(r.code, 0, `${command} ${flag}: ${r.err}`);
+      assert.match(r.out, new RegExp(`svcpath ${command}`), `${command} ${flag}`);
+      assert.match(r.out, /exit codes:/);
+      for (const other of ['trace', 'diff', 'audit', 'push', 'prune'].filter((c) => c !== command)) {
+        assert.doesNotMatch(r.out, new RegExp(`^\\s*svcpath ${other} `, 'm'), `${command} ${flag} shows ${other}`);
+      }
+    }
+  }
+  const all = await run(['--help']);
+  assert.equal(all.code, 0);
+  assert.match(all.out, /svcpath trace/);
+  const version = await run(['--version']);
+  assert.equal(version.code, 0);
+  assert.match(version.out, /^svcpath \d+\.\d+\.\d+\n$/);
+  const unknown = await run(['frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.err, /unknown command 'frobnicate'/);
+});
+
+test('svcpath diff exits as diff(1) does: 0 no change, 1 changes, 2 an error', async () => {
+  const clusterip = join(FIXTURES, 'k3s-blog', 'clusterip.iptables-S.txt');
+  assert.equal((await run(['diff', nodeport, nodeport])).code, 0);
+  assert.equal((await run(['diff', nodeport, nodeport, '--json'])).code, 0);
+  const changed = await run(['diff', clusterip, nodeport]);
+  assert.equal(changed.code, 1, changed.err);
+  assert.match(changed.out, /frontends: /);
+  assert.equal((await run(['diff', clusterip, nodeport, '--json'])).code, 1);
+  const bad = await run(['diff', join(FIXTURES, 'malformed', 'cut-inside.iptables-save.txt'), nodeport]);
+  assert.equal(bad.code, 2);
+  assert.equal((await run(['diff', '/nonexistent/a', nodeport])).code, 2);
+});

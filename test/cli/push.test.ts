@@ -1,6 +1,9 @@
 /** `svcpath push` against a real server on a loopback port, backed by a throwaway database. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import { createTestApp } from '../api/helpers.ts';
@@ -72,4 +75,17 @@ test('push sends each node\'s routes with its rules (--node-routes NAME=FILE, --
   const stray = await run(['push', '--server', server, '--cluster', 'x', '--node', `n1=${mesos}`, '--node-routes', `n2=${routes}`]);
   assert.equal(stray.code, 1);
   assert.match(stray.err, /--node-routes names node 'n2' but no --node n2=FILE is given/);
+});
+
+test('push shows the notes the server made on a dump and warns about a node without an address', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'svcpath-push-'));
+  // Pasted without its table header: read as nat, with a note saying so.
+  const headerless = join(dir, 'fragment.txt');
+  await writeFile(headerless, readFileSync(clusterip, 'utf8').split('\n').filter((l) => l.startsWith('-A ')).join('\n') + '\n');
+  const r = await run(['push', '--server', server, '--cluster', 'notes', '--node', `n1=${headerless}`]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /warning: node n1 has no address/);
+  assert.match(r.out, /n1: \d+ rules, \d+ notes?:\n {4}\S+/);
+  assert.doesNotMatch(r.out, /\d+ notes\n/);
+  await rm(dir, { recursive: true, force: true });
 });

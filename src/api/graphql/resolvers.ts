@@ -7,7 +7,8 @@
 import type { IResolvers } from 'mercurius';
 import { GraphQLScalarType, Kind } from 'graphql';
 import { AppError } from '../../app-error.ts';
-import { clipMessage } from '../../engine/errors.ts';
+import { clipMessage, EngineError } from '../../engine/errors.ts';
+import { readProtocol } from '../../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
 import type {
   ClusterView, NodeTrace, NodeUpload, SnapshotService, SnapshotUpload, SnapshotView, SnapshotWithNodes, StoredTraceQuery,
@@ -15,7 +16,6 @@ import type {
 import { KNOWN_NODES } from './loaders.ts';
 import type { SnapshotParent } from './loaders.ts';
 
-const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
 const ENTRIES: readonly Entry[] = ['PREROUTING', 'OUTPUT'];
 const FORMATS: readonly FormatOption[] = ['auto', 'iptables-save', 'iptables-S', 'nftables'];
 const MAX_PAGE = 100;
@@ -28,7 +28,7 @@ interface SnapshotsArgs {
 
 interface TraceArgs {
   readonly destination?: string | null;
-  readonly port: number | string;
+  readonly port?: number | string | null;
   readonly service?: string | null;
   readonly protocol?: string | null;
   readonly source?: string | null;
@@ -53,6 +53,16 @@ interface SnapshotInput {
   readonly manifests?: string | null;
 }
 
+/** tcp, udp, sctp or icmp in any case, as the service reads it: refused here with the field's error. */
+function protocolArg(value: string): Protocol {
+  try {
+    return readProtocol(value);
+  } catch (e) {
+    if (e instanceof EngineError) throw new AppError('VALIDATION', e.message);
+    throw e;
+  }
+}
+
 function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
   if (!(allowed as readonly string[]).includes(value)) {
     throw new AppError('VALIDATION', `${what} must be one of ${allowed.join(', ')} (got '${clipMessage(value, 80)}')`);
@@ -67,6 +77,35 @@ function port(value: number, what: string): number {
 
 function isNotFound(e: unknown): boolean {
   return e instanceof AppError && e.code === 'NOT_FOUND';
+}
+
+interface SnapshotArgs {
+  readonly id?: string | null;
+  readonly cluster?: string | null;
+  readonly version?: number | null;
+  readonly at?: string | null;
+}
+
+/** The id or reference (`cluster@latest`, `cluster@12`, `cluster@TIME`) that the arguments of `snapshot` name. */
+function snapshotReference(args: SnapshotArgs): string {
+  const given = [args.id, args.cluster].filter((x) => x != null).length;
+  if (given !== 1) throw new AppError('VALIDATION', 'snapshot: give id, or cluster (with version or at, or neither for its latest)');
+  if (args.version != null && args.at != null) throw new AppError('VALIDATION', 'snapshot: give version or at, not both');
+  if (args.id != null) {
+    if (args.version != null || args.at != null) throw new AppError('VALIDATION', 'snapshot: version and at go with cluster, not id');
+    return args.id;
+  }
+  return `${args.cluster}@${args.version ?? args.at ?? 'latest'}`;
+}
+
+/** The snapshot, or null when there is none. */
+async function snapshotBy(service: SnapshotService, ref: string): Promise<SnapshotParent | null> {
+  try {
+    return withKnownNodes(await service.get(ref));
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
+  }
 }
 
 /** A snapshot whose nodes are already in hand, so the nodes loader need not fetch them. */
@@ -126,21 +165,22 @@ async function snapshotConnection(service: SnapshotService, args: SnapshotsArgs)
 
 function traceQuery(args: TraceArgs): StoredTraceQuery {
   if (args.service != null) {
+    if (args.port == null) throw new AppError('VALIDATION', "a trace by service needs port: the Service port's name or number");
     return {
       service: args.service,
       servicePort: args.port,
-      ...(args.protocol != null ? { protocol: oneOf(args.protocol, PROTOCOLS, 'protocol') } : {}),
+      ...(args.protocol != null ? { protocol: protocolArg(args.protocol) } : {}),
       ...(args.source != null ? { source: args.source } : {}),
       ...(args.node != null ? { node: args.node } : {}),
       ...(args.entry != null ? { entry: oneOf(args.entry, ENTRIES, 'entry') } : {}),
     };
   }
-  if (args.destination == null) throw new AppError('VALIDATION', 'give destination and port, or service and port');
-  if (typeof args.port !== 'number') throw new AppError('VALIDATION', `port must be a number for a trace to an address (got '${args.port}')`);
+  if (args.destination == null) throw new AppError('VALIDATION', 'give destination (ip:port, or ip and port), or service and port');
+  if (typeof args.port === 'string') throw new AppError('VALIDATION', `port must be a number for a trace to an address (got '${args.port}')`);
   return {
     destination: args.destination,
-    port: port(args.port, 'port'),
-    ...(args.protocol != null ? { protocol: oneOf(args.protocol, PROTOCOLS, 'protocol') } : {}),
+    ...(args.port != null ? { port: port(args.port, 'port') } : {}),
+    ...(args.protocol != null ? { protocol: protocolArg(args.protocol) } : {}),
     ...(args.source != null ? { source: args.source } : {}),
     ...(args.node != null ? { node: args.node } : {}),
     ...(args.entry != null ? { entry: oneOf(args.entry, ENTRIES, 'entry') } : {}),
@@ -199,14 +239,8 @@ export function createResolvers(service: SnapshotService): IResolvers {
         }),
       clusters: () => service.listClusters(),
       snapshots: (_: unknown, args: SnapshotsArgs) => snapshotConnection(service, args),
-      snapshot: async (_: unknown, { id }: { id: string }) => {
-        try {
-          return withKnownNodes(await service.get(id));
-        } catch (e) {
-          if (isNotFound(e)) return null;
-          throw e;
-        }
-      },
+      cluster: async (_: unknown, { name }: { name: string }) => (await service.listClusters()).find((c) => c.name === name) ?? null,
+      snapshot: (_: unknown, args: SnapshotArgs) => snapshotBy(service, snapshotReference(args)),
     },
     Mutation: {
       createSnapshot: async (_: unknown, args: { cluster: string; input: SnapshotInput }) => {
@@ -225,6 +259,8 @@ export function createResolvers(service: SnapshotService): IResolvers {
     },
     Cluster: {
       snapshotCount: (c: ClusterView) => c.snapshots,
+      latest: (c: ClusterView) => (c.latest ? snapshotBy(service, c.latest.id) : null),
+      snapshot: (c: ClusterView, args: Omit<SnapshotArgs, 'id' | 'cluster'>) => snapshotBy(service, snapshotReference({ ...args, cluster: c.name })),
     },
     Snapshot: {
       labels: (s: SnapshotView) =>

@@ -3,7 +3,7 @@
  * not, saying which part is down: `database` (`ok`/`down`) and, with the embedded PostgreSQL,
  * `embedded` (`running`, `restarting`, `failed`, `stopped`).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LogLevel } from 'fastify';
 import { RETRY_AFTER_SECONDS } from '../../app-error.ts';
 
 /** What a failed ping may say in its error's `details` (the store's DatabaseDownError). */
@@ -24,7 +24,10 @@ export async function healthRoutes(
   app: FastifyInstance,
   opts: { ping?: () => Promise<void> },
 ): Promise<void> {
+  // Probes come every few seconds: their request lines show only when the server logs at debug.
+  const quiet: LogLevel = app.log.level === 'debug' || app.log.level === 'trace' ? app.log.level as LogLevel : 'warn';
   app.get('/health', {
+    logLevel: quiet,
     schema: {
       tags: ['health'],
       operationId: 'health',

@@ -156,11 +156,11 @@ export const packetSchema = {
   type: 'object',
   description: 'The first packet of a new connection.',
   properties: {
-    source: { type: 'string', description: 'source IP' },
-    destination: { type: 'string', description: 'destination IP' },
-    port: { type: 'integer', minimum: 0, maximum: 65535, description: 'destination port' },
+    source: { type: 'string', description: "source IP; default 203.0.113.10, or 2001:db8::10 for an IPv6 destination (outside any cluster)" },
+    destination: { type: 'string', description: 'destination: ip, ip:port or [ipv6]:port' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, description: 'destination port, unless the destination names it' },
     sourcePort: { type: 'integer', minimum: 0, maximum: 65535 },
-    protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'], default: 'tcp' },
+    protocol: { type: 'string', description: 'tcp, udp, sctp or icmp, in any case (TCP as Kubernetes writes it)', default: 'tcp' },
     entry: {
       type: 'string',
       enum: ['PREROUTING', 'OUTPUT'],
@@ -169,7 +169,7 @@ export const packetSchema = {
     inInterface: { type: 'string' },
     outInterface: { type: 'string' },
   },
-  required: ['source', 'destination', 'port'],
+  required: ['destination'],
   additionalProperties: false,
 } as const;
 

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, isDatabaseUnavailable } from '../../app-error.ts';
-import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
+import type { Entry, FormatOption } from '../../engine/index.ts';
 import type { CreateResult, SnapshotService, SnapshotUpload } from '../../services/snapshot-types.ts';
 
 const problem = { $ref: 'Problem#' };
@@ -211,12 +211,52 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
     },
   });
 
+  app.get('/v1/clusters/:cluster/snapshots/latest', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'getLatestSnapshot',
+      summary: "A cluster's latest snapshot, or the latest at a time",
+      description: 'With `at`, the snapshot that was the latest at that time: "which pod did it reach yesterday at 10:00". Wherever a snapshot id is taken (`/v1/snapshots/{id}/…`, `from` and `to` of a diff, GraphQL `snapshot(id:)`), a reference works too: `CLUSTER@latest`, `CLUSTER@VERSION` or `CLUSTER@TIME`.',
+      params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
+      querystring: {
+        type: 'object',
+        properties: { at: { type: 'string', format: 'date-time', description: 'ISO 8601, e.g. 2026-12-01T10:00:00Z' } },
+        additionalProperties: false,
+      },
+      response: { 200: { $ref: 'Snapshot#' }, ...errors },
+    },
+    handler: async (request) => {
+      const { cluster } = request.params as { cluster: string };
+      const { at } = request.query as { at?: string };
+      return service.get(`${cluster}@${at ?? 'latest'}`);
+    },
+  });
+
+  app.get('/v1/clusters/:cluster/snapshots/:version', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'getSnapshotVersion',
+      summary: "A cluster's snapshot by version",
+      params: {
+        type: 'object',
+        properties: { cluster: { type: 'string' }, version: { type: 'integer', minimum: 1 } },
+        required: ['cluster', 'version'],
+      },
+      response: { 200: { $ref: 'Snapshot#' }, ...errors },
+    },
+    handler: async (request) => {
+      const { cluster, version } = request.params as { cluster: string; version: number };
+      return service.get(`${cluster}@${version}`);
+    },
+  });
+
   app.get('/v1/snapshots/:id', {
     schema: {
       tags: ['snapshots'],
       operationId: 'getSnapshot',
       summary: 'One snapshot with its nodes',
-      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      description: 'By id, or by reference: `CLUSTER@latest`, `CLUSTER@VERSION`, `CLUSTER@TIME` (ISO 8601: the latest snapshot at that time).',
+      params: { type: 'object', properties: { id: { type: 'string', description: 'a snapshot id, or CLUSTER@latest, CLUSTER@VERSION, CLUSTER@TIME' } }, required: ['id'] },
       response: { 200: { $ref: 'Snapshot#' }, ...errors },
     },
     handler: async (request) => service.get((request.params as { id: string }).id),
@@ -299,28 +339,28 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       querystring: {
         type: 'object',
         properties: {
-          destination: { type: 'string', description: 'the packet\'s destination address (or give service)' },
-          port: { type: 'string', pattern: '^[0-9]+$|^[a-z0-9]([a-z0-9-]*[a-z0-9])?$', description: 'destination port; with service, the Service port\'s number or name' },
+          destination: { type: 'string', description: 'the packet\'s destination: ip (and give port), ip:port or [ipv6]:port; or give service' },
+          port: { type: 'string', pattern: '^[0-9]+$|^[a-z0-9]([a-z0-9-]*[a-z0-9])?$', description: 'destination port, unless destination names it; with service, the Service port\'s number or name' },
           service: { type: 'string', description: 'ns/name: trace every frontend of this Service port on every node (needs manifests)' },
-          protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp', 'icmp'] },
-          source: { type: 'string', description: 'default 203.0.113.10 (outside the cluster)' },
+          protocol: { type: 'string', description: 'tcp (default), udp, sctp or icmp, in any case' },
+          source: { type: 'string', description: 'default 203.0.113.10, or 2001:db8::10 for an IPv6 destination (outside the cluster)' },
           node: { type: 'string', description: 'default: every node of the snapshot' },
           entry: { type: 'string', enum: ['PREROUTING', 'OUTPUT'] },
           sourcePort: { type: 'integer', minimum: 0, maximum: 65535 },
           inInterface: { type: 'string' },
         },
-        required: ['port'],
         additionalProperties: false,
       },
       response: { 200: { $ref: 'SnapshotTrace#' }, ...errors },
     },
     handler: async (request) => {
       const q = request.query as {
-        destination?: string; port: string; service?: string; protocol?: Protocol; source?: string; node?: string; entry?: Entry;
+        destination?: string; port?: string; service?: string; protocol?: string; source?: string; node?: string; entry?: Entry;
         sourcePort?: number; inInterface?: string;
       };
-      const port = /^\d+$/.test(q.port) ? Number(q.port) : q.port;
-      if (q.service === undefined && typeof port !== 'number') {
+      const port = q.port === undefined ? undefined : /^\d+$/.test(q.port) ? Number(q.port) : q.port;
+      if (q.service !== undefined && port === undefined) throw new AppError('VALIDATION', 'a trace by service needs port: the Service port\'s name or number');
+      if (q.service === undefined && typeof port === 'string') {
         throw new AppError('VALIDATION', 'port must be a number when tracing to a destination address (a port name goes with service)');
       }
       if (typeof port === 'number' && port > 65535) throw new AppError('VALIDATION', 'port must be from 0 to 65535');

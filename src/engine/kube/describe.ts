@@ -453,14 +453,26 @@ export interface ServiceFrontend {
  * (`nodes`, or the model's Nodes' InternalIP/ExternalIP addresses when not given). `port` is a
  * port name, or a port number (number or digits); a port number shared by TCP and UDP gives both.
  */
+/**
+ * A Service as people name it, as the model keys it ("ns/name"): `ns/name`, or its DNS name
+ * `name.ns`, `name.ns.svc` or `name.ns.svc.<cluster domain>` (names and namespaces hold no dots).
+ */
+export function serviceKey(text: string): string {
+  const t = text.trim();
+  if (t.includes('/')) return t;
+  const dns = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.svc(\..+)?)?\.?$/.exec(t);
+  return dns ? `${dns[3]}/${dns[1]}` : t;
+}
+
 export function resolveServiceFrontends(
   model: ClusterModel,
   service: string,
   port: string | number,
   nodes?: readonly NodeSpec[],
 ): ServiceFrontend[] {
-  const svc = model.services.get(service);
-  if (!svc) throw new EngineError('BAD_PACKET', `Service ${service} is not in the manifests`);
+  const key = serviceKey(service);
+  const svc = model.services.get(key);
+  if (!svc) throw new EngineError('BAD_PACKET', `Service ${key} is not in the manifests`);
   const byName = typeof port === 'string' ? svc.ports.filter((p) => p.name === port) : [];
   const ports = byName.length > 0
     ? byName

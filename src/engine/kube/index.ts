@@ -8,7 +8,7 @@ export { ClusterModel, canonicalIP } from './model.ts';
 export {
   ChainNameIndex, decodeChainName, endpointString, kubeProxyChainName, servicePortNameString, splitChainName,
 } from './chain-names.ts';
-export { parseServicePortName, resolveServiceFrontends } from './describe.ts';
+export { parseServicePortName, resolveServiceFrontends, serviceKey } from './describe.ts';
 export { describeTrace } from './describe-any.ts';
 export { decodeNftChainName, nftChainName } from './nft-chain-names.ts';
 export { base32, sha256, toHex, utf8 } from './sha256.ts';

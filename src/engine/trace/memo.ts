@@ -7,7 +7,7 @@
  * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
  */
 import type { Ruleset } from '../netfilter/ast.ts';
-import { ruleLineAt } from '../netfilter/rule.ts';
+import { ruleCount, ruleLineAt } from '../netfilter/rule.ts';
 import { ownCopy } from '../text.ts';
 import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep } from './tracer.ts';
 import { dependenciesHold, newDependencies, trace } from './tracer.ts';
@@ -22,8 +22,9 @@ function moveStep<T extends { table: string; chain: string; index: number; line:
   const chain = rs.tables.get(s.table)?.chains.get(s.chain);
   if (!chain) return s;
   if (s.index === 0) return s.line === chain.line ? s : { ...s, line: chain.line };
-  const at = moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1);
-  if (at === undefined) return s;
+  // Positions that did not move are not listed; the line is this ruleset's either way.
+  const at = moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
+  if (at >= ruleCount(chain)) return s;
   const line = ruleLineAt(chain, at);
   return at === s.index - 1 && line === s.line ? s : { ...s, index: at + 1, line };
 }

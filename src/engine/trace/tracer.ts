@@ -14,6 +14,7 @@ import type { Action, CompiledChain, CompiledRule, CompiledRuleset, InterfaceTes
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
 import type { Addr, Entry, Hook, PacketSpec, PacketState, Protocol } from './packet.ts';
 import { parseAddr } from './packet.ts';
+import { PROTOCOLS } from './packet-input.ts';
 import type { RouteTable } from '../net/routes.ts';
 import type { Fraction } from './probability.ts';
 import { add, deviationFromUniform, isExactlyUniform, ONE, SCALE, times, toNumber, toText } from './probability.ts';
@@ -611,8 +612,6 @@ export interface ResolvedPacket {
   outIface: string | null;
 }
 
-const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp', 'icmp'];
-
 /**
  * Checks the packet asked about and decides where it starts. `family` is the rules' address family,
  * or null when the rules hold both (nftables' `inet` and `ip6` tables beside `ip` ones).
@@ -806,7 +805,7 @@ function repairsId(rs: Ruleset): number {
   return h.value();
 }
 
-/** For each chain a trace walked (`table\0chain`), where its rules at the traced positions stand in another ruleset. */
+/** For each chain a trace walked (`table\0chain`), where its rules at the traced positions stand in another ruleset: only those that moved. */
 export type Positions = Map<string, Map<number, number>>;
 
 /**
@@ -835,11 +834,14 @@ export function dependenciesHold(rs: Ruleset, req: TraceRequest, deps: TraceDepe
     }
     const order = matchable(cc, parts[2], Number(parts[3]));
     if (walkId(cc, order) !== id) return null;
-    const chain = `${parts[0]}\0${parts[1]}`;
-    let map = moved.get(chain);
-    if (!map) moved.set(chain, (map = new Map()));
     const before = deps.positions.get(key)!;
-    for (let k = 0; k < order.length; k++) map.set(before[k], order[k]);
+    for (let k = 0; k < order.length; k++) {
+      if (before[k] === order[k]) continue;
+      const chain = `${parts[0]}\0${parts[1]}`;
+      let map = moved.get(chain);
+      if (!map) moved.set(chain, (map = new Map()));
+      map.set(before[k], order[k]);
+    }
   }
   const env = makeEnv(req.node, req.routes);
   for (const [text, answer] of deps.local) if (env.isLocal(parseAddr(text, 'address')) !== answer) return null;
