@@ -41,6 +41,10 @@ test('what a listing cannot show is refused with its line and column and the com
   const names = refusal(fixture('listing', 'features-nat-names.iptables-L.txt'));
   assert.deepEqual([names.location?.line, names.location?.column], [3, 48]);
   assert.match(names.message, /'anywhere' is a name, not an address: list with -n/);
+  // `iptables -L -n -v` and `iptables -t nat -L -n -v` pasted as one: not one table.
+  const twoTables = refusal(`${fixture('listing', 'features-filter.iptables-L.txt')}\n${fixture('listing', 'features-nat.iptables-L.txt')}`);
+  assert.deepEqual([twoTables.location?.line, twoTables.location?.column], [17, 7]);
+  assert.match(twoTables.message, /chain INPUT is listed a second time \(first on line 1\): several tables pasted together\? send one table per dump/);
   const log = [
     'Chain INPUT (policy ACCEPT 0 packets, 0 bytes)',
     ' pkts bytes target     prot opt in     out     source               destination',

@@ -181,6 +181,8 @@ export function readListing(text: string): ReadListing {
   /** `--line-numbers`: a `num` column first. */
   let numbered = false;
   const builtins = new Set<string>();
+  /** Chains listed so far, with their header's line. */
+  const seen = new Map<string, number>();
   lines.forEach((raw, i) => {
     const n = i + 1;
     const line = raw.replace(/\r$/, '');
@@ -189,6 +191,10 @@ export function readListing(text: string): ReadListing {
     };
     const header = /^\s*\\?Chain (\S+) \((?:policy (ACCEPT|DROP)\b[^)]*|(\d+) references)\)\s*$/.exec(line);
     if (header) {
+      if (seen.has(header[1])) {
+        fail(`chain ${header[1]} is listed a second time (first on line ${seen.get(header[1])}): several tables pasted together? send one table per dump (\`iptables -t TABLE -L -n -v\`)`, line.indexOf('Chain') + 7);
+      }
+      seen.set(header[1], n);
       chain = header[1];
       verbose = null;
       if (header[2]) builtins.add(chain);
