@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the kernel oracle (test/support/kernel.ts) needs. Idempotent; run as root
+# Debian packages the kernel oracle (test/support/kernel.ts) needs (ipset: the real-world dumps' sets). Idempotent; run as root
 # (CI: `bash scripts/kernel-test-deps.sh` before the tests). Nothing else is downloaded.
 set -euo pipefail
-pkgs=(iproute2 iptables nftables conntrack)
+pkgs=(iproute2 iptables nftables conntrack ipset)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -20,10 +20,10 @@ import { ADMIN_USAGE } from './admin-usage.ts';
 export type { Io } from './io.ts';
 
 const USAGE = `usage:
-  svcpath push --server URL --cluster NAME --node NAME=FILE [--node-ip NAME=IP[,IP…]] …
+  svcpath push --server URL --cluster NAME --node NAME=FILE [--node-ip NAME=IP[,IP…]] [--node-routes NAME=FILE] …
                [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S|nftables]
                [--concurrency N] [--token TOKEN] [--json]
-  svcpath push --server URL --cluster NAME --node NAME --rules FILE --node-ip IP [--node-ip IP …] …
+  svcpath push --server URL --cluster NAME --node NAME --rules FILE --node-ip IP [--node-ip IP …] [--routes FILE] …
 
   Uploads one snapshot (every node named, and the manifests) to a svcpath server: each dump is
   streamed from disk gzip-compressed, N nodes at a time (default 4), and a node the server or the
@@ -147,6 +147,8 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
       node: { type: 'string', multiple: true },
       rules: { type: 'string' },
       'node-ip': { type: 'string', multiple: true },
+      routes: { type: 'string' },
+      'node-routes': { type: 'string', multiple: true },
       manifests: { type: 'string' },
       label: { type: 'string', multiple: true },
       format: { type: 'string' },
@@ -164,12 +166,18 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
   if (values.rules) {
     // Single-node form: --node NAME --rules FILE --node-ip IP …
     if (values.node.length !== 1) throw new AppError('VALIDATION', '--rules goes with exactly one --node NAME');
-    nodes.push({ name: values.node[0], addresses: values['node-ip'] ?? [], file: values.rules });
+    if (values['node-routes']?.length) throw new AppError('VALIDATION', 'with --rules, give the node\'s routes as --routes FILE');
+    nodes.push({ name: values.node[0], addresses: values['node-ip'] ?? [], file: values.rules, ...(values.routes ? { routes: values.routes } : {}) });
   } else {
+    if (values.routes) throw new AppError('VALIDATION', '--routes FILE goes with --node NAME --rules FILE; for --node NAME=FILE give --node-routes NAME=FILE');
     const files = pairs(values.node, '--node');
     const ips = pairs(values['node-ip'], '--node-ip');
+    const routes = pairs(values['node-routes'], '--node-routes');
     for (const name of ips.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-ip names node '${name}' but no --node ${name}=FILE is given`);
-    for (const [name, file] of files) nodes.push({ name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), file });
+    for (const name of routes.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-routes names node '${name}' but no --node ${name}=FILE is given`);
+    for (const [name, file] of files) {
+      nodes.push({ name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), file, ...(routes.has(name) ? { routes: routes.get(name)! } : {}) });
+    }
   }
   const token = values.token ?? process.env.SVCPATH_TOKEN;
   return push({

@@ -22,6 +22,8 @@ export interface PushNode {
   readonly addresses: readonly string[];
   /** A path, or '-' for standard input. */
   readonly file: string;
+  /** A file of the node's `ip route` output, sent with its rules. */
+  readonly routes?: string;
 }
 
 export interface PushOptions {
@@ -211,7 +213,9 @@ export async function push(o: PushOptions, io: Io): Promise<number> {
       io.err(`svcpath: warning: node ${n.name} has no address (--node-ip ${n.name}=IP): only 127.0.0.0/8 will count as its own, so traces will not recognise its NodePorts on its addresses\n`);
     }
   }
-  const sources = openSources([...o.nodes.map((n) => n.file), ...(o.manifests !== undefined ? [o.manifests] : [])]);
+  const sources = openSources([
+    ...o.nodes.map((n) => n.file), ...o.nodes.flatMap((n) => (n.routes !== undefined ? [n.routes] : [])), ...(o.manifests !== undefined ? [o.manifests] : []),
+  ]);
   const controller = new AbortController();
   const interrupt = () => controller.abort(new Interrupted());
   // Only the first Ctrl-C is ours (to delete the upload); a second one ends the process as usual.
@@ -282,6 +286,13 @@ async function pushStepwise(
           body: () => gzipped(source, progress),
         });
         const r = JSON.parse(answer.text) as NodeAnswer;
+        if (node.routes !== undefined) {
+          const routes = sources.get(node.routes)!;
+          await client.send({
+            label: `routes of node ${node.name}`, method: 'PUT', path: `${base}/nodes/${encodeURIComponent(node.name)}/routes`,
+            headers: { 'content-type': 'text/plain' }, body: () => routes.read(),
+          });
+        }
         progress.nodeDone(`node ${node.name}: ${r.node.rules} rules, ${formatBytes(source.size)}${r.parsed === false ? ', known dump (not parsed again)' : ''}`);
       } catch (e) {
         // Stopped because another node failed or Ctrl-C: that is the failure to report, not this.
@@ -330,6 +341,7 @@ async function pushInOneRequest(o: PushOptions, sources: Map<string, Source>, cl
         name: n.name,
         addresses: n.addresses,
         rules: sources.get(n.file)!.read().toString('utf8'),
+        ...(n.routes !== undefined ? { routes: sources.get(n.routes)!.read().toString('utf8') } : {}),
         ...(o.format ? { format: o.format } : {}),
       })),
       ...(o.manifests !== undefined ? { manifests: sources.get(o.manifests)!.read().toString('utf8') } : {}),

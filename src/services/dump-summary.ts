@@ -17,6 +17,16 @@ export interface SummaryJson {
   tables: NodeSummary['tables'];
   diagnostics: NodeSummary['diagnostics'];
   table?: string;
+  /**
+   * The format the upload asked for. 'auto' reads a dump as pasted (a table inferred, repairs, an
+   * `iptables -L` listing), which the detected format alone would refuse: read it again the same way.
+   */
+  requested?: string;
+}
+
+/** The format to read a stored dump again with: what its upload asked for when that was 'auto'. */
+export function rereadFormat(format: string, summary: unknown): string {
+  return (summary as SummaryJson | null)?.requested === 'auto' ? 'auto' : format;
 }
 
 export interface DumpCheck {
@@ -41,7 +51,7 @@ export function summarise(rs: AnyRuleset, bytes: number, table?: string): Summar
 export function checkDump(job: DumpCheck, bytes: number): DumpCheckResult {
   try {
     const rs = parseRules(job.text, { format: job.format, table: job.table });
-    return { ok: true, format: formatOf(rs), summary: summarise(rs, bytes, job.table) };
+    return { ok: true, format: formatOf(rs), summary: { ...summarise(rs, bytes, job.table), requested: job.format } };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     // The message without the location EngineError appends, so that it can be made again.

@@ -4,12 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { AnyRuleset, DiffResult, FormatOption, Protocol } from '../engine/index.ts';
-import { defaultSource, EngineError, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
+import { defaultSource, EngineError, parseRoutes, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
+import type { RouteTable } from '../engine/index.ts';
 import { clipMessage } from '../engine/errors.ts';
 import { AppError } from '../app-error.ts';
 import type { CommitOutcome, IdentityNode, SnapshotStore, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
 import { isUuid } from '../store/snapshot-store.ts';
-import { checkError } from './dump-summary.ts';
+import { checkError, rereadFormat } from './dump-summary.ts';
 import type { SummaryJson } from './dump-summary.ts';
 import type { ParsePool } from './parse-pool.ts';
 import { createParsePool } from './parse-pool.ts';
@@ -52,7 +53,8 @@ const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S', 'nfta
 export function contentHash(nodes: readonly IdentityNode[], manifestsSha256: string | null): string {
   return sha256(JSON.stringify({
     nodes: [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1))
-      .map((n) => [n.name, [...n.addresses].sort(), n.format, n.table || null, n.sha256]),
+      // Routes count only when uploaded: snapshots made before routes existed keep their hash.
+      .map((n) => [n.name, [...n.addresses].sort(), n.format, n.table || null, n.sha256, ...(n.routesSha256 ? [n.routesSha256] : [])]),
     manifests: manifestsSha256,
   })).toString('hex');
 }
@@ -89,7 +91,7 @@ function nodeView(n: StoredNode): NodeSummary {
   const s = n.summary as SummaryJson;
   return {
     name: n.name, addresses: n.addresses, format: n.format, sha256: n.sha256,
-    bytes: s.bytes, rules: s.rules, tables: s.tables, diagnostics: s.diagnostics,
+    bytes: s.bytes, rules: s.rules, tables: s.tables, diagnostics: s.diagnostics, routes: n.routes,
   };
 }
 
@@ -207,6 +209,33 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
 
   const uploadGone = (id: string) => new AppError('NOT_FOUND', `upload ${id} not found (never begun, committed, deleted or expired)`);
 
+  /** Reads a node's routes as a trace will (a located error otherwise) and plans their storage. */
+  async function checkRoutes(name: string, routes: Buffer) {
+    checkStorableText(routes.toString('utf8'), `node ${name}: routes`);
+    try {
+      parseRoutes(routes.toString('utf8'));
+    } catch (e) {
+      if (e instanceof EngineError) throw AppError.fromEngine(e, { node: name, part: 'routes' }, `node ${name}: `);
+      throw e;
+    }
+    return { content: routes, plan: await parsePool.plan(routes) };
+  }
+
+  /** Parsed routes by sha256: a few nodes' worth, they are small. */
+  const routeTables = new Map<string, RouteTable>();
+  async function routesOf(snapshotId: string, n: StoredNode): Promise<RouteTable | undefined> {
+    if (!n.routes) return undefined;
+    let table = routeTables.get(n.routes.sha256);
+    if (!table) {
+      const raw = await store.rawRoutes(snapshotId, n.name);
+      if (!raw) return undefined;
+      table = parseRoutes(raw.toString('utf8'));
+      routeTables.set(n.routes.sha256, table);
+      while (routeTables.size > 256) routeTables.delete(routeTables.keys().next().value!);
+    }
+    return table;
+  }
+
   /**
    * Checks a node's dump and stages it. A dump stored before under the same format and table is
    * not parsed again: it passed then, and its summary was kept.
@@ -222,6 +251,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     checkStorableText(table, `node ${name}: table`);
     refuseBinary(n.rules, `node ${name}: rules`, BINARY_HINT);
     if (n.rules.includes(0)) checkStorableText(n.rules.toString('utf8'), `node ${name}: rules`);
+    const routes = n.routes !== undefined ? await checkRoutes(name, n.routes) : undefined;
     // Hashed and cut into chunks on a parse worker: 40 MB take a tenth of a second.
     const plan = await parsePool.plan(n.rules);
     const sha = plan.sha256;
@@ -233,12 +263,14 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       parsed = { format: r.format, summary: r.summary };
     }
     const staged = await store.stageNode(uploadId, {
-      name, addresses: [...(n.addresses ?? [])], requestedFormat: format, table, content: n.rules, plan, parsed,
+      name, addresses: [...(n.addresses ?? [])], requestedFormat: format, table, content: n.rules, plan, parsed, ...(routes ? { routes } : {}),
     });
     if (!staged) throw uploadGone(uploadId);
     return {
       upload: uploadId,
-      node: nodeView({ name, addresses: n.addresses ?? [], format: parsed.format, sha256: sha.toString('hex'), summary: parsed.summary }),
+      node: nodeView({
+        name, addresses: n.addresses ?? [], format: parsed.format, sha256: sha.toString('hex'), summary: parsed.summary, routes: staged.routes,
+      }),
       parsed: fresh,
     };
   }
@@ -281,7 +313,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
 
   async function rulesetOf(snapshotId: string, n: StoredNode): Promise<AnyRuleset> {
     const table = (n.summary as SummaryJson).table;
-    return rulesets.get({ sha256: n.sha256, format: n.format, table }, async () => {
+    return rulesets.get({ sha256: n.sha256, format: rereadFormat(n.format, n.summary), table }, async () => {
       const raw = await store.rawRules(snapshotId, n.name);
       if (!raw) throw new AppError('NOT_FOUND', `node ${n.name} not found in snapshot ${snapshotId}`);
       return raw;
@@ -346,7 +378,11 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       try {
         for (const n of upload.nodes) {
           const rules = typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
-          await stage(id, { name: n.name, addresses: n.addresses, rules, format: n.format, table: n.table });
+          if (n.routes !== undefined && typeof n.routes !== 'string') throw new AppError('VALIDATION', `node ${n.name}: routes must be text (ip route output)`);
+          await stage(id, {
+            name: n.name, addresses: n.addresses, rules, format: n.format, table: n.table,
+            ...(n.routes !== undefined ? { routes: Buffer.from(n.routes, 'utf8') } : {}),
+          });
         }
         if (manifests) await stageManifests(id, manifests, true);
         return await commit(id, labels);
@@ -375,6 +411,14 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       if (!(await store.setAddresses(uploadId, name, addresses))) {
         throw new AppError('NOT_FOUND', `node ${name} is not in upload ${uploadId}`);
       }
+    },
+
+    async putNodeRoutes(uploadId, name, routes) {
+      const { content, plan } = await checkRoutes(checkNodeName(name), routes);
+      const done = await store.stageRoutes(uploadId, name, content, plan);
+      if (done === 'upload') throw uploadGone(uploadId);
+      if (done === 'node') throw new AppError('NOT_FOUND', `node ${name} is not in upload ${uploadId}: put its rules first`);
+      return { sha256: plan.sha256.toString('hex'), bytes: content.length };
     },
 
     putManifests: (uploadId, manifests) => stageManifests(uploadId, manifests),
@@ -465,6 +509,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         for (const n of selected) {
           if (target.onlyNode !== undefined && target.onlyNode !== n.name) continue;
           const rs = await rulesetOf(s.id, n);
+          const routes = await routesOf(s.id, n);
           const raw = traceService.traceRuleset(rs, { name: n.name, addresses: n.addresses }, {
             source: q.source ?? defaultSource(target.destination),
             destination: target.destination,
@@ -473,7 +518,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
             ...(q.entry ? { entry: q.entry } : {}),
             ...(q.sourcePort !== undefined ? { sourcePort: q.sourcePort } : {}),
             ...(q.inInterface ? { inInterface: q.inInterface } : {}),
-          });
+          }, routes);
           const r = annotate(raw, meaning, n.addresses);
           const warnings = (n.addresses.length === 0
             ? [{ code: 'NODE_ADDRESSES_UNKNOWN', message: `node ${n.name} was uploaded without addresses: only 127.0.0.0/8 counts as LOCAL, so NodePorts on its addresses are not recognised` }, ...r.warnings]

@@ -13,6 +13,8 @@ export interface NodeUpload {
   readonly format?: FormatOption;
   /** For iptables -S input: the table it lists. */
   readonly table?: string;
+  /** The node's `ip route` / `ip -6 route` output: traces of the snapshot take the output interface from it. */
+  readonly routes?: string;
 }
 
 export interface SnapshotUpload {
@@ -38,6 +40,8 @@ export interface NodeSummary {
   readonly tables: readonly TableSummary[];
   /** Parser notes: unknown modules and targets (kept, not modelled), inferred tables, missing COMMITs. */
   readonly diagnostics: readonly Diagnostic[];
+  /** The node's routes, when they were uploaded: their sha256 and size. */
+  readonly routes: { readonly sha256: string; readonly bytes: number } | null;
 }
 
 export interface SnapshotView {
@@ -186,6 +190,8 @@ export interface NodeStage {
   readonly rules: Buffer;
   readonly format?: FormatOption;
   readonly table?: string;
+  /** `ip route` output; when absent, routes put before for this node stay. */
+  readonly routes?: Buffer;
 }
 
 export interface SnapshotService {
@@ -196,6 +202,8 @@ export interface SnapshotService {
   putNode(uploadId: string, node: NodeStage): Promise<StagedNode>;
   /** Sets the addresses of a node already put. */
   setNodeAddresses(uploadId: string, name: string, addresses: readonly string[]): Promise<void>;
+  /** Puts the routes (`ip route` output) of a node already put; checked as a trace reads them. */
+  putNodeRoutes(uploadId: string, name: string, routes: Buffer): Promise<{ sha256: string; bytes: number }>;
   putManifests(uploadId: string, manifests: Buffer): Promise<{ sha256: string; bytes: number }>;
   commitUpload(uploadId: string, labels: Readonly<Record<string, string>>): Promise<CreateResult>;
   abortUpload(uploadId: string): Promise<void>;

@@ -131,8 +131,10 @@ export async function sweep(pool: Pool): Promise<{ uploads: number; blobs: numbe
     const blobs = await client.query<{ n: number }>(
       `WITH gone AS (
          DELETE FROM blob b WHERE NOT EXISTS (SELECT 1 FROM snapshot_node n WHERE n.blob_id = b.id)
+           AND NOT EXISTS (SELECT 1 FROM snapshot_node n WHERE n.routes_blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM snapshot s WHERE s.manifests_blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM upload_node u WHERE u.blob_id = b.id)
+           AND NOT EXISTS (SELECT 1 FROM upload_node u WHERE u.routes_blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM upload u WHERE u.manifests_blob_id = b.id)
          RETURNING b.chunks),
        kept AS (INSERT INTO swept_chunk SELECT DISTINCT unnest(chunks) FROM gone)

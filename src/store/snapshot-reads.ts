@@ -10,6 +10,7 @@ type Queryable = Pick<Pool, 'query'>;
 export interface StoredDumpRef {
   readonly name: string;
   readonly addresses: string[];
+  /** The format to read the dump with: 'auto' when its upload asked for that (a paste read leniently). */
   readonly format: string;
   /** The table of an iptables -S dump, or null. */
   readonly table: string | null;
@@ -20,7 +21,8 @@ export interface StoredDumpRef {
 /** The snapshot's nodes by name (only `node` when given). */
 export async function snapshotDumps(db: Queryable, snapshotId: string, node?: string): Promise<StoredDumpRef[]> {
   const { rows } = await db.query<{ name: string; addresses: string[]; format: string; table_name: string | null; sha256: string; blob_id: string }>(
-    `SELECT name, addresses, format, summary->>'table' AS table_name, sha256, blob_id FROM snapshot_node
+    `SELECT name, addresses, CASE WHEN summary->>'requested' = 'auto' THEN 'auto' ELSE format END AS format,
+       summary->>'table' AS table_name, sha256, blob_id FROM snapshot_node
      WHERE snapshot_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name`,
     [snapshotId, node ?? null],
   );

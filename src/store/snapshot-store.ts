@@ -16,6 +16,8 @@ export interface StoredNode {
   readonly format: string;
   readonly sha256: string;
   readonly summary: unknown;
+  /** The node's routes (`ip route` output) when they were uploaded: their sha256 and size. */
+  readonly routes: { readonly sha256: string; readonly bytes: number } | null;
 }
 
 /** What parsing a dump gave: kept per blob, so the same dump is not parsed again. */
@@ -34,6 +36,8 @@ export interface StageNode {
   /** The content's sha256 and chunks (planChunks). */
   readonly plan: ChunkPlan;
   readonly parsed: ParseRecord;
+  /** The node's routes, already checked; when absent, routes put before for this node stay. */
+  readonly routes?: { readonly content: Buffer; readonly plan: ChunkPlan };
 }
 
 /** A staged node as the content hash sees it. */
@@ -43,6 +47,8 @@ export interface IdentityNode {
   readonly format: string;
   readonly table: string;
   readonly sha256: string;
+  /** sha256 of the node's routes, null when none were uploaded. */
+  readonly routesSha256: string | null;
 }
 
 export interface StoredUpload {
@@ -94,10 +100,15 @@ export interface SnapshotStore {
   upload(id: string): Promise<StoredUpload | null>;
   /** What an earlier parse of this dump gave, when the dump is stored. */
   knownParse(sha: Buffer, requestedFormat: string, table: string): Promise<ParseRecord | null>;
-  /** Stores the node's dump and stages it (replacing a node of the same name); false when the upload is gone. */
-  stageNode(uploadId: string, node: StageNode): Promise<boolean>;
+  /**
+   * Stores the node's dump and stages it (replacing a node of the same name); null when the upload
+   * is gone. Says which routes the staged node has (the ones sent, or ones put before).
+   */
+  stageNode(uploadId: string, node: StageNode): Promise<{ routes: StoredNode['routes'] } | null>;
   /** Sets a staged node's addresses; false when there is no such upload or node. */
   setAddresses(uploadId: string, name: string, addresses: readonly string[]): Promise<boolean>;
+  /** Stores a staged node's routes: 'upload' or 'node' when that is missing. */
+  stageRoutes(uploadId: string, name: string, content: Buffer, plan: ChunkPlan): Promise<true | 'upload' | 'node'>;
   stageManifests(uploadId: string, content: Buffer, plan: ChunkPlan): Promise<boolean>;
   /**
    * Makes the upload a snapshot, or returns the cluster's latest one when `hash` of the staged
@@ -120,6 +131,8 @@ export interface SnapshotStore {
   findSnapshot(cluster: string, which: { version: number } | { at: Date } | 'latest'): Promise<StoredSnapshot | null>;
   nodesOf(snapshotIds: readonly string[]): Promise<Map<string, StoredNode[]>>;
   rawRules(snapshotId: string, node: string): Promise<Buffer | null>;
+  /** The node's routes as uploaded, or null when the node has none (or is not there). */
+  rawRoutes(snapshotId: string, node: string): Promise<Buffer | null>;
   /** The manifests as uploaded, or null when the snapshot has none. */
   manifests(snapshotId: string): Promise<string | null>;
   /** Labels of re-uploads of the snapshot's content, newest first. */
@@ -170,11 +183,17 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
   }
 
   const stagedNodes = `
-    SELECT u.name, u.addresses, u.table_name, u.blob_id, encode(b.sha256, 'hex') AS sha256, p.format, p.summary
+    SELECT u.name, u.addresses, u.table_name, u.blob_id, encode(b.sha256, 'hex') AS sha256, p.format, p.summary,
+      u.routes_blob_id, encode(r.sha256, 'hex') AS routes_sha256, r.bytes AS routes_bytes
     FROM upload_node u JOIN blob b ON b.id = u.blob_id
     JOIN blob_parse p ON p.blob_id = u.blob_id AND p.requested_format = u.requested_format AND p.table_name = u.table_name
+    LEFT JOIN blob r ON r.id = u.routes_blob_id
     WHERE u.upload_id = $1 ORDER BY u.name`;
-  interface StagedRow { name: string; addresses: string[]; table_name: string; blob_id: string; sha256: string; format: string; summary: unknown }
+  interface StagedRow {
+    name: string; addresses: string[]; table_name: string; blob_id: string; sha256: string; format: string; summary: unknown;
+    routes_blob_id: string | null; routes_sha256: string | null; routes_bytes: string | null;
+  }
+  const stagedRoutes = (r: StagedRow) => (r.routes_sha256 ? { sha256: r.routes_sha256, bytes: Number(r.routes_bytes) } : null);
 
   return {
     async createUpload(cluster, ttlMs) {
@@ -196,7 +215,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       const { rows } = await pool.query<StagedRow>(stagedNodes, [id]);
       return {
         id: u.id, cluster: u.cluster, createdAt: u.created_at, expiresAt: u.expires_at,
-        nodes: rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary })),
+        nodes: rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary, routes: stagedRoutes(r) })),
         manifests: u.sha ? { sha256: u.sha, bytes: Number(u.bytes) } : null,
       };
     },
@@ -212,20 +231,27 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
 
     async stageNode(uploadId, node) {
       return blobTransaction(async (client) => {
-        if (!(await lockUpload(client, uploadId, 'SHARE'))) return false;
+        if (!(await lockUpload(client, uploadId, 'SHARE'))) return null;
         const { id: blobId } = await putBlob(client, node.content, node.plan);
+        const routesBlobId = node.routes ? (await putBlob(client, node.routes.content, node.routes.plan)).id : null;
         await client.query(
           `INSERT INTO blob_parse (blob_id, requested_format, table_name, format, summary) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (blob_id, requested_format, table_name) DO NOTHING`,
           [blobId, node.requestedFormat, node.table, node.parsed.format, JSON.stringify(node.parsed.summary)],
         );
-        await client.query(
-          `INSERT INTO upload_node (upload_id, name, addresses, requested_format, table_name, blob_id) VALUES ($1, $2, $3, $4, $5, $6)
+        const { rows } = await client.query<{ routes_blob_id: string | null }>(
+          `INSERT INTO upload_node (upload_id, name, addresses, requested_format, table_name, blob_id, routes_blob_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (upload_id, name) DO UPDATE SET addresses = EXCLUDED.addresses, requested_format = EXCLUDED.requested_format,
-             table_name = EXCLUDED.table_name, blob_id = EXCLUDED.blob_id`,
-          [uploadId, node.name, node.addresses, node.requestedFormat, node.table, blobId],
+             table_name = EXCLUDED.table_name, blob_id = EXCLUDED.blob_id,
+             routes_blob_id = COALESCE(EXCLUDED.routes_blob_id, upload_node.routes_blob_id)
+           RETURNING routes_blob_id`,
+          [uploadId, node.name, node.addresses, node.requestedFormat, node.table, blobId, routesBlobId],
         );
-        return true;
+        if (node.routes) return { routes: { sha256: node.routes.plan.sha256.toString('hex'), bytes: node.routes.content.length } };
+        const kept = rows[0]?.routes_blob_id;
+        if (!kept) return { routes: null };
+        const { rows: [r] } = await client.query<{ sha: string; bytes: string }>("SELECT encode(sha256, 'hex') AS sha, bytes FROM blob WHERE id = $1", [kept]);
+        return { routes: { sha256: r.sha, bytes: Number(r.bytes) } };
       });
     },
 
@@ -233,6 +259,15 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       if (!isUuid(uploadId)) return false;
       const r = await pool.query('UPDATE upload_node SET addresses = $3 WHERE upload_id = $1 AND name = $2', [uploadId, name, addresses]);
       return (r.rowCount ?? 0) > 0;
+    },
+
+    async stageRoutes(uploadId, name, content, plan) {
+      return blobTransaction(async (client) => {
+        if (!(await lockUpload(client, uploadId, 'SHARE'))) return 'upload';
+        const { id: blobId } = await putBlob(client, content, plan);
+        const r = await client.query('UPDATE upload_node SET routes_blob_id = $3 WHERE upload_id = $1 AND name = $2', [uploadId, name, blobId]);
+        return (r.rowCount ?? 0) > 0 ? true : 'node';
+      });
     },
 
     async stageManifests(uploadId, content, plan) {
@@ -260,7 +295,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
           ? (await client.query<{ sha: string }>("SELECT encode(sha256, 'hex') AS sha FROM blob WHERE id = $1", [upload.manifestsBlobId])).rows[0].sha
           : null;
         const contentHash = hash(
-          staged.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256 })),
+          staged.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256, routesSha256: r.routes_sha256 })),
           manifestsSha,
         );
         await client.query('INSERT INTO cluster (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [upload.cluster]);
@@ -289,8 +324,9 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
             [c.id, JSON.stringify(labels), contentHash, upload.manifestsBlobId, manifestsSha],
           );
           await client.query(
-            `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, blob_id, sha256, summary)
-             SELECT $1, s.name, s.addresses, s.format, s.blob_id, s.sha256, s.summary FROM (${stagedNodes.replace('$1', '$2')}) s`,
+            `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, blob_id, sha256, summary, routes_blob_id, routes_sha256)
+             SELECT $1, s.name, s.addresses, s.format, s.blob_id, s.sha256, s.summary, s.routes_blob_id, s.routes_sha256
+             FROM (${stagedNodes.replace('$1', '$2')}) s`,
             [snap.id, uploadId],
           );
           outcome = { id: snap.id, created: true, reuploadRecorded: false };
@@ -366,9 +402,16 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       const rows = await prisma.snapshotNode.findMany({
         where: { snapshotId: { in: ids } },
         orderBy: { name: 'asc' },
-        select: { snapshotId: true, name: true, addresses: true, format: true, sha256: true, summary: true },
+        select: {
+          snapshotId: true, name: true, addresses: true, format: true, sha256: true, summary: true, routesSha256: true, routesBlob: { select: { bytes: true } },
+        },
       });
-      for (const r of rows) out.get(r.snapshotId)!.push({ name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary });
+      for (const r of rows) {
+        out.get(r.snapshotId)!.push({
+          name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary,
+          routes: r.routesSha256 ? { sha256: r.routesSha256, bytes: Number(r.routesBlob?.bytes ?? 0) } : null,
+        });
+      }
       return out;
     },
 
@@ -378,6 +421,14 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
         'SELECT blob_id FROM snapshot_node WHERE snapshot_id = $1 AND name = $2', [snapshotId, node],
       );
       return rows[0] ? readBlob(pool, rows[0].blob_id) : null;
+    },
+
+    async rawRoutes(snapshotId, node) {
+      if (!isUuid(snapshotId)) return null;
+      const { rows } = await pool.query<{ blob_id: string | null }>(
+        'SELECT routes_blob_id AS blob_id FROM snapshot_node WHERE snapshot_id = $1 AND name = $2', [snapshotId, node],
+      );
+      return rows[0]?.blob_id ? readBlob(pool, rows[0].blob_id) : null;
     },
 
     async manifests(snapshotId) {

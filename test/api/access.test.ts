@@ -128,6 +128,14 @@ const ROUTES: readonly RouteCase[] = [
     request: async (c) => ({ method: 'PUT', url: `/v1/uploads/${await freshUpload(c)}/nodes/n1?addresses=${ADDRESSES[0]}`, payload: RULES, headers: { 'content-type': 'text/plain' } }),
   },
   {
+    route: 'PUT /v1/uploads/:id/nodes/:node/routes', scope: 'write', bound: true, ok: [200],
+    request: async (c) => {
+      const id = await freshUpload(c);
+      await t.service.putNode(id, { name: 'n1', addresses: ADDRESSES, rules: Buffer.from(RULES) });
+      return { method: 'PUT', url: `/v1/uploads/${id}/nodes/n1/routes`, payload: 'default via 10.0.0.1 dev eth0\n', headers: { 'content-type': 'text/plain' } };
+    },
+  },
+  {
     route: 'PUT /v1/uploads/:id/manifests', scope: 'write', bound: true, ok: [200],
     request: async (c) => ({ method: 'PUT', url: `/v1/uploads/${await freshUpload(c)}/manifests`, payload: k3s.manifests, headers: { 'content-type': 'text/plain' } }),
   },

@@ -57,6 +57,26 @@ test('push of a single node with --rules; server errors come back with the offen
   assert.match(down.err, /cannot reach the server/);
 });
 
+test('push sends each node\'s routes with its rules (--node-routes NAME=FILE, --routes FILE); stored traces use them', async () => {
+  const mesos = join(FIXTURES, 'realworld', 'kubernetes-mesos-788-1.iptables-save.txt');
+  const routes = join(FIXTURES, 'routes', 'docker-host', 'ip-route.txt');
+  const outcomes = async (id: string) => {
+    const res = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${id}/trace?destination=93.184.216.34&port=443&source=172.17.0.26` });
+    return res.json().results[0].outcomes.map((o: { masquerade: boolean; outInterface?: string; conditions?: string[] }) => [o.masquerade, o.outInterface, o.conditions]);
+  };
+  const many = await run(['push', '--server', server, '--cluster', 'routed', '--node', `n1=${mesos}`, '--node-ip', 'n1=10.0.0.5', '--node-routes', `n1=${routes}`, '--json']);
+  assert.equal(many.code, 0, many.err);
+  const snap = JSON.parse(many.out).snapshot;
+  assert.equal(snap.nodes[0].routes.bytes, 199);
+  assert.deepEqual(await outcomes(snap.id), [[true, 'eth0', undefined]]);
+  const one = await run(['push', '--server', server, '--cluster', 'routed-one', '--node', 'n1', '--rules', mesos, '--node-ip', '10.0.0.5', '--routes', routes, '--json']);
+  assert.equal(one.code, 0, one.err);
+  assert.deepEqual(await outcomes(JSON.parse(one.out).snapshot.id), [[true, 'eth0', undefined]]);
+  const stray = await run(['push', '--server', server, '--cluster', 'x', '--node', `n1=${mesos}`, '--node-routes', `n2=${routes}`]);
+  assert.equal(stray.code, 1);
+  assert.match(stray.err, /--node-routes names node 'n2' but no --node n2=FILE is given/);
+});
+
 test('push shows the notes the server made on a dump and warns about a node without an address', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'svcpath-push-'));
   // Pasted without its table header: read as nat, with a note saying so.

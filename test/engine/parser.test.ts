@@ -116,6 +116,8 @@ test('iptables -S: policies, chains, inferred and given tables', () => {
   assert.ok(rs.diagnostics.some((d) => d.code === 'TABLE_INFERRED'));
   assert.equal(rs.tables.get('nat')!.chains.get('KUBE-SVC-A')!.line, 2);
   assert.equal(inferTable('-P FORWARD DROP\n-A KUBE-FORWARD -j ACCEPT\n').table, 'filter');
+  // kube-proxy's IPVS chains are nat's (kubernetes/kubernetes#89869): they jump to KUBE-MARK-MASQ.
+  assert.equal(inferTable('-N KUBE-LOAD-BALANCER\n-A KUBE-LOAD-BALANCER -m set --match-set KUBE-LOAD-BALANCER-LOCAL dst,dst -j RETURN\n-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ\n').table, 'nat');
   const given = parseIptablesS('-A INPUT -j ACCEPT\n', { table: 'mangle' });
   assert.deepEqual([...given.tables.keys()], ['mangle']);
   const e = syntaxErrorOf(() => parseIptablesS('-P KUBE-X ACCEPT\n', { table: 'nat' }));
@@ -127,9 +129,13 @@ test('format detection and unsupported formats', () => {
   assert.equal(detectFormat('-P INPUT ACCEPT\n').format, 'iptables-S');
   assert.equal(detectFormat('Chain INPUT (policy ACCEPT)\n').format, 'iptables-L');
   assert.equal(detectFormat('table ip nat {\n').format, 'nftables');
-  const e = syntaxErrorOf(() => parseDump('\n\nChain KUBE-SERVICES (2 references)\ntarget prot opt source destination\n'));
+  const e = syntaxErrorOf(() => parseDump('\n\nIP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n'));
   assert.equal(e.code, 'DUMP_FORMAT_UNSUPPORTED');
   assert.equal(e.location?.line, 3);
+  // A listing is read, or refused where it cannot be read exactly (test/engine/listing.test.ts).
+  const listing = syntaxErrorOf(() => parseDump('\n\nChain KUBE-SERVICES (2 references)\ntarget prot opt source destination\n'));
+  assert.equal(listing.code, 'DUMP_SYNTAX');
+  assert.deepEqual([listing.location?.line, listing.location?.column], [4, 1]);
   assert.equal(syntaxErrorOf(() => parseDump('  \n')).code, 'DUMP_EMPTY');
 });
 

@@ -24,10 +24,10 @@ for (const file of files) {
       assert.ok(e.code === 'DUMP_SYNTAX' || e.code === 'DUMP_FORMAT_UNSUPPORTED', e.code);
       assert.ok(e.location && e.location.line >= 1 && e.location.column >= 1, 'located');
       assert.equal(e.location.text, clipLine(text.split('\n')[e.location.line - 1].replace(/\r$/, ''), e.location.column).text);
-      if (!/\.(iptables-save|iptables-S)\.txt$/.test(file)) assert.equal(e.code, 'DUMP_FORMAT_UNSUPPORTED', `${file}: ${e.message}`);
+      if (!/\.(iptables-save|iptables-S|iptables-L)\.txt$/.test(file)) assert.equal(e.code, 'DUMP_FORMAT_UNSUPPORTED', `${file}: ${e.message}`);
       return;
     }
-    assert.ok(/\.(iptables-save|iptables-S)\.txt$/.test(file), `${file} should not parse as iptables`);
+    assert.ok(/\.(iptables-save|iptables-S|iptables-L)\.txt$/.test(file), `${file} should not parse as iptables`);
     // Reprinting and re-parsing keeps every rule.
     const again = parseDump(printRuleset(rs));
     const count = (r: typeof rs) => [...r.tables.values()].reduce((n, t) => n + [...t.chains.values()].reduce((m, c) => m + c.rules.length, 0), 0);
@@ -69,4 +69,27 @@ test('the dumps issue 14 found refused are read, each saying what was assumed', 
     '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING');
   // Every iptables-save and iptables -S dump of the corpus now reads.
   for (const file of files.filter((f) => /\.(iptables-save|iptables-S)\.txt$/.test(f))) assert.doesNotThrow(() => parseDump(fixture('realworld', file)), file);
+});
+
+test('the `iptables -L -n -v` listings of the corpus are read; the others are refused, located, naming the command that shows enough', () => {
+  const listings = files.filter((f) => f.endsWith('.iptables-L.txt'));
+  const read: string[] = [];
+  for (const file of listings) {
+    const text = fixture('realworld', file);
+    try {
+      const rs = parseDump(text);
+      assert.ok(rs.diagnostics.some((d) => d.code === 'LISTING_READ'), file);
+      read.push(file);
+    } catch (e) {
+      assert.ok(e instanceof EngineError && e.code === 'DUMP_SYNTAX', `${file}: ${String(e)}`);
+      assert.match(e.message, /iptables -L -n -v|iptables-save|from a `Chain` line/, file);
+      assert.ok(e.location && e.location.line >= 1, file);
+    }
+  }
+  assert.deepEqual(read, [
+    'calico-5978-1.iptables-L.txt', 'flannel-1703-1.iptables-L.txt', 'k3s-7096-1.iptables-L.txt', 'kubespray-10572-1.iptables-L.txt',
+    'qifangsu-demo-1.iptables-L.txt', 'xiazemin-dockerdesktop-1.iptables-L.txt', 'xiazemin-dockerdesktop-2.iptables-L.txt',
+  ]);
+  // calico-5978-1 lists only PREROUTING and OUTPUT as built-in chains: the raw table.
+  assert.deepEqual([...parseDump(fixture('realworld', 'calico-5978-1.iptables-L.txt')).tables.keys()], ['raw']);
 });

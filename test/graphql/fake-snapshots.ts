@@ -50,6 +50,7 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
     return {
       name: n.name, addresses: [...n.addresses], format: formatOf(rs), sha256: sha256(n.rules), bytes: Buffer.byteLength(text),
       rules: tables.reduce((k, t) => k + t.rules, 0), tables, diagnostics: rs.diagnostics,
+      routes: n.routes !== undefined ? { sha256: sha256(n.routes), bytes: Buffer.byteLength(n.routes) } : null,
     };
   }
 
@@ -77,7 +78,7 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
     },
 
     // Uploads in steps are REST only: GraphQL never calls these.
-    beginUpload: notGraphql, getUpload: notGraphql, putNode: notGraphql, setNodeAddresses: notGraphql,
+    beginUpload: notGraphql, getUpload: notGraphql, putNode: notGraphql, setNodeAddresses: notGraphql, putNodeRoutes: notGraphql,
     putManifests: notGraphql, commitUpload: notGraphql, abortUpload: notGraphql,
 
     async listClusters(): Promise<ClusterView[]> {
@@ -149,6 +150,7 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
           format: n.format,
           table: n.table,
           node: { name: n.name, addresses: n.addresses },
+          ...(n.routes !== undefined ? { routes: n.routes } : {}),
           packet: {
             source: query.source ?? '203.0.113.10',
             destination: query.destination ?? '',

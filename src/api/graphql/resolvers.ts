@@ -44,6 +44,7 @@ interface NodeInput {
   readonly rules: string;
   readonly format?: string | null;
   readonly table?: string | null;
+  readonly routes?: string | null;
 }
 
 interface SnapshotInput {
@@ -200,6 +201,7 @@ function upload(input: SnapshotInput): SnapshotUpload {
     rules: n.rules,
     ...(n.format != null ? { format: oneOf(n.format, FORMATS, `node ${n.name}: format`) } : {}),
     ...(n.table != null ? { table: n.table } : {}),
+    ...(n.routes != null ? { routes: n.routes } : {}),
   }));
   return {
     ...(input.labels != null ? { labels } : {}),

@@ -64,6 +64,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = Object.freeze
   'POST /v1/clusters/:cluster/uploads': rule({ scope: 'write', cluster: 'cluster' }),
   'GET /v1/uploads/:id': WRITE_UPLOAD,
   'PUT /v1/uploads/:id/nodes/:node': WRITE_UPLOAD,
+  'PUT /v1/uploads/:id/nodes/:node/routes': WRITE_UPLOAD,
   'PUT /v1/uploads/:id/manifests': WRITE_UPLOAD,
   'POST /v1/uploads/:id/commit': WRITE_UPLOAD,
   'DELETE /v1/uploads/:id': WRITE_UPLOAD,

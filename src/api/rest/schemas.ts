@@ -198,7 +198,7 @@ export const traceRequestSchema = {
   $id: 'TraceRequest',
   type: 'object',
   properties: {
-    rules: { type: 'string', description: 'the dump text: iptables-save or iptables -S output' },
+    rules: { type: 'string', description: 'the dump text: iptables-save or iptables -S output, an `iptables -L -n -v` listing of one table, or an nftables ruleset' },
     format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'], default: 'auto' },
     table: {
       type: 'string',
@@ -232,9 +232,13 @@ export const snapshotUploadSchema = {
         properties: {
           name: { type: 'string' },
           addresses: { type: 'array', items: { type: 'string' } },
-          rules: { type: 'string', description: 'iptables-save or iptables -S output' },
+          rules: { type: 'string', description: 'iptables-save or iptables -S output, an `iptables -L -n -v` listing of one table, or an nftables ruleset' },
           format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'] },
           table: { type: 'string', enum: ['raw', 'mangle', 'nat', 'filter', 'security'] },
+          routes: {
+            type: 'string',
+            description: "optional: the node's `ip route` and/or `ip -6 route` output; traces of the snapshot take the interface a packet leaves through from it",
+          },
         },
         required: ['name', 'rules'],
         additionalProperties: false,
@@ -269,6 +273,12 @@ export const nodeSummarySchema = {
           line: { type: 'integer' }, column: { type: 'integer' }, text: { type: 'string' },
         },
       },
+    },
+    routes: {
+      type: 'object',
+      nullable: true,
+      description: "the node's routes (ip route output) when they were uploaded; null otherwise",
+      properties: { sha256: { type: 'string' }, bytes: { type: 'integer' } },
     },
   },
   required: ['name', 'addresses', 'format', 'sha256'],

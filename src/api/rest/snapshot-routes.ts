@@ -80,6 +80,7 @@ function tooLarge(name: string, limit: number): AppError {
  * as it arrives, so the upload is never held whole.
  *   <node name>            a node's dump (file or field), one part per node; gzip allowed
  *   addresses.<node>       the node's addresses, comma or space separated (before or after its dump)
+ *   routes.<node>          the node's `ip route` output (before or after its dump)
  *   format.<node>          auto | iptables-save | iptables-S | nftables;  table.<node>: for iptables -S (before its dump)
  *   manifests              kubectl get … -o json|yaml output
  *   labels                 a JSON object, or label.<key>=<value> fields
@@ -88,6 +89,7 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
   const upload = await service.beginUpload(cluster);
   try {
     const addresses = new Map<string, string[]>();
+    const routes = new Map<string, Buffer>();
     const formats = new Map<string, string>();
     const tables = new Map<string, string>();
     const staged = new Set<string>();
@@ -116,6 +118,9 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
         const list = content.toString('utf8').split(/[\s,]+/).filter(Boolean);
         addresses.set(rest, list);
         if (staged.has(rest)) await service.setNodeAddresses(upload.id, rest, list);
+      } else if (prefix === 'routes') {
+        routes.set(rest, content);
+        if (staged.has(rest)) await service.putNodeRoutes(upload.id, rest, content);
       } else if (prefix === 'format' || prefix === 'table') {
         if (staged.has(rest)) throw new AppError('VALIDATION', `send the '${name}' part before node '${rest}''s dump`);
         (prefix === 'format' ? formats : tables).set(rest, content.toString('utf8').trim());
@@ -123,13 +128,14 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
         if (staged.has(name)) throw new AppError('VALIDATION', `node ${name} appears twice`);
         await service.putNode(upload.id, {
           name, rules: content, addresses: addresses.get(name) ?? [],
+          ...(routes.has(name) ? { routes: routes.get(name) } : {}),
           ...(formats.has(name) ? { format: formats.get(name) as FormatOption } : {}),
           ...(tables.has(name) ? { table: tables.get(name) } : {}),
         });
         staged.add(name);
       }
     }
-    for (const key of [...addresses.keys(), ...formats.keys(), ...tables.keys()]) {
+    for (const key of [...addresses.keys(), ...routes.keys(), ...formats.keys(), ...tables.keys()]) {
       if (!staged.has(key)) throw new AppError('VALIDATION', `a part names node '${key}' but no dump part is named '${key}'`);
     }
     // Read whole: the connection may now be quiet while the commit runs (see app.ts).
@@ -154,7 +160,7 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       operationId: 'createSnapshot',
       summary: 'Upload a snapshot: every node\'s rule dump, optionally the manifests',
       description:
-        'JSON, or multipart/form-data (one part per node dump named by the node; `addresses.<node>`, `format.<node>`, `table.<node>`, `manifests`, `labels` or `label.<key>` parts). Bodies may be gzip-compressed (Content-Encoding: gzip). Uploading the same content again returns the stored snapshot with 200.',
+        'JSON, or multipart/form-data (one part per node dump named by the node; `addresses.<node>`, `routes.<node>` (ip route output), `format.<node>`, `table.<node>`, `manifests`, `labels` or `label.<key>` parts). Bodies may be gzip-compressed (Content-Encoding: gzip). Uploading the same content again returns the stored snapshot with 200.',
       params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
       body: {
         content: {

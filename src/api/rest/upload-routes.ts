@@ -122,6 +122,26 @@ async function rawBodyRoutes(app: FastifyInstance, service: SnapshotService): Pr
     },
   });
 
+  app.put('/v1/uploads/:id/nodes/:node/routes', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'putUploadNodeRoutes',
+      summary: "Put a node's routes (`ip route` / `ip -6 route` output), after its rules",
+      description:
+        'Stored with the node, like its dump (by content); traces of the snapshot read the interface a packet leaves through from them, so `-o` tests are decided rather than split into cases. Replaces routes put before; a later put of the node\'s rules keeps them.',
+      params: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' } }, required: ['id', 'node'] },
+      body: rawBody,
+      response: {
+        200: { type: 'object', properties: { sha256: { type: 'string' }, bytes: { type: 'integer' } }, required: ['sha256', 'bytes'] },
+        ...errors,
+      },
+    },
+    handler: async (request) => {
+      const { id, node } = request.params as { id: string; node: string };
+      return service.putNodeRoutes(id, node, bodyBuffer(request.body));
+    },
+  });
+
   app.put('/v1/uploads/:id/manifests', {
     schema: {
       tags: ['snapshots'],

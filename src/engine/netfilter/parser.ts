@@ -4,6 +4,7 @@
  */
 import type { Chain, Counters, Diagnostic, DumpFormat, Ruleset, Table } from './ast.ts';
 import { repairDump } from './repair.ts';
+import { readListing } from './listing.ts';
 import type { RuleBody } from './rule-parser.ts';
 import { isBuiltinChain, TABLE_NAMES } from './ast.ts';
 import { EngineError, syntaxError } from '../errors.ts';
@@ -583,7 +584,7 @@ function ruleOutsideTable(line: number, column: number, text: string): EngineErr
 
 const NAT_TARGETS = new Set(['DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT']);
 const FILTER_TARGETS = new Set(['REJECT']);
-const NAT_CHAIN = /^(KUBE-(SVC|SVL|SEP|EXT|FW|XLB|MARK-MASQ|POSTROUTING|PORTALS-|NODEPORT-)|CNI-HOSTPORT-|DOCKER$|FLANNEL-POSTRTG|cali-nat|cali-fip)/;
+const NAT_CHAIN = /^(KUBE-(SVC|SVL|SEP|EXT|FW|XLB|MARK-MASQ|POSTROUTING|PORTALS-|NODEPORT-|LOAD-BALANCER)|CNI-HOSTPORT-|DOCKER$|FLANNEL-POSTRTG|cali-nat|cali-fip)/;
 const FILTER_CHAIN = /^(KUBE-(FORWARD|FIREWALL|EXTERNAL-SERVICES|PROXY-FIREWALL|PROXY-CANARY)|DOCKER-(ISOLATION|USER)|FLANNEL-FWD|cali-(fw|tw|from|to|pro|pri|wl))/;
 
 /** The table a chain's name says it is in (kube-proxy's, Docker's, CNI plugins'), or null. */
@@ -620,7 +621,12 @@ export function inferTable(text: string): { table: string; reason: string } {
       }
       if (FILTER_TARGETS.has(j[1])) filter += 5;
       if (j[1] === 'MARK' && !/KUBE-MARK/.test(chain)) mangle += 1;
+      // A jump to a chain only nat has (kube-proxy's IPVS chains jump to KUBE-MARK-MASQ).
       if (/^KUBE-(SVC|SVL|SEP|EXT|FW|XLB)-/.test(j[1])) nat += 2;
+      if (j[1] === 'KUBE-MARK-MASQ') {
+        nat += 2;
+        if (reasons.length < 1) reasons.push('jumps to KUBE-MARK-MASQ');
+      }
     }
   }
   if (nat > filter && nat >= mangle) return { table: 'nat', reason: `nat chains and targets (${reasons[0] ?? 'KUBE-SVC/SEP chains'})` };
@@ -740,7 +746,6 @@ export function detectFormat(text: string): DetectedFormat {
 }
 
 const UNSUPPORTED: Readonly<Record<string, string>> = {
-  'iptables-L': '`iptables -L` listings lose rule options and cannot be traced exactly; send `iptables-save` (or `iptables -S`) output instead',
   nftables: 'nftables rulesets are not supported yet; send `iptables-save` output (from iptables-nft: `iptables-nft-save`)',
   ipvsadm: 'IPVS tables (ipvsadm) are not supported yet; send `iptables-save` output',
   'log-prefixed': 'the lines carry a system-log prefix (date, host, process); remove it and send the rules alone',
@@ -798,6 +803,11 @@ function parseExactly(text: string, options: ParseOptions, lenient = false): Rul
   let format: DumpFormat;
   if (requested === 'auto') {
     const detected = detectFormat(text);
+    if (detected.format === 'iptables-L') {
+      const listing = readListing(text);
+      const rs = parseIptablesS(listing.text, { table: options.table ?? listing.table, fastReader: options.fastReader ?? true });
+      return { ...rs, diagnostics: [...listing.diagnostics, ...rs.diagnostics] };
+    }
     if (detected.format !== 'iptables-save' && detected.format !== 'iptables-S') {
       if (text.trim() === '') throw new EngineError('DUMP_EMPTY', 'the dump is empty');
       const lineText = text.split('\n')[detected.line - 1]?.replace(/\r$/, '') ?? '';
