@@ -22,6 +22,7 @@ import { createSnapshotStore } from '../store/snapshot-store.ts';
 import { createTokenStore } from '../store/token-store.ts';
 import type { Io } from './io.ts';
 import { ADMIN_USAGE } from './admin-usage.ts';
+import { OPTIONS } from './options.ts';
 import { inPlaceAnalysis } from '../services/analysis-pool.ts';
 
 
@@ -44,12 +45,7 @@ export async function tokenCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: {
-      name: { type: 'string' },
-      scope: { type: 'string', multiple: true },
-      cluster: { type: 'string', multiple: true },
-      json: { type: 'boolean', default: false },
-    },
+    options: OPTIONS.token,
   });
   if (action === 'create') {
     if (!values.name || !values.scope?.length || positionals.length > 0) {
@@ -87,12 +83,7 @@ export async function tokenCommand(args: string[], io: Io): Promise<number> {
 export async function pruneCommand(args: string[], io: Io): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: {
-      'dry-run': { type: 'boolean', default: false },
-      keep: { type: 'string' },
-      days: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
+    options: OPTIONS.prune,
   });
   const config = loadConfig();
   let policy: RetentionPolicy | null = config.retention;

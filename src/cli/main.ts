@@ -16,6 +16,9 @@ import type { Io } from './io.ts';
 import { push } from './push.ts';
 import type { PushNode } from './push.ts';
 import { ADMIN_USAGE } from './admin-usage.ts';
+import { OPTIONS } from './options.ts';
+import { completionScript, SHELLS } from './completion.ts';
+import type { Shell } from './completion.ts';
 
 export type { Io } from './io.ts';
 
@@ -53,30 +56,17 @@ const USAGE = `usage:
   Without --from, the packet comes from 203.0.113.10 (2001:db8::10 for an IPv6 destination),
   outside the cluster.
 
-${ADMIN_USAGE}`;
+${ADMIN_USAGE}
+  svcpath completion bash|zsh
+               prints shell completions: source <(svcpath completion bash), or put the output where
+               your shell loads completions from
+`;
 
 async function traceCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      rules: { type: 'string' },
-      'node-ip': { type: 'string', multiple: true },
-      'node-name': { type: 'string' },
-      from: { type: 'string' },
-      protocol: { type: 'string', default: 'tcp' },
-      entry: { type: 'string' },
-      format: { type: 'string', default: 'auto' },
-      table: { type: 'string' },
-      'in-interface': { type: 'string' },
-      'out-interface': { type: 'string' },
-      'source-port': { type: 'string' },
-      manifests: { type: 'string' },
-      routes: { type: 'string' },
-      service: { type: 'string' },
-      port: { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
+    options: OPTIONS.trace,
   });
   const byService = values.service !== undefined;
   if (!values.rules || !values['node-ip']?.length || positionals.length !== (byService ? 0 : 1) || (byService && (!values.port || !values.manifests))) {
@@ -140,21 +130,7 @@ function pairs(values: readonly string[] | undefined, what: string): Map<string,
 async function pushCommand(args: string[], io: Io): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: {
-      server: { type: 'string' },
-      token: { type: 'string' },
-      cluster: { type: 'string' },
-      node: { type: 'string', multiple: true },
-      rules: { type: 'string' },
-      'node-ip': { type: 'string', multiple: true },
-      routes: { type: 'string' },
-      'node-routes': { type: 'string', multiple: true },
-      manifests: { type: 'string' },
-      label: { type: 'string', multiple: true },
-      format: { type: 'string' },
-      concurrency: { type: 'string', default: '4' },
-      json: { type: 'boolean', default: false },
-    },
+    options: OPTIONS.push,
   });
   if (!values.cluster || !values.node?.length) {
     io.err(USAGE);
@@ -196,13 +172,7 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
 async function auditCommand(args: string[], io: Io): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: {
-      node: { type: 'string', multiple: true },
-      'node-ip': { type: 'string', multiple: true },
-      manifests: { type: 'string' },
-      format: { type: 'string', default: 'auto' },
-      json: { type: 'boolean', default: false },
-    },
+    options: OPTIONS.audit,
   });
   if (!values.node?.length || !values.manifests) {
     io.err(USAGE);
@@ -236,14 +206,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      'node-ip': { type: 'string', multiple: true },
-      'manifests-a': { type: 'string' },
-      'manifests-b': { type: 'string' },
-      'cluster-cidr': { type: 'string' },
-      format: { type: 'string', default: 'auto' },
-      json: { type: 'boolean', default: false },
-    },
+    options: OPTIONS.diff,
   });
   if (positionals.length !== 2) {
     io.err(USAGE);
@@ -294,7 +257,18 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   return changed;
 }
 
+async function completionCommand(args: string[], io: Io): Promise<number> {
+  const shell = args[0];
+  if (args.length !== 1 || !(SHELLS as readonly string[]).includes(shell)) {
+    io.err(commandUsage('completion'));
+    return 2;
+  }
+  io.out(completionScript(shell as Shell));
+  return 0;
+}
+
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
+  completion: completionCommand,
   diff: diffCommand,
   trace: traceCommand,
   push: pushCommand,
