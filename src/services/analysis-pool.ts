@@ -37,9 +37,8 @@ export function createAnalysisPool(options: AnalysisPoolOptions): AnalysisPool {
     minThreads: 0,
     maxThreads: options.threads,
     maxQueue: options.queue,
-    // An idle worker goes after five minutes, and with it the parsed dumps it kept.
-    idleTimeout: 5 * 60_000,
-    workerData: { connectionString: options.connectionString, heapMb: options.heapMb },
+    idleTimeout: 60_000,
+    workerData: { connectionString: options.connectionString },
     resourceLimits: { maxOldGenerationSizeMb: options.heapMb },
   });
   const run = async <T>(name: string, task: unknown, what: string): Promise<T> => {
