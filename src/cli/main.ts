@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { defaultSource, EngineError, readDestination, readProtocol } from '../engine/index.ts';
+import { defaultSource, EngineError, hostPort, readDestination, readProtocol } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
@@ -23,14 +23,16 @@ import type { Shell } from './completion.ts';
 export type { Io } from './io.ts';
 
 const USAGE = `usage:
-  svcpath push --server URL --cluster NAME --node NAME=FILE [--node-ip NAME=IP[,IP…]] [--node-routes NAME=FILE] …
+  svcpath push --server URL --cluster NAME --node NAME=FILE [--node6 NAME=FILE] [--node-ip NAME=IP[,IP…]] [--node-routes NAME=FILE] …
                [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S|nftables]
                [--concurrency N] [--token TOKEN] [--json]
-  svcpath push --server URL --cluster NAME --node NAME --rules FILE --node-ip IP [--node-ip IP …] [--routes FILE] …
+  svcpath push --server URL --cluster NAME --node NAME --rules FILE [--rules6 FILE] --node-ip IP [--node-ip IP …] [--routes FILE] …
 
   Uploads one snapshot (every node named, and the manifests) to a svcpath server: each dump is
   streamed from disk gzip-compressed, N nodes at a time (default 4), and a node the server or the
   network fails is sent again (3 attempts). A push that fails or is interrupted leaves nothing behind.
+  A dual-stack node has two dumps: --node NAME=FILE its iptables-save output, --node6 NAME=FILE its
+  ip6tables-save output (--rules6 FILE in the single-node form), and addresses of both families.
   URL defaults to $SVCPATH_SERVER or http://localhost:8080; TOKEN to $SVCPATH_TOKEN (sent as a bearer token).
 
   svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--cluster-cidr CIDR] [--json]
@@ -84,7 +86,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
     const { model } = readMeaning(manifests!);
     const port = /^\d+$/.test(values.port!) ? Number(values.port) : values.port!;
     for (const f of resolveServiceFrontends(model, values.service!, port, [{ name: node.name ?? 'node', addresses: node.addresses }])) {
-      targets.push({ ...f.packet, label: `${values.service} port ${f.servicePort.name || f.servicePort.port} via ${f.frontend} ${f.packet.destination}:${f.packet.port}` });
+      targets.push({ ...f.packet, label: `${values.service} port ${f.servicePort.name || f.servicePort.port} via ${f.frontend} ${hostPort(f.packet.destination, f.packet.port)}` });
     }
   } else {
     const port = values.port === undefined ? undefined : /^\d+$/.test(values.port) ? Number(values.port) : NaN;
@@ -122,6 +124,8 @@ function pairs(values: readonly string[] | undefined, what: string): Map<string,
   for (const v of values ?? []) {
     const eq = v.indexOf('=');
     if (eq <= 0) throw new AppError('VALIDATION', `${what} must be NAME=VALUE, got '${v}'`);
+    // Given twice is a mistake to say, not a value to replace silently.
+    if (out.has(v.slice(0, eq))) throw new AppError('VALIDATION', `${what} names '${v.slice(0, eq)}' twice`);
     out.set(v.slice(0, eq), v.slice(eq + 1));
   }
   return out;
@@ -143,16 +147,26 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
     // Single-node form: --node NAME --rules FILE --node-ip IP …
     if (values.node.length !== 1) throw new AppError('VALIDATION', '--rules goes with exactly one --node NAME');
     if (values['node-routes']?.length) throw new AppError('VALIDATION', 'with --rules, give the node\'s routes as --routes FILE');
-    nodes.push({ name: values.node[0], addresses: values['node-ip'] ?? [], file: values.rules, ...(values.routes ? { routes: values.routes } : {}) });
+    if (values.node6?.length) throw new AppError('VALIDATION', 'with --rules, give the node\'s IPv6 dump as --rules6 FILE');
+    nodes.push({
+      name: values.node[0], addresses: values['node-ip'] ?? [], file: values.rules,
+      ...(values.routes ? { routes: values.routes } : {}), ...(values.rules6 ? { file6: values.rules6 } : {}),
+    });
   } else {
     if (values.routes) throw new AppError('VALIDATION', '--routes FILE goes with --node NAME --rules FILE; for --node NAME=FILE give --node-routes NAME=FILE');
+    if (values.rules6) throw new AppError('VALIDATION', '--rules6 FILE goes with --node NAME --rules FILE; for --node NAME=FILE give --node6 NAME=FILE');
     const files = pairs(values.node, '--node');
     const ips = pairs(values['node-ip'], '--node-ip');
     const routes = pairs(values['node-routes'], '--node-routes');
+    const files6 = pairs(values.node6, '--node6');
+    for (const name of files6.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node6 names node '${name}' but no --node ${name}=FILE (its IPv4 dump) is given`);
     for (const name of ips.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-ip names node '${name}' but no --node ${name}=FILE is given`);
     for (const name of routes.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-routes names node '${name}' but no --node ${name}=FILE is given`);
     for (const [name, file] of files) {
-      nodes.push({ name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), file, ...(routes.has(name) ? { routes: routes.get(name)! } : {}) });
+      nodes.push({
+        name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), file,
+        ...(routes.has(name) ? { routes: routes.get(name)! } : {}), ...(files6.has(name) ? { file6: files6.get(name)! } : {}),
+      });
     }
   }
   const token = values.token ?? process.env.SVCPATH_TOKEN;
@@ -244,7 +258,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   }
   for (const f of result.frontends) {
     if (f.known) continue;
-    io.out(`\n${f.change.toUpperCase()} ${f.frontend.kind} ${f.frontend.ip}:${f.frontend.port}/${f.frontend.protocol}${f.service ? ` (${f.service})` : ''}\n`);
+    io.out(`\n${f.change.toUpperCase()} ${f.frontend.kind} ${hostPort(f.frontend.ip, f.frontend.port)}/${f.frontend.protocol}${f.service ? ` (${f.service})` : ''}\n`);
     for (const c of f.changes) io.out(`  ${c}\n`);
   }
   if (result.rules.length) io.out('\n');

@@ -6,6 +6,7 @@ export { parseNftables, printNftRuleset } from './nftables/index.ts';
 export { completeKubeProxy } from './trace/complete.ts';
 export { groupByCase, trace } from './trace/tracer.ts';
 export { parseRoutes, RouteTable } from './net/routes.ts';
+export { familyOf, hostPort } from './net/address.ts';
 export { compiledRuleCount, sharedRuleCount } from './trace/compile.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';

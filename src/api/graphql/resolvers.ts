@@ -42,6 +42,7 @@ interface NodeInput {
   readonly name: string;
   readonly addresses: readonly string[];
   readonly rules: string;
+  readonly rules6?: string | null;
   readonly format?: string | null;
   readonly table?: string | null;
   readonly routes?: string | null;
@@ -199,6 +200,7 @@ function upload(input: SnapshotInput): SnapshotUpload {
     name: n.name,
     addresses: n.addresses,
     rules: n.rules,
+    ...(n.rules6 != null ? { rules6: n.rules6 } : {}),
     ...(n.format != null ? { format: oneOf(n.format, FORMATS, `node ${n.name}: format`) } : {}),
     ...(n.table != null ? { table: n.table } : {}),
     ...(n.routes != null ? { routes: n.routes } : {}),
