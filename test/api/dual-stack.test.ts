@@ -207,9 +207,12 @@ test('a trace by Service traces a dual-stack Service in both families (REST and 
   assert.equal(gql.errors, undefined, JSON.stringify(gql.errors));
   const traces = (gql.data as { snapshot: { trace: { family: string; frontend: { destination: string }; outcomes: unknown[] }[] } }).snapshot.trace;
   assert.deepEqual(traces.map((r) => `${r.family} ${r.frontend.destination}`).sort(), frontends.map((f: string) => f.replace(/ (ClusterIP|NodePort)/, '')).sort());
-  const six = await t.app.graphql(`{ snapshot(id: "${id}") { trace(destination: "[fd00:10:96::10]:80") { family packet { source } outcomes { destination { ip } } } } }`);
+  // `traces` answers in REST's shape: { snapshot, results }.
+  const six = await t.app.graphql(`{ snapshot(id: "${id}") { traces(destination: "[fd00:10:96::10]:80") { snapshot results { family packet { source } outcomes { destination { ip } } } } } }`);
   assert.equal(six.errors, undefined, JSON.stringify(six.errors));
-  const [r6] = (six.data as { snapshot: { trace: { family: string; packet: { source: string }; outcomes: { destination: { ip: string } }[] }[] } }).snapshot.trace;
+  const traced = (six.data as { snapshot: { traces: { snapshot: string; results: { family: string; packet: { source: string }; outcomes: { destination: { ip: string } }[] }[] } } }).snapshot.traces;
+  assert.equal(traced.snapshot, id);
+  const [r6] = traced.results;
   assert.equal(r6.family, 'ipv6');
   assert.equal(r6.packet.source, '2001:db8::10');
   assert.deepEqual(r6.outcomes.map((o) => o.destination.ip).sort(), ['fd00:10:244:1::5', 'fd00:10:244:2::6']);

@@ -270,6 +270,7 @@ export function createResolvers(service: SnapshotService): IResolvers {
           .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
           .map(([key, value]) => ({ key, value })),
       trace: async (s: SnapshotView, args: TraceArgs) => (await service.trace(s.id, traceQuery(args))).results,
+      traces: (s: SnapshotView, args: TraceArgs) => service.trace(s.id, traceQuery(args)),
       audit: (s: SnapshotView) => service.audit(s.id),
     },
     RuleChange: {
