@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { defaultSource, EngineError, hostPort, readDestination, readProtocol } from '../engine/index.ts';
+import { defaultSource, EngineError, familyOf, hostPort, readDestination, readProtocol } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
 import { readMeaning } from '../services/kube-meaning.ts';
-import { diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
+import { diffSnapshots, isNftables, resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
 import { readInput, stdio } from './io.ts';
 import type { Io } from './io.ts';
@@ -43,13 +43,15 @@ const USAGE = `usage:
   svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
                where the rules and the manifests disagree; exits 3 when there is an error finding
 
-  svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT | [IPV6]:PORT | DESTINATION --port N
+  svcpath trace --rules FILE [--rules6 FILE] --node-ip IP [--node-ip IP …] DESTINATION:PORT | [IPV6]:PORT | DESTINATION --port N
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp (any case)] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S|nftables] [--table nat] [--in-interface IF]
                 [--out-interface IF] [--routes FILE] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
   svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME|NAME.NS --port NAME|NUMBER [--from SOURCE] …
                 traces every frontend of the Service port that reaches this node (cluster IPs, its NodePort,
                 load-balancer and external IPs)
+  --rules6 FILE is a dual-stack node's ip6tables-save output: IPv6 destinations are traced through it
+  (and the IPv6 frontends of a dual-stack Service).
 
   Traces the first packet of a new connection through a node's rule dump and prints every
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
@@ -76,10 +78,18 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
     return 2;
   }
   const rules = values.rules === '-' ? readFileSync(0, 'utf8') : readFileSync(values.rules, 'utf8');
+  const rules6 = values.rules6 ? readInput(values.rules6).toString('utf8') : undefined;
   const manifests = values.manifests ? readInput(values.manifests).toString('utf8') : undefined;
   const routes = values.routes ? readInput(values.routes).toString('utf8') : undefined;
   const node = { ...(values['node-name'] ? { name: values['node-name'] } : {}), addresses: values['node-ip'] };
-  const service = createTraceService({ cacheSize: 1 });
+  const service = createTraceService({ cacheSize: 2 });
+  // A dual-stack node's IPv6 dump takes the IPv6 packets; a frontend of a family no dump holds is said, not traced.
+  const dumpFor = (destination: string): string | null => {
+    const family = familyOf(destination);
+    if (family === 'ipv6' && rules6 !== undefined) return rules6;
+    const own = service.ruleset(rules, values.format as FormatOption, values.table);
+    return isNftables(own) || own.family === family || !byService ? rules : null;
+  };
   // An address, or every frontend of a Service port that lands on this node.
   const targets: { destination: string; port: number; protocol: Protocol; label?: string }[] = [];
   if (byService) {
@@ -93,8 +103,11 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
     if (Number.isNaN(port)) throw new AppError('VALIDATION', `--port must be a number for a trace to an address, got '${values.port}'`);
     targets.push({ ...readDestination(positionals[0], port), protocol: readProtocol(values.protocol) });
   }
+  const skipped = targets.filter((target) => dumpFor(target.destination) === null);
+  for (const s of skipped) io.err(`svcpath trace: ${s.label}: not traced, the node's dump is not ${familyOf(s.destination) === 'ipv6' ? 'IPv6 (give its ip6tables-save output as --rules6 FILE)' : 'IPv4'}\n`);
+  targets.splice(0, targets.length, ...targets.filter((target) => !skipped.includes(target)));
   const results = targets.map((target) => service.trace({
-    rules,
+    rules: dumpFor(target.destination)!,
     ...(manifests !== undefined ? { manifests } : {}),
     ...(routes !== undefined ? { routes } : {}),
     format: values.format as FormatOption,

@@ -8,6 +8,7 @@ import type { ParseArgsConfig } from 'node:util';
 export const OPTIONS = {
   trace: {
     rules: { type: 'string' },
+    rules6: { type: 'string' },
     'node-ip': { type: 'string', multiple: true },
     'node-name': { type: 'string' },
     from: { type: 'string' },

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { AnyRuleset, DiffResult, FormatOption, Protocol } from '../engine/index.ts';
-import { defaultSource, EngineError, familyOf, parseRoutes, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
+import { defaultSource, EngineError, familyOf, isNftables, parseRoutes, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
 import type { RouteTable } from '../engine/index.ts';
 import { clipMessage } from '../engine/errors.ts';
 import { AppError } from '../app-error.ts';
@@ -439,7 +439,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     // Summaries kept before families were recorded: the parsed dump says.
     if (own === undefined) {
       const rs = await rulesetOf(snapshotId, n);
-      own = 'family' in rs && (rs.family === 'ipv4' || rs.family === 'ipv6') ? rs.family : null;
+      own = isNftables(rs) ? null : rs.family;
     }
     return own === null || own === family ? rulesetOf(snapshotId, n) : null;
   }
