@@ -31,4 +31,4 @@ export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, Trac
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
 export type { AuditInput, Finding } from './checks/types.ts';
 export type { AnyRuleset } from './rules.ts';
-export type { DiffBackends, DiffResult, DiffSide, DiffSummary, FrontendDiff, KnownDifference, ManifestChange, RuleChange } from './diff/index.ts';
+export type { DiffBackends, DiffResult, DiffSide, DiffSummary, FrontendDiff, KnownDifference, ManifestChange, RuleChange, SideBackend } from './diff/index.ts';
