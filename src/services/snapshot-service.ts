@@ -592,10 +592,10 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     },
 
     async rawRules6(id, node) {
-      const { nodes } = await snapshotWithStoredNodes(id);
+      const { snapshot, nodes } = await snapshotWithStoredNodes(id);
       const n = nodes.find((m) => m.name === node);
       if (!n) throw new AppError('NOT_FOUND', `node ${node} not found in snapshot ${id}`);
-      const raw = n.ipv6 ? await store.rawRules6((await mustGet(id)).id, node) : null;
+      const raw = n.ipv6 ? await store.rawRules6(snapshot.id, node) : null;
       if (!raw) throw new AppError('NOT_FOUND', `node ${node} of snapshot ${id} has no IPv6 dump (rules6); its only dump is at …/nodes/${node}/rules`);
       return raw;
     },
@@ -647,10 +647,10 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
         const source = q.source ?? defaultSource(target.destination);
         const on = selected.filter((n) => target.onlyNode === undefined || target.onlyNode === n.name);
         const dumps = await Promise.all(on.map((n) => dumpFor(s.id, n, family)));
-        // Asked of nodes none of which has a dump of the family (one node, or a packet to an
-        // address): the question cannot be answered here. A Service's frontend of the other family
-        // on some nodes is said per node instead.
-        if (dumps.every((d) => d === null) && (q.service === undefined || q.node !== undefined)) {
+        // A packet to an address of a family no node asked about has a dump of: the question
+        // cannot be answered. A Service's frontends of that family are said per node instead, so
+        // that its frontends of the other family are still answered.
+        if (dumps.every((d) => d === null) && q.service === undefined) {
           const who = on.length === 1 ? `node ${on[0].name} has no` : `no node of snapshot ${s.id} has an`;
           const fix = family === 'ipv6' ? "upload the node's ip6tables-save output as rules6" : "upload the node's iptables-save output as rules";
           throw new AppError('VALIDATION', `${who} ${FAMILY_NAME[family]} dump, so ${target.destination} cannot be traced: ${fix}`, { family });

@@ -224,10 +224,14 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
   const stagedRoutes = (r: StagedRow) => (r.routes_sha256 ? { sha256: r.routes_sha256, bytes: Number(r.routes_bytes) } : null);
   const ipv6Dump = (r: { rules6_sha256: string | null; format6: string | null; summary6: unknown }): StoredDump | null =>
     (r.rules6_sha256 ? { format: r.format6 ?? '', sha256: r.rules6_sha256, summary: r.summary6 } : null);
-  /** Records what parsing a stored blob gave (once per blob, format and table). */
+  /**
+   * Records what parsing a stored blob gave (once per blob, format and table). A summary kept
+   * before summaries recorded the dump's family is replaced by the new one, which does.
+   */
   const recordParse = (client: PoolClient, blobId: string, requestedFormat: string, table: string, parsed: ParseRecord) => client.query(
     `INSERT INTO blob_parse (blob_id, requested_format, table_name, format, summary) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (blob_id, requested_format, table_name) DO NOTHING`,
+     ON CONFLICT (blob_id, requested_format, table_name) DO UPDATE SET summary = EXCLUDED.summary
+       WHERE NOT (blob_parse.summary ? 'family') AND (EXCLUDED.summary ? 'family')`,
     [blobId, requestedFormat, table, parsed.format, JSON.stringify(parsed.summary)],
   );
 

@@ -203,6 +203,15 @@ test('a trace by Service traces a dual-stack Service in both families (REST and 
     const want = r.family === 'ipv6' ? /^fd00:10:244:/ : /^10\.244\./;
     assert.ok(r.outcomes.every((o: { destination: { ip: string } }) => want.test(o.destination.ip)), JSON.stringify(r.outcomes.map((o: { destination: unknown }) => o.destination)));
   }
+  // On a node without an IPv6 dump, the IPv4 frontends are traced and the IPv6 ones said.
+  const mixed = await createJson('ds-svc', [{ name: 'node-b', addresses: ['192.168.1.11'], rules: v4 }], { manifests });
+  const onB = await traceRest(mixed.json().snapshot.id, 'service=default/web&port=http&node=node-b');
+  assert.equal(onB.statusCode, 200, onB.body);
+  assert.deepEqual(onB.json().results.map((r: { family: string; outcomes: unknown[]; warnings: { code: string }[] }) => [r.family, r.outcomes.length, r.warnings.map((w) => w.code)]), [
+    ['ipv4', 2, []],
+    ['ipv6', 0, ['NO_DUMP_FOR_FAMILY']],
+    ['ipv4', 2, []],
+  ]);
   const gql = await t.app.graphql(`{ snapshot(id: "${id}") { trace(service: "default/web", port: "http") { node family frontend { kind destination } outcomes { destination { ip } } } } }`);
   assert.equal(gql.errors, undefined, JSON.stringify(gql.errors));
   const traces = (gql.data as { snapshot: { trace: { family: string; frontend: { destination: string }; outcomes: unknown[] }[] } }).snapshot.trace;
