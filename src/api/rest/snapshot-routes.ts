@@ -138,7 +138,8 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
         routes.set(rest, content);
         if (staged.has(rest)) await service.putNodeRoutes(upload.id, rest, content);
       } else if (prefix === 'format' || prefix === 'table') {
-        if (staged.has(rest) || ipv6.get(rest.slice(0, -V6_SUFFIX.length))?.sent) throw new AppError('VALIDATION', `send the '${name}' part before the '${rest}' part`);
+        const sent6 = rest.endsWith(V6_SUFFIX) && ipv6.get(rest.slice(0, -V6_SUFFIX.length))?.sent === true;
+        if (staged.has(rest) || sent6) throw new AppError('VALIDATION', `send the '${name}' part before the '${rest}' part`);
         (prefix === 'format' ? formats : tables).set(rest, content.toString('utf8').trim());
       } else if (name.endsWith(V6_SUFFIX) && name.length > V6_SUFFIX.length) {
         const node = name.slice(0, -V6_SUFFIX.length);
