@@ -123,6 +123,18 @@ test('multipart: parts node-a and node-a.v6 (either order); a part given twice i
   const dup6 = await t.app.inject({ method: 'POST', url: '/v1/clusters/ds-multi/snapshots', ...multipart([['node-a', v4], ['node-a.v6', v6], ['node-a.v6', v6]]) });
   assert.equal(dup6.statusCode, 400);
   assert.match(dup6.json().detail, /part 'node-a.v6' appears twice/);
+  // The IPv6 dump's own format part, and a format part sent after its dump is refused.
+  const formatted = await t.app.inject({
+    method: 'POST', url: '/v1/clusters/ds-multi-format/snapshots',
+    ...multipart([['node-a', v4], ['format.node-a.v6', 'iptables-save'], ['node-a.v6', v6]]),
+  });
+  assert.equal(formatted.statusCode, 201, formatted.body);
+  const late = await t.app.inject({
+    method: 'POST', url: '/v1/clusters/ds-multi-format/snapshots',
+    ...multipart([['node-a', v4], ['node-a.v6', v6], ['format.node-a.v6', 'iptables-save']]),
+  });
+  assert.equal(late.statusCode, 400);
+  assert.match(late.json().detail, /send the 'format.node-a.v6' part before the 'node-a.v6' part/);
   const orphan = await t.app.inject({ method: 'POST', url: '/v1/clusters/ds-multi/snapshots', ...multipart([['node-b', v4], ['node-a.v6', v6]]) });
   assert.equal(orphan.statusCode, 400);
   assert.match(orphan.json().detail, /no part 'node-a' holds its IPv4 dump/);
