@@ -14,6 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { isDatabaseUnavailable } from './app-error.ts';
 import { ConfigError, DEFAULT_DATA_DIR, loadConfig, type Config } from './config.ts';
 import { buildApp } from './app.ts';
+import { hostPort } from './engine/index.ts';
 import { openDatabase, type Database } from './store/database.ts';
 import { EmbeddedPostgresError } from './store/embedded.ts';
 import { MigrationError } from './store/migrate.ts';
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   app.log.info(
-    `svcpath ready in ${((performance.now() - started) / 1000).toFixed(1)} s on http://${host}:${bound} — database: ${describeDatabase(database)}; ` +
+    `svcpath ready in ${((performance.now() - started) / 1000).toFixed(1)} s on http://${hostPort(host, bound)} — database: ${describeDatabase(database)}; ` +
       `REST /v1, OpenAPI /docs, GraphQL /graphql, GraphiQL /graphiql; auth: ${auth.summary}` +
       (config.retention ? `; retention: ${describePolicy(config.retention)}` : ''),
   );

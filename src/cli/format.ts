@@ -1,5 +1,6 @@
 /** Human-readable rendering of trace answers for the terminal. */
 import type { DescribedOutcome, TraceOutcome, TraceResult } from '../engine/index.ts';
+import { hostPort } from '../engine/index.ts';
 
 type Described = TraceOutcome & Partial<Pick<DescribedOutcome, 'service' | 'endpoint' | 'masqueradeReason'>>;
 
@@ -15,14 +16,14 @@ export function formatTrace(result: TraceResult, node: { name?: string; addresse
   const out: string[] = [];
   const p = result.packet;
   out.push(
-    `${p.protocol} ${p.source} -> ${p.destination}:${p.port} on ${node.name ?? 'the node'} (${node.addresses.join(', ')}), entering at ${result.entry}`,
+    `${p.protocol} ${p.source} -> ${hostPort(p.destination, p.port)} on ${node.name ?? 'the node'} (${node.addresses.join(', ')}), entering at ${result.entry}`,
   );
   out.push('');
   const outcomes = result.outcomes as readonly Described[];
   const rows = outcomes.map((o) => [
     pct(o.probability),
     o.verdict,
-    `${o.destination.ip}:${o.destination.port}`,
+    hostPort(o.destination.ip, o.destination.port),
     o.masquerade ? 'yes' : o.snat ? `SNAT ${o.snat.ip ?? ''}` : 'no',
     `${o.delivery ?? '-'}${o.outInterface ? ` via ${o.outInterface}` : ''}`,
     o.service ? `${o.service.namespace}/${o.service.name}` : '-',
@@ -40,7 +41,7 @@ export function formatTrace(result: TraceResult, node: { name?: string; addresse
   result.outcomes.forEach((o, k) => {
     out.push('');
     const given = o.conditions?.length ? ` ${o.conditions.join(' and ')}` : '';
-    out.push(`Outcome ${k + 1}: ${o.verdict} ${o.destination.ip}:${o.destination.port} (${pct(o.probability)}, exactly ${o.exactProbability}${given})`);
+    out.push(`Outcome ${k + 1}: ${o.verdict} ${hostPort(o.destination.ip, o.destination.port)} (${pct(o.probability)}, exactly ${o.exactProbability}${given})`);
     for (const s of o.path) {
       const where = `${s.table}/${s.chain}${s.index > 0 ? ` #${s.index}` : ''}`;
       out.push(`  ${pad(s.hook, 12)} ${pad(where, 40)} ${pad(s.action, 10)} ${s.rule}${s.assumed ? '   [assumed]' : ''}`);

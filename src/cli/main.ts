@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { defaultSource, EngineError, readDestination, readProtocol } from '../engine/index.ts';
+import { defaultSource, EngineError, familyOf, hostPort, readDestination, readProtocol } from '../engine/index.ts';
 import type { Entry, FormatOption, Protocol } from '../engine/index.ts';
 import { AppError } from '../app-error.ts';
 import { createTraceService } from '../services/trace-service.ts';
 import { readMeaning } from '../services/kube-meaning.ts';
-import { diffSnapshots, resolveServiceFrontends, runAudit } from '../engine/index.ts';
+import { diffSnapshots, isNftables, resolveServiceFrontends, runAudit } from '../engine/index.ts';
 import { formatTrace } from './format.ts';
 import { readInput, stdio } from './io.ts';
 import type { Io } from './io.ts';
@@ -23,14 +23,16 @@ import type { Shell } from './completion.ts';
 export type { Io } from './io.ts';
 
 const USAGE = `usage:
-  svcpath push --server URL --cluster NAME --node NAME=FILE [--node-ip NAME=IP[,IP…]] [--node-routes NAME=FILE] …
+  svcpath push --server URL --cluster NAME --node NAME=FILE [--node6 NAME=FILE] [--node-ip NAME=IP[,IP…]] [--node-routes NAME=FILE] …
                [--manifests FILE] [--label KEY=VALUE …] [--format auto|iptables-save|iptables-S|nftables]
                [--concurrency N] [--token TOKEN] [--json]
-  svcpath push --server URL --cluster NAME --node NAME --rules FILE --node-ip IP [--node-ip IP …] [--routes FILE] …
+  svcpath push --server URL --cluster NAME --node NAME --rules FILE [--rules6 FILE] --node-ip IP [--node-ip IP …] [--routes FILE] …
 
   Uploads one snapshot (every node named, and the manifests) to a svcpath server: each dump is
   streamed from disk gzip-compressed, N nodes at a time (default 4), and a node the server or the
   network fails is sent again (3 attempts). A push that fails or is interrupted leaves nothing behind.
+  A dual-stack node has two dumps: --node NAME=FILE its iptables-save output, --node6 NAME=FILE its
+  ip6tables-save output (--rules6 FILE in the single-node form), and addresses of both families.
   URL defaults to $SVCPATH_SERVER or http://localhost:8080; TOKEN to $SVCPATH_TOKEN (sent as a bearer token).
 
   svcpath diff A.txt B.txt [--node-ip IP …] [--manifests-a FILE --manifests-b FILE] [--cluster-cidr CIDR] [--json]
@@ -41,13 +43,15 @@ const USAGE = `usage:
   svcpath audit --node NAME=FILE [--node NAME=FILE …] [--node-ip NAME=IP[,IP…] …] --manifests FILE [--json]
                where the rules and the manifests disagree; exits 3 when there is an error finding
 
-  svcpath trace --rules FILE --node-ip IP [--node-ip IP …] DESTINATION:PORT | [IPV6]:PORT | DESTINATION --port N
+  svcpath trace --rules FILE [--rules6 FILE] --node-ip IP [--node-ip IP …] DESTINATION:PORT | [IPV6]:PORT | DESTINATION --port N
                 [--from SOURCE] [--protocol tcp|udp|sctp|icmp (any case)] [--entry PREROUTING|OUTPUT]
                 [--format auto|iptables-save|iptables-S|nftables] [--table nat] [--in-interface IF]
                 [--out-interface IF] [--routes FILE] [--source-port N] [--node-name NAME] [--manifests FILE] [--json]
   svcpath trace --rules FILE --node-ip IP --manifests FILE --service NS/NAME|NAME.NS --port NAME|NUMBER [--from SOURCE] …
                 traces every frontend of the Service port that reaches this node (cluster IPs, its NodePort,
                 load-balancer and external IPs)
+  --rules6 FILE is a dual-stack node's ip6tables-save output: IPv6 destinations are traced through it
+  (and the IPv6 frontends of a dual-stack Service).
 
   Traces the first packet of a new connection through a node's rule dump and prints every
   outcome with its probability and the rules on its path. FILE '-' reads standard input.
@@ -74,25 +78,36 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
     return 2;
   }
   const rules = values.rules === '-' ? readFileSync(0, 'utf8') : readFileSync(values.rules, 'utf8');
+  const rules6 = values.rules6 ? readInput(values.rules6).toString('utf8') : undefined;
   const manifests = values.manifests ? readInput(values.manifests).toString('utf8') : undefined;
   const routes = values.routes ? readInput(values.routes).toString('utf8') : undefined;
   const node = { ...(values['node-name'] ? { name: values['node-name'] } : {}), addresses: values['node-ip'] };
-  const service = createTraceService({ cacheSize: 1 });
+  const service = createTraceService({ cacheSize: 2 });
+  // A dual-stack node's IPv6 dump takes the IPv6 packets; a frontend of a family no dump holds is said, not traced.
+  const dumpFor = (destination: string): string | null => {
+    const family = familyOf(destination);
+    if (family === 'ipv6' && rules6 !== undefined) return rules6;
+    const own = service.ruleset(rules, values.format as FormatOption, values.table);
+    return isNftables(own) || own.family === family || !byService ? rules : null;
+  };
   // An address, or every frontend of a Service port that lands on this node.
   const targets: { destination: string; port: number; protocol: Protocol; label?: string }[] = [];
   if (byService) {
     const { model } = readMeaning(manifests!);
     const port = /^\d+$/.test(values.port!) ? Number(values.port) : values.port!;
     for (const f of resolveServiceFrontends(model, values.service!, port, [{ name: node.name ?? 'node', addresses: node.addresses }])) {
-      targets.push({ ...f.packet, label: `${values.service} port ${f.servicePort.name || f.servicePort.port} via ${f.frontend} ${f.packet.destination}:${f.packet.port}` });
+      targets.push({ ...f.packet, label: `${values.service} port ${f.servicePort.name || f.servicePort.port} via ${f.frontend} ${hostPort(f.packet.destination, f.packet.port)}` });
     }
   } else {
     const port = values.port === undefined ? undefined : /^\d+$/.test(values.port) ? Number(values.port) : NaN;
     if (Number.isNaN(port)) throw new AppError('VALIDATION', `--port must be a number for a trace to an address, got '${values.port}'`);
     targets.push({ ...readDestination(positionals[0], port), protocol: readProtocol(values.protocol) });
   }
+  const skipped = targets.filter((target) => dumpFor(target.destination) === null);
+  for (const s of skipped) io.err(`svcpath trace: ${s.label}: not traced, the node's dump is not ${familyOf(s.destination) === 'ipv6' ? 'IPv6 (give its ip6tables-save output as --rules6 FILE)' : 'IPv4'}\n`);
+  targets.splice(0, targets.length, ...targets.filter((target) => !skipped.includes(target)));
   const results = targets.map((target) => service.trace({
-    rules,
+    rules: dumpFor(target.destination)!,
     ...(manifests !== undefined ? { manifests } : {}),
     ...(routes !== undefined ? { routes } : {}),
     format: values.format as FormatOption,
@@ -122,6 +137,8 @@ function pairs(values: readonly string[] | undefined, what: string): Map<string,
   for (const v of values ?? []) {
     const eq = v.indexOf('=');
     if (eq <= 0) throw new AppError('VALIDATION', `${what} must be NAME=VALUE, got '${v}'`);
+    // Given twice is a mistake to say, not a value to replace silently.
+    if (out.has(v.slice(0, eq))) throw new AppError('VALIDATION', `${what} names '${v.slice(0, eq)}' twice`);
     out.set(v.slice(0, eq), v.slice(eq + 1));
   }
   return out;
@@ -143,16 +160,26 @@ async function pushCommand(args: string[], io: Io): Promise<number> {
     // Single-node form: --node NAME --rules FILE --node-ip IP …
     if (values.node.length !== 1) throw new AppError('VALIDATION', '--rules goes with exactly one --node NAME');
     if (values['node-routes']?.length) throw new AppError('VALIDATION', 'with --rules, give the node\'s routes as --routes FILE');
-    nodes.push({ name: values.node[0], addresses: values['node-ip'] ?? [], file: values.rules, ...(values.routes ? { routes: values.routes } : {}) });
+    if (values.node6?.length) throw new AppError('VALIDATION', 'with --rules, give the node\'s IPv6 dump as --rules6 FILE');
+    nodes.push({
+      name: values.node[0], addresses: values['node-ip'] ?? [], file: values.rules,
+      ...(values.routes ? { routes: values.routes } : {}), ...(values.rules6 ? { file6: values.rules6 } : {}),
+    });
   } else {
     if (values.routes) throw new AppError('VALIDATION', '--routes FILE goes with --node NAME --rules FILE; for --node NAME=FILE give --node-routes NAME=FILE');
+    if (values.rules6) throw new AppError('VALIDATION', '--rules6 FILE goes with --node NAME --rules FILE; for --node NAME=FILE give --node6 NAME=FILE');
     const files = pairs(values.node, '--node');
     const ips = pairs(values['node-ip'], '--node-ip');
     const routes = pairs(values['node-routes'], '--node-routes');
+    const files6 = pairs(values.node6, '--node6');
+    for (const name of files6.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node6 names node '${name}' but no --node ${name}=FILE (its IPv4 dump) is given`);
     for (const name of ips.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-ip names node '${name}' but no --node ${name}=FILE is given`);
     for (const name of routes.keys()) if (!files.has(name)) throw new AppError('VALIDATION', `--node-routes names node '${name}' but no --node ${name}=FILE is given`);
     for (const [name, file] of files) {
-      nodes.push({ name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), file, ...(routes.has(name) ? { routes: routes.get(name)! } : {}) });
+      nodes.push({
+        name, addresses: (ips.get(name) ?? '').split(',').filter(Boolean), file,
+        ...(routes.has(name) ? { routes: routes.get(name)! } : {}), ...(files6.has(name) ? { file6: files6.get(name)! } : {}),
+      });
     }
   }
   const token = values.token ?? process.env.SVCPATH_TOKEN;
@@ -244,7 +271,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
   }
   for (const f of result.frontends) {
     if (f.known) continue;
-    io.out(`\n${f.change.toUpperCase()} ${f.frontend.kind} ${f.frontend.ip}:${f.frontend.port}/${f.frontend.protocol}${f.service ? ` (${f.service})` : ''}\n`);
+    io.out(`\n${f.change.toUpperCase()} ${f.frontend.kind} ${hostPort(f.frontend.ip, f.frontend.port)}/${f.frontend.protocol}${f.service ? ` (${f.service})` : ''}\n`);
     for (const c of f.changes) io.out(`  ${c}\n`);
   }
   if (result.rules.length) io.out('\n');

@@ -8,6 +8,7 @@ import type { ParseArgsConfig } from 'node:util';
 export const OPTIONS = {
   trace: {
     rules: { type: 'string' },
+    rules6: { type: 'string' },
     'node-ip': { type: 'string', multiple: true },
     'node-name': { type: 'string' },
     from: { type: 'string' },
@@ -29,7 +30,9 @@ export const OPTIONS = {
     token: { type: 'string' },
     cluster: { type: 'string' },
     node: { type: 'string', multiple: true },
+    node6: { type: 'string', multiple: true },
     rules: { type: 'string' },
+    rules6: { type: 'string' },
     'node-ip': { type: 'string', multiple: true },
     routes: { type: 'string' },
     'node-routes': { type: 'string', multiple: true },

@@ -24,6 +24,8 @@ export interface PushNode {
   readonly file: string;
   /** A file of the node's `ip route` output, sent with its rules. */
   readonly routes?: string;
+  /** A dual-stack node's IPv6 dump (ip6tables-save output), sent after its rules. */
+  readonly file6?: string;
 }
 
 export interface PushOptions {
@@ -214,7 +216,7 @@ export async function push(o: PushOptions, io: Io): Promise<number> {
     }
   }
   const sources = openSources([
-    ...o.nodes.map((n) => n.file), ...o.nodes.flatMap((n) => (n.routes !== undefined ? [n.routes] : [])), ...(o.manifests !== undefined ? [o.manifests] : []),
+    ...o.nodes.map((n) => n.file), ...o.nodes.flatMap((n) => [...(n.routes !== undefined ? [n.routes] : []), ...(n.file6 !== undefined ? [n.file6] : [])]), ...(o.manifests !== undefined ? [o.manifests] : []),
   ]);
   const controller = new AbortController();
   const interrupt = () => controller.abort(new Interrupted());
@@ -286,6 +288,17 @@ async function pushStepwise(
           body: () => gzipped(source, progress),
         });
         const r = JSON.parse(answer.text) as NodeAnswer;
+        let v6 = '';
+        if (node.file6 !== undefined) {
+          const source6 = sources.get(node.file6)!;
+          // The IPv6 dump is read with the format asked for, unless that is nftables (one ruleset holds both families).
+          const format6 = o.format && o.format !== 'nftables' ? `?format=${encodeURIComponent(o.format)}` : '';
+          const a6 = JSON.parse((await client.send({
+            label: `IPv6 dump of node ${node.name}`, method: 'PUT', path: `${base}/nodes/${encodeURIComponent(node.name)}/rules6${format6}`,
+            headers: GZIP_TEXT, body: () => gzipped(source6, progress),
+          })).text) as { ipv6: { rules: number } };
+          v6 = ` + ${a6.ipv6.rules} IPv6 rules, ${formatBytes(source6.size)}`;
+        }
         if (node.routes !== undefined) {
           const routes = sources.get(node.routes)!;
           await client.send({
@@ -293,7 +306,7 @@ async function pushStepwise(
             headers: { 'content-type': 'text/plain' }, body: () => routes.read(),
           });
         }
-        progress.nodeDone(`node ${node.name}: ${r.node.rules} rules, ${formatBytes(source.size)}${r.parsed === false ? ', known dump (not parsed again)' : ''}`);
+        progress.nodeDone(`node ${node.name}: ${r.node.rules} rules, ${formatBytes(source.size)}${v6}${r.parsed === false ? ', known dump (not parsed again)' : ''}`);
       } catch (e) {
         // Stopped because another node failed or Ctrl-C: that is the failure to report, not this.
         throw controller.signal.aborted ? e : new NodeFailure(node.name, e);
@@ -341,6 +354,7 @@ async function pushInOneRequest(o: PushOptions, sources: Map<string, Source>, cl
         name: n.name,
         addresses: n.addresses,
         rules: sources.get(n.file)!.read().toString('utf8'),
+        ...(n.file6 !== undefined ? { rules6: sources.get(n.file6)!.read().toString('utf8') } : {}),
         ...(n.routes !== undefined ? { routes: sources.get(n.routes)!.read().toString('utf8') } : {}),
         ...(o.format ? { format: o.format } : {}),
       })),

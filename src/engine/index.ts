@@ -6,6 +6,7 @@ export { parseNftables, printNftRuleset } from './nftables/index.ts';
 export { completeKubeProxy } from './trace/complete.ts';
 export { groupByCase, trace } from './trace/tracer.ts';
 export { parseRoutes, RouteTable } from './net/routes.ts';
+export { familyOf, hostPort } from './net/address.ts';
 export { compiledRuleCount, sharedRuleCount } from './trace/compile.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';
@@ -30,4 +31,4 @@ export type { TraceResult, TraceOutcome, TraceStep, TraceWarning, NodeSpec, Trac
 export type { DescribedOutcome, DescribedTrace, ServiceFrontend } from './kube/index.ts';
 export type { AuditInput, Finding } from './checks/types.ts';
 export type { AnyRuleset } from './rules.ts';
-export type { DiffBackends, DiffResult, DiffSide, DiffSummary, FrontendDiff, KnownDifference, ManifestChange, RuleChange } from './diff/index.ts';
+export type { DiffBackends, DiffResult, DiffSide, DiffSummary, FrontendDiff, KnownDifference, ManifestChange, RuleChange, SideBackend } from './diff/index.ts';

@@ -6,7 +6,7 @@
  */
 import type { Pool } from 'pg';
 import { NodeByNodeAudit, NodeByNodeDiff, readRules } from '../engine/index.ts';
-import type { AnyRuleset, DiffResult, Finding, FormatOption } from '../engine/index.ts';
+import type { AnyRuleset, DiffResult, Finding, FormatOption, SideBackend } from '../engine/index.ts';
 import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
 import { readMeaning } from './kube-meaning.ts';
@@ -29,9 +29,11 @@ interface Side {
   readonly meaning: Meaning | null;
 }
 
-async function sideOf(pool: Queryable, snapshotId: string, node?: string): Promise<Side> {
-  const [nodes, manifests] = await Promise.all([snapshotDumps(pool, snapshotId, node), snapshotManifests(pool, snapshotId)]);
-  return { nodes, meaning: manifests === null ? null : readMeaning(manifests) };
+async function sideOf(pool: Queryable, snapshotId: string, node?: string): Promise<Side & { readonly ipv6: readonly StoredDumpRef[] }> {
+  const [nodes, ipv6, manifests] = await Promise.all([
+    snapshotDumps(pool, snapshotId, node), snapshotDumps(pool, snapshotId, node, 'ipv6'), snapshotManifests(pool, snapshotId),
+  ]);
+  return { nodes, ipv6, meaning: manifests === null ? null : readMeaning(manifests) };
 }
 
 /**
@@ -47,21 +49,72 @@ async function loadRuleset(pool: Queryable, n: StoredDumpRef): Promise<AnyRulese
 export async function auditStored(pool: Queryable, task: AuditTask): Promise<Finding[] | { missing: 'manifests' }> {
   const side = await sideOf(pool, task.snapshot);
   if (!side.meaning) return { missing: 'manifests' };
-  const run = new NodeByNodeAudit({ model: side.meaning.model, index: side.meaning.index });
-  const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n) });
-  for (const n of side.nodes) run.add(await auditNode(n));
-  const byName = new Map(side.nodes.map((n) => [n.name, n]));
-  for (const name of run.disagreeing()) run.report(await auditNode(byName.get(name)!));
-  return run.finish();
+  const meaning = side.meaning;
+  // The IPv4 dumps and the dual-stack nodes' IPv6 dumps are audited apart: nodes are compared with
+  // each other (node disagreement) only within one family.
+  const auditFamily = async (dumps: readonly StoredDumpRef[]): Promise<Finding[]> => {
+    const run = new NodeByNodeAudit({ model: meaning.model, index: meaning.index });
+    const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n) });
+    for (const n of dumps) run.add(await auditNode(n));
+    const byName = new Map(dumps.map((n) => [n.name, n]));
+    for (const name of run.disagreeing()) run.report(await auditNode(byName.get(name)!));
+    return run.finish();
+  };
+  const findings = await auditFamily(side.nodes);
+  return side.ipv6.length === 0 ? findings : [...findings, ...await auditFamily(side.ipv6)];
 }
 
 export async function diffStored(pool: Queryable, task: DiffTask): Promise<DiffResult | { missing: 'node' }> {
   const [a, b] = await Promise.all([sideOf(pool, task.from, task.node), sideOf(pool, task.to, task.node)]);
   if (task.node !== undefined && (a.nodes.length === 0 || b.nodes.length === 0)) return { missing: 'node' };
   const named = (s: Side) => ({ names: s.nodes.map((n) => n.name), model: s.meaning?.model ?? null, index: s.meaning?.index ?? null });
-  const run = new NodeByNodeDiff(named(a), named(b));
-  const rows = { a: new Map(a.nodes.map((n) => [n.name, n])), b: new Map(b.nodes.map((n) => [n.name, n])) };
-  const node = async (row: StoredDumpRef) => ({ name: row.name, addresses: row.addresses, ruleset: await loadRuleset(pool, row) });
-  for (const [na, nb] of run.pairs) run.add(await node(rows.a.get(na)!), await node(rows.b.get(nb)!));
-  return run.finish();
+  const compare = async (from: Side, to: Side): Promise<DiffResult> => {
+    const run = new NodeByNodeDiff(named(from), named(to));
+    const rows = { a: new Map(from.nodes.map((n) => [n.name, n])), b: new Map(to.nodes.map((n) => [n.name, n])) };
+    const node = async (row: StoredDumpRef) => ({ name: row.name, addresses: row.addresses, ruleset: await loadRuleset(pool, row) });
+    for (const [na, nb] of run.pairs) run.add(await node(rows.a.get(na)!), await node(rows.b.get(nb)!));
+    return run.finish();
+  };
+  const ipv4 = await compare(a, b);
+  if (a.ipv6.length === 0 && b.ipv6.length === 0) return ipv4;
+  // The IPv6 dumps of nodes that have one on both sides, compared the same way; a node's IPv6 dump
+  // on one side only is listed as unpaired (`NAME/ipv6`).
+  const both = (s: readonly StoredDumpRef[], o: readonly StoredDumpRef[]) => s.filter((n) => o.some((m) => m.name === n.name));
+  const ipv6 = both(a.ipv6, b.ipv6).length === 0 ? null : await compare({ ...a, nodes: both(a.ipv6, b.ipv6) }, { ...b, nodes: both(b.ipv6, a.ipv6) });
+  const only = (s: readonly StoredDumpRef[], o: readonly StoredDumpRef[]) => s.filter((n) => !o.some((m) => m.name === n.name)).map((n) => `${n.name}/ipv6`);
+  return withIpv6(ipv4, ipv6, { a: only(a.ipv6, b.ipv6), b: only(b.ipv6, a.ipv6) });
+}
+
+/** Adds what comparing the IPv6 dumps found to the IPv4 comparison: counts summed, lists joined. */
+function withIpv6(ipv4: DiffResult, ipv6: DiffResult | null, unpaired: { a: readonly string[]; b: readonly string[] }): DiffResult {
+  const unpairedNodes = { a: [...ipv4.unpairedNodes.a, ...unpaired.a], b: [...ipv4.unpairedNodes.b, ...unpaired.b] };
+  if (!ipv6) return { ...ipv4, unpairedNodes };
+  const s4 = ipv4.summary;
+  const s6 = ipv6.summary;
+  const side = (x: SideBackend, y: SideBackend): SideBackend => (x === 'none' ? y : y === 'none' || x === y ? x : 'mixed');
+  return {
+    // Nodes and manifests are counted once, by the IPv4 comparison.
+    summary: {
+      ...s4,
+      frontends: sumCounts(s4.frontends, s6.frontends),
+      endpoints: sumCounts(s4.endpoints, s6.endpoints),
+      verdictChanges: s4.verdictChanges + s6.verdictChanges,
+      masqueradeChanges: s4.masqueradeChanges + s6.masqueradeChanges,
+      probabilityChanges: s4.probabilityChanges + s6.probabilityChanges,
+      rules: sumCounts(s4.rules, s6.rules),
+    },
+    frontends: [...ipv4.frontends, ...ipv6.frontends],
+    rules: [...ipv4.rules, ...ipv6.rules],
+    manifests: ipv4.manifests,
+    unpairedNodes,
+    backends: {
+      from: side(ipv4.backends.from, ipv6.backends.from), to: side(ipv4.backends.to, ipv6.backends.to),
+      across: [...ipv4.backends.across, ...ipv6.backends.across],
+    },
+    knownDifferences: [...ipv4.knownDifferences, ...ipv6.knownDifferences],
+  };
+}
+
+function sumCounts<T extends object>(x: T, y: T): T {
+  return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, typeof v === 'number' ? v + (y[k as keyof T] as number) : v])) as T;
 }

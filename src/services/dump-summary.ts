@@ -4,7 +4,7 @@
  * them, in place.
  */
 import type { AnyRuleset, FormatOption } from '../engine/index.ts';
-import { EngineError, formatOf, parseRules, tableCounts } from '../engine/index.ts';
+import { EngineError, formatOf, isNftables, parseRules, tableCounts } from '../engine/index.ts';
 import type { NodeSummary } from './snapshot-types.ts';
 import { AppError } from '../app-error.ts';
 import type { AppErrorCode } from '../app-error.ts';
@@ -22,6 +22,11 @@ export interface SummaryJson {
    * `iptables -L` listing), which the detected format alone would refuse: read it again the same way.
    */
   requested?: string;
+  /**
+   * The address family of an iptables dump (fixed by its first address, or an ip6tables-save
+   * header); null for an nftables ruleset, which holds both. Absent in summaries kept before it was.
+   */
+  family?: 'ipv4' | 'ipv6' | null;
 }
 
 /** The format to read a stored dump again with: what its upload asked for when that was 'auto'. */
@@ -44,6 +49,7 @@ export function summarise(rs: AnyRuleset, bytes: number, table?: string): Summar
   const tables = tableCounts(rs);
   return {
     bytes, rules: tables.reduce((n, t) => n + t.rules, 0), tables, diagnostics: rs.diagnostics.slice(0, 200),
+    family: isNftables(rs) ? null : rs.family,
     ...(table ? { table } : {}),
   };
 }

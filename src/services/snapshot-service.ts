@@ -4,11 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { AnyRuleset, DiffResult, FormatOption, Protocol } from '../engine/index.ts';
-import { defaultSource, EngineError, parseRoutes, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
+import { defaultSource, EngineError, familyOf, isNftables, parseRoutes, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
 import type { RouteTable } from '../engine/index.ts';
 import { clipMessage } from '../engine/errors.ts';
 import { AppError } from '../app-error.ts';
-import type { CommitOutcome, IdentityNode, SnapshotStore, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
+import type { CommitOutcome, IdentityNode, ParseRecord, SnapshotStore, StoredDump, StoredNode, StoredSnapshot, StoredUpload } from '../store/snapshot-store.ts';
+import type { ChunkPlan } from '../store/chunking.ts';
 import { isUuid } from '../store/snapshot-store.ts';
 import { checkError, rereadFormat } from './dump-summary.ts';
 import type { SummaryJson } from './dump-summary.ts';
@@ -22,8 +23,8 @@ import { checkLabels as checkLabelLimits, checkStorableJson, checkStorableText, 
 import type { Limits } from './limits.ts';
 import type { Meaning } from './kube-meaning.ts';
 import type {
-  AuditReport, ClusterView, CreateResult, LabelsOutcome, NodeStage, NodeSummary, NodeTrace, Page, SnapshotService, SnapshotUpload,
-  SnapshotView, SnapshotWithNodes, StagedNode, StoredTraceQuery, UploadView,
+  AuditReport, ClusterView, CreateResult, DumpStage, DumpSummary, LabelsOutcome, NodeStage, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService,
+  SnapshotUpload, SnapshotView, SnapshotWithNodes, StagedDump, StagedNode, StoredTraceQuery, UploadView,
 } from './snapshot-types.ts';
 
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -53,8 +54,11 @@ const FORMATS: readonly string[] = ['auto', 'iptables-save', 'iptables-S', 'nfta
 export function contentHash(nodes: readonly IdentityNode[], manifestsSha256: string | null): string {
   return sha256(JSON.stringify({
     nodes: [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1))
-      // Routes count only when uploaded: snapshots made before routes existed keep their hash.
-      .map((n) => [n.name, [...n.addresses].sort(), n.format, n.table || null, n.sha256, ...(n.routesSha256 ? [n.routesSha256] : [])]),
+      // Routes and IPv6 dumps count only when uploaded: snapshots made before either existed keep their hash.
+      .map((n) => [
+        n.name, [...n.addresses].sort(), n.format, n.table || null, n.sha256, ...(n.routesSha256 ? [n.routesSha256] : []),
+        ...(n.rules6Sha256 ? [{ rules6: n.rules6Sha256 }] : []),
+      ]),
     manifests: manifestsSha256,
   })).toString('hex');
 }
@@ -87,12 +91,32 @@ function view(s: StoredSnapshot): SnapshotView {
   };
 }
 
+function dumpView(d: StoredDump): DumpSummary {
+  const s = d.summary as SummaryJson;
+  return { format: d.format, sha256: d.sha256, bytes: s.bytes, rules: s.rules, tables: s.tables, diagnostics: s.diagnostics };
+}
+
 function nodeView(n: StoredNode): NodeSummary {
-  const s = n.summary as SummaryJson;
-  return {
-    name: n.name, addresses: n.addresses, format: n.format, sha256: n.sha256,
-    bytes: s.bytes, rules: s.rules, tables: s.tables, diagnostics: s.diagnostics, routes: n.routes,
-  };
+  return { name: n.name, addresses: n.addresses, ...dumpView(n), routes: n.routes, ipv6: n.ipv6 ? dumpView(n.ipv6) : null };
+}
+
+type Family = 'ipv4' | 'ipv6';
+const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+
+/** The family a stored dump's summary records; summaries kept before it was are of IPv4 dumps or unknown (undefined). */
+function familyOfDump(summary: unknown): Family | null | undefined {
+  return (summary as SummaryJson).family;
+}
+
+/** A checked dump, ready to stage. */
+interface CheckedDump {
+  readonly requestedFormat: string;
+  readonly table: string;
+  readonly content: Buffer;
+  readonly plan: ChunkPlan;
+  readonly parsed: ParseRecord;
+  /** false when the same dump was stored before and so was not parsed again. */
+  readonly fresh: boolean;
 }
 
 export interface SnapshotServiceDeps {
@@ -240,39 +264,120 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
    * Checks a node's dump and stages it. A dump stored before under the same format and table is
    * not parsed again: it passed then, and its summary was kept.
    */
-  async function stage(uploadId: string, n: NodeStage): Promise<StagedNode> {
-    const name = checkNodeName(n.name);
-    const format = n.format ?? 'auto';
+  /**
+   * Checks a dump before it is stored. A dump stored before under the same format and table is not
+   * parsed again: it passed then, and its summary was kept. `part` is 'rules' or 'rules6'.
+   */
+  async function checkDump(name: string, part: 'rules' | 'rules6', d: DumpStage): Promise<CheckedDump> {
+    const format = d.format ?? 'auto';
     if (!FORMATS.includes(format)) throw new AppError('VALIDATION', `format must be one of ${FORMATS.join(', ')}`);
-    const table = n.table ?? '';
-    // Addresses and the table are stored as text; the dump is bytes, but what the parser quotes
-    // from it goes to jsonb: a NUL is refused where it stands (the scan for it is cheap).
-    for (const a of n.addresses ?? []) checkStorableText(a, `node ${name}: address`);
-    checkStorableText(table, `node ${name}: table`);
-    refuseBinary(n.rules, `node ${name}: rules`, BINARY_HINT);
-    if (n.rules.includes(0)) checkStorableText(n.rules.toString('utf8'), `node ${name}: rules`);
-    const routes = n.routes !== undefined ? await checkRoutes(name, n.routes) : undefined;
+    const table = d.table ?? '';
+    const where = part === 'rules' ? `node ${name}` : `node ${name} (rules6)`;
+    // The table is stored as text; the dump is bytes, but what the parser quotes from it goes to
+    // jsonb: a NUL is refused where it stands (the scan for it is cheap).
+    checkStorableText(table, `${where}: table`);
+    refuseBinary(d.rules, `${where}: rules`, BINARY_HINT);
+    if (d.rules.includes(0)) checkStorableText(d.rules.toString('utf8'), `${where}: rules`);
     // Hashed and cut into chunks on a parse worker: 40 MB take a tenth of a second.
-    const plan = await parsePool.plan(n.rules);
-    const sha = plan.sha256;
-    let parsed = await store.knownParse(sha, format, table);
+    const plan = await parsePool.plan(d.rules);
+    let parsed = await store.knownParse(plan.sha256, format, table);
+    // A summary kept before families were recorded does not say whether the dump is IPv6: read it again.
+    if (parsed && familyOfDump(parsed.summary) === undefined) parsed = null;
     const fresh = parsed === null;
     if (!parsed) {
-      const r = await parsePool.check(n.rules, format as FormatOption, table || undefined);
-      if (!r.ok) throw AppError.fromEngine(checkError(r), { node: name }, `node ${name}: `);
+      const r = await parsePool.check(d.rules, format as FormatOption, table || undefined);
+      if (!r.ok) throw AppError.fromEngine(checkError(r), { node: name, ...(part === 'rules6' ? { part } : {}) }, `${where}: `);
       parsed = { format: r.format, summary: r.summary };
     }
-    const staged = await store.stageNode(uploadId, {
-      name, addresses: [...(n.addresses ?? [])], requestedFormat: format, table, content: n.rules, plan, parsed, ...(routes ? { routes } : {}),
-    });
+    return { requestedFormat: format, table, content: d.rules, plan, parsed, fresh };
+  }
+
+  /** An IPv6 dump must read as one: an IPv4 dump or an nftables ruleset (both families) is refused. */
+  function requireIpv6(name: string, dump: CheckedDump): void {
+    const family = familyOfDump(dump.parsed.summary);
+    if (family === 'ipv6') return;
+    if (family === null) {
+      throw new AppError('VALIDATION', `node ${name}: rules6 is an nftables ruleset, which holds both families: send it as the node's rules alone`, { node: name, part: 'rules6' });
+    }
+    throw new AppError('VALIDATION', `node ${name}: rules6 must be the node's IPv6 dump (ip6tables-save output), but it reads as IPv4 (IPv4 addresses, or no address and no ip6tables-save header)`, { node: name, part: 'rules6' });
+  }
+
+  /** Stages a node's dump (replacing one put before; its routes and IPv6 dump stay unless sent again). */
+  async function stage(uploadId: string, n: NodeStage, checked?: CheckedDump): Promise<StagedNode> {
+    const name = checkNodeName(n.name);
+    // Addresses are stored as text: a NUL is refused where it stands.
+    for (const a of n.addresses ?? []) checkStorableText(a, `node ${name}: address`);
+    const dump = checked ?? await checkDump(name, 'rules', n);
+    const routes = n.routes !== undefined ? await checkRoutes(name, n.routes) : undefined;
+    const staged = await store.stageNode(uploadId, { name, addresses: [...(n.addresses ?? [])], ...dump, ...(routes ? { routes } : {}) });
     if (!staged) throw uploadGone(uploadId);
     return {
       upload: uploadId,
       node: nodeView({
-        name, addresses: n.addresses ?? [], format: parsed.format, sha256: sha.toString('hex'), summary: parsed.summary, routes: staged.routes,
+        name, addresses: n.addresses ?? [], format: dump.parsed.format, sha256: dump.plan.sha256.toString('hex'), summary: dump.parsed.summary,
+        routes: staged.routes, ipv6: staged.ipv6,
       }),
-      parsed: fresh,
+      parsed: dump.fresh,
     };
+  }
+
+  async function stageRules6(uploadId: string, name: string, d: DumpStage, checked?: CheckedDump): Promise<StagedDump> {
+    checkNodeName(name);
+    const dump = checked ?? await checkDump(name, 'rules6', d);
+    requireIpv6(name, dump);
+    const done = await store.stageRules6(uploadId, name, dump);
+    if (done === 'upload') throw uploadGone(uploadId);
+    if (done === 'node') throw new AppError('NOT_FOUND', `node ${name} is not in upload ${uploadId}: put its rules (the IPv4 dump) first`);
+    return {
+      upload: uploadId, node: name, parsed: dump.fresh,
+      ipv6: dumpView({ format: dump.parsed.format, sha256: dump.plan.sha256.toString('hex'), summary: dump.parsed.summary }),
+    };
+  }
+
+  /**
+   * A node of a JSON upload as its dumps: `rules` (and `rules6`), or `rules` as a list of one or
+   * two dumps placed by their family. Checked here, so that a list is read once.
+   */
+  async function nodeDumps(n: NodeUpload): Promise<{ rules: CheckedDump; rules6: CheckedDump | null }> {
+    const bytes = (v: unknown, what: string): Buffer => {
+      if (typeof v === 'string') return Buffer.from(v, 'utf8');
+      if (Buffer.isBuffer(v)) return v;
+      throw new AppError('VALIDATION', `node ${n.name}: ${what} must be text (a dump)`);
+    };
+    const read = (part: 'rules' | 'rules6', v: unknown, what: string) => checkDump(n.name, part, { rules: bytes(v, what), format: n.format, table: n.table });
+    if (!Array.isArray(n.rules)) {
+      return { rules: await read('rules', n.rules, 'rules'), rules6: n.rules6 !== undefined ? await read('rules6', n.rules6, 'rules6') : null };
+    }
+    if (n.rules6 !== undefined) throw new AppError('VALIDATION', `node ${n.name}: give rules as a list of its dumps, or rules and rules6, not both`);
+    if (n.rules.length < 1 || n.rules.length > 2) {
+      throw new AppError('VALIDATION', `node ${n.name}: rules as a list holds one or two dumps (iptables-save and ip6tables-save output), got ${n.rules.length}`);
+    }
+    const dumps = [];
+    for (const [i, v] of n.rules.entries()) dumps.push(await read('rules', v, `rules[${i}]`));
+    if (dumps.length === 1) return { rules: dumps[0], rules6: null };
+    const families = dumps.map((d) => familyOfDump(d.parsed.summary));
+    if (families.includes(null)) {
+      throw new AppError('VALIDATION', `node ${n.name}: an nftables ruleset holds both families: send it alone as rules`, { node: n.name });
+    }
+    if (families[0] === families[1]) {
+      const family = FAMILY_NAME[families[0] ?? 'ipv4'];
+      throw new AppError('VALIDATION', `node ${n.name}: both dumps in rules are ${family}; a node has at most one dump of each family (iptables-save and ip6tables-save output)`, { node: n.name });
+    }
+    return families[0] === 'ipv6' ? { rules: dumps[1], rules6: dumps[0] } : { rules: dumps[0], rules6: dumps[1] };
+  }
+
+  /** A node with an IPv6 dump has an IPv4 one beside it: two dumps of one family is one too many. */
+  function checkFamilies(nodes: readonly StoredNode[]): void {
+    for (const n of nodes) {
+      if (!n.ipv6) continue;
+      const family = familyOfDump(n.summary);
+      if (family === 'ipv6') {
+        throw new AppError('VALIDATION', `node ${n.name} has two IPv6 dumps: its rules are IPv6 too; send the iptables-save output as rules and the ip6tables-save output as rules6`, { node: n.name });
+      }
+      if (family === null) {
+        throw new AppError('VALIDATION', `node ${n.name}: its rules are an nftables ruleset, which holds both families; it takes no rules6`, { node: n.name });
+      }
+    }
   }
 
   async function stageManifests(uploadId: string, manifests: Buffer, checked = false): Promise<{ sha256: string; bytes: number }> {
@@ -305,19 +410,38 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     const labels = checkLabels(rawLabels);
     const upload = await store.upload(uploadId);
     if (upload && upload.nodes.length === 0) throw new AppError('VALIDATION', 'a snapshot needs at least one node');
+    if (upload) checkFamilies(upload.nodes);
     const outcome = await store.commitUpload(uploadId, labels, contentHash);
     if (!outcome) throw uploadGone(uploadId);
     const snapshot = await withNodes(await mustGet(outcome.id));
     return { snapshot, created: outcome.created, labels: labelsOutcome(outcome, labels, snapshot.version) };
   }
 
-  async function rulesetOf(snapshotId: string, n: StoredNode): Promise<AnyRuleset> {
-    const table = (n.summary as SummaryJson).table;
-    return rulesets.get({ sha256: n.sha256, format: rereadFormat(n.format, n.summary), table }, async () => {
-      const raw = await store.rawRules(snapshotId, n.name);
+  /** A node's dump of one family (its first dump, or its IPv6 dump), parsed. */
+  async function rulesetOf(snapshotId: string, n: StoredNode, which: 'rules' | 'rules6' = 'rules'): Promise<AnyRuleset> {
+    const dump = which === 'rules6' ? n.ipv6! : n;
+    const table = (dump.summary as SummaryJson).table;
+    return rulesets.get({ sha256: dump.sha256, format: rereadFormat(dump.format, dump.summary), table }, async () => {
+      const raw = which === 'rules6' ? await store.rawRules6(snapshotId, n.name) : await store.rawRules(snapshotId, n.name);
       if (!raw) throw new AppError('NOT_FOUND', `node ${n.name} not found in snapshot ${snapshotId}`);
       return raw;
     });
+  }
+
+  /**
+   * Which of a node's dumps a packet of `family` goes through: its IPv6 dump when it has one and
+   * the packet is IPv6, else its first dump when that is of the family (or an nftables ruleset,
+   * which holds both); null when the node has no dump of the family.
+   */
+  async function dumpFor(snapshotId: string, n: StoredNode, family: Family): Promise<AnyRuleset | null> {
+    if (family === 'ipv6' && n.ipv6) return rulesetOf(snapshotId, n, 'rules6');
+    let own = familyOfDump(n.summary);
+    // Summaries kept before families were recorded: the parsed dump says.
+    if (own === undefined) {
+      const rs = await rulesetOf(snapshotId, n);
+      own = isNftables(rs) ? null : rs.family;
+    }
+    return own === null || own === family ? rulesetOf(snapshotId, n) : null;
   }
 
   async function withNodes(s: StoredSnapshot): Promise<SnapshotWithNodes> {
@@ -377,12 +501,13 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       const { id } = await store.createUpload(cluster, uploadTtlMs);
       try {
         for (const n of upload.nodes) {
-          const rules = typeof n.rules === 'string' ? Buffer.from(n.rules, 'utf8') : n.rules;
           if (n.routes !== undefined && typeof n.routes !== 'string') throw new AppError('VALIDATION', `node ${n.name}: routes must be text (ip route output)`);
+          const dumps = await nodeDumps(n);
           await stage(id, {
-            name: n.name, addresses: n.addresses, rules, format: n.format, table: n.table,
+            name: n.name, addresses: n.addresses, rules: dumps.rules.content,
             ...(n.routes !== undefined ? { routes: Buffer.from(n.routes, 'utf8') } : {}),
-          });
+          }, dumps.rules);
+          if (dumps.rules6) await stageRules6(id, n.name, { rules: dumps.rules6.content }, dumps.rules6);
         }
         if (manifests) await stageManifests(id, manifests, true);
         return await commit(id, labels);
@@ -405,7 +530,9 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       return uploadView(u);
     },
 
-    putNode: stage,
+    putNode: (uploadId, node) => stage(uploadId, node),
+
+    putNodeRules6: (uploadId, name, dump) => stageRules6(uploadId, name, dump),
 
     async setNodeAddresses(uploadId, name, addresses) {
       if (!(await store.setAddresses(uploadId, name, addresses))) {
@@ -464,6 +591,15 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       return raw;
     },
 
+    async rawRules6(id, node) {
+      const { snapshot, nodes } = await snapshotWithStoredNodes(id);
+      const n = nodes.find((m) => m.name === node);
+      if (!n) throw new AppError('NOT_FOUND', `node ${node} not found in snapshot ${id}`);
+      const raw = n.ipv6 ? await store.rawRules6(snapshot.id, node) : null;
+      if (!raw) throw new AppError('NOT_FOUND', `node ${node} of snapshot ${id} has no IPv6 dump (rules6); its only dump is at …/nodes/${node}/rules`);
+      return raw;
+    },
+
     async delete(id) {
       metadata.delete(id);
       audits.delete(id);
@@ -506,12 +642,36 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       }
       const results: NodeTrace[] = [];
       for (const target of targets) {
-        for (const n of selected) {
-          if (target.onlyNode !== undefined && target.onlyNode !== n.name) continue;
-          const rs = await rulesetOf(s.id, n);
+        // The dump is picked by the destination's family, and so is the default source.
+        const family: Family = familyOf(target.destination) ?? 'ipv4';
+        const source = q.source ?? defaultSource(target.destination);
+        const on = selected.filter((n) => target.onlyNode === undefined || target.onlyNode === n.name);
+        const dumps = await Promise.all(on.map((n) => dumpFor(s.id, n, family)));
+        // A packet to an address of a family no node asked about has a dump of: the question
+        // cannot be answered. A Service's frontends of that family are said per node instead, so
+        // that its frontends of the other family are still answered.
+        if (dumps.every((d) => d === null) && q.service === undefined) {
+          const who = on.length === 1 ? `node ${on[0].name} has no` : `no node of snapshot ${s.id} has an`;
+          const fix = family === 'ipv6' ? "upload the node's ip6tables-save output as rules6" : "upload the node's iptables-save output as rules";
+          throw new AppError('VALIDATION', `${who} ${FAMILY_NAME[family]} dump, so ${target.destination} cannot be traced: ${fix}`, { family });
+        }
+        for (const [i, n] of on.entries()) {
+          const rs = dumps[i];
+          const packet = { source, destination: target.destination, port: target.port, protocol: target.protocol, sourcePort: q.sourcePort ?? null };
+          if (!rs) {
+            results.push({
+              node: n.name, family, entry: q.entry ?? 'PREROUTING', packet, outcomes: [], assumptions: [],
+              warnings: [{
+                code: 'NO_DUMP_FOR_FAMILY', node: n.name,
+                message: `node ${n.name} has no ${FAMILY_NAME[family]} dump, so ${target.destination} was not traced on it${family === 'ipv6' ? ' (upload its ip6tables-save output as rules6)' : ''}`,
+              }],
+              ...(target.frontend ? { frontend: target.frontend } : {}),
+            });
+            continue;
+          }
           const routes = await routesOf(s.id, n);
           const raw = traceService.traceRuleset(rs, { name: n.name, addresses: n.addresses }, {
-            source: q.source ?? defaultSource(target.destination),
+            source,
             destination: target.destination,
             port: target.port,
             protocol: target.protocol,
@@ -524,7 +684,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
             ? [{ code: 'NODE_ADDRESSES_UNKNOWN', message: `node ${n.name} was uploaded without addresses: only 127.0.0.0/8 counts as LOCAL, so NodePorts on its addresses are not recognised` }, ...r.warnings]
             : r.warnings).map((w) => ({ ...w, node: n.name }));
           results.push({
-            node: n.name, entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings, assumptions: r.assumptions,
+            node: n.name, family, entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings, assumptions: r.assumptions,
             ...(target.frontend ? { frontend: target.frontend } : {}),
           });
         }

@@ -8,8 +8,13 @@ import type {
 export interface NodeUpload {
   readonly name: string;
   readonly addresses: readonly string[];
-  /** The dump as uploaded; kept byte for byte. */
-  readonly rules: string | Buffer;
+  /**
+   * The dump as uploaded; kept byte for byte. A list holds a dual-stack node's two dumps (its
+   * iptables-save and ip6tables-save output, in either order): each is placed by its family.
+   */
+  readonly rules: string | Buffer | readonly (string | Buffer)[];
+  /** A dual-stack node's IPv6 dump (ip6tables-save output), next to `rules`. */
+  readonly rules6?: string | Buffer;
   readonly format?: FormatOption;
   /** For iptables -S input: the table it lists. */
   readonly table?: string;
@@ -30,9 +35,8 @@ export interface TableSummary {
   readonly rules: number;
 }
 
-export interface NodeSummary {
-  readonly name: string;
-  readonly addresses: readonly string[];
+/** A dump as stored: what it is and what parsing it gave. */
+export interface DumpSummary {
   readonly format: string;
   readonly sha256: string;
   readonly bytes: number;
@@ -40,8 +44,16 @@ export interface NodeSummary {
   readonly tables: readonly TableSummary[];
   /** Parser notes: unknown modules and targets (kept, not modelled), inferred tables, missing COMMITs. */
   readonly diagnostics: readonly Diagnostic[];
+}
+
+/** A node: its (first) dump's summary, and what else was uploaded with it. */
+export interface NodeSummary extends DumpSummary {
+  readonly name: string;
+  readonly addresses: readonly string[];
   /** The node's routes, when they were uploaded: their sha256 and size. */
   readonly routes: { readonly sha256: string; readonly bytes: number } | null;
+  /** A dual-stack node's IPv6 dump (ip6tables-save output) when it was uploaded; null otherwise. */
+  readonly ipv6: DumpSummary | null;
 }
 
 export interface SnapshotView {
@@ -96,6 +108,15 @@ export interface StagedNode {
   readonly parsed: boolean;
 }
 
+/** A node's IPv6 dump put into an upload. */
+export interface StagedDump {
+  readonly upload: string;
+  readonly node: string;
+  readonly ipv6: DumpSummary;
+  /** false when the same dump was stored before and so was not parsed again. */
+  readonly parsed: boolean;
+}
+
 export interface ClusterView {
   readonly name: string;
   readonly createdAt: string;
@@ -131,6 +152,8 @@ export interface StoredTraceQuery {
 
 export interface NodeTrace {
   readonly node: string;
+  /** The packet's address family: the node's dump of this family was traced. */
+  readonly family: 'ipv4' | 'ipv6';
   /** For a trace by Service: which frontend this is. */
   readonly frontend?: {
     readonly kind: string;
@@ -141,8 +164,10 @@ export interface NodeTrace {
   };
   readonly entry: Entry;
   readonly packet: { source: string; destination: string; port: number; protocol: Protocol; sourcePort: number | null };
+  /** Every way the packet can go; none when the node has no dump of the packet's family (a warning says so). */
   readonly outcomes: readonly TraceOutcome[];
-  readonly warnings: readonly TraceWarning[];
+  /** Each names its node. */
+  readonly warnings: readonly (TraceWarning & { readonly node?: string })[];
   readonly assumptions: readonly string[];
 }
 
@@ -194,12 +219,21 @@ export interface NodeStage {
   readonly routes?: Buffer;
 }
 
+/** A dump as sent, with the format and table to read it with. */
+export interface DumpStage {
+  readonly rules: Buffer;
+  readonly format?: FormatOption;
+  readonly table?: string;
+}
+
 export interface SnapshotService {
   create(cluster: string, upload: SnapshotUpload): Promise<CreateResult>;
   /** Uploads in steps: begin, put nodes and manifests (in any order, again if need be), commit. */
   beginUpload(cluster: string): Promise<UploadView>;
   getUpload(id: string): Promise<UploadView>;
   putNode(uploadId: string, node: NodeStage): Promise<StagedNode>;
+  /** Puts the IPv6 dump (ip6tables-save output) of a dual-stack node already put. */
+  putNodeRules6(uploadId: string, name: string, dump: DumpStage): Promise<StagedDump>;
   /** Sets the addresses of a node already put. */
   setNodeAddresses(uploadId: string, name: string, addresses: readonly string[]): Promise<void>;
   /** Puts the routes (`ip route` output) of a node already put; checked as a trace reads them. */
@@ -215,6 +249,8 @@ export interface SnapshotService {
   /** Batch read for loaders: one query for many snapshots' nodes. */
   nodesOf(snapshotIds: readonly string[]): Promise<ReadonlyMap<string, readonly NodeSummary[]>>;
   rawRules(id: string, node: string): Promise<Buffer>;
+  /** The node's IPv6 dump; NOT_FOUND when the node has none. */
+  rawRules6(id: string, node: string): Promise<Buffer>;
   delete(id: string): Promise<void>;
   trace(id: string, query: StoredTraceQuery): Promise<SnapshotTrace>;
   /** Where the rules and the manifests disagree, per node (needs manifests in the snapshot). */

@@ -132,9 +132,11 @@ export async function sweep(pool: Pool): Promise<{ uploads: number; blobs: numbe
       `WITH gone AS (
          DELETE FROM blob b WHERE NOT EXISTS (SELECT 1 FROM snapshot_node n WHERE n.blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM snapshot_node n WHERE n.routes_blob_id = b.id)
+           AND NOT EXISTS (SELECT 1 FROM snapshot_node n WHERE n.rules6_blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM snapshot s WHERE s.manifests_blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM upload_node u WHERE u.blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM upload_node u WHERE u.routes_blob_id = b.id)
+           AND NOT EXISTS (SELECT 1 FROM upload_node u WHERE u.rules6_blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM upload u WHERE u.manifests_blob_id = b.id)
          RETURNING b.chunks),
        kept AS (INSERT INTO swept_chunk SELECT DISTINCT unnest(chunks) FROM gone)

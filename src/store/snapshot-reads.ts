@@ -18,12 +18,16 @@ export interface StoredDumpRef {
   readonly blobId: string;
 }
 
-/** The snapshot's nodes by name (only `node` when given). */
-export async function snapshotDumps(db: Queryable, snapshotId: string, node?: string): Promise<StoredDumpRef[]> {
+/**
+ * The snapshot's nodes by name (only `node` when given): their first dumps, or (`ipv6`) the IPv6
+ * dumps of the dual-stack nodes among them.
+ */
+export async function snapshotDumps(db: Queryable, snapshotId: string, node?: string, which: 'rules' | 'ipv6' = 'rules'): Promise<StoredDumpRef[]> {
+  const [blob, sha, format, summary] = which === 'rules' ? ['blob_id', 'sha256', 'format', 'summary'] : ['rules6_blob_id', 'rules6_sha256', 'format6', 'summary6'];
   const { rows } = await db.query<{ name: string; addresses: string[]; format: string; table_name: string | null; sha256: string; blob_id: string }>(
-    `SELECT name, addresses, CASE WHEN summary->>'requested' = 'auto' THEN 'auto' ELSE format END AS format,
-       summary->>'table' AS table_name, sha256, blob_id FROM snapshot_node
-     WHERE snapshot_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name`,
+    `SELECT name, addresses, CASE WHEN ${summary}->>'requested' = 'auto' THEN 'auto' ELSE ${format} END AS format,
+       ${summary}->>'table' AS table_name, ${sha} AS sha256, ${blob} AS blob_id FROM snapshot_node
+     WHERE snapshot_id = $1 AND ($2::text IS NULL OR name = $2) AND ${blob} IS NOT NULL ORDER BY name`,
     [snapshotId, node ?? null],
   );
   return rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256, blobId: r.blob_id }));

@@ -18,6 +18,24 @@ export interface StoredNode {
   readonly summary: unknown;
   /** The node's routes (`ip route` output) when they were uploaded: their sha256 and size. */
   readonly routes: { readonly sha256: string; readonly bytes: number } | null;
+  /** A dual-stack node's IPv6 dump (ip6tables-save output) when it was uploaded. */
+  readonly ipv6: StoredDump | null;
+}
+
+/** A dump beside the node's first one: its format, sha256 and parse summary. */
+export interface StoredDump {
+  readonly format: string;
+  readonly sha256: string;
+  readonly summary: unknown;
+}
+
+/** A dump staged as the node's IPv6 dump. */
+export interface StageDump {
+  readonly requestedFormat: string;
+  readonly table: string;
+  readonly content: Buffer;
+  readonly plan: ChunkPlan;
+  readonly parsed: ParseRecord;
 }
 
 /** What parsing a dump gave: kept per blob, so the same dump is not parsed again. */
@@ -49,6 +67,8 @@ export interface IdentityNode {
   readonly sha256: string;
   /** sha256 of the node's routes, null when none were uploaded. */
   readonly routesSha256: string | null;
+  /** sha256 of the node's IPv6 dump, null when none was uploaded. */
+  readonly rules6Sha256: string | null;
 }
 
 export interface StoredUpload {
@@ -102,11 +122,13 @@ export interface SnapshotStore {
   knownParse(sha: Buffer, requestedFormat: string, table: string): Promise<ParseRecord | null>;
   /**
    * Stores the node's dump and stages it (replacing a node of the same name); null when the upload
-   * is gone. Says which routes the staged node has (the ones sent, or ones put before).
+   * is gone. Says which routes and IPv6 dump the staged node has (the ones sent, or ones put before).
    */
-  stageNode(uploadId: string, node: StageNode): Promise<{ routes: StoredNode['routes'] } | null>;
+  stageNode(uploadId: string, node: StageNode): Promise<{ routes: StoredNode['routes']; ipv6: StoredNode['ipv6'] } | null>;
   /** Sets a staged node's addresses; false when there is no such upload or node. */
   setAddresses(uploadId: string, name: string, addresses: readonly string[]): Promise<boolean>;
+  /** Stores a staged node's IPv6 dump (replacing one put before): 'upload' or 'node' when that is missing. */
+  stageRules6(uploadId: string, name: string, dump: StageDump): Promise<true | 'upload' | 'node'>;
   /** Stores a staged node's routes: 'upload' or 'node' when that is missing. */
   stageRoutes(uploadId: string, name: string, content: Buffer, plan: ChunkPlan): Promise<true | 'upload' | 'node'>;
   stageManifests(uploadId: string, content: Buffer, plan: ChunkPlan): Promise<boolean>;
@@ -131,6 +153,8 @@ export interface SnapshotStore {
   findSnapshot(cluster: string, which: { version: number } | { at: Date } | 'latest'): Promise<StoredSnapshot | null>;
   nodesOf(snapshotIds: readonly string[]): Promise<Map<string, StoredNode[]>>;
   rawRules(snapshotId: string, node: string): Promise<Buffer | null>;
+  /** The node's IPv6 dump as uploaded, or null when the node has none (or is not there). */
+  rawRules6(snapshotId: string, node: string): Promise<Buffer | null>;
   /** The node's routes as uploaded, or null when the node has none (or is not there). */
   rawRoutes(snapshotId: string, node: string): Promise<Buffer | null>;
   /** The manifests as uploaded, or null when the snapshot has none. */
@@ -184,16 +208,41 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
 
   const stagedNodes = `
     SELECT u.name, u.addresses, u.table_name, u.blob_id, encode(b.sha256, 'hex') AS sha256, p.format, p.summary,
-      u.routes_blob_id, encode(r.sha256, 'hex') AS routes_sha256, r.bytes AS routes_bytes
+      u.routes_blob_id, encode(r.sha256, 'hex') AS routes_sha256, r.bytes AS routes_bytes,
+      u.rules6_blob_id, encode(b6.sha256, 'hex') AS rules6_sha256, p6.format AS format6, p6.summary AS summary6
     FROM upload_node u JOIN blob b ON b.id = u.blob_id
     JOIN blob_parse p ON p.blob_id = u.blob_id AND p.requested_format = u.requested_format AND p.table_name = u.table_name
     LEFT JOIN blob r ON r.id = u.routes_blob_id
+    LEFT JOIN blob b6 ON b6.id = u.rules6_blob_id
+    LEFT JOIN blob_parse p6 ON p6.blob_id = u.rules6_blob_id AND p6.requested_format = u.requested_format6 AND p6.table_name = u.table_name6
     WHERE u.upload_id = $1 ORDER BY u.name`;
   interface StagedRow {
     name: string; addresses: string[]; table_name: string; blob_id: string; sha256: string; format: string; summary: unknown;
     routes_blob_id: string | null; routes_sha256: string | null; routes_bytes: string | null;
+    rules6_blob_id: string | null; rules6_sha256: string | null; format6: string | null; summary6: unknown;
   }
   const stagedRoutes = (r: StagedRow) => (r.routes_sha256 ? { sha256: r.routes_sha256, bytes: Number(r.routes_bytes) } : null);
+  const ipv6Dump = (r: { rules6_sha256: string | null; format6: string | null; summary6: unknown }): StoredDump | null =>
+    (r.rules6_sha256 ? { format: r.format6 ?? '', sha256: r.rules6_sha256, summary: r.summary6 } : null);
+  /**
+   * Records what parsing a stored blob gave (once per blob, format and table). A summary kept
+   * before summaries recorded the dump's family is replaced by the new one, which does.
+   */
+  const recordParse = (client: PoolClient, blobId: string, requestedFormat: string, table: string, parsed: ParseRecord) => client.query(
+    `INSERT INTO blob_parse (blob_id, requested_format, table_name, format, summary) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (blob_id, requested_format, table_name) DO UPDATE SET summary = EXCLUDED.summary
+       WHERE NOT (blob_parse.summary ? 'family') AND (EXCLUDED.summary ? 'family')`,
+    [blobId, requestedFormat, table, parsed.format, JSON.stringify(parsed.summary)],
+  );
+
+  /** A node's optional blob (routes, IPv6 dump) as uploaded, or null. */
+  async function optionalBlob(snapshotId: string, node: string, column: 'routes_blob_id' | 'rules6_blob_id'): Promise<Buffer | null> {
+    if (!isUuid(snapshotId)) return null;
+    const { rows } = await pool.query<{ blob_id: string | null }>(
+      `SELECT ${column} AS blob_id FROM snapshot_node WHERE snapshot_id = $1 AND name = $2`, [snapshotId, node],
+    );
+    return rows[0]?.blob_id ? readBlob(pool, rows[0].blob_id) : null;
+  }
 
   return {
     async createUpload(cluster, ttlMs) {
@@ -215,7 +264,9 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       const { rows } = await pool.query<StagedRow>(stagedNodes, [id]);
       return {
         id: u.id, cluster: u.cluster, createdAt: u.created_at, expiresAt: u.expires_at,
-        nodes: rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary, routes: stagedRoutes(r) })),
+        nodes: rows.map((r) => ({
+          name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary, routes: stagedRoutes(r), ipv6: ipv6Dump(r),
+        })),
         manifests: u.sha ? { sha256: u.sha, bytes: Number(u.bytes) } : null,
       };
     },
@@ -234,24 +285,17 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
         if (!(await lockUpload(client, uploadId, 'SHARE'))) return null;
         const { id: blobId } = await putBlob(client, node.content, node.plan);
         const routesBlobId = node.routes ? (await putBlob(client, node.routes.content, node.routes.plan)).id : null;
+        await recordParse(client, blobId, node.requestedFormat, node.table, node.parsed);
         await client.query(
-          `INSERT INTO blob_parse (blob_id, requested_format, table_name, format, summary) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (blob_id, requested_format, table_name) DO NOTHING`,
-          [blobId, node.requestedFormat, node.table, node.parsed.format, JSON.stringify(node.parsed.summary)],
-        );
-        const { rows } = await client.query<{ routes_blob_id: string | null }>(
           `INSERT INTO upload_node (upload_id, name, addresses, requested_format, table_name, blob_id, routes_blob_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (upload_id, name) DO UPDATE SET addresses = EXCLUDED.addresses, requested_format = EXCLUDED.requested_format,
              table_name = EXCLUDED.table_name, blob_id = EXCLUDED.blob_id,
-             routes_blob_id = COALESCE(EXCLUDED.routes_blob_id, upload_node.routes_blob_id)
-           RETURNING routes_blob_id`,
+             routes_blob_id = COALESCE(EXCLUDED.routes_blob_id, upload_node.routes_blob_id)`,
           [uploadId, node.name, node.addresses, node.requestedFormat, node.table, blobId, routesBlobId],
         );
-        if (node.routes) return { routes: { sha256: node.routes.plan.sha256.toString('hex'), bytes: node.routes.content.length } };
-        const kept = rows[0]?.routes_blob_id;
-        if (!kept) return { routes: null };
-        const { rows: [r] } = await client.query<{ sha: string; bytes: string }>("SELECT encode(sha256, 'hex') AS sha, bytes FROM blob WHERE id = $1", [kept]);
-        return { routes: { sha256: r.sha, bytes: Number(r.bytes) } };
+        // Routes and an IPv6 dump put before stay with the node: say which it has now.
+        const { rows: [kept] } = await client.query<StagedRow>(`${stagedNodes.replace('ORDER BY', 'AND u.name = $2 ORDER BY')}`, [uploadId, node.name]);
+        return { routes: stagedRoutes(kept), ipv6: ipv6Dump(kept) };
       });
     },
 
@@ -259,6 +303,19 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       if (!isUuid(uploadId)) return false;
       const r = await pool.query('UPDATE upload_node SET addresses = $3 WHERE upload_id = $1 AND name = $2', [uploadId, name, addresses]);
       return (r.rowCount ?? 0) > 0;
+    },
+
+    async stageRules6(uploadId, name, dump) {
+      return blobTransaction(async (client) => {
+        if (!(await lockUpload(client, uploadId, 'SHARE'))) return 'upload';
+        const { id: blobId } = await putBlob(client, dump.content, dump.plan);
+        await recordParse(client, blobId, dump.requestedFormat, dump.table, dump.parsed);
+        const r = await client.query(
+          'UPDATE upload_node SET rules6_blob_id = $3, requested_format6 = $4, table_name6 = $5 WHERE upload_id = $1 AND name = $2',
+          [uploadId, name, blobId, dump.requestedFormat, dump.table],
+        );
+        return (r.rowCount ?? 0) > 0 ? true : 'node';
+      });
     },
 
     async stageRoutes(uploadId, name, content, plan) {
@@ -295,7 +352,9 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
           ? (await client.query<{ sha: string }>("SELECT encode(sha256, 'hex') AS sha FROM blob WHERE id = $1", [upload.manifestsBlobId])).rows[0].sha
           : null;
         const contentHash = hash(
-          staged.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256, routesSha256: r.routes_sha256 })),
+          staged.map((r) => ({
+            name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256, routesSha256: r.routes_sha256, rules6Sha256: r.rules6_sha256,
+          })),
           manifestsSha,
         );
         await client.query('INSERT INTO cluster (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [upload.cluster]);
@@ -324,8 +383,10 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
             [c.id, JSON.stringify(labels), contentHash, upload.manifestsBlobId, manifestsSha],
           );
           await client.query(
-            `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, blob_id, sha256, summary, routes_blob_id, routes_sha256)
-             SELECT $1, s.name, s.addresses, s.format, s.blob_id, s.sha256, s.summary, s.routes_blob_id, s.routes_sha256
+            `INSERT INTO snapshot_node (snapshot_id, name, addresses, format, blob_id, sha256, summary, routes_blob_id, routes_sha256,
+               rules6_blob_id, rules6_sha256, format6, summary6)
+             SELECT $1, s.name, s.addresses, s.format, s.blob_id, s.sha256, s.summary, s.routes_blob_id, s.routes_sha256,
+               s.rules6_blob_id, s.rules6_sha256, s.format6, s.summary6
              FROM (${stagedNodes.replace('$1', '$2')}) s`,
             [snap.id, uploadId],
           );
@@ -404,12 +465,14 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
         orderBy: { name: 'asc' },
         select: {
           snapshotId: true, name: true, addresses: true, format: true, sha256: true, summary: true, routesSha256: true, routesBlob: { select: { bytes: true } },
+          rules6Sha256: true, format6: true, summary6: true,
         },
       });
       for (const r of rows) {
         out.get(r.snapshotId)!.push({
           name: r.name, addresses: r.addresses, format: r.format, sha256: r.sha256, summary: r.summary,
           routes: r.routesSha256 ? { sha256: r.routesSha256, bytes: Number(r.routesBlob?.bytes ?? 0) } : null,
+          ipv6: ipv6Dump({ rules6_sha256: r.rules6Sha256, format6: r.format6, summary6: r.summary6 }),
         });
       }
       return out;
@@ -423,13 +486,9 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       return rows[0] ? readBlob(pool, rows[0].blob_id) : null;
     },
 
-    async rawRoutes(snapshotId, node) {
-      if (!isUuid(snapshotId)) return null;
-      const { rows } = await pool.query<{ blob_id: string | null }>(
-        'SELECT routes_blob_id AS blob_id FROM snapshot_node WHERE snapshot_id = $1 AND name = $2', [snapshotId, node],
-      );
-      return rows[0]?.blob_id ? readBlob(pool, rows[0].blob_id) : null;
-    },
+    rawRoutes: (snapshotId, node) => optionalBlob(snapshotId, node, 'routes_blob_id'),
+
+    rawRules6: (snapshotId, node) => optionalBlob(snapshotId, node, 'rules6_blob_id'),
 
     async manifests(snapshotId) {
       if (!isUuid(snapshotId)) return null;

@@ -95,6 +95,10 @@ test('a trace: GraphQL NodeTrace and the items of REST SnapshotTrace.results are
   assert.deepEqual(drift('NodeTrace', openapi.components.schemas.SnapshotTrace.properties!.results.items!), []);
 });
 
+test('a trace as a whole: GraphQL Snapshot.traces (SnapshotTrace) and REST SnapshotTrace are the same type', () => {
+  assert.deepEqual(drift('SnapshotTrace', openapi.components.schemas.SnapshotTrace), []);
+});
+
 test('an audit: GraphQL AuditReport and REST AuditReport are the same type', () => {
   assert.deepEqual(drift('AuditReport', openapi.components.schemas.AuditReport), []);
 });

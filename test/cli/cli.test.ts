@@ -124,3 +124,30 @@ test('svcpath diff exits as diff(1) does: 0 no change, 1 changes, 2 an error', a
   assert.equal(bad.code, 2);
   assert.equal((await run(['diff', '/nonexistent/a', nodeport])).code, 2);
 });
+
+test('svcpath trace of a dual-stack node: IPv6 through --rules6, printed as [ip]:port; a Service traced in both families', async () => {
+  const v4 = join(FIXTURES, 'dual-stack', 'node-a.iptables-save.txt');
+  const v6 = join(FIXTURES, 'dual-stack', 'node-a.ip6tables-save.txt');
+  const manifests = join(FIXTURES, 'dual-stack', 'manifests.json');
+  const ips = ['--node-ip', '192.168.1.10', '--node-ip', 'fd00:192:168:1::10'];
+  const six = await run(['trace', '--rules', v4, '--rules6', v6, ...ips, '[fd00:10:96::10]:80']);
+  assert.equal(six.code, 0, six.err);
+  assert.match(six.out, /^tcp 2001:db8::10 -> \[fd00:10:96::10\]:80 on the node/);
+  assert.match(six.out, /50\.000%\s+DNAT\s+\[fd00:10:244:1::5\]:8080\s+yes/);
+  assert.match(six.out, /Outcome 2: DNAT \[fd00:10:244:2::6\]:8080 \(50\.000%, exactly 1\/2\)/);
+  assert.doesNotMatch(six.out, /fd00:10:244:1::5:8080|fd00:10:96::10:80/, 'no IPv6 address without brackets before a port');
+  const both = await run(['trace', '--rules', v4, '--rules6', v6, ...ips, '--manifests', manifests, '--service', 'default/web', '--port', 'http']);
+  assert.equal(both.code, 0, both.err);
+  const labels = [...both.out.matchAll(/^== (.*)$/gm)].map((m) => m[1]);
+  assert.deepEqual(labels, [
+    'default/web port http via ClusterIP 10.96.0.10:80',
+    'default/web port http via ClusterIP [fd00:10:96::10]:80',
+    'default/web port http via NodePort 192.168.1.10:30080',
+    'default/web port http via NodePort [fd00:192:168:1::10]:30080',
+  ]);
+  // Without the IPv6 dump, the IPv6 frontends are said and left out.
+  const v4only = await run(['trace', '--rules', v4, ...ips, '--manifests', manifests, '--service', 'default/web', '--port', 'http']);
+  assert.equal(v4only.code, 0, v4only.err);
+  assert.equal([...v4only.out.matchAll(/^== /gm)].length, 2);
+  assert.match(v4only.err, /ClusterIP \[fd00:10:96::10\]:80: not traced, the node's dump is not IPv6 \(give its ip6tables-save output as --rules6 FILE\)/);
+});

@@ -77,6 +77,29 @@ test('push sends each node\'s routes with its rules (--node-routes NAME=FILE, --
   assert.match(stray.err, /--node-routes names node 'n2' but no --node n2=FILE is given/);
 });
 
+test('push --node6 NAME=FILE (or --rules6 FILE) sends a dual-stack node\'s IPv6 dump after its rules; stored traces of IPv6 use it', async () => {
+  const v4 = join(FIXTURES, 'dual-stack', 'node-a.iptables-save.txt');
+  const v6 = join(FIXTURES, 'dual-stack', 'node-a.ip6tables-save.txt');
+  const r = await run(['push', '--server', server, '--cluster', 'dual', '--node', `node-a=${v4}`, '--node6', `node-a=${v6}`,
+    '--node-ip', 'node-a=192.168.1.10,fd00:192:168:1::10', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const snap = JSON.parse(r.out).snapshot;
+  assert.equal(snap.nodes[0].ipv6.bytes, readFileSync(v6).length);
+  const raw = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${snap.id}/nodes/node-a/rules6` });
+  assert.equal(raw.body, readFileSync(v6, 'utf8'));
+  const traced = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${snap.id}/trace?destination=${encodeURIComponent('[fd00:10:96::10]:80')}` });
+  assert.deepEqual(traced.json().results[0].outcomes.map((o: { destination: { ip: string } }) => o.destination.ip).sort(), ['fd00:10:244:1::5', 'fd00:10:244:2::6']);
+  const text = await run(['push', '--server', server, '--cluster', 'dual-one', '--node', 'node-a', '--rules', v4, '--rules6', v6, '--node-ip', '192.168.1.10']);
+  assert.equal(text.code, 0, text.err);
+  assert.match(text.out, /node-a: \d+ rules/);
+  const stray = await run(['push', '--server', server, '--cluster', 'x', '--node', `node-a=${v4}`, '--node6', `node-b=${v6}`]);
+  assert.equal(stray.code, 1);
+  assert.match(stray.err, /--node6 names node 'node-b' but no --node node-b=FILE/);
+  const twice = await run(['push', '--server', server, '--cluster', 'x', '--node', `node-a=${v4}`, '--node6', `node-a=${v6}`, '--node6', `node-a=${v6}`]);
+  assert.equal(twice.code, 1);
+  assert.match(twice.err, /--node6 names 'node-a' twice/);
+});
+
 test('push shows the notes the server made on a dump and warns about a node without an address', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'svcpath-push-'));
   // Pasted without its table header: read as nat, with a note saying so.

@@ -43,14 +43,18 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
   };
   const view = ({ nodes: _nodes, ...v }: SnapshotWithNodes): SnapshotView => v;
 
+  /** The fake keeps one dump per node: the first of a list. */
+  const rulesOf = (n: NodeUpload): string | Buffer => (Array.isArray(n.rules) ? n.rules[0] : n.rules as string | Buffer);
+
   function summary(n: NodeUpload): NodeSummary {
-    const text = n.rules.toString();
+    const text = rulesOf(n).toString();
     const rs = tracer.ruleset(text, n.format, n.table);
     const tables = tableCounts(rs);
     return {
-      name: n.name, addresses: [...n.addresses], format: formatOf(rs), sha256: sha256(n.rules), bytes: Buffer.byteLength(text),
+      name: n.name, addresses: [...n.addresses], format: formatOf(rs), sha256: sha256(rulesOf(n)), bytes: Buffer.byteLength(text),
       rules: tables.reduce((k, t) => k + t.rules, 0), tables, diagnostics: rs.diagnostics,
       routes: n.routes !== undefined ? { sha256: sha256(n.routes), bytes: Buffer.byteLength(n.routes) } : null,
+      ipv6: null,
     };
   }
 
@@ -118,7 +122,16 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
     async rawRules(id, node) {
       const n = find(id).uploads.find((u) => u.name === node);
       if (!n) throw new AppError('NOT_FOUND', `node ${node} not found`);
-      return Buffer.from(n.rules);
+      return Buffer.from(rulesOf(n));
+    },
+
+    async rawRules6(id, node) {
+      find(id);
+      throw new AppError('NOT_FOUND', `node ${node} has no IPv6 dump (the fake keeps one dump per node)`);
+    },
+
+    async putNodeRules6() {
+      throw new AppError('VALIDATION', 'the fake service has no uploads in steps');
     },
 
     async delete(id) {
@@ -146,7 +159,7 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
       if (nodes.length === 0) throw new AppError('NOT_FOUND', `node ${query.node} not found in snapshot ${id}`);
       const results = nodes.map((n): NodeTrace => {
         const r = tracer.trace({
-          rules: n.rules.toString(),
+          rules: rulesOf(n).toString(),
           format: n.format,
           table: n.table,
           node: { name: n.name, addresses: n.addresses },
@@ -161,7 +174,7 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
             ...(query.inInterface ? { inInterface: query.inInterface } : {}),
           },
         });
-        return { node: n.name, entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings: r.warnings, assumptions: r.assumptions };
+        return { node: n.name, family: r.packet.destination.includes(':') ? 'ipv6' : 'ipv4', entry: r.entry, packet: r.packet, outcomes: r.outcomes, warnings: r.warnings, assumptions: r.assumptions };
       });
       return { snapshot: id, results };
     },

@@ -47,6 +47,7 @@ export const FIELD_COST: Readonly<Record<string, number | ((field: FieldNode) =>
   'Query.diff': 2000,
   'Snapshot.audit': 1000,
   'Snapshot.trace': (field: FieldNode) => (hasLiteralArgument(field, 'node') ? 50 : 500),
+  'Snapshot.traces': (field: FieldNode) => (hasLiteralArgument(field, 'node') ? 50 : 500),
   'Mutation.createSnapshot': 1000,
   'Mutation.deleteSnapshot': 10,
 });

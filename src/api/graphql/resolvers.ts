@@ -42,6 +42,7 @@ interface NodeInput {
   readonly name: string;
   readonly addresses: readonly string[];
   readonly rules: string;
+  readonly rules6?: string | null;
   readonly format?: string | null;
   readonly table?: string | null;
   readonly routes?: string | null;
@@ -199,6 +200,7 @@ function upload(input: SnapshotInput): SnapshotUpload {
     name: n.name,
     addresses: n.addresses,
     rules: n.rules,
+    ...(n.rules6 != null ? { rules6: n.rules6 } : {}),
     ...(n.format != null ? { format: oneOf(n.format, FORMATS, `node ${n.name}: format`) } : {}),
     ...(n.table != null ? { table: n.table } : {}),
     ...(n.routes != null ? { routes: n.routes } : {}),
@@ -268,6 +270,7 @@ export function createResolvers(service: SnapshotService): IResolvers {
           .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
           .map(([key, value]) => ({ key, value })),
       trace: async (s: SnapshotView, args: TraceArgs) => (await service.trace(s.id, traceQuery(args))).results,
+      traces: (s: SnapshotView, args: TraceArgs) => service.trace(s.id, traceQuery(args)),
       audit: (s: SnapshotView) => service.audit(s.id),
     },
     RuleChange: {

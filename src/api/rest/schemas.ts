@@ -232,7 +232,11 @@ export const snapshotUploadSchema = {
         properties: {
           name: { type: 'string' },
           addresses: { type: 'array', items: { type: 'string' } },
-          rules: { type: 'string', description: 'iptables-save or iptables -S output, an `iptables -L -n -v` listing of one table, or an nftables ruleset' },
+          rules: {
+            description: 'iptables-save or iptables -S output, an `iptables -L -n -v` listing of one table, or an nftables ruleset; or a dual-stack node\'s two dumps as a list (iptables-save and ip6tables-save output, in either order: each is placed by its family)',
+            anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 2 }],
+          },
+          rules6: { type: 'string', description: "a dual-stack node's IPv6 dump (ip6tables-save output) next to `rules` (its iptables-save output)" },
           format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S', 'nftables'] },
           table: { type: 'string', enum: ['raw', 'mangle', 'nat', 'filter', 'security'] },
           routes: {
@@ -250,29 +254,59 @@ export const snapshotUploadSchema = {
   additionalProperties: false,
 } as const;
 
+const dumpProperties = {
+  format: { type: 'string' },
+  sha256: { type: 'string' },
+  bytes: { type: 'integer' },
+  rules: { type: 'integer' },
+  tables: {
+    type: 'array',
+    items: { type: 'object', properties: { name: { type: 'string' }, chains: { type: 'integer' }, rules: { type: 'integer' } } },
+  },
+  diagnostics: {
+    type: 'array',
+    items: {
+      type: 'object',
+      properties: {
+        severity: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' },
+        line: { type: 'integer' }, column: { type: 'integer' }, text: { type: 'string' },
+      },
+    },
+  },
+} as const;
+
+export const nodeDumpSchema = {
+  $id: 'NodeDump',
+  type: 'object',
+  description: "a node's second dump, beside its first: a dual-stack node's IPv6 dump (ip6tables-save output)",
+  properties: dumpProperties,
+  required: ['format', 'sha256', 'bytes', 'rules', 'tables', 'diagnostics'],
+} as const;
+
+export const stagedDumpSchema = {
+  $id: 'StagedDump',
+  type: 'object',
+  properties: {
+    upload: { type: 'string', format: 'uuid' },
+    node: { type: 'string' },
+    ipv6: { $ref: 'NodeDump#' },
+    parsed: { type: 'boolean', description: 'false when the same dump was stored before and so was not parsed again' },
+  },
+  required: ['upload', 'node', 'ipv6', 'parsed'],
+} as const;
+
 export const nodeSummarySchema = {
   $id: 'NodeSummary',
   type: 'object',
   properties: {
     name: { type: 'string' },
     addresses: { type: 'array', items: { type: 'string' } },
-    format: { type: 'string' },
-    sha256: { type: 'string' },
-    bytes: { type: 'integer' },
-    rules: { type: 'integer' },
-    tables: {
-      type: 'array',
-      items: { type: 'object', properties: { name: { type: 'string' }, chains: { type: 'integer' }, rules: { type: 'integer' } } },
-    },
-    diagnostics: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          severity: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' },
-          line: { type: 'integer' }, column: { type: 'integer' }, text: { type: 'string' },
-        },
-      },
+    ...dumpProperties,
+    ipv6: {
+      type: 'object',
+      nullable: true,
+      properties: dumpProperties,
+      description: "a dual-stack node's IPv6 dump (ip6tables-save output) when it was uploaded; null otherwise. Traces of IPv6 packets go through it",
     },
     routes: {
       type: 'object',
@@ -400,6 +434,7 @@ export const snapshotTraceSchema = {
         type: 'object',
         properties: {
           node: { type: 'string' },
+          family: { type: 'string', enum: ['ipv4', 'ipv6'], description: "the packet's address family: the node's dump of that family was traced" },
           frontend: {
             type: 'object',
             description: 'for a trace by Service: the frontend traced',
@@ -410,11 +445,14 @@ export const snapshotTraceSchema = {
           },
           entry: traceResultSchema.properties.entry,
           packet: traceResultSchema.properties.packet,
-          outcomes: { type: 'array', items: { $ref: 'TraceOutcome#' } },
+          outcomes: {
+            type: 'array', items: { $ref: 'TraceOutcome#' },
+            description: "every way the packet can go; none when the node has no dump of the packet's family (warning NO_DUMP_FOR_FAMILY)",
+          },
           warnings: { type: 'array', items: { $ref: 'TraceWarning#' } },
           assumptions: { type: 'array', items: { type: 'string' } },
         },
-        required: ['node', 'outcomes', 'warnings'],
+        required: ['node', 'family', 'outcomes', 'warnings'],
       },
     },
   },
@@ -601,6 +639,8 @@ export const sharedSchemas = [
   createSnapshotResultSchema,
   uploadSchema,
   stagedNodeSchema,
+  nodeDumpSchema,
+  stagedDumpSchema,
   snapshotPageSchema,
   clusterSchema,
   snapshotTraceSchema,

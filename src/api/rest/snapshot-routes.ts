@@ -29,6 +29,8 @@ interface MultipartPart {
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b];
+/** The part name suffix of a dual-stack node's IPv6 dump: `node-a.v6` beside `node-a`. */
+const V6_SUFFIX = '.v6';
 
 /**
  * A part's bytes, gzip inflated as a stream when the part starts with gzip's magic number, and
@@ -79,9 +81,11 @@ function tooLarge(name: string, limit: number): AppError {
  * multipart/form-data, for curl from CI, read part by part: each node's dump is checked and stored
  * as it arrives, so the upload is never held whole.
  *   <node name>            a node's dump (file or field), one part per node; gzip allowed
+ *   <node name>.v6         a dual-stack node's IPv6 dump (ip6tables-save output), before or after its dump
  *   addresses.<node>       the node's addresses, comma or space separated (before or after its dump)
  *   routes.<node>          the node's `ip route` output (before or after its dump)
- *   format.<node>          auto | iptables-save | iptables-S | nftables;  table.<node>: for iptables -S (before its dump)
+ *   format.<node>          auto | iptables-save | iptables-S | nftables;  table.<node>: for iptables -S (before its dump;
+ *                          format.<node>.v6 and table.<node>.v6 for its IPv6 dump)
  *   manifests              kubectl get … -o json|yaml output
  *   labels                 a JSON object, or label.<key>=<value> fields
  */
@@ -93,6 +97,18 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
     const formats = new Map<string, string>();
     const tables = new Map<string, string>();
     const staged = new Set<string>();
+    /** IPv6 dumps: sent when their node's dump is staged (or now, when it is). */
+    const ipv6 = new Map<string, { part: string; content: Buffer; sent: boolean }>();
+    const putIpv6 = async (node: string) => {
+      const d = ipv6.get(node)!;
+      const key = `${node}.v6`;
+      await service.putNodeRules6(upload.id, node, {
+        rules: d.content,
+        ...(formats.has(key) ? { format: formats.get(key) as FormatOption } : {}),
+        ...(tables.has(key) ? { table: tables.get(key) } : {}),
+      });
+      d.sent = true;
+    };
     const labels: Record<string, string> = {};
     let total = 0;
     const parts = (request as unknown as { parts(): AsyncIterable<MultipartPart> }).parts();
@@ -122,10 +138,16 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
         routes.set(rest, content);
         if (staged.has(rest)) await service.putNodeRoutes(upload.id, rest, content);
       } else if (prefix === 'format' || prefix === 'table') {
-        if (staged.has(rest)) throw new AppError('VALIDATION', `send the '${name}' part before node '${rest}''s dump`);
+        const sent6 = rest.endsWith(V6_SUFFIX) && ipv6.get(rest.slice(0, -V6_SUFFIX.length))?.sent === true;
+        if (staged.has(rest) || sent6) throw new AppError('VALIDATION', `send the '${name}' part before the '${rest}' part`);
         (prefix === 'format' ? formats : tables).set(rest, content.toString('utf8').trim());
+      } else if (name.endsWith(V6_SUFFIX) && name.length > V6_SUFFIX.length) {
+        const node = name.slice(0, -V6_SUFFIX.length);
+        if (ipv6.has(node)) throw new AppError('VALIDATION', `part '${name}' appears twice: node ${node} has one IPv6 dump`, { part: name, node });
+        ipv6.set(node, { part: name, content, sent: false });
+        if (staged.has(node)) await putIpv6(node);
       } else {
-        if (staged.has(name)) throw new AppError('VALIDATION', `node ${name} appears twice`);
+        if (staged.has(name)) throw new AppError('VALIDATION', `part '${name}' appears twice: node ${name} has one dump of each family (its IPv6 dump goes in a part '${name}${V6_SUFFIX}')`, { part: name, node: name });
         await service.putNode(upload.id, {
           name, rules: content, addresses: addresses.get(name) ?? [],
           ...(routes.has(name) ? { routes: routes.get(name) } : {}),
@@ -133,9 +155,14 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
           ...(tables.has(name) ? { table: tables.get(name) } : {}),
         });
         staged.add(name);
+        if (ipv6.has(name)) await putIpv6(name);
       }
     }
-    for (const key of [...addresses.keys(), ...routes.keys(), ...formats.keys(), ...tables.keys()]) {
+    for (const [node, d] of ipv6) {
+      if (!d.sent) throw new AppError('VALIDATION', `part '${d.part}' is node ${node}'s IPv6 dump, but no part '${node}' holds its IPv4 dump`, { part: d.part, node });
+    }
+    const ipv6Key = (key: string) => key.endsWith(V6_SUFFIX) && ipv6.has(key.slice(0, -V6_SUFFIX.length));
+    for (const key of [...addresses.keys(), ...routes.keys(), ...[...formats.keys(), ...tables.keys()].filter((k) => !ipv6Key(k))]) {
       if (!staged.has(key)) throw new AppError('VALIDATION', `a part names node '${key}' but no dump part is named '${key}'`);
     }
     // Read whole: the connection may now be quiet while the commit runs (see app.ts).
@@ -160,7 +187,7 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       operationId: 'createSnapshot',
       summary: 'Upload a snapshot: every node\'s rule dump, optionally the manifests',
       description:
-        'JSON, or multipart/form-data (one part per node dump named by the node; `addresses.<node>`, `routes.<node>` (ip route output), `format.<node>`, `table.<node>`, `manifests`, `labels` or `label.<key>` parts). Bodies may be gzip-compressed (Content-Encoding: gzip). Uploading the same content again returns the stored snapshot with 200.',
+        'JSON, or multipart/form-data (one part per node dump named by the node; a dual-stack node\'s IPv6 dump (ip6tables-save output) in a part `<node>.v6`; `addresses.<node>`, `routes.<node>` (ip route output), `format.<node>`, `table.<node>`, `manifests`, `labels` or `label.<key>` parts). In JSON a dual-stack node has `rules` and `rules6`, or `rules` as a list of its two dumps. A part or node given twice is refused (400). Bodies may be gzip-compressed (Content-Encoding: gzip). Uploading the same content again returns the stored snapshot with 200.',
       params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
       body: {
         content: {
@@ -281,6 +308,22 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       const { id, node } = request.params as { id: string; node: string };
       const raw = await service.rawRules(id, node);
       return reply.type('text/plain; charset=utf-8').send(raw);
+    },
+  });
+
+  app.get('/v1/snapshots/:id/nodes/:node/rules6', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'getNodeRules6',
+      summary: "A dual-stack node's IPv6 dump (ip6tables-save output), byte for byte as uploaded",
+      description: '404 when the node was uploaded without one (its only dump is at `…/nodes/{node}/rules`).',
+      params: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' } }, required: ['id', 'node'] },
+      produces: ['text/plain'],
+      response: { 200: { type: 'string', description: 'the IPv6 dump' }, ...errors },
+    },
+    handler: async (request, reply) => {
+      const { id, node } = request.params as { id: string; node: string };
+      return reply.type('text/plain; charset=utf-8').send(await service.rawRules6(id, node));
     },
   });
 

@@ -95,7 +95,7 @@ async function rawBodyRoutes(app: FastifyInstance, service: SnapshotService): Pr
       tags: ['snapshots'],
       operationId: 'putUploadNode',
       summary: "Put a node's rule dump (replaces an earlier one of the same node)",
-      description: 'The body is the dump as `iptables-save` or `iptables -S` printed it. A dump already stored (by sha256) is not parsed again.',
+      description: 'The body is the dump as `iptables-save` or `iptables -S` printed it. A dump already stored (by sha256) is not parsed again. A dual-stack node\'s IPv6 dump (ip6tables-save output) goes to `…/nodes/{node}/rules6` after this one.',
       params: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' } }, required: ['id', 'node'] },
       querystring: {
         type: 'object',
@@ -119,6 +119,32 @@ async function rawBodyRoutes(app: FastifyInstance, service: SnapshotService): Pr
         ...(q.format ? { format: q.format } : {}),
         ...(q.table ? { table: q.table } : {}),
       });
+    },
+  });
+
+  app.put('/v1/uploads/:id/nodes/:node/rules6', {
+    schema: {
+      tags: ['snapshots'],
+      operationId: 'putUploadNodeRules6',
+      summary: "Put a dual-stack node's IPv6 dump (ip6tables-save output), after its rules",
+      description:
+        'The node\'s second dump, beside the one put at `…/nodes/{node}` (its iptables-save output): traces of IPv6 packets go through it. Refused when it does not read as IPv6. Replaces one put before; a later put of the node\'s rules keeps it.',
+      params: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' } }, required: ['id', 'node'] },
+      querystring: {
+        type: 'object',
+        properties: {
+          format: { type: 'string', enum: ['auto', 'iptables-save', 'iptables-S'] },
+          table: { type: 'string', description: 'for ip6tables -S output: the table it lists' },
+        },
+        additionalProperties: false,
+      },
+      body: rawBody,
+      response: { 200: { $ref: 'StagedDump#' }, ...errors },
+    },
+    handler: async (request) => {
+      const { id, node } = request.params as { id: string; node: string };
+      const q = request.query as { format?: FormatOption; table?: string };
+      return service.putNodeRules6(id, node, { rules: bodyBuffer(request.body), ...(q.format ? { format: q.format } : {}), ...(q.table ? { table: q.table } : {}) });
     },
   });
 

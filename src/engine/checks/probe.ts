@@ -7,7 +7,7 @@ import { EngineError } from '../errors.ts';
 import { canonicalIP } from '../kube/model.ts';
 import type { FrontendKind, Service } from '../kube/model.ts';
 import type { Family } from '../netfilter/ast.ts';
-import { cidrTest, familyOf, formatIPv4, formatIPv6, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
+import { cidrTest, familyOf, formatIPv4, formatIPv6, hostPort, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
 import type { Protocol } from '../trace/packet.ts';
 import type { TraceOutcome, TraceResult, TraceStep } from '../trace/tracer.ts';
 import { trace } from '../trace/tracer.ts';
@@ -25,9 +25,6 @@ export interface Frontend {
   readonly label: string;
 }
 
-function hostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
 
 function frontend(kind: FrontendKind, destination: string, port: number, protocol: Protocol): Frontend {
   return { kind, destination, port, protocol, label: `${kind} ${hostPort(destination, port)}` };

@@ -14,7 +14,7 @@
 import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel, FrontendKind } from '../kube/model.ts';
 import type { Family, Ruleset } from '../netfilter/ast.ts';
-import { formatIPv4, formatIPv6, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
+import { formatIPv4, formatIPv6, hostPort, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
 import type { Protocol } from '../trace/packet.ts';
 import type { TraceOutcome } from '../trace/tracer.ts';
 import { trace } from '../trace/tracer.ts';
@@ -139,9 +139,6 @@ interface Group {
   readonly delivery: Set<string>;
 }
 
-function hostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
 
 /** Outcomes grouped by what a user asks about: which endpoint (or which verdict) and how often. */
 function groups(outcomes: readonly TraceOutcome[]): Map<string, Group> {

@@ -18,6 +18,7 @@ import { DumpChain, ruleTexts } from '../netfilter/rule.ts';
 import type { ChainDelta } from './delta.ts';
 import type { NodePair } from './reachability.ts';
 import { ChainTexts } from './rule-facts.ts';
+import { hostPort } from '../net/address.ts';
 
 export type RuleChangeKind =
   | 'chain-added' | 'chain-removed' | 'rule-added' | 'rule-removed' | 'rule-moved' | 'chain-renamed'
@@ -120,7 +121,7 @@ class Identities {
     const decoded = this.index?.decode(name);
     let id: string;
     if (decoded) {
-      const ep = decoded.endpoint ? ` ${decoded.endpoint.ip}:${decoded.endpoint.port}` : '';
+      const ep = decoded.endpoint ? ` ${hostPort(decoded.endpoint.ip, decoded.endpoint.port)}` : '';
       id = `decoded ${decoded.kind} ${decoded.service.namespace}/${decoded.service.name} ${decoded.port.port}/${decoded.port.protocol}${ep}`;
     } else if (this.busy.has(name)) {
       return '@loop';

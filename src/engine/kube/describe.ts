@@ -9,7 +9,7 @@
  * and conditions) and for Services whose rules carry neither comments nor known chain names.
  */
 import { EngineError } from '../errors.ts';
-import { formatCidr } from '../net/address.ts';
+import { formatCidr, hostPort } from '../net/address.ts';
 import { ownCopy } from '../text.ts';
 import { lex } from '../netfilter/lexer.ts';
 import type { RuleBody } from '../netfilter/rule-parser.ts';
@@ -358,7 +358,7 @@ function describeOutcome(
     const dnat = [...steps].reverse().find((p) => p.step.action === 'dnat');
     const sep = dnat ? decodeChainName(index, dnat.step.chain) : null;
     if (sep?.endpoint && (sep.endpoint.ip !== ip || sep.endpoint.port !== port)) {
-      notes.push(`chain ${sep.chain} is kube-proxy's name for endpoint ${sep.endpoint.ip}:${sep.endpoint.port}, but it DNATs to ${ip}:${port}`);
+      notes.push(`chain ${sep.chain} is kube-proxy's name for endpoint ${hostPort(sep.endpoint.ip, sep.endpoint.port)}, but it DNATs to ${hostPort(ip, port)}`);
     }
     endpoint = describeEndpoint(model, service, servicePort, ip, port, notes);
   }
@@ -404,7 +404,7 @@ export function describeEndpoint(
   if (model && service && servicePort) {
     listedKnown = true;
     listed = model.endpointsOf(service.key, servicePort).find((e) => e.ip === ip && e.port === port)?.endpoint ?? null;
-    if (!listed) notes.push(`${ip}:${port} is not an endpoint of ${service.key} in the manifests (rules and manifests disagree)`);
+    if (!listed) notes.push(`${hostPort(ip, port)} is not an endpoint of ${service.key} in the manifests (rules and manifests disagree)`);
   }
   const pod = describePod(model, listed, ip);
   const nodeOwner = model?.nodeByAddress(ip) ?? null;

@@ -15,6 +15,7 @@ import type { DescribedEndpoint, DescribedFrontend, DescribedOutcome, DescribedS
 import { assembleOutcome, describeEndpoint, parseServicePortName } from './describe.ts';
 import type { NftChainName } from './nft-chain-names.ts';
 import { decodeNftChainName } from './nft-chain-names.ts';
+import { hostPort } from '../net/address.ts';
 
 /** kube-proxy's chain that marks a packet for masquerading (`mark set mark or 0x4000`). */
 const MARK_CHAIN = 'mark-for-masquerade';
@@ -161,7 +162,7 @@ function describeOutcome(result: TraceResult, outcome: TraceOutcome, model: Clus
     const dnat = [...steps].reverse().find((s) => /^dnat\b/.test(s.action));
     const ep = dnat ? decodeNftChainName(dnat.chain)?.endpoint : undefined;
     if (ep && (canonicalIP(ep.ip) !== ip || ep.port !== port)) {
-      notes.push(`chain ${dnat!.chain} is kube-proxy's name for endpoint ${ep.ip}:${ep.port}, but it DNATs to ${ip}:${port}`);
+      notes.push(`chain ${dnat!.chain} is kube-proxy's name for endpoint ${hostPort(ep.ip, ep.port)}, but it DNATs to ${hostPort(ip, port)}`);
     }
     endpoint = describeEndpoint(model, service, servicePort, ip, port, notes);
   }

@@ -163,3 +163,8 @@ export function canonicalAddress(text: string): string | null {
   const v6 = parseIPv6(text);
   return v6 === null ? null : formatIPv6(v6);
 }
+
+/** An address and port as Go's net.JoinHostPort writes them: "ip:port", "[ip]:port" for IPv6. */
+export function hostPort(ip: string, port: number | string): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
