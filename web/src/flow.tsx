@@ -35,11 +35,12 @@ const chainId = (s: TraceStep) => `${s.hook}|${s.table}|${s.chain}`;
 
 interface Box { id: string; kind: 'frontend' | 'chain' | 'endpoint' | 'drop' | 'other'; lines: string[]; outcome?: number }
 
-const CHAR = { sans: 7.3, mono: 7.9 };
+/** Widths of a character at the sizes the style sheet sets (13px; the first line bold), with room to spare. */
+const CHAR = { sans: 8.1, mono: 8.3, sub: 7.0 };
 
 function boxSize(b: Box): { width: number; height: number } {
   const per = b.kind === 'chain' ? CHAR.mono : CHAR.sans;
-  const width = Math.max(...b.lines.map((l, i) => l.length * (i === 0 ? per : CHAR.sans * 0.9))) + 28;
+  const width = Math.max(...b.lines.map((l, i) => l.length * (i === 0 ? per : CHAR.sub))) + 26;
   return { width: Math.max(width, 90), height: 16 + b.lines.length * 17 };
 }
 
@@ -120,7 +121,7 @@ export function Flow({ result, selected, onSelect }: FlowProps) {
   };
 
   return (
-    <svg class="flow" role="group" aria-label={`Trace on ${result.node}: ${result.outcomes.length} branches`} viewBox={`0 0 ${Math.ceil(width)} ${Math.ceil(height)}`} width={Math.ceil(width)}>
+    <svg class="flow" role="group" aria-label={`Trace on ${result.node}: ${result.outcomes.length} branches`} viewBox={`0 0 ${Math.ceil(width)} ${Math.ceil(height)}`} style={{ width: '100%', maxWidth: `${Math.ceil(width * 1.3)}px` }}>
       <defs>
         <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
           <path d="M0,0 L10,5 L0,10 z" />

@@ -126,5 +126,5 @@ export function SnapshotPicker({ label, value, onChange, id }: { label: string; 
 
 export function Labels({ labels }: { labels: Array<{ key: string; value: string }> }) {
   if (labels.length === 0) return <span class="muted">none</span>;
-  return <span class="labels">{labels.map((l) => <span class="label-chip"><span class="label-key">{l.key}</span>{l.value}</span>)}</span>;
+  return <span class="labels">{labels.map((l) => <span class="label-chip"><span class="label-key">{l.key}=</span>{l.value}</span>)}</span>;
 }

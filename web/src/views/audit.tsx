@@ -30,10 +30,13 @@ export function AuditView({ query }: { query: URLSearchParams }) {
 
 function Findings({ findings, snapshot }: { findings: Finding[]; snapshot: string }) {
   if (findings.length === 0) return <p class="empty" role="status">No findings: the rules and the manifests agree.</p>;
-  const counts = SEVERITIES.map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`).join(' · ');
+  const counts = SEVERITIES.map((s) => {
+    const n = findings.filter((f) => f.severity === s).length;
+    return `${n} ${s === 'info' || n === 1 ? s : `${s}s`}`;
+  }).join(' · ');
   return (
     <div class="findings">
-      <p class="muted" role="status">{findings.length} findings: {counts}</p>
+      <p class="muted" role="status">{findings.length} {findings.length === 1 ? 'finding' : 'findings'}: {counts}</p>
       {SEVERITIES.map((severity) => {
         const of = findings.filter((f) => f.severity === severity);
         if (of.length === 0) return null;
@@ -66,16 +69,29 @@ function FindingItem({ finding: f, snapshot }: { finding: Finding; snapshot: str
           </a>
         )}
       </div>
-      {f.rules.length > 0 && (
-        <ul aria-label="Rules named">
-          {f.rules.map((r) => (
-            <li>
-              <a href={href('rules', { snapshot, node: f.node ?? '', table: r.table, chain: r.chain, index: r.index })}>{r.table}/{r.chain} #{r.index}</a> {r.rule}
-            </li>
-          ))}
-        </ul>
+      {f.rules.length > 0 && <RuleLinks rules={f.rules.slice(0, SHOWN)} node={f.node} snapshot={snapshot} />}
+      {f.rules.length > SHOWN && (
+        <details>
+          <summary>{f.rules.length - SHOWN} more rules</summary>
+          <RuleLinks rules={f.rules.slice(SHOWN)} node={f.node} snapshot={snapshot} />
+        </details>
       )}
     </article>
+  );
+}
+
+/** Rules shown with a finding before the rest are folded away. */
+const SHOWN = 3;
+
+function RuleLinks({ rules, node, snapshot }: { rules: Finding['rules']; node?: string | null; snapshot: string }) {
+  return (
+    <ul aria-label="Rules named">
+      {rules.map((r) => (
+        <li>
+          <a href={href('rules', { snapshot, node: node ?? '', table: r.table, chain: r.chain, index: r.index })}>{r.table}/{r.chain} #{r.index}</a> {r.rule}
+        </li>
+      ))}
+    </ul>
   );
 }
 

@@ -57,7 +57,7 @@ export function TraceView({ query }: { query: URLSearchParams }) {
       <h1 id="trace-title">Trace</h1>
       <form class="form" onSubmit={submit} aria-label="Packet to trace">
         <SnapshotPicker id="trace-snapshot" label="Snapshot" value={form.snapshot || null} onChange={(ref) => setForm({ ...form, snapshot: ref, node: '' })} />
-        <div class="group" role="group" aria-label="A packet">
+        <div class="group" role="group" aria-label="Packet">
           <div class="field"><label for="f-destination">Destination</label><input id="f-destination" size={18} placeholder="10.43.62.130 or ip:port" value={form.destination} onInput={set('destination')} /></div>
           <div class="field"><label for="f-port">Port</label><input id="f-port" size={6} inputMode="numeric" value={form.port} onInput={set('port')} /></div>
           <div class="field">
@@ -68,7 +68,7 @@ export function TraceView({ query }: { query: URLSearchParams }) {
           </div>
         </div>
         <span class="or">or</span>
-        <div class="group" role="group" aria-label="A Service">
+        <div class="group" role="group" aria-label="Kubernetes object">
           <div class="field"><label for="f-service">Service</label><input id="f-service" size={22} placeholder="namespace/name" value={form.service} onInput={set('service')} /></div>
           <div class="field"><label for="f-service-port">Service port</label><input id="f-service-port" size={8} placeholder="80 or http" value={form.servicePort} onInput={set('servicePort')} /></div>
         </div>
@@ -150,8 +150,8 @@ function Answer({ answer, query }: { answer: TraceAnswer; query: URLSearchParams
       )}
       {group.results.length > 1 && (
         <>
-          <div class="node-switch" role="group" aria-label="Nodes">
-            <span class="muted">Node:</span>
+          <div class="node-switch" role="group" aria-label="Shown on">
+            <span class="muted">Shown on:</span>
             {group.results.map((r) => (
               <button type="button" class={differs.has(r.node) ? 'differs' : ''} aria-pressed={r === result} title={differs.has(r.node) ? 'this node disagrees with the others' : undefined} onClick={() => pick('at', r.node)}>
                 {r.node}
