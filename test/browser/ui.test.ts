@@ -133,6 +133,32 @@ test('/ redirects to /ui/, which lists the clusters; a cluster lists its snapsho
   clean(o);
 });
 
+test('a cluster\'s snapshots are paginated, newest first, and each page is its URL', { skip, timeout: 120_000 }, async () => {
+  // 22 versions of a one-rule node, alternating between two contents (each a new version).
+  for (let i = 1; i <= 22; i++) {
+    const rules = `*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.0.0.${i % 2}/32 -j ACCEPT\nCOMMIT\n`;
+    await upload('paged', { nodes: [{ name: 'n1', addresses: ['10.1.0.1'], rules }], labels: { step: String(i) } });
+  }
+  const o = await offlinePage();
+  const { page } = o;
+  const versions = async () => (await rowText(page, 'snapshots')).map((r) => r.split(' ')[0]);
+  await page.goto(`${base}/ui/clusters/paged`);
+  await page.locator('[data-testid="snapshots"] tbody tr').nth(19).waitFor();
+  assert.deepEqual(await versions(), Array.from({ length: 20 }, (_, i) => `v${22 - i}`));
+  await page.getByRole('link', { name: 'Older snapshots' }).click();
+  await page.waitForURL(/\/ui\/clusters\/paged\?after=/);
+  const older = async () => {
+    await page.getByRole('link', { name: 'Newest' }).waitFor();
+    await page.locator('[data-testid="snapshots"] tbody tr').nth(1).waitFor();
+    assert.deepEqual(await versions(), ['v2', 'v1']);
+    assert.equal(await page.getByRole('link', { name: 'Older snapshots' }).count(), 0);
+  };
+  await older();
+  await page.reload();
+  await older();
+  clean(o);
+});
+
 test('trace: the form filled through its labels draws four 25% branches to the k3s pods; a branch opens its rule path', { skip, timeout: 120_000 }, async () => {
   const o = await offlinePage();
   const { page } = o;

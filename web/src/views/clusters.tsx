@@ -26,7 +26,7 @@ export function ClustersView() {
                     <th scope="row"><a href={href(`clusters/${encodeURIComponent(c.name)}`)}>{c.name}</a></th>
                     <td class="num">{c.latest ? `v${c.latest.version}` : '—'}</td>
                     <td class="num">{c.latest?.nodes.length ?? '—'}</td>
-                    <td>{c.latest ? when(c.latest.createdAt) : '—'}</td>
+                    <td class="nowrap">{c.latest ? when(c.latest.createdAt) : "—"}</td>
                     <td class="num">{c.snapshotCount}</td>
                     <td class="actions">
                       {c.latest && (
@@ -71,7 +71,7 @@ export function SnapshotsView({ cluster, after }: { cluster: string; after: stri
                 {p.edges.map(({ node: s }) => (
                   <tr>
                     <th scope="row" class="num">v{s.version}</th>
-                    <td>{when(s.createdAt)}</td>
+                    <td class="nowrap">{when(s.createdAt)}</td>
                     <td class="num">{s.nodes.length}</td>
                     <td><Labels labels={s.labels} /></td>
                     <td>{s.version > 1 ? <ChangeSummary cluster={cluster} snapshot={s} /> : <span class="muted">first version</span>}</td>

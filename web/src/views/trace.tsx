@@ -98,7 +98,10 @@ function groups(answer: TraceAnswer): Group[] {
   const byKey = new Map<string, Group>();
   for (const r of answer.results) {
     const f = r.frontend;
-    const title = f ? `${f.kind} ${f.destination}:${f.port}/${f.protocol}` : `${r.packet.protocol} ${r.packet.destination}${r.packet.port ? `:${r.packet.port}` : ''}`;
+    // A NodePort is traced on each node's own address: one frontend, compared across nodes.
+    const title = !f
+      ? `${r.packet.protocol} ${r.packet.destination}${r.packet.port ? `:${r.packet.port}` : ''}`
+      : f.kind === 'NodePort' ? `NodePort ${f.port}/${f.protocol} on each node` : `${f.kind} ${f.destination}:${f.port}/${f.protocol}`;
     const g = byKey.get(title) ?? { title, results: [] };
     g.results.push(r);
     byKey.set(title, g);
@@ -158,7 +161,14 @@ function Answer({ answer, query }: { answer: TraceAnswer; query: URLSearchParams
               </button>
             ))}
           </div>
-          {differs.size > 0 && <p class="warnings" role="status">Nodes disagree: {[...differs].join(', ')} {differs.size === 1 ? 'does' : 'do'} not send this packet where the other nodes do.</p>}
+          {differs.size > 0 && (
+            <p class="warnings" role="status">
+              Nodes disagree: {[...differs].join(', ')}{' '}
+              {differs.size === group.results.length
+                ? 'send this packet to different places, with no majority.'
+                : `${differs.size === 1 ? 'does' : 'do'} not send this packet where the other nodes do.`}
+            </p>
+          )}
           <NodeColumns results={group.results} differs={differs} />
         </>
       )}
