@@ -17,8 +17,3 @@ export function endpointLabel(o: { verdict: string; destination?: { ip: string; 
   if (!o.destination) return o.verdict;
   return o.destination.port ? `${o.destination.ip.includes(':') ? `[${o.destination.ip}]` : o.destination.ip}:${o.destination.port}` : o.destination.ip;
 }
-
-/** One line per rule step, as `svcpath trace` prints a path. */
-export function stepWhere(s: { table: string; chain: string; index: number }): string {
-  return `${s.table}/${s.chain}${s.index > 0 ? ` #${s.index}` : ''}`;
-}

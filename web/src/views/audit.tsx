@@ -126,7 +126,7 @@ export function RulesView({ query }: { query: URLSearchParams }) {
  * Marks the `index`-th rule of `chain` in `table` (iptables-save sections, or the whole text for
  * iptables -S), or the whole chain when the index cannot be placed.
  */
-export function markedLines(lines: string[], table: string, chain: string, index: number): Set<number> {
+function markedLines(lines: string[], table: string, chain: string, index: number): Set<number> {
   const inTable: number[] = [];
   let current = '';
   const sections = lines.some((l) => l.startsWith('*'));

@@ -8,7 +8,7 @@ import { graphql, rest } from '../api.ts';
 import { endpointLabel, exactShare, percent } from '../format.ts';
 import { href, navigate } from '../route.ts';
 import type { DiffPage, FrontendChange, Outcome } from '../types.ts';
-import { Show, SnapshotPicker, splitRef, useAsync } from '../ui.tsx';
+import { Show, SnapshotPicker, useAsync } from '../ui.tsx';
 import { summaryText } from './clusters.tsx';
 
 /** from/to as the URL gives them; without `from`, the version before `to` (default the cluster's latest). */
