@@ -26,6 +26,7 @@ import { tokenRoutes, tokenSchemas } from './api/rest/token-routes.ts';
 import { guardGraphql } from './api/graphql/access.ts';
 import type { TokenService } from './services/token-service.ts';
 import type { Limits } from './services/limits.ts';
+import { uiRoutes } from './api/ui/ui-routes.ts';
 
 export interface AppOptions {
   readonly logger?: FastifyServerOptions['logger'];
@@ -116,6 +117,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const traceService = options.traceService ?? createTraceService();
   await app.register(traceRoutes, { traceService });
   await app.register(healthRoutes, { ping: options.ping });
+  await app.register(uiRoutes);
   if (options.snapshotService) {
     await app.register(snapshotRoutes, { snapshotService: options.snapshotService, limits: uploadLimits });
     await app.register(uploadRoutes, { snapshotService: options.snapshotService, partBytes: uploadLimits.partBytes });

@@ -128,7 +128,7 @@ async function main(): Promise<void> {
   const bound = typeof address === 'object' && address ? address.port : port;
   app.log.info(
     `svcpath ready in ${((performance.now() - started) / 1000).toFixed(1)} s on http://${hostPort(host, bound)} — database: ${describeDatabase(database)}; ` +
-      `REST /v1, OpenAPI /docs, GraphQL /graphql, GraphiQL /graphiql; auth: ${auth.summary}` +
+      `web page /ui/, REST /v1, OpenAPI /docs, GraphQL /graphql, GraphiQL /graphiql; auth: ${auth.summary}` +
       (config.retention ? `; retention: ${describePolicy(config.retention)}` : ''),
   );
   const earlier = path.resolve(DEFAULT_DATA_DIR);

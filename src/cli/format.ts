@@ -1,8 +1,9 @@
 /** Human-readable rendering of trace answers for the terminal. */
 import type { DescribedOutcome, TraceOutcome, TraceResult } from '../engine/index.ts';
-import { hostPort } from '../engine/index.ts';
+// From its own module: the web page bundles this file, and should not bundle the whole engine.
+import { hostPort } from '../engine/net/address.ts';
 
-type Described = TraceOutcome & Partial<Pick<DescribedOutcome, 'service' | 'endpoint' | 'masqueradeReason'>>;
+export type Described = TraceOutcome & Partial<Pick<DescribedOutcome, 'service' | 'endpoint' | 'masqueradeReason'>>;
 
 function pct(p: number): string {
   return `${(p * 100).toFixed(p === 1 || p === 0 ? 0 : 3)}%`;
@@ -40,15 +41,7 @@ export function formatTrace(result: TraceResult, node: { name?: string; addresse
   for (const r of rows) out.push('  ' + r.map((c, i) => pad(c, widths[i])).join('').trimEnd());
   result.outcomes.forEach((o, k) => {
     out.push('');
-    const given = o.conditions?.length ? ` ${o.conditions.join(' and ')}` : '';
-    out.push(`Outcome ${k + 1}: ${o.verdict} ${hostPort(o.destination.ip, o.destination.port)} (${pct(o.probability)}, exactly ${o.exactProbability}${given})`);
-    for (const s of o.path) {
-      const where = `${s.table}/${s.chain}${s.index > 0 ? ` #${s.index}` : ''}`;
-      out.push(`  ${pad(s.hook, 12)} ${pad(where, 40)} ${pad(s.action, 10)} ${s.rule}${s.assumed ? '   [assumed]' : ''}`);
-    }
-    const d = o as Described;
-    if (d.masqueradeReason) out.push(`  masquerade: ${d.masqueradeReason}`);
-    for (const n of o.notes) out.push(`  note: ${n}`);
+    out.push(...formatOutcome(o, k));
   });
   if (result.warnings.length) {
     out.push('');
@@ -63,4 +56,21 @@ export function formatTrace(result: TraceResult, node: { name?: string; addresse
     for (const a of result.assumptions) out.push(`  - ${a}`);
   }
   return out.join('\n') + '\n';
+}
+
+/**
+ * One outcome's heading and rule path, as `svcpath trace` prints it (the web page shows the same
+ * lines for the branch clicked).
+ */
+export function formatOutcome(o: Described, k: number): string[] {
+  const out: string[] = [];
+  const given = o.conditions?.length ? ` ${o.conditions.join(' and ')}` : '';
+  out.push(`Outcome ${k + 1}: ${o.verdict} ${hostPort(o.destination.ip, o.destination.port)} (${pct(o.probability)}, exactly ${o.exactProbability}${given})`);
+  for (const s of o.path) {
+    const where = `${s.table}/${s.chain}${s.index > 0 ? ` #${s.index}` : ''}`;
+    out.push(`  ${pad(s.hook, 12)} ${pad(where, 40)} ${pad(s.action, 10)} ${s.rule}${s.assumed ? '   [assumed]' : ''}`);
+  }
+  if (o.masqueradeReason) out.push(`  masquerade: ${o.masqueradeReason}`);
+  for (const n of o.notes) out.push(`  note: ${n}`);
+  return out;
 }

@@ -585,8 +585,8 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
     },
 
     async rawRules(id, node) {
-      await mustGet(id);
-      const raw = await store.rawRules(id, node);
+      // `id` may be a reference (prod@12): the store reads by the id it names.
+      const raw = await store.rawRules((await mustGet(id)).id, node);
       if (!raw) throw new AppError('NOT_FOUND', `node ${node} not found in snapshot ${id}`);
       return raw;
     },

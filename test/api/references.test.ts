@@ -58,6 +58,9 @@ test('REST: latest, by version, and the latest at a time; references wherever an
   const trace = await t.app.inject('/v1/snapshots/k3s@latest/trace?destination=10.43.62.130:80&source=10.42.0.7');
   assert.equal(trace.statusCode, 200, trace.body);
   assert.equal(trace.json().snapshot, ids[1]);
+  const rules = await t.app.inject('/v1/snapshots/k3s@1/nodes/node-a/rules');
+  assert.equal(rules.statusCode, 200, rules.body);
+  assert.equal(rules.body, clusterip);
   const diff = await t.app.inject('/v1/diff?from=k3s@1&to=k3s@latest');
   assert.equal(diff.statusCode, 200, diff.body);
   const bad = await t.app.inject('/v1/snapshots/k3s@yesterday');

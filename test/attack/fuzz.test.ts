@@ -98,8 +98,10 @@ interface Failure {
 /** What is wrong with this answer, or null. */
 function judge(route: Route, method: string, status: number, headers: Record<string, unknown>, body: string): string | null {
   const type = String(headers['content-type'] ?? '');
-  // The OpenAPI UI sends /docs/static/index.html on to /docs/, as @fastify/swagger-ui does.
-  if (status >= 300 && status < 400 && route.url.startsWith('/docs') && headers.location) return null;
+  // The OpenAPI UI sends /docs/static/index.html on to /docs/, as @fastify/swagger-ui does; `/`
+  // and `/ui` send the browser to the web page at /ui/.
+  const redirects = route.url.startsWith('/docs') ? Boolean(headers.location) : headers.location === '/ui/';
+  if (status >= 300 && status < 400 && redirects) return null;
   if (status === 503) {
     if (headers['retry-after'] === undefined) return '503 without Retry-After';
   } else if (status < 200 || (status >= 300 && status < 400) || status >= 500) {

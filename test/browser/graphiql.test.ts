@@ -6,19 +6,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { buildApp } from '../../src/app.ts';
 import { fakeSnapshots } from '../graphql/fake-snapshots.ts';
+import { CHROMIUM, launch, offlinePage as offline, present, sayIfAbsent } from './chromium.ts';
 
-const CHROMIUM = process.env.SVCPATH_CHROMIUM ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present) {
-  const line = `skipped: no chromium at ${CHROMIUM} (apt-get install chromium): GraphiQL and /docs not checked in a browser`;
-  console.log(`\n${'#'.repeat(line.length + 4)}\n# ${line} #\n${'#'.repeat(line.length + 4)}\n`);
-}
+sayIfAbsent('GraphiQL and /docs');
 
 let app: FastifyInstance;
 let base: string;
@@ -33,8 +28,7 @@ before(async () => {
   app = await buildApp({ snapshotService: service });
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  browser = await launch();
 });
 
 after(async () => {
@@ -42,24 +36,7 @@ after(async () => {
   if (app) await app.close();
 });
 
-/** A page that may load only from the app; what it tried to load elsewhere and the errors it logged. */
-async function offlinePage(): Promise<{ page: Page; blocked: string[]; errors: string[] }> {
-  const context = await browser!.newContext();
-  const page = await context.newPage();
-  const blocked: string[] = [];
-  const errors: string[] = [];
-  await page.route('**/*', (route) => {
-    const url = route.request().url();
-    if (url.startsWith(`${base}/`) || url.startsWith('data:')) return route.continue();
-    blocked.push(url);
-    return route.abort('blockedbyclient');
-  });
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  return { page, blocked, errors };
-}
+const offlinePage = () => offline(browser!, base);
 
 test('GraphiQL loads from the server alone and runs a query', { skip: present ? false : 'skipped: no chromium', timeout: 120_000 }, async (t) => {
   if (!present && process.env.CI === 'true') assert.fail(`no chromium at ${CHROMIUM} in CI: .ci/run installs it`);

@@ -77,14 +77,17 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = Object.freeze
   'POST /graphql': { kind: 'graphql' },
 });
 
-/** Static pages: the OpenAPI UI and document, GraphiQL and its assets (GraphiQL's queries go to /graphql). */
-const PUBLIC_PREFIXES = ['/docs', '/graphiql'];
+/**
+ * Static pages: the OpenAPI UI and document, GraphiQL and its assets, the web page at /ui/ and `/`,
+ * which redirects to it (what the pages ask of /v1 and /graphql is authorized as usual).
+ */
+const PUBLIC_PREFIXES = ['/docs', '/graphiql', '/ui'];
 
 export function routeAccess(method: string, url: string): RouteAccess {
   const m = method === 'HEAD' ? 'GET' : method;
   const listed = ROUTE_ACCESS[`${m} ${url}`];
   if (listed) return listed;
-  if (PUBLIC_PREFIXES.some((p) => url === p || url.startsWith(`${p}/`))) return PUBLIC;
+  if (url === '/' || PUBLIC_PREFIXES.some((p) => url === p || url.startsWith(`${p}/`))) return PUBLIC;
   return ADMIN;
 }
 
