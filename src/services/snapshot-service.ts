@@ -3,7 +3,7 @@
  * through stored dumps (parsed once, then kept in a small cache keyed by the dump's hash).
  */
 import { createHash } from 'node:crypto';
-import type { AnyRuleset, DiffResult, FormatOption, Protocol } from '../engine/index.ts';
+import type { AnyRuleset, DiffResult, Family, FormatOption, Protocol } from '../engine/index.ts';
 import { defaultSource, EngineError, familyOf, isNftables, parseRoutes, readDestination, readProtocol, resolveServiceFrontends } from '../engine/index.ts';
 import type { RouteTable } from '../engine/index.ts';
 import { clipMessage } from '../engine/errors.ts';
@@ -100,7 +100,6 @@ function nodeView(n: StoredNode): NodeSummary {
   return { name: n.name, addresses: n.addresses, ...dumpView(n), routes: n.routes, ipv6: n.ipv6 ? dumpView(n.ipv6) : null };
 }
 
-type Family = 'ipv4' | 'ipv6';
 const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** The family a stored dump's summary records; summaries kept before it was are of IPv4 dumps or unknown (undefined). */

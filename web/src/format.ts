@@ -1,3 +1,5 @@
+import { hostPort } from '../../src/engine/net/address.ts';
+
 /** Shares as people read them: percent with at most three decimals, trailing zeros dropped. */
 export function percent(p: number): string {
   return `${Number((p * 100).toFixed(3))}%`;
@@ -15,5 +17,5 @@ export function when(iso: string): string {
 
 export function endpointLabel(o: { verdict: string; destination?: { ip: string; port?: number | null } | null }): string {
   if (!o.destination) return o.verdict;
-  return o.destination.port ? `${o.destination.ip.includes(':') ? `[${o.destination.ip}]` : o.destination.ip}:${o.destination.port}` : o.destination.ip;
+  return o.destination.port ? hostPort(o.destination.ip, o.destination.port) : o.destination.ip;
 }

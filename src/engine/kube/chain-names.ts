@@ -13,6 +13,7 @@
  */
 import type { ClusterModel, Service, ServicePort } from './model.ts';
 import { canonicalIP } from './model.ts';
+import { hostPort } from '../net/address.ts';
 import { base32, sha256 } from './sha256.ts';
 
 export type ChainPrefix = 'KUBE-SVC' | 'KUBE-SVL' | 'KUBE-EXT' | 'KUBE-FW' | 'KUBE-SEP' | 'KUBE-XLB';
@@ -32,8 +33,7 @@ export function servicePortNameString(namespace: string, name: string, portName:
 
 /** net.JoinHostPort: "ip:port", "[ip]:port" for IPv6. */
 export function endpointString(ip: string, port: number): string {
-  const addr = canonicalIP(ip);
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+  return hostPort(canonicalIP(ip), port);
 }
 
 /**
