@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseDump } from '../../src/engine/index.ts';
 import type { Ruleset } from '../../src/engine/index.ts';
 import { DumpChain } from '../../src/engine/netfilter/rule.ts';
-import { dispatchKeys } from '../../src/engine/trace/compile.ts';
+import { dispatchKeys } from '../../src/engine/netfilter/dispatch.ts';
 import { generateCluster, renderIptablesSave } from '../support/kube-gen.ts';
 
 function check(rs: Ruleset, where: string): number {

@@ -15,10 +15,11 @@
  * declines, and the full reader reads the line and reports any error with its column.
  */
 import type { Family } from './ast.ts';
+import type { OwnerSpec, ValueKind } from './modules.ts';
 import {
-  clashingOptions, DISPATCH_PORT_MATCHES, knownModules, knownTargets, NOT_INVERTIBLE as NOT_INVERTIBLE_OPTIONS, NOT_INVERTIBLE_TARGETS,
-  optionArity, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REQUIRED_OPTIONS,
+  clashingOptions, isDispatchPortOption, knownModules, knownTargets, moduleSpec, optionSpec, PROTOCOL_MODULE_OPTIONS, targetSpec,
 } from './modules.ts';
+import { NAT_PORT_PROTOCOLS } from './values.ts';
 import { hashEnd, hashOf, Slots } from './char-index.ts';
 
 
@@ -122,26 +123,68 @@ for (const sets of [knownModules(), knownTargets()]) {
 }
 for (const [name, id] of optionIds) OPTIONS.add(`--${name}`, id);
 const OPTION_COUNT = GENERIC + optionIds.size;
-const DPORT = optionIds.get('dport')!;
-const DESTINATION_PORT = optionIds.get('destination-port')!;
 
-/** Per module (and target) id: which option ids it takes. */
-function takes(sets: ReadonlyMap<string, ReadonlySet<string>>): { names: WordTable; list: string[]; takes: Uint8Array[] } {
+/**
+ * What the fast reader checks of an option's value, by the kind modules.ts declares: these it
+ * reads in bytes, in the plain forms iptables-save prints; the other kinds are the full reader's
+ * (a line with one is declined).
+ */
+const V_NONE = 0;
+const V_PORT = 1;
+const V_PROBABILITY = 2;
+const V_MODE = 3;
+const V_COUNT_FROM_1 = 4;
+const V_NAT_TO = 5;
+const V_FULL = 6;
+const VALUE_CODES: Readonly<Record<ValueKind, number>> = {
+  port: V_PORT, probability: V_PROBABILITY, mode: V_MODE, 'count-from-1': V_COUNT_FROM_1, 'nat-to': V_NAT_TO,
+  'port-list': V_FULL, count: V_FULL, mark: V_FULL, 'mark-value': V_FULL, 'to-ports': V_FULL,
+};
+/** How many arguments an option takes (optionArity), WORDS for one or more. */
+const WORDS = 3;
+// What an owner (module or target) is, as flags.
+const REQUIRES = 1;
+const NEEDS_PROTOCOL = 2;
+const NAT_PORT = 4;
+
+/**
+ * The grammar of the known modules (or targets) as tables by owner id and option id: the owner's
+ * flags, and per option (at owner * OPTION_COUNT + option) whether the owner takes it, its arity,
+ * whether it may be negated, its value check, whether it is one of those the owner requires, the
+ * option it needs beside it (id + 1), and whether it is a dispatch port (dispatch.ts).
+ */
+function owners(sets: ReadonlyMap<string, ReadonlySet<string>>, spec: (name: string) => OwnerSpec | undefined) {
   const names = new WordTable();
   const list: string[] = [];
-  const out: Uint8Array[] = [];
+  const n = sets.size * OPTION_COUNT;
+  const t = {
+    names, list, flags: new Uint8Array(sets.size), takes: new Uint8Array(n), arity: new Uint8Array(n), fixed: new Uint8Array(n),
+    value: new Uint8Array(n), required: new Uint8Array(n), needs: new Int32Array(n), dispatch: new Uint8Array(n),
+  };
   for (const [name, options] of sets) {
-    const row = new Uint8Array(OPTION_COUNT);
-    for (const o of options) row[optionIds.get(o)!] = 1;
-    names.add(name, list.length);
+    const k = list.length;
+    const owner = spec(name)!;
+    names.add(name, k);
     list.push(name);
-    out.push(row);
+    t.flags[k] = (owner.oneOf ? REQUIRES : 0) | (owner.needsProtocol ? NEEDS_PROTOCOL : 0) | (NAT_PORT_PROTOCOLS.has(name) ? NAT_PORT : 0);
+    for (const o of options) {
+      const cell = k * OPTION_COUNT + optionIds.get(o)!;
+      const option = optionSpec(owner, o)!;
+      t.takes[cell] = 1;
+      t.arity[cell] = option.args === 'words' ? WORDS : option.args;
+      t.fixed[cell] = option.invert ? 0 : 1;
+      t.value[cell] = option.value ? VALUE_CODES[option.value] : V_NONE;
+      t.required[cell] = owner.oneOf?.includes(o) ? 1 : 0;
+      const needed = owner.needs && Object.hasOwn(owner.needs, o) ? owner.needs[o] : undefined;
+      t.needs[cell] = needed === undefined ? 0 : optionIds.get(needed)! + 1;
+      t.dispatch[cell] = isDispatchPortOption(name, o, false) ? 1 : 0;
+    }
   }
-  return { names, list, takes: out };
+  return t;
 }
 
-const MODULES = takes(knownModules());
-const TARGETS = takes(knownTargets());
+const MODULES = owners(knownModules(), moduleSpec);
+const TARGETS = owners(knownTargets(), targetSpec);
 
 /** Protocols read without help, each with its implicit module (the module of the same name). */
 const PROTOCOLS = new WordTable();
@@ -155,39 +198,9 @@ for (const p of ['tcp', 'udp', 'sctp', 'icmp']) {
   }
   PROTOCOLS.add(p, id);
 }
-const PORT_MODULES = new Set([...DISPATCH_PORT_MATCHES].map((m) => MODULES.list.indexOf(m)));
-/** Modules whose port options iptables checks (net/port.ts), and those options. */
-const PORTED_MODULES = new Set([...PORT_MATCHES].map((m) => MODULES.list.indexOf(m)));
-const PROBABILITY = optionIds.get('probability')!;
 const STATISTIC = MODULES.list.indexOf('statistic');
-const DNAT = TARGETS.list.indexOf('DNAT');
-const SNAT = TARGETS.list.indexOf('SNAT');
-const TO_DESTINATION = optionIds.get('to-destination')!;
-const TO_SOURCE = optionIds.get('to-source')!;
-if (PROBABILITY === undefined || STATISTIC < 0 || DNAT < 0 || SNAT < 0 || TO_DESTINATION === undefined || TO_SOURCE === undefined) {
-  throw new Error('fast-rule: statistic, DNAT or SNAT is missing from the known modules and targets');
-}
-/** Modules and targets whose values the full reader checks (marks): a handful of lines in kube-proxy's dumps. */
-const FULL_READER_MODULES = new Set(['mark', 'connmark', 'multiport'].map((m) => MODULES.list.indexOf(m)));
-const FULL_READER_TARGETS = new Set(['MARK', 'CONNMARK'].map((t) => TARGETS.list.indexOf(t)));
-if (FULL_READER_MODULES.has(-1) || FULL_READER_TARGETS.has(-1)) throw new Error('fast-rule: mark, connmark, MARK or CONNMARK is missing');
-/** Protocols a NAT target may give ports with that the fast reader knows (values.ts has the full list). */
-const NAT_PORT_MODULES = new Set(['tcp', 'udp', 'sctp', 'icmp'].map((p) => MODULES.list.indexOf(p)));
-const PORT_OPTION_IDS = new Set(['dport', 'destination-port', 'sport', 'source-port'].map((o) => optionIds.get(o)!));
-
-// The sets above as flags by module, target and option id: a typed array read costs less than a Set lookup.
-const FULL_READER = 1;
-const NAT_PORT = 2;
-const PORTED = 4;
-const DISPATCH_PORT = 8;
-const MODULE_FLAGS = new Uint8Array(MODULES.list.length);
-for (const [set, flag] of [[FULL_READER_MODULES, FULL_READER], [NAT_PORT_MODULES, NAT_PORT], [PORTED_MODULES, PORTED], [PORT_MODULES, DISPATCH_PORT]] as const) {
-  for (const m of set) MODULE_FLAGS[m] |= flag;
-}
-const TARGET_FLAGS = new Uint8Array(TARGETS.list.length);
-for (const t of FULL_READER_TARGETS) TARGET_FLAGS[t] = FULL_READER;
-const PORT_OPTIONS = new Uint8Array(OPTION_COUNT);
-for (const o of PORT_OPTION_IDS) PORT_OPTIONS[o] = 1;
+const PROBABILITY = optionIds.get('probability');
+if (STATISTIC < 0 || PROBABILITY === undefined) throw new Error('fast-rule: statistic is missing from the known modules');
 
 /**
  * Options that may not stand beside each other in one match or target (the same option twice,
@@ -199,53 +212,11 @@ const CLASH = new Uint8Array(OPTION_COUNT * OPTION_COUNT);
 for (const [a, others] of clashingOptions()) {
   for (const b of others) CLASH[optionIds.get(a)! * OPTION_COUNT + optionIds.get(b)!] = 1;
 }
-/** Options iptables refuses to negate (for some module or target; modules.ts): a line that does is the full reader's. */
-const NOT_INVERTIBLE = new Uint8Array(OPTION_COUNT);
-for (const names of Object.values(NOT_INVERTIBLE_OPTIONS)) for (const o of names) NOT_INVERTIBLE[optionIds.get(o)!] = 1;
-for (const t of NOT_INVERTIBLE_TARGETS) for (const o of knownTargets().get(t)!) NOT_INVERTIBLE[optionIds.get(o)!] = 1;
-/** Per module: 1 when it must be given one of some options; per module and option: 1 for those options. */
-const REQUIRES = new Uint8Array(MODULES.list.length);
-const REQUIRED = new Uint8Array(MODULES.list.length * OPTION_COUNT);
-for (const [module, options] of Object.entries(REQUIRED_OPTIONS)) {
-  const m = MODULES.list.indexOf(module);
-  if (m < 0) continue;
-  REQUIRES[m] = 1;
-  for (const o of options) REQUIRED[m * OPTION_COUNT + optionIds.get(o)!] = 1;
-}
-/**
- * How many arguments each option of each module and target takes (modules.ts; WORDS: one or
- * more): a line whose option has another count (`--comment -j …`, where iptables takes `-j` as
- * the comment) is the full reader's.
- */
-const WORDS = 3;
-function arities(list: readonly string[], sets: ReadonlyMap<string, ReadonlySet<string>>): Uint8Array {
-  const out = new Uint8Array(list.length * OPTION_COUNT);
-  list.forEach((owner, k) => {
-    for (const o of sets.get(owner)!) {
-      const a = optionArity(owner, o);
-      out[k * OPTION_COUNT + optionIds.get(o)!] = a === 'words' ? WORDS : a ?? 1;
-    }
-  });
-  return out;
-}
-const MODULE_ARITY = arities(MODULES.list, knownModules());
-const TARGET_ARITY = arities(TARGETS.list, knownTargets());
-const RECENT = MODULES.list.indexOf('recent');
-const MODE = optionIds.get('mode')!;
-const EVERY = optionIds.get('every')!;
-const PACKET = optionIds.get('packet')!;
-const TO_PORTS = optionIds.get('to-ports')!;
-const SECONDS = optionIds.get('seconds')!;
-const REAP = optionIds.get('reap')!;
-const RTTL = optionIds.get('rttl')!;
 // What a match on the line was, and was given (checked at the end of the line).
 const EXPLICIT = 1;
 const HAS_OPTION = 2;
 const HAS_REQUIRED = 4;
-const RANDOM_MODE = 8;
-const HAS_PROBABILITY = 16;
-const HAS_SECONDS = 32;
-const HAS_REAP = 64;
+const HAS_PROBABILITY = 8;
 const RANDOM = [...'random'].map((c) => c.charCodeAt(0));
 
 /** Does an option that takes `arity` arguments (WORDS: one or more) have `args`? */
@@ -331,6 +302,7 @@ export class FastRuleReader {
     let protocol = -1;
     let protocolNegated = false;
     let natTos = 0;
+    let targetRequired = false;
     let negate = false;
     let r: number;
     while ((r = this.word()) === 1) {
@@ -378,7 +350,7 @@ export class FastRuleReader {
         case MATCH: {
           if (negate || this.word() !== 1 || this.wq) return false;
           const m = MODULES.names.find(b, this.ws, this.we, this.wh);
-          if (m < 0 || (MODULE_FLAGS[m] & FULL_READER) !== 0) return false;
+          if (m < 0) return false;
           if (moduleCount === MAX_MODULES) return false;
           modules[moduleCount] = m;
           moduleFlags[moduleCount] = EXPLICIT;
@@ -389,7 +361,6 @@ export class FastRuleReader {
         case GOTO: {
           if (negate || targetId !== -2 || this.word() !== 1 || this.wq || this.isOption() || this.isBang()) return false;
           targetId = TARGETS.names.find(b, this.ws, this.we, this.wh);
-          if (targetId >= 0 && TARGET_FLAGS[targetId] === FULL_READER) return false;
           this.target = this.names.internBytes(s, b, this.ws, this.we, this.wh);
           this.targetStart = this.ws;
           this.targetEnd = this.we;
@@ -423,84 +394,85 @@ export class FastRuleReader {
         }
         args++;
       }
-      if (optionNegated && NOT_INVERTIBLE[id] === 1) return false;
-      const targetTakes = targetId === -2 ? 0 : targetId === -1 ? 2 : TARGETS.takes[targetId][id];
-      if (targetTakes === 1) {
-        if (id === TO_PORTS || !this.given(-1, id, givenCount++) || !argsFit(TARGET_ARITY[targetId * OPTION_COUNT + id], args)) return false;
-        if ((targetId === DNAT && id === TO_DESTINATION) || (targetId === SNAT && id === TO_SOURCE)) {
-          // One address with an optional port, in plain form; anything else is the full reader's.
-          if (++natTos > 1 || args !== 1 || firstQuoted) return false;
-          const ports = this.natTo(firstStart, firstEnd);
-          if (ports < 0 || (ports === 1 && (protocolNegated || protocol < 0 || (MODULE_FLAGS[protocol] & NAT_PORT) === 0))) return false;
-        }
-        continue;
-      }
+      const targetTakes = targetId === -2 ? 0 : targetId === -1 ? 2 : TARGETS.takes[targetId * OPTION_COUNT + id];
       let owner = -1;
-      if (current >= 0 && MODULES.takes[modules[current]][id] === 1) owner = current;
-      else {
-        for (let k = moduleCount - 1; k >= 0; k--) {
-          if (MODULES.takes[modules[k]][id] === 1) {
-            owner = k;
-            break;
+      let cell = 0;
+      let t: typeof MODULES;
+      if (targetTakes === 1) {
+        t = TARGETS;
+        cell = targetId * OPTION_COUNT + id;
+        if (!this.given(-1, id, givenCount++)) return false;
+        if (t.required[cell] === 1) targetRequired = true;
+      } else {
+        if (current >= 0 && MODULES.takes[modules[current] * OPTION_COUNT + id] === 1) owner = current;
+        else {
+          for (let k = moduleCount - 1; k >= 0; k--) {
+            if (MODULES.takes[modules[k] * OPTION_COUNT + id] === 1) {
+              owner = k;
+              break;
+            }
           }
         }
-      }
-      if (owner < 0) {
-        if (targetTakes === 2) continue;
-        if (protocol < 0 || MODULES.takes[protocol][id] !== 1) return false;
-        if (moduleCount === MAX_MODULES) return false;
-        modules[moduleCount] = protocol;
-        moduleFlags[moduleCount] = 0;
-        owner = moduleCount++;
-        if (current < 0) current = owner;
-      }
-      const module = modules[owner];
-      if (!this.given(owner, id, givenCount++) || !argsFit(MODULE_ARITY[module * OPTION_COUNT + id], args)) return false;
-      moduleFlags[owner] |= REQUIRED[module * OPTION_COUNT + id] === 1 ? HAS_OPTION | HAS_REQUIRED : HAS_OPTION;
-      if (module === STATISTIC) {
-        // kube-proxy's form, `--mode random --probability p`; nth mode is the full reader's.
-        if (id === MODE) {
-          if (args !== 1 || firstQuoted || !this.spells(firstStart, firstEnd, RANDOM)) return false;
-          moduleFlags[owner] |= RANDOM_MODE;
-        } else if (id === EVERY || id === PACKET) {
-          return false;
-        } else if (id === PROBABILITY) {
-          moduleFlags[owner] |= HAS_PROBABILITY;
+        if (owner < 0) {
+          if (targetTakes === 2) continue;
+          if (protocol < 0 || MODULES.takes[protocol * OPTION_COUNT + id] !== 1) return false;
+          if (moduleCount === MAX_MODULES) return false;
+          modules[moduleCount] = protocol;
+          moduleFlags[moduleCount] = 0;
+          owner = moduleCount++;
+          if (current < 0) current = owner;
         }
-      } else if (module === RECENT) {
-        // `--seconds` in plain decimal from 1; `--reap` needs it; `--rttl` is the full reader's.
-        if (id === SECONDS) {
-          if (args !== 1 || firstQuoted || this.decimal(firstStart, firstEnd, 0xffffffff) < 1) return false;
-          moduleFlags[owner] |= HAS_SECONDS;
-        } else if (id === REAP) {
-          moduleFlags[owner] |= HAS_REAP;
-        } else if (id === RTTL) {
-          return false;
+        t = MODULES;
+        cell = modules[owner] * OPTION_COUNT + id;
+        if (!this.given(owner, id, givenCount++)) return false;
+        moduleFlags[owner] |= t.required[cell] === 1 ? HAS_OPTION | HAS_REQUIRED : HAS_OPTION;
+        if (id === PROBABILITY) moduleFlags[owner] |= HAS_PROBABILITY;
+      }
+      if (!argsFit(t.arity[cell], args) || (optionNegated && t.fixed[cell] === 1)) return false;
+      const value = t.value[cell];
+      if (value === V_NONE) continue;
+      if (value === V_FULL || args !== 1 || firstQuoted) return false;
+      switch (value) {
+        case V_PORT: {
+          // One port in plain decimal; anything else (ranges, names, 0x50, 0120, errors) is the full reader's.
+          const port = this.decimal(firstStart, firstEnd, 65535);
+          if (port < 0) return false;
+          if (t.dispatch[cell] === 1 && !optionNegated) this.dport = port;
+          break;
         }
-      }
-      if (id === PROBABILITY && modules[owner] === STATISTIC) {
-        if (args !== 1 || firstQuoted || !this.plainProbability(firstStart, firstEnd)) return false;
-      }
-      if (PORT_OPTIONS[id] === 1 && (MODULE_FLAGS[modules[owner]] & PORTED) !== 0) {
-        // One port in plain decimal; anything else (ranges, names, 0x50, 0120, errors) is the full reader's.
-        if (args !== 1 || firstQuoted) return false;
-        const port = this.decimalPort(firstStart, firstEnd);
-        if (port < 0) return false;
-        if ((id === DPORT || id === DESTINATION_PORT) && !optionNegated && (MODULE_FLAGS[modules[owner]] & DISPATCH_PORT) !== 0) this.dport = port;
+        case V_PROBABILITY:
+          if (!this.plainProbability(firstStart, firstEnd)) return false;
+          break;
+        case V_MODE:
+          // kube-proxy's statistic is `--mode random --probability p`; nth mode is the full reader's.
+          if (!this.spells(firstStart, firstEnd, RANDOM)) return false;
+          break;
+        case V_COUNT_FROM_1:
+          if (this.decimal(firstStart, firstEnd, 0xffffffff) < 1) return false;
+          break;
+        case V_NAT_TO: {
+          // One address with an optional port, in plain form; anything else is the full reader's.
+          if (++natTos > 1) return false;
+          const ports = this.natTo(firstStart, firstEnd);
+          if (ports < 0 || (ports === 1 && (protocolNegated || protocol < 0 || (MODULES.flags[protocol] & NAT_PORT) === 0))) return false;
+          break;
+        }
+        default:
+          return false;
       }
     }
-    // A NAT target without its address is an error the full reader reports, and so is a match
-    // without what it must be given.
-    if ((targetId === DNAT || targetId === SNAT) && natTos === 0) return false;
+    // A match or target without what it must be given is an error the full reader reports.
+    if (targetId >= 0 && (TARGETS.flags[targetId] & REQUIRES) !== 0 && !targetRequired) return false;
     for (let k = 0; k < moduleCount; k++) {
       const m = modules[k];
       const f = moduleFlags[k];
-      if (REQUIRES[m] === 1 && (f & HAS_REQUIRED) === 0) return false;
-      if (m === STATISTIC && (f & (RANDOM_MODE | HAS_PROBABILITY)) !== (RANDOM_MODE | HAS_PROBABILITY)) return false;
-      if (m === RECENT && (f & (HAS_REAP | HAS_SECONDS)) === HAS_REAP) return false;
+      if ((MODULES.flags[m] & REQUIRES) !== 0 && (f & HAS_REQUIRED) === 0) return false;
+      // Random mode needs a probability (the only mode read here).
+      if (m === STATISTIC && (f & HAS_PROBABILITY) === 0) return false;
       // An explicit -m tcp (udp, sctp) with options needs -p of the same protocol.
-      if ((f & (EXPLICIT | HAS_OPTION)) === (EXPLICIT | HAS_OPTION) && (MODULE_FLAGS[m] & PORTED) !== 0 && m !== protocol) return false;
+      if ((f & (EXPLICIT | HAS_OPTION)) === (EXPLICIT | HAS_OPTION) && (MODULES.flags[m] & NEEDS_PROTOCOL) !== 0 && m !== protocol) return false;
     }
+    if (!this.needsMet(givenCount)) return false;
     return r === 0 && !negate;
   }
 
@@ -519,6 +491,25 @@ export class FastRuleReader {
     }
     owners[k] = owner;
     ids[k] = id;
+    return true;
+  }
+
+  /**
+   * Are the options an option needs beside it (modules.ts `needs`) given to the same owner, for
+   * the line's first k options?
+   */
+  private needsMet(k: number): boolean {
+    const owners = this.givenOwner;
+    const ids = this.givenId;
+    for (let j = 0; j < k; j++) {
+      const owner = owners[j];
+      if (owner < 0) continue;
+      const needed = MODULES.needs[this.modules[owner] * OPTION_COUNT + ids[j]] - 1;
+      if (needed < 0) continue;
+      let found = false;
+      for (let i = 0; i < k && !found; i++) found = owners[i] === owner && ids[i] === needed;
+      if (!found) return false;
+    }
     return true;
   }
 
@@ -642,7 +633,7 @@ export class FastRuleReader {
     if (i < 0) return -1;
     if (i === to) return 0;
     if (this.b[i] !== COLON) return -1;
-    return this.decimalPort(i + 1, to) >= 0 ? 1 : -1;
+    return this.decimal(i + 1, to, 65535) >= 0 ? 1 : -1;
   }
 
   /**
@@ -677,11 +668,6 @@ export class FastRuleReader {
       if (one ? c !== ZERO : c < ZERO || c > NINE) return false;
     }
     return true;
-  }
-
-  /** b[from, to) as a port when it is one in plain decimal (no leading zero: 0120 is octal to iptables), else -1. */
-  private decimalPort(from: number, to: number): number {
-    return this.decimal(from, to, 65535);
   }
 
   /** b[from, to) as a number in plain decimal (no leading zero) up to `max`, else -1. */

@@ -1,99 +1,248 @@
 /**
- * What svcpath knows about match modules and targets: which options each takes (to give each
- * `--option` to its owner) and which ones the tracer models. Unknown modules and targets are kept
- * and reported as "not modelled", never dropped.
+ * The grammar of iptables' match modules and targets, declared once: every option a module or
+ * target takes, how many arguments it reads, whether iptables lets it be negated, how its value
+ * is checked, and what the owner requires or forbids (as iptables 1.8.9 checks them). Both rule
+ * readers are driven from it: the full reader (rule-parser.ts) and the fast one (fast-rule.ts).
+ * A new option or a new refusal is an entry here; unknown modules and targets are kept and
+ * reported as "not modelled", never dropped.
  */
 
-const MODULE_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  tcp: ['dport', 'destination-port', 'sport', 'source-port', 'tcp-flags', 'syn', 'tcp-option'],
-  udp: ['dport', 'destination-port', 'sport', 'source-port'],
-  udplite: ['dport', 'destination-port', 'sport', 'source-port'],
-  sctp: ['dport', 'destination-port', 'sport', 'source-port', 'chunk-types'],
-  icmp: ['icmp-type'],
-  icmp6: ['icmpv6-type'],
-  multiport: ['dports', 'destination-ports', 'sports', 'source-ports', 'ports'],
-  comment: ['comment'],
-  addrtype: ['src-type', 'dst-type', 'limit-iface-in', 'limit-iface-out'],
-  conntrack: [
-    'ctstate', 'ctproto', 'ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst', 'ctorigsrcport',
-    'ctorigdstport', 'ctreplsrcport', 'ctrepldstport', 'ctstatus', 'ctexpire', 'ctdir',
-  ],
-  state: ['state'],
-  mark: ['mark'],
-  connmark: ['mark'],
-  statistic: ['mode', 'probability', 'every', 'packet'],
-  recent: ['set', 'rcheck', 'update', 'remove', 'seconds', 'hitcount', 'reap', 'rttl', 'name', 'mask', 'rsource', 'rdest'],
-  set: ['match-set', 'return-nomatch', 'update-counters', 'update-subcounters', 'packets-eq', 'packets-lt', 'packets-gt', 'bytes-eq', 'bytes-lt', 'bytes-gt'],
-  physdev: ['physdev-in', 'physdev-out', 'physdev-is-in', 'physdev-is-out', 'physdev-is-bridged'],
-  socket: ['transparent', 'nowildcard', 'restore-skmark'],
-  nfacct: ['nfacct-name'],
-  limit: ['limit', 'limit-burst'],
-  iprange: ['src-range', 'dst-range'],
-  owner: ['uid-owner', 'gid-owner', 'socket-exists', 'suppl-groups'],
-  pkttype: ['pkt-type'],
-  length: ['length'],
-  ttl: ['ttl-eq', 'ttl-gt', 'ttl-lt'],
-  rpfilter: ['loose', 'validmark', 'accept-local', 'invert'],
-  devgroup: ['src-group', 'dst-group'],
-  cgroup: ['path', 'cgroup'],
-  string: ['algo', 'string', 'hex-string', 'from', 'to', 'icase'],
-  hashlimit: [
-    'hashlimit', 'hashlimit-upto', 'hashlimit-above', 'hashlimit-burst', 'hashlimit-mode', 'hashlimit-srcmask',
-    'hashlimit-dstmask', 'hashlimit-name', 'hashlimit-htable-size', 'hashlimit-htable-max', 'hashlimit-htable-expire',
-    'hashlimit-htable-gcinterval',
-  ],
-  bpf: ['bytecode', 'object-pinned'],
-  policy: ['dir', 'pol', 'strict', 'reqid', 'spi', 'proto', 'mode', 'tunnel-src', 'tunnel-dst', 'next'],
-  u32: ['u32'],
-  helper: ['helper'],
-  dscp: ['dscp', 'dscp-class'],
-  tos: ['tos'],
-  mac: ['mac-source'],
-  connlimit: ['connlimit-upto', 'connlimit-above', 'connlimit-mask', 'connlimit-saddr', 'connlimit-daddr'],
+/**
+ * How an option's argument is checked when it is read (rule-parser.ts `checkValue`; the fast
+ * reader checks the kinds it knows in bytes and leaves the others to the full reader):
+ *   port          one port or port range of the module's protocol (net/port.ts)
+ *   port-list     multiport's list: at most 15 ports, a range counting two (needs `-p`)
+ *   probability   a number from 0 to 1
+ *   mode          statistic's mode: random or nth
+ *   count         a 32-bit number
+ *   count-from-1  a 32-bit number from 1
+ *   mark          value[/mask], each a 32-bit number
+ *   mark-value    one 32-bit number
+ *   nat-to        DNAT's and SNAT's address[-address][:port[-port]]
+ *   to-ports      REDIRECT's and MASQUERADE's port[-port]
+ */
+export type ValueKind = 'port' | 'port-list' | 'probability' | 'mode' | 'count' | 'count-from-1' | 'mark' | 'mark-value' | 'nat-to' | 'to-ports';
+
+export interface OptionSpec {
+  /** How many words it reads; 'words': one, and the words after it up to the next option. */
+  readonly args: 0 | 1 | 2 | 'words';
+  /** false: iptables refuses `! --option` ("cannot be inverted"). */
+  readonly invert: boolean;
+  readonly value?: ValueKind;
+}
+
+export interface OwnerSpec {
+  readonly options: Readonly<Record<string, OptionSpec>>;
+  /** Second names of an option (`dport` for `destination-port`): one option, given once. */
+  readonly aliases?: Readonly<Record<string, string>>;
+  /** The owner must be given at least one of these. */
+  readonly oneOf?: readonly string[];
+  /** What iptables says when none of `oneOf` is given, when it does not say the usual. */
+  readonly missing?: string;
+  /** Groups of options of which a rule may give only one (canonical names). */
+  readonly exclusive?: readonly (readonly string[])[];
+  /** An option that needs another beside it (`--reap` needs `--seconds`). */
+  readonly needs?: Readonly<Record<string, string>>;
+  /** Options may be given more than once (policy after `--next`; several NAT ranges). */
+  readonly repeats?: boolean;
+  /** The protocol (`-p`) whose implicit module this is: `-p tcp --dport 80` needs no `-m tcp`. */
+  readonly protocol?: string;
+  /** An explicit `-m` of it with options needs `-p` of its name (negated or not). */
+  readonly needsProtocol?: boolean;
+}
+
+/** An option read as iptables reads the first argument: the next word, whatever it looks like. */
+const ONE: OptionSpec = { args: 1, invert: true };
+const FLAG: OptionSpec = { args: 0, invert: true };
+const TWO: OptionSpec = { args: 2, invert: true };
+const PORT: OptionSpec = { args: 1, invert: true, value: 'port' };
+const PORTS: OptionSpec = { args: 1, invert: true, value: 'port-list' };
+
+/** The same option, refused by iptables when negated. */
+function fixed(o: OptionSpec): OptionSpec {
+  return { ...o, invert: false };
+}
+
+function valued(value: ValueKind, o: OptionSpec = ONE): OptionSpec {
+  return { ...o, value };
+}
+
+/** `names`, each taking one argument, negatable, unchecked. */
+function ones(...names: string[]): Record<string, OptionSpec> {
+  return Object.fromEntries(names.map((n) => [n, ONE]));
+}
+
+function flags(...names: string[]): Record<string, OptionSpec> {
+  return Object.fromEntries(names.map((n) => [n, FLAG]));
+}
+
+/** A target none of whose options iptables lets be negated. */
+function noneInverted(options: Record<string, OptionSpec>): Record<string, OptionSpec> {
+  return Object.fromEntries(Object.entries(options).map(([n, o]) => [n, fixed(o)]));
+}
+
+const PORT_OPTIONS = { dport: PORT, 'destination-port': PORT, sport: PORT, 'source-port': PORT };
+const PORT_ALIASES = { dport: 'destination-port', sport: 'source-port' };
+const MARK_ACTIONS = ['set-xmark', 'set-mark', 'and-mark', 'or-mark', 'xor-mark'];
+const MARK_OPTIONS = {
+  'set-xmark': valued('mark'), 'set-mark': valued('mark'),
+  'and-mark': valued('mark-value'), 'or-mark': valued('mark-value'), 'xor-mark': valued('mark-value'),
+};
+const RECENT_COMMANDS = ['set', 'rcheck', 'update', 'remove'];
+const CONNTRACK = [
+  'ctstate', 'ctproto', 'ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst', 'ctorigsrcport',
+  'ctorigdstport', 'ctreplsrcport', 'ctrepldstport', 'ctstatus', 'ctexpire',
+];
+const PHYSDEV = { 'physdev-in': ONE, 'physdev-out': ONE, ...flags('physdev-is-in', 'physdev-is-out', 'physdev-is-bridged') };
+
+export const MODULES: Readonly<Record<string, OwnerSpec>> = {
+  tcp: {
+    options: { ...PORT_OPTIONS, 'tcp-flags': TWO, syn: FLAG, 'tcp-option': ONE },
+    aliases: PORT_ALIASES, exclusive: [['syn', 'tcp-flags']], protocol: 'tcp', needsProtocol: true,
+  },
+  udp: { options: PORT_OPTIONS, aliases: PORT_ALIASES, protocol: 'udp', needsProtocol: true },
+  udplite: { options: PORT_OPTIONS, aliases: PORT_ALIASES, needsProtocol: true },
+  sctp: { options: { ...PORT_OPTIONS, 'chunk-types': ONE }, aliases: PORT_ALIASES, protocol: 'sctp', needsProtocol: true },
+  icmp: { options: ones('icmp-type'), oneOf: ['icmp-type'], protocol: 'icmp' },
+  icmp6: { options: ones('icmpv6-type'), protocol: 'ipv6-icmp' },
+  multiport: {
+    options: { dports: PORTS, 'destination-ports': PORTS, sports: PORTS, 'source-ports': PORTS, ports: PORTS },
+    aliases: { dports: 'destination-ports', sports: 'source-ports' }, exclusive: [['destination-ports', 'source-ports', 'ports']],
+    oneOf: ['dports', 'destination-ports', 'sports', 'source-ports', 'ports'], missing: 'multiport needs --dports, --sports or --ports',
+  },
+  comment: { options: { comment: fixed({ args: 'words', invert: false }) }, oneOf: ['comment'] },
+  addrtype: {
+    options: { 'src-type': ONE, 'dst-type': ONE, 'limit-iface-in': fixed(FLAG), 'limit-iface-out': fixed(FLAG) },
+    oneOf: ['src-type', 'dst-type'], exclusive: [['limit-iface-in', 'limit-iface-out']],
+  },
+  conntrack: { options: { ...ones(...CONNTRACK), ctdir: fixed(ONE) }, oneOf: [...CONNTRACK, 'ctdir'] },
+  state: { options: ones('state'), oneOf: ['state'] },
+  mark: { options: { mark: valued('mark') }, oneOf: ['mark'] },
+  connmark: { options: { mark: valued('mark') }, oneOf: ['mark'] },
+  statistic: {
+    options: {
+      mode: fixed(valued('mode')), probability: valued('probability'), every: valued('count-from-1'), packet: fixed(valued('count')),
+    },
+    oneOf: ['mode'], exclusive: [['probability', 'every'], ['probability', 'packet']],
+  },
+  recent: {
+    options: {
+      ...flags(...RECENT_COMMANDS), seconds: fixed(valued('count-from-1')), hitcount: fixed(ONE), reap: fixed(FLAG),
+      rttl: fixed(FLAG), name: fixed(ONE), mask: fixed(ONE), rsource: fixed(FLAG), rdest: fixed(FLAG),
+    },
+    oneOf: RECENT_COMMANDS, exclusive: [RECENT_COMMANDS, ['set', 'rttl'], ['remove', 'rttl']], needs: { reap: 'seconds' },
+  },
+  set: {
+    options: {
+      'match-set': TWO, ...flags('return-nomatch', 'update-counters', 'update-subcounters'),
+      ...ones('packets-eq', 'packets-lt', 'packets-gt', 'bytes-eq', 'bytes-lt', 'bytes-gt'),
+    },
+  },
+  physdev: { options: PHYSDEV, oneOf: Object.keys(PHYSDEV) },
+  socket: { options: flags('transparent', 'nowildcard', 'restore-skmark') },
+  nfacct: { options: ones('nfacct-name') },
+  limit: { options: { limit: fixed(ONE), 'limit-burst': fixed(ONE) } },
+  iprange: { options: ones('src-range', 'dst-range'), oneOf: ['src-range', 'dst-range'] },
+  owner: { options: { ...ones('uid-owner', 'gid-owner'), ...flags('socket-exists', 'suppl-groups') } },
+  pkttype: { options: ones('pkt-type'), oneOf: ['pkt-type'] },
+  length: { options: ones('length') },
+  ttl: { options: ones('ttl-eq', 'ttl-gt', 'ttl-lt') },
+  rpfilter: { options: flags('loose', 'validmark', 'accept-local', 'invert') },
+  devgroup: { options: ones('src-group', 'dst-group') },
+  cgroup: { options: ones('path', 'cgroup') },
+  string: { options: { ...ones('algo', 'string', 'hex-string', 'from', 'to'), icase: FLAG } },
+  hashlimit: {
+    options: ones(
+      'hashlimit', 'hashlimit-upto', 'hashlimit-above', 'hashlimit-burst', 'hashlimit-mode', 'hashlimit-srcmask',
+      'hashlimit-dstmask', 'hashlimit-name', 'hashlimit-htable-size', 'hashlimit-htable-max', 'hashlimit-htable-expire',
+      'hashlimit-htable-gcinterval',
+    ),
+  },
+  bpf: { options: ones('bytecode', 'object-pinned') },
+  policy: {
+    options: { ...ones('dir', 'pol', 'reqid', 'spi', 'proto', 'mode', 'tunnel-src', 'tunnel-dst'), ...flags('strict', 'next') },
+    repeats: true,
+  },
+  u32: { options: ones('u32') },
+  helper: { options: ones('helper') },
+  dscp: { options: ones('dscp', 'dscp-class') },
+  tos: { options: ones('tos') },
+  mac: { options: ones('mac-source'), oneOf: ['mac-source'] },
+  connlimit: { options: { ...ones('connlimit-upto', 'connlimit-above', 'connlimit-mask'), ...flags('connlimit-saddr', 'connlimit-daddr') } },
 };
 
-/** The matches whose port options iptables checks when it reads them (net/port.ts). */
-export const PORT_MATCHES: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp']);
-/** The matches whose single `--dport` is a dispatch key for tracing (compile.ts). */
-export const DISPATCH_PORT_MATCHES: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
+const CONNMARK_ACTIONS = [...MARK_ACTIONS, 'save-mark', 'restore-mark'];
 
-export const PROTOCOL_MODULE_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  tcp: MODULE_OPTIONS.tcp,
-  udp: MODULE_OPTIONS.udp,
-  sctp: MODULE_OPTIONS.sctp,
-  icmp: MODULE_OPTIONS.icmp,
-  'ipv6-icmp': MODULE_OPTIONS.icmp6,
+export const TARGETS: Readonly<Record<string, OwnerSpec>> = {
+  ACCEPT: { options: {} },
+  DROP: { options: {} },
+  RETURN: { options: {} },
+  QUEUE: { options: {} },
+  REJECT: { options: noneInverted(ones('reject-with')) },
+  // iptables-save prints a DNAT or SNAT with several ranges as several --to-destination
+  // (--to-source), each with its own --random or --persistent: those repeat.
+  DNAT: { options: noneInverted({ 'to-destination': valued('nat-to'), ...flags('random', 'persistent') }), oneOf: ['to-destination'], repeats: true },
+  SNAT: {
+    options: noneInverted({ 'to-source': valued('nat-to'), ...flags('random', 'random-fully', 'persistent') }), oneOf: ['to-source'], repeats: true,
+  },
+  MASQUERADE: { options: noneInverted({ 'to-ports': valued('to-ports'), ...flags('random', 'random-fully') }) },
+  REDIRECT: { options: noneInverted({ 'to-ports': valued('to-ports'), random: FLAG }) },
+  MARK: { options: noneInverted(MARK_OPTIONS), oneOf: MARK_ACTIONS, exclusive: [MARK_ACTIONS] },
+  CONNMARK: {
+    options: noneInverted({
+      ...MARK_OPTIONS, ...flags('save-mark', 'restore-mark'),
+      nfmask: valued('mark-value'), ctmask: valued('mark-value'), mask: valued('mark-value'),
+    }),
+    oneOf: CONNMARK_ACTIONS, exclusive: [CONNMARK_ACTIONS, ['mask', 'nfmask'], ['mask', 'ctmask']],
+  },
+  LOG: {
+    options: noneInverted({ ...ones('log-level', 'log-prefix'), ...flags('log-tcp-sequence', 'log-tcp-options', 'log-ip-options', 'log-uid', 'log-macdecode') }),
+  },
+  NFLOG: { options: ones('nflog-group', 'nflog-prefix', 'nflog-range', 'nflog-size', 'nflog-threshold') },
+  ULOG: { options: ones('ulog-nlgroup', 'ulog-prefix', 'ulog-cprange', 'ulog-qthreshold') },
+  NOTRACK: { options: {} },
+  CT: { options: { notrack: FLAG, ...ones('helper', 'ctevents', 'expevents', 'zone', 'zone-orig', 'zone-reply', 'timeout') } },
+  CHECKSUM: { options: flags('checksum-fill') },
+  TCPMSS: { options: { 'set-mss': ONE, 'clamp-mss-to-pmtu': FLAG } },
+  NFQUEUE: { options: { ...ones('queue-num', 'queue-balance'), ...flags('queue-bypass', 'fail-open', 'queue-cpu-fanout') } },
+  TPROXY: { options: ones('on-port', 'on-ip', 'tproxy-mark') },
+  TOS: { options: ones('set-tos', 'and-tos', 'or-tos', 'xor-tos') },
+  DSCP: { options: ones('set-dscp', 'set-dscp-class') },
 };
 
-const TARGET_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  ACCEPT: [],
-  DROP: [],
-  RETURN: [],
-  QUEUE: [],
-  REJECT: ['reject-with'],
-  DNAT: ['to-destination', 'random', 'persistent'],
-  SNAT: ['to-source', 'random', 'random-fully', 'persistent'],
-  MASQUERADE: ['to-ports', 'random', 'random-fully'],
-  REDIRECT: ['to-ports', 'random'],
-  MARK: ['set-xmark', 'set-mark', 'and-mark', 'or-mark', 'xor-mark'],
-  CONNMARK: ['set-xmark', 'set-mark', 'and-mark', 'or-mark', 'xor-mark', 'save-mark', 'restore-mark', 'nfmask', 'ctmask', 'mask'],
-  LOG: ['log-level', 'log-prefix', 'log-tcp-sequence', 'log-tcp-options', 'log-ip-options', 'log-uid', 'log-macdecode'],
-  NFLOG: ['nflog-group', 'nflog-prefix', 'nflog-range', 'nflog-size', 'nflog-threshold'],
-  ULOG: ['ulog-nlgroup', 'ulog-prefix', 'ulog-cprange', 'ulog-qthreshold'],
-  NOTRACK: [],
-  CT: ['notrack', 'helper', 'ctevents', 'expevents', 'zone', 'zone-orig', 'zone-reply', 'timeout'],
-  CHECKSUM: ['checksum-fill'],
-  TCPMSS: ['set-mss', 'clamp-mss-to-pmtu'],
-  NFQUEUE: ['queue-num', 'queue-balance', 'queue-bypass', 'fail-open', 'queue-cpu-fanout'],
-  TPROXY: ['on-port', 'on-ip', 'tproxy-mark'],
-  TOS: ['set-tos', 'and-tos', 'or-tos', 'xor-tos'],
-  DSCP: ['set-dscp', 'set-dscp-class'],
-};
+/** The matches whose single, non-negated `--dport` (`--destination-port`) is a dispatch key (dispatch.ts). */
+const DISPATCH_PORT_MATCHES: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
+
+/** Is option `name` of match `module`, not negated, a destination port the dispatch index keys rules by? */
+export function isDispatchPortOption(module: string, name: string, negated: boolean): boolean {
+  return !negated && DISPATCH_PORT_MATCHES.has(module) && canonicalOption(module, name) === 'destination-port';
+}
+
+function specOf(owners: Readonly<Record<string, OwnerSpec>>, name: string): OwnerSpec | undefined {
+  return Object.hasOwn(owners, name) ? owners[name] : undefined;
+}
+
+/** The grammar of match module `name`, or undefined for one svcpath does not know. */
+export function moduleSpec(name: string): OwnerSpec | undefined {
+  return specOf(MODULES, name);
+}
+
+/** The grammar of target `name`, or undefined for a chain or an extension svcpath does not know. */
+export function targetSpec(name: string): OwnerSpec | undefined {
+  return specOf(TARGETS, name);
+}
+
+/** Option `name` of a module's or target's grammar, or undefined. */
+export function optionSpec(owner: OwnerSpec, name: string): OptionSpec | undefined {
+  return Object.hasOwn(owner.options, name) ? owner.options[name] : undefined;
+}
+
+const OPTION_SETS = (owners: Readonly<Record<string, OwnerSpec>>) =>
+  new Map(Object.entries(owners).map(([k, v]) => [k, new Set(Object.keys(v.options))] as const));
+const MODULE_SETS: ReadonlyMap<string, ReadonlySet<string>> = OPTION_SETS(MODULES);
+const TARGET_SETS: ReadonlyMap<string, ReadonlySet<string>> = OPTION_SETS(TARGETS);
 
 /** true: the module takes it; false: a known module that does not; 'unknown': we don't know the module. */
-const MODULE_SETS = new Map(Object.entries(MODULE_OPTIONS).map(([k, v]) => [k, new Set(v)]));
-const TARGET_SETS = new Map(Object.entries(TARGET_OPTIONS).map(([k, v]) => [k, new Set(v)]));
-
 export function moduleTakesOption(module: string, option: string): boolean | 'unknown' {
   const options = MODULE_SETS.get(module);
   return options ? options.has(option) : 'unknown';
@@ -122,76 +271,20 @@ export function knownTargets(): ReadonlyMap<string, ReadonlySet<string>> {
   return TARGET_SETS;
 }
 
-/**
- * iptables takes each option of a match or target once per `-m` (or target), as checked in
- * iptables 1.8.9 ("option --x can only be used once"). Some options are one option under two
- * names, and some exclude each other; `policy` repeats its options after `--next`.
- */
-export const REPEATABLE_MODULES: ReadonlySet<string> = new Set(['policy']);
-
-const PORT_ALIASES = { dport: 'destination-port', sport: 'source-port' };
-const OPTION_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  tcp: PORT_ALIASES,
-  udp: PORT_ALIASES,
-  udplite: PORT_ALIASES,
-  sctp: PORT_ALIASES,
-  multiport: { dports: 'destination-ports', sports: 'source-ports' },
-};
-
-const MARK_ACTIONS = ['set-xmark', 'set-mark', 'and-mark', 'or-mark', 'xor-mark'];
-/** What -m recent does: a rule gives exactly one of these. */
-export const RECENT_COMMANDS: readonly string[] = ['set', 'rcheck', 'update', 'remove'];
-/** Options iptables refuses to negate, by module, and the targets none of whose options it negates (checked in iptables 1.8.9). */
-export const NOT_INVERTIBLE: Readonly<Record<string, ReadonlySet<string>>> = {
-  comment: new Set(['comment']),
-  statistic: new Set(['mode', 'packet']),
-  recent: new Set(['name', 'seconds', 'hitcount', 'reap', 'rttl', 'rsource', 'rdest', 'mask']),
-  limit: new Set(['limit', 'limit-burst']),
-  addrtype: new Set(['limit-iface-in', 'limit-iface-out']),
-  conntrack: new Set(['ctdir']),
-};
-export const NOT_INVERTIBLE_TARGETS: ReadonlySet<string> = new Set(['REJECT', 'LOG', 'MASQUERADE', 'REDIRECT', 'MARK', 'CONNMARK', 'DNAT', 'SNAT']);
-
-/**
- * Matches and targets that must be given at least one of some options (checked in iptables
- * 1.8.9: "option --state must be specified", "At least one option is required"…).
- */
-export const REQUIRED_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  comment: ['comment'],
-  recent: RECENT_COMMANDS,
-  state: ['state'],
-  mark: ['mark'],
-  connmark: ['mark'],
-  conntrack: MODULE_OPTIONS.conntrack,
-  addrtype: ['src-type', 'dst-type'],
-  icmp: ['icmp-type'],
-  pkttype: ['pkt-type'],
-  iprange: ['src-range', 'dst-range'],
-  physdev: MODULE_OPTIONS.physdev,
-  mac: ['mac-source'],
-  MARK: MARK_ACTIONS,
-  CONNMARK: [...MARK_ACTIONS, 'save-mark', 'restore-mark'],
-};
-/** Options of one match or target of which a rule may give only one (after aliases). */
-const EXCLUSIVE_OPTIONS: Readonly<Record<string, readonly (readonly string[])[]>> = {
-  tcp: [['syn', 'tcp-flags']],
-  multiport: [['destination-ports', 'source-ports', 'ports']],
-  recent: [RECENT_COMMANDS, ['set', 'rttl'], ['remove', 'rttl']],
-  addrtype: [['limit-iface-in', 'limit-iface-out']],
-  statistic: [['probability', 'every'], ['probability', 'packet']],
-  MARK: [MARK_ACTIONS],
-  CONNMARK: [[...MARK_ACTIONS, 'save-mark', 'restore-mark'], ['mask', 'nfmask'], ['mask', 'ctmask']],
-};
+/** The options of the implicit module `-p NAME` brings (`-p tcp --dport 80`), by protocol. */
+export const PROTOCOL_MODULE_OPTIONS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  Object.values(MODULES).filter((m) => m.protocol !== undefined).map((m) => [m.protocol!, Object.keys(m.options)]),
+);
 
 /** The name option `name` of `owner` (a module or target) has when it has two (`--dport` is `--destination-port`). */
 export function canonicalOption(owner: string, name: string): string {
-  const aliases = OPTION_ALIASES[owner];
+  const aliases = (specOf(MODULES, owner) ?? specOf(TARGETS, owner))?.aliases;
   return (aliases && Object.hasOwn(aliases, name) ? aliases[name] : undefined) ?? name;
 }
 
 /** Do options a and b (canonical names) of `owner` exclude each other? */
 export function excludeEachOther(owner: string, a: string, b: string): boolean {
-  const groups = Object.hasOwn(EXCLUSIVE_OPTIONS, owner) ? EXCLUSIVE_OPTIONS[owner] : undefined;
+  const groups = (specOf(MODULES, owner) ?? specOf(TARGETS, owner))?.exclusive;
   return groups !== undefined && groups.some((g) => g.includes(a) && g.includes(b));
 }
 
@@ -222,49 +315,13 @@ export function clashingOptions(): ReadonlyMap<string, ReadonlySet<string>> {
 }
 
 /**
- * Options of known matches and targets that take no argument, or two (iptables reads the first
- * argument of an option as getopt does: the next word, whatever it looks like, so that
- * `--log-prefix -x` and `--comment -j` are what iptables-save prints for those values). Every
- * other option of a known match or target takes one.
- */
-const NO_ARGUMENT: Readonly<Record<string, readonly string[]>> = {
-  tcp: ['syn'],
-  recent: ['set', 'rcheck', 'update', 'remove', 'reap', 'rttl', 'rsource', 'rdest'],
-  set: ['return-nomatch', 'update-counters', 'update-subcounters'],
-  physdev: ['physdev-is-in', 'physdev-is-out', 'physdev-is-bridged'],
-  socket: ['transparent', 'nowildcard', 'restore-skmark'],
-  owner: ['socket-exists', 'suppl-groups'],
-  rpfilter: ['loose', 'validmark', 'accept-local', 'invert'],
-  string: ['icase'],
-  policy: ['strict', 'next'],
-  connlimit: ['connlimit-saddr', 'connlimit-daddr'],
-  addrtype: ['limit-iface-in', 'limit-iface-out'],
-  DNAT: ['random', 'persistent'],
-  SNAT: ['random', 'random-fully', 'persistent'],
-  MASQUERADE: ['random', 'random-fully'],
-  REDIRECT: ['random'],
-  CONNMARK: ['save-mark', 'restore-mark'],
-  LOG: ['log-tcp-sequence', 'log-tcp-options', 'log-ip-options', 'log-uid', 'log-macdecode'],
-  CT: ['notrack'],
-  CHECKSUM: ['checksum-fill'],
-  TCPMSS: ['clamp-mss-to-pmtu'],
-  NFQUEUE: ['queue-bypass', 'fail-open', 'queue-cpu-fanout'],
-};
-const TWO_ARGUMENTS: Readonly<Record<string, readonly string[]>> = {
-  tcp: ['tcp-flags'],
-  set: ['match-set'],
-};
-
-/**
  * How many arguments option `name` of `owner` (a known match or target) takes; null when svcpath
  * does not know the owner. 'words': one, and the words after it up to the next option: kube-proxy's
  * own test dumps write comments without quotes (`--comment kubernetes service portals`), which
  * iptables would refuse; svcpath reads them.
  */
 export function optionArity(owner: string, name: string): 0 | 1 | 2 | 'words' | null {
-  if (!MODULE_SETS.has(owner) && !TARGET_SETS.has(owner)) return null;
-  if (owner === 'comment' && name === 'comment') return 'words';
-  if (Object.hasOwn(NO_ARGUMENT, owner) && NO_ARGUMENT[owner].includes(name)) return 0;
-  if (Object.hasOwn(TWO_ARGUMENTS, owner) && TWO_ARGUMENTS[owner].includes(name)) return 2;
-  return 1;
+  const spec = specOf(MODULES, owner) ?? specOf(TARGETS, owner);
+  if (!spec) return null;
+  return optionSpec(spec, name)?.args ?? 1;
 }

@@ -16,14 +16,12 @@ import { ownCopy } from '../text.ts';
 import { parseCidr } from '../net/address.ts';
 import { readPort, readPortRange, readUnsigned } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatPortRange, readNatTo, readNumber32, readProbability } from './values.ts';
+import type { OwnerSpec, ValueKind } from './modules.ts';
 import {
-  canonicalOption, DISPATCH_PORT_MATCHES, excludeEachOther, isKnownModule, isKnownTarget, moduleTakesOption, NOT_INVERTIBLE,
-  NOT_INVERTIBLE_TARGETS, optionArity, PORT_MATCHES, PROTOCOL_MODULE_OPTIONS, REPEATABLE_MODULES, REQUIRED_OPTIONS, targetTakesOption,
+  canonicalOption, excludeEachOther, moduleSpec, moduleTakesOption, optionArity, optionSpec, PROTOCOL_MODULE_OPTIONS, targetSpec,
+  targetTakesOption,
 } from './modules.ts';
-
-/** Mark options whose argument is value[/mask], and those whose argument is one number (MARK, CONNMARK, -m mark). */
-const MARK_WITH_MASK: ReadonlySet<string> = new Set(['mark', 'set-xmark', 'set-mark']);
-const MARK_VALUE_ONLY: ReadonlySet<string> = new Set(['and-mark', 'or-mark', 'xor-mark', 'mask', 'nfmask', 'ctmask']);
+import { dispatchPort } from './dispatch.ts';
 
 export interface RuleBody {
   protocol?: Negatable<string>;
@@ -35,10 +33,7 @@ export interface RuleBody {
   matches: MatchModule[];
   target?: TargetSpec;
   counters?: Counters;
-  /**
-   * A non-negated `--dport N` (one port) of a tcp, udp or sctp match: with an exact destination,
-   * the keys a long chain is indexed by for tracing (compile.ts). Read even when options are not kept.
-   */
+  /** The rule's dispatch port (dispatch.ts), read even when options are not kept. */
   dispatchPort?: number;
 }
 
@@ -85,15 +80,11 @@ export function normaliseProtocol(p: string): string {
   return Object.hasOwn(PROTOCOL_NUMBERS, lower) ? PROTOCOL_NUMBERS[lower] : lower;
 }
 
-const PORT_OPTIONS: ReadonlySet<string> = new Set(['dport', 'destination-port', 'sport', 'source-port']);
-
 const NOT_NEGATED_CACHE = new Map<string, Negatable<Cidr>>();
 const DISCARDED: ModuleOption = Object.freeze({ name: '', negated: false, args: [] });
 
 /** Reads the words after `-A CHAIN` (or `-I CHAIN [n]`) of one line into a rule body. */
 export class RuleReader {
-  /** How many NAT addresses (`--to-destination`, `--to-source`) the rule being read names. */
-  private natTos = 0;
   /** Fixed by the first address; an address of the other family is an error. */
   family: Family | null = null;
   private words!: Words;
@@ -117,7 +108,6 @@ export class RuleReader {
     this.words = words;
     this.line = line;
     this.text = text;
-    this.natTos = 0;
     this.given.length = 0;
     this.givenOwner.length = 0;
     this.givenAt.length = 0;
@@ -262,14 +252,7 @@ export class RuleReader {
       let module: MutableModule;
       if (owner === 'target') {
         if (keep) target!.options.push(option);
-        // iptables-save prints a DNAT or SNAT with several ranges as several --to-destination
-        // (--to-source), each with its own --random or --persistent (see natTo): those repeat.
-        const nat = target!.name === 'DNAT' || target!.name === 'SNAT';
-        this.once(-1, target!.name, isKnownTarget(target!.name) && !nat, name, i, argsFrom);
-        if (optionNegated && NOT_INVERTIBLE_TARGETS.has(target!.name)) this.fail(`${target!.name}: option "--${name}" cannot be inverted`, i);
-        this.natTo(target!.name, name, i, argsFrom, j, body);
-        if (target!.name === 'MARK' || target!.name === 'CONNMARK') this.markValue(name, i, argsFrom, j);
-        if (name === 'to-ports' && (target!.name === 'REDIRECT' || target!.name === 'MASQUERADE')) this.toPorts(target!.name, i, argsFrom, j, body);
+        this.option(-1, target!.name, targetSpec(target!.name), name, optionNegated, i, argsFrom, j, body);
         this.stray(stray, name, arity);
         i = j;
         continue;
@@ -284,86 +267,134 @@ export class RuleReader {
       } else {
         this.fail(`option '--${name}' does not belong to any match or target in this rule`, i);
       }
-      this.once(modules.indexOf(module), module.module, isKnownModule(module.module) && !REPEATABLE_MODULES.has(module.module), name, i, argsFrom);
-      if (optionNegated && Object.hasOwn(NOT_INVERTIBLE, module.module) && NOT_INVERTIBLE[module.module].has(name)) this.fail(`${module.module}: option "--${name}" cannot be inverted`, i);
-      if (name === 'probability' && module.module === 'statistic') this.probability(i, argsFrom, j);
-      if (module.module === 'statistic' && name !== 'probability') this.statisticValue(name, i, argsFrom, j);
-      if (module.module === 'multiport') this.multiport(name, i, argsFrom, j, body);
-      if (module.module === 'recent') this.recentValue(name, i, argsFrom, j);
-      if (name === 'mark' && (module.module === 'mark' || module.module === 'connmark')) this.markValue(name, i, argsFrom, j);
-      if (PORT_OPTIONS.has(name) && PORT_MATCHES.has(module.module)) {
-        const port = this.port(module.module, name, i, argsFrom, j);
-        if ((name === 'dport' || name === 'destination-port') && !optionNegated && DISPATCH_PORT_MATCHES.has(module.module) && port !== null) body.dispatchPort = port;
+      const spec = moduleSpec(module.module);
+      this.option(modules.indexOf(module), module.module, spec, name, optionNegated, i, argsFrom, j, body);
+      if (spec && optionSpec(spec, name)?.value === 'port') {
+        const port = dispatchPort(module.module, name, optionNegated, words.text(argsFrom));
+        if (port !== null) body.dispatchPort = port;
       }
       this.stray(stray, name, arity);
       i = j;
     }
     if (negate) throw syntaxError("'!' must be followed by an option", line, negateColumn, text);
     for (let k = 0; k < modules.length; k++) this.moduleComplete(k, modules[k], body);
-    if (target) {
-      this.natTargetComplete(target.name, targetAt);
-      const required = Object.hasOwn(REQUIRED_OPTIONS, target.name) ? REQUIRED_OPTIONS[target.name] : null;
-      if (required && !required.some((o) => this.givenWhere(-1, o))) {
-        this.fail(`${target.name}: one of ${required.map((o) => `--${o}`).join(', ')} is required`, targetAt);
-      }
-    }
+    if (target) this.required(target.name, targetSpec(target.name), -1, targetAt);
     body.matches = modules;
     if (target) body.target = target;
     return body;
   }
 
   /**
-   * Checks the one argument (words [from, to)) of port option `--name` (word i) as iptables does,
-   * and gives the port when it is a single number.
+   * Notes option `--name` (word i, its arguments words [from, to)) of the match or target at
+   * `owner` (its place in the rule, -1 the target) called `ownerName`, whose grammar is `spec`
+   * (undefined: one svcpath does not know, whose options are taken as they are), and checks it as
+   * iptables does: given once, negated only where iptables allows it, its value.
    */
-  private port(module: string, name: string, i: number, from: number, to: number): number | null {
-    const words = this.words;
-    if (to === from) this.fail(`--${name} needs a port or a port range`, i);
-    if (to > from + 1) this.fail(`unexpected '${words.text(from + 1)}': --${name} takes one port or port range`, from + 1);
-    const text = words.text(from)!;
-    const read = readPortRange(text, module);
-    if ('error' in read) this.fail(read.error, from);
-    const [lo, hi] = read.range;
-    return lo !== null && lo === hi && !text.includes(':') ? lo : null;
+  private option(
+    owner: number, ownerName: string, spec: OwnerSpec | undefined, name: string, negated: boolean,
+    i: number, from: number, to: number, body: RuleBody,
+  ): void {
+    this.once(owner, ownerName, spec !== undefined && spec.repeats !== true, name, i, from);
+    const o = spec && optionSpec(spec, name);
+    if (!o) return;
+    if (negated && !o.invert) this.fail(`${ownerName}: option "--${name}" cannot be inverted`, i);
+    if (o.value) this.checkValue(o.value, ownerName, name, i, from, to, body);
   }
 
-  /** Checks `--probability` (word i, its argument in words [from, to)) as iptables does. */
-  private probability(i: number, from: number, to: number): void {
-    if (to !== from + 1) this.fail('--probability takes one number from 0 to 1', to > from + 1 ? from + 1 : i);
-    const text = this.words.text(from)!;
-    if (readProbability(text) === 'invalid') this.fail(`bad value for --probability '${text}': a number from 0 to 1`, from);
-  }
-
-  /**
-   * Checks `--to-destination` of DNAT and `--to-source` of SNAT (word i, arguments [from, to))
-   * as iptables does for IPv4 (IPv6 forms are left as they are).
-   */
-  private natTo(target: string, name: string, i: number, from: number, to: number, body: RuleBody): void {
-    if (!((target === 'DNAT' && name === 'to-destination') || (target === 'SNAT' && name === 'to-source'))) return;
-    // iptables-restore takes one, but iptables-save prints several for some kernels' rules
-    // (kubernetes/kubernetes#114537): read them, as the trace does (it notes a range).
-    this.natTos++;
-    if (to !== from + 1) this.fail(`--${name} takes one address[-address][:port[-port]]`, to > from + 1 ? from + 1 : i);
-    const text = this.words.text(from)!;
-    // IPv6 forms ([addr]:port, addr) are left as they are; several colons are IPv4 errors only in an IPv4 ruleset.
-    if (text.includes('[') || (this.family !== 'ipv4' && text.indexOf(':') !== text.lastIndexOf(':'))) return;
-    const read = readNatTo(text);
-    if ('error' in read) this.fail(read.error, from);
-    // iptables 1.8.9 checks the protocol's number, negated or not (`! -p tcp` passes).
-    if (read.hasPorts && (!body.protocol || !NAT_PORT_PROTOCOLS.has(body.protocol.value))) {
-      this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
+  /** Checks the argument (words [from, to)) of option `--name` (word i) of `owner`, a value of `kind`, as iptables does. */
+  private checkValue(kind: ValueKind, owner: string, name: string, i: number, from: number, to: number, body: RuleBody): void {
+    // Where the one argument a value takes is missing or has company.
+    const one = (what: string) => {
+      if (to !== from + 1) this.fail(`--${name} takes ${what}`, to > from + 1 ? from + 1 : i);
+      return this.words.text(from)!;
+    };
+    switch (kind) {
+      case 'port': {
+        if (to === from) this.fail(`--${name} needs a port or a port range`, i);
+        if (to > from + 1) this.fail(`unexpected '${this.words.text(from + 1)}': --${name} takes one port or port range`, from + 1);
+        const read = readPortRange(this.words.text(from)!, owner);
+        if ('error' in read) this.fail(read.error, from);
+        return;
+      }
+      case 'port-list':
+        return this.portList(name, i, from, to, body);
+      case 'probability': {
+        const text = one('one number from 0 to 1');
+        if (readProbability(text) === 'invalid') this.fail(`bad value for --probability '${text}': a number from 0 to 1`, from);
+        return;
+      }
+      case 'mode': {
+        const text = one('one mode (random or nth)');
+        if (text !== 'random' && text !== 'nth') this.fail(`Bad mode "${text}": random or nth`, from);
+        return;
+      }
+      case 'count':
+      case 'count-from-1': {
+        const v = readNumber32(one('one number'));
+        const min = kind === 'count' ? 0 : 1;
+        if (v === null || v < min) this.fail(`${owner}: bad value for option "--${name}", or out of range (${min}-4294967295)`, from);
+        return;
+      }
+      case 'mark':
+      case 'mark-value': {
+        const withMask = kind === 'mark';
+        const text = one(`one value${withMask ? '[/mask]' : ''}`);
+        if (withMask ? readMark(text) === null : readNumber32(text) === null) {
+          const form = withMask ? 'value[/mask], each a 32-bit number' : 'a 32-bit number';
+          this.fail(`bad value '${text}' for --${name}: ${form} (decimal, 0x hexadecimal or 0 octal)`, from);
+        }
+        return;
+      }
+      case 'nat-to':
+        return this.natTo(name, one('one address[-address][:port[-port]]'), from, body);
+      case 'to-ports': {
+        const text = one('one port or port range');
+        if (text.includes(':')) this.fail('Invalid port:port syntax - use dash', from);
+        const read = readNatPortRange(text);
+        if ('error' in read) this.fail(read.error, from);
+        if (owner === 'REDIRECT' && text.includes('/')) this.fail('Shifted portmap ranges not supported with this kernel', from);
+        if (!body.protocol || !NAT_PORT_PROTOCOLS.has(body.protocol.value)) this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
+        return;
+      }
     }
   }
 
-  /** Checks the value (and mask) of a mark option (word i, its argument in words [from, to)) as iptables does. */
-  private markValue(name: string, i: number, from: number, to: number): void {
-    const withMask = MARK_WITH_MASK.has(name);
-    if (!withMask && !MARK_VALUE_ONLY.has(name)) return;
-    if (to !== from + 1) this.fail(`--${name} takes one value${withMask ? '[/mask]' : ''}`, to > from + 1 ? from + 1 : i);
+  /**
+   * Checks a multiport port list (word i, its arguments [from, to)) as iptables does: the
+   * protocol given before it, at most 15 ports, a range counting two and rising.
+   */
+  private portList(name: string, i: number, from: number, to: number, body: RuleBody): void {
+    if (!body.protocol || body.protocol.negated || !MULTIPORT_PROTOCOLS.has(body.protocol.value)) {
+      this.fail("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp' before its ports", i);
+    }
+    if (to !== from + 1) this.fail(`--${name} takes one list of ports`, to > from + 1 ? from + 1 : i);
     const text = this.words.text(from)!;
-    if (withMask ? readMark(text) === null : readNumber32(text) === null) {
-      const form = withMask ? 'value[/mask], each a 32-bit number' : 'a 32-bit number';
-      this.fail(`bad value '${text}' for --${name}: ${form} (decimal, 0x hexadecimal or 0 octal)`, from);
+    let count = 0;
+    for (const item of text.split(',')) {
+      const colon = item.indexOf(':');
+      const ends = colon < 0 ? [item] : [item.slice(0, colon), item.slice(colon + 1)];
+      const ports = ends.map((p) => readPort(p));
+      const bad = ends.find((_, k) => ports[k] === 'invalid');
+      if (bad !== undefined) this.fail(`invalid port/service \`${bad}' specified`, from);
+      const [lo, hi] = ports;
+      if (colon >= 0 && typeof lo === 'number' && typeof hi === 'number' && lo >= hi) this.fail('invalid portrange specified', from);
+      count += ends.length;
+      if (count > 15) this.fail('too many ports specified (multiport takes at most 15, a range counting two)', from);
+    }
+  }
+
+  /**
+   * Checks the address `text` (word `at`) of `--to-destination` (`--to-source`) as iptables
+   * does for IPv4 (IPv6 forms are left as they are).
+   */
+  private natTo(name: string, text: string, at: number, body: RuleBody): void {
+    // IPv6 forms ([addr]:port, addr) are left as they are; several colons are IPv4 errors only in an IPv4 ruleset.
+    if (text.includes('[') || (this.family !== 'ipv4' && text.indexOf(':') !== text.lastIndexOf(':'))) return;
+    const read = readNatTo(text);
+    if ('error' in read) this.fail(read.error, at);
+    // iptables 1.8.9 checks the protocol's number, negated or not (`! -p tcp` passes).
+    if (read.hasPorts && (!body.protocol || !NAT_PORT_PROTOCOLS.has(body.protocol.value))) {
+      this.fail('Need TCP, UDP, SCTP or DCCP with port specification', at);
     }
   }
 
@@ -397,56 +428,6 @@ export class RuleReader {
     return null;
   }
 
-  /** Checks `--mode`, `--every` and `--packet` of -m statistic (word i, its arguments [from, to)) as iptables does. */
-  private statisticValue(name: string, i: number, from: number, to: number): void {
-    if (name !== 'mode' && name !== 'every' && name !== 'packet') return;
-    if (to !== from + 1) this.fail(`--${name} takes one ${name === 'mode' ? 'mode (random or nth)' : 'number'}`, to > from + 1 ? from + 1 : i);
-    const text = this.words.text(from)!;
-    if (name === 'mode') {
-      if (text !== 'random' && text !== 'nth') this.fail(`Bad mode "${text}": random or nth`, from);
-      return;
-    }
-    const v = readNumber32(text);
-    if (v === null || (name === 'every' && v === 0)) {
-      this.fail(`statistic: bad value for option "--${name}", or out of range (${name === 'every' ? 1 : 0}-4294967295)`, from);
-    }
-  }
-
-  /**
-   * Checks a multiport port list (word i, its arguments [from, to)) as iptables does: the
-   * protocol given before it, at most 15 ports, a range counting two and rising.
-   */
-  private multiport(name: string, i: number, from: number, to: number, body: RuleBody): void {
-    if (!body.protocol || body.protocol.negated || !MULTIPORT_PROTOCOLS.has(body.protocol.value)) {
-      this.fail("multiport needs `-p tcp', `-p udp', `-p udplite', `-p sctp' or `-p dccp' before its ports", i);
-    }
-    if (to !== from + 1) this.fail(`--${name} takes one list of ports`, to > from + 1 ? from + 1 : i);
-    const text = this.words.text(from)!;
-    let count = 0;
-    for (const item of text.split(',')) {
-      const colon = item.indexOf(':');
-      const ends = colon < 0 ? [item] : [item.slice(0, colon), item.slice(colon + 1)];
-      const ports = ends.map((p) => readPort(p));
-      const bad = ends.find((_, k) => ports[k] === 'invalid');
-      if (bad !== undefined) this.fail(`invalid port/service \`${bad}' specified`, from);
-      const [lo, hi] = ports;
-      if (colon >= 0 && typeof lo === 'number' && typeof hi === 'number' && lo >= hi) this.fail('invalid portrange specified', from);
-      count += ends.length;
-      if (count > 15) this.fail('too many ports specified (multiport takes at most 15, a range counting two)', from);
-    }
-  }
-
-  /** Checks `--to-ports` of REDIRECT and MASQUERADE (word i, its arguments [from, to)) as iptables does. */
-  private toPorts(target: string, i: number, from: number, to: number, body: RuleBody): void {
-    if (to !== from + 1) this.fail('--to-ports takes one port or port range', to > from + 1 ? from + 1 : i);
-    const text = this.words.text(from)!;
-    if (text.includes(':')) this.fail('Invalid port:port syntax - use dash', from);
-    const read = readNatPortRange(text);
-    if ('error' in read) this.fail(read.error, from);
-    if (target === 'REDIRECT' && text.includes('/')) this.fail('Shifted portmap ranges not supported with this kernel', from);
-    if (!body.protocol || !NAT_PORT_PROTOCOLS.has(body.protocol.value)) this.fail('Need TCP, UDP, SCTP or DCCP with port specification', from);
-  }
-
   /** A word after the arguments of option `--name` (word `at`, -1 for none) that no option takes: iptables' "Bad argument". */
   private stray(at: number, name: string, arity: 0 | 1 | 2 | 'words' | null): void {
     if (at < 0) return;
@@ -454,38 +435,25 @@ export class RuleReader {
     this.fail(`Bad argument '${this.words.text(at)}': --${name} takes ${takes}`, at);
   }
 
-  /** Checks `--seconds` of -m recent (word i, its arguments [from, to)) as iptables does. */
-  private recentValue(name: string, i: number, from: number, to: number): void {
-    if (name !== 'seconds') return;
-    if (to !== from + 1) this.fail('--seconds takes one number', to > from + 1 ? from + 1 : i);
-    const v = readNumber32(this.words.text(from)!);
-    if (v === null || v === 0) this.fail('recent: bad value for option "--seconds", or out of range (1-4294967295)', from);
-  }
-
   /** At the end of a rule: what a match needs beside what it was given, as iptables checks it. */
   private moduleComplete(k: number, m: MutableModule, body: RuleBody): void {
     const has = (name: string) => this.givenWhere(k, name) !== null;
     const at = this.moduleAt[k];
     const module = m.module;
-    const required = Object.hasOwn(REQUIRED_OPTIONS, module) ? REQUIRED_OPTIONS[module] : null;
-    if (required && !required.some(has)) {
-      const what = required.length === 1 ? `option "--${required[0]}" must be specified` : `one of ${required.map((o) => `--${o}`).join(', ')} is required`;
-      this.fail(`${module}: ${what}`, at);
-    }
+    const spec = moduleSpec(module);
+    this.required(module, spec, k, at);
     // An explicit -m tcp (udp, sctp, udplite) with options needs the protocol (negated or not).
-    if (!m.implicit && PORT_MATCHES.has(module) && this.givenOwner.includes(k) && body.protocol?.value !== module) {
+    if (!m.implicit && spec?.needsProtocol && this.givenOwner.includes(k) && body.protocol?.value !== module) {
       this.fail(`${module.toUpperCase()} match requires '-p ${module}'`, at);
     }
+    for (const [option, needed] of Object.entries(spec?.needs ?? {})) {
+      const given = this.givenWhere(k, option);
+      if (given && !has(needed)) this.fail(`${module}: option "--${option}" also requires "--${needed}"`, given.at);
+    }
     switch (module) {
-      case 'recent':
-        if (has('reap') && !has('seconds')) this.fail('recent: option "--reap" also requires "--seconds"', this.givenWhere(k, 'reap')!.at);
-        return;
-      case 'multiport':
-        if (!this.givenOwner.includes(k)) this.fail('multiport needs --dports, --sports or --ports', at);
-        return;
       case 'statistic': {
-        const mode = this.givenWhere(k, 'mode');
-        if (!mode) this.fail('statistic: option "--mode" must be specified', at);
+        // Required, so given.
+        const mode = this.givenWhere(k, 'mode')!;
         if (this.words.text(mode.args) === 'random') {
           if (!has('probability')) this.fail('--probability must be specified when using random mode', at);
           const other = this.givenWhere(k, 'every') ?? this.givenWhere(k, 'packet');
@@ -504,11 +472,13 @@ export class RuleReader {
     }
   }
 
-  /** At the end of a rule: a NAT target without its address, which iptables refuses. */
-  private natTargetComplete(target: string, at: number): void {
-    if (this.natTos > 0) return;
-    if (target === 'DNAT') this.fail('DNAT: option "--to-destination" must be specified', at);
-    if (target === 'SNAT') this.fail('SNAT: option "--to-source" must be specified', at);
+  /** At the end of a rule: a match or target (at word `at`) without any of the options it must be given. */
+  private required(name: string, spec: OwnerSpec | undefined, owner: number, at: number): void {
+    const required = spec?.oneOf;
+    if (!required || required.some((o) => this.givenWhere(owner, o) !== null)) return;
+    if (spec.missing) this.fail(spec.missing, at);
+    const what = required.length === 1 ? `option "--${required[0]}" must be specified` : `one of ${required.map((o) => `--${o}`).join(', ')} is required`;
+    this.fail(`${name}: ${what}`, at);
   }
 
   private fail(message: string, i: number): never {

@@ -13,8 +13,8 @@ import { parseAddr } from './packet.ts';
 import { chainText, DumpChain, ruleAssumptionAt, ruleTextAt, TextRule } from '../netfilter/rule.ts';
 import { Hasher } from '../hash.ts';
 import { ownCopy } from '../text.ts';
-import { readPort, readPortRange, readUdpPort } from '../net/port.ts';
-import { DISPATCH_PORT_MATCHES } from '../netfilter/modules.ts';
+import { readPortRange } from '../net/port.ts';
+import { dispatchKeys } from '../netfilter/dispatch.ts';
 import { probabilityValue, readMark, readNatPortRange, readNatTo, readNumber32 } from '../netfilter/values.ts';
 
 export const NO = 0;
@@ -554,27 +554,6 @@ export function compileRule(rule: Rule, chains: ReadonlyMap<string, Chain>): Com
     else compileModule(m, out);
   }
   return { rule, tests, late: out.late, action: compileAction(rule, chains), notModelled: out.notModelled };
-}
-
-/** Exact destination /32 (or /128) and single destination port: the keys of the dispatch index. */
-export function dispatchKeys(rule: Rule): { dst: string | null; port: number | null } {
-  let dst: string | null = null;
-  if (rule.destination && !rule.destination.negated) {
-    const d = rule.destination.value;
-    if ((d.family === 'ipv4' && d.prefix === 32) || (d.family === 'ipv6' && d.prefix === 128)) dst = d.address;
-  }
-  let port: number | null = null;
-  for (const m of rule.matches) {
-    if (!DISPATCH_PORT_MATCHES.has(m.module)) continue;
-    for (const o of m.options) {
-      const a0 = o.args[0];
-      if ((o.name === 'dport' || o.name === 'destination-port') && !o.negated && a0 !== undefined && !a0.includes(':')) {
-        const p = m.module === 'udp' ? readUdpPort(a0) : readPort(a0);
-        if (typeof p === 'number') port = p;
-      }
-    }
-  }
-  return { dst, port };
 }
 
 type DispatchIndex = NonNullable<CompiledChain['index']>;
