@@ -15,9 +15,10 @@
  * declines, and the full reader reads the line and reports any error with its column.
  */
 import type { Family } from './ast.ts';
-import type { OwnerSpec, ValueKind } from './modules.ts';
+import type { OwnerSpec, RuleOption, ValueKind } from './modules.ts';
 import {
-  clashingOptions, isDispatchPortOption, knownModules, knownTargets, moduleSpec, optionSpec, PROTOCOL_MODULE_OPTIONS, targetSpec,
+  clashingOptions, isDispatchPortOption, knownModules, knownTargets, moduleSpec, optionSpec, PROTOCOL_MODULE_OPTIONS, RULE_OPTIONS,
+  targetSpec,
 } from './modules.ts';
 import { NAT_PORT_PROTOCOLS } from './values.ts';
 import { hashEnd, hashOf, Slots } from './char-index.ts';
@@ -83,7 +84,7 @@ export interface StringTable {
   internBytes(s: string, b: Uint8Array, from: number, to: number, hash: number): number;
 }
 
-// The basic options, by id; generic `--name` options get ids from GENERIC up.
+// The rule options (modules.ts RULE_OPTIONS) by id, but -c (read by the full reader); `--name` options get ids from GENERIC up.
 const SRC = 1;
 const DST = 2;
 const PROTO = 3;
@@ -101,12 +102,11 @@ const OPTIONS = new WordTable();
  * rule are these, found without the table. Every other option word is longer (`--name`).
  */
 const SHORT_OPTIONS = new Int8Array(128).fill(-1);
-for (const [words, id] of [
-  [['-s', '--source', '--src'], SRC], [['-d', '--destination', '--dst'], DST], [['-p', '--protocol'], PROTO],
-  [['-i', '--in-interface'], IN], [['-o', '--out-interface'], OUT], [['-f', '--fragment'], FRAG],
-  [['-m', '--match'], MATCH], [['-j', '--jump'], JUMP], [['-g', '--goto'], GOTO],
-] as const) {
-  for (const w of words) {
+const RULE_OPTION_IDS: Readonly<Record<Exclude<RuleOption, 'counters'>, number>> = {
+  source: SRC, destination: DST, protocol: PROTO, inInterface: IN, outInterface: OUT, fragment: FRAG, match: MATCH, jump: JUMP, goto: GOTO,
+};
+for (const [option, id] of Object.entries(RULE_OPTION_IDS) as [Exclude<RuleOption, 'counters'>, number][]) {
+  for (const w of RULE_OPTIONS[option]) {
     OPTIONS.add(w, id);
     if (w.length === 2) SHORT_OPTIONS[w.charCodeAt(1)] = id;
   }

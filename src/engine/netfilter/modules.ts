@@ -51,6 +51,23 @@ export interface OwnerSpec {
   readonly needsProtocol?: boolean;
 }
 
+/** The rule's own options (not a match's or a target's), each under all its names, the short one first. */
+export const RULE_OPTIONS = {
+  source: ['-s', '--source', '--src'],
+  destination: ['-d', '--destination', '--dst'],
+  protocol: ['-p', '--protocol'],
+  inInterface: ['-i', '--in-interface'],
+  outInterface: ['-o', '--out-interface'],
+  fragment: ['-f', '--fragment'],
+  counters: ['-c', '--set-counters'],
+  match: ['-m', '--match'],
+  jump: ['-j', '--jump'],
+  goto: ['-g', '--goto'],
+} as const;
+export type RuleOption = keyof typeof RULE_OPTIONS;
+/** The rule options iptables takes once in a rule ("multiple -s flags not allowed"). */
+export const ONCE_PER_RULE: readonly RuleOption[] = ['source', 'destination', 'protocol', 'inInterface', 'outInterface', 'fragment', 'counters'];
+
 /** An option read as iptables reads the first argument: the next word, whatever it looks like. */
 const ONE: OptionSpec = { args: 1, invert: true };
 const FLAG: OptionSpec = { args: 0, invert: true };

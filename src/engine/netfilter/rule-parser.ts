@@ -16,10 +16,10 @@ import { ownCopy } from '../text.ts';
 import { parseCidr } from '../net/address.ts';
 import { readPort, readPortRange, readUnsigned } from '../net/port.ts';
 import { NAT_PORT_PROTOCOLS, readMark, readNatPortRange, readNatTo, readNumber32, readProbability } from './values.ts';
-import type { OwnerSpec, ValueKind } from './modules.ts';
+import type { OwnerSpec, RuleOption, ValueKind } from './modules.ts';
 import {
-  canonicalOption, excludeEachOther, moduleSpec, moduleTakesOption, optionArity, optionSpec, PROTOCOL_MODULE_OPTIONS, targetSpec,
-  targetTakesOption,
+  canonicalOption, excludeEachOther, moduleSpec, moduleTakesOption, ONCE_PER_RULE, optionArity, optionSpec, PROTOCOL_MODULE_OPTIONS,
+  RULE_OPTIONS, targetSpec, targetTakesOption,
 } from './modules.ts';
 import { dispatchPort } from './dispatch.ts';
 
@@ -49,13 +49,12 @@ interface MutableTarget {
   options: ModuleOption[];
 }
 
-/** The basic options, each allowed once in a rule: a bit each, and the short name iptables names it by. */
-const BASIC_FLAGS: ReadonlyMap<string, { bit: number; flag: string }> = new Map(
-  [
-    ['-s', '--source', '--src'], ['-d', '--destination', '--dst'], ['-p', '--protocol'],
-    ['-i', '--in-interface'], ['-o', '--out-interface'], ['-f', '--fragment'], ['-c', '--set-counters'],
-  ].flatMap((names, k) => names.map((n) => [n, { bit: 1 << k, flag: names[0] }] as const)),
+/** Each name of a rule option (modules.ts), with the option it names. */
+const RULE_OPTION_NAMES: ReadonlyMap<string, RuleOption> = new Map(
+  (Object.entries(RULE_OPTIONS) as [RuleOption, readonly string[]][]).flatMap(([option, names]) => names.map((n) => [n, option] as const)),
 );
+/** The options allowed once in a rule: a bit each. */
+const ONCE_BITS: ReadonlyMap<RuleOption, number> = new Map(ONCE_PER_RULE.map((o, k) => [o, 1 << k]));
 
 /** The protocols multiport works with (by -p, not negated). */
 const MULTIPORT_PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'udplite', 'sctp', 'dccp']);
@@ -135,52 +134,44 @@ export class RuleReader {
       if (!words.isOption(i)) {
         this.fail(target ? `unexpected '${word}' after target ${target.name}` : `unexpected '${word}': expected an option`, i);
       }
-      const once = BASIC_FLAGS.get(word);
+      const ruleOption = RULE_OPTION_NAMES.get(word);
+      const once = ruleOption === undefined ? undefined : ONCE_BITS.get(ruleOption);
       if (once !== undefined) {
-        if ((basic & once.bit) !== 0) this.fail(`multiple ${once.flag} flags not allowed`, i);
-        basic |= once.bit;
+        if ((basic & once) !== 0) this.fail(`multiple ${RULE_OPTIONS[ruleOption!][0]} flags not allowed`, i);
+        basic |= once;
       }
-      switch (word) {
-        case '-s':
-        case '--source':
-        case '--src':
+      switch (ruleOption) {
+        case 'source':
           body.source = this.address(i, negate);
           negate = false;
           i += 2;
           continue;
-        case '-d':
-        case '--destination':
-        case '--dst':
+        case 'destination':
           body.destination = this.address(i, negate);
           negate = false;
           i += 2;
           continue;
-        case '-p':
-        case '--protocol':
+        case 'protocol':
           body.protocol = { negated: negate, value: normaliseProtocol(this.arg(i)) };
           negate = false;
           i += 2;
           continue;
-        case '-i':
-        case '--in-interface':
+        case 'inInterface':
           body.inInterface = { negated: negate, value: this.arg(i) };
           negate = false;
           i += 2;
           continue;
-        case '-o':
-        case '--out-interface':
+        case 'outInterface':
           body.outInterface = { negated: negate, value: this.arg(i) };
           negate = false;
           i += 2;
           continue;
-        case '-f':
-        case '--fragment':
+        case 'fragment':
           body.fragment = { negated: negate, value: true };
           negate = false;
           i += 1;
           continue;
-        case '-c':
-        case '--set-counters': {
+        case 'counters': {
           const p = this.arg(i);
           const b = this.arg(i + 1, i);
           if (!/^\d+$/.test(p) || !/^\d+$/.test(b)) this.fail('-c needs two counter values', i + 1);
@@ -188,8 +179,7 @@ export class RuleReader {
           i += 3;
           continue;
         }
-        case '-m':
-        case '--match': {
+        case 'match': {
           if (negate) this.fail(`'!' cannot negate ${word}`, i);
           current = { module: this.arg(i), options: [], implicit: false };
           this.moduleAt.push(i);
@@ -197,14 +187,12 @@ export class RuleReader {
           i += 2;
           continue;
         }
-        case '-j':
-        case '--jump':
-        case '-g':
-        case '--goto': {
+        case 'jump':
+        case 'goto': {
           if (negate) this.fail(`'!' cannot negate ${word}`, i);
           if (i + 1 >= n || words.isOption(i + 1)) this.fail(`${word} needs a target`, i + 1 < n ? i + 1 : i);
           if (target) this.fail(`a second target '${words.text(i + 1)}' (the rule already has -j ${target.name})`, i);
-          target = { kind: word === '-g' || word === '--goto' ? 'goto' : 'jump', name: words.text(i + 1)!, options: [] };
+          target = { kind: ruleOption, name: words.text(i + 1)!, options: [] };
           targetAt = i;
           current = null;
           i += 2;
