@@ -600,8 +600,7 @@ export class FastRuleReader {
    * lexer must read it: no closing quote on the line, or a backslash inside.
    */
   private afterQuote(i: number): number {
-    // The string's own search finds the closing quote faster than a loop over the bytes (b has
-    // a quote and a backslash exactly where s has one).
+    // Searched in the string: b has a quote and a backslash exactly where s has one.
     const s = this.s;
     const close = s.indexOf('"', i + 1);
     if (close < 0 || close >= this.end) return -1;

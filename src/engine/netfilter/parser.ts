@@ -830,8 +830,8 @@ function parseExactly(text: string, options: ParseOptions, lenient = false): Rul
  * V8 keeps a hidden class (the shape optimized code checks an object against) only while some
  * object has it. Once a parse's objects are garbage, the next parse makes new hidden classes, and
  * every optimized function of the parser that checked the old ones is thrown away and compiled
- * again: after a garbage collection that made a 40 MB parse a quarter slower. A small dump, read
- * once when this module loads and kept with the objects that read it, keeps those classes alive.
+ * again. A small dump, read once when this module loads and kept with the objects that read it,
+ * keeps those classes alive.
  * It takes both readers' paths and makes the rules a trace makes.
  */
 function keepShapes(): unknown[] {
