@@ -1,12 +1,12 @@
 /**
  * A trace of a stored snapshot as REST's query string and GraphQL's arguments both ask for it,
  * checked here once: by Service (a port name or number) or to an address (a port number), the
- * ports against PORT_RANGE, the entry hook (the protocol, in any case, is read by the service
- * against the engine's PROTOCOLS). What is refused
+ * ports against PORT_RANGE, the entry hook, the protocol (in any case) with the engine's readProtocol. What is refused
  * is an AppError VALIDATION, which each transport maps (problem+json, `extensions.code`).
  */
 import { AppError } from '../app-error.ts';
-import { clipMessage } from '../engine/errors.ts';
+import { clipMessage, EngineError } from '../engine/errors.ts';
+import { readProtocol } from '../engine/index.ts';
 import type { StoredTraceQuery } from '../services/snapshot-types.ts';
 import { ENTRIES, PORT_RANGE } from './rest/schemas.ts';
 
@@ -32,6 +32,16 @@ export function checkPort(value: number, what: string): number {
   return value;
 }
 
+/** One of the engine's protocols, in any case; refused with the engine's message. */
+function checkProtocol(value: string): string {
+  try {
+    return readProtocol(value);
+  } catch (e) {
+    if (e instanceof EngineError) throw new AppError('VALIDATION', e.message);
+    throw e;
+  }
+}
+
 /** `value` when it is one of `allowed`, else refused naming the field and the values allowed. */
 export function checkOneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
   const found = allowed.find((a) => a === value);
@@ -43,8 +53,8 @@ export function checkOneOf<T extends string>(value: string, allowed: readonly T[
 export function storedTraceQuery(args: TraceArguments): StoredTraceQuery {
   const port = typeof args.port === 'string' && /^\d+$/.test(args.port) ? Number(args.port) : args.port ?? undefined;
   const common = {
-    // In any case: the service reads it with the engine's readProtocol, against the engine's PROTOCOLS.
-    ...(args.protocol != null ? { protocol: args.protocol } : {}),
+    // In any case, read by the engine's readProtocol against its PROTOCOLS; refused as VALIDATION.
+    ...(args.protocol != null ? { protocol: checkProtocol(args.protocol) } : {}),
     ...(args.source != null ? { source: args.source } : {}),
     ...(args.node != null ? { node: args.node } : {}),
     ...(args.entry != null ? { entry: checkOneOf(args.entry, ENTRIES, 'entry') } : {}),
