@@ -4,19 +4,10 @@
  *   source <(svcpath completion bash)        # bash
  *   source <(svcpath completion zsh)         # zsh (through bash's completion, bashcompinit)
  */
-import { OPTIONS } from './options.ts';
+import { OPTIONS, VALUES } from './options.ts';
 
 /** Subcommands of a command, completed after it. */
 const SUBCOMMANDS: Readonly<Record<string, readonly string[]>> = { token: ['create', 'list', 'revoke'], completion: ['bash', 'zsh'] };
-
-/** Options whose value is one of a few words. */
-const VALUES: Readonly<Record<string, readonly string[]>> = {
-  protocol: ['tcp', 'udp', 'sctp', 'icmp'],
-  entry: ['PREROUTING', 'OUTPUT'],
-  format: ['auto', 'iptables-save', 'iptables-S', 'nftables'],
-  table: ['raw', 'mangle', 'nat', 'filter', 'security'],
-  scope: ['read', 'write', 'admin'],
-};
 
 /** Options whose value is a file (or NAME=FILE). */
 const FILES = new Set(['rules', 'manifests', 'manifests-a', 'manifests-b', 'routes', 'node', 'node-routes']);

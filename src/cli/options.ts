@@ -4,6 +4,20 @@
  * completions load no database code.
  */
 import type { ParseArgsConfig } from 'node:util';
+import { PROTOCOLS } from '../engine/index.ts';
+import type { Entry, FormatOption } from '../engine/index.ts';
+
+/**
+ * Options whose value is one of a few words, offered by the shell completions. The protocols are
+ * the engine's list, which also checks them (readProtocol, in any case), as it does for REST and GraphQL.
+ */
+export const VALUES: Readonly<Record<string, readonly string[]>> = {
+  protocol: PROTOCOLS,
+  entry: ['PREROUTING', 'OUTPUT'] satisfies Entry[],
+  format: ['auto', 'iptables-save', 'iptables-S', 'nftables'] satisfies FormatOption[],
+  table: ['raw', 'mangle', 'nat', 'filter', 'security'],
+  scope: ['read', 'write', 'admin'],
+};
 
 export const OPTIONS = {
   trace: {

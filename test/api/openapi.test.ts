@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { openApiDocument, renderOpenApi } from '../../src/api/rest/openapi.ts';
+import { sharedSchemas } from '../../src/api/rest/schemas.ts';
 
 const committedPath = new URL('../../openapi/openapi.json', import.meta.url);
 
@@ -30,4 +31,21 @@ test('the OpenAPI document is valid and documents the contract routes', async ()
     assert.ok(ops.includes(expected), `missing ${expected}`);
   }
   assert.ok(doc.components.schemas.TraceOutcome.properties.masquerade);
+});
+
+/** A schema as OpenAPI writes it: its `$id` dropped, `Name#` references pointed into components. */
+function asComponent(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(asComponent);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value)
+    .filter(([k]) => k !== '$id')
+    .map(([k, v]) => [k, k === '$ref' && typeof v === 'string' ? `#/components/schemas/${v.replace(/#$/, '')}` : asComponent(v)]));
+}
+
+test('every shared schema of the document is its TypeBox declaration, as declared (OpenAPI is generated, not written)', () => {
+  const doc = JSON.parse(readFileSync(committedPath, 'utf8'));
+  for (const schema of sharedSchemas) {
+    const declared = JSON.parse(JSON.stringify(schema)) as { $id: string };
+    assert.deepEqual(doc.components.schemas[declared.$id], asComponent(declared), declared.$id);
+  }
 });

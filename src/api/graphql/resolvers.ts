@@ -1,41 +1,28 @@
 /**
  * Resolvers for schema/*.graphql. Each calls the snapshot service and reshapes its answer; input
- * the SDL cannot constrain (protocol, entry, format, ranges) is checked here and refused as an
- * AppError VALIDATION, which errors.ts turns into `extensions.code`. `Snapshot.nodes` is not
- * here: it is a loader (loaders.ts).
+ * the SDL cannot constrain (entry, format, port ranges) is checked by the same code REST uses
+ * (../trace-query.ts, the lists of rest/schemas.ts) and refused as an AppError VALIDATION, which
+ * errors.ts turns into `extensions.code`. `Snapshot.nodes` is not here: it is a loader (loaders.ts).
  */
 import type { IResolvers } from 'mercurius';
 import { GraphQLScalarType, Kind } from 'graphql';
 import { AppError } from '../../app-error.ts';
-import { clipMessage, EngineError } from '../../engine/errors.ts';
-import { readProtocol } from '../../engine/index.ts';
-import type { Entry, FormatOption, Protocol } from '../../engine/index.ts';
+import { clipMessage } from '../../engine/errors.ts';
 import type {
-  ClusterView, NodeTrace, NodeUpload, SnapshotService, SnapshotUpload, SnapshotView, SnapshotWithNodes, StoredTraceQuery,
+  ClusterView, NodeTrace, NodeUpload, SnapshotService, SnapshotUpload, SnapshotView, SnapshotWithNodes,
 } from '../../services/snapshot-types.ts';
+import { FORMATS } from '../rest/schemas.ts';
+import { checkOneOf, storedTraceQuery } from '../trace-query.ts';
+import type { TraceArguments } from '../trace-query.ts';
 import { KNOWN_NODES } from './loaders.ts';
 import type { SnapshotParent } from './loaders.ts';
 
-const ENTRIES: readonly Entry[] = ['PREROUTING', 'OUTPUT'];
-const FORMATS: readonly FormatOption[] = ['auto', 'iptables-save', 'iptables-S', 'nftables'];
 const MAX_PAGE = 100;
 
 interface SnapshotsArgs {
   readonly cluster: string;
   readonly first?: number | null;
   readonly after?: string | null;
-}
-
-interface TraceArgs {
-  readonly destination?: string | null;
-  readonly port?: number | string | null;
-  readonly service?: string | null;
-  readonly protocol?: string | null;
-  readonly source?: string | null;
-  readonly node?: string | null;
-  readonly entry?: string | null;
-  readonly sourcePort?: number | null;
-  readonly inInterface?: string | null;
 }
 
 interface NodeInput {
@@ -52,28 +39,6 @@ interface SnapshotInput {
   readonly labels?: ReadonlyArray<{ readonly key: string; readonly value: string }> | null;
   readonly nodes: readonly NodeInput[];
   readonly manifests?: string | null;
-}
-
-/** tcp, udp, sctp or icmp in any case, as the service reads it: refused here with the field's error. */
-function protocolArg(value: string): Protocol {
-  try {
-    return readProtocol(value);
-  } catch (e) {
-    if (e instanceof EngineError) throw new AppError('VALIDATION', e.message);
-    throw e;
-  }
-}
-
-function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new AppError('VALIDATION', `${what} must be one of ${allowed.join(', ')} (got '${clipMessage(value, 80)}')`);
-  }
-  return value as T;
-}
-
-function port(value: number, what: string): number {
-  if (value < 0 || value > 65535) throw new AppError('VALIDATION', `${what} must be from 0 to 65535 (got ${value})`);
-  return value;
 }
 
 function isNotFound(e: unknown): boolean {
@@ -164,32 +129,6 @@ async function snapshotConnection(service: SnapshotService, args: SnapshotsArgs)
   };
 }
 
-function traceQuery(args: TraceArgs): StoredTraceQuery {
-  if (args.service != null) {
-    if (args.port == null) throw new AppError('VALIDATION', "a trace by service needs port: the Service port's name or number");
-    return {
-      service: args.service,
-      servicePort: args.port,
-      ...(args.protocol != null ? { protocol: protocolArg(args.protocol) } : {}),
-      ...(args.source != null ? { source: args.source } : {}),
-      ...(args.node != null ? { node: args.node } : {}),
-      ...(args.entry != null ? { entry: oneOf(args.entry, ENTRIES, 'entry') } : {}),
-    };
-  }
-  if (args.destination == null) throw new AppError('VALIDATION', 'give destination (ip:port, or ip and port), or service and port');
-  if (typeof args.port === 'string') throw new AppError('VALIDATION', `port must be a number for a trace to an address (got '${args.port}')`);
-  return {
-    destination: args.destination,
-    ...(args.port != null ? { port: port(args.port, 'port') } : {}),
-    ...(args.protocol != null ? { protocol: protocolArg(args.protocol) } : {}),
-    ...(args.source != null ? { source: args.source } : {}),
-    ...(args.node != null ? { node: args.node } : {}),
-    ...(args.entry != null ? { entry: oneOf(args.entry, ENTRIES, 'entry') } : {}),
-    ...(args.sourcePort != null ? { sourcePort: port(args.sourcePort, 'sourcePort') } : {}),
-    ...(args.inInterface != null ? { inInterface: args.inInterface } : {}),
-  };
-}
-
 function upload(input: SnapshotInput): SnapshotUpload {
   const labels: Record<string, string> = {};
   for (const { key, value } of input.labels ?? []) {
@@ -201,7 +140,7 @@ function upload(input: SnapshotInput): SnapshotUpload {
     addresses: n.addresses,
     rules: n.rules,
     ...(n.rules6 != null ? { rules6: n.rules6 } : {}),
-    ...(n.format != null ? { format: oneOf(n.format, FORMATS, `node ${n.name}: format`) } : {}),
+    ...(n.format != null ? { format: checkOneOf(n.format, FORMATS, `node ${n.name}: format`) } : {}),
     ...(n.table != null ? { table: n.table } : {}),
     ...(n.routes != null ? { routes: n.routes } : {}),
   }));
@@ -269,8 +208,8 @@ export function createResolvers(service: SnapshotService): IResolvers {
         Object.entries(s.labels)
           .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
           .map(([key, value]) => ({ key, value })),
-      trace: async (s: SnapshotView, args: TraceArgs) => (await service.trace(s.id, traceQuery(args))).results,
-      traces: (s: SnapshotView, args: TraceArgs) => service.trace(s.id, traceQuery(args)),
+      trace: async (s: SnapshotView, args: TraceArguments) => (await service.trace(s.id, storedTraceQuery(args))).results,
+      traces: (s: SnapshotView, args: TraceArguments) => service.trace(s.id, storedTraceQuery(args)),
       audit: (s: SnapshotView) => service.audit(s.id),
     },
     RuleChange: {

@@ -172,7 +172,7 @@ async function accessPlugin(app: FastifyInstance, opts: AccessOptions): Promise<
         throw new AppError('FORBIDDEN', `anonymous requests are answered only when addressed to a loopback name (localhost, 127.0.0.1), not '${request.headers.host}': send a token`);
       }
       request.principal = principal;
-      if (access.kind === 'rule') await authorize(principal, access, { ...(request.query as object), ...(request.params as object) }, owners);
+      if (access.kind === 'rule') await authorize(principal, access, { ...fieldsOf(request.query), ...fieldsOf(request.params) }, owners);
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
       if (e.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer realm="svcpath"');
@@ -190,6 +190,14 @@ async function accessPlugin(app: FastifyInstance, opts: AccessOptions): Promise<
     if (!Array.isArray(page?.items)) return payload;
     return { ...page, items: page.items.filter((c) => allows(p, 'read', c.name)) };
   });
+}
+
+/**
+ * The query string's or path's values as the router parsed them: this hook runs for every route,
+ * before its schema validates (and types) them.
+ */
+function fieldsOf(part: unknown): Readonly<Record<string, unknown>> {
+  return typeof part === 'object' && part !== null ? Object.fromEntries(Object.entries(part)) : {};
 }
 
 export const accessControl = fp(accessPlugin, { name: 'svcpath-access' });

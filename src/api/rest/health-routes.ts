@@ -4,7 +4,11 @@
  * `embedded` (`running`, `restarting`, `failed`, `stopped`).
  */
 import type { FastifyInstance, LogLevel } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
 import { RETRY_AFTER_SECONDS } from '../../app-error.ts';
+import { healthSchema } from './schemas.ts';
+import { ref } from './schema-kit.ts';
 
 /** What a failed ping may say in its error's `details` (the store's DatabaseDownError). */
 export interface HealthReport {
@@ -13,17 +17,17 @@ export interface HealthReport {
 }
 
 const parts = {
-  database: { type: 'string', description: '`ok`, or `down` while the database does not answer' },
-  embedded: {
-    type: 'string',
+  database: Type.Optional(Type.String({ description: '`ok`, or `down` while the database does not answer' })),
+  embedded: Type.Optional(Type.String({
     description: 'With the embedded PostgreSQL only: `running`, `restarting` (it died and is being restarted), `failed` or `stopped`',
-  },
-} as const;
+  })),
+};
 
 export async function healthRoutes(
-  app: FastifyInstance,
+  plain: FastifyInstance,
   opts: { ping?: () => Promise<void> },
 ): Promise<void> {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>();
   // Probes come every few seconds: their request lines show only when the server logs at debug.
   const quiet: LogLevel = app.log.level === 'debug' || app.log.level === 'trace' ? app.log.level as LogLevel : 'warn';
   app.get('/health', {
@@ -33,19 +37,15 @@ export async function healthRoutes(
       operationId: 'health',
       summary: 'Liveness and database readiness',
       response: {
-        200: { $ref: 'Health#' },
-        503: {
-          type: 'object',
-          description: 'RFC 9457 problem details, with which part is down',
-          properties: {
-            type: { type: 'string' },
-            title: { type: 'string' },
-            status: { type: 'integer' },
-            code: { type: 'string' },
-            detail: { type: 'string' },
-            ...parts,
-          },
-        },
+        200: ref(healthSchema),
+        503: Type.Object({
+          type: Type.Optional(Type.String()),
+          title: Type.Optional(Type.String()),
+          status: Type.Optional(Type.Integer()),
+          code: Type.Optional(Type.String()),
+          detail: Type.Optional(Type.String()),
+          ...parts,
+        }, { description: 'RFC 9457 problem details, with which part is down' }),
       },
     },
     handler: async (_request, reply) => {

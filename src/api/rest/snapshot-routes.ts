@@ -6,13 +6,53 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type {} from '@fastify/multipart';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import type { Static } from 'typebox';
 import { AppError, isDatabaseUnavailable } from '../../app-error.ts';
-import type { Entry, FormatOption } from '../../engine/index.ts';
-import type { CreateResult, SnapshotService, SnapshotUpload } from '../../services/snapshot-types.ts';
+import type { FormatOption } from '../../engine/index.ts';
+import type { CreateResult, SnapshotService } from '../../services/snapshot-types.ts';
+import { storedTraceQuery } from '../trace-query.ts';
 import { unsupportedMediaType } from './errors.ts';
+import {
+  auditReportSchema, clusterSchema, createSnapshotResultSchema, diffPageSchema, ENTRIES, port, PORT_RANGE, problem, protocolInput, snapshotPageSchema, snapshotSchema,
+  snapshotTraceSchema, snapshotUploadSchema,
+} from './schemas.ts';
+import { list, oneOf, ref } from './schema-kit.ts';
 
-const problem = { $ref: 'Problem#' };
 const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
+const clusterParams = Type.Object({ cluster: Type.String() });
+const idParams = Type.Object({ id: Type.String() });
+const nodeParams = Type.Object({ id: Type.String(), node: Type.String() });
+
+type SnapshotUploadBody = Static<typeof snapshotUploadSchema>;
+
+/**
+ * Page sizes. A query without `limit` has it filled from `default` by the validator; the handlers
+ * read the same default because the type of an optional query field does not know that.
+ */
+const SNAPSHOT_PAGE = { minimum: 1, maximum: 500, default: 20 } as const;
+const DIFF_PAGE = { minimum: 1, maximum: 1000, default: 100 } as const;
+
+/** A dump sent back byte for byte: text to OpenAPI, the stored bytes to the handler. */
+const rawText = (description: string) => Type.Unsafe<string | Buffer>({ type: 'string', description });
+
+/**
+ * The body of `POST /v1/clusters/:cluster/snapshots` as the route takes it: JSON (validated
+ * against SnapshotUpload) or multipart, read part by part in the handler.
+ */
+const createSnapshotBody = Type.Unsafe<SnapshotUploadBody | Buffer | string | null | undefined>({
+  content: {
+    'application/json': { schema: ref(snapshotUploadSchema) },
+    'multipart/form-data': { schema: { description: 'parts as described above' } },
+  },
+});
+
+/** A JSON upload: an object that is not a raw body (fastify has validated it against SnapshotUpload). */
+function isJsonUpload(body: SnapshotUploadBody | Buffer | string | null | undefined): body is SnapshotUploadBody {
+  return body !== null && typeof body === 'object' && !Buffer.isBuffer(body);
+}
 
 export interface UploadLimits {
   /** Largest node dump or manifests, after gzip is inflated. */
@@ -22,10 +62,10 @@ export interface UploadLimits {
 }
 
 interface MultipartPart {
-  type: 'file' | 'field';
-  fieldname: string;
-  value?: unknown;
-  file?: Readable;
+  readonly type: 'file' | 'field';
+  readonly fieldname: string;
+  readonly value?: unknown;
+  readonly file?: Readable;
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b];
@@ -42,6 +82,7 @@ async function readPart(part: MultipartPart, limit: number, name: string): Promi
     if (text.length > limit) throw tooLarge(name, limit);
     return text;
   }
+  if (!part.file) return Buffer.alloc(0);
   const it = (part.file as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const head = await it.next();
   if (head.done) return Buffer.alloc(0);
@@ -111,7 +152,7 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
     };
     const labels: Record<string, string> = {};
     let total = 0;
-    const parts = (request as unknown as { parts(): AsyncIterable<MultipartPart> }).parts();
+    const parts: AsyncIterable<MultipartPart> = request.parts();
     for await (const part of parts) {
       const name = part.fieldname;
       const content = await readPart(part, Math.min(limits.partBytes, limits.totalBytes - total), name);
@@ -178,7 +219,8 @@ async function streamMultipart(request: FastifyRequest, service: SnapshotService
   }
 }
 
-export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotService: SnapshotService; limits: UploadLimits }): Promise<void> {
+export async function snapshotRoutes(plain: FastifyInstance, opts: { snapshotService: SnapshotService; limits: UploadLimits }): Promise<void> {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>();
   const service = opts.snapshotService;
 
   app.post('/v1/clusters/:cluster/snapshots', {
@@ -188,25 +230,23 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       summary: 'Upload a snapshot: every node\'s rule dump, optionally the manifests',
       description:
         'JSON, or multipart/form-data (one part per node dump named by the node; a dual-stack node\'s IPv6 dump (ip6tables-save output) in a part `<node>.v6`; `addresses.<node>`, `routes.<node>` (ip route output), `format.<node>`, `table.<node>`, `manifests`, `labels` or `label.<key>` parts). In JSON a dual-stack node has `rules` and `rules6`, or `rules` as a list of its two dumps. A part or node given twice is refused (400). Bodies may be gzip-compressed (Content-Encoding: gzip). Uploading the same content again returns the stored snapshot with 200.',
-      params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
-      body: {
-        content: {
-          'application/json': { schema: { $ref: 'SnapshotUpload#' } },
-          'multipart/form-data': { schema: { description: 'parts as described above' } },
-        },
-      },
-      response: { 201: { $ref: 'CreateSnapshotResult#' }, 200: { $ref: 'CreateSnapshotResult#' }, ...errors },
+      params: clusterParams,
+      body: createSnapshotBody,
+      response: { 201: ref(createSnapshotResultSchema), 200: ref(createSnapshotResultSchema), ...errors },
     },
     handler: async (request, reply) => {
-      const { cluster } = request.params as { cluster: string };
-      const multipart = (request as unknown as { isMultipart(): boolean }).isMultipart();
-      // A raw dump sent as text is not an upload of this form: say which forms are.
-      if (!multipart && (request.body === null || typeof request.body !== 'object' || Buffer.isBuffer(request.body))) {
+      const { cluster } = request.params;
+      const body = request.body;
+      let result: CreateResult;
+      if (request.isMultipart()) result = await streamMultipart(request, service, cluster, opts.limits);
+      else if (isJsonUpload(body)) {
+        // A node without addresses has none (the service's NodeUpload takes them as a list).
+        result = await service.create(cluster, { ...body, nodes: body.nodes.map((n) => ({ ...n, addresses: n.addresses ?? [] })) });
+      }
+      else {
+        // A raw dump sent as text is not an upload of this form: say which forms are.
         throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${unsupportedMediaType(request)}; one node's raw dump goes in the step-wise upload: POST /v1/clusters/${cluster}/uploads, then PUT /v1/uploads/{id}/nodes/{node}`);
       }
-      const result = multipart
-        ? await streamMultipart(request, service, cluster, opts.limits)
-        : await service.create(cluster, request.body as SnapshotUpload);
       return reply.status(result.created ? 201 : 200).send(result);
     },
   });
@@ -216,7 +256,7 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       tags: ['snapshots'],
       operationId: 'listClusters',
       summary: 'Clusters with their snapshot counts and latest snapshot',
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: { $ref: 'Cluster#' } } } } },
+      response: { 200: Type.Object({ items: Type.Optional(list(ref(clusterSchema))) }) },
     },
     handler: async () => ({ items: await service.listClusters() }),
   });
@@ -226,21 +266,16 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       tags: ['snapshots'],
       operationId: 'listSnapshots',
       summary: "A cluster's snapshots, newest first",
-      params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
-      querystring: {
-        type: 'object',
-        properties: {
-          limit: { type: 'integer', minimum: 1, maximum: 500, default: 20 },
-          cursor: { type: 'string', description: 'nextCursor of the previous page' },
-        },
-        additionalProperties: false,
-      },
-      response: { 200: { $ref: 'SnapshotPage#' }, ...errors },
+      params: clusterParams,
+      querystring: Type.Object({
+        limit: Type.Optional(Type.Integer(SNAPSHOT_PAGE)),
+        cursor: Type.Optional(Type.String({ description: 'nextCursor of the previous page' })),
+      }, { additionalProperties: false }),
+      response: { 200: ref(snapshotPageSchema), ...errors },
     },
     handler: async (request) => {
-      const { cluster } = request.params as { cluster: string };
-      const { limit, cursor } = request.query as { limit: number; cursor?: string };
-      return service.listSnapshots(cluster, { limit, cursor });
+      const { limit = SNAPSHOT_PAGE.default, cursor } = request.query;
+      return service.listSnapshots(request.params.cluster, { limit, cursor });
     },
   });
 
@@ -250,19 +285,13 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       operationId: 'getLatestSnapshot',
       summary: "A cluster's latest snapshot, or the latest at a time",
       description: 'With `at`, the snapshot that was the latest at that time: "which pod did it reach yesterday at 10:00". Wherever a snapshot id is taken (`/v1/snapshots/{id}/…`, `from` and `to` of a diff, GraphQL `snapshot(id:)`), a reference works too: `CLUSTER@latest`, `CLUSTER@VERSION` or `CLUSTER@TIME`.',
-      params: { type: 'object', properties: { cluster: { type: 'string' } }, required: ['cluster'] },
-      querystring: {
-        type: 'object',
-        properties: { at: { type: 'string', format: 'date-time', description: 'ISO 8601, e.g. 2026-12-01T10:00:00Z' } },
-        additionalProperties: false,
-      },
-      response: { 200: { $ref: 'Snapshot#' }, ...errors },
+      params: clusterParams,
+      querystring: Type.Object({
+        at: Type.Optional(Type.String({ format: 'date-time', description: 'ISO 8601, e.g. 2026-12-01T10:00:00Z' })),
+      }, { additionalProperties: false }),
+      response: { 200: ref(snapshotSchema), ...errors },
     },
-    handler: async (request) => {
-      const { cluster } = request.params as { cluster: string };
-      const { at } = request.query as { at?: string };
-      return service.get(`${cluster}@${at ?? 'latest'}`);
-    },
+    handler: async (request) => service.get(`${request.params.cluster}@${request.query.at ?? 'latest'}`),
   });
 
   app.get('/v1/clusters/:cluster/snapshots/:version', {
@@ -270,17 +299,10 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       tags: ['snapshots'],
       operationId: 'getSnapshotVersion',
       summary: "A cluster's snapshot by version",
-      params: {
-        type: 'object',
-        properties: { cluster: { type: 'string' }, version: { type: 'integer', minimum: 1 } },
-        required: ['cluster', 'version'],
-      },
-      response: { 200: { $ref: 'Snapshot#' }, ...errors },
+      params: Type.Object({ cluster: Type.String(), version: Type.Integer({ minimum: 1 }) }),
+      response: { 200: ref(snapshotSchema), ...errors },
     },
-    handler: async (request) => {
-      const { cluster, version } = request.params as { cluster: string; version: number };
-      return service.get(`${cluster}@${version}`);
-    },
+    handler: async (request) => service.get(`${request.params.cluster}@${request.params.version}`),
   });
 
   app.get('/v1/snapshots/:id', {
@@ -289,10 +311,10 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       operationId: 'getSnapshot',
       summary: 'One snapshot with its nodes',
       description: 'By id, or by reference: `CLUSTER@latest`, `CLUSTER@VERSION`, `CLUSTER@TIME` (ISO 8601: the latest snapshot at that time).',
-      params: { type: 'object', properties: { id: { type: 'string', description: 'a snapshot id, or CLUSTER@latest, CLUSTER@VERSION, CLUSTER@TIME' } }, required: ['id'] },
-      response: { 200: { $ref: 'Snapshot#' }, ...errors },
+      params: Type.Object({ id: Type.String({ description: 'a snapshot id, or CLUSTER@latest, CLUSTER@VERSION, CLUSTER@TIME' }) }),
+      response: { 200: ref(snapshotSchema), ...errors },
     },
-    handler: async (request) => service.get((request.params as { id: string }).id),
+    handler: async (request) => service.get(request.params.id),
   });
 
   app.get('/v1/snapshots/:id/nodes/:node/rules', {
@@ -300,13 +322,12 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       tags: ['snapshots'],
       operationId: 'getNodeRules',
       summary: "A node's rule dump, byte for byte as uploaded",
-      params: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' } }, required: ['id', 'node'] },
+      params: nodeParams,
       produces: ['text/plain'],
-      response: { 200: { type: 'string', description: 'the dump' }, ...errors },
+      response: { 200: rawText('the dump'), ...errors },
     },
     handler: async (request, reply) => {
-      const { id, node } = request.params as { id: string; node: string };
-      const raw = await service.rawRules(id, node);
+      const raw = await service.rawRules(request.params.id, request.params.node);
       return reply.type('text/plain; charset=utf-8').send(raw);
     },
   });
@@ -317,13 +338,12 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       operationId: 'getNodeRules6',
       summary: "A dual-stack node's IPv6 dump (ip6tables-save output), byte for byte as uploaded",
       description: '404 when the node was uploaded without one (its only dump is at `…/nodes/{node}/rules`).',
-      params: { type: 'object', properties: { id: { type: 'string' }, node: { type: 'string' } }, required: ['id', 'node'] },
+      params: nodeParams,
       produces: ['text/plain'],
-      response: { 200: { type: 'string', description: 'the IPv6 dump' }, ...errors },
+      response: { 200: rawText('the IPv6 dump'), ...errors },
     },
     handler: async (request, reply) => {
-      const { id, node } = request.params as { id: string; node: string };
-      return reply.type('text/plain; charset=utf-8').send(await service.rawRules6(id, node));
+      return reply.type('text/plain; charset=utf-8').send(await service.rawRules6(request.params.id, request.params.node));
     },
   });
 
@@ -332,12 +352,12 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       tags: ['snapshots'],
       operationId: 'deleteSnapshot',
       summary: 'Delete a snapshot (its version number is not reused)',
-      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
-      response: { 204: { type: 'null', description: 'deleted' }, ...errors },
+      params: idParams,
+      response: { 204: Type.Null({ description: 'deleted' }), ...errors },
     },
     handler: async (request, reply) => {
-      await service.delete((request.params as { id: string }).id);
-      return reply.status(204).send();
+      await service.delete(request.params.id);
+      return reply.status(204).send(null);
     },
   });
 
@@ -347,24 +367,16 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       operationId: 'diffSnapshots',
       summary: 'What changed from snapshot `from` to snapshot `to`: where traffic goes, rules, manifests',
       description: 'The summary counts every change; the lists are paginated together (`limit` entries of each, `cursor` for the next page). Unchanged frontends are counted, not listed. Computed once per pair and kept.',
-      querystring: {
-        type: 'object',
-        properties: {
-          from: { type: 'string' },
-          to: { type: 'string' },
-          node: { type: 'string', description: 'diff only this node' },
-          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          cursor: { type: 'string' },
-        },
-        required: ['from', 'to'],
-        additionalProperties: false,
-      },
-      response: { 200: { $ref: 'DiffPage#' }, ...errors },
+      querystring: Type.Object({
+        from: Type.String(),
+        to: Type.String(),
+        node: Type.Optional(Type.String({ description: 'diff only this node' })),
+        limit: Type.Optional(Type.Integer(DIFF_PAGE)),
+        cursor: Type.Optional(Type.String()),
+      }, { additionalProperties: false }),
+      response: { 200: ref(diffPageSchema), ...errors },
     },
-    handler: async (request) => {
-      const q = request.query as { from: string; to: string; node?: string; limit: number; cursor?: string };
-      return service.diff(q);
-    },
+    handler: async (request) => service.diff({ ...request.query, limit: request.query.limit ?? DIFF_PAGE.default }),
   });
 
   app.get('/v1/snapshots/:id/audit', {
@@ -373,10 +385,10 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       operationId: 'auditSnapshot',
       summary: 'Where the rules and the manifests disagree, per node',
       description: 'Expected behaviour (traffic policies doing what they say, a Service without endpoints rejecting) is `info`; disagreements between rules and manifests are `error` or `warning`. Needs manifests in the snapshot.',
-      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
-      response: { 200: { $ref: 'AuditReport#' }, ...errors },
+      params: idParams,
+      response: { 200: ref(auditReportSchema), ...errors },
     },
-    handler: async (request) => service.audit((request.params as { id: string }).id),
+    handler: async (request) => service.audit(request.params.id),
   });
 
   app.get('/v1/snapshots/:id/trace', {
@@ -384,39 +396,23 @@ export async function snapshotRoutes(app: FastifyInstance, opts: { snapshotServi
       tags: ['trace'],
       operationId: 'traceSnapshot',
       summary: 'Trace a packet through a stored snapshot, on one node or on every node',
-      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
-      querystring: {
-        type: 'object',
-        properties: {
-          destination: { type: 'string', description: 'the packet\'s destination: ip (and give port), ip:port or [ipv6]:port; or give service' },
-          port: { type: 'string', pattern: '^[0-9]+$|^[a-z0-9]([a-z0-9-]*[a-z0-9])?$', description: 'destination port, unless destination names it; with service, the Service port\'s number or name' },
-          service: { type: 'string', description: 'ns/name: trace every frontend of this Service port on every node (needs manifests)' },
-          protocol: { type: 'string', description: 'tcp (default), udp, sctp or icmp, in any case' },
-          source: { type: 'string', description: 'default 203.0.113.10, or 2001:db8::10 for an IPv6 destination (outside the cluster)' },
-          node: { type: 'string', description: 'default: every node of the snapshot' },
-          entry: { type: 'string', enum: ['PREROUTING', 'OUTPUT'] },
-          sourcePort: { type: 'integer', minimum: 0, maximum: 65535 },
-          inInterface: { type: 'string' },
-        },
-        additionalProperties: false,
-      },
-      response: { 200: { $ref: 'SnapshotTrace#' }, ...errors },
+      params: idParams,
+      querystring: Type.Object({
+        destination: Type.Optional(Type.String({ description: 'the packet\'s destination: ip (and give port), ip:port or [ipv6]:port; or give service' })),
+        port: Type.Optional(Type.String({
+          pattern: '^[0-9]+$|^[a-z0-9]([a-z0-9-]*[a-z0-9])?$',
+          description: `destination port (${PORT_RANGE.minimum} to ${PORT_RANGE.maximum}), unless destination names it; with service, the Service port's number or name`,
+        })),
+        service: Type.Optional(Type.String({ description: 'ns/name: trace every frontend of this Service port on every node (needs manifests)' })),
+        protocol: Type.Optional(protocolInput({ description: 'default tcp' })),
+        source: Type.Optional(Type.String({ description: 'default 203.0.113.10, or 2001:db8::10 for an IPv6 destination (outside the cluster)' })),
+        node: Type.Optional(Type.String({ description: 'default: every node of the snapshot' })),
+        entry: Type.Optional(oneOf(ENTRIES)),
+        sourcePort: Type.Optional(port()),
+        inInterface: Type.Optional(Type.String()),
+      }, { additionalProperties: false }),
+      response: { 200: ref(snapshotTraceSchema), ...errors },
     },
-    handler: async (request) => {
-      const q = request.query as {
-        destination?: string; port?: string; service?: string; protocol?: string; source?: string; node?: string; entry?: Entry;
-        sourcePort?: number; inInterface?: string;
-      };
-      const port = q.port === undefined ? undefined : /^\d+$/.test(q.port) ? Number(q.port) : q.port;
-      if (q.service !== undefined && port === undefined) throw new AppError('VALIDATION', 'a trace by service needs port: the Service port\'s name or number');
-      if (q.service === undefined && typeof port === 'string') {
-        throw new AppError('VALIDATION', 'port must be a number when tracing to a destination address (a port name goes with service)');
-      }
-      if (typeof port === 'number' && port > 65535) throw new AppError('VALIDATION', 'port must be from 0 to 65535');
-      const { service: svc, ...rest } = q;
-      return service.trace((request.params as { id: string }).id, svc !== undefined
-        ? { ...rest, service: svc, servicePort: port, port: undefined }
-        : { ...rest, port });
-    },
+    handler: async (request) => service.trace(request.params.id, storedTraceQuery(request.query)),
   });
 }

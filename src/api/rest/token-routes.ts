@@ -1,37 +1,34 @@
 /** `/v1/tokens`: API tokens, made and revoked by an admin (the routes' access is in access.ts). */
 import type { FastifyInstance } from 'fastify';
-import type { TokenRequest, TokenService } from '../../services/token-service.ts';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import type { TokenService } from '../../services/token-service.ts';
+import { problem } from './schemas.ts';
+import { list, nullable, oneOf, ref, stringOneOf } from './schema-kit.ts';
 
-const problem = { $ref: 'Problem#' };
+const SCOPES = ['read', 'write', 'admin'] as const;
 
 const tokenProperties = {
-  id: { type: 'string', format: 'uuid' },
-  name: { type: 'string' },
-  hint: { type: 'string', description: "the secret's first characters, to tell tokens apart", example: 'svcp_Ab3x…' },
-  scopes: { type: 'array', items: { type: 'string', enum: ['read', 'write', 'admin'] } },
-  clusters: { type: 'array', items: { type: 'string' }, description: "cluster name patterns ('*' matches any run of characters)" },
-  createdAt: { type: 'string', format: 'date-time' },
-  lastUsedAt: { type: 'string', format: 'date-time', nullable: true, description: 'to the minute' },
-} as const;
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  hint: Type.String({ description: "the secret's first characters, to tell tokens apart", example: 'svcp_Ab3x…' }),
+  scopes: list(stringOneOf(SCOPES)),
+  clusters: list(Type.String(), { description: "cluster name patterns ('*' matches any run of characters)" }),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUsedAt: nullable(Type.String({ format: 'date-time', description: 'to the minute' })),
+};
 
-export const tokenSchemas = [
-  {
-    $id: 'Token',
-    type: 'object',
-    description: 'An API token, without its secret',
-    properties: tokenProperties,
-    required: ['id', 'name', 'hint', 'scopes', 'clusters', 'createdAt', 'lastUsedAt'],
-  },
-  {
-    $id: 'CreatedToken',
-    type: 'object',
-    description: 'A new token with its secret, which is shown only here: only its sha256 is stored',
-    properties: { ...tokenProperties, secret: { type: 'string', description: 'send as Authorization: Bearer <secret>' } },
-    required: ['id', 'name', 'hint', 'scopes', 'clusters', 'createdAt', 'lastUsedAt', 'secret'],
-  },
-] as const;
+const tokenSchema = Type.Object(tokenProperties, { $id: 'Token', description: 'An API token, without its secret' });
 
-export async function tokenRoutes(app: FastifyInstance, opts: { tokenService: TokenService }): Promise<void> {
+const createdTokenSchema = Type.Object({
+  ...tokenProperties,
+  secret: Type.String({ description: 'send as Authorization: Bearer <secret>' }),
+}, { $id: 'CreatedToken', description: 'A new token with its secret, which is shown only here: only its sha256 is stored' });
+
+export const tokenSchemas = [tokenSchema, createdTokenSchema] as const;
+
+export async function tokenRoutes(plain: FastifyInstance, opts: { tokenService: TokenService }): Promise<void> {
+  const app = plain.withTypeProvider<TypeBoxTypeProvider>();
   const tokens = opts.tokenService;
 
   app.post('/v1/tokens', {
@@ -39,19 +36,14 @@ export async function tokenRoutes(app: FastifyInstance, opts: { tokenService: To
       tags: ['tokens'],
       operationId: 'createToken',
       summary: 'Create an API token; the answer holds its secret, shown once',
-      body: {
-        type: 'object',
-        properties: {
-          name: { type: 'string', description: 'unique; 1 to 100 letters, digits, spaces and ._:@/-' },
-          scopes: { type: 'array', minItems: 1, items: { type: 'string', enum: ['read', 'write', 'admin'] } },
-          clusters: { type: 'array', minItems: 1, items: { type: 'string' }, description: "patterns such as 'prod-*'; default every cluster ('*')" },
-        },
-        required: ['name', 'scopes'],
-        additionalProperties: false,
-      },
-      response: { 201: { $ref: 'CreatedToken#' }, 400: problem, 409: problem },
+      body: Type.Object({
+        name: Type.String({ description: 'unique; 1 to 100 letters, digits, spaces and ._:@/-' }),
+        scopes: list(oneOf(SCOPES), { minItems: 1 }),
+        clusters: Type.Optional(list(Type.String(), { minItems: 1, description: "patterns such as 'prod-*'; default every cluster ('*')" })),
+      }, { additionalProperties: false }),
+      response: { 201: ref(createdTokenSchema), 400: problem, 409: problem },
     },
-    handler: async (request, reply) => reply.status(201).send(await tokens.create(request.body as TokenRequest)),
+    handler: async (request, reply) => reply.status(201).send(await tokens.create(request.body)),
   });
 
   app.get('/v1/tokens', {
@@ -59,7 +51,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: { tokenService: To
       tags: ['tokens'],
       operationId: 'listTokens',
       summary: 'Every API token, without secrets',
-      response: { 200: { type: 'object', properties: { items: { type: 'array', items: { $ref: 'Token#' } } }, required: ['items'] } },
+      response: { 200: Type.Object({ items: list(ref(tokenSchema)) }) },
     },
     handler: async () => ({ items: await tokens.list() }),
   });
@@ -69,12 +61,12 @@ export async function tokenRoutes(app: FastifyInstance, opts: { tokenService: To
       tags: ['tokens'],
       operationId: 'revokeToken',
       summary: 'Revoke a token: it is refused from the next request on',
-      params: { type: 'object', properties: { id: { type: 'string', description: "the token's id (or its name)" } }, required: ['id'] },
-      response: { 204: { type: 'null', description: 'revoked' }, 404: problem },
+      params: Type.Object({ id: Type.String({ description: "the token's id (or its name)" }) }),
+      response: { 204: Type.Null({ description: 'revoked' }), 404: problem },
     },
     handler: async (request, reply) => {
-      await tokens.revoke((request.params as { id: string }).id);
-      return reply.status(204).send();
+      await tokens.revoke(request.params.id);
+      return reply.status(204).send(null);
     },
   });
 }
