@@ -34,8 +34,8 @@ export interface Config {
   readonly nodeLimitBytes: number;
   /** ... and largest multipart upload in all, inflated (SVCPATH_UPLOAD_LIMIT_MB). */
   readonly uploadLimitBytes: number;
-  /** Memory for parsed dumps kept for traces, audits and diffs (SVCPATH_CACHE_MB). */
-  readonly cacheBytes: number;
+  /** Memory for what the services keep between requests, per cache (SVCPATH_CACHE_MB and SVCPATH_*_CACHE_MB). */
+  readonly caches: CacheBudgets;
   /** Worker threads that parse uploaded dumps; 0 parses on the main thread (SVCPATH_PARSE_THREADS). */
   readonly parseThreads: number;
   /** How long an upload in steps may stay uncommitted (SVCPATH_UPLOAD_TTL: 24h, 30m, 90s). */
@@ -68,6 +68,49 @@ export interface Config {
   readonly retention: RetentionPolicy | null;
   /** What one request may hold (README "Limits"): labels, manifests, GraphQL operations. */
   readonly limits: Limits;
+}
+
+/**
+ * What each cache of the services may hold, in bytes (services/byte-cache.ts: entries weighed by
+ * an estimate, the least recently used going first). The defaults add up to about 2 GiB, which
+ * fits a 4 GiB heap with room for requests in flight and one node's dump per parse thread.
+ */
+export interface CacheBudgets {
+  /** Parsed dumps, for traces of snapshots and of pasted rules (SVCPATH_CACHE_MB, 1536). */
+  readonly rulesets: number;
+  /** Manifests read into cluster models, for traces of snapshots (SVCPATH_MANIFEST_CACHE_MB, 256). */
+  readonly manifests: number;
+  /** Parsed routes of nodes (SVCPATH_ROUTE_CACHE_MB, 16). */
+  readonly routes: number;
+  /** Audit reports (SVCPATH_AUDIT_CACHE_MB, 64). */
+  readonly audits: number;
+  /** Diffs of snapshot pairs, paged from memory (SVCPATH_DIFF_CACHE_MB, 128). */
+  readonly diffs: number;
+  /** Snapshots and their nodes, reused by traces for a minute (SVCPATH_METADATA_CACHE_MB, 16). */
+  readonly metadata: number;
+}
+
+export const DEFAULT_CACHE_BUDGETS: CacheBudgets = Object.freeze({
+  rulesets: 1536 * MIB,
+  manifests: 256 * MIB,
+  routes: 16 * MIB,
+  audits: 64 * MIB,
+  diffs: 128 * MIB,
+  metadata: 16 * MIB,
+});
+
+/** SVCPATH_CACHE_MB (parsed dumps) and SVCPATH_<NAME>_CACHE_MB for the others, in MiB. */
+function cacheBudgets(env: Env, problems: string[]): CacheBudgets {
+  const d = DEFAULT_CACHE_BUDGETS;
+  const mib = (name: string, bytes: number, min: number) => integer(env, name, bytes / MIB, min, 1024 * 1024, problems) * MIB;
+  return Object.freeze({
+    rulesets: mib('SVCPATH_CACHE_MB', d.rulesets, 16),
+    manifests: mib('SVCPATH_MANIFEST_CACHE_MB', d.manifests, 1),
+    routes: mib('SVCPATH_ROUTE_CACHE_MB', d.routes, 1),
+    audits: mib('SVCPATH_AUDIT_CACHE_MB', d.audits, 1),
+    diffs: mib('SVCPATH_DIFF_CACHE_MB', d.diffs, 1),
+    metadata: mib('SVCPATH_METADATA_CACHE_MB', d.metadata, 1),
+  });
 }
 
 /** A snapshot goes once it is not among its cluster's `keep` newest, or is older than `days`; a cluster's latest never goes. */
@@ -213,7 +256,7 @@ export const ROOT_DATA_DIR = '/var/lib/svcpath/data';
 
 /**
  * Reads PORT, HOST, DATABASE_URL, SVCPATH_DATA_DIR, BODY_LIMIT_MB, LOG_LEVEL, SVCPATH_NODE_LIMIT_MB,
- * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB, SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL, SVCPATH_SWEEP_INTERVAL,
+ * SVCPATH_UPLOAD_LIMIT_MB, SVCPATH_CACHE_MB and SVCPATH_*_CACHE_MB (see cacheBudgets), SVCPATH_PARSE_THREADS, SVCPATH_UPLOAD_TTL, SVCPATH_SWEEP_INTERVAL,
  * SVCPATH_ANALYSIS_THREADS / _HEAP_MB / _QUEUE, SVCPATH_IDLE_TIMEOUT_S, SVCPATH_REQUEST_TIMEOUT_S,
  * SVCPATH_MAX_CONNECTIONS, SVCPATH_INFLIGHT_MB, SVCPATH_ADMIN_TOKEN, SVCPATH_AUTH, SVCPATH_RETENTION and the limits
  * (SVCPATH_MAX_LABELS … SVCPATH_GRAPHQL_MAX_TOKENS; see `limits` above).
@@ -232,7 +275,7 @@ export function loadConfig(env: Env = process.env, asRoot: boolean = process.get
     logLevel: logLevel(env, problems),
     nodeLimitBytes: integer(env, 'SVCPATH_NODE_LIMIT_MB', 256, 1, 4096, problems) * MIB,
     uploadLimitBytes: integer(env, 'SVCPATH_UPLOAD_LIMIT_MB', 4096, 1, 1024 * 1024, problems) * MIB,
-    cacheBytes: integer(env, 'SVCPATH_CACHE_MB', 1536, 16, 1024 * 1024, problems) * MIB,
+    caches: cacheBudgets(env, problems),
     parseThreads: integer(env, 'SVCPATH_PARSE_THREADS', Math.max(1, Math.min(4, availableParallelism() - 1)), 0, 64, problems),
     uploadTtlMs: duration(env, 'SVCPATH_UPLOAD_TTL', 24 * 3600_000, problems),
     sweepIntervalMs: duration(env, 'SVCPATH_SWEEP_INTERVAL', 10 * 60_000, problems),

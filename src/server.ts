@@ -20,6 +20,7 @@ import { EmbeddedPostgresError } from './store/embedded.ts';
 import { MigrationError } from './store/migrate.ts';
 import { createSnapshotStore } from './store/snapshot-store.ts';
 import { createSnapshotService } from './services/snapshot-service.ts';
+import { createRulesetCache } from './services/ruleset-cache.ts';
 import { createTraceService } from './services/trace-service.ts';
 import { createParsePool } from './services/parse-pool.ts';
 import type { ParsePool } from './services/parse-pool.ts';
@@ -79,13 +80,15 @@ async function main(): Promise<void> {
   const tokenStore = createTokenStore(database);
   const auth = startupAccess({ host, port, mode: config.authMode, adminToken: config.adminToken, tokenCount: (await tokenStore.list()).length });
   if (auth.refusal) throw new StartupError(auth.refusal);
-  const traceService = createTraceService({ limits: config.limits });
+  // One cache of parsed dumps for traces of snapshots and of pasted rules.
+  const rulesets = createRulesetCache({ budgetBytes: config.caches.rulesets });
+  const traceService = createTraceService({ limits: config.limits, rulesets });
   parsePool = createParsePool({ threads: config.parseThreads });
   analysis = createAnalysisPool({
     connectionString: database.connectionString, threads: config.analysisThreads, heapMb: config.analysisHeapMb, queue: config.analysisQueue,
   });
   const snapshotService = createSnapshotService({
-    store: createSnapshotStore(database), traceService, parsePool, analysis, cacheBytes: config.cacheBytes,
+    store: createSnapshotStore(database), traceService, parsePool, analysis, caches: config.caches, rulesets,
     uploadTtlMs: config.uploadTtlMs, limits: config.limits, log: (m) => log(m),
   });
   app = await buildApp({

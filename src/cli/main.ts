@@ -82,7 +82,7 @@ async function traceCommand(args: string[], io: Io): Promise<number> {
   const manifests = values.manifests ? readInput(values.manifests).toString('utf8') : undefined;
   const routes = values.routes ? readInput(values.routes).toString('utf8') : undefined;
   const node = { ...(values['node-name'] ? { name: values['node-name'] } : {}), addresses: values['node-ip'] };
-  const service = createTraceService({ cacheSize: 2 });
+  const service = createTraceService();
   // A dual-stack node's IPv6 dump takes the IPv6 packets; a frontend of a family no dump holds is said, not traced.
   const dumpFor = (destination: string): string | null => {
     const family = familyOf(destination);
@@ -207,7 +207,7 @@ async function auditCommand(args: string[], io: Io): Promise<number> {
   }
   const files = pairs(values.node, '--node');
   const ips = pairs(values['node-ip'], '--node-ip');
-  const traceService = createTraceService({ cacheSize: files.size });
+  const traceService = createTraceService();
   const nodes = [...files].map(([name, file]) => ({
     name,
     addresses: (ips.get(name) ?? '').split(',').filter(Boolean),
@@ -239,7 +239,7 @@ async function diffCommand(args: string[], io: Io): Promise<number> {
     io.err(USAGE);
     return 2;
   }
-  const traceService = createTraceService({ cacheSize: 2 });
+  const traceService = createTraceService();
   const side = (file: string, manifests?: string) => {
     const meaning = manifests ? readMeaning(readInput(manifests).toString('utf8')) : null;
     return {

@@ -6,6 +6,7 @@
  */
 import { readRules, rulesCompiled, sharedRuleCount } from '../engine/index.ts';
 import type { AnyRuleset, FormatOption } from '../engine/index.ts';
+import { ByteCache } from './byte-cache.ts';
 
 /**
  * What a parsed dump costs, as measured on kube-proxy dumps of 2,000 and 10,000 Services: its
@@ -26,14 +27,15 @@ export interface RulesetKey {
 interface Entry {
   /** The dump's size; 0 until it is loaded. */
   dumpBytes: number;
-  weight: number;
-  value: Promise<AnyRuleset> | null;
+  value: Promise<AnyRuleset>;
   ruleset: AnyRuleset | null;
 }
 
 export interface RulesetCache {
   /** The completed ruleset of the dump; `load` fetches its bytes when it is not cached. */
   get(key: RulesetKey, load: () => Promise<Buffer>): Promise<AnyRuleset>;
+  /** The same for a dump in hand (a trace of pasted rules): parsed now unless cached. */
+  parse(key: RulesetKey, text: string): AnyRuleset;
   /** Weighs the entries again (traces compile rules as they go) and evicts down to the budget. */
   settle(): void;
   /** Bytes held, by the estimate above (the shared compiled rules included). */
@@ -42,67 +44,54 @@ export interface RulesetCache {
   readonly budget: number;
 }
 
+const weightOf = (e: Entry) => e.dumpBytes * BYTES_PER_DUMP_BYTE + (e.ruleset ? rulesCompiled(e.ruleset) * BYTES_PER_COMPILED_RULE : 0);
+
 export function createRulesetCache(options: { budgetBytes: number }): RulesetCache {
-  const entries = new Map<string, Entry>();
-  let held = 0;
+  // The compiled rules the engine shares between dumps cost memory too: counted in the budget.
+  const cache = new ByteCache<Entry>({ budgetBytes: options.budgetBytes, overhead: () => sharedRuleCount() * BYTES_PER_SHARED_RULE });
   const keyOf = (k: RulesetKey) => `${k.sha256}|${k.format}|${k.table ?? ''}`;
-
-  const weigh = (e: Entry) => {
-    const w = Math.ceil(e.dumpBytes * BYTES_PER_DUMP_BYTE + (e.ruleset ? rulesCompiled(e.ruleset) * BYTES_PER_COMPILED_RULE : 0));
-    held += w - e.weight;
-    e.weight = w;
-  };
-
-  /** Evicts the least recently used entries until `room` more bytes fit (the newest stays). */
-  function evict(room: number, keep?: string): void {
-    const shared = sharedRuleCount() * BYTES_PER_SHARED_RULE;
-    for (const [key, e] of entries) {
-      if (held + shared + room <= options.budgetBytes) break;
-      if (key === keep) continue;
-      entries.delete(key);
-      held -= e.weight;
-    }
-  }
+  const read = (key: RulesetKey, text: string) => readRules(text, { format: key.format as FormatOption, table: key.table });
 
   return {
     get(key, load) {
       const k = keyOf(key);
-      const hit = entries.get(k);
-      if (hit) {
-        entries.delete(k);
-        entries.set(k, hit);
-        return hit.value!;
-      }
-      const entry: Entry = { dumpBytes: 0, weight: 0, ruleset: null, value: null };
+      const hit = cache.get(k);
+      if (hit) return hit.value;
+      // Assigned before `load` settles, which is when the parse below first reads it.
+      let entry!: Entry;
       const value = (async () => {
         const raw = await load();
         // Counted from the moment the size is known, evicting older entries to make room.
         entry.dumpBytes = raw.length;
-        if (entries.get(k) === entry) {
-          evict(Math.ceil(raw.length * BYTES_PER_DUMP_BYTE), k);
-          weigh(entry);
+        if (cache.peek(k) === entry) {
+          cache.makeRoom(weightOf(entry));
+          cache.reweigh(k, weightOf(entry));
         }
-        const rs = readRules(raw.toString('utf8'), { format: key.format as FormatOption, table: key.table });
+        const rs = read(key, raw.toString('utf8'));
         entry.ruleset = rs;
         return rs;
       })();
-      entry.value = value;
-      entries.set(k, entry);
-      value.catch(() => {
-        if (entries.get(k) === entry) {
-          entries.delete(k);
-          held -= entry.weight;
-        }
+      entry = { dumpBytes: 0, ruleset: null, value };
+      cache.set(k, entry, 0);
+      entry.value.catch(() => {
+        if (cache.peek(k) === entry) cache.delete(k);
       });
-      return value;
+      return entry.value;
+    },
+    parse(key, text) {
+      const k = keyOf(key);
+      const hit = cache.get(k);
+      if (hit?.ruleset) return hit.ruleset;
+      const rs = read(key, text);
+      const entry: Entry = { dumpBytes: Buffer.byteLength(text), ruleset: rs, value: Promise.resolve(rs) };
+      cache.set(k, entry, weightOf(entry));
+      return rs;
     },
     settle() {
-      for (const e of entries.values()) if (e.ruleset) weigh(e);
-      const newest = [...entries.keys()].pop();
-      evict(0, newest);
+      for (const [k, e] of [...cache.entries()]) if (e.ruleset) cache.reweigh(k, weightOf(e));
     },
-    get bytes() { return held + sharedRuleCount() * BYTES_PER_SHARED_RULE; },
-    get entries() { return entries.size; },
-    get budget() { return options.budgetBytes; },
+    get bytes() { return cache.bytes; },
+    get entries() { return cache.size; },
+    get budget() { return cache.budget; },
   };
 }

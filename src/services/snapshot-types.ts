@@ -128,6 +128,8 @@ export interface Page<T> {
   readonly items: readonly T[];
   /** Pass as `cursor`/`after` for the next page; null on the last page. */
   readonly nextCursor: string | null;
+  /** Each item's own cursor: the list continues after that item (GraphQL's edge cursors). */
+  readonly cursors: readonly string[];
 }
 
 export interface StoredTraceQuery {

@@ -1,13 +1,16 @@
 /**
- * Stateless tracing: parse a dump of either backend (or reuse a recent parse of the same text),
+ * Stateless tracing: parse a dump of either backend (or reuse a kept parse of the same text),
  * complete a kube-proxy iptables fragment, and trace one packet.
  */
 import { createHash } from 'node:crypto';
 import type { AnyRuleset, FormatOption, PacketInput, PacketSpec, RouteTable, TraceResult } from '../engine/index.ts';
-import { parseRoutes, readPacket, readRules, traceRules } from '../engine/index.ts';
+import { parseRoutes, readPacket, traceRules } from '../engine/index.ts';
 import { toAppError } from '../app-error.ts';
 import { annotate, readMeaning } from './kube-meaning.ts';
 import type { ManifestLimits } from './manifests.ts';
+import { createRulesetCache } from './ruleset-cache.ts';
+import type { RulesetCache } from './ruleset-cache.ts';
+import { DEFAULT_CACHE_BUDGETS } from '../config.ts';
 
 export interface TraceInput {
   readonly rules: string;
@@ -23,36 +26,29 @@ export interface TraceInput {
 }
 
 export interface TraceService {
-  /** Parses (and, for iptables, completes) a dump, with a small cache keyed by the text's hash. */
+  /** Parses (and, for iptables, completes) a dump, kept in the ruleset cache by the text's hash. */
   ruleset(rules: string, format?: FormatOption, table?: string): AnyRuleset;
   trace(input: TraceInput): TraceResult & { readonly node: { readonly name?: string; readonly addresses: readonly string[] } };
   traceRuleset(rs: AnyRuleset, node: TraceInput['node'], packet: PacketSpec, routes?: RouteTable): TraceResult;
 }
 
-export function createTraceService(options: { cacheSize?: number; limits?: ManifestLimits } = {}): TraceService {
-  const cacheSize = options.cacheSize ?? 8;
-  const cache = new Map<string, AnyRuleset>();
+export function createTraceService(options: {
+  /** Where parsed dumps are kept (shared with the snapshot service's traces); by default its own, of the default budget. */
+  rulesets?: RulesetCache;
+  limits?: ManifestLimits;
+} = {}): TraceService {
+  const rulesets = options.rulesets ?? createRulesetCache({ budgetBytes: DEFAULT_CACHE_BUDGETS.rulesets });
   const rethrow = (e: unknown): never => {
     throw toAppError(e) ?? e;
   };
   const service: TraceService = {
     ruleset(rules, format = 'auto', table) {
-      const key = `${format}|${table ?? ''}|${createHash('sha256').update(rules).digest('hex')}`;
-      const hit = cache.get(key);
-      if (hit) {
-        cache.delete(key);
-        cache.set(key, hit);
-        return hit;
-      }
-      let rs: AnyRuleset;
+      const sha256 = createHash('sha256').update(rules).digest('hex');
       try {
-        rs = readRules(rules, { format, table });
+        return rulesets.parse({ sha256, format, ...(table !== undefined ? { table } : {}) }, rules);
       } catch (e) {
         return rethrow(e);
       }
-      cache.set(key, rs);
-      if (cache.size > cacheSize) cache.delete(cache.keys().next().value!);
-      return rs;
     },
     traceRuleset(rs, node, packet, routes) {
       try {
@@ -73,6 +69,8 @@ export function createTraceService(options: { cacheSize?: number; limits?: Manif
         return rethrow(e);
       }
       const result = annotate(service.traceRuleset(rs, input.node, packet, routes), meaning, input.node.addresses);
+      // The trace compiled rules: count them, and keep the cache within its budget.
+      rulesets.settle();
       return { node: input.node, ...result };
     },
   };

@@ -106,7 +106,7 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
         .filter((s) => s.cluster === cluster && s.version < before)
         .sort((a, b) => b.version - a.version);
       const items = newestFirst.slice(0, limit).map(view);
-      return { items, nextCursor: newestFirst.length > limit ? cursorFor(items[items.length - 1].version) : null };
+      return { items, cursors: items.map((s) => cursorFor(s.version)), nextCursor: newestFirst.length > limit ? cursorFor(items[items.length - 1].version) : null };
     },
 
     async get(id) {

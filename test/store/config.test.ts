@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, DEFAULT_CACHE_BUDGETS, loadConfig } from '../../src/config.ts';
 import { DEFAULT_LIMITS } from '../../src/services/limits.ts';
 
 describe('loadConfig', () => {
@@ -19,7 +19,7 @@ describe('loadConfig', () => {
         logLevel: 'info',
         nodeLimitBytes: 256 * 1024 * 1024,
         uploadLimitBytes: 4096 * 1024 * 1024,
-        cacheBytes: 1536 * 1024 * 1024,
+        caches: DEFAULT_CACHE_BUDGETS,
         parseThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
         uploadTtlMs: 24 * 3600_000,
         sweepIntervalMs: 600_000,
@@ -37,6 +37,22 @@ describe('loadConfig', () => {
       },
     );
     assert.ok(Object.isFrozen(config));
+  });
+
+  test('every cache has a budget of bytes; together the defaults leave half of a 4 GiB heap free', () => {
+    const MIB = 1024 * 1024;
+    const caches = loadConfig({ SVCPATH_CACHE_MB: '512', SVCPATH_DIFF_CACHE_MB: '32', SVCPATH_METADATA_CACHE_MB: '' }, false).caches;
+    assert.deepEqual(caches, { ...DEFAULT_CACHE_BUDGETS, rulesets: 512 * MIB, diffs: 32 * MIB });
+    const total = Object.values(DEFAULT_CACHE_BUDGETS).reduce((a, b) => a + b, 0);
+    assert.ok(total <= 2 * 1024 * MIB, `${total / MIB} MiB`);
+    assert.throws(() => loadConfig({ SVCPATH_AUDIT_CACHE_MB: 'lots', SVCPATH_CACHE_MB: '8' }, false), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(e.problems, [
+        'SVCPATH_CACHE_MB must be between 16 and 1048576, got 8',
+        'SVCPATH_AUDIT_CACHE_MB must be a whole number, got "lots"',
+      ]);
+      return true;
+    });
   });
 
   test('as root, the embedded database lives where the OS user postgres can reach it', () => {

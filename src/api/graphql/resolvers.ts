@@ -80,51 +80,13 @@ function withKnownNodes(s: SnapshotWithNodes): SnapshotParent {
   return { ...view, [KNOWN_NODES]: nodes };
 }
 
-/*
- * Cursors. The service pages with one opaque cursor per page end (`Page.nextCursor`), which is
- * what `pageInfo.endCursor` and the last edge's cursor are. An edge inside a page has no service
- * cursor of its own, so its cursor names the page's service cursor and how many snapshots of that
- * page to skip; `after:` with such a cursor skips them first. The prefix cannot start a service
- * cursor, which is base64url.
- */
-const EDGE_CURSOR = 'o.';
-
-function edgeCursor(cursor: string | null, skip: number): string {
-  return EDGE_CURSOR + Buffer.from(JSON.stringify({ c: cursor, s: skip })).toString('base64url');
-}
-
-function readAfter(after: string): { cursor: string | null; skip: number } {
-  if (!after.startsWith(EDGE_CURSOR)) return { cursor: after, skip: 0 };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(after.slice(EDGE_CURSOR.length), 'base64url').toString('utf8'));
-  } catch {
-    parsed = null;
-  }
-  const { c, s } = (parsed ?? {}) as { c?: unknown; s?: unknown };
-  if ((c !== null && typeof c !== 'string') || !Number.isInteger(s) || (s as number) < 1 || (s as number) > MAX_PAGE) {
-    throw new AppError('VALIDATION', `invalid cursor '${clipMessage(after, 80)}'`);
-  }
-  return { cursor: c, skip: s as number };
-}
-
+/** Cursors are the service's: `pageInfo.endCursor` is the page's next cursor, and each edge's is its snapshot's own cursor. */
 async function snapshotConnection(service: SnapshotService, args: SnapshotsArgs) {
   const first = args.first ?? 20;
   if (first < 1 || first > MAX_PAGE) throw new AppError('VALIDATION', `first must be from 1 to ${MAX_PAGE} (got ${first})`);
-  let { cursor, skip } = args.after ? readAfter(args.after) : { cursor: null as string | null, skip: 0 };
-  if (skip > 0) {
-    // Step over the rest of the page the edge was on, to reach a service cursor again.
-    const hop = await service.listSnapshots(args.cluster, { limit: skip, cursor });
-    if (hop.nextCursor === null) return { edges: [], pageInfo: { hasNextPage: false, endCursor: null } };
-    cursor = hop.nextCursor;
-  }
-  const page = await service.listSnapshots(args.cluster, { limit: first, cursor });
-  const last = page.items.length - 1;
+  const page = await service.listSnapshots(args.cluster, { limit: first, cursor: args.after ?? null });
   return {
-    edges: page.items.map((node: SnapshotView, i) => ({
-      node,
-      cursor: i === last && page.nextCursor !== null ? page.nextCursor : edgeCursor(cursor, i + 1),
-    })),
+    edges: page.items.map((node: SnapshotView, i) => ({ node, cursor: page.cursors[i] })),
     pageInfo: { hasNextPage: page.nextCursor !== null, endCursor: page.nextCursor },
   };
 }
