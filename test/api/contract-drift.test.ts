@@ -41,7 +41,7 @@ const SCALARS: Readonly<Record<string, string>> = { String: 'string', ID: 'strin
 
 function compare(gql: GraphQLOutputType, rest: JsonSchema, path: string, problems: string[]): void {
   let t = gql;
-  let r = resolve(rest);
+  const r = resolve(rest);
   if (isNonNullType(t)) t = t.ofType;
   if (isListType(t)) {
     if (r.type !== 'array' || !r.items) {
@@ -77,8 +77,9 @@ function compare(gql: GraphQLOutputType, rest: JsonSchema, path: string, problem
   }
   if (named instanceof GraphQLScalarType) {
     // Values such as `chain-added` cannot be GraphQL enum values: such a field stays a String.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- enum values are strings, numbers or booleans: String prints each as itself
     const nameable = (r.enum ?? []).every((v) => v === null || /^[_A-Za-z][_0-9A-Za-z]*$/.test(String(v)));
-    if (r.enum && nameable) problems.push(`${path}: ${named.name} in GraphQL, an enum [${r.enum}] in OpenAPI (make it a GraphQL enum)`);
+    if (r.enum && nameable) problems.push(`${path}: ${named.name} in GraphQL, an enum [${r.enum.join(',')}] in OpenAPI (make it a GraphQL enum)`);
     const want = SCALARS[named.name];
     // An untyped OpenAPI value (a number or a name, say) is given as a String in GraphQL.
     if (want && r.type !== undefined && r.type !== want) problems.push(`${path}: ${named.name} in GraphQL, ${r.type} in OpenAPI`);

@@ -97,6 +97,7 @@ interface Failure {
 
 /** What is wrong with this answer, or null. */
 function judge(route: Route, method: string, status: number, headers: Record<string, unknown>, body: string): string | null {
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a content-type header is a string
   const type = String(headers['content-type'] ?? '');
   // The OpenAPI UI sends /docs/static/index.html on to /docs/, as @fastify/swagger-ui does; `/`
   // and `/ui` send the browser to the web page at /ui/.
