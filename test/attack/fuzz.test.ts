@@ -31,7 +31,7 @@ const snapshot = JSON.parse(readFileSync(new URL('../../examples/k3s/snapshot.js
 
 /** GraphQL queries of the tests, and the README's, with the ids filled in later. */
 function queries(id: string, other: string): string[] {
-  const fromTests = [readFileSync(new URL('../graphql/graphql.test.ts', import.meta.url), 'utf8'), readFileSync(new URL('../api/graphql-e2e.test.ts', import.meta.url), 'utf8')]
+  const fromTests = [readFileSync(new URL('../api/graphql/graphql.test.ts', import.meta.url), 'utf8'), readFileSync(new URL('../api/graphql/graphql-e2e.test.ts', import.meta.url), 'utf8')]
     .flatMap((source) => [...source.matchAll(/'((?:\{|query|mutation)[^'\n]*)'/g)].map((m) => m[1].replace(/\\\\/g, '\\')));
   return [
     ...fromTests,
