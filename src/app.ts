@@ -106,6 +106,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     },
     // Only the tagged REST routes are documented (not /graphql, /graphiql or their assets).
     hideUntagged: true,
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a route schema's $id is a string (fastify-swagger types the schema loosely)
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

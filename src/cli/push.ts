@@ -278,7 +278,7 @@ async function pushStepwise(
       const query = new URLSearchParams();
       if (node.addresses.length) query.set('addresses', node.addresses.join(','));
       if (o.format) query.set('format', o.format);
-      const qs = query.toString() ? `?${query}` : '';
+      const qs = query.toString() ? `?${query.toString()}` : '';
       try {
         const answer = await client.send({
           label: `node ${node.name}`,

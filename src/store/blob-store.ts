@@ -111,7 +111,7 @@ export async function readBlob(db: Pick<Pool, 'query'> | PoolClient, id: string)
   const parts = await Promise.all(rows.map((r) => {
     if (r.encoding === ENCODING_DEFLATE) return inflateRawAsync(r.data);
     if (r.encoding === ENCODING_GZIP) return gunzipAsync(r.data);
-    if (r.encoding === ENCODING_NONE) return r.data;
+    if (r.encoding === ENCODING_NONE) return Promise.resolve(r.data);
     throw new Error(`blob ${id}: a chunk has unknown encoding ${r.encoding}`);
   }));
   return Buffer.concat(parts);

@@ -84,6 +84,7 @@ function compare(gql: GraphQLOutputType, rest: JsonSchema, path: string, problem
   }
   if (named instanceof GraphQLScalarType) {
     // Values such as `chain-added` cannot be GraphQL enum values: such a field stays a String.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- enum values are strings, numbers or booleans: String prints each as itself
     const nameable = (r.enum ?? []).every((v) => v === null || /^[_A-Za-z][_0-9A-Za-z]*$/.test(String(v)));
     if (r.enum && nameable) problems.push(`${path}: ${named.name} in GraphQL, an enum [${r.enum.join(',')}] in the TypeBox schema (make it a GraphQL enum)`);
     const want = SCALARS[named.name];

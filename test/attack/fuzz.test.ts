@@ -31,7 +31,7 @@ const snapshot = JSON.parse(readFileSync(new URL('../../examples/k3s/snapshot.js
 
 /** GraphQL queries of the tests, and the README's, with the ids filled in later. */
 function queries(id: string, other: string): string[] {
-  const fromTests = [readFileSync(new URL('../graphql/graphql.test.ts', import.meta.url), 'utf8'), readFileSync(new URL('../api/graphql-e2e.test.ts', import.meta.url), 'utf8')]
+  const fromTests = [readFileSync(new URL('../api/graphql/graphql.test.ts', import.meta.url), 'utf8'), readFileSync(new URL('../api/graphql/graphql-e2e.test.ts', import.meta.url), 'utf8')]
     .flatMap((source) => [...source.matchAll(/'((?:\{|query|mutation)[^'\n]*)'/g)].map((m) => m[1].replace(/\\\\/g, '\\')));
   return [
     ...fromTests,
@@ -97,6 +97,7 @@ interface Failure {
 
 /** What is wrong with this answer, or null. */
 function judge(route: Route, method: string, status: number, headers: Record<string, unknown>, body: string): string | null {
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a content-type header is a string
   const type = String(headers['content-type'] ?? '');
   // The OpenAPI UI sends /docs/static/index.html on to /docs/, as @fastify/swagger-ui does; `/`
   // and `/ui` send the browser to the web page at /ui/.

@@ -5,7 +5,7 @@
  *
  * - YAML `- - - … x` nested 12,000 levels, JSON nested 100k levels: test/api/limits.test.ts
  *   (POST /v1/trace) and test/api/limits-upload.test.ts (uploads, GraphQL createSnapshot).
- * - 4 aliased `diff` fields, 10,000 aliased traces: test/graphql/limits.test.ts (against a fake
+ * - 4 aliased `diff` fields, 10,000 aliased traces: test/api/graphql/limits.test.ts (against a fake
  *   service); below again against PostgreSQL.
  * - PostgreSQL killed during an upload and while idle: test/server/outage.test.ts; the server
  *   killed during puts and a commit: test/server/kill.test.ts.

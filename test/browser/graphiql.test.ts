@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Browser } from 'playwright-core';
 import { buildApp } from '../../src/app.ts';
-import { fakeSnapshots } from '../graphql/fake-snapshots.ts';
+import { fakeSnapshots } from '../api/graphql/fake-snapshots.ts';
 import { CHROMIUM, launch, offlinePage as offline, present, sayIfAbsent } from './chromium.ts';
 
 sayIfAbsent('GraphiQL and /docs');

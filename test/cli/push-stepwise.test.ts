@@ -273,6 +273,7 @@ test('on a terminal, progress is one line drawn again in place', async () => {
   assert.equal(r.code, 0, r.err);
   assert.equal(JSON.parse(r.out).snapshot.id, 'snap-1');
   assert.ok(r.err.includes('\r\x1b[2Knodes 0/3 · '), JSON.stringify(r.err));
+  // eslint-disable-next-line no-control-regex -- the progress line starts with a terminal escape (ESC [2K)
   assert.match(r.err, /\r\x1b\[2Knodes 3\/3 · [\d.]+ \S*B sent · 0 retries\n$/);
   assert.doesNotMatch(r.err, /\[1\/3\]/);
 });

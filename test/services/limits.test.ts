@@ -142,6 +142,7 @@ describe('manifests limits', () => {
   test('every manifest of the test corpus passes, in JSON and as YAML', async () => {
     const { stringify } = await import('yaml');
     const { readdirSync, readFileSync, statSync } = await import('node:fs');
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- node:path's join uses no `this`
     const { join } = await import('node:path');
     const files: string[] = [];
     const walk = (dir: string) => {

@@ -127,7 +127,7 @@ export function Flow({ result, selected, onSelect }: FlowProps) {
           <path d="M0,0 L10,5 L0,10 z" />
         </marker>
       </defs>
-      {edges.filter(({ e }) => !finals.has(e.w)).map(({ e, label }) => (
+      {edges.filter(({ e }) => !finals.has(e.w)).map(({ label }) => (
         <g class="e"><path d={path(label.points)} marker-end="url(#arrow)" /></g>
       ))}
       {boxes.filter((n) => n.box.outcome === undefined).map(nodeBox)}

@@ -181,6 +181,7 @@ export function measure(schema: GraphQLSchema, document: DocumentNode): Measure 
   let cost = 0;
   for (const d of document.definitions) {
     if (d.kind !== Kind.OPERATION_DEFINITION) continue;
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-comparison -- graphql's OperationTypeNode is a string enum whose values are these words
     const root = d.operation === 'query' ? schema.getQueryType() : d.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType();
     const t = walk(d.selectionSet, root ?? undefined, undefined);
     depth = Math.max(depth, t.depth);

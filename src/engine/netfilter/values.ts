@@ -1,7 +1,7 @@
 /**
  * Option values iptables checks when it reads a rule, read the way it reads them, so that svcpath
  * refuses what iptables-restore refuses and takes the numbers it takes (the expectations in
- * test/engine/values.test.ts are what iptables-restore v1.8.9 said).
+ * test/engine/netfilter/values.test.ts are what iptables-restore v1.8.9 said).
  */
 import { parseIPv4 } from '../net/address.ts';
 import { readPort, readUnsigned } from '../net/port.ts';

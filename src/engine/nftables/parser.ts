@@ -769,7 +769,6 @@ class TextReader {
 
   /** elements := { element (',' | line break) } '}' — the opening '{' already read. */
   #elementList(): NftSetElement[] {
-    const lx = this.#lx;
     const out: NftSetElement[] = [];
     for (;;) {
       while (this.#type() === Tok.Newline) this.#advance();

@@ -130,6 +130,7 @@ export function traceNftables(rs: NftRuleset, req: { readonly node: NodeSpec; re
 /** Traces the first packet of a connection through a compiled nftables ruleset; every outcome, exactly. */
 export function traceNftProgram(program: NftProgram & { readonly skipped?: readonly string[] }, req: { readonly node: NodeSpec; readonly packet: PacketSpec }): TraceResult {
   const base = makeEnv(req.node);
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- isLocal is an arrow function (trace/tracer.ts makeEnv), declared as a method in compile.ts
   const env: NftEnv = { isLocal: base.isLocal, primary: base.primary };
   const packet = resolvePacket(req.packet, base, null);
   const family = packet.dst.family;

@@ -458,7 +458,7 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
     case 'DNAT': {
       const to = parseNatTo(targetOption(rule, 'to-destination')?.args[0]);
       if (to.serviceName) return { kind: 'unmodelled-target', name: 'DNAT to a port named in /etc/services' };
-      let ip: Addr | null = null;
+      let ip: Addr | null;
       try {
         ip = to.ip ? parseAddr(to.ip, 'DNAT address') : null;
       } catch {

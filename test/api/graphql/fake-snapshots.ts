@@ -3,13 +3,13 @@
  * the real engine, and a record of every call so tests can count them.
  */
 import { createHash } from 'node:crypto';
-import { AppError } from '../../src/app-error.ts';
-import { createTraceService } from '../../src/services/trace-service.ts';
-import { formatOf, tableCounts } from '../../src/engine/index.ts';
+import { AppError } from '../../../src/app-error.ts';
+import { createTraceService } from '../../../src/services/trace-service.ts';
+import { formatOf, tableCounts } from '../../../src/engine/index.ts';
 import type {
   ClusterView, CreateResult, NodeSummary, NodeTrace, NodeUpload, Page, SnapshotService, SnapshotUpload,
   SnapshotView, SnapshotWithNodes, StoredTraceQuery,
-} from '../../src/services/snapshot-types.ts';
+} from '../../../src/services/snapshot-types.ts';
 
 interface Stored {
   readonly snapshot: SnapshotWithNodes;

@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, DEFAULT_CACHE_BUDGETS, loadConfig } from '../../src/config.ts';
-import { DEFAULT_LIMITS } from '../../src/services/limits.ts';
+import { ConfigError, DEFAULT_CACHE_BUDGETS, loadConfig } from '../src/config.ts';
+import { DEFAULT_LIMITS } from '../src/services/limits.ts';
 
 describe('loadConfig', () => {
   test('defaults', () => {

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
-import { AppError } from '../../src/app-error.ts';
-import { syntaxError } from '../../src/engine/errors.ts';
-import { graphqlPlugin } from '../../src/api/graphql/index.ts';
-import type { SnapshotService } from '../../src/services/snapshot-types.ts';
-import { fixture } from '../helpers.ts';
+import { AppError } from '../../../src/app-error.ts';
+import { syntaxError } from '../../../src/engine/errors.ts';
+import { graphqlPlugin } from '../../../src/api/graphql/index.ts';
+import type { SnapshotService } from '../../../src/services/snapshot-types.ts';
+import { fixture } from '../../helpers.ts';
 import { fakeSnapshots } from './fake-snapshots.ts';
 
 const clusterip = fixture('k3s-blog', 'clusterip.iptables-S.txt');

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoints, steps, traceText } from '../helpers.ts';
-import { completeKubeProxy, EngineError, parseDump, parseRoutes, quantizeProbability, trace } from '../../src/engine/index.ts';
+import { endpoints, steps, traceText } from '../../helpers.ts';
+import { completeKubeProxy, parseDump, parseRoutes, quantizeProbability, trace } from '../../../src/engine/index.ts';
+import type { EngineError } from '../../../src/engine/index.ts';
 
 const wrap = (nat: string[], filter: string[] = []) =>
   ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...nat, 'COMMIT',

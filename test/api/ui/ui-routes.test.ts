@@ -9,11 +9,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import { buildUi, UI_DIST } from '../../scripts/build-ui.ts';
-import { errorHandler } from '../../src/api/rest/errors.ts';
-import { uiRoutes } from '../../src/api/ui/ui-routes.ts';
-import { createAuthApp } from './auth-helpers.ts';
-import type { AuthApp } from './auth-helpers.ts';
+import { buildUi, UI_DIST } from '../../../scripts/build-ui.ts';
+import { errorHandler } from '../../../src/api/rest/errors.ts';
+import { uiRoutes } from '../../../src/api/ui/ui-routes.ts';
+import { createAuthApp } from '../auth-helpers.ts';
+import type { AuthApp } from '../auth-helpers.ts';
 
 let t: AuthApp;
 let secret: string;

@@ -1,9 +1,9 @@
 /** GraphQL over the real service and PostgreSQL: the contract query, listing, the mutation. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestApp } from './helpers.ts';
-import type { TestApp } from './helpers.ts';
-import { fixture } from '../helpers.ts';
+import { createTestApp } from '../helpers.ts';
+import type { TestApp } from '../helpers.ts';
+import { fixture } from '../../helpers.ts';
 
 let t: TestApp;
 before(async () => {

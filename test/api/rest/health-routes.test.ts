@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { buildApp } from '../../src/app.ts';
+import { buildApp } from '../../../src/app.ts';
 
 async function logLines(level: string): Promise<{ health: number; other: number }> {
   let out = '';

@@ -4,10 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChainIndex } from '../../src/engine/netfilter/chain-index.ts';
-import { asciiBytes, hashOf } from '../../src/engine/netfilter/char-index.ts';
-import { DumpChain, RuleStore } from '../../src/engine/netfilter/rule.ts';
-import { Rng } from '../support/kube-gen.ts';
+import { ChainIndex } from '../../../src/engine/netfilter/chain-index.ts';
+import { asciiBytes, hashOf } from '../../../src/engine/netfilter/char-index.ts';
+import { DumpChain, RuleStore } from '../../../src/engine/netfilter/rule.ts';
+import { Rng } from '../../support/kube-gen.ts';
 
 const home = { table: 'nat', source: '', store: new RuleStore() };
 

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { buildSchema, getIntrospectionQuery, parse } from 'graphql';
-import { graphqlPlugin, typeDefs } from '../../src/api/graphql/index.ts';
-import { checkTokens, measure, QueryTooComplexError } from '../../src/api/graphql/limits.ts';
-import { DEFAULT_LIMITS } from '../../src/services/limits.ts';
+import { graphqlPlugin, typeDefs } from '../../../src/api/graphql/index.ts';
+import { checkTokens, measure, QueryTooComplexError } from '../../../src/api/graphql/limits.ts';
+import { DEFAULT_LIMITS } from '../../../src/services/limits.ts';
 import { fakeSnapshots } from './fake-snapshots.ts';
 
 let app: FastifyInstance;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { detectFormat, EngineError, inferTable, parseDump, parseIptablesS, parseIptablesSave } from '../../src/engine/index.ts';
-import { lex } from '../../src/engine/netfilter/lexer.ts';
+import { detectFormat, EngineError, inferTable, parseDump, parseIptablesS, parseIptablesSave } from '../../../src/engine/index.ts';
+import { lex } from '../../../src/engine/netfilter/lexer.ts';
 
 function syntaxErrorOf(fn: () => unknown): EngineError {
   try {
@@ -132,7 +132,7 @@ test('format detection and unsupported formats', () => {
   const e = syntaxErrorOf(() => parseDump('\n\nIP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n'));
   assert.equal(e.code, 'DUMP_FORMAT_UNSUPPORTED');
   assert.equal(e.location?.line, 3);
-  // A listing is read, or refused where it cannot be read exactly (test/engine/listing.test.ts).
+  // A listing is read, or refused where it cannot be read exactly (test/engine/netfilter/listing.test.ts).
   const listing = syntaxErrorOf(() => parseDump('\n\nChain KUBE-SERVICES (2 references)\ntarget prot opt source destination\n'));
   assert.equal(listing.code, 'DUMP_SYNTAX');
   assert.deepEqual([listing.location?.line, listing.location?.column], [4, 1]);

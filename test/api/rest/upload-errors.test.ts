@@ -2,9 +2,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { createTestApp } from './helpers.ts';
-import type { TestApp } from './helpers.ts';
-import { fixture } from '../helpers.ts';
+import { createTestApp } from '../helpers.ts';
+import type { TestApp } from '../helpers.ts';
+import { fixture } from '../../helpers.ts';
 
 let t: TestApp;
 before(async () => {
@@ -56,6 +56,7 @@ test('a gzip part is inflated by its first bytes; a binary part is refused by it
   assert.equal(res.statusCode, 400, res.body);
   const body = res.json();
   assert.match(body.detail, /node node-b: rules is binary data \(it begins with bytes 7f 45 4c 46 02 01 01 00\), not text: send the text of iptables-save/);
+  // eslint-disable-next-line no-control-regex -- the test looks for control characters in the answer
   assert.doesNotMatch(res.body, /[\u0000-\u0008]|\\u000[0-8]|ELF/);
   assert.equal(await snapshots(), 1);
 });

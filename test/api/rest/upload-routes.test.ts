@@ -2,10 +2,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { createTestApp } from './helpers.ts';
-import type { TestApp } from './helpers.ts';
-import { fixture } from '../helpers.ts';
-import { generateCluster, renderIptablesSave, renderManifests } from '../support/kube-gen.ts';
+import { createTestApp } from '../helpers.ts';
+import type { TestApp } from '../helpers.ts';
+import { fixture } from '../../helpers.ts';
+import { generateCluster, renderIptablesSave, renderManifests } from '../../support/kube-gen.ts';
 
 let t: TestApp;
 before(async () => {

@@ -1,8 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.ts';
-import { fixture } from '../helpers.ts';
+import { buildApp } from '../../../src/app.ts';
+import { fixture } from '../../helpers.ts';
 
 let app: FastifyInstance;
 before(async () => {

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDump, printRuleset } from '../../src/engine/index.ts';
-import { fixture, FIXTURES } from '../helpers.ts';
+import { parseDump, printRuleset } from '../../../src/engine/index.ts';
+import { fixture, FIXTURES } from '../../helpers.ts';
 
 const ruleLines = (text: string) =>
   text.split('\n').map((l) => l.trim().replace(/^\[\d+:\d+\]\s+/, '')).filter((l) => l.startsWith('-A '));

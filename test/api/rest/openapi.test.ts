@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { openApiDocument, renderOpenApi } from '../../src/api/rest/openapi.ts';
-import { sharedSchemas } from '../../src/api/rest/schemas.ts';
+import { openApiDocument, renderOpenApi } from '../../../src/api/rest/openapi.ts';
+import { sharedSchemas } from '../../../src/api/rest/schemas.ts';
 
-const committedPath = new URL('../../openapi/openapi.json', import.meta.url);
+const committedPath = new URL('../../../openapi/openapi.json', import.meta.url);
 
 test('the committed openapi/openapi.json matches the routes (run `npm run openapi` after changing them)', async () => {
   const generated = renderOpenApi(await openApiDocument());

@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngineError, parseDump } from '../../src/engine/index.ts';
-import type { ParseOptions, Ruleset } from '../../src/engine/index.ts';
-import { DumpChain } from '../../src/engine/netfilter/rule.ts';
-import { generateCluster, renderIptablesSave, Rng } from '../support/kube-gen.ts';
+import { EngineError, parseDump } from '../../../src/engine/index.ts';
+import type { ParseOptions, Ruleset } from '../../../src/engine/index.ts';
+import { DumpChain } from '../../../src/engine/netfilter/rule.ts';
+import { generateCluster, renderIptablesSave, Rng } from '../../support/kube-gen.ts';
 
 /** Everything a ruleset says, as plain data: chains, rules (read in full), keys, diagnostics. */
 function describe(rs: Ruleset): unknown {
@@ -53,7 +53,7 @@ function agree(text: string, label: string, options: ParseOptions = {}): Outcome
 }
 
 test('fast and full readers agree on every dump in the fixtures', () => {
-  const root = join(import.meta.dirname, '..', 'fixtures');
+  const root = join(import.meta.dirname, '..', '..', 'fixtures');
   let files = 0;
   let parsed = 0;
   const walk = (dir: string) => {

@@ -2,9 +2,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { createTestApp } from './helpers.ts';
-import type { TestApp } from './helpers.ts';
-import { fixture } from '../helpers.ts';
+import { createTestApp } from '../helpers.ts';
+import type { TestApp } from '../helpers.ts';
+import { fixture } from '../../helpers.ts';
 
 let t: TestApp;
 before(async () => {

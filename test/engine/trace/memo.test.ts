@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { completeKubeProxy, parseDump, trace } from '../../src/engine/index.ts';
-import type { TraceResult } from '../../src/engine/index.ts';
-import { TraceMemo } from '../../src/engine/trace/memo.ts';
-import { editFiveServices, fleetNodes, generateCluster, renderFleetNode } from '../support/kube-gen.ts';
-import type { GenCluster } from '../support/kube-gen.ts';
+import { completeKubeProxy, parseDump, trace } from '../../../src/engine/index.ts';
+import type { TraceResult } from '../../../src/engine/index.ts';
+import { TraceMemo } from '../../../src/engine/trace/memo.ts';
+import { editFiveServices, fleetNodes, generateCluster, renderFleetNode } from '../../support/kube-gen.ts';
+import type { GenCluster } from '../../support/kube-gen.ts';
 
 const cluster = generateCluster({ seed: 7, services: 120, nodes: 4 });
 const render = (c: GenCluster, n: ReturnType<typeof fleetNodes>[number]) =>

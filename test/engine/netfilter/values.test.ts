@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineError, parseDump, printRuleset, trace } from '../../src/engine/index.ts';
-import { readMark, readNatTo, readNumber32, readProbability } from '../../src/engine/netfilter/values.ts';
+import { EngineError, parseDump, printRuleset, trace } from '../../../src/engine/index.ts';
+import { readMark, readNatTo, readNumber32, readProbability } from '../../../src/engine/netfilter/values.ts';
 
 test('probabilities: C strtod on the whole word, from 0 to 1', () => {
   const taken: [string, number][] = [

@@ -1,9 +1,9 @@
 /** `iptables -L -n -v` listings read back into rules (issue 14, item 3), and what cannot be read exactly refused, located. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineError, parseDump } from '../../src/engine/index.ts';
-import { fixture } from '../helpers.ts';
-import { canonicalRules as canonical } from '../support/realworld-load.ts';
+import { EngineError, parseDump } from '../../../src/engine/index.ts';
+import { fixture } from '../../helpers.ts';
+import { canonicalRules as canonical } from '../../support/realworld-load.ts';
 
 test('a kernel listing reads back to the rules iptables-save shows for the same kernel (every match and target kind)', () => {
   const save = fixture('listing', 'features.saved.iptables-save.txt');

@@ -5,9 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineError, parseDump } from '../../src/engine/index.ts';
-import { readPort, readPortRange, readUdpPort } from '../../src/engine/net/port.ts';
-import { DumpChain } from '../../src/engine/netfilter/rule.ts';
+import { EngineError, parseDump } from '../../../src/engine/index.ts';
+import { readPort, readPortRange, readUdpPort } from '../../../src/engine/net/port.ts';
+import type { DumpChain } from '../../../src/engine/netfilter/rule.ts';
 
 test('port words: decimal, 0x hexadecimal, leading-zero octal, a leading +; errors past 65535', () => {
   const cases: [string, ReturnType<typeof readPort>][] = [

@@ -1,9 +1,9 @@
 /** Dumps as people paste them (issue 14): repaired with a located warning, or refused where unreadable. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineError, parseDump } from '../../src/engine/index.ts';
-import type { Ruleset } from '../../src/engine/index.ts';
-import { traceText } from '../helpers.ts';
+import { parseDump } from '../../../src/engine/index.ts';
+import type { EngineError, Ruleset } from '../../../src/engine/index.ts';
+import { traceText } from '../../helpers.ts';
 
 const rules = (rs: Ruleset, table = 'nat') => [...rs.tables.get(table)!.chains.values()].flatMap((c) => c.rules.map((r) => `${r.line}: ${r.text}`));
 const repairs = (rs: Ruleset) => rs.diagnostics.filter((d) => d.code === 'INPUT_REPAIRED' || d.code === 'TABLE_INFERRED').map((d) => `${d.code} ${d.line}:${d.column} ${d.message}`);
