@@ -58,6 +58,7 @@ export function createRulesetCache(options: { budgetBytes: number }): RulesetCac
       const hit = cache.get(k);
       if (hit) return hit.value;
       // Assigned before `load` settles, which is when the parse below first reads it.
+      // eslint-disable-next-line prefer-const -- the closure below reads it once `load` settles; it is assigned after the closure is made
       let entry!: Entry;
       const value = (async () => {
         const raw = await load();

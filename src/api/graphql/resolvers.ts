@@ -7,7 +7,6 @@
 import type { IResolvers } from 'mercurius';
 import { GraphQLScalarType, Kind } from 'graphql';
 import { AppError } from '../../app-error.ts';
-import { clipMessage } from '../../engine/errors.ts';
 import type {
   ClusterView, NodeTrace, NodeUpload, SnapshotService, SnapshotUpload, SnapshotView, SnapshotWithNodes,
 } from '../../services/snapshot-types.ts';

@@ -396,7 +396,7 @@ export class FastRuleReader {
       }
       const targetTakes = targetId === -2 ? 0 : targetId === -1 ? 2 : TARGETS.takes[targetId * OPTION_COUNT + id];
       let owner = -1;
-      let cell = 0;
+      let cell: number;
       let t: typeof MODULES;
       if (targetTakes === 1) {
         t = TARGETS;

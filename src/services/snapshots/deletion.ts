@@ -7,9 +7,9 @@ import type { SnapshotStore } from '../../store/snapshot-store.ts';
 import type { SnapshotLookup } from './lookup.ts';
 
 export interface Deletion {
-  delete(id: string): Promise<void>;
+  delete: (id: string) => Promise<void>;
   /** One sweep at a time; a request for another while one runs is served by one more after it. */
-  sweep(): Promise<void>;
+  sweep: () => Promise<void>;
 }
 
 export function createDeletion(deps: {
