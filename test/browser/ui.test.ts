@@ -250,9 +250,14 @@ test('diff: by default the latest version against the one before; changed fronte
   await page.locator('[data-testid="snapshots"] tbody tr').first().getByRole('link', { name: 'Diff' }).click();
   const check = async () => {
     await page.getByTestId('frontend-changes').waitFor();
-    const picker = page.getByRole('group', { name: 'From' });
-    assert.equal(await picker.getByLabel('Version').inputValue(), '1');
-    assert.equal(await page.getByRole('group', { name: 'To' }).getByLabel('Version').inputValue(), '2');
+    // The pickers are filled once the cluster's snapshot list arrives, which may be after the diff.
+    const version = async (group: string): Promise<string> => {
+      const input = page.getByRole('group', { name: group }).getByLabel('Version');
+      for (let tries = 0; tries < 100 && (await input.inputValue()) === ''; tries++) await page.waitForTimeout(50);
+      return input.inputValue();
+    };
+    assert.equal(await version('From'), '1');
+    assert.equal(await version('To'), '2');
     const rows = await rowText(page, 'frontend-changes');
     // The Service scaled down by one endpoint changed on the two nodes that synced, not on node-003.
     const scaled = rows.filter((r) => r.includes(edit.changed[0]));
