@@ -22,6 +22,7 @@ import type { NftNodePair } from './nft-rules-diff.ts';
 import type { FrontendDiff, NodePair } from './reachability.ts';
 import { compareDiffs, diffReachability } from './reachability.ts';
 import { ChainTexts, FactsCache } from './rule-facts.ts';
+import { TraceMemo } from '../trace/memo.ts';
 import type { RuleChange, RuleCounter, RulesDiffCounts } from './rules-diff.ts';
 import { diffRules, NO_RULE_CHANGES } from './rules-diff.ts';
 
@@ -51,6 +52,8 @@ export interface DiffOptions {
    * every node, and are read once (NodeByNodeDiff passes one).
    */
   readonly facts?: FactsCache;
+  /** Traces shared by diffs of several pairs of nodes (NodeByNodeDiff passes one). */
+  readonly traces?: TraceMemo;
 }
 
 export interface DiffSummary {
@@ -162,6 +165,7 @@ export function diffSnapshots(a: DiffSide, b: DiffSide, options: DiffOptions = {
   const reach = diffReachability(pairs, {
     indexA: a.index, indexB: b.index, modelA: a.model, modelB: b.model, facts, chainTexts, deltas, ...where,
     ...(options.exhaustive ? { exhaustive: true } : {}),
+    ...(options.traces ? { traces: options.traces } : {}),
   });
   // Two nftables rulesets with no rule, set or element change, on nodes of the same addresses, send
   // every packet the same way: their frontends are not traced.
@@ -245,6 +249,8 @@ export class NodeByNodeDiff {
   private readonly single: boolean;
   private whole: DiffResult | null = null;
   private facts = new FactsCache();
+  /** Answers kept as copies (memo.ts), bounded by the memo's own limit. */
+  readonly traces = new TraceMemo();
 
   constructor(private readonly a: NamedSide, private readonly b: NamedSide, private readonly options: Omit<DiffOptions, 'node' | 'manifests'> = {}) {
     this.single = a.names.length === 1 && b.names.length === 1;
@@ -263,7 +269,7 @@ export class NodeByNodeDiff {
     // The rule texts read so far keep their dumps in memory (they are slices of them): start afresh
     // now and then, so that a cluster of many large nodes does not keep them all.
     if (this.facts.size > FACTS_KEPT) this.facts = new FactsCache();
-    const r = diffSnapshots(side(this.a, na), side(this.b, nb), { ...this.options, node: na.name, manifests: false, facts: this.facts });
+    const r = diffSnapshots(side(this.a, na), side(this.b, nb), { ...this.options, node: na.name, manifests: false, facts: this.facts, traces: this.traces });
     // Kept while further pairs are read: copies, as their rule texts are slices of the dumps.
     this.frontends.push(...detached(r.frontends));
     this.rules.push(...detached(r.rules));

@@ -16,8 +16,8 @@ import type { ClusterModel, FrontendKind } from '../kube/model.ts';
 import type { Family, Ruleset } from '../netfilter/ast.ts';
 import { formatIPv4, formatIPv6, hostPort, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
 import type { Protocol } from '../trace/packet.ts';
+import { TraceMemo } from '../trace/memo.ts';
 import type { TraceOutcome } from '../trace/tracer.ts';
-import { trace } from '../trace/tracer.ts';
 import type { Frontend } from './frontends.ts';
 import type { KnownDifferenceInfo, ProbeKind } from './known-differences.ts';
 import { compareFrontends, listFrontends } from './frontends.ts';
@@ -82,6 +82,11 @@ export interface ReachabilityOptions {
   readonly deltas?: ReadonlyMap<NodePair, ChainDelta>;
   /** Read every chain for the signatures, not only those that differ or reach one that does. */
   readonly exhaustive?: boolean;
+  /**
+   * Traces shared by the pairs: a frontend traced on one node answers for the others whose chains
+   * it walked are alike (memo.ts), and the nodes of a cluster change alike between versions.
+   */
+  readonly traces?: TraceMemo;
 }
 
 export interface ReachabilityDiff {
@@ -309,6 +314,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
   const texts = options.texts ?? new TextIds();
   const chainTexts = options.chainTexts ?? new ChainTexts();
   const counter: SharedNumbers = { next: 1, targets: new Map() };
+  const memo = options.traces ?? new TraceMemo();
   const out: FrontendDiff[] = [];
   let added = 0;
   let removed = 0;
@@ -328,7 +334,7 @@ export function diffReachability(pairs: readonly NodePair[], options: Reachabili
     let sigs: { a: RulesetSignature; b: RulesetSignature } | null = null;
     const signatures = () => (sigs ??= signaturesOf(pair, { facts, texts, chainTexts, counter, exhaustive: options.exhaustive === true }, options.deltas?.get(pair)));
 
-    const run = (node: DiffNode, f: Frontend): Traced => tryTrace(() => trace(node.ruleset, {
+    const run = (node: DiffNode, f: Frontend): Traced => tryTrace(() => memo.trace(node.ruleset, {
       node: { name: node.name, addresses: node.addresses },
       packet: { source: sourceFor(f.kind, node.ruleset.family, options), destination: f.ip, port: f.port, protocol: f.protocol },
     }));

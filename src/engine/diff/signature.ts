@@ -60,7 +60,18 @@ interface Entry {
   readonly rank: number | string;
   readonly text: number;
   readonly dport: number | null;
-  readonly closure: Closure;
+  /** What the rule's target reaches when it is not a chain; for a chain, read when asked (closureOf). */
+  readonly closure: Closure | null;
+  /** The chain the rule jumps to, when `closure` is null. */
+  readonly target: string | null;
+}
+
+/** A chain read for packets to one port at a time: its rules for any port, and the others by port. */
+interface PortIndex {
+  /** The rules without a single `--dport`, in order, with what their targets reach. */
+  readonly any: Closure;
+  /** The rules with a single `--dport`: their rank among the others, text and target. */
+  readonly byPort: ReadonlyMap<number, readonly { readonly rank: number; readonly text: string; readonly target: string | null }[]>;
 }
 
 /** What the two snapshots of a diff share: content numbers, and the targets read per content. */
@@ -146,8 +157,8 @@ export class RulesetSignature {
       const target = f.target;
       const isChain = target !== null && chains.has(target);
       if (f.dst !== null || f.dport !== null) {
-        const closure = isChain ? this.closure(table, chains, target!) : this.leaf(text, target);
-        const entry: Entry = { table, chain: name, walk, position, rank, text: this.texts.id(text), dport: f.dport, closure };
+        const closure = isChain ? null : this.leaf(text, target);
+        const entry: Entry = { table, chain: name, walk, position, rank, text: this.texts.id(text), dport: f.dport, closure, target: isChain ? target : null };
         if (f.dst !== null) push(this.byDst, f.dst, entry);
         else push(this.byPort, f.dport!, entry);
         return;
@@ -182,7 +193,7 @@ export class RulesetSignature {
       const text = ruleTextAt(c, k);
       const f = this.facts.get(text);
       if (f.dst !== null || f.dport !== null) {
-        const entry: Entry = { table, chain: name, walk, position: k, rank: `@${k}`, text: this.texts.id(text), dport: f.dport, closure: this.closure(table, chains, target) };
+        const entry: Entry = { table, chain: name, walk, position: k, rank: `@${k}`, text: this.texts.id(text), dport: f.dport, closure: null, target };
         if (f.dst !== null) push(this.byDst, f.dst, entry);
         else push(this.byPort, f.dport!, entry);
       } else {
@@ -263,6 +274,83 @@ export class RulesetSignature {
     return out;
   }
 
+  /**
+   * What a keyed rule's target reaches for a packet to `port`: read for the port when the rule is
+   * keyed by its destination only (a jump to KUBE-NODEPORTS on the node's address, which every
+   * NodePort's packet takes).
+   */
+  private closureOf(e: Entry, port: number): Closure {
+    if (e.closure) return e.closure;
+    return e.dport === null ? this.portClosure(e.table, e.target!, port) : this.closure(e.table, this.rs.tables.get(e.table)!.chains, e.target!);
+  }
+
+  private readonly portClosures = new Map<string, Map<string, Closure>>();
+  private readonly portIndexes = new Map<Chain, PortIndex>();
+
+  /**
+   * What a chain reaches for a packet to `port`: its rules without a single `--dport` and those
+   * for this port, the others left out (they cannot match the packet, and a packet in a chain of
+   * nat keeps its port until a rewrite ends the chain). A chain such as KUBE-NODEPORTS, one rule
+   * per NodePort, then differs between snapshots only for the ports whose rules differ.
+   */
+  private portClosure(table: string, name: string, port: number): Closure {
+    let memo = this.portClosures.get(table);
+    if (!memo) this.portClosures.set(table, (memo = new Map()));
+    const key = `${name}|${port}`;
+    const done = memo.get(key);
+    if (done) return done;
+    const chains = this.rs.tables.get(table)!.chains;
+    const c = chains.get(name);
+    if (!c || this.delta?.isClean(table, name) || this.inProgress.has(c)) return this.closure(table, chains, name);
+    const index = this.portIndex(table, chains, c);
+    const own = index.byPort.get(port);
+    let out = index.any;
+    if (own) {
+      const h = new Hasher().number(index.any.id);
+      const dnat = [...index.any.dnat];
+      let opaque = index.any.opaque;
+      for (const r of own) {
+        const sub = r.target !== null && chains.has(r.target) ? this.closure(table, chains, r.target) : this.leaf(r.text, r.target);
+        h.number(r.rank).number(this.texts.id(r.text)).number(sub.id);
+        dnat.push(...sub.dnat);
+        opaque ||= sub.opaque;
+      }
+      out = { id: h.value(), dnat: [...new Set(dnat)].sort(), opaque };
+    }
+    memo.set(key, out);
+    return out;
+  }
+
+  private portIndex(table: string, chains: ReadonlyMap<string, Chain>, c: Chain): PortIndex {
+    const done = this.portIndexes.get(c);
+    if (done) return done;
+    this.inProgress.add(c);
+    const h = new Hasher().string('ports').string(table).string(c.name).string(policyOf(c));
+    const byPort = new Map<number, { rank: number; text: string; target: string | null }[]>();
+    const dnat = new Set<string>();
+    let opaque = false;
+    let rank = 0;
+    for (const text of this.chainTexts.of(c).texts) {
+      const f = this.facts.get(text);
+      if (f.dport !== null) {
+        const list = byPort.get(f.dport);
+        const entry = { rank, text, target: f.target };
+        if (list) list.push(entry);
+        else byPort.set(f.dport, [entry]);
+        continue;
+      }
+      rank++;
+      const sub = f.target !== null && chains.has(f.target) ? this.closure(table, chains, f.target) : this.leaf(text, f.target);
+      h.number(this.texts.id(text)).number(sub.id);
+      for (const k of sub.dnat) dnat.add(k);
+      opaque ||= sub.opaque;
+    }
+    this.inProgress.delete(c);
+    const index: PortIndex = { any: { id: h.value(), dnat: [...dnat].sort(), opaque }, byPort };
+    this.portIndexes.set(c, index);
+    return index;
+  }
+
   /** The keyed rules filed under one destination (`ip|port`), in the order the tracer meets them. */
   private matched(key: string): Entry[] {
     const bar = key.lastIndexOf('|');
@@ -294,9 +382,10 @@ export class RulesetSignature {
       for (let i = 0; i < keys.length; i++) {
         const own: string[] = [];
         for (const e of this.matched(keys[i])) {
-          if (e.closure.opaque) break search;
-          own.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${e.closure.id}`);
-          for (const k of e.closure.dnat) {
+          const closure = this.closureOf(e, portOf(keys[i]));
+          if (closure.opaque) break search;
+          own.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${closure.id}`);
+          for (const k of closure.dnat) {
             if (!seen.has(k)) {
               seen.add(k);
               keys.push(k);
@@ -327,13 +416,18 @@ export class RulesetSignature {
     if (this.globalReach === null) return null;
     const parts: string[] = [String(this.global), String(this.globalReach), `${ip}|${port}`];
     for (const e of this.matched(`${ip}|${port}`)) {
-      if (e.closure.opaque) return null;
-      const further = this.reach(e.closure.dnat);
+      const closure = this.closureOf(e, port);
+      if (closure.opaque) return null;
+      const further = this.reach(closure.dnat);
       if (further === null) return null;
-      parts.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${e.closure.id}>${further}`);
+      parts.push(`${e.table}/${e.chain}#${e.rank}:${e.text}>${closure.id}>${further}`);
     }
     return parts.join(';');
   }
+}
+
+function portOf(key: string): number {
+  return Number(key.slice(key.lastIndexOf('|') + 1));
 }
 
 function push<K>(map: Map<K, Entry[]>, key: K, e: Entry): void {

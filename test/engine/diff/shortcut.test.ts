@@ -8,6 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { completeKubeProxy, parseDump } from '../../../src/engine/index.ts';
 import { diffSnapshots } from '../../../src/engine/diff/index.ts';
+import type { Frontend } from '../../../src/engine/diff/frontends.ts';
+import { listFrontends } from '../../../src/engine/diff/frontends.ts';
+import { compareTraced, diffReachability, pairKey, sourceFor, tryTrace } from '../../../src/engine/diff/reachability.ts';
+import { trace } from '../../../src/engine/trace/tracer.ts';
 import type { DiffResult, DiffSide } from '../../../src/engine/diff/index.ts';
 import type { GenCluster } from '../../support/kube-gen.ts';
 import { generateCluster, renderIptablesSave, Rng } from '../../support/kube-gen.ts';
@@ -157,4 +161,44 @@ test('a loop in rules both snapshots share is no change, with or without the sho
   };
   const d = diffBothWays(side(a, loop), side(b, loop), a.clusterCIDR);
   assert.deepEqual([...new Set(d.frontends.map((f) => f.service))], [`${changed.namespace}/${changed.name}`]);
+});
+
+test('NodePorts on the node address: a frontend is traced only when its own rules differ, and the diff equals tracing every frontend', () => {
+  const render = { nodePortAddresses: ['192.168.0.0/16'] };
+  const a = generateCluster({ seed: 31, services: 120, nodePortShare: 0.6 });
+  const b = structuredClone(a);
+  // Two Services change; every other NodePort's rules stay as they were, but KUBE-NODEPORTS (the
+  // chain every NodePort packet walks) differs.
+  const edited = b.services.filter((s) => s.type === 'NodePort' && s.endpoints.length >= 2).slice(0, 2);
+  assert.equal(edited.length, 2);
+  edited[0].endpoints.pop();
+  edited[1].ports[0].nodePort = 32_767;
+  // And one NodePort rule is rewritten to drop what it used to send on.
+  const victim = b.services.find((s) => s.type === 'NodePort' && !edited.includes(s) && s.ports[0].nodePort !== undefined)!;
+  const drop = (dump: string) => dump.replace(
+    new RegExp(`^(-A KUBE-NODEPORTS .*--dport ${victim.ports[0].nodePort}) -j \\S+$`, 'm'), '$1 -j DROP');
+  const parse = (c: GenCluster, edit: (d: string) => string = (d) => d) =>
+    ({ name: c.nodeName, addresses: c.nodeIPs, ruleset: completeKubeProxy(parseDump(edit(renderIptablesSave(c, render)))) });
+  const pair = { name: a.nodeName, a: parse(a), b: parse(b, drop) };
+  assert.notEqual(renderIptablesSave(b, render), drop(renderIptablesSave(b, render)), 'the drop edit applies');
+
+  const d = diffReachability([pair], { clusterCIDR: a.clusterCIDR });
+  // The oracle: every frontend present on both sides traced in both, and compared.
+  const fa = listFrontends(pair.a.ruleset, pair.a.addresses);
+  const fb = new Map(listFrontends(pair.b.ruleset, pair.b.addresses).map((f) => [pairKey(f), f]));
+  const run = (n: typeof pair.a, f: Frontend) => tryTrace(() => trace(n.ruleset, {
+    node: { name: n.name, addresses: n.addresses },
+    packet: { source: sourceFor(f.kind, 'ipv4', { clusterCIDR: a.clusterCIDR }), destination: f.ip, port: f.port, protocol: f.protocol },
+  }));
+  const expected: string[] = [];
+  for (const f of fa) {
+    const g = fb.get(pairKey(f));
+    if (g && compareTraced(run(pair.a, f), run(pair.b, g)).changes.length > 0) expected.push(`${g.ip}:${g.port}/${g.protocol}`);
+  }
+  const changed = d.frontends.filter((f) => f.change === 'changed').map((f) => `${f.frontend.ip}:${f.frontend.port}/${f.frontend.protocol}`);
+  assert.deepEqual(changed.sort(), expected.sort());
+  assert.ok(changed.includes(`${a.nodeIPs[0]}:${victim.ports[0].nodePort}/${victim.ports[0].protocol.toLowerCase()}`), changed.join(' '));
+  const nodePorts = fa.filter((f) => f.kind === 'NodePort').length;
+  assert.ok(nodePorts > 40, `${nodePorts} NodePorts`);
+  assert.ok(d.counts.traced <= 12, `traced ${d.counts.traced} of ${fa.length} frontends (${nodePorts} NodePorts)`);
 });
