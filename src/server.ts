@@ -86,6 +86,7 @@ async function main(): Promise<void> {
   parsePool = createParsePool({ threads: config.parseThreads });
   analysis = createAnalysisPool({
     connectionString: database.connectionString, threads: config.analysisThreads, heapMb: config.analysisHeapMb, queue: config.analysisQueue,
+    chunkCacheBytes: config.analysisChunkCacheBytes,
   });
   const snapshotService = createSnapshotService({
     store: createSnapshotStore(database), traceService, parsePool, analysis, caches: config.caches, rulesets,

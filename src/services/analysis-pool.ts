@@ -7,7 +7,7 @@ import type { Pool } from 'pg';
 import { Piscina } from 'piscina';
 import { AppError } from '../app-error.ts';
 import type { DiffResult, Finding } from '../engine/index.ts';
-import { auditStored, diffStored } from './analysis.ts';
+import { auditStored, chunkCache, diffStored } from './analysis.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
 
 export interface AnalysisPool {
@@ -23,10 +23,16 @@ export interface AnalysisPoolOptions {
   readonly heapMb: number;
   /** Tasks that may wait for a worker; more are refused with 503. */
   readonly queue: number;
+  /** Inflated chunks each worker keeps, bytes (config's analysisChunkCacheBytes). */
+  readonly chunkCacheBytes?: number;
 }
 
-export function inPlaceAnalysis(pool: Pick<Pool, 'query'>): AnalysisPool {
-  return { audit: (t) => auditStored(pool, t), diff: (t) => diffStored(pool, t), close: async () => {} };
+/** What SVCPATH_CHUNK_CACHE_MB is by default. */
+const DEFAULT_CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
+
+export function inPlaceAnalysis(pool: Pick<Pool, 'query'>, chunkCacheBytes = DEFAULT_CHUNK_CACHE_BYTES): AnalysisPool {
+  const chunks = chunkCache(chunkCacheBytes);
+  return { audit: (t) => auditStored(pool, t, chunks), diff: (t) => diffStored(pool, t, chunks), close: async () => {} };
 }
 
 const RETRY_AFTER_S = 30;
@@ -38,7 +44,7 @@ export function createAnalysisPool(options: AnalysisPoolOptions): AnalysisPool {
     maxThreads: options.threads,
     maxQueue: options.queue,
     idleTimeout: 60_000,
-    workerData: { connectionString: options.connectionString },
+    workerData: { connectionString: options.connectionString, chunkCacheBytes: options.chunkCacheBytes ?? DEFAULT_CHUNK_CACHE_BYTES },
     resourceLimits: { maxOldGenerationSizeMb: options.heapMb },
   });
   const run = async <T>(name: string, task: unknown, what: string): Promise<T> => {

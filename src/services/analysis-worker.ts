@@ -4,13 +4,16 @@
  */
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { auditStored, diffStored } from './analysis.ts';
+import { auditStored, chunkCache, diffStored } from './analysis.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
 
-const pool = new pg.Pool({ connectionString: (workerData as { connectionString: string }).connectionString, max: 2 });
+const data = workerData as { connectionString: string; chunkCacheBytes: number };
+const pool = new pg.Pool({ connectionString: data.connectionString, max: 2 });
+/** Shared by this worker's tasks: successive versions of a cluster share most chunks too. */
+const chunks = chunkCache(data.chunkCacheBytes);
 // A connection the server drops (a restart) fails the task that uses it, never the worker.
 pool.on('error', () => {});
 pool.on('connect', (client) => client.on('error', () => {}));
 
-export const audit = (task: AuditTask) => auditStored(pool, task);
-export const diff = (task: DiffTask) => diffStored(pool, task);
+export const audit = (task: AuditTask) => auditStored(pool, task, chunks);
+export const diff = (task: DiffTask) => diffStored(pool, task, chunks);

@@ -9,10 +9,19 @@ import { NodeByNodeAudit, NodeByNodeDiff, readRules } from '../engine/index.ts';
 import type { AnyRuleset, DiffResult, Finding, FormatOption, SideBackend } from '../engine/index.ts';
 import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
+import type { ChunkCache } from '../store/blob-store.ts';
+import { ByteCache } from './byte-cache.ts';
 import { readMeaning } from './kube-meaning.ts';
 import type { Meaning } from './kube-meaning.ts';
 
 type Queryable = Pick<Pool, 'query'>;
+
+/** Inflated chunks within a byte budget, the least recently used going first; none kept for a budget of 0. */
+export function chunkCache(budgetBytes: number): ChunkCache | undefined {
+  if (budgetBytes <= 0) return undefined;
+  const cache = new ByteCache<Buffer>({ budgetBytes });
+  return { get: (id) => cache.get(id), set: (id, data) => cache.set(id, data, data.length) };
+}
 
 export interface AuditTask {
   readonly snapshot: string;
@@ -41,12 +50,13 @@ async function sideOf(pool: Queryable, snapshotId: string, node?: string): Promi
  * node of 10,000 Services an audit compiles rules worth hundreds of MB, gone with the ruleset once
  * the next node begins.
  */
-async function loadRuleset(pool: Queryable, n: StoredDumpRef): Promise<AnyRuleset> {
-  const raw = await dumpBytes(pool, n);
+async function loadRuleset(pool: Queryable, n: StoredDumpRef, chunks?: ChunkCache): Promise<AnyRuleset> {
+  const raw = await dumpBytes(pool, n, chunks);
   return readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined });
 }
 
-export async function auditStored(pool: Queryable, task: AuditTask): Promise<Finding[] | { missing: 'manifests' }> {
+/** `chunks`: inflated chunks kept between the nodes' dumps (and between tasks), which share most of them. */
+export async function auditStored(pool: Queryable, task: AuditTask, chunks?: ChunkCache): Promise<Finding[] | { missing: 'manifests' }> {
   const side = await sideOf(pool, task.snapshot);
   if (!side.meaning) return { missing: 'manifests' };
   const meaning = side.meaning;
@@ -54,7 +64,7 @@ export async function auditStored(pool: Queryable, task: AuditTask): Promise<Fin
   // each other (node disagreement) only within one family.
   const auditFamily = async (dumps: readonly StoredDumpRef[]): Promise<Finding[]> => {
     const run = new NodeByNodeAudit({ model: meaning.model, index: meaning.index });
-    const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n) });
+    const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n, chunks) });
     for (const n of dumps) run.add(await auditNode(n));
     const byName = new Map(dumps.map((n) => [n.name, n]));
     for (const name of run.disagreeing()) run.report(await auditNode(byName.get(name)!));
@@ -64,14 +74,14 @@ export async function auditStored(pool: Queryable, task: AuditTask): Promise<Fin
   return side.ipv6.length === 0 ? findings : [...findings, ...await auditFamily(side.ipv6)];
 }
 
-export async function diffStored(pool: Queryable, task: DiffTask): Promise<DiffResult | { missing: 'node' }> {
+export async function diffStored(pool: Queryable, task: DiffTask, chunks?: ChunkCache): Promise<DiffResult | { missing: 'node' }> {
   const [a, b] = await Promise.all([sideOf(pool, task.from, task.node), sideOf(pool, task.to, task.node)]);
   if (task.node !== undefined && (a.nodes.length === 0 || b.nodes.length === 0)) return { missing: 'node' };
   const named = (s: Side) => ({ names: s.nodes.map((n) => n.name), model: s.meaning?.model ?? null, index: s.meaning?.index ?? null });
   const compare = async (from: Side, to: Side): Promise<DiffResult> => {
     const run = new NodeByNodeDiff(named(from), named(to));
     const rows = { a: new Map(from.nodes.map((n) => [n.name, n])), b: new Map(to.nodes.map((n) => [n.name, n])) };
-    const node = async (row: StoredDumpRef) => ({ name: row.name, addresses: row.addresses, ruleset: await loadRuleset(pool, row) });
+    const node = async (row: StoredDumpRef) => ({ name: row.name, addresses: row.addresses, ruleset: await loadRuleset(pool, row, chunks) });
     for (const [na, nb] of run.pairs) run.add(await node(rows.a.get(na)!), await node(rows.b.get(nb)!));
     return run.finish();
   };

@@ -101,20 +101,63 @@ async function chunkIds(client: PoolClient, shas: readonly Buffer[]): Promise<Ma
   return out;
 }
 
-/** The blob's bytes, exactly as stored. */
-export async function readBlob(db: Pick<Pool, 'query'> | PoolClient, id: string): Promise<Buffer> {
+/**
+ * Chunks already inflated, by id. A chunk's id names its content for good (ids are never reused),
+ * so a cache needs no invalidation; the caller bounds it.
+ */
+export interface ChunkCache {
+  get(id: string): Buffer | undefined;
+  set(id: string, data: Buffer): void;
+}
+
+function inflateChunk(blob: string, encoding: number, data: Buffer): Promise<Buffer> {
+  if (encoding === ENCODING_DEFLATE) return inflateRawAsync(data);
+  if (encoding === ENCODING_GZIP) return gunzipAsync(data);
+  if (encoding === ENCODING_NONE) return Promise.resolve(data);
+  throw new Error(`blob ${blob}: a chunk has unknown encoding ${encoding}`);
+}
+
+/**
+ * The blob's bytes, exactly as stored. With `cache`, only the chunks it lacks are fetched and
+ * inflated: the nodes of a cluster share almost all their chunks, so reading every node's dump in
+ * turn (an audit, a diff) transfers and inflates little more than one dump.
+ */
+export async function readBlob(db: Pick<Pool, 'query'> | PoolClient, id: string, cache?: ChunkCache): Promise<Buffer> {
+  if (cache) return readBlobCached(db, id, cache);
   const { rows } = await db.query<{ encoding: number; data: Buffer }>(
     `SELECT c.encoding, c.data FROM blob b CROSS JOIN LATERAL unnest(b.chunks) WITH ORDINALITY AS u(id, n)
      JOIN chunk c ON c.id = u.id WHERE b.id = $1 ORDER BY u.n`,
     [id],
   );
-  const parts = await Promise.all(rows.map((r) => {
-    if (r.encoding === ENCODING_DEFLATE) return inflateRawAsync(r.data);
-    if (r.encoding === ENCODING_GZIP) return gunzipAsync(r.data);
-    if (r.encoding === ENCODING_NONE) return Promise.resolve(r.data);
-    throw new Error(`blob ${id}: a chunk has unknown encoding ${r.encoding}`);
+  return Buffer.concat(await Promise.all(rows.map((r) => inflateChunk(id, r.encoding, r.data))));
+}
+
+async function readBlobCached(db: Pick<Pool, 'query'> | PoolClient, id: string, cache: ChunkCache): Promise<Buffer> {
+  const { rows: [blob] } = await db.query<{ chunks: string[] }>('SELECT chunks::text[] AS chunks FROM blob WHERE id = $1', [id]);
+  if (!blob) return Buffer.alloc(0);
+  const parts = new Map<string, Buffer>();
+  const missing: string[] = [];
+  for (const chunk of new Set(blob.chunks)) {
+    const kept = cache.get(chunk);
+    if (kept) parts.set(chunk, kept);
+    else missing.push(chunk);
+  }
+  for (let k = 0; k < missing.length; k += 4096) {
+    const { rows } = await db.query<{ id: string; encoding: number; data: Buffer }>(
+      'SELECT id::text AS id, encoding, data FROM chunk WHERE id = ANY($1::bigint[])', [missing.slice(k, k + 4096)],
+    );
+    await Promise.all(rows.map(async (r) => {
+      const data = await inflateChunk(id, r.encoding, r.data);
+      parts.set(r.id, data);
+      cache.set(r.id, data);
+    }));
+  }
+  return Buffer.concat(blob.chunks.map((chunk) => {
+    const data = parts.get(chunk);
+    // Only a blob deleted while it was read loses chunks; its snapshot is gone too.
+    if (!data) throw new Error(`blob ${id}: chunk ${chunk} is gone`);
+    return data;
   }));
-  return Buffer.concat(parts);
 }
 
 

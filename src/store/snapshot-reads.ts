@@ -4,6 +4,7 @@
  */
 import type { Pool } from 'pg';
 import { readBlob } from './blob-store.ts';
+import type { ChunkCache } from './blob-store.ts';
 
 type Queryable = Pick<Pool, 'query'>;
 
@@ -39,6 +40,6 @@ export async function snapshotManifests(db: Queryable, snapshotId: string): Prom
   return s?.blob ? (await readBlob(db, s.blob)).toString('utf8') : null;
 }
 
-export async function dumpBytes(db: Queryable, ref: StoredDumpRef): Promise<Buffer> {
-  return readBlob(db, ref.blobId);
+export async function dumpBytes(db: Queryable, ref: StoredDumpRef, chunks?: ChunkCache): Promise<Buffer> {
+  return readBlob(db, ref.blobId, chunks);
 }
