@@ -46,14 +46,15 @@ export interface Config {
   readonly analysisThreads: number;
   /** ... the heap of each, MiB (SVCPATH_ANALYSIS_HEAP_MB) ... */
   readonly analysisHeapMb: number;
-  /** ... how many may wait for one before 503 (SVCPATH_ANALYSIS_QUEUE) ... */
+  /** ... and how many may wait for one before 503 (SVCPATH_ANALYSIS_QUEUE). */
   readonly analysisQueue: number;
   /**
-   * ... and the inflated chunks of stored dumps each keeps, bytes (SVCPATH_CHUNK_CACHE_MB, 64; 0
-   * keeps none): the nodes of a cluster share almost all their chunks, so an audit or a diff
+   * Inflated chunks of stored dumps kept by the server and by each analysis worker, bytes
+   * (SVCPATH_CHUNK_CACHE_MB, 64; 0 keeps none): the nodes of a cluster share almost all their
+   * chunks, so reading every node's dump (an audit, a diff, the first trace after a restart)
    * fetches and inflates little more than one dump. Outside the heap.
    */
-  readonly analysisChunkCacheBytes: number;
+  readonly chunkCacheBytes: number;
   /** A connection that sends nothing for this long is closed (SVCPATH_IDLE_TIMEOUT_S) ... */
   readonly idleTimeoutMs: number;
   /** ... a request whose headers and body take longer than this gets 408 (SVCPATH_REQUEST_TIMEOUT_S) ... */
@@ -288,7 +289,7 @@ export function loadConfig(env: Env = process.env, asRoot: boolean = process.get
     analysisThreads: integer(env, 'SVCPATH_ANALYSIS_THREADS', 1, 1, 64, problems),
     analysisHeapMb: integer(env, 'SVCPATH_ANALYSIS_HEAP_MB', 2048, 128, 1024 * 1024, problems),
     analysisQueue: integer(env, 'SVCPATH_ANALYSIS_QUEUE', 16, 0, 10_000, problems),
-    analysisChunkCacheBytes: integer(env, 'SVCPATH_CHUNK_CACHE_MB', 64, 0, 1024 * 1024, problems) * 1024 * 1024,
+    chunkCacheBytes: integer(env, 'SVCPATH_CHUNK_CACHE_MB', 64, 0, 1024 * 1024, problems) * 1024 * 1024,
     idleTimeoutMs: integer(env, 'SVCPATH_IDLE_TIMEOUT_S', 30, 1, 3600, problems) * 1000,
     requestTimeoutMs: integer(env, 'SVCPATH_REQUEST_TIMEOUT_S', 600, 1, 24 * 3600, problems) * 1000,
     maxConnections: integer(env, 'SVCPATH_MAX_CONNECTIONS', 1000, 1, 1_000_000, problems),

@@ -25,6 +25,7 @@ import { createTraceService } from './services/trace-service.ts';
 import { createParsePool } from './services/parse-pool.ts';
 import type { ParsePool } from './services/parse-pool.ts';
 import { createAnalysisPool } from './services/analysis-pool.ts';
+import { chunkCache } from './services/byte-cache.ts';
 import type { AnalysisPool } from './services/analysis-pool.ts';
 import { createAuthenticator, isLoopbackAddress, startupAccess } from './services/access.ts';
 import { createTokenService } from './services/token-service.ts';
@@ -86,10 +87,10 @@ async function main(): Promise<void> {
   parsePool = createParsePool({ threads: config.parseThreads });
   analysis = createAnalysisPool({
     connectionString: database.connectionString, threads: config.analysisThreads, heapMb: config.analysisHeapMb, queue: config.analysisQueue,
-    chunkCacheBytes: config.analysisChunkCacheBytes,
+    chunkCacheBytes: config.chunkCacheBytes,
   });
   const snapshotService = createSnapshotService({
-    store: createSnapshotStore(database), traceService, parsePool, analysis, caches: config.caches, rulesets,
+    store: createSnapshotStore(database, { chunks: chunkCache(config.chunkCacheBytes) }), traceService, parsePool, analysis, caches: config.caches, rulesets,
     uploadTtlMs: config.uploadTtlMs, limits: config.limits, log: (m) => log(m),
   });
   app = await buildApp({

@@ -26,7 +26,7 @@ describe('loadConfig', () => {
         analysisThreads: 1,
         analysisHeapMb: 2048,
         analysisQueue: 16,
-        analysisChunkCacheBytes: 64 * 1024 * 1024,
+        chunkCacheBytes: 64 * 1024 * 1024,
         idleTimeoutMs: 30_000,
         requestTimeoutMs: 600_000,
         maxConnections: 1000,
@@ -99,8 +99,8 @@ describe('loadConfig', () => {
   });
 
   test('SVCPATH_CHUNK_CACHE_MB: the analysis workers\' chunk cache, 0 for none', () => {
-    assert.equal(loadConfig({ SVCPATH_CHUNK_CACHE_MB: '0' }).analysisChunkCacheBytes, 0);
-    assert.equal(loadConfig({ SVCPATH_CHUNK_CACHE_MB: '200' }).analysisChunkCacheBytes, 200 * 1024 * 1024);
+    assert.equal(loadConfig({ SVCPATH_CHUNK_CACHE_MB: '0' }).chunkCacheBytes, 0);
+    assert.equal(loadConfig({ SVCPATH_CHUNK_CACHE_MB: '200' }).chunkCacheBytes, 200 * 1024 * 1024);
     assert.throws(() => loadConfig({ SVCPATH_CHUNK_CACHE_MB: '-1' }), ConfigError);
   });
 

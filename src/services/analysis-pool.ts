@@ -7,7 +7,8 @@ import type { Pool } from 'pg';
 import { Piscina } from 'piscina';
 import { AppError } from '../app-error.ts';
 import type { DiffResult, Finding } from '../engine/index.ts';
-import { auditStored, chunkCache, diffStored } from './analysis.ts';
+import { auditStored, diffStored } from './analysis.ts';
+import { chunkCache } from './byte-cache.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
 
 export interface AnalysisPool {

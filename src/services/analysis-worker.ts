@@ -4,7 +4,8 @@
  */
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { auditStored, chunkCache, diffStored } from './analysis.ts';
+import { auditStored, diffStored } from './analysis.ts';
+import { chunkCache } from './byte-cache.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
 
 const data = workerData as { connectionString: string; chunkCacheBytes: number };

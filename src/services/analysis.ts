@@ -10,18 +10,10 @@ import type { AnyRuleset, DiffResult, Finding, FormatOption, SideBackend } from 
 import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
 import type { ChunkCache } from '../store/blob-store.ts';
-import { ByteCache } from './byte-cache.ts';
 import { readMeaning } from './kube-meaning.ts';
 import type { Meaning } from './kube-meaning.ts';
 
 type Queryable = Pick<Pool, 'query'>;
-
-/** Inflated chunks within a byte budget, the least recently used going first; none kept for a budget of 0. */
-export function chunkCache(budgetBytes: number): ChunkCache | undefined {
-  if (budgetBytes <= 0) return undefined;
-  const cache = new ByteCache<Buffer>({ budgetBytes });
-  return { get: (id) => cache.get(id), set: (id, data) => cache.set(id, data, data.length) };
-}
 
 export interface AuditTask {
   readonly snapshot: string;

@@ -1,9 +1,12 @@
 /**
  * The one cache of the services: entries weighed in bytes (an estimate given with each), held
  * within a budget, the least recently used going first. Whatever is kept in memory between
- * requests — parsed dumps, read manifests, audit reports, diffs, snapshot metadata — is kept in
- * one of these, so that every cache is bounded by what it costs rather than by how many it holds.
+ * requests — parsed dumps, read manifests, audit reports, diffs, snapshot metadata, inflated
+ * chunks — is kept in one of these, so that every cache is bounded by what it costs rather than by
+ * how many it holds.
  */
+
+import type { ChunkCache } from '../store/blob-store.ts';
 
 export interface ByteCacheOptions {
   /** Bytes the entries may weigh together (with `overhead`). */
@@ -179,4 +182,11 @@ export function estimateBytes(value: unknown): number {
     } else bytes += SLOT_BYTES;
   }
   return bytes;
+}
+
+/** Inflated chunks within a byte budget, the least recently used going first; none kept for a budget of 0. */
+export function chunkCache(budgetBytes: number): ChunkCache | undefined {
+  if (budgetBytes <= 0) return undefined;
+  const cache = new ByteCache<Buffer>({ budgetBytes });
+  return { get: (id) => cache.get(id), set: (id, data) => cache.set(id, data, data.length) };
 }

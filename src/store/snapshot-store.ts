@@ -8,6 +8,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Database } from './database.ts';
 import { inTransaction, lockForBlobWrites, putBlob, readBlob, sweep } from './blob-store.ts';
+import type { ChunkCache } from './blob-store.ts';
 import type { ChunkPlan } from './chunking.ts';
 
 export interface StoredNode {
@@ -168,7 +169,9 @@ export interface SnapshotStore {
 /** Re-uploads kept per snapshot: enough to see which CI runs saw the same state. */
 const REUPLOADS_KEPT = 100;
 
-export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): SnapshotStore {
+/** `chunks`: inflated chunks kept between reads of dumps (the nodes of a cluster share most of theirs). */
+export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>, options: { readonly chunks?: ChunkCache } = {}): SnapshotStore {
+  const { chunks } = options;
   const { prisma } = db;
   const pool: Pool = db.pool;
   const toSnapshot = (s: {
@@ -241,7 +244,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
     const { rows } = await pool.query<{ blob_id: string | null }>(
       `SELECT ${column} AS blob_id FROM snapshot_node WHERE snapshot_id = $1 AND name = $2`, [snapshotId, node],
     );
-    return rows[0]?.blob_id ? readBlob(pool, rows[0].blob_id) : null;
+    return rows[0]?.blob_id ? readBlob(pool, rows[0].blob_id, chunks) : null;
   }
 
   return {
@@ -483,7 +486,7 @@ export function createSnapshotStore(db: Pick<Database, 'prisma' | 'pool'>): Snap
       const { rows } = await pool.query<{ blob_id: string }>(
         'SELECT blob_id FROM snapshot_node WHERE snapshot_id = $1 AND name = $2', [snapshotId, node],
       );
-      return rows[0] ? readBlob(pool, rows[0].blob_id) : null;
+      return rows[0] ? readBlob(pool, rows[0].blob_id, chunks) : null;
     },
 
     rawRoutes: (snapshotId, node) => optionalBlob(snapshotId, node, 'routes_blob_id'),

@@ -6,6 +6,7 @@ import type { Database } from '../../src/store/database.ts';
 import { createSnapshotStore } from '../../src/store/snapshot-store.ts';
 import { createSnapshotService } from '../../src/services/snapshot-service.ts';
 import { createAnalysisPool, inPlaceAnalysis } from '../../src/services/analysis-pool.ts';
+import { chunkCache } from '../../src/services/byte-cache.ts';
 import { createTraceService } from '../../src/services/trace-service.ts';
 import { createTestDatabase } from '../store/helpers.ts';
 import type { TestDatabase } from '../store/helpers.ts';
@@ -29,7 +30,8 @@ export async function createTestApp(options: {
     ? createAnalysisPool({ connectionString: db.connectionString, threads: 1, heapMb: options.analysisHeapMb, queue: 4 })
     : inPlaceAnalysis(db.pool);
   const snapshotService = createSnapshotService({
-    store: createSnapshotStore(db), traceService, uploadTtlMs: options.uploadTtlMs, analysis,
+    // A small chunk cache, as the server has one: raw dumps and traces read through it.
+    store: createSnapshotStore(db, { chunks: chunkCache(4 * 1024 * 1024) }), traceService, uploadTtlMs: options.uploadTtlMs, analysis,
   });
   const app = await buildApp({
     traceService, snapshotService, ping: () => snapshotService.ping(), bodyLimit: options.bodyLimit, uploadLimits: options.uploadLimits,
