@@ -6,9 +6,10 @@
  * The answer is then moved onto the ruleset asked about: its steps name that ruleset's positions
  * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
  */
-import type { Ruleset } from '../netfilter/ast.ts';
-import { ruleCount, ruleLineAt } from '../netfilter/rule.ts';
-import { ownCopy } from '../text.ts';
+import type { Rule, Ruleset } from '../netfilter/ast.ts';
+import { ruleAt, ruleCount, ruleLineAt, TextRule } from '../netfilter/rule.ts';
+import { detached, ownCopy } from '../text.ts';
+import { ruleOf, withRule } from './step-rule.ts';
 import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep } from './tracer.ts';
 import { dependenciesHold, newDependencies, trace } from './tracer.ts';
 
@@ -17,7 +18,11 @@ interface Kept {
   readonly result: TraceResult;
 }
 
-/** Where a step of a trace made elsewhere stands in `rs`. */
+/**
+ * Where a step of a trace made elsewhere stands in `rs`. A step that moved gets the rule of `rs`
+ * at its new position; one that did not keeps the kept copy of the rule, which has the same
+ * text, position and line.
+ */
 function moveStep<T extends { table: string; chain: string; index: number; line: number }>(s: T, rs: Ruleset, moved: Positions): T {
   const chain = rs.tables.get(s.table)?.chains.get(s.chain);
   if (!chain) return s;
@@ -26,7 +31,7 @@ function moveStep<T extends { table: string; chain: string; index: number; line:
   const at = moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
   if (at >= ruleCount(chain)) return s;
   const line = ruleLineAt(chain, at);
-  return at === s.index - 1 && line === s.line ? s : { ...s, index: at + 1, line };
+  return at === s.index - 1 && line === s.line ? s : withRule({ ...s, index: at + 1, line }, ruleAt(chain, at));
 }
 
 function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {
@@ -41,6 +46,8 @@ export class TraceMemo {
   private readonly byPacket = new Map<string, Kept[]>();
   /** One copy of each text the kept answers hold (rule texts recur in most of them). */
   private readonly texts = new Map<string, string>();
+  /** One copy of each rule the kept answers stand on, by position, line and text. */
+  private readonly rules = new Map<string, Rule>();
 
   private own(s: string): string {
     let copy = this.texts.get(s);
@@ -48,12 +55,25 @@ export class TraceMemo {
     return copy;
   }
 
-  /** A copy of an answer that shares no string with a dump. */
+  /** A copy of a rule that shares no string with a dump: its text is read again, from the copy, if asked for its parts. */
+  private ownRule(r: Rule): Rule {
+    const key = `${r.table}\0${r.chain}\0${r.index}\0${r.line}\0${r.synthesized ?? ''}\0${r.text}`;
+    let copy = this.rules.get(key);
+    if (copy === undefined) {
+      copy = r instanceof TextRule ? r.ownCopy((s) => this.own(s)) : detached(r);
+      this.rules.set(ownCopy(key), copy);
+    }
+    return copy;
+  }
+
+  /** A copy of an answer that shares no string with a dump, its steps with copies of their rules. */
   private keep(r: TraceResult): TraceResult {
     const own = (s: string) => this.own(s);
-    const step = <T extends { table: string; chain: string }>(s: T & ({ rule: string } | { text: string })): T => ({
-      ...s, table: own(s.table), chain: own(s.chain), ...('rule' in s ? { rule: own(s.rule) } : { text: own(s.text) }),
-    });
+    const step = <T extends { table: string; chain: string }>(s: T & ({ rule: string } | { text: string }), more: Partial<T> = {}): T => {
+      const copy = { ...s, ...more, table: own(s.table), chain: own(s.chain), ...('rule' in s ? { rule: own(s.rule) } : { text: own(s.text) }) };
+      const rule = ruleOf(s);
+      return rule ? withRule(copy, this.ownRule(rule)) : copy;
+    };
     return {
       ...r,
       packet: { ...r.packet, source: own(r.packet.source), destination: own(r.packet.destination) },
@@ -61,7 +81,7 @@ export class TraceMemo {
         ...o,
         destination: { ...o.destination, ip: own(o.destination.ip) },
         ...(o.snat ? { snat: { ...o.snat, ip: o.snat.ip === null ? null : own(o.snat.ip) } } : {}),
-        path: o.path.map((s) => ({ ...step(s), action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) })),
+        path: o.path.map((s) => step(s, { action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) })),
         notes: o.notes.map(own),
         ...(o.outInterface !== undefined ? { outInterface: own(o.outInterface) } : {}),
         ...(o.conditions ? { conditions: o.conditions.map(own) } : {}),
