@@ -7,8 +7,9 @@
  * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
  */
 import type { Rule, Ruleset } from '../netfilter/ast.ts';
-import { ruleAt, ruleCount, ruleLineAt, TextRule } from '../netfilter/rule.ts';
+import { ruleLineAt, TextRule } from '../netfilter/rule.ts';
 import { detached, ownCopy } from '../text.ts';
+import { compileRuleset } from './compile.ts';
 import { ruleOf, withRule } from './step-rule.ts';
 import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep } from './tracer.ts';
 import { dependenciesHold, newDependencies, trace } from './tracer.ts';
@@ -20,18 +21,20 @@ interface Kept {
 
 /**
  * Where a step of a trace made elsewhere stands in `rs`. A step that moved gets the rule of `rs`
- * at its new position; one that did not keeps the kept copy of the rule, which has the same
- * text, position and line.
+ * at its new position, the one a trace made on `rs` holds; one that did not keeps the kept copy of
+ * the rule, which has the same text, position and line.
  */
 function moveStep<T extends { table: string; chain: string; index: number; line: number }>(s: T, rs: Ruleset, moved: Positions): T {
-  const chain = rs.tables.get(s.table)?.chains.get(s.chain);
-  if (!chain) return s;
+  // dependenciesHold compiled every chain the trace walked.
+  const cc = compileRuleset(rs).tables.get(s.table)?.get(s.chain);
+  if (!cc) return s;
+  const chain = cc.chain;
   if (s.index === 0) return s.line === chain.line ? s : { ...s, line: chain.line };
   // Positions that did not move are not listed; the line is this ruleset's either way.
   const at = moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
-  if (at >= ruleCount(chain)) return s;
+  if (at >= cc.length) return s;
   const line = ruleLineAt(chain, at);
-  return at === s.index - 1 && line === s.line ? s : withRule({ ...s, index: at + 1, line }, ruleAt(chain, at));
+  return at === s.index - 1 && line === s.line ? s : withRule({ ...s, index: at + 1, line }, cc.rule(at).rule);
 }
 
 function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {
@@ -46,8 +49,8 @@ export class TraceMemo {
   private readonly byPacket = new Map<string, Kept[]>();
   /** One copy of each text the kept answers hold (rule texts recur in most of them). */
   private readonly texts = new Map<string, string>();
-  /** One copy of each rule the kept answers stand on, by position, line and text. */
-  private readonly rules = new Map<string, Rule>();
+  /** One copy of each rule the kept answers stand on, under its text's copy in `texts`. */
+  private readonly rules = new Map<string, Rule[]>();
 
   private own(s: string): string {
     let copy = this.texts.get(s);
@@ -55,13 +58,15 @@ export class TraceMemo {
     return copy;
   }
 
-  /** A copy of a rule that shares no string with a dump: its text is read again, from the copy, if asked for its parts. */
+  /** A copy of a rule that shares no string with a dump (a parsed rule's parts are read again from the copy, when asked for). */
   private ownRule(r: Rule): Rule {
-    const key = `${r.table}\0${r.chain}\0${r.index}\0${r.line}\0${r.synthesized ?? ''}\0${r.text}`;
-    let copy = this.rules.get(key);
+    const text = this.own(r.text);
+    let same = this.rules.get(text);
+    if (same === undefined) this.rules.set(text, (same = []));
+    let copy = same.find((c) => c.index === r.index && c.line === r.line && c.chain === r.chain && c.table === r.table && c.synthesized === r.synthesized);
     if (copy === undefined) {
       copy = r instanceof TextRule ? r.ownCopy((s) => this.own(s)) : detached(r);
-      this.rules.set(ownCopy(key), copy);
+      same.push(copy);
     }
     return copy;
   }
