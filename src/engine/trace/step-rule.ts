@@ -25,13 +25,30 @@ export function ruleOf(step: object): Rule | undefined {
   return (step as { [RULE]?: Rule })[RULE];
 }
 
-/** `step` with the nftables rule it stands for attached; the same object. */
-export function withNftRule<T extends object>(step: T, rule: NftRule): T {
-  Object.defineProperty(step, NFT_RULE, { value: rule });
+/** The element of a verdict map a step's rule took: its verdict, the verdict's chain, its comment. */
+export interface TakenElement {
+  readonly verdict: string;
+  readonly chain?: string;
+  readonly comment?: string;
+}
+
+interface NftStepRule {
+  readonly rule: NftRule;
+  readonly taken: TakenElement | null;
+}
+
+/** `step` with the nftables rule it stands for (and the verdict-map element it took) attached; the same object. */
+export function withNftRule<T extends object>(step: T, rule: NftRule, taken: TakenElement | null = null): T {
+  Object.defineProperty(step, NFT_RULE, { value: { rule, taken } satisfies NftStepRule });
   return step;
 }
 
 /** The nftables rule a step or rule reference stands for; undefined for a policy step. */
 export function nftRuleOf(step: object): NftRule | undefined {
-  return (step as { [NFT_RULE]?: NftRule })[NFT_RULE];
+  return (step as { [NFT_RULE]?: NftStepRule })[NFT_RULE]?.rule;
+}
+
+/** The verdict-map element the step's rule took; undefined when it took none. */
+export function takenElementOf(step: object): TakenElement | undefined {
+  return (step as { [NFT_RULE]?: NftStepRule })[NFT_RULE]?.taken ?? undefined;
 }
