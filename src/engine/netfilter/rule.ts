@@ -77,12 +77,9 @@ export class TextRule implements Rule {
     return `${this.family}\u0000${this.table}\u0000${this.text}`;
   }
 
-  /**
-   * The same rule read from a copy of its text: for caches that outlive the dump. `copy` makes the
-   * copies of the chain name and text (a cache that keeps many rules passes one that shares them).
-   */
-  ownCopy(copy: (s: string) => string = ownCopy): TextRule {
-    return new TextRule(this.table, copy(this.chain), this.index, this.line, copy(this.text), this.start, this.family, undefined, this.synthesized);
+  /** The same rule read from a copy of its text: for caches that outlive the dump. */
+  ownCopy(): TextRule {
+    return new TextRule(this.table, ownCopy(this.chain), this.index, this.line, ownCopy(this.text), this.start, this.family, undefined, this.synthesized);
   }
 
   /** The same rule at another position (after svcpath inserted rules before it). */
@@ -496,6 +493,11 @@ export function ruleLineAt(c: Chain, k: number): number {
 /** What svcpath assumed in adding the chain's rule at 0-based position k (undefined for a rule of the dump). */
 export function ruleAssumptionAt(c: Chain, k: number): string | undefined {
   return c instanceof DumpChain ? undefined : c.rules[k].synthesized;
+}
+
+/** A chain's rule at 0-based position k; for a parsed chain, made alone (its other rules stay unmade). */
+export function ruleAt(c: Chain, k: number): Rule {
+  return c instanceof DumpChain ? c.ruleAt(k) : c.rules[k];
 }
 
 /** The text of a chain's rule at 0-based position k. */

@@ -6,12 +6,11 @@
  * The answer is then moved onto the ruleset asked about: its steps name that ruleset's positions
  * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
  */
-import type { Rule, Ruleset } from '../netfilter/ast.ts';
-import { ruleLineAt, TextRule } from '../netfilter/rule.ts';
-import { detached, ownCopy } from '../text.ts';
-import { compileRuleset } from './compile.ts';
-import { ruleOf, withRule } from './step-rule.ts';
-import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep } from './tracer.ts';
+import type { Chain, Ruleset } from '../netfilter/ast.ts';
+import { ruleAt, ruleCount, ruleLineAt } from '../netfilter/rule.ts';
+import { ownCopy } from '../text.ts';
+import { withRule } from './step-rule.ts';
+import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep, TraceWarning } from './tracer.ts';
 import { dependenciesHold, newDependencies, trace } from './tracer.ts';
 
 interface Kept {
@@ -19,29 +18,47 @@ interface Kept {
   readonly result: TraceResult;
 }
 
+/** Where a step (or rule reference) of a trace made elsewhere stands in `rs`: the chain and 0-based position, or null when `rs` lacks it. */
+function placeIn(s: { table: string; chain: string; index: number }, rs: Ruleset, moved: Positions): { chain: Chain; at: number } | null {
+  const chain = rs.tables.get(s.table)?.chains.get(s.chain);
+  if (!chain) return null;
+  // Positions that did not move are not listed.
+  const at = s.index === 0 ? -1 : moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
+  return at < ruleCount(chain) ? { chain, at } : null;
+}
+
 /**
- * Where a step of a trace made elsewhere stands in `rs`. A step that moved gets the rule of `rs`
- * at its new position, the one a trace made on `rs` holds; one that did not keeps the kept copy of
- * the rule, which has the same text, position and line.
+ * A step of a trace made elsewhere, as a trace made on `rs` has it: that ruleset's position, line
+ * and rule (kept answers hold no rules, so that they keep nothing of a dump). Written out field by
+ * field as the tracer writes a step: the rule is attached to an object of the same shape.
  */
-function moveStep<T extends { table: string; chain: string; index: number; line: number }>(s: T, rs: Ruleset, moved: Positions): T {
-  // dependenciesHold compiled every chain the trace walked.
-  const cc = compileRuleset(rs).tables.get(s.table)?.get(s.chain);
-  if (!cc) return s;
-  const chain = cc.chain;
-  if (s.index === 0) return s.line === chain.line ? s : { ...s, line: chain.line };
-  // Positions that did not move are not listed; the line is this ruleset's either way.
-  const at = moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
-  if (at >= cc.length) return s;
+function moveStep(s: TraceStep, rs: Ruleset, moved: Positions): TraceStep {
+  const place = placeIn(s, rs, moved);
+  if (!place) return s;
+  const { chain, at } = place;
+  if (at < 0) return s.line === chain.line ? s : { ...s, line: chain.line };
+  const index = at + 1;
   const line = ruleLineAt(chain, at);
-  return at === s.index - 1 && line === s.line ? s : withRule({ ...s, index: at + 1, line }, cc.rule(at).rule);
+  const { hook, table, rule, action, assumed } = s;
+  const step: TraceStep = assumed === undefined
+    ? { hook, table, chain: s.chain, index, line, rule, action }
+    : { hook, table, chain: s.chain, index, line, rule, action, assumed };
+  return withRule(step, ruleAt(chain, at));
+}
+
+/** A warning's reference to a rule of a trace made elsewhere, as a trace made on `rs` has it. */
+function moveRef(r: NonNullable<TraceWarning['rule']>, rs: Ruleset, moved: Positions): NonNullable<TraceWarning['rule']> {
+  const place = placeIn(r, rs, moved);
+  if (!place || place.at < 0) return r;
+  const { chain, at } = place;
+  return withRule({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text: r.text }, ruleAt(chain, at));
 }
 
 function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {
   return {
     ...r,
-    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s: TraceStep) => moveStep(s, rs, moved)) })),
-    warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveStep(w.rule, rs, moved) } : w)),
+    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved)) })),
+    warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveRef(w.rule, rs, moved) } : w)),
   };
 }
 
@@ -49,8 +66,6 @@ export class TraceMemo {
   private readonly byPacket = new Map<string, Kept[]>();
   /** One copy of each text the kept answers hold (rule texts recur in most of them). */
   private readonly texts = new Map<string, string>();
-  /** One copy of each rule the kept answers stand on, under its text's copy in `texts`. */
-  private readonly rules = new Map<string, Rule[]>();
 
   private own(s: string): string {
     let copy = this.texts.get(s);
@@ -58,27 +73,12 @@ export class TraceMemo {
     return copy;
   }
 
-  /** A copy of a rule that shares no string with a dump (a parsed rule's parts are read again from the copy, when asked for). */
-  private ownRule(r: Rule): Rule {
-    const text = this.own(r.text);
-    let same = this.rules.get(text);
-    if (same === undefined) this.rules.set(text, (same = []));
-    let copy = same.find((c) => c.index === r.index && c.line === r.line && c.chain === r.chain && c.table === r.table && c.synthesized === r.synthesized);
-    if (copy === undefined) {
-      copy = r instanceof TextRule ? r.ownCopy((s) => this.own(s)) : detached(r);
-      same.push(copy);
-    }
-    return copy;
-  }
-
-  /** A copy of an answer that shares no string with a dump, its steps with copies of their rules. */
+  /** A copy of an answer that shares no string with a dump; its steps carry no rules (moveStep gives them theirs). */
   private keep(r: TraceResult): TraceResult {
     const own = (s: string) => this.own(s);
-    const step = <T extends { table: string; chain: string }>(s: T & ({ rule: string } | { text: string }), more: Partial<T> = {}): T => {
-      const copy = { ...s, ...more, table: own(s.table), chain: own(s.chain), ...('rule' in s ? { rule: own(s.rule) } : { text: own(s.text) }) };
-      const rule = ruleOf(s);
-      return rule ? withRule(copy, this.ownRule(rule)) : copy;
-    };
+    const step = <T extends { table: string; chain: string }>(s: T & ({ rule: string } | { text: string })): T => ({
+      ...s, table: own(s.table), chain: own(s.chain), ...('rule' in s ? { rule: own(s.rule) } : { text: own(s.text) }),
+    });
     return {
       ...r,
       packet: { ...r.packet, source: own(r.packet.source), destination: own(r.packet.destination) },
@@ -86,7 +86,7 @@ export class TraceMemo {
         ...o,
         destination: { ...o.destination, ip: own(o.destination.ip) },
         ...(o.snat ? { snat: { ...o.snat, ip: o.snat.ip === null ? null : own(o.snat.ip) } } : {}),
-        path: o.path.map((s) => step(s, { action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) })),
+        path: o.path.map((s) => ({ ...step(s), action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) })),
         notes: o.notes.map(own),
         ...(o.outInterface !== undefined ? { outInterface: own(o.outInterface) } : {}),
         ...(o.conditions ? { conditions: o.conditions.map(own) } : {}),

@@ -15,8 +15,8 @@ import type { NftRule } from '../nftables/ast.ts';
  * A constructor that returns the object it is given: the private fields of a subclass are then
  * added to that object. A private field is no property (JSON, Object.keys, spread, structured
  * clone and assert.deepEqual do not see it, and the object keeps its prototype), and adding one
- * costs what adding a property costs, where Object.defineProperty would cost several times a
- * step's making.
+ * to objects of a few shapes (object literals written field by field) costs what adding a
+ * property costs, where Object.defineProperty would cost several times a step's making.
  */
 class Carrier {
   constructor(o: object) {

@@ -108,11 +108,9 @@ test('an answer the memo moves to another node carries that node\'s rules at the
   const moved = (r: TraceResult) => r.outcomes[0].path.find((s) => s.chain === 'KUBE-SERVICES')!;
   assert.deepEqual([moved(onA).index, moved(onB).index], [1, 3], 'the step moved');
   assertStepsStandOn(b, onB);
-  assert.equal(ruleOf(moved(onB)), ruleOf(moved(direct)), 'the moved step has the rule a trace on node b has');
-  // Steps that kept their place carry the memo's copy of the same rule, read from its own text.
-  const kept = onB.outcomes[1].path.find((s) => s.action === 'dnat')!;
-  assert.notEqual(ruleOf(kept), ruleAtStep(b, kept));
-  assert.deepEqual(ruleOf(kept)?.target?.options[0].args, ['10.0.0.2:80']);
+  // Every step carries the rule a trace made on node b carries, those that kept their place too.
+  const parts = (r: Rule | undefined) => r && [r.table, r.chain, r.index, r.line, r.text, r.target?.name];
+  onB.outcomes.forEach((o, i) => o.path.forEach((s, k) => assert.deepEqual(parts(ruleOf(s)), parts(ruleOf(direct.outcomes[i].path[k])), `${s.chain} ${s.index}`)));
   assert.equal(describeTrace(onB, null, null).outcomes[1].service?.name, 'web');
 });
 
