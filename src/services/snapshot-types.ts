@@ -161,7 +161,7 @@ export interface NodeTrace {
     readonly kind: string;
     readonly destination: string;
     readonly port: number;
-    readonly protocol: string;
+    readonly protocol: Protocol;
     readonly servicePort: { readonly name: string; readonly port: number; readonly protocol: string };
   };
   readonly entry: Entry;

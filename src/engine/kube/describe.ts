@@ -10,11 +10,10 @@
  */
 import { EngineError } from '../errors.ts';
 import { formatCidr, hostPort } from '../net/address.ts';
-import { ownCopy } from '../text.ts';
-import { lex } from '../netfilter/lexer.ts';
-import type { RuleBody } from '../netfilter/rule-parser.ts';
-import { RuleReader } from '../netfilter/rule-parser.ts';
+import type { Rule } from '../netfilter/ast.ts';
+import { commentOf } from '../netfilter/ast.ts';
 import type { Protocol } from '../trace/packet.ts';
+import { ruleOf } from '../trace/step-rule.ts';
 import type { NodeSpec, TraceOutcome, TraceResult, TraceStep } from '../trace/tracer.ts';
 import type { ChainNameEntry, ChainNameIndex } from './chain-names.ts';
 import { decodeChainName, kubeProxyChainName, servicePortNameString, splitChainName } from './chain-names.ts';
@@ -78,37 +77,15 @@ export interface DescribeOptions {
   readonly nodeAddresses?: readonly string[];
 }
 
+/** A path step with the rule it stands for (null for a policy step) and that rule's comment and target. */
 interface ParsedStep {
   readonly step: TraceStep;
-  readonly body: RuleBody | null;
+  readonly body: Rule | null;
   readonly comment: string | null;
   readonly target: string | null;
 }
 
-/** Reads a path step's rule text (`-A CHAIN …` as the dump had it) back into its parts. */
-function parseRuleText(text: string): RuleBody | null {
-  try {
-    const words = lex(text, 0);
-    let start = 0;
-    if (words.is(0, '-A') || words.is(0, '--append')) start = 2;
-    else if (words.is(0, '-I') || words.is(0, '--insert')) start = /^\d+$/.test(words.text(2) ?? '') ? 3 : 2;
-    else if (!words.isOption(0) || words.is(0, '-P')) return null;
-    return new RuleReader().read(words, start, 0, text);
-  } catch {
-    return null;
-  }
-}
-
-function commentOf(body: RuleBody | null): string | null {
-  for (const m of body?.matches ?? []) {
-    if (m.module !== 'comment') continue;
-    const o = m.options.find((x) => x.name === 'comment');
-    if (o) return o.args.join(' ');
-  }
-  return null;
-}
-
-function addrtype(body: RuleBody | null, option: 'src-type' | 'dst-type'): { negated: boolean; value: string } | null {
+function addrtype(body: Rule | null, option: 'src-type' | 'dst-type'): { negated: boolean; value: string } | null {
   for (const m of body?.matches ?? []) {
     if (m.module !== 'addrtype') continue;
     const o = m.options.find((x) => x.name === option);
@@ -147,7 +124,7 @@ function frontendOf(p: ParsedStep): DescribedFrontend | null {
 }
 
 /** The masquerade bit kube-proxy uses unless configured otherwise (--iptables-masquerade-bit 14). */
-function setsMark(body: RuleBody | null): boolean {
+function setsMark(body: Rule | null): boolean {
   if (body?.target?.name !== 'MARK') return false;
   return body.target.options.some((o) => ['or-mark', 'set-xmark', 'set-mark'].includes(o.name) && !/^0x0+(\/|$)|^0+(\/|$)/.test(o.args[0] ?? ''));
 }
@@ -229,26 +206,6 @@ function sameServicePort(a: Pick<Named, 'namespace' | 'name' | 'portName'>, b: C
  * Names the Service, endpoint, pod and masquerade reason of every outcome of a trace. `model` and
  * `index` are optional: without them the answer comes from the rule comments alone.
  */
-/**
- * Rule texts read for descriptions, shared by every trace: the same rules stand on every node of a
- * cluster and are traced again and again. Emptied when full (the set in use is far smaller).
- */
-const PARSED_KEPT = 50_000;
-const parsedRules = new Map<string, RuleBody | null>();
-
-function parsedRule(text: string): RuleBody | null {
-  let body = parsedRules.get(text);
-  if (body === undefined) {
-    if (parsedRules.size >= PARSED_KEPT) parsedRules.clear();
-    // Read from a copy: the text is a slice of its dump, and the key and the words of the body
-    // would keep the whole dump alive.
-    const own = ownCopy(text);
-    body = parseRuleText(own);
-    parsedRules.set(own, body);
-  }
-  return body;
-}
-
 export function describeTrace(
   result: TraceResult,
   model: ClusterModel | null,
@@ -256,8 +213,8 @@ export function describeTrace(
   options: DescribeOptions = {},
 ): DescribedTrace {
   const parse = (step: TraceStep): ParsedStep => {
-    const body = parsedRule(step.rule);
-    return { step, body, comment: commentOf(body), target: body?.target?.name ?? null };
+    const body = ruleOf(step) ?? null;
+    return { step, body, comment: body && commentOf(body), target: body?.target?.name ?? null };
   };
   return { outcomes: result.outcomes.map((o) => describeOutcome(result, o, o.path.map(parse), model, index, options)) };
 }

@@ -16,18 +16,44 @@ import { assembleOutcome, describeEndpoint, parseServicePortName } from './descr
 import type { NftChainName } from './nft-chain-names.ts';
 import { decodeNftChainName } from './nft-chain-names.ts';
 import { hostPort } from '../net/address.ts';
+import type { NftExpr, NftMatch, NftRule } from '../nftables/ast.ts';
+import { printExpr } from '../nftables/printer.ts';
+import { nftRuleOf, takenElementOf } from '../trace/step-rule.ts';
 
 /** kube-proxy's chain that marks a packet for masquerading (`mark set mark or 0x4000`). */
 const MARK_CHAIN = 'mark-for-masquerade';
 
 /** The chain a step's verdict (or verdict-map element) sent the packet to. */
 function targetOf(step: TraceStep): string | null {
-  return /(?:^|[\s,→])(?:jump|goto) (\S+)/.exec(step.action)?.[1] ?? null;
+  const taken = takenElementOf(step);
+  if (taken) return taken.chain ?? null;
+  const last = nftRuleOf(step)?.statements.at(-1);
+  return last?.kind === 'verdict' && (last.verdict === 'jump' || last.verdict === 'goto') ? last.target ?? null : null;
 }
 
-/** The element comment a verdict-map step quotes: `("ns2/svc2:p80")`. */
+/** The comment of the verdict-map element a step took: `ns2/svc2:p80` of a no-endpoint element. */
 function elementComment(step: TraceStep): string | null {
-  return /\(comment "([^"]*)"\)/.exec(step.action)?.[1] ?? null;
+  return takenElementOf(step)?.comment ?? null;
+}
+
+/** The names of the sets and maps a rule looks the packet up in (`@service-ips`). */
+function setsOf(rule: NftRule | undefined): string[] {
+  const names: string[] = [];
+  const expr = (e: NftExpr): void => {
+    if (e.kind === 'set-ref') names.push(e.name);
+    else if (e.kind === 'map') expr(e.map);
+  };
+  for (const st of rule?.statements ?? []) {
+    if (st.kind === 'vmap') expr(st.map);
+    else if (st.kind === 'match') expr(st.right);
+  }
+  return names;
+}
+
+/** The matches of a rule on the packet's source address (`ip saddr …`, `ip6 saddr …`). */
+function sourceMatches(rule: NftRule | undefined): NftMatch[] {
+  return (rule?.statements ?? []).filter((st): st is NftMatch =>
+    st.kind === 'match' && st.left.kind === 'payload' && (st.left.protocol === 'ip' || st.left.protocol === 'ip6') && st.left.field === 'saddr');
 }
 
 function samePort(a: NftChainName, b: NftChainName): boolean {
@@ -43,8 +69,9 @@ function samePort(a: NftChainName, b: NftChainName): boolean {
 function frontendOf(steps: readonly TraceStep[]): DescribedFrontend | null {
   if (steps.some((s) => decodeNftChainName(s.chain)?.kind === 'firewall')) return 'LoadBalancer';
   for (const s of steps) {
-    if (/@(service|no-endpoint)-nodeports\b/.test(s.rule)) return 'NodePort';
-    if (/@service-ips\b/.test(s.rule)) {
+    const sets = setsOf(nftRuleOf(s));
+    if (sets.includes('service-nodeports') || sets.includes('no-endpoint-nodeports')) return 'NodePort';
+    if (sets.includes('service-ips')) {
       const target = targetOf(s);
       const kind = target ? decodeNftChainName(target)?.kind : null;
       if (kind === 'service' || kind === 'local') return 'ClusterIP';
@@ -64,18 +91,28 @@ function frontendOf(steps: readonly TraceStep[]): DescribedFrontend | null {
  */
 function masqueradeReasonOf(step: TraceStep): string {
   const kind = decodeNftChainName(step.chain)?.kind ?? null;
-  const rule = step.rule;
-  const notFrom = /\bip6? saddr != (\S+)/.exec(rule);
-  const notIface = /\biifname != ("?)([^"\s]+)\1/.exec(rule);
-  if (kind === 'endpoint' && /\bip6? saddr [0-9a-fA-F.:]+(\s|$)/.test(rule)) return 'hairpin: the endpoint reaches itself through the Service';
-  if (/\bfib saddr type local\b/.test(rule)) return 'traffic from the node itself (LOCAL origin)';
+  const rule = nftRuleOf(step);
+  const statements = rule?.statements ?? [];
+  const source = sourceMatches(rule);
+  const notFrom = source.find((m) => m.op === '!=');
+  const notIface = statements.find((st): st is NftMatch => st.kind === 'match' && st.op === '!=' && st.left.kind === 'meta' && st.left.key === 'iifname');
+  if (kind === 'endpoint' && source.some((m) => m.op === '==' && m.right.kind === 'literal')) return 'hairpin: the endpoint reaches itself through the Service';
+  const fromLocal = statements.some((st) =>
+    st.kind === 'match' && st.op === '==' && st.left.kind === 'fib' && st.left.result === 'type' && st.left.flags.length === 1 && st.left.flags[0] === 'saddr'
+    && st.right.kind === 'literal' && st.right.text === 'local');
+  if (fromLocal) return 'traffic from the node itself (LOCAL origin)';
   if (kind === 'service' || kind === 'local') {
-    if (notFrom) return `source outside the cluster CIDR ${notFrom[1]}`;
-    if (notIface) return `traffic not arriving on the pod interface ${notIface[2]} (not from a local pod)`;
+    if (notFrom) return `source outside the cluster CIDR ${printExpr(notFrom.right)}`;
+    if (notIface) return `traffic not arriving on the pod interface ${notIface.right.kind === 'literal' ? notIface.right.text : printExpr(notIface.right)} (not from a local pod)`;
     return 'masqueradeAll: kube-proxy masquerades all traffic to Service cluster IPs';
   }
   if (kind === 'external') return 'external traffic to a Service with externalTrafficPolicy: Cluster';
   return `marked for masquerade by ${step.table} ${step.chain} rule ${step.index}`;
+}
+
+/** Does the step's rule end in a NAT statement of this type (it ran: the step is on the path)? */
+function hasNat(step: TraceStep, type: 'dnat' | 'masquerade'): boolean {
+  return nftRuleOf(step)?.statements.some((st) => st.kind === 'nat' && st.type === type) ?? false;
 }
 
 function masqueradeReasons(steps: readonly TraceStep[]): string[] {
@@ -86,7 +123,7 @@ function masqueradeReasons(steps: readonly TraceStep[]): string[] {
     if (!reasons.includes(reason)) reasons.push(reason);
   }
   if (reasons.length > 0) return reasons;
-  const masq = steps.find((s) => /^masquerade\b/.test(s.action));
+  const masq = steps.find((s) => hasNat(s, 'masquerade'));
   return masq ? [`masquerade by ${masq.table} ${masq.chain} rule ${masq.index}, not by kube-proxy's masquerade mark`] : [];
 }
 
@@ -159,7 +196,7 @@ function describeOutcome(result: TraceResult, outcome: TraceOutcome, model: Clus
   if (outcome.verdict === 'DNAT') {
     const ip = canonicalIP(outcome.destination.ip);
     const port = outcome.destination.port;
-    const dnat = [...steps].reverse().find((s) => /^dnat\b/.test(s.action));
+    const dnat = [...steps].reverse().find((s) => hasNat(s, 'dnat'));
     const ep = dnat ? decodeNftChainName(dnat.chain)?.endpoint : undefined;
     if (ep && (canonicalIP(ep.ip) !== ip || ep.port !== port)) {
       notes.push(`chain ${dnat!.chain} is kube-proxy's name for endpoint ${hostPort(ep.ip, ep.port)}, but it DNATs to ${hostPort(ip, port)}`);

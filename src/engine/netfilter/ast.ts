@@ -129,3 +129,23 @@ export const TABLE_NAMES: readonly string[] = Object.freeze(['raw', 'mangle', 'n
 export function isBuiltinChain(table: string, chain: string): boolean {
   return BUILTIN_CHAINS[table]?.includes(chain) ?? false;
 }
+
+/** The rule's first `-m module` match, or undefined. */
+export function matchOf(rule: Pick<Rule, 'matches'>, module: string): MatchModule | undefined {
+  return rule.matches.find((m) => m.module === module);
+}
+
+/** The first argument of option `name` (written `--name`) among `options`; undefined when the option is not given. */
+export function optionArg(options: readonly ModuleOption[], name: string): string | undefined {
+  return options.find((o) => o.name === name)?.args[0];
+}
+
+/** The rule's comment (`-m comment --comment …`), its words joined as iptables joins them; null when it has none. */
+export function commentOf(rule: Pick<Rule, 'matches'>): string | null {
+  for (const m of rule.matches) {
+    if (m.module !== 'comment') continue;
+    const o = m.options.find((x) => x.name === 'comment');
+    if (o) return o.args.join(' ');
+  }
+  return null;
+}

@@ -495,6 +495,11 @@ export function ruleAssumptionAt(c: Chain, k: number): string | undefined {
   return c instanceof DumpChain ? undefined : c.rules[k].synthesized;
 }
 
+/** A chain's rule at 0-based position k; for a parsed chain, made alone (its other rules stay unmade). */
+export function ruleAt(c: Chain, k: number): Rule {
+  return c instanceof DumpChain ? c.ruleAt(k) : c.rules[k];
+}
+
 /** The text of a chain's rule at 0-based position k. */
 export function ruleTextAt(c: Chain, k: number): string {
   return c instanceof DumpChain ? c.ruleText(k) : c.rules[k].text;

@@ -16,6 +16,7 @@ import type { ChainTarget, CompiledNftChain, CompiledNftRule, Flow, Item, NftVer
 import type { DataType, Scalar, Value } from './trace-values.ts';
 import { CT_STATE, formatValue, prefixRange, protocolNumber, readConstant, RTN_LOCAL, RTN_UNICAST } from './trace-values.ts';
 import type { NftProgram } from './walk.ts';
+import type { TakenElement } from '../trace/step-rule.ts';
 import { verdictText } from './walk.ts';
 
 /** What an expression gives: a value, `null` when the packet has no such field (the match fails), or why it cannot be known. */
@@ -515,7 +516,7 @@ function evalMatch(left: Typed, test: (v: Value, ctx: RuleContext) => boolean, n
 function vmapItem(key: Typed, set: Matcher): Item {
   // What taking an element does, kept for the elements whose key is exact: every packet that takes
   // one has that key, so the step reads the same each time.
-  const taken = new Map<Element, { readonly text: string; readonly flow: Flow }>();
+  const taken = new Map<Element, { readonly text: string; readonly flow: Flow; readonly element: TakenElement }>();
   return (ctx) => {
     const v = key.get(ctx);
     if (v === null) return 'break';
@@ -526,10 +527,16 @@ function vmapItem(key: Typed, set: Matcher): Item {
     let t = taken.get(el);
     if (!t) {
       const comment = el.comment ? ` (comment "${el.comment}")` : '';
-      t = { text: `vmap: ${formatValue(v, key.types)} → ${verdictText(el.verdict)}${comment}`, flow: { verdict: el.verdict, quiet: true } };
+      const element: TakenElement = {
+        verdict: el.verdict.kind,
+        ...(el.verdict.kind === 'jump' || el.verdict.kind === 'goto' ? { chain: el.verdict.chain } : {}),
+        ...(el.comment !== undefined ? { comment: el.comment } : {}),
+      };
+      t = { text: `vmap: ${formatValue(v, key.types)} → ${verdictText(el.verdict)}${comment}`, flow: { verdict: el.verdict, quiet: true }, element };
       if (el.parts.every((p) => !('prefix' in p) && p.low === p.high)) taken.set(el, t);
     }
     ctx.act(t.text);
+    ctx.took(t.element);
     return t.flow;
   };
 }
@@ -717,7 +724,7 @@ function compileRule(rule: NftRule, sets: SetLookup, table: NftTable): CompiledN
     table: rule.table, chain: rule.chain, index: rule.index, line: rule.line, text: rule.text,
     ...(rule.handle !== undefined ? { handle: rule.handle } : {}),
   };
-  return { ref, items: rule.statements.map((st) => statementItem(st, sets, table)) };
+  return { ref, rule, items: rule.statements.map((st) => statementItem(st, sets, table)) };
 }
 
 function compileChain(chain: NftChain, sets: SetLookup, table: NftTable, stats: { rules: number }): CompiledNftChain {

@@ -6,6 +6,8 @@
  */
 import type { Addr, Protocol } from '../trace/packet.ts';
 import type { NftHook } from './hooks.ts';
+import type { NftRule } from './ast.ts';
+import type { TakenElement } from '../trace/step-rule.ts';
 
 /** conntrack's view of the packet: before conntrack has seen it (priority below −200) it is `invalid`. */
 export type CtState = 'new' | 'untracked' | 'invalid';
@@ -74,6 +76,8 @@ export interface RuleContext {
   nat(kind: 'dnat' | 'snat' | 'masquerade' | 'redirect', detail?: { ip: string | null; port: number | null }): void;
   /** An expression the tracer does not model ran as a statement: warn, naming the rule. */
   unmodelled(what: string): void;
+  /** A verdict map gave the packet this element: the step says so. */
+  took(element: TakenElement): void;
 }
 
 export type Item = (ctx: RuleContext) => Flow;
@@ -92,6 +96,8 @@ export interface RuleRef {
 
 export interface CompiledNftRule {
   readonly ref: RuleRef;
+  /** The parsed rule, which path steps carry (step-rule.ts). */
+  readonly rule: NftRule;
   readonly items: readonly Item[];
 }
 

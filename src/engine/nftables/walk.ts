@@ -9,7 +9,9 @@ import type { TraceStep, TraceWarning, Verdict, Delivery } from '../trace/tracer
 import type { Addr, Hook } from '../trace/packet.ts';
 import type { BaseChainRegistration, HookSlot, IpFamily, NftHook } from './hooks.ts';
 import { CONNTRACK_PRIORITY, hookSchedule } from './hooks.ts';
-import type { CompiledNftChain, CompiledNftRule, CtState, Flow, NftEnv, NftPacketState, NftVerdict, RuleContext, RuleRef } from './state.ts';
+import type { CompiledNftChain, CompiledNftRule, CtState, Flow, NftEnv, NftPacketState, NftVerdict, RuleContext } from './state.ts';
+import type { TakenElement } from '../trace/step-rule.ts';
+import { withNftRule } from '../trace/step-rule.ts';
 
 /** A compiled ruleset: its base chains and a way to find any chain. */
 export interface NftProgram {
@@ -70,6 +72,8 @@ class RuleRun implements RuleContext {
   rule: CompiledNftRule | null = null;
   /** The current rule's action texts, joined by commas; null until it has one. */
   private actions: string | null = null;
+  /** The verdict-map element the current rule took; null until it takes one. */
+  taken: TakenElement | null = null;
 
   constructor(
     private readonly walker: NftWalker,
@@ -83,6 +87,7 @@ class RuleRun implements RuleContext {
     this.s = s;
     this.hook = hook;
     this.actions = null;
+    this.taken = null;
   }
 
   /** What the rule did, as its path step shows it. */
@@ -102,6 +107,10 @@ class RuleRun implements RuleContext {
     this.walker.run.notes.push(text);
   }
 
+  took(element: TakenElement): void {
+    this.taken = element;
+  }
+
   nat(kind: 'dnat' | 'snat' | 'masquerade' | 'redirect', detail?: { ip: string | null; port: number | null }): void {
     const run = this.walker.run;
     if (kind === 'dnat' || kind === 'redirect') {
@@ -115,7 +124,7 @@ class RuleRun implements RuleContext {
   }
 
   unmodelled(what: string): void {
-    this.warn({ code: 'NOT_MODELLED', message: `${what} is not modelled; the trace went on past it`, rule: this.walker.ref(this.rule!.ref) });
+    this.warn({ code: 'NOT_MODELLED', message: `${what} is not modelled; the trace went on past it`, rule: this.walker.ref(this.rule!) });
   }
 }
 
@@ -212,16 +221,19 @@ export class NftWalker {
     return k;
   }
 
-  ref(r: RuleRef) {
-    return { table: r.table, chain: r.chain, index: r.index, line: r.line, text: r.text };
+  /** A warning's reference to a rule, carrying the parsed rule. */
+  ref(cr: CompiledNftRule) {
+    const r = cr.ref;
+    return withNftRule({ table: r.table, chain: r.chain, index: r.index, line: r.line, text: r.text }, cr.rule);
   }
 
-  private step(hook: NftHook, r: RuleRef, action: string): void {
+  private step(hook: NftHook, cr: CompiledNftRule, action: string): void {
+    const r = cr.ref;
     const step: { -readonly [K in keyof TraceStep]: TraceStep[K] } = {
       hook: HOOK_NAMES[hook], table: r.table, chain: r.chain, index: r.index, line: r.line, rule: r.text, action,
     };
     if (r.handle !== undefined) step.handle = r.handle;
-    this.run.path.push(step);
+    this.run.path.push(withNftRule(step, cr.rule, this.ctx.taken));
   }
 
   /** One rule's verdict (null when it ends without one): evaluated, or repeated from the trace's shared prefix. */
@@ -296,13 +308,13 @@ export class NftWalker {
       this.warn({
         code: 'NOT_MODELLED',
         message: `the trace cannot decide this rule: it depends on ${flow.unknown}; it was assumed not to match`,
-        rule: this.ref(cr.ref),
+        rule: this.ref(cr),
       });
       return null;
     }
     const verdict = flow === 'next' ? null : flow.verdict;
     if (verdict && flow !== 'next' && !flow.quiet && verdict.kind !== 'continue') ctx.act(verdictText(verdict));
-    this.step(hook, cr.ref, ctx.actionText());
+    this.step(hook, cr, ctx.actionText());
     if (verdict?.kind === 'reject') this.run.rejectWith = verdict.with ?? 'port-unreachable';
     return verdict;
   }
@@ -349,7 +361,7 @@ export class NftWalker {
             this.warn({
               code: 'MISSING_CHAIN',
               message: `chain ${v.chain} is not in table ${base.table}; the trace went on as if it returned without a verdict`,
-              rule: this.ref(cr.ref),
+              rule: this.ref(cr),
             });
             if (v.kind === 'goto') depth--;
             continue;

@@ -74,6 +74,8 @@ export interface CompiledRule {
   readonly late: readonly ({ kind: 'random'; k: number } | { kind: 'effect'; run: SideEffect; test?: Test })[];
   readonly action: Action;
   readonly notModelled: readonly string[];
+  /** The list a `-m recent --set` of the rule adds the client to (session affinity); null without one. */
+  readonly recentSet: string | null;
 }
 
 export interface CompiledChain {
@@ -188,6 +190,7 @@ interface ModuleCompile {
   tests: Test[];
   late: CompiledRule['late'][number][];
   notModelled: string[];
+  recentSet: string | null;
 }
 
 function compileModule(m: MatchModule, out: ModuleCompile): void {
@@ -361,6 +364,7 @@ function compileRecent(m: MatchModule, out: ModuleCompile, rule: Rule): void {
     return;
   }
   if (mode === 'set') {
+    out.recentSet = name;
     out.late.push({ kind: 'effect', run: (s) => { s.recent.add(key(s)); return !negated; } });
     return;
   }
@@ -548,12 +552,12 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
 export function compileRule(rule: Rule, chains: ReadonlyMap<string, Chain>): CompiledRule {
   const tests: Test[] = [];
   basicTests(rule, tests);
-  const out: ModuleCompile = { tests, late: [], notModelled: [] };
+  const out: ModuleCompile = { tests, late: [], notModelled: [], recentSet: null };
   for (const m of rule.matches) {
     if (m.module === 'recent') compileRecent(m, out, rule);
     else compileModule(m, out);
   }
-  return { rule, tests, late: out.late, action: compileAction(rule, chains), notModelled: out.notModelled };
+  return { rule, tests, late: out.late, action: compileAction(rule, chains), notModelled: out.notModelled, recentSet: out.recentSet };
 }
 
 type DispatchIndex = NonNullable<CompiledChain['index']>;
@@ -618,6 +622,7 @@ interface SharedRule {
   readonly tests: readonly Test[];
   readonly late: CompiledRule['late'];
   readonly notModelled: readonly string[];
+  readonly recentSet: string | null;
   /** The -j/-g target, whose action depends on whether the ruleset has a chain of that name. */
   readonly target: string | null;
   readonly toChain: Action;
@@ -644,14 +649,14 @@ function compileShared(rule: TextRule, chains: ReadonlyMap<string, Chain>): Comp
     const c = compileRule(own, NO_CHAIN);
     const target = own.target?.name ?? null;
     s = {
-      tests: c.tests, late: c.late, notModelled: c.notModelled, target,
+      tests: c.tests, late: c.late, notModelled: c.notModelled, recentSet: c.recentSet, target,
       toChain: target === null ? c.action : compileAction(own, ANY_CHAIN), otherwise: c.action,
     };
     if (sharedRules.size >= SHARED_RULES_KEPT) sharedRules.clear();
     sharedRules.set(ownCopy(key), s);
   }
   const action = s.target !== null && chains.has(s.target) ? s.toChain : s.otherwise;
-  return { rule, tests: s.tests, late: s.late, action, notModelled: s.notModelled };
+  return { rule, tests: s.tests, late: s.late, action, notModelled: s.notModelled, recentSet: s.recentSet };
 }
 
 /** How many compiled rules all rulesets share (each costs about BYTES_PER_SHARED_RULE). */

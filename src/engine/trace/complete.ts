@@ -8,11 +8,12 @@
  * Only pieces that the dump does not show at all are added: a chain the dump declares is traced
  * exactly as it stands, so a complete node dump is never changed.
  */
-import type { Chain, Rule, Ruleset, Table } from '../netfilter/ast.ts';
-import { isBuiltinChain } from '../netfilter/ast.ts';
-import { lex } from '../netfilter/lexer.ts';
-import { RuleReader } from '../netfilter/rule-parser.ts';
+import type { Chain, Family, MatchModule, ModuleOption, Rule, Ruleset, Table, TargetSpec } from '../netfilter/ast.ts';
+import { commentOf, isBuiltinChain, matchOf, optionArg } from '../netfilter/ast.ts';
+import { printRule } from '../netfilter/printer.ts';
 import { ruleCount, TextRule } from '../netfilter/rule.ts';
+import { parseCidr } from '../net/address.ts';
+import { readMark } from '../netfilter/values.ts';
 
 /** A table being completed: chains are copied only when svcpath adds rules to them. */
 interface MutableTable {
@@ -26,9 +27,19 @@ function reindex(r: Rule, index: number): Rule {
   return r instanceof TextRule ? r.at(index) : { ...r, index };
 }
 
-function synthRule(table: string, chain: string, text: string, reason: string): Rule {
-  const body = new RuleReader().read(lex(text, 0), 2, 0, text);
-  return { table, chain, index: 0, line: 0, text, ...body, synthesized: reason } as Rule;
+/** What a rule svcpath adds says, apart from where it stands. */
+type RuleParts = Pick<Rule, 'source' | 'protocol' | 'matches' | 'target'>;
+
+const option = (name: string, ...args: string[]): ModuleOption => ({ name, negated: false, args });
+const match = (module: string, ...options: ModuleOption[]): MatchModule => ({ module, options, implicit: false });
+const jump = (name: string, ...options: ModuleOption[]): TargetSpec => ({ kind: 'jump', name, options });
+const comment = (text: string): MatchModule => match('comment', option('comment', text));
+const CT_NEW = match('conntrack', option('ctstate', 'NEW'));
+
+/** A rule svcpath adds, its text printed as iptables-save prints it. */
+function synthRule(family: Family, table: string, chain: string, parts: RuleParts, reason: string): Rule {
+  const rule = { table, chain, index: 0, line: 0, ...parts };
+  return { ...rule, text: printRule({ ...rule, text: '' }, family), synthesized: reason };
 }
 
 function chainOf(t: MutableTable | undefined, name: string): Chain | undefined {
@@ -79,50 +90,60 @@ function editable(t: MutableTable, name: string, reason: string): { chain: Chain
   return c;
 }
 
-const SEP_COMMENT = /--comment\s+"?([^"]*?)\s+->\s+(\[?[0-9a-fA-F.:]+\]?):(\d+)"?/;
+/** "ns/svc:port -> ip:port", as kube-proxy comments the rule that jumps to an endpoint's chain. */
+const ENDPOINT_COMMENT = /^(.*?)\s+->\s+(\[?[0-9a-fA-F.:]+\]?):(\d+)/;
+
+/** The masquerade mark kube-proxy's KUBE-MARK-MASQ rule sets (`--set-xmark`, `--or-mark`, `--set-mark`), in hex; 0x4000 when it does not say. */
+function masqueradeMark(r: Rule | undefined): string {
+  const options = r?.target?.options ?? [];
+  const arg = optionArg(options, 'set-xmark') ?? optionArg(options, 'or-mark') ?? optionArg(options, 'set-mark');
+  const value = arg === undefined ? null : readMark(arg)?.value ?? null;
+  return value ? `0x${value.toString(16)}` : '0x4000';
+}
 
 export function completeKubeProxy(rs: Ruleset): Ruleset {
   const tables = new Map<string, MutableTable>();
   for (const t of rs.tables.values()) tables.set(t.name, { name: t.name, line: t.line, source: t, changed: new Map() });
   const assumptions: string[] = [];
-  const add = (t: MutableTable, chain: string, text: string, reason: string, position: 'first' | 'last') => {
+  const add = (t: MutableTable, chain: string, parts: RuleParts, reason: string, position: 'first' | 'last') => {
     const c = editable(t, chain, reason);
-    const r = synthRule(t.name, chain, text, reason);
+    const r = synthRule(rs.family, t.name, chain, parts, reason);
     if (position === 'first') c.rules.unshift(r);
     else c.rules.push(r);
-    assumptions.push(`${reason}: assumed ${t.name === 'nat' ? '' : `(${t.name}) `}${text}`);
+    assumptions.push(`${reason}: assumed ${t.name === 'nat' ? '' : `(${t.name}) `}${r.text}`);
   };
 
   const nat = tables.get('nat');
   if (nat) {
-    const markRule = rulesOf(nat, 'KUBE-MARK-MASQ').find((r) => r.target?.name === 'MARK');
-    const mark = /0x[0-9a-fA-F]+/.exec(markRule?.text ?? '')?.[0] ?? '0x4000';
+    const mark = masqueradeMark(rulesOf(nat, 'KUBE-MARK-MASQ').find((r) => r.target?.name === 'MARK'));
+    const masked = `${mark}/${mark}`;
     const usesServices = exists(nat, 'KUBE-SERVICES');
     for (const hook of ['PREROUTING', 'OUTPUT']) {
       if (usesServices && !shown(nat, hook) && !jumpsTo(nat, hook, 'KUBE-SERVICES')) {
-        add(nat, hook, `-A ${hook} -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`,
+        add(nat, hook, { matches: [comment('kubernetes service portals')], target: jump('KUBE-SERVICES') },
           `the dump does not show nat ${hook}; kube-proxy hooks KUBE-SERVICES there`, 'first');
       }
     }
     const marksMasq = anyJumpTo(nat, 'KUBE-MARK-MASQ');
     if (marksMasq && !shown(nat, 'KUBE-MARK-MASQ') && sizeOf(nat, 'KUBE-MARK-MASQ') === 0) {
-      add(nat, 'KUBE-MARK-MASQ', `-A KUBE-MARK-MASQ -j MARK --set-xmark ${mark}/${mark}`,
+      add(nat, 'KUBE-MARK-MASQ', { matches: [], target: jump('MARK', option('set-xmark', masked)) },
         'KUBE-MARK-MASQ is jumped to but not shown', 'last');
     }
     if ((marksMasq || exists(nat, 'KUBE-POSTROUTING')) && !shown(nat, 'KUBE-POSTROUTING') && sizeOf(nat, 'KUBE-POSTROUTING') === 0) {
       const why = 'KUBE-POSTROUTING (which masquerades marked packets) is not shown';
-      add(nat, 'KUBE-POSTROUTING', `-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`, why, 'last');
-      add(nat, 'KUBE-POSTROUTING', `-A KUBE-POSTROUTING -j MARK --set-xmark 0x0/${mark}`, why, 'last');
-      add(nat, 'KUBE-POSTROUTING', '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE', why, 'last');
+      add(nat, 'KUBE-POSTROUTING', { matches: [match('mark', { name: 'mark', negated: true, args: [masked] })], target: jump('RETURN') }, why, 'last');
+      add(nat, 'KUBE-POSTROUTING', { matches: [], target: jump('MARK', option('set-xmark', `0x0/${mark}`)) }, why, 'last');
+      add(nat, 'KUBE-POSTROUTING', { matches: [comment('kubernetes service traffic requiring SNAT')], target: jump('MASQUERADE') }, why, 'last');
     }
     if (exists(nat, 'KUBE-POSTROUTING') && !shown(nat, 'POSTROUTING') && !jumpsTo(nat, 'POSTROUTING', 'KUBE-POSTROUTING')) {
-      add(nat, 'POSTROUTING', '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+      add(nat, 'POSTROUTING', { matches: [comment('kubernetes postrouting rules')], target: jump('KUBE-POSTROUTING') },
         'the dump does not show nat POSTROUTING; kube-proxy hooks KUBE-POSTROUTING there', 'first');
     }
     if (sizeOf(nat, 'KUBE-NODEPORTS') > 0 && !anyJumpTo(nat, 'KUBE-NODEPORTS') && !shown(nat, 'KUBE-SERVICES')) {
-      add(nat, 'KUBE-SERVICES',
-        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
-        'KUBE-NODEPORTS has rules but the jump to it is not shown', 'last');
+      add(nat, 'KUBE-SERVICES', {
+        matches: [comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain'), match('addrtype', option('dst-type', 'LOCAL'))],
+        target: jump('KUBE-NODEPORTS'),
+      }, 'KUBE-NODEPORTS has rules but the jump to it is not shown', 'last');
     }
     completeEndpoints(nat, add);
   }
@@ -130,23 +151,22 @@ export function completeKubeProxy(rs: Ruleset): Ruleset {
   const filter = tables.get('filter');
   if (filter) {
     // The order kube-proxy's prepended hook rules end up in on a real host.
-    const hooks: [string, string, string][] = [
-      ['INPUT', 'KUBE-PROXY-FIREWALL', '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"'],
-      ['INPUT', 'KUBE-NODEPORTS', '-m comment --comment "kubernetes health check service ports"'],
-      ['INPUT', 'KUBE-EXTERNAL-SERVICES', '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals"'],
-      ['INPUT', 'KUBE-FIREWALL', ''],
-      ['FORWARD', 'KUBE-PROXY-FIREWALL', '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"'],
-      ['FORWARD', 'KUBE-FORWARD', '-m comment --comment "kubernetes forwarding rules"'],
-      ['FORWARD', 'KUBE-SERVICES', '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals"'],
-      ['FORWARD', 'KUBE-EXTERNAL-SERVICES', '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals"'],
-      ['OUTPUT', 'KUBE-PROXY-FIREWALL', '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall"'],
-      ['OUTPUT', 'KUBE-SERVICES', '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals"'],
-      ['OUTPUT', 'KUBE-FIREWALL', ''],
+    const hooks: [string, string, MatchModule[]][] = [
+      ['INPUT', 'KUBE-PROXY-FIREWALL', [CT_NEW, comment('kubernetes load balancer firewall')]],
+      ['INPUT', 'KUBE-NODEPORTS', [comment('kubernetes health check service ports')]],
+      ['INPUT', 'KUBE-EXTERNAL-SERVICES', [CT_NEW, comment('kubernetes externally-visible service portals')]],
+      ['INPUT', 'KUBE-FIREWALL', []],
+      ['FORWARD', 'KUBE-PROXY-FIREWALL', [CT_NEW, comment('kubernetes load balancer firewall')]],
+      ['FORWARD', 'KUBE-FORWARD', [comment('kubernetes forwarding rules')]],
+      ['FORWARD', 'KUBE-SERVICES', [CT_NEW, comment('kubernetes service portals')]],
+      ['FORWARD', 'KUBE-EXTERNAL-SERVICES', [CT_NEW, comment('kubernetes externally-visible service portals')]],
+      ['OUTPUT', 'KUBE-PROXY-FIREWALL', [CT_NEW, comment('kubernetes load balancer firewall')]],
+      ['OUTPUT', 'KUBE-SERVICES', [CT_NEW, comment('kubernetes service portals')]],
+      ['OUTPUT', 'KUBE-FIREWALL', []],
     ];
     for (const [hook, chain, matches] of hooks) {
       if (!exists(filter, chain) || shown(filter, hook) || jumpsTo(filter, hook, chain)) continue;
-      add(filter, hook, `-A ${hook} ${matches ? matches + ' ' : ''}-j ${chain}`,
-        `the dump does not show filter ${hook}; kube-proxy hooks ${chain} there`, 'last');
+      add(filter, hook, { matches, target: jump(chain) }, `the dump does not show filter ${hook}; kube-proxy hooks ${chain} there`, 'last');
     }
   }
 
@@ -176,7 +196,7 @@ function chainFields(c: Chain): Omit<Chain, 'rules'> {
 /** KUBE-SEP chains missing from the dump, rebuilt from "ns/svc:port -> ip:port" comments. */
 function completeEndpoints(
   nat: MutableTable,
-  add: (t: MutableTable, chain: string, text: string, reason: string, position: 'first' | 'last') => void,
+  add: (t: MutableTable, chain: string, parts: RuleParts, reason: string, position: 'first' | 'last') => void,
 ): void {
   const missing = new Set<string>();
   for (const target of nat.source.jumpTargets ?? allTargets(nat.source)) {
@@ -195,20 +215,30 @@ function completeEndpoints(
     for (const r of c.rules) {
       const target = r.target?.name;
       if (!target || !missing.has(target) || exists(nat, target)) continue;
-      const m = SEP_COMMENT.exec(r.text);
+      const m = ENDPOINT_COMMENT.exec(commentOf(r) ?? '');
       if (!m) continue;
       const ip = m[2].replace(/^\[|\]$/g, '');
+      const host = parseCidr(ip);
+      if (!host) continue;
       const port = m[3];
       const proto = protocolOf(c.name);
       const why = `chain ${target} is not shown; its endpoint ${ip}:${port} comes from the comment of ${c.name} rule ${r.index}`;
-      const comment = `"${m[1]}"`;
-      const affinity = c.rules.find((x) => x.text.includes('--rcheck') && x.text.includes(`--name ${target}`));
-      const family = ip.includes(':') ? 'ipv6' : 'ipv4';
-      const host = family === 'ipv6' ? `${ip}/128` : `${ip}/32`;
-      const to = family === 'ipv6' ? `[${ip}]:${port}` : `${ip}:${port}`;
-      add(nat, target, `-A ${target} -s ${host} -m comment --comment ${comment} -j KUBE-MARK-MASQ`, why, 'last');
-      const recent = affinity ? ` -m recent --set --name ${target} --mask ${family === 'ipv6' ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255'} --rsource` : '';
-      add(nat, target, `-A ${target} -p ${proto} -m comment --comment ${comment}${recent} -m ${proto} -j DNAT --to-destination ${to}`, why, 'last');
+      const said = comment(m[1]);
+      const affinity = c.rules.some((x) => {
+        const recent = matchOf(x, 'recent')?.options;
+        return !!recent && optionArg(recent, 'name') === target && recent.some((o) => o.name === 'rcheck');
+      });
+      const v6 = host.family === 'ipv6';
+      const to = v6 ? `[${ip}]:${port}` : `${ip}:${port}`;
+      add(nat, target, { source: { negated: false, value: host }, matches: [said], target: jump('KUBE-MARK-MASQ') }, why, 'last');
+      const recent = affinity
+        ? [match('recent', option('set'), option('name', target), option('mask', v6 ? 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' : '255.255.255.255'), option('rsource'))]
+        : [];
+      add(nat, target, {
+        protocol: { negated: false, value: proto },
+        matches: [said, ...recent, match(proto)],
+        target: jump('DNAT', option('to-destination', to)),
+      }, why, 'last');
     }
   }
 }

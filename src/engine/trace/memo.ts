@@ -6,10 +6,11 @@
  * The answer is then moved onto the ruleset asked about: its steps name that ruleset's positions
  * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
  */
-import type { Ruleset } from '../netfilter/ast.ts';
-import { ruleCount, ruleLineAt } from '../netfilter/rule.ts';
+import type { Chain, Ruleset } from '../netfilter/ast.ts';
+import { ruleAt, ruleCount, ruleLineAt } from '../netfilter/rule.ts';
 import { ownCopy } from '../text.ts';
-import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep } from './tracer.ts';
+import { withRule } from './step-rule.ts';
+import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep, TraceWarning } from './tracer.ts';
 import { dependenciesHold, newDependencies, trace } from './tracer.ts';
 
 interface Kept {
@@ -17,23 +18,47 @@ interface Kept {
   readonly result: TraceResult;
 }
 
-/** Where a step of a trace made elsewhere stands in `rs`. */
-function moveStep<T extends { table: string; chain: string; index: number; line: number }>(s: T, rs: Ruleset, moved: Positions): T {
+/** Where a step (or rule reference) of a trace made elsewhere stands in `rs`: the chain and 0-based position, or null when `rs` lacks it. */
+function placeIn(s: { table: string; chain: string; index: number }, rs: Ruleset, moved: Positions): { chain: Chain; at: number } | null {
   const chain = rs.tables.get(s.table)?.chains.get(s.chain);
-  if (!chain) return s;
-  if (s.index === 0) return s.line === chain.line ? s : { ...s, line: chain.line };
-  // Positions that did not move are not listed; the line is this ruleset's either way.
-  const at = moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
-  if (at >= ruleCount(chain)) return s;
+  if (!chain) return null;
+  // Positions that did not move are not listed.
+  const at = s.index === 0 ? -1 : moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
+  return at < ruleCount(chain) ? { chain, at } : null;
+}
+
+/**
+ * A step of a trace made elsewhere, as a trace made on `rs` has it: that ruleset's position, line
+ * and rule (kept answers hold no rules, so that they keep nothing of a dump). Written out field by
+ * field as the tracer writes a step: the rule is attached to an object of the same shape.
+ */
+function moveStep(s: TraceStep, rs: Ruleset, moved: Positions): TraceStep {
+  const place = placeIn(s, rs, moved);
+  if (!place) return s;
+  const { chain, at } = place;
+  if (at < 0) return s.line === chain.line ? s : { ...s, line: chain.line };
+  const index = at + 1;
   const line = ruleLineAt(chain, at);
-  return at === s.index - 1 && line === s.line ? s : { ...s, index: at + 1, line };
+  const { hook, table, rule, action, assumed } = s;
+  const step: TraceStep = assumed === undefined
+    ? { hook, table, chain: s.chain, index, line, rule, action }
+    : { hook, table, chain: s.chain, index, line, rule, action, assumed };
+  return withRule(step, ruleAt(chain, at));
+}
+
+/** A warning's reference to a rule of a trace made elsewhere, as a trace made on `rs` has it. */
+function moveRef(r: NonNullable<TraceWarning['rule']>, rs: Ruleset, moved: Positions): NonNullable<TraceWarning['rule']> {
+  const place = placeIn(r, rs, moved);
+  if (!place || place.at < 0) return r;
+  const { chain, at } = place;
+  return withRule({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text: r.text }, ruleAt(chain, at));
 }
 
 function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {
   return {
     ...r,
-    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s: TraceStep) => moveStep(s, rs, moved)) })),
-    warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveStep(w.rule, rs, moved) } : w)),
+    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved)) })),
+    warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveRef(w.rule, rs, moved) } : w)),
   };
 }
 
@@ -48,7 +73,7 @@ export class TraceMemo {
     return copy;
   }
 
-  /** A copy of an answer that shares no string with a dump. */
+  /** A copy of an answer that shares no string with a dump; its steps carry no rules (moveStep gives them theirs). */
   private keep(r: TraceResult): TraceResult {
     const own = (s: string) => this.own(s);
     const step = <T extends { table: string; chain: string }>(s: T & ({ rule: string } | { text: string })): T => ({

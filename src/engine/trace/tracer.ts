@@ -7,6 +7,7 @@
  * run's probability is the exact product of its draws.
  */
 import type { Rule, Ruleset } from '../netfilter/ast.ts';
+import { matchOf, optionArg } from '../netfilter/ast.ts';
 import { EngineError } from '../errors.ts';
 import { ruleCount } from '../netfilter/rule.ts';
 import { Hasher } from '../hash.ts';
@@ -15,6 +16,7 @@ import { compileRuleset, NO, UNKNOWN } from './compile.ts';
 import type { Addr, Entry, Hook, PacketSpec, PacketState, Protocol } from './packet.ts';
 import { parseAddr } from './packet.ts';
 import { PROTOCOLS } from './packet-input.ts';
+import { ruleOf, withRule } from './step-rule.ts';
 import type { RouteTable } from '../net/routes.ts';
 import type { Fraction } from './probability.ts';
 import { add, deviationFromUniform, isExactlyUniform, ONE, SCALE, times, toNumber, toText } from './probability.ts';
@@ -29,6 +31,7 @@ export interface TraceStep {
   /** 1-based position in the chain; 0 for a built-in chain's policy. */
   readonly index: number;
   readonly line: number;
+  /** The rule's text; the parsed rule travels beside it (ruleOf in step-rule.ts), absent for a policy step. */
   readonly rule: string;
   readonly action: string;
   /** Set when the rule was not in the dump but assumed as kube-proxy writes it: why. */
@@ -128,6 +131,8 @@ interface Run {
   facts: InterfaceFact[];
   /** The interface conditions this run's outcome holds under, as the answer states them. */
   conditions: string[];
+  /** The path steps (by position) whose rule added the client to a `-m recent` list, with the list's name. */
+  recentSets: { at: number; name: string }[];
 }
 
 type HookVerdict = 'accept' | 'drop' | 'reject';
@@ -174,7 +179,7 @@ class Walker {
   ) {
     this.compiled = compiled;
     this.prefix = prefix;
-    this.run = { verdict: null, delivery: null, masquerade: false, path: [], notes: [], decisions: [], dnat: false, facts: [], conditions: [] };
+    this.run = { verdict: null, delivery: null, masquerade: false, path: [], notes: [], decisions: [], dnat: false, facts: [], conditions: [], recentSets: [] };
   }
 
   private draw(k: number): boolean {
@@ -207,14 +212,14 @@ class Walker {
   }
 
   private step(hook: Hook, r: Rule, action: string): void {
-    this.run.path.push({
+    this.run.path.push(withRule({
       hook, table: r.table, chain: r.chain, index: r.index, line: r.line, rule: r.text, action,
       ...(r.synthesized ? { assumed: r.synthesized } : {}),
-    });
+    }, r));
   }
 
   private ruleRef(r: Rule) {
-    return { table: r.table, chain: r.chain, index: r.index, line: r.line, text: r.text };
+    return withRule({ table: r.table, chain: r.chain, index: r.index, line: r.line, text: r.text }, r);
   }
 
   /** Does every match of the rule succeed? Draws and side effects happen only once all tests pass. */
@@ -282,6 +287,8 @@ class Walker {
       f.pos++;
       if (++this.steps > MAX_STEPS) throw new EngineError('BAD_PACKET', 'the trace did not finish: the rules loop');
       if (!this.matches(cr, s)) continue;
+      // The rule's step is the next one on the path (act() pushes it first).
+      if (cr.recentSet !== null) this.run.recentSets.push({ at: this.run.path.length, name: cr.recentSet });
       const outcome = this.act(hook, cr, s, (chain, isGoto) => {
         const target = chains.get(chain)!;
         if (frames.length > 64) throw new EngineError('BAD_PACKET', `chain nesting deeper than 64 at ${chain}: the rules loop`);
@@ -772,30 +779,28 @@ function checkUniformSplit(list: { probability: Fraction; decisions: number }[],
   });
 }
 
-/** `-m recent --set` on the path: later connections from this client stick to the same endpoint. */
+/**
+ * `-m recent --set` on the path: later connections from this client stick to the same endpoint,
+ * for as long as the `--rcheck` (or `--update`) of the same list in the chain that jumped here says.
+ */
 function affinityNotes(run: Run, rs: Ruleset): string[] {
-  const notes: string[] = [];
-  run.path.forEach((step, i) => {
-    if (!/\s--set(\s|$)/.test(step.rule) || !/-m recent/.test(step.rule)) return;
-    const name = /--name\s+(\S+)/.exec(step.rule)?.[1] ?? 'DEFAULT';
+  return run.recentSets.map(({ at, name }) => {
+    const chain = run.path[at].chain;
     // The rcheck rule for this list sits in the chain that jumped here (KUBE-SVC-…).
     let caller: TraceStep | undefined;
-    for (let k = i - 1; k >= 0 && !caller; k--) {
+    for (let k = at - 1; k >= 0 && !caller; k--) {
       const p = run.path[k];
-      if ((p.action === 'jump' || p.action === 'goto') && p.rule.endsWith(` ${step.chain}`)) caller = p;
+      if ((p.action === 'jump' || p.action === 'goto') && ruleOf(p)?.target?.name === chain) caller = p;
     }
     let seconds: string | null = null;
     for (const r of (caller && rs.tables.get(caller.table)?.chains.get(caller.chain)?.rules) || []) {
-      if (r.text.includes(name) && /--rcheck|--update/.test(r.text)) {
-        seconds = /--seconds\s+(\d+)/.exec(r.text)?.[1] ?? null;
-        if (seconds) break;
-      }
+      const recent = matchOf(r, 'recent')?.options;
+      if (!recent || (optionArg(recent, 'name') ?? 'DEFAULT') !== name || !recent.some((o) => o.name === 'rcheck' || o.name === 'update')) continue;
+      seconds = optionArg(recent, 'seconds') ?? null;
+      if (seconds) break;
     }
-    notes.push(
-      `session affinity: later connections from this client go to the same endpoint${seconds ? ` for ${seconds} seconds` : ''} (recent list ${name})`,
-    );
+    return `session affinity: later connections from this client go to the same endpoint${seconds ? ` for ${seconds} seconds` : ''} (recent list ${name})`;
   });
-  return notes;
 }
 
 /** A number for what was repaired to read the dump as pasted: the answer repeats it as warnings. */

@@ -12,6 +12,7 @@ import { traceNftables } from '../../../src/engine/nftables/tracer.ts';
 import { describeTrace } from '../../../src/engine/kube/describe-any.ts';
 import { readClusterModel } from '../../../src/engine/kube/manifests.ts';
 import type { PacketSpec } from '../../../src/engine/trace/packet.ts';
+import { nftRuleOf, takenElementOf } from '../../../src/engine/trace/step-rule.ts';
 
 const overall = parseNftables(readFileSync(new URL('../../fixtures/nftables-trace/overall/input.nft', import.meta.url), 'utf8'));
 const node = { addresses: ['192.168.0.2'] };
@@ -85,4 +86,19 @@ test('with manifests: the pods behind the endpoints, the external IP and the loa
   assert.equal(lb.service?.frontend, 'LoadBalancer');
   assert.equal(lb.endpoint?.listed, false, 'svc5 has no EndpointSlice in these manifests');
   assert.ok(lb.notes.some((n) => /10\.180\.0\.3:80 is not an endpoint of ns5\/svc5/.test(n)), lb.notes.join('\n'));
+});
+
+test('nftables steps carry their parsed rule and the verdict-map element they took; descriptions read those, not text', () => {
+  const { r, d } = describe(tcp('10.0.0.2', '172.30.0.46', 80));
+  const check = r.outcomes[0].path.find((s) => s.chain === 'service-endpoints-check')!;
+  assert.deepEqual(takenElementOf(check), { verdict: 'goto', chain: 'reject-chain', comment: 'ns6/svc6:p80' });
+  assert.equal(nftRuleOf(check)?.statements.at(-1)?.kind, 'vmap');
+  for (const s of r.outcomes[0].path) {
+    assert.equal(nftRuleOf(s) === undefined, s.index === 0, `${s.chain} ${s.index}: a rule's step carries it, a policy step does not`);
+    assert.deepEqual(Object.keys(s), Object.keys(JSON.parse(JSON.stringify(s)) as object));
+  }
+  assert.equal(d.outcomes[0].service?.via, 'comment');
+  // Through JSON the steps lose what they carry, and the comment is no longer read from the action text.
+  const copy = JSON.parse(JSON.stringify(r)) as typeof r;
+  assert.equal(describeTrace(copy, null, null).outcomes[0].service, undefined);
 });
