@@ -79,9 +79,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
-      // Harmless (a cast to the type already inferred); its 141 autofixes fall in files other branches
-      // are rewriting. To turn on after they merge: `npx eslint --fix` fixes every one.
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
+      // A cast to the type already inferred hides nothing but misleads the reader.
+      '@typescript-eslint/no-unnecessary-type-assertion': 'error',
       // Fastify plugins and interface methods are async to return a promise whether or not they await;
       // the bug this rule hints at (a promise left unawaited) is no-floating-promises' business.
       '@typescript-eslint/require-await': 'off',

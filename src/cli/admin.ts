@@ -99,7 +99,7 @@ export async function pruneCommand(args: string[], io: Io): Promise<number> {
   const dryRun = values['dry-run'];
   const result = await withDatabase(async (db) => {
     const snapshots = createSnapshotService({ store: createSnapshotStore(db), traceService: createTraceService(), analysis: inPlaceAnalysis(db.pool) });
-    const retention = createRetention({ policy: policy!, store: createRetentionStore(db), deleteSnapshot: (id) => snapshots.delete(id) });
+    const retention = createRetention({ policy, store: createRetentionStore(db), deleteSnapshot: (id) => snapshots.delete(id) });
     if (dryRun) return retention.plan();
     const deleted = await retention.apply();
     await snapshots.sweep();

@@ -86,7 +86,7 @@ function retryAfterMs(header: string | null): number | undefined {
 function parseProblem(text: string): Problem | null {
   try {
     const p = JSON.parse(text) as unknown;
-    return p !== null && typeof p === 'object' && !Array.isArray(p) ? (p as Problem) : null;
+    return p !== null && typeof p === 'object' && !Array.isArray(p) ? p : null;
   } catch {
     return null;
   }
@@ -135,7 +135,7 @@ export function createClient(o: ClientOptions): Client {
             headers: { accept: 'application/json', ...auth, ...request.headers },
             ...(body !== undefined ? { body, duplex: 'half' } : {}),
             signal: o.signal,
-          } as RequestInit);
+          });
           status = res.status;
           retryAfter = res.headers.get('retry-after');
           text = await res.text();

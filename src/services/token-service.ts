@@ -73,7 +73,7 @@ export function createTokenService(store: TokenStore): TokenService {
           throw new AppError('VALIDATION', `cluster pattern '${String(c)}' is not valid (letters, digits, '.', '_', '-' and '*')`);
         }
       }
-      const ordered = SCOPES.filter((s) => scopes.includes(s)) as Scope[];
+      const ordered = SCOPES.filter((s): s is Scope => scopes.includes(s));
       const secret = newSecret();
       const stored = await store.create({
         name, secretSha256: sha256(secret), hint: secret.slice(0, HINT_LENGTH), scopes: ordered,

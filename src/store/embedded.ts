@@ -527,7 +527,7 @@ async function osUserFor(): Promise<OsUser | undefined> {
     const [uid, gid] = await Promise.all(
       ['-u', '-g'].map(async (flag) => Number.parseInt((await execFileAsync('id', [flag, OS_USER])).stdout, 10)),
     );
-    return { name: OS_USER, uid: uid!, gid: gid! };
+    return { name: OS_USER, uid, gid };
   };
   try {
     return await lookup();
@@ -598,7 +598,7 @@ async function ensureReachable(dir: string, user: OsUser, what: string): Promise
     if (current === path.dirname(current)) break;
   }
   if (blocked.length === 0) return;
-  const first = blocked[blocked.length - 1]!;
+  const first = blocked[blocked.length - 1];
   throw new EmbeddedPostgresError(
     `the embedded PostgreSQL runs as the OS user ${user.name} (PostgreSQL refuses to run as root), which cannot ` +
       `enter ${blocked.reverse().join(', ')} to reach ${what} ${dir}. Leave SVCPATH_DATA_DIR unset (as root the data ` +

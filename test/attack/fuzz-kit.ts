@@ -379,7 +379,7 @@ export function makeRequest(rng: Rng, routes: readonly Route[], known: Known, se
   }
   if (rng.chance(0.03)) headers.accept = rng.pick(['text/html', 'application/xml', '*/*', '']);
   if (rng.chance(0.02)) headers['content-length'] = rng.pick(['0', '-1', 'abc', '99999999999']);
-  return { route, request: { method: route.method as InjectOptions['method'], url, headers, ...(body ? { payload: body } : {}) } };
+  return { route, request: { method: route.method, url, headers, ...(body ? { payload: body } : {}) } };
 }
 
 /** A request as text that can be pasted into a replay (the body as base64 when it is not UTF-8). */

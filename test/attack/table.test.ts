@@ -64,14 +64,14 @@ async function alive(): Promise<void> {
 function problem(res: LightMyRequestResponse, status: number, code: string): Record<string, unknown> {
   assert.equal(res.statusCode, status, res.body.slice(0, 300));
   assert.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8');
-  const p = res.json() as Record<string, unknown>;
+  const p = res.json<Record<string, unknown>>();
   assert.equal(p.code, code, res.body.slice(0, 300));
   assert.equal(p.status, status);
   return p;
 }
 
 function graphqlError(res: LightMyRequestResponse, code: string): { message: string; extensions: Record<string, unknown> } {
-  const body = res.json() as { errors?: Array<{ message: string; extensions: Record<string, unknown> }> };
+  const body = res.json<{ errors?: Array<{ message: string; extensions: Record<string, unknown> }> }>();
   assert.ok(body.errors?.length, res.body.slice(0, 300));
   assert.equal(body.errors[0].extensions?.code, code, res.body.slice(0, 300));
   return body.errors[0];

@@ -60,7 +60,7 @@ test('a dump whose 10 MB line does not parse fails with a bounded error', () => 
   const e = thrown(() => parseDump(dump, { format: 'iptables-save' }));
   assert.equal(e.code, 'DUMP_SYNTAX');
   assert.equal(e.location?.line, 3);
-  assert.ok(e.location!.text.length <= EXCERPT_WIDTH);
+  assert.ok(e.location.text.length <= EXCERPT_WIDTH);
   assert.ok(e.message.length <= MAX_MESSAGE + 40, `${e.message.length} characters`);
   assert.ok(e.excerpt()!.length < 500);
 });

@@ -58,8 +58,8 @@ async function start(port: number): Promise<ChildProcess> {
         resolve();
       }
     };
-    child.stdout!.on('data', seen);
-    child.stderr!.on('data', seen);
+    child.stdout.on('data', seen);
+    child.stderr.on('data', seen);
     child.on('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
   });
   child.removeAllListeners('exit');

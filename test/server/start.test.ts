@@ -82,7 +82,7 @@ function assertOneMessage(failed: Failed, pattern: RegExp): void {
 }
 
 function postmasterPid(dataDir: string): Promise<number> {
-  return readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8').then((text) => Number.parseInt(text.split('\n')[0]!, 10));
+  return readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8').then((text) => Number.parseInt(text.split('\n')[0], 10));
 }
 
 /**
@@ -194,7 +194,7 @@ describe('starting the service from a clone under a directory of mode 0700', { t
     const server = await start(clone, { SVCPATH_DATA_DIR: dataDir });
     running.push(server.child);
     const [pidLine, , , portLine] = (await readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n');
-    const pid = Number.parseInt(pidLine!, 10);
+    const pid = Number.parseInt(pidLine, 10);
     // Kill it and take its port before the first restart (a quarter of a second later): every restart fails.
     process.kill(pid, 'SIGKILL');
     const blocker = createServer();

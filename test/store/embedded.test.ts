@@ -41,14 +41,14 @@ async function killOwner(dataDir: string, watchdog: boolean): Promise<{ connecti
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      if (out.includes('\n')) resolve(out.split('\n')[0]!);
+      if (out.includes('\n')) resolve(out.split('\n')[0]);
     });
     child.once('exit', (code) => reject(new Error(`child exited early (code ${code})`)));
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
-  const pid = Number.parseInt((await readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]!, 10);
+  const pid = Number.parseInt((await readFile(path.join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0], 10);
   assert.equal(pid, JSON.parse(line).pid);
   return { connectionString: JSON.parse(line).connectionString, pid };
 }

@@ -91,7 +91,7 @@ describe('renderNftables', () => {
         if (svc.internalTrafficPolicy === 'Cluster' && ready.size > 0) {
           const target = serviceIPs.get(key);
           assert.equal(target, `goto ${nftChainName('service', svc.namespace, svc.name, p.name, p.protocol)}`, key);
-          const numgen = chains.get(target!.slice(5))!.rules.find((r) => r.startsWith('numgen'))!;
+          const numgen = chains.get(target.slice(5))!.rules.find((r) => r.startsWith('numgen'))!;
           assert.equal(numgen.split(' goto ').length - 1, ready.size, `${key}: ${numgen}`);
           assert.ok(numgen.startsWith(`numgen random mod ${ready.size} vmap`), numgen);
           checked++;

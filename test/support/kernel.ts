@@ -688,7 +688,7 @@ export class KernelNode {
       }
       sender = peer
     } else {
-      throw new Error(`unsupported entry ${String((p as ProbePacket).entry)}`)
+      throw new Error(`unsupported entry ${String((p).entry)}`)
     }
     return sender
   }

@@ -256,7 +256,7 @@ export function buildNftables(cluster: GenCluster, node?: FleetNode, opts: NftRe
   } else {
     rule('services', `${ipX} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports`);
     rule('nodeport-endpoints-check', `${ipX} daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports`);
-    const cidrs = npa === 'primary' ? undefined : (npa as readonly string[]);
+    const cidrs = npa === 'primary' ? undefined : (npa);
     for (const ip of nodeIPs) {
       const address = ip.split('/')[0];
       // Localhost NodePorts are not supported in nftables mode: kube-proxy leaves loopback out.

@@ -49,7 +49,7 @@ function App() {
   // Carry the snapshot being looked at from one view to the next.
   const snapshot = route.query.get('snapshot') ?? route.query.get('to') ?? (route.cluster ? `${route.cluster}@latest` : null);
   return (
-    <div class="shell" onClick={(e) => onLinkClick(e as unknown as MouseEvent)}>
+    <div class="shell" onClick={(e) => onLinkClick(e)}>
       <a class="skip" href="#main">Skip to content</a>
       <header class="top">
         <a class="brand" href={href('')}>svcpath</a>

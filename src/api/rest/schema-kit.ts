@@ -39,7 +39,7 @@ export function counts<const N extends string>(names: readonly N[]): { [K in N]:
 
 /** An array whose static type is readonly, as the engine's and the services' answers are. */
 export function list<T extends TSchema>(items: T, options: TArrayOptions = {}): TImmutable<TArray<T>> {
-  return Type.Immutable(Type.Array(items, options)) as TImmutable<TArray<T>>;
+  return Type.Immutable<TArray<T>>(Type.Array(items, options));
 }
 
 /**

@@ -169,7 +169,7 @@ export class RulesetSignature {
         for (const k of leaf.dnat) this.globalDnat.add(k);
         if (leaf.opaque) this.globalOpaque = true;
       }
-      h.number(this.texts.id(text)).number(isChain ? this.restWalk(table, chains, target!) : 0);
+      h.number(this.texts.id(text)).number(isChain ? this.restWalk(table, chains, target) : 0);
     });
     this.inProgress.delete(c);
     const id = h.value();

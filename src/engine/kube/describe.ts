@@ -279,9 +279,9 @@ function describeOutcome(
   if (named) {
     const key = `${named.namespace}/${named.name}`;
     service = model?.services.get(key) ?? null;
-    servicePort = service?.ports.find((p) => p.name === named!.portName && p.protocol === protocol) ?? null;
+    servicePort = service?.ports.find((p) => p.name === named.portName && p.protocol === protocol) ?? null;
     if (!frontend) {
-      const m = matches.find((x) => x.service.key === key && x.port.name === named!.portName);
+      const m = matches.find((x) => x.service.key === key && x.port.name === named.portName);
       if (m) frontend = m.frontend;
       // Older kube-proxy wrote "has no endpoints" REJECTs for cluster IPs into filter KUBE-SERVICES.
       else if (commentStep?.step.table === 'filter' && commentStep.step.chain === 'KUBE-SERVICES') frontend = 'ClusterIP';

@@ -177,8 +177,8 @@ function describeOutcome(result: TraceResult, outcome: TraceOutcome, model: Clus
   if (named) {
     const key = `${named.namespace}/${named.name}`;
     service = model?.services.get(key) ?? null;
-    servicePort = service?.ports.find((p) => p.name === named!.portName && p.protocol === protocol) ?? null;
-    const m = matches.find((x) => x.service.key === key && x.port.name === named!.portName);
+    servicePort = service?.ports.find((p) => p.name === named.portName && p.protocol === protocol) ?? null;
+    const m = matches.find((x) => x.service.key === key && x.port.name === named.portName);
     if (!frontend && m) frontend = m.frontend;
     if (model && !service && named.via !== 'manifests') notes.push(`Service ${key} is not in the manifests`);
     else if (service && !servicePort) notes.push(`Service ${key} has no ${protocol} port named "${named.portName}" in the manifests`);

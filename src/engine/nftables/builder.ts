@@ -210,7 +210,7 @@ export class NftBuilder {
       const chains = new Map<string, NftChain>();
       for (const c of t.chains.values()) {
         const rules: NftRule[] = c.rules;
-        for (let i = 0; i < c.rules.length; i++) c.rules[i]!.index = i + 1;
+        for (let i = 0; i < c.rules.length; i++) c.rules[i].index = i + 1;
         const base = c.base && c.policy && c.policy !== c.base.policy ? { ...c.base, policy: c.policy } : c.base;
         chains.set(c.name, {
           kind: 'chain', table: t.key, name: c.name, base, line: c.line, handle: c.handle, comment: c.comment, rules,

@@ -482,7 +482,7 @@ function matchItem(m: NftMatch, sets: SetLookup): Item {
   } else if (r.kind === 'concat') {
     const parts = r.parts.map((p, i) => partOf(p, left.types[i] ?? 'unknown'));
     if (parts.every((p) => p !== null)) {
-      test = (v) => Array.isArray(v) && v.length === parts.length && parts.every((p, i) => partMatches(p!, v[i]));
+      test = (v) => Array.isArray(v) && v.length === parts.length && parts.every((p, i) => partMatches(p, v[i]));
     }
   } else {
     const part = partOf(r, type);

@@ -9,7 +9,7 @@
  */
 import { EngineError } from '../errors.ts';
 import type {
-  NftExpr, NftFamily, NftHook, NftChainType, NftOperator, NftPolicy, NftRuleset, NftSetElement, NftSetType, NftStatement,
+  NftExpr, NftFamily, NftHook, NftOperator, NftRuleset, NftSetElement, NftSetType, NftStatement,
   NftVerdictName, NftAnonymousSet, NftSetReference, NftNatStatement, NftLimitStatement, NftLogStatement,
 } from './ast.ts';
 import { NFT_FAMILIES } from './ast.ts';
@@ -156,7 +156,7 @@ function single(j: Json, path: string): [string, Json] {
   if (!isObject(j)) throw new JsonPathError(path, `expected an object, found ${describe(j)}`);
   const keys = Object.keys(j);
   if (keys.length !== 1) throw new JsonPathError(path, `expected an object with one key, found ${keys.length} (${keys.slice(0, 4).join(', ')})`);
-  return [keys[0]!, j[keys[0]!]!];
+  return [keys[0], j[keys[0]]!];
 }
 
 function describe(j: Json | undefined): string {
@@ -186,7 +186,7 @@ function optNum(o: JsonObject, key: string, path: string): number | undefined {
 function strings(j: Json | undefined, path: string): string[] {
   if (j === undefined) return [];
   if (typeof j === 'string') return [j];
-  if (Array.isArray(j) && j.every((x) => typeof x === 'string')) return j as string[];
+  if (Array.isArray(j) && j.every((x) => typeof x === 'string')) return j;
   throw new JsonPathError(path, `expected a string or a list of strings, found ${describe(j)}`);
 }
 
@@ -201,7 +201,7 @@ class JsonReader {
     let content = false;
     for (let i = 0; i < items.length; i++) {
       const path = `nftables[${i}]`;
-      const [kind, body] = single(items[i]!, path);
+      const [kind, body] = single(items[i], path);
       if (kind === 'metainfo') continue;
       if (!isObject(body)) throw new JsonPathError(`${path}.${kind}`, `expected an object, found ${describe(body)}`);
       const at = `${path}.${kind}`;
@@ -270,7 +270,7 @@ class JsonReader {
     const policy = optStr(o, 'policy', path) ?? 'accept';
     if (policy !== 'accept' && policy !== 'drop') throw new JsonPathError(`${path}.policy`, `unknown policy '${policy}'`);
     chain.base = {
-      type: type as NftChainType, hook: hook as NftHook, priority: prio, priorityText: String(prio), policy: policy as NftPolicy,
+      type, hook: hook as NftHook, priority: prio, priorityText: String(prio), policy,
       devices: strings(o.dev, `${path}.dev`),
     };
   }
@@ -298,7 +298,7 @@ class JsonReader {
     const elem = o.elem;
     if (elem === undefined) return;
     if (!Array.isArray(elem)) throw new JsonPathError(`${path}.elem`, `expected a list, found ${describe(elem)}`);
-    for (let i = 0; i < elem.length; i++) set.elements.push(this.#element(elem[i]!, isMap, quoted, `${path}.elem[${i}]`));
+    for (let i = 0; i < elem.length; i++) set.elements.push(this.#element(elem[i], isMap, quoted, `${path}.elem[${i}]`));
   }
 
   /** A set element (`expr` or `{"elem": {…}}`), or for maps `[key, value]`. */
@@ -339,7 +339,7 @@ class JsonReader {
     const exprs = o.expr;
     if (!Array.isArray(exprs)) throw new JsonPathError(`${path}.expr`, `expected a list of statements, found ${describe(exprs)}`);
     const statements: NftStatement[] = [];
-    for (let i = 0; i < exprs.length; i++) statements.push(this.#statement(exprs[i]!, table, `${path}.expr[${i}]`));
+    for (let i = 0; i < exprs.length; i++) statements.push(this.#statement(exprs[i], table, `${path}.expr[${i}]`));
     const comment = optStr(o, 'comment', path);
     const rule = ruleDraft(0, '', statements, comment, optNum(o, 'handle', path));
     rule.text = printRule(rule);
@@ -510,7 +510,7 @@ class JsonReader {
         break;
       case 'range':
         if (Array.isArray(body) && body.length === 2) {
-          return { kind: 'range', low: this.#expr(body[0]!, `${at}[0]`, quoted), high: this.#expr(body[1]!, `${at}[1]`, quoted) };
+          return { kind: 'range', low: this.#expr(body[0], `${at}[0]`, quoted), high: this.#expr(body[1], `${at}[1]`, quoted) };
         }
         break;
       case 'set':
@@ -530,7 +530,7 @@ class JsonReader {
         if (BINARY.has(kind) && Array.isArray(body) && body.length === 2) {
           return {
             kind: 'binary', op: kind as '&' | '|' | '^' | '<<' | '>>',
-            left: this.#expr(body[0]!, `${at}[0]`, false), right: this.#expr(body[1]!, `${at}[1]`, false),
+            left: this.#expr(body[0], `${at}[0]`, false), right: this.#expr(body[1], `${at}[1]`, false),
           };
         }
     }

@@ -56,7 +56,7 @@ const HANDLE_COMMENT = /^#\s*handle\s+(\d+)\s*$/;
 export class NftLexer {
   readonly src: string;
   /** The current token. */
-  type: Tok = Tok.Eof as Tok;
+  type: Tok = Tok.Eof;
   /** A word's text, a string's contents (no quotes), a handle's digits; '' for punctuation. */
   text = '';
   /** Offsets of the current token in `src` (a string's include its quotes). */
@@ -141,7 +141,7 @@ export class NftLexer {
         const comment = src.slice(p, e).trimEnd();
         const m = HANDLE_COMMENT.exec(comment);
         if (m) {
-          this.#set(Tok.Handle, m[1]!, p, p + comment.length);
+          this.#set(Tok.Handle, m[1], p, p + comment.length);
           this.#pos = e;
           return Tok.Handle;
         }

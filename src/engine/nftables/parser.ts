@@ -297,8 +297,8 @@ class TextReader {
       case 'chain': {
         const line = this.#lx.tokLine;
         const { family, names } = this.#target(2);
-        const table = this.#b.table(family, names[0]!);
-        const chain = this.#b.chain(table, names[1]!, line);
+        const table = this.#b.table(family, names[0]);
+        const chain = this.#b.chain(table, names[1], line);
         if (this.#type() === Tok.LBrace) {
           this.#advance();
           this.#chainBody(table, chain);
@@ -312,15 +312,15 @@ class TextReader {
       case 'map': {
         const line = this.#lx.tokLine;
         const { family, names } = this.#target(2);
-        const table = this.#b.table(family, names[0]!);
-        const set = this.#b.set(table, names[1]!, obj === 'map', line);
+        const table = this.#b.table(family, names[0]);
+        const set = this.#b.set(table, names[1], obj === 'map', line);
         this.#expect(Tok.LBrace, `'{' to open the ${obj}'s declaration`);
         this.#setBody(set);
         return;
       }
       case 'element': {
         const { family, names, where } = this.#target(2);
-        const set = this.#b.existingSet(this.#b.existingTable(family, names[0]!, where), names[1]!, where);
+        const set = this.#b.existingSet(this.#b.existingTable(family, names[0], where), names[1], where);
         this.#expect(Tok.LBrace, "'{' to open the elements");
         set.elements.push(...this.#elementList());
         return;
@@ -338,7 +338,7 @@ class TextReader {
   #tableCommand(block: boolean): void {
     const line = this.#lx.tokLine;
     const { family, names } = this.#target(1);
-    const table = this.#b.table(family, names[0]!, line);
+    const table = this.#b.table(family, names[0], line);
     if (this.#type() === Tok.LBrace) {
       this.#advance();
       this.#tableBody(table, line);
@@ -351,8 +351,8 @@ class TextReader {
   #ruleCommand(verb: 'add' | 'insert' | 'replace'): void {
     const { family, names } = this.#target(2);
     const where = this.#where();
-    const table = this.#b.table(family, names[0]!);
-    const chain = this.#b.chain(table, names[1]!);
+    const table = this.#b.table(family, names[0]);
+    const chain = this.#b.chain(table, names[1]);
     let place: RulePlace = verb === 'insert' ? { at: 'start' } : { at: 'end' };
     let handle: number | undefined;
     if (this.#is('handle') || this.#is('position')) {
@@ -390,7 +390,7 @@ class TextReader {
         const { family, names, where } = this.#target(2);
         const table = b.tables.get(`${family} ${names[0]}`);
         const from = obj === 'chain' ? table?.chains : table?.sets;
-        if (!from?.delete(names[1]!) && !quiet) throw new BuildError(`no ${obj} '${names[1]}' in table ${family} ${names[0]} to delete`, where);
+        if (!from?.delete(names[1]) && !quiet) throw new BuildError(`no ${obj} '${names[1]}' in table ${family} ${names[0]} to delete`, where);
         return;
       }
       case 'rule': {
@@ -399,7 +399,7 @@ class TextReader {
         this.#advance();
         const handle = this.#number('a rule handle');
         const table = b.tables.get(`${family} ${names[0]}`);
-        const chain = table?.chains.get(names[1]!);
+        const chain = table?.chains.get(names[1]);
         if (!chain) {
           if (!quiet) throw new BuildError(`no chain '${names[1]}' in table ${family} ${names[0]}`, where);
           return;
@@ -409,7 +409,7 @@ class TextReader {
       }
       case 'element': {
         const { family, names, where } = this.#target(2);
-        const set = b.existingSet(b.existingTable(family, names[0]!, where), names[1]!, where);
+        const set = b.existingSet(b.existingTable(family, names[0], where), names[1], where);
         this.#expect(Tok.LBrace, "'{' to open the elements");
         const gone = new Set(this.#elementList().map((e) => elementKeyText(e.key)));
         set.elements = set.elements.filter((e) => !gone.has(elementKeyText(e.key)));
@@ -436,7 +436,7 @@ class TextReader {
       }
       case 'table': {
         const { family, names, where } = this.#target(1);
-        const table = b.existingTable(family, names[0]!, where);
+        const table = b.existingTable(family, names[0], where);
         // Flushing a table empties its chains and sets but keeps them.
         for (const c of table.chains.values()) c.rules = [];
         for (const s of table.sets.values()) s.elements = [];
@@ -444,13 +444,13 @@ class TextReader {
       }
       case 'chain': {
         const { family, names, where } = this.#target(2);
-        b.existingChain(b.existingTable(family, names[0]!, where), names[1]!, where).rules = [];
+        b.existingChain(b.existingTable(family, names[0], where), names[1], where).rules = [];
         return;
       }
       case 'set':
       case 'map': {
         const { family, names, where } = this.#target(2);
-        b.existingSet(b.existingTable(family, names[0]!, where), names[1]!, where).elements = [];
+        b.existingSet(b.existingTable(family, names[0], where), names[1], where).elements = [];
         return;
       }
       default:
@@ -628,7 +628,7 @@ class TextReader {
     const priorityText = words.join(' ');
     if (/^[+-]?\d+$/.test(joined)) return { priority: Number(joined), priorityText };
     const m = /^([a-z]+)(?:([+-])(\d+))?$/.exec(joined);
-    const base = m ? standardPriority(family, m[1]!) : undefined;
+    const base = m ? standardPriority(family, m[1]) : undefined;
     if (!m || base === undefined) {
       throw syntaxError(`unknown priority '${priorityText}': expected a number or a name such as dstnat, filter, srcnat (± N)`, line, column, lx.lineText());
     }
@@ -925,22 +925,22 @@ class TextReader {
     }
     let comment: string | undefined;
     let n = toks.length;
-    if (n >= 2 && toks[n - 2]!.type === Tok.Word && toks[n - 2]!.text === 'comment' && toks[n - 1]!.type === Tok.String) {
-      comment = toks[n - 1]!.text;
+    if (n >= 2 && toks[n - 2].type === Tok.Word && toks[n - 2].text === 'comment' && toks[n - 1].type === Tok.String) {
+      comment = toks[n - 1].text;
       n -= 2;
     }
     let verdict: NftStatement | undefined;
-    if (n >= 2 && toks[n - 2]!.type === Tok.Word && (toks[n - 2]!.text === 'jump' || toks[n - 2]!.text === 'goto')
-      && (toks[n - 1]!.type === Tok.Word || toks[n - 1]!.type === Tok.String)) {
-      verdict = { kind: 'verdict', verdict: toks[n - 2]!.text as NftVerdictName, target: toks[n - 1]!.text };
+    if (n >= 2 && toks[n - 2].type === Tok.Word && (toks[n - 2].text === 'jump' || toks[n - 2].text === 'goto')
+      && (toks[n - 1].type === Tok.Word || toks[n - 1].type === Tok.String)) {
+      verdict = { kind: 'verdict', verdict: toks[n - 2].text as NftVerdictName, target: toks[n - 1].text };
       n -= 2;
-    } else if (n >= 2 && toks[n - 1]!.type === Tok.Word && VERDICTS.has(toks[n - 1]!.text)) {
-      verdict = { kind: 'verdict', verdict: toks[n - 1]!.text as NftVerdictName };
+    } else if (n >= 2 && toks[n - 1].type === Tok.Word && VERDICTS.has(toks[n - 1].text)) {
+      verdict = { kind: 'verdict', verdict: toks[n - 1].text as NftVerdictName };
       n -= 1;
     }
     const statements: NftStatement[] = [];
     if (n > 0) {
-      const text = lx.src.slice(toks[0]!.start, toks[n - 1]!.end);
+      const text = lx.src.slice(toks[0].start, toks[n - 1].end);
       statements.push({ kind: 'unmodelled', text });
       this.#b.note('warning', 'NFT_UNMODELLED', `table ${table.key}: '${text}' is not modelled; kept as text`, line, column, lineText);
     }

@@ -50,7 +50,7 @@ function printChain(chain: NftChain, out: string[]): void {
   const b = chain.base;
   if (b) {
     const device = b.devices.length === 0 ? '' : b.devices.length === 1
-      ? ` device ${quote(b.devices[0]!)}` : ` devices = { ${b.devices.map(quote).join(', ')} }`;
+      ? ` device ${quote(b.devices[0])}` : ` devices = { ${b.devices.map(quote).join(', ')} }`;
     out.push(`\t\ttype ${b.type} hook ${b.hook}${device} priority ${b.priority}; policy ${b.policy};`);
   }
   for (const rule of chain.rules) out.push(`\t\t${printRule(rule)}`);

@@ -62,7 +62,7 @@ export function parseTime(text: string): number | undefined {
   let total = 0;
   let at = 0;
   for (let m = TIME_PART.exec(text); m; m = TIME_PART.exec(text)) {
-    total += Number(m[1]) * TIME_UNIT[m[2]!]!;
+    total += Number(m[1]) * TIME_UNIT[m[2]];
     at = TIME_PART.lastIndex;
   }
   return at === text.length && at > 0 ? total : undefined;

@@ -20,7 +20,7 @@ import type { NftRule } from '../nftables/ast.ts';
  */
 class Carrier {
   constructor(o: object) {
-    return o as Carrier;
+    return o;
   }
 }
 

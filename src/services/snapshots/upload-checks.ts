@@ -3,7 +3,6 @@
  * worker unless the same dump was stored before), routes and manifests. Errors point at the node
  * and part at fault.
  */
-import type { FormatOption } from '../../engine/index.ts';
 import { EngineError, parseRoutes } from '../../engine/index.ts';
 import { AppError } from '../../app-error.ts';
 import type { ParseRecord, SnapshotStore, StoredNode } from '../../store/snapshot-store.ts';
@@ -105,7 +104,7 @@ export function createUploadChecks(deps: { readonly store: SnapshotStore; readon
     if (parsed && familyOfDump(parsed.summary) === undefined) parsed = null;
     const fresh = parsed === null;
     if (!parsed) {
-      const r = await parsePool.check(d.rules, format as FormatOption, table || undefined);
+      const r = await parsePool.check(d.rules, format, table || undefined);
       if (!r.ok) throw AppError.fromEngine(checkError(r), { node: name, ...(part === 'rules6' ? { part } : {}) }, `${where}: `);
       parsed = { format: r.format, summary: r.summary };
     }

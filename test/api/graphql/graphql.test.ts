@@ -115,7 +115,7 @@ test('a trace over HTTP gives the same answer, with the rest of the outcome and 
     },
   });
   assert.equal(res.statusCode, 200);
-  const body = res.json() as Result;
+  const body = res.json<Result>();
   assert.equal(body.errors, undefined);
   const [t] = body.data.snapshot.trace;
   assert.equal(t.entry, 'PREROUTING');
@@ -156,7 +156,7 @@ test('listing snapshots with their nodes asks the service for nodes once (HTTP, 
     payload: { query: '{ snapshots(cluster: "big", first: 20) { edges { node { id nodes { name } } } } }' },
   });
   assert.equal(res.statusCode, 200);
-  const body = res.json() as Result;
+  const body = res.json<Result>();
   assert.equal(body.errors, undefined);
   assert.equal(body.data.snapshots.edges.length, 12);
   assert.equal(calls.nodesOf.length, 1);
@@ -246,7 +246,7 @@ test('a bad protocol or entry is a VALIDATION error in extensions.code', async (
     payload: { query: `{ snapshot(id: "${id}") { trace(destination: "10.0.0.1", port: 80, protocol: "http") { node } } }` },
   });
   assert.equal(res.statusCode, 200);
-  assert.equal((res.json() as Result).errors?.[0].extensions?.code, 'VALIDATION');
+  assert.equal((res.json<Result>()).errors?.[0].extensions?.code, 'VALIDATION');
   await app.close();
 });
 
@@ -342,7 +342,7 @@ test('5xx errors keep their code but not their message', async () => {
   assert.deepEqual(res.errors?.map((e) => [e.message, e.extensions]), [['an unexpected error occurred', { code: 'INTERNAL' }]]);
   const http = await unexpected.inject({ method: 'POST', url: '/graphql', payload: { query: '{ clusters { name } }' } });
   assert.doesNotMatch(http.body, /hunter2|ECONNREFUSED/);
-  assert.equal((http.json() as Result).errors?.[0].extensions?.code, 'INTERNAL');
+  assert.equal(http.json<Result>().errors?.[0].extensions?.code, 'INTERNAL');
   await unexpected.close();
 
   const down = await appWith({ ...service, listClusters: async () => { throw new AppError('UNAVAILABLE', secret); } });
@@ -377,6 +377,6 @@ test('GraphiQL is served, and a query that does not parse is still a 400 from me
   assert.match(String(ui.headers['content-type']), /text\/html/);
   const bad = await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ snapshot(id: ' } });
   assert.equal(bad.statusCode, 400);
-  assert.match((bad.json() as Result).errors?.[0].message ?? '', /Syntax Error/);
+  assert.match(bad.json<Result>().errors?.[0].message ?? '', /Syntax Error/);
   await app.close();
 });

@@ -38,7 +38,7 @@ const schema = buildSchema(typeDefs.join('\n'));
 
 async function post(body: unknown) {
   const res = await app.inject({ method: 'POST', url: '/graphql', payload: body as Record<string, unknown> });
-  return { status: res.statusCode, body: res.json() as { data?: unknown; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> } };
+  return { status: res.statusCode, body: res.json<{ data?: unknown; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> }>() };
 }
 
 function tooComplex(r: Awaited<ReturnType<typeof post>>, pattern: RegExp): void {

@@ -167,10 +167,10 @@ test('without manifests the rule comments still name the Service port, frontend 
         const sepJump = o.path.find((s) => / -> \S+:\d+/.test(s.rule) && s.rule.includes(`-> ${o.destination.ip}:${o.destination.port}`));
         assert.ok(sepJump, what);
         const spn = parseServicePortName(/--comment "([^"]+)"/.exec(sepJump.rule)![1])!;
-        assert.deepEqual([x.service!.namespace, x.service!.name, x.service!.port.name], [spn.namespace, spn.name, spn.portName], what);
+        assert.deepEqual([x.service.namespace, x.service.name, x.service.port.name], [spn.namespace, spn.name, spn.portName], what);
         assert.deepEqual(x.endpoint, { ip: o.destination.ip, port: o.destination.port }, what);
-        if (x.service!.frontend !== 'NodePort') assert.equal(x.service!.port.port, flow.port, what);
-        else assert.equal(x.service!.port.port, null, what);
+        if (x.service.frontend !== 'NodePort') assert.equal(x.service.port.port, flow.port, what);
+        else assert.equal(x.service.port.port, null, what);
         named++;
       });
     }
@@ -198,9 +198,9 @@ test('with the comments stripped, the chain-name hashes name the Service port an
         if (o.verdict !== 'DNAT') return;
         const what = `${c.folder}: ${flow.name}: ${JSON.stringify(x)}`;
         assert.equal(x.service?.via, 'chain-hash', what);
-        assert.equal(`${x.service!.namespace}/${x.service!.name}`, 'ns1/svc1', what);
-        assert.equal(x.service!.port.port, model.services.get('ns1/svc1')!.ports[0].port, what);
-        assert.equal(x.service!.frontend, expectedFrontend(c, flow.destination, flow.port), what);
+        assert.equal(`${x.service.namespace}/${x.service.name}`, 'ns1/svc1', what);
+        assert.equal(x.service.port.port, model.services.get('ns1/svc1')!.ports[0].port, what);
+        assert.equal(x.service.frontend, expectedFrontend(c, flow.destination, flow.port), what);
         assert.equal(x.endpoint?.listed, true, what);
         if (o.masquerade) assert.ok(KNOWN_REASONS.some((r) => r.test(x.masqueradeReason ?? '')), what);
         hashed++;
@@ -430,7 +430,7 @@ test('older layouts: masquerade in KUBE-SERVICES, KUBE-FW, KUBE-NODEPORTS and KU
   // localhost to a Local NodePort: two rules mark it, both reasons are given.
   const lo = describe('127.0.0.1', '127.0.0.1', 30081);
   assert.deepEqual(lo.masqueradeReasons, ['NodePort traffic to a localhost address (must be masqueraded to leave the node)', 'traffic from the node itself (LOCAL origin)']);
-  assert.equal(lo.masqueradeReason, lo.masqueradeReasons![0]);
+  assert.equal(lo.masqueradeReason, lo.masqueradeReasons[0]);
   assert.equal(lo.service?.name, 'local');
   // A pod going off-cluster: the CNI's own MASQUERADE, not kube-proxy's mark.
   const cni = describe('10.244.1.5', '8.8.8.8', 53);

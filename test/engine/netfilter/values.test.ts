@@ -13,7 +13,7 @@ test('probabilities: C strtod on the whole word, from 0 to 1', () => {
     ['0.5', 0.5], ['0.14285714272', 0.14285714272], ['.5', 0.5], ['1e-1', 0.1], ['0x0.8p0', 0.5], ['0x1p0', 1], ['1', 1], ['0', 0], ['1.00000000000', 1],
   ];
   for (const [word, value] of taken) assert.equal(readProbability(word), value, word);
-  assert.ok(Number.isNaN(readProbability('nan') as number), 'nan passes the range check (iptables stores 0)');
+  assert.ok(Number.isNaN(readProbability('nan')), 'nan passes the range check (iptables stores 0)');
   for (const word of ['0.5abc', 'abc', '1.5', '-0.1', '', 'inf', '0x', '1e', '.']) assert.equal(readProbability(word), 'invalid', word);
 });
 

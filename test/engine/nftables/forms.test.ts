@@ -86,8 +86,8 @@ function sameAcrossForms(rs: NftRuleset): unknown {
     for (const [k, x] of Object.entries(o)) out[k] = single(x);
     if (o.kind === 'match') {
       const right = out.right as { kind: string; elements?: Array<Record<string, unknown>> };
-      if (right.kind === 'anonymous-set' && right.elements!.length === 1 && Object.keys(right.elements![0]!).length === 1) {
-        out.right = right.elements![0]!.key;
+      if (right.kind === 'anonymous-set' && right.elements!.length === 1 && Object.keys(right.elements![0]).length === 1) {
+        out.right = right.elements![0].key;
       }
     }
     return out;
@@ -106,7 +106,7 @@ function sameAcrossForms(rs: NftRuleset): unknown {
     chains: (t.chains as Array<Record<string, unknown>>).sort(byName).map((c) => ({
       ...c,
       comment: undefined,
-      base: c.base ? { ...(c.base as object), devices: undefined } : null,
+      base: c.base ? { ...(c.base), devices: undefined } : null,
       rules: single(c.rules),
     })),
   }));

@@ -52,19 +52,19 @@ test('kube-proxy TestOverallNFTablesRules (command form, jumps before chains) re
     '1 ct state new jump service-endpoints-check',
     '2 ct state new jump cluster-ips-check',
   ]);
-  const [ctMatch, jump] = rules(rs, 'filter-output')[0]!.statements;
+  const [ctMatch, jump] = rules(rs, 'filter-output')[0].statements;
   assert.deepEqual(ctMatch, { kind: 'match', left: { kind: 'ct', key: 'state' }, op: 'in', right: { kind: 'literal', text: 'new' } });
   assert.deepEqual(jump, { kind: 'verdict', verdict: 'jump', target: 'service-endpoints-check' });
 
-  const [vmap] = rules(rs, 'services')[0]!.statements;
+  const [vmap] = rules(rs, 'services')[0].statements;
   assert.deepEqual(vmap, {
     kind: 'vmap',
     key: { kind: 'concat', parts: [{ kind: 'payload', protocol: 'ip', field: 'daddr' }, { kind: 'meta', key: 'l4proto' }, { kind: 'payload', protocol: 'th', field: 'dport' }] },
     map: { kind: 'set-ref', name: 'service-ips' },
   });
   const svc4 = rules(rs, 'service-LAUZTJTB-ns4/svc4/tcp/p80');
-  assert.equal(svc4[1]!.line, 107);
-  const numgen = svc4[1]!.statements[0]!;
+  assert.equal(svc4[1].line, 107);
+  const numgen = svc4[1].statements[0];
   assert.equal(numgen.kind, 'vmap');
   if (numgen.kind !== 'vmap') return;
   assert.deepEqual(numgen.key, { kind: 'numgen', mode: 'random', modulus: 2, offset: 0 });
@@ -91,7 +91,7 @@ test('kube-proxy TestOverallNFTablesRules (command form, jumps before chains) re
     { kind: 'match', left: { kind: 'meta', key: 'l4proto' }, op: '==', right: { kind: 'literal', text: 'tcp' } },
     { kind: 'nat', type: 'dnat', address: { kind: 'literal', text: '10.180.0.3' }, port: { kind: 'literal', text: '80' }, flags: [] },
   ]);
-  const firewall = rules(rs, 'firewall-HVFWP5L3-ns5/svc5/tcp/p80')[0]!.statements[0];
+  const firewall = rules(rs, 'firewall-HVFWP5L3-ns5/svc5/tcp/p80')[0].statements[0];
   assert.deepEqual(firewall, {
     kind: 'match', left: { kind: 'payload', protocol: 'ip', field: 'saddr' }, op: '!=',
     right: { kind: 'anonymous-set', elements: [{ key: { kind: 'prefix', address: '203.0.113.0', length: 25 }, line: 138 }] },
@@ -110,7 +110,7 @@ test('kube-proxy TestOverallNFTablesRules (command form, jumps before chains) re
     ['ns2/svc2:p80', { kind: 'verdict', verdict: 'drop' }],
     ['ns6/svc6:p80', { kind: 'verdict', verdict: 'goto', target: 'reject-chain' }],
   ]);
-  assert.equal(rules(rs, 'cluster-ips-check')[0]!.comment, 'Reject traffic to invalid ports of ClusterIPs');
+  assert.equal(rules(rs, 'cluster-ips-check')[0].comment, 'Reject traffic to invalid ports of ClusterIPs');
 });
 
 test('kube-proxy TestSyncProxyRulesRepeated initial state reads', () => {
@@ -144,40 +144,40 @@ test('the features fixture: every modelled statement kind reads as data', () => 
   const chain = c('c');
   const base = table(rs, 'inet t').chains.get('c')!.base!;
   assert.deepEqual([base.priority, base.policy], [5, 'drop']);
-  assert.deepEqual(chain[0]![0], {
+  assert.deepEqual(chain[0][0], {
     kind: 'match', left: { kind: 'ct', key: 'state' }, op: 'in',
     right: { kind: 'list', items: [{ kind: 'literal', text: 'established' }, { kind: 'literal', text: 'related' }] },
   });
-  assert.deepEqual(chain[1]![1], { kind: 'counter', packets: '0', bytes: '0' });
-  assert.deepEqual(chain[2]![0], { kind: 'match', left: { kind: 'meta', key: 'iifname' }, op: '==', right: { kind: 'literal', text: 'lo', quoted: true } });
-  assert.deepEqual((chain[3]![1] as Extract<NftStatement, { kind: 'match' }>).right, {
+  assert.deepEqual(chain[1][1], { kind: 'counter', packets: '0', bytes: '0' });
+  assert.deepEqual(chain[2][0], { kind: 'match', left: { kind: 'meta', key: 'iifname' }, op: '==', right: { kind: 'literal', text: 'lo', quoted: true } });
+  assert.deepEqual((chain[3][1] as Extract<NftStatement, { kind: 'match' }>).right, {
     kind: 'anonymous-set', elements: [
       { key: { kind: 'literal', text: '22' }, line: 11 },
       { key: { kind: 'range', low: { kind: 'literal', text: '80' }, high: { kind: 'literal', text: '90' } }, line: 11 },
     ],
   });
-  assert.deepEqual(chain[5]![0], { kind: 'limit', rate: 10, unit: 'packets', per: 'second', over: true });
-  assert.deepEqual(chain[6]![0], { kind: 'limit', rate: 1, unit: 'mbytes', per: 'second', over: false });
-  assert.deepEqual(chain[7]![0], { kind: 'log', prefix: 'hello ', level: 'info' });
-  assert.deepEqual(chain[8]![1], { kind: 'set-update', op: 'update', set: 'aff', key: { kind: 'payload', protocol: 'ip', field: 'saddr' }, timeoutMs: 3_600_000 });
-  assert.deepEqual(chain[9]![0], { kind: 'mangle', target: { kind: 'ct', key: 'mark' }, value: { kind: 'meta', key: 'mark' } });
-  assert.deepEqual(chain[11]![0], { kind: 'match', left: { kind: 'fib', flags: ['daddr'], result: 'type' }, op: '==', right: { kind: 'literal', text: 'local' } });
-  assert.deepEqual(chain[13]![0], { kind: 'reject', with: 'icmpx', code: 'admin-prohibited' });
-  assert.deepEqual(chain[14]![1], { kind: 'reject', with: 'tcp reset' });
-  assert.deepEqual((chain[15]![0] as Extract<NftStatement, { kind: 'vmap' }>).key, { kind: 'numgen', mode: 'inc', modulus: 3, offset: 1 });
-  assert.deepEqual(chain[17]![0], { kind: 'notrack' });
+  assert.deepEqual(chain[5][0], { kind: 'limit', rate: 10, unit: 'packets', per: 'second', over: true });
+  assert.deepEqual(chain[6][0], { kind: 'limit', rate: 1, unit: 'mbytes', per: 'second', over: false });
+  assert.deepEqual(chain[7][0], { kind: 'log', prefix: 'hello ', level: 'info' });
+  assert.deepEqual(chain[8][1], { kind: 'set-update', op: 'update', set: 'aff', key: { kind: 'payload', protocol: 'ip', field: 'saddr' }, timeoutMs: 3_600_000 });
+  assert.deepEqual(chain[9][0], { kind: 'mangle', target: { kind: 'ct', key: 'mark' }, value: { kind: 'meta', key: 'mark' } });
+  assert.deepEqual(chain[11][0], { kind: 'match', left: { kind: 'fib', flags: ['daddr'], result: 'type' }, op: '==', right: { kind: 'literal', text: 'local' } });
+  assert.deepEqual(chain[13][0], { kind: 'reject', with: 'icmpx', code: 'admin-prohibited' });
+  assert.deepEqual(chain[14][1], { kind: 'reject', with: 'tcp reset' });
+  assert.deepEqual((chain[15][0] as Extract<NftStatement, { kind: 'vmap' }>).key, { kind: 'numgen', mode: 'inc', modulus: 3, offset: 1 });
+  assert.deepEqual(chain[17][0], { kind: 'notrack' });
   const nat = c('n');
-  assert.deepEqual(nat[0]![1], {
+  assert.deepEqual(nat[0][1], {
     kind: 'nat', type: 'dnat', family: 'ip', flags: [],
     address: { kind: 'map', key: { kind: 'payload', protocol: 'ip', field: 'daddr' }, map: { kind: 'set-ref', name: 'dm' } },
   });
-  assert.deepEqual(nat[2]![1], { kind: 'nat', type: 'dnat', family: 'ip6', address: { kind: 'literal', text: '2001:db8::1' }, port: { kind: 'literal', text: '80' }, flags: [] });
-  assert.deepEqual(nat[3]![1], { kind: 'nat', type: 'redirect', port: { kind: 'literal', text: '1162' }, flags: [] });
+  assert.deepEqual(nat[2][1], { kind: 'nat', type: 'dnat', family: 'ip6', address: { kind: 'literal', text: '2001:db8::1' }, port: { kind: 'literal', text: '80' }, flags: [] });
+  assert.deepEqual(nat[3][1], { kind: 'nat', type: 'redirect', port: { kind: 'literal', text: '1162' }, flags: [] });
   const post = c('p');
-  assert.deepEqual(post[0]![1], {
+  assert.deepEqual(post[0][1], {
     kind: 'nat', type: 'masquerade', port: { kind: 'range', low: { kind: 'literal', text: '1000' }, high: { kind: 'literal', text: '2000' } }, flags: ['random', 'persistent'],
   });
-  assert.deepEqual(post[1]![0], {
+  assert.deepEqual(post[1][0], {
     kind: 'nat', type: 'snat', family: 'ip', flags: [],
     address: { kind: 'range', low: { kind: 'literal', text: '1.2.3.4' }, high: { kind: 'literal', text: '1.2.3.9' } },
   });
@@ -201,12 +201,12 @@ test('a statement not modelled is kept as text with a diagnostic; the verdict af
     '}',
   ].join('\n'));
   const [clamp, queue] = rules(rs, 'c', 'inet f');
-  assert.deepEqual(clamp!.statements, [
+  assert.deepEqual(clamp.statements, [
     { kind: 'unmodelled', text: 'tcp flags syn / syn,ack tcp option maxseg size set rt mtu counter' },
     { kind: 'verdict', verdict: 'jump', target: 'next' },
   ]);
-  assert.equal(clamp!.comment, 'clamp');
-  assert.deepEqual(queue!.statements, [
+  assert.equal(clamp.comment, 'clamp');
+  assert.deepEqual(queue.statements, [
     { kind: 'match', left: { kind: 'meta', key: 'l4proto' }, op: '==', right: { kind: 'literal', text: 'tcp' } },
     { kind: 'unmodelled', text: 'queue num 3 bypass' },
   ]);
@@ -259,7 +259,7 @@ test('several tables of several families, other software beside kube-proxy', () 
   assert.deepEqual([...rs.tables.keys()], ['ip flannel-ipv4']);
   const post = table(rs, 'ip flannel-ipv4').chains.get('postrtg')!;
   assert.deepEqual([post.base?.type, post.base?.hook, post.base?.priority, post.comment], ['nat', 'postrouting', 100, 'chain to manage traffic masquerading by flannel']);
-  assert.deepEqual(post.rules[0]!.statements[0], { kind: 'match', left: { kind: 'meta', key: 'mark' }, op: '==', right: { kind: 'literal', text: '16384' } });
+  assert.deepEqual(post.rules[0].statements[0], { kind: 'match', left: { kind: 'meta', key: 'mark' }, op: '==', right: { kind: 'literal', text: '16384' } });
   const both = parseNftables('table ip nat {\n}\ntable ip6 nat {\n}\ntable inet filter {\n}\n');
   assert.deepEqual([...both.tables.keys()], ['ip nat', 'ip6 nat', 'inet filter']);
 });
@@ -318,7 +318,7 @@ test('syntax errors are located', () => {
 test('JSON errors name the JSON path; a JSON syntax error its line and column', () => {
   const doc = JSON.parse(fixture('nftables', 'kube-proxy-overall', 'ruleset.json')) as { nftables: Array<Record<string, Record<string, unknown>>> };
   const i = doc.nftables.findIndex((o) => o.rule !== undefined);
-  (doc.nftables[i]!.rule!.expr as unknown[])[0] = { match: { op: '~=', left: { meta: { key: 'mark' } }, right: 1 } };
+  (doc.nftables[i].rule.expr as unknown[])[0] = { match: { op: '~=', left: { meta: { key: 'mark' } }, right: 1 } };
   const e = syntaxError(JSON.stringify(doc));
   assert.equal(e.message, `nftables[${i}].rule.expr[0].match.op: unknown operator '~='`);
   const bad = syntaxError('{"nftables": [\n{"table": {"family": "ip", "name": "t"}},\n{"chain": }\n]}');
@@ -331,7 +331,7 @@ test('JSON errors name the JSON path; a JSON syntax error its line and column', 
   const family = syntaxError('{"nftables": [{"table": {"family": "ipx", "name": "t"}}]}');
   assert.equal(family.message, "nftables[0].table.family: unknown family 'ipx'");
   // A statement the model does not describe is kept, as text, with a diagnostic.
-  doc.nftables[i]!.rule!.expr = [{ queue: { num: 3 } }, { accept: null }];
+  doc.nftables[i].rule.expr = [{ queue: { num: 3 } }, { accept: null }];
   const rs = parseNftables(JSON.stringify(doc));
   const rule = [...rs.tables.get('ip kube-proxy')!.chains.values()].flatMap((c) => c.rules).find((r) => r.statements[0]?.kind === 'unmodelled');
   assert.deepEqual(rule?.statements, [{ kind: 'unmodelled', text: '{"queue":{"num":3}}' }, { kind: 'verdict', verdict: 'accept' }]);
@@ -372,7 +372,7 @@ test('real-world fragments: their rules read, unmodelled nowhere, once put back 
     assert.ok(all.every((r) => r.statements.every((s) => s.kind !== 'unmodelled')), key);
     assert.ok(rs.diagnostics.every((d) => d.code === 'NFT_UNKNOWN_CHAIN'), JSON.stringify(rs.diagnostics[0]));
   }
-  const dns = parseNftables(cases[3]![0]).tables.get('ip kube-proxy')!.sets.get('no-endpoint-services')!;
-  assert.deepEqual(dns.elements[0]!.value, { kind: 'verdict', verdict: 'drop' });
-  assert.equal(dns.elements[0]!.comment, 'sys-ingress-priv/internal-ingress-controller-v2:web');
+  const dns = parseNftables(cases[3][0]).tables.get('ip kube-proxy')!.sets.get('no-endpoint-services')!;
+  assert.deepEqual(dns.elements[0].value, { kind: 'verdict', verdict: 'drop' });
+  assert.equal(dns.elements[0].comment, 'sys-ingress-priv/internal-ingress-controller-v2:web');
 });
