@@ -3,25 +3,13 @@
  * cache lacks are fetched.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { putBlob, readBlob } from '../../src/store/blob-store.ts';
 import type { ChunkCache } from '../../src/store/blob-store.ts';
-import { openDatabase, type Database } from '../../src/store/database.ts';
 import { Rng } from '../support/kube-gen.ts';
-import { createTestDatabase, type TestDatabase } from './helpers.ts';
+import { openedTestDatabase } from './helpers.ts';
 
-let testDb: TestDatabase;
-let db: Database;
-
-before(async () => {
-  testDb = await createTestDatabase();
-  db = await openDatabase({ databaseUrl: testDb.url, dataDir: '/nonexistent/not-used' });
-});
-
-after(async () => {
-  await db?.close();
-  await testDb?.drop();
-});
+const opened = openedTestDatabase();
 
 function dump(seed: number, lines: number): Buffer {
   const rng = new Rng(seed);
@@ -47,7 +35,7 @@ function countingCache(): ChunkCache & { sets: number; bytes: number } {
 }
 
 async function put(content: Buffer): Promise<string> {
-  const client = await db.pool.connect();
+  const client = await opened().db.pool.connect();
   try {
     await client.query('BEGIN');
     const { id } = await putBlob(client, content);
@@ -64,6 +52,7 @@ test('a blob read through a chunk cache is byte for byte the blob, and a similar
   const text = a.toString('latin1');
   const middle = text.indexOf('\n', text.length >> 1) + 1;
   const b = Buffer.from(`${text.slice(0, middle)}-A KUBE-SERVICES -j KUBE-NEW\n${text.slice(middle)}-A KUBE-SEP-X -j DNAT --to-destination 10.0.0.1:80\n`, 'latin1');
+  const { db } = opened();
   const ida = await put(a);
   const idb = await put(b);
   const cache = countingCache();

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { isDatabaseUnavailable } from '../../src/app-error.ts';
 import { Prisma, PrismaClient } from '../../src/generated/prisma/client.ts';
 import { openDatabase, type Database } from '../../src/store/database.ts';
-import { createTestDatabase, type TestDatabase, shippedMigrations } from './helpers.ts';
+import { createTestDatabase, openedTestDatabase, type TestDatabase, shippedMigrations } from './helpers.ts';
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -16,20 +16,10 @@ function isP2002(error: unknown): boolean {
 }
 
 describe('openDatabase with DATABASE_URL', () => {
-  let testDb: TestDatabase;
-  let db: Database;
-
-  before(async () => {
-    testDb = await createTestDatabase();
-    db = await openDatabase({ databaseUrl: testDb.url, dataDir: '/nonexistent/not-used' });
-  });
-
-  after(async () => {
-    await db?.close();
-    await testDb?.drop();
-  });
+  const opened = openedTestDatabase();
 
   test('applies pending migrations before returning, and none the next time', async () => {
+    const { db, testDb } = opened();
     assert.equal(db.embedded, false);
     assert.equal(db.connectionString, testDb.url);
     assert.deepEqual(db.appliedMigrations, shippedMigrations());
@@ -44,6 +34,7 @@ describe('openDatabase with DATABASE_URL', () => {
   });
 
   test('creates a cluster and a snapshot through Prisma', async () => {
+    const { db } = opened();
     const cluster = await db.prisma.cluster.create({ data: { name: 'prod-eu' } });
     assert.match(cluster.id, /^[0-9a-f-]{36}$/);
     assert.ok(cluster.createdAt instanceof Date);
@@ -72,6 +63,7 @@ describe('openDatabase with DATABASE_URL', () => {
   });
 
   test('unique violations surface as P2002', async () => {
+    const { db } = opened();
     await assert.rejects(db.prisma.cluster.create({ data: { name: 'prod-eu' } }), isP2002);
 
     const cluster = await db.prisma.cluster.findUniqueOrThrow({ where: { name: 'prod-eu' } });
@@ -91,6 +83,7 @@ describe('openDatabase with DATABASE_URL', () => {
   });
 
   test('a cluster with snapshots cannot be deleted (snapshots are append-only)', async () => {
+    const { db } = opened();
     await assert.rejects(db.prisma.cluster.delete({ where: { name: 'prod-eu' } }), (error: unknown) => {
       assert.ok(error instanceof Prisma.PrismaClientKnownRequestError, String(error));
       assert.equal(error.code, 'P2003'); // foreign key constraint

@@ -10,7 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { readdirSync, readFileSync } from 'node:fs';
-import { DEFAULT_MIGRATIONS_DIR } from '../../src/store/database.ts';
+import { after, before } from 'node:test';
+import { DEFAULT_MIGRATIONS_DIR, openDatabase } from '../../src/store/database.ts';
+import type { Database } from '../../src/store/database.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/store/embedded.ts';
 
 const DEFAULT_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -115,4 +117,25 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return condition();
+}
+
+/**
+ * A throwaway database opened (migrated) before the tests of the enclosing suite or file and
+ * dropped after them: `opened()` gives both once `before` has run.
+ */
+export function openedTestDatabase(): () => { readonly testDb: TestDatabase; readonly db: Database } {
+  let testDb: TestDatabase | undefined;
+  let db: Database | undefined;
+  before(async () => {
+    testDb = await createTestDatabase();
+    db = await openDatabase({ databaseUrl: testDb.url, dataDir: '/nonexistent/not-used' });
+  });
+  after(async () => {
+    await db?.close();
+    await testDb?.drop();
+  });
+  return () => {
+    if (!testDb || !db) throw new Error('the test database is opened in before(): ask for it in a test');
+    return { testDb, db };
+  };
 }
