@@ -7,9 +7,9 @@
  * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
-import { ruleAt, ruleCount, ruleLineAt } from '../netfilter/rule.ts';
+import { ruleCount, ruleLineAt } from '../netfilter/rule.ts';
 import { ownCopy } from '../text.ts';
-import { withRule } from './step-rule.ts';
+import { withRuleAt } from './step-rule.ts';
 import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep, TraceWarning } from './tracer.ts';
 import { dependenciesHold, newDependencies, trace } from './tracer.ts';
 
@@ -43,7 +43,7 @@ function moveStep(s: TraceStep, rs: Ruleset, moved: Positions): TraceStep {
   const step: TraceStep = assumed === undefined
     ? { hook, table, chain: s.chain, index, line, rule, action }
     : { hook, table, chain: s.chain, index, line, rule, action, assumed };
-  return withRule(step, ruleAt(chain, at));
+  return withRuleAt(step, chain, at);
 }
 
 /** A warning's reference to a rule of a trace made elsewhere, as a trace made on `rs` has it. */
@@ -51,7 +51,7 @@ function moveRef(r: NonNullable<TraceWarning['rule']>, rs: Ruleset, moved: Posit
   const place = placeIn(r, rs, moved);
   if (!place || place.at < 0) return r;
   const { chain, at } = place;
-  return withRule({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text: r.text }, ruleAt(chain, at));
+  return withRuleAt({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text: r.text }, chain, at);
 }
 
 function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {

@@ -8,7 +8,8 @@
  * Copies made with spread or JSON lose it: whatever copies a step attaches the rule it stands for
  * there (see memo.ts).
  */
-import type { Rule } from '../netfilter/ast.ts';
+import type { Chain, Rule } from '../netfilter/ast.ts';
+import { ruleAt } from '../netfilter/rule.ts';
 import type { NftRule } from '../nftables/ast.ts';
 
 /**
@@ -24,17 +25,26 @@ class Carrier {
   }
 }
 
+/** Where a rule stands in a chain, for a rule read only when asked for. */
+class RulePlace {
+  constructor(readonly chain: Chain, readonly at: number) {}
+}
+
 /** The iptables rule of a step or rule reference. */
 class IptablesStep extends Carrier {
-  readonly #rule: Rule;
+  /** The rule, or where to find it: read when first asked for (answers moved by the memo). */
+  #rule: Rule | RulePlace;
 
-  constructor(step: object, rule: Rule) {
+  constructor(step: object, rule: Rule | RulePlace) {
     super(step);
     this.#rule = rule;
   }
 
   static ruleOf(step: object): Rule | undefined {
-    return #rule in step ? step.#rule : undefined;
+    if (!(#rule in step)) return undefined;
+    const r = step.#rule;
+    if (r instanceof RulePlace) return (step.#rule = ruleAt(r.chain, r.at));
+    return r;
   }
 }
 
@@ -72,6 +82,16 @@ export function withRule<T extends object>(step: T, rule: Rule): T {
 }
 
 /** The iptables rule a step or rule reference stands for; undefined for a policy step or a copy made without it. */
+/**
+ * `step` with the rule at 0-based position `at` of `chain` attached, read only when ruleOf asks:
+ * most answers the memo moves are never described, and making their rules would cost more than
+ * moving them.
+ */
+export function withRuleAt<T extends object>(step: T, chain: Chain, at: number): T {
+  new IptablesStep(step, new RulePlace(chain, at));
+  return step;
+}
+
 export function ruleOf(step: object): Rule | undefined {
   return IptablesStep.ruleOf(step);
 }
