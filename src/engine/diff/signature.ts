@@ -310,7 +310,7 @@ export class RulesetSignature {
       const dnat = [...index.any.dnat];
       let opaque = index.any.opaque;
       for (const r of own) {
-        const sub = r.target !== null && chains.has(r.target) ? this.closure(table, chains, r.target) : this.leaf(r.text, r.target);
+        const sub = this.targetClosure(table, chains, r.text, r.target);
         h.number(r.rank).number(this.texts.id(r.text)).number(sub.id);
         dnat.push(...sub.dnat);
         opaque ||= sub.opaque;
@@ -319,6 +319,11 @@ export class RulesetSignature {
     }
     memo.set(key, out);
     return out;
+  }
+
+  /** What a rule's target reaches: the chain's closure, or what the rule itself rewrites. */
+  private targetClosure(table: string, chains: ReadonlyMap<string, Chain>, text: string, target: string | null): Closure {
+    return target !== null && chains.has(target) ? this.closure(table, chains, target) : this.leaf(text, target);
   }
 
   private portIndex(table: string, chains: ReadonlyMap<string, Chain>, c: Chain): PortIndex {
@@ -340,7 +345,7 @@ export class RulesetSignature {
         continue;
       }
       rank++;
-      const sub = f.target !== null && chains.has(f.target) ? this.closure(table, chains, f.target) : this.leaf(text, f.target);
+      const sub = this.targetClosure(table, chains, text, f.target);
       h.number(this.texts.id(text)).number(sub.id);
       for (const k of sub.dnat) dnat.add(k);
       opaque ||= sub.opaque;
@@ -353,9 +358,8 @@ export class RulesetSignature {
 
   /** The keyed rules filed under one destination (`ip|port`), in the order the tracer meets them. */
   private matched(key: string): Entry[] {
-    const bar = key.lastIndexOf('|');
-    const dst = key.slice(0, bar);
-    const dport = Number(key.slice(bar + 1));
+    const dst = key.slice(0, key.lastIndexOf('|'));
+    const dport = portOf(key);
     const out: Entry[] = [];
     for (const e of this.byDst.get(dst) ?? []) if (e.dport === null || e.dport === dport) out.push(e);
     for (const e of this.byPort.get(dport) ?? []) out.push(e);
