@@ -8,6 +8,7 @@ export { groupByCase, trace } from './trace/tracer.ts';
 export { parseRoutes, RouteTable } from './net/routes.ts';
 export { familyOf, hostPort } from './net/address.ts';
 export { compiledRuleCount, sharedRuleCount } from './trace/compile.ts';
+export { sharedBodyCount } from './netfilter/rule.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';
 export {

@@ -8,7 +8,9 @@ import type { ChainKind } from '../kube/chain-names.ts';
 import { parseServicePortName } from '../kube/describe.ts';
 import { canonicalIP } from '../kube/model.ts';
 import type { Chain, Family, Rule, Ruleset } from '../netfilter/ast.ts';
-import { ruleCount, ruleTexts } from '../netfilter/rule.ts';
+import { commentOf, targetOption } from '../netfilter/ast.ts';
+import { ruleCount, ruleTargetAt } from '../netfilter/rule.ts';
+import { readNatAddress } from '../netfilter/values.ts';
 import { quantizeProbability, SCALE } from '../trace/probability.ts';
 import { requireIptables } from '../rules.ts';
 import type { AuditNode, FindingRule } from './types.ts';
@@ -33,25 +35,6 @@ export function uniqueRefs(refs: Iterable<FindingRule>): FindingRule[] {
   return [...seen.values()];
 }
 
-/**
- * The `-m comment --comment` text of a rule, read from its text as iptables-save quotes it
- * (bare, or in double quotes with \\" \\\\ \\' escaped): cheaper than parsing the whole rule.
- */
-export function commentOf(r: Pick<Rule, 'text'>): string | null {
-  const at = r.text.indexOf('--comment ');
-  if (at < 0) return null;
-  const rest = r.text.slice(at + '--comment '.length);
-  if (rest.startsWith('"')) {
-    const m = /^"((?:[^"\\]|\\.)*)"/.exec(rest);
-    return m ? m[1].replace(/\\(.)/g, '$1') : null;
-  }
-  if (rest.startsWith("'")) {
-    const end = rest.indexOf("'", 1);
-    return end < 0 ? null : rest.slice(1, end);
-  }
-  return /^\S*/.exec(rest)![0];
-}
-
 /** `--dport N` of the rule's protocol match, or null. */
 export function dportOf(r: Rule): number | null {
   for (const m of r.matches) {
@@ -71,33 +54,6 @@ export interface DnatTarget {
   readonly rule: Rule;
 }
 
-function parseToDestination(text: string): { ip: string; port: number | null } | null {
-  let addr = text;
-  let port: string | undefined;
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    if (close < 0) return null;
-    addr = text.slice(1, close);
-    port = text.slice(close + 1).replace(/^:/, '') || undefined;
-  } else if ((text.match(/:/g) ?? []).length === 1) {
-    [addr, port] = text.split(':');
-  }
-  // A range (`a-b`) is not one endpoint: kube-proxy never writes one.
-  if (!addr || addr.includes('-') || (port !== undefined && !/^\d+$/.test(port))) return null;
-  return { ip: canonicalIP(addr), port: port === undefined ? null : Number(port) };
-}
-
-/** The `-j`/`-g` target of a rule's text, outside quoted strings (the dump was validated when parsed). */
-function targetOfText(text: string): string | null {
-  const words = text.match(/"(?:[^"\\]|\\.)*"|'[^']*'|\S+/g) ?? [];
-  let target: string | null = null;
-  for (let i = 0; i < words.length - 1; i++) {
-    const w = words[i];
-    if (w === '-j' || w === '-g' || w === '--jump' || w === '--goto') target = words[i + 1];
-  }
-  return target;
-}
-
 /** A rule of a Service chain that sends to another chain (an endpoint, or a policy chain). */
 export interface ChainJump {
   readonly rule: Rule;
@@ -113,15 +69,7 @@ export interface ChainJump {
   readonly conditional: boolean;
 }
 
-/** kube-proxy's split rule, `[-m comment …] [-m statistic --mode random --probability p] -j CHAIN`, read without a parse. */
-const SPLIT_RULE = /^-A \S+ (?:-m comment --comment (?:"(?:[^"\\]|\\.)*"|[A-Za-z0-9_-]+) )?(?:-m statistic --mode random --probability (\d+(?:\.\d+)?) )?-j (KUBE-[A-Z]+-[A-Z2-7]{16})$/;
-
 function readJump(r: Rule): ChainJump | null {
-  const fast = SPLIT_RULE.exec(r.text);
-  if (fast) {
-    const k = fast[1] === undefined ? SCALE : quantizeProbability(Number(fast[1]));
-    return { rule: r, target: fast[2], kind: splitChainName(fast[2])?.kind ?? null, affinity: null, k, bySource: false, conditional: false };
-  }
   const target = r.target?.name;
   if (!target) return null;
   let affinity: ChainJump['affinity'] = null;
@@ -218,23 +166,18 @@ export class NodeRules {
     return refs.map(([from, index]) => this.rules(from)[index]);
   }
 
-  /**
-   * Where each KUBE-… chain is jumped to from, read from the rule texts: making a Rule object
-   * of every rule of a large dump costs seconds, and most rules never jump to a KUBE- chain.
-   */
+  /** Where each KUBE-… chain is jumped to from, by the targets the parser read (no rule is made). */
   private indexReferrers(): Map<string, [string, number][]> {
     const map = new Map<string, [string, number][]>();
     for (const c of this.ruleset.tables.get('nat')?.chains.values() ?? []) {
-      if (ruleCount(c) === 0) continue;
-      const { texts } = ruleTexts(c);
-      texts.forEach((text, i) => {
-        if (!/(?:-j|-g|--jump|--goto) KUBE-/.test(text)) return;
-        const target = targetOfText(text);
-        if (!target || !target.startsWith('KUBE-')) return;
+      const n = ruleCount(c);
+      for (let k = 0; k < n; k++) {
+        const target = ruleTargetAt(c, k);
+        if (target === null || !target.startsWith('KUBE-')) continue;
         const list = map.get(target);
-        if (list) list.push([c.name, i]);
-        else map.set(target, [[c.name, i]]);
-      });
+        if (list) list.push([c.name, k]);
+        else map.set(target, [[c.name, k]]);
+      }
     }
     return map;
   }
@@ -249,17 +192,20 @@ export class NodeRules {
     return hit;
   }
 
-  /** The endpoint a KUBE-SEP chain DNATs to (its first DNAT rule), or null; read from the rule texts. */
+  /** The endpoint a KUBE-SEP chain DNATs to (its first DNAT rule to one address), or null. */
   dnat(chain: string): DnatTarget | null {
     if (this.dnatCache.has(chain)) return this.dnatCache.get(chain)!;
     let out: DnatTarget | null = null;
     const c = this.chain('nat', chain);
-    const texts = c ? ruleTexts(c).texts : [];
-    for (let i = 0; i < texts.length && !out; i++) {
-      if (targetOfText(texts[i]) !== 'DNAT') continue;
-      const to = /\s--to-destination\s+(\S+)/.exec(texts[i])?.[1];
-      const parsed = to ? parseToDestination(to) : null;
-      if (parsed) out = { ...parsed, key: parsed.port === null ? parsed.ip : endpointString(parsed.ip, parsed.port), rule: c!.rules[i] };
+    const n = c ? ruleCount(c) : 0;
+    for (let k = 0; k < n && !out; k++) {
+      if (ruleTargetAt(c!, k) !== 'DNAT') continue;
+      const rule = c!.rules[k];
+      const to = readNatAddress(targetOption(rule, 'to-destination')?.args[0]);
+      // A range is not one endpoint: kube-proxy never writes one.
+      if (to.ip === null || to.range || to.serviceName) continue;
+      const ip = canonicalIP(to.ip);
+      out = { ip, port: to.port, key: to.port === null ? ip : endpointString(ip, to.port), rule };
     }
     this.dnatCache.set(chain, out);
     return out;

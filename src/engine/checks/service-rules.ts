@@ -14,10 +14,11 @@ import { endpointString, kubeProxyChainName, servicePortNameString } from '../ku
 import type { ChainKind, ChainPrefix } from '../kube/chain-names.ts';
 import { parseServicePortName } from '../kube/describe.ts';
 import type { Rule } from '../netfilter/ast.ts';
+import { commentOf } from '../netfilter/ast.ts';
 import { countEndpoints, expectedPorts } from './expected.ts';
 import type { ExpectedPort } from './expected.ts';
 import type { NodeRules } from './node-rules.ts';
-import { chainRef, commentOf, dportOf, namedKey, nodeRules, ruleRef, uniqueRefs } from './node-rules.ts';
+import { chainRef, dportOf, namedKey, nodeRules, ruleRef, uniqueRefs } from './node-rules.ts';
 import type { AuditInput, Check, Finding, FindingRule } from './types.ts';
 
 const CHECK = 'service-rules';

@@ -15,9 +15,10 @@
  */
 import { servicePortNameString } from '../kube/chain-names.ts';
 import { parseServicePortName } from '../kube/describe.ts';
+import { commentOf } from '../netfilter/ast.ts';
 import { SCALE } from '../trace/probability.ts';
 import type { ChainJump, NodeRules } from './node-rules.ts';
-import { commentOf, nodeRules, percent, ruleRef, uniqueRefs } from './node-rules.ts';
+import { nodeRules, percent, ruleRef, uniqueRefs } from './node-rules.ts';
 import type { AuditInput, Check, Finding } from './types.ts';
 
 const CHECK = 'uneven-split';

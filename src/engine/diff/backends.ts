@@ -17,9 +17,10 @@
  */
 import type { ChainNameIndex } from '../kube/chain-names.ts';
 import type { ClusterModel } from '../kube/model.ts';
-import type { Ruleset } from '../netfilter/ast.ts';
+import type { Rule, Ruleset } from '../netfilter/ast.ts';
+import { ruleAt, ruleCount, ruleTargetAt } from '../netfilter/rule.ts';
 import { familyOf, formatIPv4, formatIPv6, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
-import type { NftRuleset } from '../nftables/ast.ts';
+import type { NftRuleset, NftStatement } from '../nftables/ast.ts';
 import type { AnyRuleset } from '../rules.ts';
 import { isNftables, traceRules } from '../rules.ts';
 import type { Entry, Protocol } from '../trace/packet.ts';
@@ -138,29 +139,65 @@ function serviceCIDRs(rs: NftRuleset): string[] {
   const out: string[] = [];
   for (const t of kubeProxyTables(rs)) {
     for (const r of t.chains.get('cluster-ips-check')?.rules ?? []) {
-      const m = /\bip6? daddr \{?\s*([^{}]+?)\s*\}? drop\b/.exec(r.text);
-      if (m) out.push(...m[1].split(',').map((x) => x.trim()).filter((x) => x.includes('/')));
+      const verdict = r.statements.at(-1);
+      if (verdict?.kind !== 'verdict' || verdict.verdict !== 'drop') continue;
+      for (const m of r.statements) {
+        if (m.kind !== 'match' || m.op === '!=' || m.left.kind !== 'payload' || m.left.field !== 'daddr') continue;
+        const values = m.right.kind === 'anonymous-set' ? m.right.elements.map((e) => e.key) : [m.right];
+        for (const v of values) if (v.kind === 'prefix') out.push(`${v.address}/${v.length}`);
+      }
     }
   }
   return out;
 }
 
-/** The rules of an iptables chain as the dump has them (completed rules too: kube-proxy writes those). */
-function iptablesTexts(rs: Ruleset, table: string, chain: string, chainTexts: ChainTexts): readonly string[] {
+/** The rules of an iptables chain (completed rules too: kube-proxy writes those) that `keep` keeps; `target` first narrows them by the target the parser read. */
+function iptablesRules(rs: Ruleset, table: string, chain: string, target: string, keep: (r: Rule) => boolean): boolean {
   const c = rs.tables.get(table)?.chains.get(chain);
-  return c ? chainTexts.of(c).texts : [];
+  if (!c) return false;
+  const n = ruleCount(c);
+  for (let k = 0; k < n; k++) if (ruleTargetAt(c, k) === target && keep(ruleAt(c, k))) return true;
+  return false;
+}
+
+/** The rule has a non-negated option `name` of a match whose value (a comma list) includes `value`. */
+function hasOptionValue(r: Rule, name: string, value: string): boolean {
+  return r.matches.some((m) => m.options.some((o) => o.name === name && !o.negated && (o.args[0] ?? '').split(',').includes(value)));
+}
+
+/** Some rule of a kube-proxy table of the nftables ruleset has a statement that `test` keeps. */
+function nftHasStatement(nft: NftRuleset, test: (s: NftStatement) => boolean): boolean {
+  return kubeProxyTables(nft).some((t) => [...t.chains.values()].some((c) => c.rules.some((r) => r.statements.some(test))));
+}
+
+/** A verdict statement, or an element of an anonymous verdict map, that accepts. */
+function accepts(s: NftStatement): boolean {
+  if (s.kind === 'verdict') return s.verdict === 'accept';
+  if (s.kind !== 'vmap' || s.map.kind !== 'anonymous-set') return false;
+  return s.map.elements.some((e) => e.value?.kind === 'verdict' && e.value.verdict === 'accept');
+}
+
+/** `ct state invalid` (alone or in a list). */
+function matchesInvalid(s: NftStatement): boolean {
+  if (s.kind !== 'match' || s.left.kind !== 'ct' || s.left.key !== 'state' || s.op === '!=') return false;
+  const values = s.right.kind === 'list' ? s.right.items : s.right.kind === 'anonymous-set' ? s.right.elements.map((e) => e.key) : [s.right];
+  return values.some((v) => v.kind === 'literal' && v.text === 'invalid');
+}
+
+/** `ip daddr @nodeport-ips` (or ip6): kube-proxy's NodePorts on chosen addresses only. */
+function matchesNodePortIPs(s: NftStatement): boolean {
+  return s.kind === 'match' && s.left.kind === 'payload' && s.left.field === 'daddr' && s.right.kind === 'set-ref' && s.right.name === 'nodeport-ips';
 }
 
 /** Known differences the rules of an iptables node and an nftables node show, without a packet. */
-function rulesNotes(ipt: Ruleset, nft: NftRuleset, iptFrontends: readonly Frontend[], chainTexts: ChainTexts): KnownDifferenceCode[] {
+function rulesNotes(ipt: Ruleset, nft: NftRuleset, iptFrontends: readonly Frontend[]): KnownDifferenceCode[] {
   const out: KnownDifferenceCode[] = [];
-  const everyLocal = iptablesTexts(ipt, 'nat', 'KUBE-SERVICES', chainTexts).some((t) => /--dst-type LOCAL\b/.test(t) && /-j KUBE-NODEPORTS\b/.test(t) && !/\s-d\s/.test(t));
-  const nftByAddress = kubeProxyTables(nft).some((t) => t.chains.get('services')?.rules.some((r) => /daddr @nodeport-ips\b/.test(r.text)));
+  // NodePorts on every local address: the jump to KUBE-NODEPORTS keyed by address type alone.
+  const everyLocal = iptablesRules(ipt, 'nat', 'KUBE-SERVICES', 'KUBE-NODEPORTS', (r) => r.destination === undefined && hasOptionValue(r, 'dst-type', 'LOCAL'));
+  const nftByAddress = kubeProxyTables(nft).some((t) => t.chains.get('services')?.rules.some((r) => r.statements.some(matchesNodePortIPs)));
   if (everyLocal && nftByAddress && iptFrontends.some((f) => f.kind === 'NodePort')) out.push('NODEPORT_ADDRESSES');
-  const forward = iptablesTexts(ipt, 'filter', 'KUBE-FORWARD', chainTexts);
-  const nftHasRule = (re: RegExp) => kubeProxyTables(nft).some((t) => [...t.chains.values()].some((c) => c.rules.some((r) => re.test(r.text))));
-  if (forward.some((t) => /-j ACCEPT\b/.test(t)) && !nftHasRule(/\baccept\b/)) out.push('FORWARD_ACCEPT');
-  if (forward.some((t) => /--ctstate INVALID\b/.test(t) && /-j DROP\b/.test(t)) && !nftHasRule(/\bct state invalid\b/)) out.push('CONNTRACK_INVALID');
+  if (iptablesRules(ipt, 'filter', 'KUBE-FORWARD', 'ACCEPT', () => true) && !nftHasStatement(nft, accepts)) out.push('FORWARD_ACCEPT');
+  if (iptablesRules(ipt, 'filter', 'KUBE-FORWARD', 'DROP', (r) => hasOptionValue(r, 'ctstate', 'INVALID')) && !nftHasStatement(nft, matchesInvalid)) out.push('CONNTRACK_INVALID');
   return out;
 }
 
@@ -282,7 +319,7 @@ export function diffByTracing(pairs: readonly AnyNodePair[], options: BackendsOp
         probe: p.kind,
       }, info ? undefined : c);
     }
-    for (const code of rulesNotes(ipt, nft, iptFrontends, chainTexts)) tally.explain(pair.name, known(code), 0);
+    for (const code of rulesNotes(ipt, nft, iptFrontends)) tally.explain(pair.name, known(code), 0);
   }
 
   tally.frontends.sort(compareDiffs);

@@ -12,7 +12,7 @@
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import type { ChainTexts } from './rule-facts.ts';
 import { dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
-import { ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
+import { ruleAt, ruleCount, ruleTargetAt } from '../netfilter/rule.ts';
 
 function sameChain(x: Chain, y: Chain, texts: ChainTexts): boolean {
   return x === y || ((x.policy ?? '-') === (y.policy ?? '-') && texts.joined(x) === texts.joined(y));
@@ -30,8 +30,8 @@ export interface UnchangedRewrites {
 export class ChainDelta {
   private readonly changed = new Map<string, Set<string>>();
   private readonly tainted = new Map<string, Set<string>>();
-  /** Per table, A's chains that rewrite destinations, with the lines that do. */
-  private readonly rewriting = new Map<string, Map<string, string[]>>();
+  /** Per table, A's chains that rewrite destinations, with the 0-based positions of the rules that do. */
+  private readonly rewriting = new Map<string, Map<Chain, number[]>>();
 
   constructor(a: Ruleset, b: Ruleset, texts: ChainTexts) {
     const tables = [...new Set([...a.tables.keys(), ...b.tables.keys()])];
@@ -64,7 +64,7 @@ export class ChainDelta {
   private scan(table: string, ca: ReadonlyMap<string, Chain>, cb: ReadonlyMap<string, Chain>, changed: ReadonlySet<string>): Set<string> {
     // Per distinct target: the chains that jump to it, or null when it is not a chain.
     const callers = new Map<string, string[] | null>();
-    const rewriting = new Map<string, string[]>();
+    const rewriting = new Map<Chain, number[]>();
     this.rewriting.set(table, rewriting);
     const read = (name: string, c: Chain, side: 'a' | 'b') => {
       const n = ruleCount(c);
@@ -79,9 +79,9 @@ export class ChainDelta {
         if (list !== null) {
           if (list[list.length - 1] !== name) list.push(name);
         } else if (side === 'a' && REWRITING_TARGETS.has(target)) {
-          const lines = rewriting.get(name);
-          if (lines) lines.push(ruleTextAt(c, k));
-          else rewriting.set(name, [ruleTextAt(c, k)]);
+          const at = rewriting.get(c);
+          if (at) at.push(k);
+          else rewriting.set(c, [k]);
         }
       }
     };
@@ -132,10 +132,10 @@ export class ChainDelta {
     const ports = new Set<number>();
     let opaque = false;
     for (const [table, chains] of this.rewriting) {
-      for (const [name, lines] of chains) {
-        if (this.isChanged(table, name)) continue;
-        for (const line of lines) {
-          const key = dnatKey(line);
+      for (const [c, at] of chains) {
+        if (this.isChanged(table, c.name)) continue;
+        for (const k of at) {
+          const key = dnatKey(ruleAt(c, k));
           if (key === null) {
             opaque = true;
             continue;

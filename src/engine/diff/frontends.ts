@@ -124,7 +124,7 @@ export function listFrontends(rs: Ruleset, addresses: readonly string[], options
     const c = rs.tables.get(table)?.chains.get(chain);
     if (!c) return;
     const { texts } = chainTexts.of(c);
-    texts.forEach((text, i) => visit(facts.get(text), { table, chain, index: i + 1, text }));
+    texts.forEach((text, i) => visit(facts.get(c, i, text), { table, chain, index: i + 1, text }));
   };
 
   /** The kind of an address the rules do not name: the manifests' word, else external IP. */

@@ -1,13 +1,14 @@
 /**
- * What the diff needs to know about one rule, read from its text without building the full rule
- * model: the jump target, the destination host and port it is keyed by, its comment and a DNAT
- * destination. A 10,000-Service node has a quarter of a million rules per side, so jump targets
- * come from what the parser kept, and only the rules the diff looks into are split into words
- * with the engine's lexer.
+ * What the diff needs to know about one rule: the jump target, the destination host and port it is
+ * keyed by, its comment and a DNAT destination, taken from the parsed rule. A 10,000-Service node
+ * has a quarter of a million rules per side, so jump targets come from what the parser kept, and
+ * only the rules the diff looks into are read as rules (each distinct text once: rule bodies are
+ * shared, netfilter/rule.ts).
  */
-import { lex, Words } from '../netfilter/lexer.ts';
-import type { Chain } from '../netfilter/ast.ts';
-import { chainText, ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
+import type { Chain, Rule } from '../netfilter/ast.ts';
+import { commentOf, targetOption } from '../netfilter/ast.ts';
+import { chainText, ruleAt, ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
+import { readNatAddress } from '../netfilter/values.ts';
 import { canonicalAddress } from '../net/address.ts';
 
 export interface RuleFacts {
@@ -19,89 +20,54 @@ export interface RuleFacts {
   readonly dport: number | null;
   /** A non-negated `-p`, lower case; null otherwise. */
   readonly protocol: string | null;
-  /** The first `--comment`, unquoted. */
+  /** The comment (`-m comment --comment`). */
   readonly comment: string | null;
   /** `-m addrtype --dst-type LOCAL` (the NodePort form). */
   readonly dstTypeLocal: boolean;
-  /** Non-negated `-s` networks, as written. */
-  readonly sources: readonly string[];
+  /** Where a DNAT rule sends to, as "ip|port" (dnatKey); null for other rules. */
+  readonly dnat: string | null;
 }
 
-const words = new Words();
-
-/** The host of a `-d` argument when it names exactly one address. */
-function hostOf(arg: string): string | null {
-  const slash = arg.indexOf('/');
-  const addr = slash < 0 ? arg : arg.slice(0, slash);
-  const prefix = slash < 0 ? null : arg.slice(slash + 1);
-  const canonical = canonicalAddress(addr);
-  if (canonical === null) return null;
-  const full = canonical.includes(':') ? '128' : '32';
-  if (prefix !== null && prefix !== full && prefix !== (full === '32' ? '255.255.255.255' : '')) return null;
-  return canonical;
+/** The host of a `-d` when it names exactly one address. */
+function hostOf(rule: Rule): string | null {
+  const d = rule.destination;
+  if (d === undefined || d.negated) return null;
+  const { address, prefix, family } = d.value;
+  return prefix === (family === 'ipv4' ? 32 : 128) ? canonicalAddress(address) : null;
 }
 
-/** Reads every fact of a rule with the engine's lexer. */
-export function readFacts(text: string): RuleFacts {
-  const w = lex(text, 0, 0, text, words);
-  let target: string | null = null;
-  let dst: string | null = null;
-  let dstSeen = 0;
-  let dport: number | null = null;
-  let dportSeen = 0;
-  let protocol: string | null = null;
-  let comment: string | null = null;
-  let dstTypeLocal = false;
-  const sources: string[] = [];
-  for (let i = 0; i < w.count; i++) {
-    const negated = i > 0 && w.isBang(i - 1);
-    if (!w.isOption(i)) continue;
-    const name = w.text(i)!;
-    const arg = w.text(i + 1);
-    switch (name) {
-      case '-j':
-      case '--jump':
-      case '-g':
-      case '--goto':
-        target = arg ?? null;
-        break;
-      case '-d':
-      case '--destination':
-      case '--dst':
-        dstSeen++;
-        dst = !negated && arg !== undefined ? hostOf(arg) : null;
-        break;
-      case '--dport':
-      case '--destination-port':
-        dportSeen++;
-        dport = !negated && arg !== undefined && /^\d+$/.test(arg) ? Number(arg) : null;
-        break;
-      case '-p':
-      case '--protocol':
-        protocol = !negated && arg !== undefined ? arg.toLowerCase() : null;
-        break;
-      case '--comment':
-        if (comment === null && arg !== undefined) comment = arg;
-        break;
-      case '--dst-type':
-        if (!negated && arg === 'LOCAL') dstTypeLocal = true;
-        break;
-      case '-s':
-      case '--source':
-      case '--src':
-        if (!negated && arg !== undefined) sources.push(arg);
-        break;
-      default:
-        break;
+/** The port of a single `--dport` (of any match), null when there is none, several, a range or a negation. */
+function dportOf(rule: Rule): number | null {
+  let port: number | null = null;
+  let seen = 0;
+  for (const m of rule.matches) {
+    for (const o of m.options) {
+      if (o.name !== 'dport' && o.name !== 'destination-port') continue;
+      seen++;
+      const arg = o.args[0];
+      port = !o.negated && arg !== undefined && /^\d+$/.test(arg) ? Number(arg) : null;
     }
   }
-  // A rule that names a destination or port twice is not keyed: it is compared whole.
-  if (dstSeen !== 1) dst = null;
-  if (dportSeen !== 1) dport = null;
-  return { target, dst, dport, protocol, comment, dstTypeLocal, sources };
+  // A rule that names a port twice is not keyed: it is compared whole.
+  return seen === 1 ? port : null;
 }
 
-/** Facts of rule texts, read once per distinct text for both snapshots of a diff. */
+/** Reads the facts of a parsed rule. */
+export function readFacts(rule: Rule): RuleFacts {
+  const target = rule.target?.name ?? null;
+  const p = rule.protocol;
+  return {
+    target,
+    dst: hostOf(rule),
+    dport: dportOf(rule),
+    protocol: p !== undefined && !p.negated ? p.value.toLowerCase() : null,
+    comment: commentOf(rule),
+    dstTypeLocal: rule.matches.some((m) => m.options.some((o) => o.name === 'dst-type' && !o.negated && o.args[0] === 'LOCAL')),
+    dnat: target === 'DNAT' ? dnatKey(rule) : null,
+  };
+}
+
+/** Facts of rules, read once per distinct text for both snapshots of a diff. */
 export class FactsCache {
   private readonly facts = new Map<string, RuleFacts>();
 
@@ -109,10 +75,11 @@ export class FactsCache {
     return this.facts.size;
   }
 
-  get(text: string): RuleFacts {
+  /** The facts of a chain's rule at 0-based position k (`text`: its text, when the caller has it). */
+  get(c: Chain, k: number, text = ruleTextAt(c, k)): RuleFacts {
     let f = this.facts.get(text);
     if (!f) {
-      f = readFacts(text);
+      f = readFacts(ruleAt(c, k));
       this.facts.set(text, f);
     }
     return f;
@@ -124,16 +91,14 @@ export const REWRITING_TARGETS: ReadonlySet<string> = new Set(['DNAT', 'REDIRECT
 
 /**
  * The `ip:port` a DNAT rule sends to, as a key "ip|port"; null when the rule's translation is not a
- * single address and port (ranges, no port, another rewriting target).
+ * single address and port (ranges, no port, several translations, another rewriting target).
  */
-export function dnatKey(text: string): string | null {
-  // The translation follows the target, which follows every quoted word: search from the end.
-  const at = text.lastIndexOf(' --to-destination ');
-  if (at < 0 || text.lastIndexOf('"') > at) return null;
-  const m = /^ --to-destination (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)(?: |$)/.exec(text.slice(at));
-  if (!m) return null;
-  const ip = canonicalAddress(m[1].replace(/^\[|\]$/g, ''));
-  return ip === null ? null : `${ip}|${m[2]}`;
+export function dnatKey(rule: Rule): string | null {
+  if (rule.target?.name !== 'DNAT' || rule.target.options.filter((o) => o.name === 'to-destination').length !== 1) return null;
+  const to = readNatAddress(targetOption(rule, 'to-destination')!.args[0]);
+  if (to.ip === null || to.port === null || to.range || to.serviceName) return null;
+  const ip = canonicalAddress(to.ip);
+  return ip === null ? null : `${ip}|${to.port}`;
 }
 
 /** A chain's rule texts, and the same joined by newlines (compared and scanned as one string). */
@@ -165,15 +130,15 @@ export class ChainTexts {
 }
 
 /**
- * Every target of a chain's rules, as the parser read them, with the rule text of each
- * destination-rewriting target.
+ * Every target of a chain's rules, as the parser read them, with where each DNAT sends to
+ * (dnatKey; only those rules are read).
  */
-export function chainTargets(c: Chain): { target: string; line: string | null }[] {
-  const out: { target: string; line: string | null }[] = [];
+export function chainTargets(c: Chain): { target: string; dnat: string | null }[] {
+  const out: { target: string; dnat: string | null }[] = [];
   const n = ruleCount(c);
   for (let k = 0; k < n; k++) {
     const target = ruleTargetAt(c, k);
-    if (target !== null) out.push({ target, line: REWRITING_TARGETS.has(target) ? ruleTextAt(c, k) : null });
+    if (target !== null) out.push({ target, dnat: target === 'DNAT' ? dnatKey(ruleAt(c, k)) : null });
   }
   return out;
 }

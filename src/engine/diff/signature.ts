@@ -22,7 +22,8 @@ import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import { Hasher, hashString } from '../hash.ts';
 import type { ChainDelta } from './delta.ts';
 import type { ChainTexts, FactsCache } from './rule-facts.ts';
-import { chainTargets, dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
+import { chainTargets, REWRITING_TARGETS } from './rule-facts.ts';
+import type { RuleFacts } from './rule-facts.ts';
 import { ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
 
 /** Numbers for rule texts, shared by the two snapshots of one diff. */
@@ -70,14 +71,14 @@ interface Entry {
 interface PortIndex {
   /** The rules without a single `--dport`, in order, with what their targets reach. */
   readonly any: Closure;
-  /** The rules with a single `--dport`: their rank among the others, text and target. */
-  readonly byPort: ReadonlyMap<number, readonly { readonly rank: number; readonly text: string; readonly target: string | null }[]>;
+  /** The rules with a single `--dport`: their rank among the others, text and facts. */
+  readonly byPort: ReadonlyMap<number, readonly { readonly rank: number; readonly text: string; readonly facts: RuleFacts }[]>;
 }
 
 /** What the two snapshots of a diff share: content numbers, and the targets read per content. */
 export interface SharedNumbers {
   next: number;
-  readonly targets: Map<number, readonly { readonly target: string; readonly line: string | null }[]>;
+  readonly targets: Map<number, readonly { readonly target: string; readonly dnat: string | null }[]>;
 }
 
 const NO_CLOSURE: Closure = { id: 0, dnat: [], opaque: false };
@@ -153,11 +154,11 @@ export class RulesetSignature {
     const h = new Hasher().string(table).string(name).string(policyOf(c));
     let rank = 0;
     texts.forEach((text, position) => {
-      const f = this.facts.get(text);
+      const f = this.facts.get(c, position, text);
       const target = f.target;
       const isChain = target !== null && chains.has(target);
       if (f.dst !== null || f.dport !== null) {
-        const closure = isChain ? null : this.leaf(text, target);
+        const closure = isChain ? null : this.leaf(target, f.dnat);
         const entry: Entry = { table, chain: name, walk, position, rank, text: this.texts.id(text), dport: f.dport, closure, target: isChain ? target : null };
         if (f.dst !== null) push(this.byDst, f.dst, entry);
         else push(this.byPort, f.dport!, entry);
@@ -165,7 +166,7 @@ export class RulesetSignature {
       }
       rank++;
       if (!isChain) {
-        const leaf = this.leaf(text, target);
+        const leaf = this.leaf(target, f.dnat);
         for (const k of leaf.dnat) this.globalDnat.add(k);
         if (leaf.opaque) this.globalOpaque = true;
       }
@@ -191,7 +192,7 @@ export class RulesetSignature {
       const target = ruleTargetAt(c, k);
       if (target === null || !chains.has(target) || this.delta!.isClean(table, target)) continue;
       const text = ruleTextAt(c, k);
-      const f = this.facts.get(text);
+      const f = this.facts.get(c, k, text);
       if (f.dst !== null || f.dport !== null) {
         const entry: Entry = { table, chain: name, walk, position: k, rank: `@${k}`, text: this.texts.id(text), dport: f.dport, closure: null, target };
         if (f.dst !== null) push(this.byDst, f.dst, entry);
@@ -212,9 +213,9 @@ export class RulesetSignature {
   }
 
   /** A rule whose target is not a chain: what it rewrites. */
-  private leaf(text: string, target: string | null): Closure {
+  private leaf(target: string | null, dnat: string | null): Closure {
     if (target === null || !REWRITING_TARGETS.has(target)) return NO_CLOSURE;
-    const k = target === 'DNAT' ? dnatKey(text) : null;
+    const k = target === 'DNAT' ? dnat : null;
     return k === null ? { id: 0, dnat: [], opaque: true } : { id: 0, dnat: [k], opaque: false };
   }
 
@@ -256,14 +257,14 @@ export class RulesetSignature {
       targets = chainTargets(c);
       this.counter.targets.set(content, targets);
     }
-    for (const { target, line } of targets) {
+    for (const { target, dnat: to } of targets) {
       if (chains.has(target)) {
         const sub = this.closure(table, chains, target);
         h.number(sub.id);
         if (sub.dnat.length > 0) (dnat ??= []).push(...sub.dnat);
         opaque ||= sub.opaque;
-      } else if (line !== null) {
-        const leaf = this.leaf(line, target);
+      } else {
+        const leaf = this.leaf(target, to);
         if (leaf.dnat.length > 0) (dnat ??= []).push(...leaf.dnat);
         opaque ||= leaf.opaque;
       }
@@ -310,7 +311,7 @@ export class RulesetSignature {
       const dnat = [...index.any.dnat];
       let opaque = index.any.opaque;
       for (const r of own) {
-        const sub = this.targetClosure(table, chains, r.text, r.target);
+        const sub = this.targetClosure(table, chains, r.facts);
         h.number(r.rank).number(this.texts.id(r.text)).number(sub.id);
         dnat.push(...sub.dnat);
         opaque ||= sub.opaque;
@@ -322,8 +323,9 @@ export class RulesetSignature {
   }
 
   /** What a rule's target reaches: the chain's closure, or what the rule itself rewrites. */
-  private targetClosure(table: string, chains: ReadonlyMap<string, Chain>, text: string, target: string | null): Closure {
-    return target !== null && chains.has(target) ? this.closure(table, chains, target) : this.leaf(text, target);
+  private targetClosure(table: string, chains: ReadonlyMap<string, Chain>, f: RuleFacts): Closure {
+    const { target } = f;
+    return target !== null && chains.has(target) ? this.closure(table, chains, target) : this.leaf(target, f.dnat);
   }
 
   private portIndex(table: string, chains: ReadonlyMap<string, Chain>, c: Chain): PortIndex {
@@ -331,21 +333,23 @@ export class RulesetSignature {
     if (done) return done;
     this.inProgress.add(c);
     const h = new Hasher().string('ports').string(table).string(c.name).string(policyOf(c));
-    const byPort = new Map<number, { rank: number; text: string; target: string | null }[]>();
+    const byPort = new Map<number, { rank: number; text: string; facts: RuleFacts }[]>();
     const dnat = new Set<string>();
     let opaque = false;
     let rank = 0;
-    for (const text of this.chainTexts.of(c).texts) {
-      const f = this.facts.get(text);
+    const { texts } = this.chainTexts.of(c);
+    for (let k = 0; k < texts.length; k++) {
+      const text = texts[k];
+      const f = this.facts.get(c, k, text);
       if (f.dport !== null) {
         const list = byPort.get(f.dport);
-        const entry = { rank, text, target: f.target };
+        const entry = { rank, text, facts: f };
         if (list) list.push(entry);
         else byPort.set(f.dport, [entry]);
         continue;
       }
       rank++;
-      const sub = this.targetClosure(table, chains, text, f.target);
+      const sub = this.targetClosure(table, chains, f);
       h.number(this.texts.id(text)).number(sub.id);
       for (const k of sub.dnat) dnat.add(k);
       opaque ||= sub.opaque;

@@ -140,6 +140,11 @@ export function optionArg(options: readonly ModuleOption[], name: string): strin
   return options.find((o) => o.name === name)?.args[0];
 }
 
+/** The target's option `name` (written `--name`), or undefined. */
+export function targetOption(rule: Pick<Rule, 'target'>, name: string): ModuleOption | undefined {
+  return rule.target?.options.find((o) => o.name === name);
+}
+
 /** The rule's comment (`-m comment --comment …`), its words joined as iptables joins them; null when it has none. */
 export function commentOf(rule: Pick<Rule, 'matches'>): string | null {
   for (const m of rule.matches) {

@@ -16,6 +16,32 @@ const readers: Record<Family, RuleReader> = { ipv4: new RuleReader(), ipv6: new 
 readers.ipv4.family = 'ipv4';
 readers.ipv6.family = 'ipv6';
 
+/**
+ * Rule bodies by family and text, shared by every dump: the nodes of a cluster and the versions of
+ * a node have almost every rule in common, and whatever reads a rule's options (the tracer, the
+ * checks, the diff) reads one parse of each text. Bodies are read from copies of the texts, so
+ * they keep no dump alive; the maps are emptied when full (rules keep the bodies they were given).
+ */
+const sharedBodies: Record<Family, Map<string, RuleBody>> = { ipv4: new Map(), ipv6: new Map() };
+const SHARED_BODIES_KEPT = 200_000;
+
+function sharedBody(family: Family, text: string, start: number, line: number): RuleBody {
+  const bodies = sharedBodies[family];
+  let body = bodies.get(text);
+  if (body === undefined) {
+    const own = ownCopy(text);
+    body = readers[family].read(lex(own, line, 0, own, words), start, line, own);
+    if (bodies.size >= SHARED_BODIES_KEPT) bodies.clear();
+    bodies.set(own, body);
+  }
+  return body;
+}
+
+/** How many parsed rule bodies all dumps share (each costs about BYTES_PER_SHARED_BODY, services/ruleset-cache.ts). */
+export function sharedBodyCount(): number {
+  return sharedBodies.ipv4.size + sharedBodies.ipv6.size;
+}
+
 export class TextRule implements Rule {
   private cached: RuleBody | undefined;
 
@@ -36,8 +62,7 @@ export class TextRule implements Rule {
   }
 
   private body(): RuleBody {
-    if (!this.cached) this.cached = readers[this.family].read(lex(this.text, this.line, 0, this.text, words), this.start, this.line, this.text);
-    return this.cached;
+    return (this.cached ??= sharedBody(this.family, this.text, this.start, this.line));
   }
 
   get protocol(): Negatable<string> | undefined {

@@ -77,6 +77,51 @@ export function readNatTo(text: string): NatTo | { error: string } {
   return { ipLo, ipHi, portLo: ports.lo, portHi: ports.hi, hasPorts: true };
 }
 
+/** The first address and port a NAT target's `--to-destination` / `--to-source` names, for either family. */
+export interface NatAddress {
+  readonly ip: string | null;
+  readonly port: number | null;
+  /** The word names more than one address or port (the kernel picks one per connection). */
+  readonly range: boolean;
+  /** A port is a service name (looked up in /etc/services where the rules are loaded). */
+  readonly serviceName?: boolean;
+}
+
+/**
+ * `--to-destination` / `--to-source` as the rule has it: IPv4 as iptables reads it (ports such as
+ * 0x50 or 0120 are 80); IPv6 as `[addr]:port` or a bare address.
+ */
+export function readNatAddress(text: string | undefined): NatAddress {
+  if (!text) return { ip: null, port: null, range: false };
+  if (!text.includes('[') && text.indexOf(':') === text.lastIndexOf(':')) {
+    const read = readNatTo(text);
+    if (!('error' in read)) {
+      return {
+        ip: read.ipLo || null,
+        port: read.portLo,
+        range: read.ipHi !== read.ipLo || read.portHi !== read.portLo,
+        serviceName: read.hasPorts && (read.portLo === null || read.portHi === null),
+      };
+    }
+  }
+  let addr = text;
+  let port: string | undefined;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    addr = text.slice(1, close);
+    port = text.slice(close + 1).replace(/^:/, '') || undefined;
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    [addr, port] = text.split(':');
+  }
+  const [ipLo, ipHi] = addr.split('-');
+  const [pLo, pHi] = (port ?? '').split('-');
+  return {
+    ip: ipLo || null,
+    port: pLo ? Number(pLo) : null,
+    range: (ipHi !== undefined && ipHi !== ipLo) || (pHi !== undefined && pHi !== pLo),
+  };
+}
+
 /**
  * The ports after the colon of a NAT address (and of `--to-ports`), as iptables 1.8.9 reads them: `p`, `p-q` or
  * `p-q/base`, each a number as strtoul reads it in base 0 (0120 and 0x50 are 80); a service name

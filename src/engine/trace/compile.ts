@@ -6,6 +6,7 @@
  * keeping the kernel's first-match order.
  */
 import type { Chain, Cidr, MatchModule, ModuleOption, Rule, Ruleset } from '../netfilter/ast.ts';
+import { targetOption } from '../netfilter/ast.ts';
 import { parseIPv4, parseIPv6 } from '../net/address.ts';
 import { quantizeProbability } from './probability.ts';
 import type { Addr, PacketState } from './packet.ts';
@@ -15,7 +16,7 @@ import { Hasher } from '../hash.ts';
 import { ownCopy } from '../text.ts';
 import { readPortRange } from '../net/port.ts';
 import { dispatchKeys } from '../netfilter/dispatch.ts';
-import { probabilityValue, readMark, readNatPortRange, readNatTo, readNumber32 } from '../netfilter/values.ts';
+import { probabilityValue, readMark, readNatAddress, readNatPortRange, readNumber32 } from '../netfilter/values.ts';
 
 export const NO = 0;
 export const YES = 1;
@@ -410,42 +411,6 @@ function interfaceTest(name: string, negated: boolean, dir: 'in' | 'out'): Test 
   }, negated);
 }
 
-function targetOption(rule: Rule, name: string): ModuleOption | undefined {
-  return rule.target?.options.find((o) => o.name === name);
-}
-
-function parseNatTo(text: string | undefined): { ip: string | null; port: number | null; range: boolean; serviceName?: boolean } {
-  if (!text) return { ip: null, port: null, range: false };
-  // IPv4, as iptables reads it (ports such as 0x50 or 0120 are 80).
-  if (!text.includes('[') && text.indexOf(':') === text.lastIndexOf(':')) {
-    const read = readNatTo(text);
-    if (!('error' in read)) {
-      return {
-        ip: read.ipLo || null,
-        port: read.portLo,
-        range: read.ipHi !== read.ipLo || read.portHi !== read.portLo,
-        serviceName: read.hasPorts && (read.portLo === null || read.portHi === null),
-      };
-    }
-  }
-  let addr = text;
-  let port: string | undefined;
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    addr = text.slice(1, close);
-    port = text.slice(close + 1).replace(/^:/, '') || undefined;
-  } else if ((text.match(/:/g) ?? []).length === 1) {
-    [addr, port] = text.split(':');
-  }
-  const [ipLo, ipHi] = addr.split('-');
-  const [pLo, pHi] = (port ?? '').split('-');
-  return {
-    ip: ipLo || null,
-    port: pLo ? Number(pLo) : null,
-    range: (ipHi !== undefined && ipHi !== ipLo) || (pHi !== undefined && pHi !== pLo),
-  };
-}
-
 function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
   const t = rule.target;
   if (!t) return { kind: 'none' };
@@ -460,7 +425,7 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
     case 'RETURN':
       return { kind: 'return' };
     case 'DNAT': {
-      const to = parseNatTo(targetOption(rule, 'to-destination')?.args[0]);
+      const to = readNatAddress(targetOption(rule, 'to-destination')?.args[0]);
       if (to.serviceName) return { kind: 'unmodelled-target', name: 'DNAT to a port named in /etc/services' };
       let ip: Addr | null;
       try {
@@ -483,7 +448,7 @@ function compileAction(rule: Rule, chains: ReadonlyMap<string, Chain>): Action {
       return { kind: 'redirect', port: read ? read.lo : null };
     }
     case 'SNAT': {
-      const to = parseNatTo(targetOption(rule, 'to-source')?.args[0]);
+      const to = readNatAddress(targetOption(rule, 'to-source')?.args[0]);
       if (to.serviceName) return { kind: 'unmodelled-target', name: 'SNAT to a port named in /etc/services' };
       return { kind: 'snat', ip: to.ip, port: to.port };
     }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineError, parseDump, printRuleset, trace } from '../../../src/engine/index.ts';
-import { readMark, readNatTo, readNumber32, readProbability } from '../../../src/engine/netfilter/values.ts';
+import { readMark, readNatAddress, readNatTo, readNumber32, readProbability } from '../../../src/engine/netfilter/values.ts';
 
 test('probabilities: C strtod on the whole word, from 0 to 1', () => {
   const taken: [string, number][] = [
@@ -214,4 +214,14 @@ test('REDIRECT --to-ports is read as iptables reads it: 0120 is port 80, a range
     const r = trace(rs, { node: { addresses: ['10.32.11.62'] }, packet: { source: '10.244.5.17', destination: '10.96.0.12', port: 80, protocol: 'tcp' } });
     assert.deepEqual(r.outcomes.map((o) => o.destination.port), [port], ports);
   }
+});
+
+test('NAT addresses of either family: the first address and port, and whether the word names more', () => {
+  assert.deepEqual(readNatAddress('10.0.0.1:0x50'), { ip: '10.0.0.1', port: 80, range: false, serviceName: false });
+  assert.deepEqual(readNatAddress('10.0.0.1-10.0.0.3:80'), { ip: '10.0.0.1', port: 80, range: true, serviceName: false });
+  assert.deepEqual(readNatAddress('10.0.0.1:80-90'), { ip: '10.0.0.1', port: 80, range: true, serviceName: false });
+  assert.deepEqual(readNatAddress('10.0.0.1:http'), { ip: '10.0.0.1', port: null, range: false, serviceName: true });
+  assert.deepEqual(readNatAddress('[fd00::1]:8080'), { ip: 'fd00::1', port: 8080, range: false });
+  assert.deepEqual(readNatAddress('fd00::1'), { ip: 'fd00::1', port: null, range: false });
+  assert.deepEqual(readNatAddress(undefined), { ip: null, port: null, range: false });
 });
