@@ -8,8 +8,8 @@ import type { ChainKind } from '../kube/chain-names.ts';
 import { parseServicePortName } from '../kube/describe.ts';
 import { canonicalIP } from '../kube/model.ts';
 import type { Chain, Family, Rule, Ruleset } from '../netfilter/ast.ts';
-import { commentOf, targetOption } from '../netfilter/ast.ts';
-import { ruleCount, ruleTargetAt } from '../netfilter/rule.ts';
+import { commentOf } from '../netfilter/ast.ts';
+import { ruleAt, ruleCount, ruleNatToAt, ruleTargetAt } from '../netfilter/rule.ts';
 import { readNatAddress } from '../netfilter/values.ts';
 import { quantizeProbability, SCALE } from '../trace/probability.ts';
 import { requireIptables } from '../rules.ts';
@@ -200,12 +200,11 @@ export class NodeRules {
     const n = c ? ruleCount(c) : 0;
     for (let k = 0; k < n && !out; k++) {
       if (ruleTargetAt(c!, k) !== 'DNAT') continue;
-      const rule = c!.rules[k];
-      const to = readNatAddress(targetOption(rule, 'to-destination')?.args[0]);
+      const to = readNatAddress(ruleNatToAt(c!, k) ?? undefined);
       // A range is not one endpoint: kube-proxy never writes one.
       if (to.ip === null || to.range || to.serviceName) continue;
       const ip = canonicalIP(to.ip);
-      out = { ip, port: to.port, key: to.port === null ? ip : endpointString(ip, to.port), rule };
+      out = { ip, port: to.port, key: to.port === null ? ip : endpointString(ip, to.port), rule: ruleAt(c!, k) };
     }
     this.dnatCache.set(chain, out);
     return out;

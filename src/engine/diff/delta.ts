@@ -11,8 +11,8 @@
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
 import type { ChainTexts } from './rule-facts.ts';
-import { dnatKey, REWRITING_TARGETS } from './rule-facts.ts';
-import { ruleAt, ruleCount, ruleTargetAt } from '../netfilter/rule.ts';
+import { dnatKeyAt, REWRITING_TARGETS } from './rule-facts.ts';
+import { ruleCount, ruleTargetAt } from '../netfilter/rule.ts';
 
 function sameChain(x: Chain, y: Chain, texts: ChainTexts): boolean {
   return x === y || ((x.policy ?? '-') === (y.policy ?? '-') && texts.joined(x) === texts.joined(y));
@@ -135,7 +135,7 @@ export class ChainDelta {
       for (const [c, at] of chains) {
         if (this.isChanged(table, c.name)) continue;
         for (const k of at) {
-          const key = dnatKey(ruleAt(c, k));
+          const key = dnatKeyAt(c, k);
           if (key === null) {
             opaque = true;
             continue;

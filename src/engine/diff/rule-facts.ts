@@ -6,8 +6,8 @@
  * shared, netfilter/rule.ts).
  */
 import type { Chain, Rule } from '../netfilter/ast.ts';
-import { commentOf, targetOption } from '../netfilter/ast.ts';
-import { chainText, ruleAt, ruleCount, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
+import { commentOf } from '../netfilter/ast.ts';
+import { chainText, natToOf, ruleAt, ruleCount, ruleNatToAt, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
 import { readNatAddress } from '../netfilter/values.ts';
 import { canonicalAddress } from '../net/address.ts';
 
@@ -94,8 +94,18 @@ export const REWRITING_TARGETS: ReadonlySet<string> = new Set(['DNAT', 'REDIRECT
  * single address and port (ranges, no port, several translations, another rewriting target).
  */
 export function dnatKey(rule: Rule): string | null {
-  if (rule.target?.name !== 'DNAT' || rule.target.options.filter((o) => o.name === 'to-destination').length !== 1) return null;
-  const to = readNatAddress(targetOption(rule, 'to-destination')!.args[0]);
+  return rule.target?.name === 'DNAT' ? natKey(natToOf(rule)) : null;
+}
+
+/** dnatKey of a chain's rule at 0-based position k, from what the parser kept (no Rule is made for a parsed chain). */
+export function dnatKeyAt(c: Chain, k: number): string | null {
+  return ruleTargetAt(c, k) === 'DNAT' ? natKey(ruleNatToAt(c, k)) : null;
+}
+
+/** "ip|port" of a NAT address word naming one address and one port, else null. */
+function natKey(word: string | null): string | null {
+  if (word === null) return null;
+  const to = readNatAddress(word);
   if (to.ip === null || to.port === null || to.range || to.serviceName) return null;
   const ip = canonicalAddress(to.ip);
   return ip === null ? null : `${ip}|${to.port}`;
@@ -130,15 +140,14 @@ export class ChainTexts {
 }
 
 /**
- * Every target of a chain's rules, as the parser read them, with where each DNAT sends to
- * (dnatKey; only those rules are read).
+ * Every target of a chain's rules, with where each DNAT sends to (dnatKey), as the parser read them.
  */
 export function chainTargets(c: Chain): { target: string; dnat: string | null }[] {
   const out: { target: string; dnat: string | null }[] = [];
   const n = ruleCount(c);
   for (let k = 0; k < n; k++) {
     const target = ruleTargetAt(c, k);
-    if (target !== null) out.push({ target, dnat: target === 'DNAT' ? dnatKey(ruleAt(c, k)) : null });
+    if (target !== null) out.push({ target, dnat: target === 'DNAT' ? natKey(ruleNatToAt(c, k)) : null });
   }
   return out;
 }

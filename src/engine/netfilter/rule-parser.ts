@@ -23,6 +23,9 @@ import {
 } from './modules.ts';
 import { dispatchPort } from './dispatch.ts';
 
+/** The targets whose address word the parser keeps (`--to-destination`, `--to-source`). */
+export const NAT_TARGETS: ReadonlySet<string> = new Set(['DNAT', 'SNAT']);
+
 export interface RuleBody {
   protocol?: Negatable<string>;
   source?: Negatable<Cidr>;
@@ -35,6 +38,8 @@ export interface RuleBody {
   counters?: Counters;
   /** The rule's dispatch port (dispatch.ts), read even when options are not kept. */
   dispatchPort?: number;
+  /** The address word of a DNAT's `--to-destination` or an SNAT's `--to-source`, read even when options are not kept; null when given more than once. */
+  natTo?: string | null;
 }
 
 interface MutableModule {
@@ -240,6 +245,7 @@ export class RuleReader {
       let module: MutableModule;
       if (owner === 'target') {
         if (keep) target!.options.push(option);
+        if (NAT_TARGETS.has(target!.name) && (name === 'to-destination' || name === 'to-source')) body.natTo = body.natTo === undefined ? words.text(argsFrom) ?? null : null;
         this.option(-1, target!.name, targetSpec(target!.name), name, optionNegated, i, argsFrom, j, body);
         this.stray(stray, name, arity);
         i = j;

@@ -9,7 +9,7 @@ import { hashOf, sameBytes, Slots, spells, spellsAt } from './char-index.ts';
 import { lex, Words } from './lexer.ts';
 import { ownCopy } from '../text.ts';
 import type { RuleBody } from './rule-parser.ts';
-import { RuleReader } from './rule-parser.ts';
+import { NAT_TARGETS, RuleReader } from './rule-parser.ts';
 
 const words = new Words();
 const readers: Record<Family, RuleReader> = { ipv4: new RuleReader(), ipv6: new RuleReader() };
@@ -132,6 +132,8 @@ export class RuleStore {
   dsts = new Int32Array(1024);
   /** A non-negated single `--dport` of a tcp/udp/sctp match, else -1: the other dispatch key. */
   dports = new Int32Array(1024);
+  /** The address word of a NAT target's `--to-destination` / `--to-source` given once (an index into `strings`), else -1. */
+  natTos = new Int32Array(1024);
   /** Counters of the rules that have them (`iptables-save -c`), by rule id. */
   counters: Map<number, Counters> | null = null;
   readonly strings: string[] = [];
@@ -202,7 +204,7 @@ export class RuleStore {
   }
 
   /** Stores a rule and returns its id. */
-  add(from: number, to: number, line: number, start: number, target: number, dst: number, dport: number, counters: Counters | undefined): number {
+  add(from: number, to: number, line: number, start: number, target: number, dst: number, dport: number, natTo: number, counters: Counters | undefined): number {
     if (this.size >= this.from.length) this.grow();
     const id = this.size++;
     this.from[id] = from;
@@ -212,6 +214,7 @@ export class RuleStore {
     this.targets[id] = target;
     this.dsts[id] = dst;
     this.dports[id] = dport;
+    this.natTos[id] = natTo;
     if (counters) (this.counters ??= new Map()).set(id, counters);
     return id;
   }
@@ -235,6 +238,7 @@ export class RuleStore {
     this.targets = resized(this.targets, n);
     this.dsts = resized(this.dsts, n);
     this.dports = resized(this.dports, n);
+    this.natTos = resized(this.natTos, n);
   }
 }
 
@@ -458,6 +462,12 @@ export class DumpChain implements Chain {
     return t < 0 ? null : this.store.strings[t];
   }
 
+  /** The address word of the NAT target of the rule at 0-based position k (given once), as the parser read it; null for none. */
+  natToAt(k: number): string | null {
+    const t = this.store.natTos[this.ruleId(k)];
+    return t < 0 ? null : this.store.strings[t];
+  }
+
   /** The dispatch keys the parser read for the rule at 0-based position k (single-host `-d`, single `--dport`). */
   dispatchAt(k: number): { dst: string | null; port: number | null } {
     const id = this.ruleId(k);
@@ -508,6 +518,22 @@ export function chainText(c: Chain): string {
 /** The `-j`/`-g` target of a chain's rule at 0-based position k (null for none), without making Rule objects for a parsed chain. */
 export function ruleTargetAt(c: Chain, k: number): string | null {
   return c instanceof DumpChain ? c.targetAt(k) : c.rules[k].target?.name ?? null;
+}
+
+/**
+ * The address word of a DNAT's `--to-destination` or an SNAT's `--to-source` (given once) of a
+ * chain's rule at 0-based position k; null for none. Read without making Rule objects for a parsed chain.
+ */
+export function ruleNatToAt(c: Chain, k: number): string | null {
+  if (c instanceof DumpChain) return c.natToAt(k);
+  return natToOf(c.rules[k]);
+}
+
+/** The address word of a rule's DNAT or SNAT target, when given once. */
+export function natToOf(rule: Pick<Rule, 'target'>): string | null {
+  if (rule.target === undefined || !NAT_TARGETS.has(rule.target.name)) return null;
+  const words = rule.target.options.filter((o) => o.name === 'to-destination' || o.name === 'to-source');
+  return words.length === 1 ? words[0].args[0] ?? null : null;
 }
 
 /** The dump line of a chain's rule at 0-based position k (0 for a rule svcpath added). */

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError, parseDump } from '../../../src/engine/index.ts';
 import type { ParseOptions, Ruleset } from '../../../src/engine/index.ts';
-import { DumpChain } from '../../../src/engine/netfilter/rule.ts';
+import { DumpChain, natToOf } from '../../../src/engine/netfilter/rule.ts';
 import { generateCluster, renderIptablesSave, Rng } from '../../support/kube-gen.ts';
 
 /** Everything a ruleset says, as plain data: chains, rules (read in full), keys, diagnostics. */
@@ -23,7 +23,11 @@ function describe(rs: Ruleset): unknown {
       name: t.name, line: t.line, jumpTargets: [...(t.jumpTargets ?? [])].sort(),
       chains: [...t.chains.values()].map((c) => ({
         name: c.name, builtin: c.builtin, policy: c.policy, line: c.line, counters: c.counters,
-        keys: c instanceof DumpChain ? Array.from({ length: c.ruleCount }, (_, k) => ({ target: c.targetAt(k), ...c.dispatchAt(k) })) : null,
+        keys: c instanceof DumpChain ? Array.from({ length: c.ruleCount }, (_, k) => {
+          // What the parser kept of the NAT address is what the parsed rule says.
+          assert.equal(c.natToAt(k), natToOf(c.rules[k]), `${c.name} #${k + 1}: ${c.rules[k].text}`);
+          return { target: c.targetAt(k), ...c.dispatchAt(k), natTo: c.natToAt(k) };
+        }) : null,
         rules: c.rules.map((r) => ({
           text: r.text, line: r.line, index: r.index, counters: r.counters,
           protocol: r.protocol, source: r.source, destination: r.destination, inInterface: r.inInterface,
