@@ -23,15 +23,29 @@ export interface SummaryJson {
    */
   requested?: string;
   /**
+   * Read as 'auto', the dump needed nothing that only 'auto' does (no repair, no inferred table,
+   * no listing): its detected format reads it the same, without the repair pass over its text.
+   */
+  exact?: boolean;
+  /**
    * The address family of an iptables dump (fixed by its first address, or an ip6tables-save
    * header); null for an nftables ruleset, which holds both. Absent in summaries kept before it was.
    */
   family?: 'ipv4' | 'ipv6' | null;
 }
 
-/** The format to read a stored dump again with: what its upload asked for when that was 'auto'. */
+/** The format to read a stored dump again with: 'auto' when its upload asked for that and the dump needed it. */
 export function rereadFormat(format: string, summary: unknown): string {
-  return (summary as SummaryJson | null)?.requested === 'auto' ? 'auto' : format;
+  const s = summary as SummaryJson | null;
+  return s?.requested === 'auto' && s.exact !== true ? 'auto' : format;
+}
+
+/** Diagnostics only the lenient 'auto' reading gives (what it changed or assumed). */
+const AUTO_ONLY: ReadonlySet<string> = new Set(['INPUT_REPAIRED', 'TABLE_INFERRED']);
+
+/** An 'auto' read that its detected format reads the same (see SummaryJson.exact). */
+function readsExactly(rs: AnyRuleset, requested: FormatOption): boolean {
+  return requested === 'auto' && !isNftables(rs) && rs.format === 'iptables-save' && !rs.diagnostics.some((d) => AUTO_ONLY.has(d.code));
 }
 
 export interface DumpCheck {
@@ -57,7 +71,8 @@ export function summarise(rs: AnyRuleset, bytes: number, table?: string): Summar
 export function checkDump(job: DumpCheck, bytes: number): DumpCheckResult {
   try {
     const rs = parseRules(job.text, { format: job.format, table: job.table });
-    return { ok: true, format: formatOf(rs), summary: { ...summarise(rs, bytes, job.table), requested: job.format } };
+    const exact = readsExactly(rs, job.format);
+    return { ok: true, format: formatOf(rs), summary: { ...summarise(rs, bytes, job.table), requested: job.format, ...(exact ? { exact } : {}) } };
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     // The message without the location EngineError appends, so that it can be made again.

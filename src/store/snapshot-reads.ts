@@ -11,7 +11,7 @@ type Queryable = Pick<Pool, 'query'>;
 export interface StoredDumpRef {
   readonly name: string;
   readonly addresses: string[];
-  /** The format to read the dump with: 'auto' when its upload asked for that (a paste read leniently). */
+  /** The format to read the dump with: 'auto' when its upload asked for that and the dump needed it (a paste read leniently; rereadFormat). */
   readonly format: string;
   /** The table of an iptables -S dump, or null. */
   readonly table: string | null;
@@ -26,7 +26,7 @@ export interface StoredDumpRef {
 export async function snapshotDumps(db: Queryable, snapshotId: string, node?: string, which: 'rules' | 'ipv6' = 'rules'): Promise<StoredDumpRef[]> {
   const [blob, sha, format, summary] = which === 'rules' ? ['blob_id', 'sha256', 'format', 'summary'] : ['rules6_blob_id', 'rules6_sha256', 'format6', 'summary6'];
   const { rows } = await db.query<{ name: string; addresses: string[]; format: string; table_name: string | null; sha256: string; blob_id: string }>(
-    `SELECT name, addresses, CASE WHEN ${summary}->>'requested' = 'auto' THEN 'auto' ELSE ${format} END AS format,
+    `SELECT name, addresses, CASE WHEN ${summary}->>'requested' = 'auto' AND (${summary}->>'exact') IS DISTINCT FROM 'true' THEN 'auto' ELSE ${format} END AS format,
        ${summary}->>'table' AS table_name, ${sha} AS sha256, ${blob} AS blob_id FROM snapshot_node
      WHERE snapshot_id = $1 AND ($2::text IS NULL OR name = $2) AND ${blob} IS NOT NULL ORDER BY name`,
     [snapshotId, node ?? null],

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createTestApp } from './helpers.ts';
 import type { TestApp } from './helpers.ts';
 import { fixture } from '../helpers.ts';
+import { snapshotDumps } from '../../src/store/snapshot-reads.ts';
 
 let t: TestApp;
 before(async () => {
@@ -33,6 +34,8 @@ for (const [file, { destination, port }] of Object.entries(PASTED)) {
     const up = await t.app.inject({ method: 'POST', url: `/v1/clusters/${cluster}/snapshots`, payload: { nodes: [{ name: 'n', addresses: ['10.0.0.5'], rules }] } });
     assert.equal(up.statusCode, 201, up.body);
     const id = up.json().snapshot.id;
+    // Storage hands the dump back to be read leniently, as it was read at upload.
+    assert.deepEqual((await snapshotDumps(t.db.pool, id)).map((d) => d.format), ['auto']);
     const stored = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${id}/trace?destination=${destination}&port=${port}&source=10.244.1.9` });
     assert.equal(stored.statusCode, 200, stored.body);
     const direct = await t.app.inject({
@@ -51,3 +54,10 @@ for (const [file, { destination, port }] of Object.entries(PASTED)) {
     assert.equal(diff.statusCode, 200, diff.body);
   });
 }
+
+test('a clean dump uploaded as auto is read again from storage as iptables-save, without the repair pass', async () => {
+  const rules = fixture('dual-stack', 'node-a.iptables-save.txt');
+  const up = await t.app.inject({ method: 'POST', url: '/v1/clusters/pasted-clean/snapshots', payload: { nodes: [{ name: 'n', addresses: ['10.0.0.5'], rules }] } });
+  assert.equal(up.statusCode, 201, up.body);
+  assert.deepEqual((await snapshotDumps(t.db.pool, up.json().snapshot.id)).map((d) => d.format), ['iptables-save']);
+});
