@@ -7,8 +7,7 @@ import type { Pool } from 'pg';
 import { Piscina } from 'piscina';
 import { AppError } from '../app-error.ts';
 import type { DiffResult, Finding } from '../engine/index.ts';
-import { auditStored, diffStored } from './analysis.ts';
-import { chunkCache } from './byte-cache.ts';
+import { analysisCaches, auditStored, diffStored } from './analysis.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
 
 export interface AnalysisPool {
@@ -32,8 +31,8 @@ export interface AnalysisPoolOptions {
 const DEFAULT_CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
 
 export function inPlaceAnalysis(pool: Pick<Pool, 'query'>, chunkCacheBytes = DEFAULT_CHUNK_CACHE_BYTES): AnalysisPool {
-  const chunks = chunkCache(chunkCacheBytes);
-  return { audit: (t) => auditStored(pool, t, chunks), diff: (t) => diffStored(pool, t, chunks), close: async () => {} };
+  const caches = analysisCaches(chunkCacheBytes);
+  return { audit: (t) => auditStored(pool, t, caches), diff: (t) => diffStored(pool, t, caches), close: async () => {} };
 }
 
 const RETRY_AFTER_S = 30;

@@ -4,17 +4,16 @@
  */
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { auditStored, diffStored } from './analysis.ts';
-import { chunkCache } from './byte-cache.ts';
+import { analysisCaches, auditStored, diffStored } from './analysis.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
 
 const data = workerData as { connectionString: string; chunkCacheBytes: number };
 const pool = new pg.Pool({ connectionString: data.connectionString, max: 2 });
-/** Shared by this worker's tasks: successive versions of a cluster share most chunks too. */
-const chunks = chunkCache(data.chunkCacheBytes);
+/** Shared by this worker's tasks: successive versions of a cluster share most chunks and often their manifests. */
+const caches = analysisCaches(data.chunkCacheBytes);
 // A connection the server drops (a restart) fails the task that uses it, never the worker.
 pool.on('error', () => {});
 pool.on('connect', (client) => client.on('error', () => {}));
 
-export const audit = (task: AuditTask) => auditStored(pool, task, chunks);
-export const diff = (task: DiffTask) => diffStored(pool, task, chunks);
+export const audit = (task: AuditTask) => auditStored(pool, task, caches);
+export const diff = (task: DiffTask) => diffStored(pool, task, caches);

@@ -7,10 +7,11 @@
 import type { Pool } from 'pg';
 import { NodeByNodeAudit, NodeByNodeDiff, readRules } from '../engine/index.ts';
 import type { AnyRuleset, DiffResult, Finding, FormatOption, SideBackend } from '../engine/index.ts';
-import { dumpBytes, snapshotDumps, snapshotManifests } from '../store/snapshot-reads.ts';
+import { dumpBytes, manifestsText, snapshotDumps, snapshotManifestsBlob } from '../store/snapshot-reads.ts';
 import type { StoredDumpRef } from '../store/snapshot-reads.ts';
 import type { ChunkCache } from '../store/blob-store.ts';
-import { readMeaning } from './kube-meaning.ts';
+import { ByteCache, chunkCache, computeOnce } from './byte-cache.ts';
+import { BYTES_PER_MANIFEST_BYTE, readMeaning } from './kube-meaning.ts';
 import type { Meaning } from './kube-meaning.ts';
 
 type Queryable = Pick<Pool, 'query'>;
@@ -30,11 +31,40 @@ interface Side {
   readonly meaning: Meaning | null;
 }
 
-async function sideOf(pool: Queryable, snapshotId: string, node?: string): Promise<Side & { readonly ipv6: readonly StoredDumpRef[] }> {
-  const [nodes, ipv6, manifests] = await Promise.all([
-    snapshotDumps(pool, snapshotId, node), snapshotDumps(pool, snapshotId, node, 'ipv6'), snapshotManifests(pool, snapshotId),
+/**
+ * What a worker keeps between tasks: inflated chunks (the versions of a cluster share most of
+ * them), and manifests read into cluster models by their blob (an audit of v1 and a diff v1 → v2
+ * read v1's once).
+ */
+export interface AnalysisCaches {
+  readonly chunks?: ChunkCache;
+  readonly meanings?: ByteCache<Promise<Meaning>>;
+}
+
+/** What the manifests cache of a worker holds at most (each entry weighs BYTES_PER_MANIFEST_BYTE per byte of manifests). */
+export const ANALYSIS_MEANINGS_BYTES = 64 * 1024 * 1024;
+
+export function analysisCaches(chunkCacheBytes: number): AnalysisCaches {
+  return { chunks: chunkCache(chunkCacheBytes), meanings: new ByteCache<Promise<Meaning>>({ budgetBytes: ANALYSIS_MEANINGS_BYTES }) };
+}
+
+async function meaningOf(pool: Queryable, snapshotId: string, caches: AnalysisCaches): Promise<Meaning | null> {
+  const blob = await snapshotManifestsBlob(pool, snapshotId);
+  if (blob === null) return null;
+  let bytes = 0;
+  const read = async () => {
+    const text = await manifestsText(pool, blob);
+    bytes = text.length;
+    return readMeaning(text);
+  };
+  return caches.meanings ? computeOnce(caches.meanings, blob, read, () => bytes * BYTES_PER_MANIFEST_BYTE) : read();
+}
+
+async function sideOf(pool: Queryable, snapshotId: string, caches: AnalysisCaches, node?: string): Promise<Side & { readonly ipv6: readonly StoredDumpRef[] }> {
+  const [nodes, ipv6, meaning] = await Promise.all([
+    snapshotDumps(pool, snapshotId, node), snapshotDumps(pool, snapshotId, node, 'ipv6'), meaningOf(pool, snapshotId, caches),
   ]);
-  return { nodes, ipv6, meaning: manifests === null ? null : readMeaning(manifests) };
+  return { nodes, ipv6, meaning };
 }
 
 /**
@@ -47,9 +77,10 @@ async function loadRuleset(pool: Queryable, n: StoredDumpRef, chunks?: ChunkCach
   return readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined });
 }
 
-/** `chunks`: inflated chunks kept between the nodes' dumps (and between tasks), which share most of them. */
-export async function auditStored(pool: Queryable, task: AuditTask, chunks?: ChunkCache): Promise<Finding[] | { missing: 'manifests' }> {
-  const side = await sideOf(pool, task.snapshot);
+/** `caches`: what the worker keeps between the nodes' dumps and between tasks (AnalysisCaches). */
+export async function auditStored(pool: Queryable, task: AuditTask, caches: AnalysisCaches = {}): Promise<Finding[] | { missing: 'manifests' }> {
+  const { chunks } = caches;
+  const side = await sideOf(pool, task.snapshot, caches);
   if (!side.meaning) return { missing: 'manifests' };
   const meaning = side.meaning;
   // The IPv4 dumps and the dual-stack nodes' IPv6 dumps are audited apart: nodes are compared with
@@ -66,8 +97,9 @@ export async function auditStored(pool: Queryable, task: AuditTask, chunks?: Chu
   return side.ipv6.length === 0 ? findings : [...findings, ...await auditFamily(side.ipv6)];
 }
 
-export async function diffStored(pool: Queryable, task: DiffTask, chunks?: ChunkCache): Promise<DiffResult | { missing: 'node' }> {
-  const [a, b] = await Promise.all([sideOf(pool, task.from, task.node), sideOf(pool, task.to, task.node)]);
+export async function diffStored(pool: Queryable, task: DiffTask, caches: AnalysisCaches = {}): Promise<DiffResult | { missing: 'node' }> {
+  const { chunks } = caches;
+  const [a, b] = await Promise.all([sideOf(pool, task.from, caches, task.node), sideOf(pool, task.to, caches, task.node)]);
   if (task.node !== undefined && (a.nodes.length === 0 || b.nodes.length === 0)) return { missing: 'node' };
   const named = (s: Side) => ({ names: s.nodes.map((n) => n.name), model: s.meaning?.model ?? null, index: s.meaning?.index ?? null });
   const compare = async (from: Side, to: Side): Promise<DiffResult> => {

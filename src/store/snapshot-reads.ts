@@ -36,8 +36,19 @@ export async function snapshotDumps(db: Queryable, snapshotId: string, node?: st
 
 /** The snapshot's manifests as uploaded, or null. */
 export async function snapshotManifests(db: Queryable, snapshotId: string): Promise<string | null> {
+  const blob = await snapshotManifestsBlob(db, snapshotId);
+  return blob === null ? null : manifestsText(db, blob);
+}
+
+/** The blob of the snapshot's manifests (content-addressed: the same manifests, the same blob), or null. */
+export async function snapshotManifestsBlob(db: Queryable, snapshotId: string): Promise<string | null> {
   const { rows: [s] } = await db.query<{ blob: string | null }>('SELECT manifests_blob_id AS blob FROM snapshot WHERE id = $1', [snapshotId]);
-  return s?.blob ? (await readBlob(db, s.blob)).toString('utf8') : null;
+  return s?.blob ?? null;
+}
+
+/** Manifests stored as `blob`, as uploaded. */
+export async function manifestsText(db: Queryable, blob: string): Promise<string> {
+  return (await readBlob(db, blob)).toString('utf8');
 }
 
 export async function dumpBytes(db: Queryable, ref: StoredDumpRef, chunks?: ChunkCache): Promise<Buffer> {

@@ -5,6 +5,9 @@ import { createTestApp } from './helpers.ts';
 import type { TestApp } from './helpers.ts';
 import { generateCluster, renderIptablesSave, renderManifests } from '../support/kube-gen.ts';
 import type { GenCluster } from '../support/kube-gen.ts';
+import { ANALYSIS_MEANINGS_BYTES, auditStored, diffStored } from '../../src/services/analysis.ts';
+import { ByteCache, chunkCache } from '../../src/services/byte-cache.ts';
+import type { Meaning } from '../../src/services/kube-meaning.ts';
 
 const apps: TestApp[] = [];
 after(async () => {
@@ -71,4 +74,30 @@ test('an audit that needs more memory than its worker has is a 503, and the serv
   // The worker was replaced: a small audit still works.
   const small = await post(t, 'small', upload(generateCluster({ seed: 3, services: 30 }), 2));
   assert.equal((await t.app.inject({ method: 'GET', url: `/v1/snapshots/${small}/audit` })).statusCode, 200);
+});
+
+test('a worker reads each snapshot\'s manifests once across tasks: an audit of v1 then a diff v1 → v2 read two, not three', async () => {
+  const t = await createTestApp();
+  apps.push(t);
+  const a = generateCluster({ seed: 6, services: 40 });
+  const b = structuredClone(a);
+  b.services.pop();
+  const v1 = await post(t, 'meanings', upload(a, 2));
+  const v2 = await post(t, 'meanings', upload(b, 2));
+  let reads = 0;
+  class Counting<V> extends ByteCache<V> {
+    override set(key: string, value: V, bytes: number): void {
+      reads++;
+      super.set(key, value, bytes);
+    }
+  }
+  const caches = { chunks: chunkCache(4 * 1024 * 1024), meanings: new Counting<Promise<Meaning>>({ budgetBytes: ANALYSIS_MEANINGS_BYTES }) };
+  const audit = await auditStored(t.db.pool, { snapshot: v1 }, caches);
+  assert.equal(reads, 1);
+  const diff = await diffStored(t.db.pool, { from: v1, to: v2 }, caches);
+  assert.equal(reads, 2);
+  // The answers are those of a worker that keeps nothing.
+  assert.deepEqual(audit, await auditStored(t.db.pool, { snapshot: v1 }));
+  assert.deepEqual(diff, await diffStored(t.db.pool, { from: v1, to: v2 }));
+  assert.equal(caches.meanings.size, 2);
 });

@@ -11,7 +11,7 @@ import type { ByteCache } from '../byte-cache.ts';
 import { computeOnce } from '../byte-cache.ts';
 import { rereadFormat } from '../dump-summary.ts';
 import type { SummaryJson } from '../dump-summary.ts';
-import { annotate, readMeaning } from '../kube-meaning.ts';
+import { annotate, BYTES_PER_MANIFEST_BYTE, readMeaning } from '../kube-meaning.ts';
 import type { Meaning } from '../kube-meaning.ts';
 import type { RulesetCache } from '../ruleset-cache.ts';
 import type { NodeTrace, SnapshotTrace, StoredTraceQuery } from '../snapshot-types.ts';
@@ -19,8 +19,6 @@ import type { TraceService } from '../trace-service.ts';
 import type { SnapshotLookup } from './lookup.ts';
 import { FAMILY_NAME, familyOfDump } from './views.ts';
 
-/** What manifests cost once read into a cluster model and its index, per byte of their text (measured on generated clusters of 2,000 and 10,000 Services: 0.9 to 1.1). */
-export const BYTES_PER_MANIFEST_BYTE = 1.2;
 /** What routes cost once parsed, per byte of `ip route` output (measured: about 8.5). */
 export const BYTES_PER_ROUTE_BYTE = 9;
 
