@@ -10,6 +10,7 @@ import { commentOf } from '../netfilter/ast.ts';
 import { chainText, natToOf, ruleAt, ruleCount, ruleNatToAt, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
 import { readNatAddress } from '../netfilter/values.ts';
 import { canonicalAddress } from '../net/address.ts';
+import { ownCopy } from '../text.ts';
 
 export interface RuleFacts {
   /** The `-j`/`-g` target, or null for a rule without one. */
@@ -102,13 +103,25 @@ export function dnatKeyAt(c: Chain, k: number): string | null {
   return ruleTargetAt(c, k) === 'DNAT' ? natKey(ruleNatToAt(c, k)) : null;
 }
 
+/**
+ * natKey by address word: the same endpoints recur on every node and in both snapshots. Keys are
+ * copies (the parser's words are cut from the dump); emptied when full.
+ */
+const natKeys = new Map<string, string | null>();
+const NAT_KEYS_KEPT = 100_000;
+
 /** "ip|port" of a NAT address word naming one address and one port, else null. */
 function natKey(word: string | null): string | null {
   if (word === null) return null;
-  const to = readNatAddress(word);
-  if (to.ip === null || to.port === null || to.range || to.serviceName) return null;
-  const ip = canonicalAddress(to.ip);
-  return ip === null ? null : `${ip}|${to.port}`;
+  let key = natKeys.get(word);
+  if (key === undefined) {
+    const to = readNatAddress(word);
+    const ip = to.ip === null || to.port === null || to.range || to.serviceName ? null : canonicalAddress(to.ip);
+    key = ip === null ? null : `${ip}|${to.port}`;
+    if (natKeys.size >= NAT_KEYS_KEPT) natKeys.clear();
+    natKeys.set(ownCopy(word), key);
+  }
+  return key;
 }
 
 /** A chain's rule texts, and the same joined by newlines (compared and scanned as one string). */
