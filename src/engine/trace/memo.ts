@@ -11,7 +11,7 @@ import { ruleCount, ruleLineAt } from '../netfilter/rule.ts';
 import { ownCopy } from '../text.ts';
 import { withRuleAt } from './step-rule.ts';
 import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep, TraceWarning } from './tracer.ts';
-import { dependenciesHold, newDependencies, trace } from './tracer.ts';
+import { DependencyRecorder, dependenciesHold, makeEnv, trace } from './tracer.ts';
 
 interface Kept {
   readonly deps: TraceDependencies;
@@ -23,7 +23,7 @@ function placeIn(s: { table: string; chain: string; index: number }, rs: Ruleset
   const chain = rs.tables.get(s.table)?.chains.get(s.chain);
   if (!chain) return null;
   // Positions that did not move are not listed.
-  const at = s.index === 0 ? -1 : moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
+  const at = s.index === 0 ? -1 : moved.size === 0 ? s.index - 1 : moved.get(chain)?.get(s.index - 1) ?? s.index - 1;
   return at < ruleCount(chain) ? { chain, at } : null;
 }
 
@@ -109,8 +109,9 @@ export class TraceMemo {
     const key = `${rs.family}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined } })}`;
     const known = this.byPacket.get(key);
     if (known) {
+      const env = makeEnv(req.node, req.routes);
       for (const k of known) {
-        const moved = dependenciesHold(rs, req, k.deps);
+        const moved = dependenciesHold(rs, env, k.deps);
         if (moved) {
           this.hits++;
           return moveResult(k.result, rs, moved);
@@ -118,11 +119,10 @@ export class TraceMemo {
       }
     }
     this.misses++;
-    const deps = newDependencies();
+    const deps = new DependencyRecorder();
     const result = trace(rs, req, deps);
     if (this.kept < this.limit) {
-      const keys = <V>(m: Map<string, V>) => new Map([...m].map(([k, v]) => [ownCopy(k), v]));
-      const kept = { deps: { chains: keys(deps.chains), positions: keys(deps.positions), local: keys(deps.local), primary: deps.primary }, result: this.keep(result) };
+      const kept = { deps: deps.kept((s) => this.own(s)), result: this.keep(result) };
       if (known) known.push(kept);
       else this.byPacket.set(ownCopy(key), [kept]);
       this.kept++;
