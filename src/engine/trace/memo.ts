@@ -28,22 +28,36 @@ function placeIn(s: { table: string; chain: string; index: number }, rs: Ruleset
 }
 
 /**
+ * The steps answers moved onto one ruleset have taken, by chain and 0-based position: a step
+ * names a rule of that ruleset and carries it, so the answers moved there share it (answers are
+ * read, never changed), where each answer would otherwise hold its own copy of each step.
+ */
+type MovedSteps = Map<Chain, (TraceStep[] | undefined)[]>;
+
+/**
  * A step of a trace made elsewhere, as a trace made on `rs` has it: that ruleset's position, line
  * and rule (kept answers hold no rules, so that they keep nothing of a dump). Written out field by
  * field as the tracer writes a step: the rule is attached to an object of the same shape.
  */
-function moveStep(s: TraceStep, rs: Ruleset, moved: Positions): TraceStep {
+function moveStep(s: TraceStep, rs: Ruleset, moved: Positions, made: MovedSteps): TraceStep {
   const place = placeIn(s, rs, moved);
   if (!place) return s;
   const { chain, at } = place;
   if (at < 0) return s.line === chain.line ? s : { ...s, line: chain.line };
+  const { hook, table, rule, action, assumed } = s;
+  let byPosition = made.get(chain);
+  if (!byPosition) made.set(chain, (byPosition = []));
+  const same = byPosition[at];
+  if (same) for (const m of same) if (m.hook === hook && m.action === action && m.rule === rule && m.assumed === assumed) return m;
   const index = at + 1;
   const line = ruleLineAt(chain, at);
-  const { hook, table, rule, action, assumed } = s;
   const step: TraceStep = assumed === undefined
     ? { hook, table, chain: s.chain, index, line, rule, action }
     : { hook, table, chain: s.chain, index, line, rule, action, assumed };
-  return withRuleAt(step, chain, at);
+  withRuleAt(step, chain, at);
+  if (same) same.push(step);
+  else byPosition[at] = [step];
+  return step;
 }
 
 /** A warning's reference to a rule of a trace made elsewhere, as a trace made on `rs` has it. */
@@ -54,16 +68,18 @@ function moveRef(r: NonNullable<TraceWarning['rule']>, rs: Ruleset, moved: Posit
   return withRuleAt({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text: r.text }, chain, at);
 }
 
-function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {
+function moveResult(r: TraceResult, rs: Ruleset, moved: Positions, made: MovedSteps): TraceResult {
   return {
     ...r,
-    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved)) })),
+    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved, made)) })),
     warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveRef(w.rule, rs, moved) } : w)),
   };
 }
 
 export class TraceMemo {
   private readonly byPacket = new Map<string, Kept[]>();
+  /** The steps answers moved onto each ruleset share; they go with the ruleset. */
+  private readonly steps = new WeakMap<Ruleset, MovedSteps>();
   /** One copy of each text the kept answers hold (rule texts recur in most of them). */
   private readonly texts = new Map<string, string>();
 
@@ -114,7 +130,9 @@ export class TraceMemo {
         const moved = dependenciesHold(rs, env, k.deps);
         if (moved) {
           this.hits++;
-          return moveResult(k.result, rs, moved);
+          let made = this.steps.get(rs);
+          if (!made) this.steps.set(rs, (made = new Map()));
+          return moveResult(k.result, rs, moved, made);
         }
       }
     }
