@@ -9,7 +9,7 @@
 import type { Chain, Rule, Ruleset } from '../netfilter/ast.ts';
 import { matchOf, optionArg } from '../netfilter/ast.ts';
 import { EngineError } from '../errors.ts';
-import { ruleCount } from '../netfilter/rule.ts';
+import { chainText, DumpChain, ruleCount } from '../netfilter/rule.ts';
 import { Hasher } from '../hash.ts';
 import type { Action, CompiledChain, CompiledRule, CompiledRuleset, InterfaceTest, TestEnv } from './compile.ts';
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
@@ -157,18 +157,27 @@ export interface TraceDependencies {
 }
 
 /**
- * A chain a trace walked. A chain of the same content (texts, assumptions, policy) and declared
- * alike offers every packet the same rules at the same positions; a chain that differs answers
- * alike when each walk meets the same rules there, wherever they stand.
+ * A chain a trace walked. A chain of the same text and policy, declared alike, offers every
+ * packet the same rules at the same positions; a chain that differs answers alike when each walk
+ * meets the same rules there, wherever they stand.
  */
 export interface ChainDependency {
   readonly table: string;
   readonly chain: string;
-  /** The chain's contentId. */
-  readonly content: number;
+  /**
+   * The chain's rules as one text, for a short chain read from a dump (long ones differ between
+   * nodes, and their walks are compared); null otherwise.
+   */
+  readonly text: string | null;
+  readonly policy: string | null;
   /** Whether the chain was declared (a built-in chain's policy step shows then). */
   readonly declared: boolean;
   readonly walks: readonly WalkDependency[];
+}
+
+/** The chain's text when the memo compares it whole: a short chain read from a dump (see ChainDependency). */
+function wholeText(cc: CompiledChain): string | null {
+  return cc.index === undefined && cc.chain instanceof DumpChain ? chainText(cc.chain) : null;
 }
 
 /** A walk through a chain by a packet to dst:dport: a number for the rules it could meet (walkId), and their positions. */
@@ -182,7 +191,7 @@ export interface WalkDependency {
 /** Notes a trace's dependencies as it goes (trace's `deps`); `kept` gives them in the form dependenciesHold reads. */
 export class DependencyRecorder {
   private readonly absent: { table: string; chain: string | null }[] = [];
-  private readonly walked = new Map<CompiledChain, { table: string; content: number; declared: boolean; walks: WalkDependency[] }>();
+  private readonly walked = new Map<CompiledChain, { table: string; text: string | null; walks: WalkDependency[] }>();
   readonly local = new Map<string, { address: Addr; answer: boolean }>();
   primary?: string | null;
   repairs = 0;
@@ -194,7 +203,7 @@ export class DependencyRecorder {
   /** A walk of a packet to dst:dport through `cc` that could meet the rules at `order`. */
   walk(table: string, cc: CompiledChain, dst: string, dport: number, order: readonly number[]): void {
     let c = this.walked.get(cc);
-    if (!c) this.walked.set(cc, (c = { table, content: cc.contentId, declared: cc.chain.line > 0, walks: [] }));
+    if (!c) this.walked.set(cc, (c = { table, text: wholeText(cc), walks: [] }));
     for (const w of c.walks) if (w.dport === dport && w.dst === dst) return;
     c.walks.push({ dst, dport, id: walkId(cc, order), positions: order });
   }
@@ -204,7 +213,8 @@ export class DependencyRecorder {
     return {
       absent: this.absent.map((a) => ({ table: own(a.table), chain: a.chain === null ? null : own(a.chain) })),
       chains: [...this.walked].map(([cc, c]) => ({
-        table: own(c.table), chain: own(cc.chain.name), content: c.content, declared: c.declared,
+        table: own(c.table), chain: own(cc.chain.name), text: c.text === null ? null : own(c.text),
+        policy: cc.chain.policy, declared: cc.chain.line > 0,
         walks: c.walks.map((w) => ({ ...w, dst: own(w.dst) })),
       })),
       local: [...this.local.values()].map(({ address, answer }) => ({ address: { ...address, text: own(address.text) }, answer })),
@@ -881,7 +891,7 @@ export function dependenciesHold(rs: Ruleset, env: Env, deps: TraceDependencies)
     const cc = compiled.tables.get(c.table)?.get(c.chain);
     if (!cc) return null;
     // The same rules at the same positions: every walk meets what it met.
-    if (cc.contentId === c.content && cc.chain.line > 0 === c.declared) continue;
+    if (c.text !== null && c.text === wholeText(cc) && cc.chain.policy === c.policy && cc.chain.line > 0 === c.declared) continue;
     for (const w of c.walks) {
       const order = matchable(cc, w.dst, w.dport);
       if (walkId(cc, order) !== w.id) return null;
