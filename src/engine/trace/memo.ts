@@ -11,7 +11,7 @@ import { ruleCount, ruleLineAt } from '../netfilter/rule.ts';
 import { ownCopy } from '../text.ts';
 import { withRuleAt } from './step-rule.ts';
 import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep, TraceWarning } from './tracer.ts';
-import { dependenciesHold, newDependencies, trace } from './tracer.ts';
+import { DependencyRecorder, dependenciesHold, makeEnv, trace } from './tracer.ts';
 
 interface Kept {
   readonly deps: TraceDependencies;
@@ -23,27 +23,41 @@ function placeIn(s: { table: string; chain: string; index: number }, rs: Ruleset
   const chain = rs.tables.get(s.table)?.chains.get(s.chain);
   if (!chain) return null;
   // Positions that did not move are not listed.
-  const at = s.index === 0 ? -1 : moved.get(`${s.table}\0${s.chain}`)?.get(s.index - 1) ?? s.index - 1;
+  const at = s.index === 0 ? -1 : moved.size === 0 ? s.index - 1 : moved.get(chain)?.get(s.index - 1) ?? s.index - 1;
   return at < ruleCount(chain) ? { chain, at } : null;
 }
+
+/**
+ * The steps answers moved onto one ruleset have taken, by chain and 0-based position: a step
+ * names a rule of that ruleset and carries it, so the answers moved there share it (answers are
+ * read, never changed), where each answer would otherwise hold its own copy of each step.
+ */
+type MovedSteps = Map<Chain, (TraceStep[] | undefined)[]>;
 
 /**
  * A step of a trace made elsewhere, as a trace made on `rs` has it: that ruleset's position, line
  * and rule (kept answers hold no rules, so that they keep nothing of a dump). Written out field by
  * field as the tracer writes a step: the rule is attached to an object of the same shape.
  */
-function moveStep(s: TraceStep, rs: Ruleset, moved: Positions): TraceStep {
+function moveStep(s: TraceStep, rs: Ruleset, moved: Positions, made: MovedSteps): TraceStep {
   const place = placeIn(s, rs, moved);
   if (!place) return s;
   const { chain, at } = place;
   if (at < 0) return s.line === chain.line ? s : { ...s, line: chain.line };
+  const { hook, table, rule, action, assumed } = s;
+  let byPosition = made.get(chain);
+  if (!byPosition) made.set(chain, (byPosition = []));
+  const same = byPosition[at];
+  if (same) for (const m of same) if (m.hook === hook && m.action === action && m.rule === rule && m.assumed === assumed) return m;
   const index = at + 1;
   const line = ruleLineAt(chain, at);
-  const { hook, table, rule, action, assumed } = s;
   const step: TraceStep = assumed === undefined
     ? { hook, table, chain: s.chain, index, line, rule, action }
     : { hook, table, chain: s.chain, index, line, rule, action, assumed };
-  return withRuleAt(step, chain, at);
+  withRuleAt(step, chain, at);
+  if (same) same.push(step);
+  else byPosition[at] = [step];
+  return step;
 }
 
 /** A warning's reference to a rule of a trace made elsewhere, as a trace made on `rs` has it. */
@@ -54,16 +68,18 @@ function moveRef(r: NonNullable<TraceWarning['rule']>, rs: Ruleset, moved: Posit
   return withRuleAt({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text: r.text }, chain, at);
 }
 
-function moveResult(r: TraceResult, rs: Ruleset, moved: Positions): TraceResult {
+function moveResult(r: TraceResult, rs: Ruleset, moved: Positions, made: MovedSteps): TraceResult {
   return {
     ...r,
-    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved)) })),
+    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved, made)) })),
     warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveRef(w.rule, rs, moved) } : w)),
   };
 }
 
 export class TraceMemo {
   private readonly byPacket = new Map<string, Kept[]>();
+  /** The steps answers moved onto each ruleset share; they go with the ruleset. */
+  private readonly steps = new WeakMap<Ruleset, MovedSteps>();
   /** One copy of each text the kept answers hold (rule texts recur in most of them). */
   private readonly texts = new Map<string, string>();
 
@@ -109,20 +125,22 @@ export class TraceMemo {
     const key = `${rs.family}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined } })}`;
     const known = this.byPacket.get(key);
     if (known) {
+      const env = makeEnv(req.node, req.routes);
       for (const k of known) {
-        const moved = dependenciesHold(rs, req, k.deps);
+        const moved = dependenciesHold(rs, env, k.deps);
         if (moved) {
           this.hits++;
-          return moveResult(k.result, rs, moved);
+          let made = this.steps.get(rs);
+          if (!made) this.steps.set(rs, (made = new Map()));
+          return moveResult(k.result, rs, moved, made);
         }
       }
     }
     this.misses++;
-    const deps = newDependencies();
+    const deps = new DependencyRecorder();
     const result = trace(rs, req, deps);
     if (this.kept < this.limit) {
-      const keys = <V>(m: Map<string, V>) => new Map([...m].map(([k, v]) => [ownCopy(k), v]));
-      const kept = { deps: { chains: keys(deps.chains), positions: keys(deps.positions), local: keys(deps.local), primary: deps.primary }, result: this.keep(result) };
+      const kept = { deps: deps.kept((s) => this.own(s)), result: this.keep(result) };
       if (known) known.push(kept);
       else this.byPacket.set(ownCopy(key), [kept]);
       this.kept++;

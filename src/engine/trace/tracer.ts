@@ -6,10 +6,10 @@
  * draw, and the tracer re-runs with each untried choice until every branch has been seen. Each
  * run's probability is the exact product of its draws.
  */
-import type { Rule, Ruleset } from '../netfilter/ast.ts';
+import type { Chain, Rule, Ruleset } from '../netfilter/ast.ts';
 import { matchOf, optionArg } from '../netfilter/ast.ts';
 import { EngineError } from '../errors.ts';
-import { ruleCount } from '../netfilter/rule.ts';
+import { chainText, DumpChain, ruleCount } from '../netfilter/rule.ts';
 import { Hasher } from '../hash.ts';
 import type { Action, CompiledChain, CompiledRule, CompiledRuleset, InterfaceTest, TestEnv } from './compile.ts';
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
@@ -144,24 +144,84 @@ type HookVerdict = 'accept' | 'drop' | 'reject';
  * are the same gives the same answer at the positions and lines it has (dependenciesHold).
  */
 export interface TraceDependencies {
-  /**
-   * `table` → 0 or ABSENT; `table\0chain` → ABSENT (a jump to a chain the dump lacks);
-   * `table\0chain\0dst\0dport` → a number for the rules a packet to dst:dport can meet in the chain.
-   */
-  readonly chains: Map<string, number>;
-  /** For each walk (`table\0chain\0dst\0dport`), the positions of those rules in the chain. */
-  readonly positions: Map<string, readonly number[]>;
+  /** Tables (chain null) and chains the trace looked for and the ruleset lacks: a hook's built-in chain, a jump's target. */
+  readonly absent: readonly { readonly table: string; readonly chain: string | null }[];
+  /** The chains walked, each once. */
+  readonly chains: readonly ChainDependency[];
   /** Addresses asked "is it one of the node's?", with the answer. */
-  readonly local: Map<string, boolean>;
+  readonly local: readonly { readonly address: Addr; readonly answer: boolean }[];
   /** The node's first address, when a REDIRECT used it. */
-  primary?: string | null;
+  readonly primary?: string | null;
+  /** A number for what was repaired to read the dump as pasted (repairsId). */
+  readonly repairs: number;
 }
 
-export const ABSENT = -1;
+/**
+ * A chain a trace walked. A chain of the same text and policy, declared alike, offers every
+ * packet the same rules at the same positions; a chain that differs answers alike when each walk
+ * meets the same rules there, wherever they stand.
+ */
+export interface ChainDependency {
+  readonly table: string;
+  readonly chain: string;
+  /**
+   * The chain's rules as one text, for a short chain read from a dump (long ones differ between
+   * nodes, and their walks are compared); null otherwise.
+   */
+  readonly text: string | null;
+  readonly policy: string | null;
+  /** Whether the chain was declared (a built-in chain's policy step shows then). */
+  readonly declared: boolean;
+  readonly walks: readonly WalkDependency[];
+}
 
-/** Empty dependencies for trace() to fill. */
-export function newDependencies(): TraceDependencies {
-  return { chains: new Map(), positions: new Map(), local: new Map() };
+/** The chain's text when the memo compares it whole: a short chain read from a dump (see ChainDependency). */
+function wholeText(cc: CompiledChain): string | null {
+  return cc.index === undefined && cc.chain instanceof DumpChain ? chainText(cc.chain) : null;
+}
+
+/** A walk through a chain by a packet to dst:dport: a number for the rules it could meet (walkId), and their positions. */
+export interface WalkDependency {
+  readonly dst: string;
+  readonly dport: number;
+  readonly id: number;
+  readonly positions: readonly number[];
+}
+
+/** Notes a trace's dependencies as it goes (trace's `deps`); `kept` gives them in the form dependenciesHold reads. */
+export class DependencyRecorder {
+  private readonly absent: { table: string; chain: string | null }[] = [];
+  private readonly walked = new Map<CompiledChain, { table: string; text: string | null; walks: WalkDependency[] }>();
+  readonly local = new Map<string, { address: Addr; answer: boolean }>();
+  primary?: string | null;
+  repairs = 0;
+
+  missing(table: string, chain: string | null): void {
+    if (!this.absent.some((a) => a.table === table && a.chain === chain)) this.absent.push({ table, chain });
+  }
+
+  /** A walk of a packet to dst:dport through `cc` that could meet the rules at `order`. */
+  walk(table: string, cc: CompiledChain, dst: string, dport: number, order: readonly number[]): void {
+    let c = this.walked.get(cc);
+    if (!c) this.walked.set(cc, (c = { table, text: wholeText(cc), walks: [] }));
+    for (const w of c.walks) if (w.dport === dport && w.dst === dst) return;
+    c.walks.push({ dst, dport, id: walkId(cc, order), positions: order });
+  }
+
+  /** The dependencies, every text in them passed through `own` (copies that keep no dump alive). */
+  kept(own: (s: string) => string): TraceDependencies {
+    return {
+      absent: this.absent.map((a) => ({ table: own(a.table), chain: a.chain === null ? null : own(a.chain) })),
+      chains: [...this.walked].map(([cc, c]) => ({
+        table: own(c.table), chain: own(cc.chain.name), text: c.text === null ? null : own(c.text),
+        policy: cc.chain.policy, declared: cc.chain.line > 0,
+        walks: c.walks.map((w) => ({ ...w, dst: own(w.dst) })),
+      })),
+      local: [...this.local.values()].map(({ address, answer }) => ({ address: { ...address, text: own(address.text) }, answer })),
+      ...(this.primary !== undefined ? { primary: this.primary === null ? null : own(this.primary) } : {}),
+      repairs: this.repairs,
+    };
+  }
 }
 
 class Walker {
@@ -175,7 +235,7 @@ class Walker {
     private readonly env: Env,
     prefix: readonly boolean[],
     private readonly warn: (w: TraceWarning) => void,
-    private readonly deps: TraceDependencies | null = null,
+    private readonly deps: DependencyRecorder | null = null,
   ) {
     this.compiled = compiled;
     this.prefix = prefix;
@@ -256,10 +316,8 @@ class Walker {
   /** The rules of a chain the packet can match, in order (null: all of them), noted in deps. */
   private candidates(table: string, cc: CompiledChain, s: PacketState): readonly number[] | null {
     if (!this.deps) return candidatesOf(cc, s.dst.text, s.dport);
-    const key = `${table}\0${cc.chain.name}\0${s.dst.text}\0${s.dport}`;
     const order = matchable(cc, s.dst.text, s.dport);
-    this.deps.chains.set(key, walkId(cc, order));
-    this.deps.positions.set(key, order);
+    this.deps.walk(table, cc, s.dst.text, s.dport, order);
     return cc.index ? order : null;
   }
 
@@ -270,9 +328,9 @@ class Walker {
    */
   walkTable(hook: Hook, table: string, s: PacketState): HookVerdict {
     const chains = this.compiled.tables.get(table);
-    if (!chains) return this.absent(table);
+    if (!chains) return this.absent(table, null);
     const base = chains.get(hook);
-    if (!base) return this.absent(`${table}\0${hook}`);
+    if (!base) return this.absent(table, hook);
     interface Frame { cc: CompiledChain; order: readonly number[] | null; pos: number }
     const frames: Frame[] = [{ cc: base, order: this.candidates(table, base, s), pos: 0 }];
     while (frames.length > 0) {
@@ -308,8 +366,8 @@ class Walker {
   }
 
   /** A table or built-in chain the ruleset lacks lets the packet through. */
-  private absent(key: string): HookVerdict {
-    this.deps?.chains.set(key, ABSENT);
+  private absent(table: string, chain: string | null): HookVerdict {
+    this.deps?.missing(table, chain);
     return 'accept';
   }
 
@@ -355,7 +413,7 @@ class Walker {
         enter(a.chain, a.kind === 'goto');
         return 'continue';
       case 'missing-chain':
-        this.deps?.chains.set(`${r.table}\0${a.chain}`, ABSENT);
+        this.deps?.missing(r.table, a.chain);
         this.step(hook, r, a.goto ? 'goto' : 'jump');
         this.warn({
           code: 'MISSING_CHAIN',
@@ -553,7 +611,7 @@ export function makeEnv(node: NodeSpec, routes?: RouteTable): Env {
  * after PREROUTING (or after OUTPUT's DNAT) made on the translated destination.
  */
 function runOnce(
-  compiled: CompiledRuleset, env: Env, spec: ResolvedPacket, prefix: readonly boolean[], warn: (w: TraceWarning) => void, deps: TraceDependencies | null,
+  compiled: CompiledRuleset, env: Env, spec: ResolvedPacket, prefix: readonly boolean[], warn: (w: TraceWarning) => void, deps: DependencyRecorder | null,
 ): { run: Run; state: PacketState } {
   const w = new Walker(compiled, env, prefix, warn, deps);
   const s: PacketState = {
@@ -663,7 +721,7 @@ export function warningSet(): { warn: (w: TraceWarning) => void; warnings: () =>
 }
 
 /** The node's environment, noting in `deps` every question asked of it. */
-function recordingEnv(env: Env, deps: TraceDependencies): Env {
+function recordingEnv(env: Env, deps: DependencyRecorder): Env {
   return {
     get primary() {
       deps.primary = env.primary?.text ?? null;
@@ -671,7 +729,7 @@ function recordingEnv(env: Env, deps: TraceDependencies): Env {
     },
     isLocal: (a) => {
       const answer = env.isLocal(a);
-      deps.local.set(a.text, answer);
+      deps.local.set(a.text, { address: a, answer });
       return answer;
     },
     // The routes are part of the request a kept trace answers, not of the node.
@@ -684,7 +742,7 @@ function recordingEnv(env: Env, deps: TraceDependencies): Env {
  * Traces the first packet of a connection through a ruleset; every possible outcome, exactly.
  * With `deps`, notes what the answer depended on (see TraceDependencies).
  */
-export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | null = null): TraceResult {
+export function trace(rs: Ruleset, req: TraceRequest, deps: DependencyRecorder | null = null): TraceResult {
   const compiled = compileRuleset(rs);
   const base = makeEnv(req.node, req.routes);
   const env = deps ? recordingEnv(base, deps) : base;
@@ -714,7 +772,7 @@ export function trace(rs: Ruleset, req: TraceRequest, deps: TraceDependencies | 
     if (existing) existing.probability = add(existing.probability, p);
     else outcomes.set(key, { run, state, probability: p, order: runs });
   }
-  deps?.chains.set('#repairs', repairsId(rs));
+  if (deps) deps.repairs = repairsId(rs);
   // What was assumed to read the dump as pasted belongs with the answer that rests on it.
   for (const d of rs.diagnostics) {
     if (d.severity !== 'warning' || (d.code !== 'INPUT_REPAIRED' && d.code !== 'TABLE_INFERRED')) continue;
@@ -810,46 +868,44 @@ function repairsId(rs: Ruleset): number {
   return h.value();
 }
 
-/** For each chain a trace walked (`table\0chain`), where its rules at the traced positions stand in another ruleset: only those that moved. */
-export type Positions = Map<string, Map<number, number>>;
+/** For each chain a trace walked, where its rules at the traced positions stand in another ruleset: only those that moved. */
+export type Positions = Map<Chain, Map<number, number>>;
+
+const NOTHING_MOVED: Positions = new Map();
 
 /**
- * Would `trace(rs, req)` answer as the trace that recorded `deps` did? When every
- * chain and table it missed is missing here, every walk meets the same rules (maybe elsewhere in
- * the chain), and the node's addresses answer its questions alike: where those rules are here.
- * Otherwise null.
+ * Would `trace(rs, req)` answer as the trace that recorded `deps` did? When every chain and table
+ * it missed is missing here, every walk meets the same rules (maybe elsewhere in the chain), and
+ * the node's addresses (`env`, makeEnv of the request) answer its questions alike: where those
+ * rules are here (an empty map, not to be changed, when none moved). Otherwise null.
  */
-export function dependenciesHold(rs: Ruleset, req: TraceRequest, deps: TraceDependencies): Positions | null {
+export function dependenciesHold(rs: Ruleset, env: Env, deps: TraceDependencies): Positions | null {
+  if (repairsId(rs) !== deps.repairs) return null;
   const compiled = compileRuleset(rs);
-  const moved: Positions = new Map();
-  for (const [key, id] of deps.chains) {
-    const parts = key.split('\0');
-    if (key === '#repairs') {
-      if (repairsId(rs) !== id) return null;
-      continue;
-    }
-    if (parts.length === 1) {
-      if ((compiled.tables.has(key) ? 0 : ABSENT) !== id) return null;
-      continue;
-    }
-    const cc = compiled.tables.get(parts[0])?.get(parts[1]);
-    if (parts.length === 2 || !cc) {
-      if (cc || id !== ABSENT) return null;
-      continue;
-    }
-    const order = matchable(cc, parts[2], Number(parts[3]));
-    if (walkId(cc, order) !== id) return null;
-    const before = deps.positions.get(key)!;
-    for (let k = 0; k < order.length; k++) {
-      if (before[k] === order[k]) continue;
-      const chain = `${parts[0]}\0${parts[1]}`;
-      let map = moved.get(chain);
-      if (!map) moved.set(chain, (map = new Map()));
-      map.set(before[k], order[k]);
+  for (const { table, chain } of deps.absent) {
+    const chains = compiled.tables.get(table);
+    if (chains && (chain === null || chains.has(chain))) return null;
+  }
+  let moved: Positions | null = null;
+  for (const c of deps.chains) {
+    const cc = compiled.tables.get(c.table)?.get(c.chain);
+    if (!cc) return null;
+    // The same rules at the same positions: every walk meets what it met.
+    if (c.text !== null && c.text === wholeText(cc) && cc.chain.policy === c.policy && cc.chain.line > 0 === c.declared) continue;
+    for (const w of c.walks) {
+      const order = matchable(cc, w.dst, w.dport);
+      if (walkId(cc, order) !== w.id) return null;
+      const before = w.positions;
+      for (let k = 0; k < order.length; k++) {
+        if (before[k] === order[k]) continue;
+        moved ??= new Map();
+        let map = moved.get(cc.chain);
+        if (!map) moved.set(cc.chain, (map = new Map()));
+        map.set(before[k], order[k]);
+      }
     }
   }
-  const env = makeEnv(req.node, req.routes);
-  for (const [text, answer] of deps.local) if (env.isLocal(parseAddr(text, 'address')) !== answer) return null;
+  for (const { address, answer } of deps.local) if (env.isLocal(address) !== answer) return null;
   if (deps.primary !== undefined && (env.primary?.text ?? null) !== deps.primary) return null;
-  return moved;
+  return moved ?? NOTHING_MOVED;
 }
