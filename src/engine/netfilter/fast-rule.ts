@@ -243,8 +243,8 @@ export class FastRuleReader {
   /** The single-host destination's number in the string table, -1 for none. */
   dst = -1;
   dport = -1;
-  /** The address word of a NAT target's `--to-destination` / `--to-source` (given once), in the string table; -1 for none. */
-  natToWord = -1;
+    /** Where the address word of a NAT target's `--to-destination` / `--to-source` (given once, unquoted) starts in the text; -1 for none. */
+  natToAt = -1;
 
   /** The text being read, as asciiBytes: what the reader scans. */
   private b: Uint8Array = new Uint8Array(0);
@@ -294,7 +294,7 @@ export class FastRuleReader {
     this.target = -1;
     this.dst = -1;
     this.dport = -1;
-    this.natToWord = -1;
+    this.natToAt = -1;
     const modules = this.modules;
     const moduleFlags = this.moduleFlags;
     let moduleCount = 0;
@@ -458,7 +458,7 @@ export class FastRuleReader {
           if (++natTos > 1) return false;
           const ports = this.natTo(firstStart, firstEnd);
           if (ports < 0 || (ports === 1 && (protocolNegated || protocol < 0 || (MODULES.flags[protocol] & NAT_PORT) === 0))) return false;
-          this.natToWord = this.names.internBytes(s, b, firstStart, firstEnd, hashOf(s, firstStart, firstEnd));
+          this.natToAt = firstStart;
           break;
         }
         default:

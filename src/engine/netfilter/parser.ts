@@ -172,7 +172,7 @@ class RulesetBuilder {
     const natTo = body.natTo ?? null;
     const id = store.add(
       from, to, line, start, targetId, host === null ? -1 : store.intern(host),
-      body.dispatchPort ?? -1, natTo === null ? -1 : store.intern(natTo), counters ?? body.counters,
+      body.dispatchPort ?? -1, natTo === null ? -1 : RuleStore.natToString(store.intern(natTo)), counters ?? body.counters,
     );
     chain.addRule(id, insertAt);
   }
@@ -210,7 +210,7 @@ class RulesetBuilder {
     if (target >= 0 && (target >= table.notedTargets.length || table.notedTargets[target] === 0)) {
       this.noteTarget(table, target, lines.number, from, to, !fast.knownTarget && extensionLikeAt(this.bytes, fast.targetStart, fast.targetEnd));
     }
-    chain.addRule(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, fast.natToWord, undefined));
+    chain.addRule(store.add(from, to, lines.number, 2, target, fast.dst, fast.dport, fast.natToAt, undefined));
     return true;
   }
 

@@ -132,7 +132,11 @@ export class RuleStore {
   dsts = new Int32Array(1024);
   /** A non-negated single `--dport` of a tcp/udp/sctp match, else -1: the other dispatch key. */
   dports = new Int32Array(1024);
-  /** The address word of a NAT target's `--to-destination` / `--to-source` given once (an index into `strings`), else -1. */
+  /**
+   * The address word of a DNAT's `--to-destination` or an SNAT's `--to-source`, given once: where
+   * it starts in the dump (it runs to the next blank), or a string of `strings` (natToString: a
+   * word the full reader read); -1 for none. The fast reader makes no string of it.
+   */
   natTos = new Int32Array(1024);
   /** Counters of the rules that have them (`iptables-save -c`), by rule id. */
   counters: Map<number, Counters> | null = null;
@@ -201,6 +205,26 @@ export class RuleStore {
     this.spans[2 * id + 1] = text.length;
     this.index.put(hash, id);
     return id;
+  }
+
+  /** The natTos entry for string `id` of `strings`. */
+  static natToString(id: number): number {
+    return -2 - id;
+  }
+
+  /** The address word natTos records for rule `id` in `source`, or null. */
+  natTo(source: string, id: number): string | null {
+    const at = this.natTos[id];
+    if (at === -1) return null;
+    if (at < -1) return this.strings[-2 - at];
+    const end = this.to[id];
+    let k = at;
+    while (k < end) {
+      const c = source.charCodeAt(k);
+      if (c === 0x20 || c === 0x09) break;
+      k++;
+    }
+    return source.slice(at, k);
   }
 
   /** Stores a rule and returns its id. */
@@ -464,8 +488,7 @@ export class DumpChain implements Chain {
 
   /** The address word of the NAT target of the rule at 0-based position k (given once), as the parser read it; null for none. */
   natToAt(k: number): string | null {
-    const t = this.store.natTos[this.ruleId(k)];
-    return t < 0 ? null : this.store.strings[t];
+    return this.store.natTo(this.source, this.ruleId(k));
   }
 
   /** The dispatch keys the parser read for the rule at 0-based position k (single-host `-d`, single `--dport`). */
