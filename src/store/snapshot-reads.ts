@@ -34,12 +34,6 @@ export async function snapshotDumps(db: Queryable, snapshotId: string, node?: st
   return rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256, blobId: r.blob_id }));
 }
 
-/** The snapshot's manifests as uploaded, or null. */
-export async function snapshotManifests(db: Queryable, snapshotId: string): Promise<string | null> {
-  const blob = await snapshotManifestsBlob(db, snapshotId);
-  return blob === null ? null : manifestsText(db, blob);
-}
-
 /** The blob of the snapshot's manifests (content-addressed: the same manifests, the same blob), or null. */
 export async function snapshotManifestsBlob(db: Queryable, snapshotId: string): Promise<string | null> {
   const { rows: [s] } = await db.query<{ blob: string | null }>('SELECT manifests_blob_id AS blob FROM snapshot WHERE id = $1', [snapshotId]);

@@ -20,7 +20,7 @@ import type { ClusterModel } from '../kube/model.ts';
 import type { Rule, Ruleset } from '../netfilter/ast.ts';
 import { ruleAt, ruleCount, ruleTargetAt } from '../netfilter/rule.ts';
 import { familyOf, formatIPv4, formatIPv6, parseCidr, parseIPv4, parseIPv6 } from '../net/address.ts';
-import type { NftRuleset, NftStatement } from '../nftables/ast.ts';
+import type { NftExpr, NftRuleset, NftStatement } from '../nftables/ast.ts';
 import type { AnyRuleset } from '../rules.ts';
 import { isNftables, traceRules } from '../rules.ts';
 import type { Entry, Protocol } from '../trace/packet.ts';
@@ -134,6 +134,12 @@ function unusedAddress(cidr: string, used: ReadonlySet<string>): string | null {
   return null;
 }
 
+/** The values the right-hand side of a match names: each of a list or an anonymous set, or itself. */
+function valuesOf(e: NftExpr): readonly NftExpr[] {
+  if (e.kind === 'list') return e.items;
+  return e.kind === 'anonymous-set' ? e.elements.map((x) => x.key) : [e];
+}
+
 /** kube-proxy's `cluster-ips-check` drop of the Service CIDR: `ip daddr { 10.96.0.0/12 } drop`. */
 function serviceCIDRs(rs: NftRuleset): string[] {
   const out: string[] = [];
@@ -143,16 +149,15 @@ function serviceCIDRs(rs: NftRuleset): string[] {
       if (verdict?.kind !== 'verdict' || verdict.verdict !== 'drop') continue;
       for (const m of r.statements) {
         if (m.kind !== 'match' || m.op === '!=' || m.left.kind !== 'payload' || m.left.field !== 'daddr') continue;
-        const values = m.right.kind === 'anonymous-set' ? m.right.elements.map((e) => e.key) : [m.right];
-        for (const v of values) if (v.kind === 'prefix') out.push(`${v.address}/${v.length}`);
+        for (const v of valuesOf(m.right)) if (v.kind === 'prefix') out.push(`${v.address}/${v.length}`);
       }
     }
   }
   return out;
 }
 
-/** The rules of an iptables chain (completed rules too: kube-proxy writes those) that `keep` keeps; `target` first narrows them by the target the parser read. */
-function iptablesRules(rs: Ruleset, table: string, chain: string, target: string, keep: (r: Rule) => boolean): boolean {
+/** Some rule of an iptables chain (completed rules too: kube-proxy writes those) jumps to `target` (as the parser read it) and passes `keep`. */
+function someIptablesRule(rs: Ruleset, table: string, chain: string, target: string, keep: (r: Rule) => boolean): boolean {
   const c = rs.tables.get(table)?.chains.get(chain);
   if (!c) return false;
   const n = ruleCount(c);
@@ -180,8 +185,7 @@ function accepts(s: NftStatement): boolean {
 /** `ct state invalid` (alone or in a list). */
 function matchesInvalid(s: NftStatement): boolean {
   if (s.kind !== 'match' || s.left.kind !== 'ct' || s.left.key !== 'state' || s.op === '!=') return false;
-  const values = s.right.kind === 'list' ? s.right.items : s.right.kind === 'anonymous-set' ? s.right.elements.map((e) => e.key) : [s.right];
-  return values.some((v) => v.kind === 'literal' && v.text === 'invalid');
+  return valuesOf(s.right).some((v) => v.kind === 'literal' && v.text === 'invalid');
 }
 
 /** `ip daddr @nodeport-ips` (or ip6): kube-proxy's NodePorts on chosen addresses only. */
@@ -193,11 +197,11 @@ function matchesNodePortIPs(s: NftStatement): boolean {
 function rulesNotes(ipt: Ruleset, nft: NftRuleset, iptFrontends: readonly Frontend[]): KnownDifferenceCode[] {
   const out: KnownDifferenceCode[] = [];
   // NodePorts on every local address: the jump to KUBE-NODEPORTS keyed by address type alone.
-  const everyLocal = iptablesRules(ipt, 'nat', 'KUBE-SERVICES', 'KUBE-NODEPORTS', (r) => r.destination === undefined && hasOptionValue(r, 'dst-type', 'LOCAL'));
+  const everyLocal = someIptablesRule(ipt, 'nat', 'KUBE-SERVICES', 'KUBE-NODEPORTS', (r) => r.destination === undefined && hasOptionValue(r, 'dst-type', 'LOCAL'));
   const nftByAddress = kubeProxyTables(nft).some((t) => t.chains.get('services')?.rules.some((r) => r.statements.some(matchesNodePortIPs)));
   if (everyLocal && nftByAddress && iptFrontends.some((f) => f.kind === 'NodePort')) out.push('NODEPORT_ADDRESSES');
-  if (iptablesRules(ipt, 'filter', 'KUBE-FORWARD', 'ACCEPT', () => true) && !nftHasStatement(nft, accepts)) out.push('FORWARD_ACCEPT');
-  if (iptablesRules(ipt, 'filter', 'KUBE-FORWARD', 'DROP', (r) => hasOptionValue(r, 'ctstate', 'INVALID')) && !nftHasStatement(nft, matchesInvalid)) out.push('CONNTRACK_INVALID');
+  if (someIptablesRule(ipt, 'filter', 'KUBE-FORWARD', 'ACCEPT', () => true) && !nftHasStatement(nft, accepts)) out.push('FORWARD_ACCEPT');
+  if (someIptablesRule(ipt, 'filter', 'KUBE-FORWARD', 'DROP', (r) => hasOptionValue(r, 'ctstate', 'INVALID')) && !nftHasStatement(nft, matchesInvalid)) out.push('CONNTRACK_INVALID');
   return out;
 }
 

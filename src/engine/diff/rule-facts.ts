@@ -7,6 +7,7 @@
  */
 import type { Chain, Rule } from '../netfilter/ast.ts';
 import { commentOf } from '../netfilter/ast.ts';
+import { dispatchHost } from '../netfilter/dispatch.ts';
 import { chainText, natToOf, ruleAt, ruleCount, ruleNatToAt, ruleTargetAt, ruleTextAt } from '../netfilter/rule.ts';
 import { readNatAddress } from '../netfilter/values.ts';
 import { canonicalAddress } from '../net/address.ts';
@@ -29,12 +30,10 @@ export interface RuleFacts {
   readonly dnat: string | null;
 }
 
-/** The host of a `-d` when it names exactly one address. */
+/** The host of a `-d` when it names exactly one address, canonical. */
 function hostOf(rule: Rule): string | null {
-  const d = rule.destination;
-  if (d === undefined || d.negated) return null;
-  const { address, prefix, family } = d.value;
-  return prefix === (family === 'ipv4' ? 32 : 128) ? canonicalAddress(address) : null;
+  const host = dispatchHost(rule.destination);
+  return host === null ? null : canonicalAddress(host);
 }
 
 /** The port of a single `--dport` (of any match), null when there is none, several, a range or a negation. */
@@ -64,7 +63,7 @@ export function readFacts(rule: Rule): RuleFacts {
     protocol: p !== undefined && !p.negated ? p.value.toLowerCase() : null,
     comment: commentOf(rule),
     dstTypeLocal: rule.matches.some((m) => m.options.some((o) => o.name === 'dst-type' && !o.negated && o.args[0] === 'LOCAL')),
-    dnat: target === 'DNAT' ? dnatKey(rule) : null,
+    dnat: dnatKey(rule),
   };
 }
 

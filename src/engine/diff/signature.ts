@@ -215,8 +215,8 @@ export class RulesetSignature {
   /** A rule whose target is not a chain: what it rewrites. */
   private leaf(target: string | null, dnat: string | null): Closure {
     if (target === null || !REWRITING_TARGETS.has(target)) return NO_CLOSURE;
-    const k = target === 'DNAT' ? dnat : null;
-    return k === null ? { id: 0, dnat: [], opaque: true } : { id: 0, dnat: [k], opaque: false };
+    // `dnat` is where a DNAT to one address and port sends; any other rewrite cannot be followed.
+    return dnat === null ? { id: 0, dnat: [], opaque: true } : { id: 0, dnat: [dnat], opaque: false };
   }
 
   /** A number for a chain's name, policy and rules: the reference's number when they are the same there. */

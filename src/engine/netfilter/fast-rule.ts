@@ -243,7 +243,7 @@ export class FastRuleReader {
   /** The single-host destination's number in the string table, -1 for none. */
   dst = -1;
   dport = -1;
-    /** Where the address word of a NAT target's `--to-destination` / `--to-source` (given once, unquoted) starts in the text; -1 for none. */
+  /** Where the address word of a NAT target's `--to-destination` / `--to-source` (given once, unquoted) starts in the text; -1 for none. */
   natToAt = -1;
 
   /** The text being read, as asciiBytes: what the reader scans. */
