@@ -43,13 +43,19 @@ function holesOf(node: AuditNode, e: ExpectedPort, family: Family): Finding[] {
   const rules: FindingRule[] = [];
   const failures: string[] = [];
   for (const f of frontends) {
+    const outcomes = probe(node, source, f, false);
+    if (typeof outcomes === 'string') {
+      failures.push(`${f.label}: ${outcomes}`);
+      continue;
+    }
+    if (!outcomes.outcomes.some(isBlocked)) continue;
+    // A black hole: the trace again, with the steps of this node's rules that show it.
     const result = probe(node, source, f);
     if (typeof result === 'string') {
       failures.push(`${f.label}: ${result}`);
       continue;
     }
     const blocked = result.outcomes.filter(isBlocked);
-    if (blocked.length === 0) continue;
     const probability = blocked.reduce((s, o) => s + o.probability, 0);
     const what = [...new Set(blocked.map(outcomeKey))].join(' or ');
     holes.push({ frontend: f, probability, what });

@@ -111,13 +111,13 @@ export class NodeByNodeAudit {
     const node = { ...added, traces: this.traces };
     const input = { ...this.context, nodes: [node] };
     if (isNftables(node.ruleset)) this.nftNodes.push(node.name);
-    // The traces a check kept go once it is done: memory holds one check's, not the node's all.
     for (const check of this.perNode) {
       if (nodesFor(check, input.nodes).length === 0) continue;
       // Findings quote rules, whose texts are slices of the node's dump: copies let the dump go.
       this.findings.push(...detached(check(input)));
-      forgetProbes(node.ruleset);
     }
+    // black-holes and node-disagreement probe many of the same packets. Their probes are mostly
+    // answers the trace memo holds anyway (probe's `placed` false); they go with the node.
     this.disagreement.observe(node);
     forgetProbes(node.ruleset);
   }

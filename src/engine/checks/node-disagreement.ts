@@ -152,7 +152,7 @@ export class NodeDisagreementCheck {
       for (const [j, p] of state.probes[i].entries()) {
         const frontend = p.frontendOn(node);
         if (!frontend) continue;
-        const result = probe(node, outsideClient(e.service, node, family), frontend);
+        const result = probe(node, outsideClient(e.service, node, family), frontend, false);
         if (typeof result !== 'string') state.observations[i][j].push({ node: node.name, frontend, dist: this.shared(distribution(result)) });
       }
     }

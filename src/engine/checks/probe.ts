@@ -98,18 +98,30 @@ export function outsideClient(service: Service, node: AuditNode, family: Family)
   return OUTSIDE[family];
 }
 
-const cache = new WeakMap<AuditNode['ruleset'], Map<string, TraceResult | string>>();
+/** A probe's answer, and whether its steps are the node's own (see probe's `placed`). */
+interface Probed {
+  readonly result: TraceResult | string;
+  readonly placed: boolean;
+}
+
+const cache = new WeakMap<AuditNode['ruleset'], Map<string, Probed>>();
 
 /**
  * Lets go of the traces kept for a ruleset: on a node of 10,000 Services they are hundreds of MB,
- * and the node-by-node audit needs them only while one check runs.
+ * and the node-by-node audit needs them only while the node's checks run.
  */
 export function forgetProbes(ruleset: AuditNode['ruleset']): void {
   cache.delete(ruleset);
 }
 
-/** The trace of one packet on a node (cached per ruleset), or the error that stopped it. */
-export function probe(node: AuditNode, source: string, f: Frontend): TraceResult | string {
+/**
+ * The trace of one packet on a node (cached per ruleset), or the error that stopped it.
+ *
+ * `placed` false is for callers that read only the outcomes' verdicts, destinations and
+ * probabilities: the answer may then be one the node's trace memo kept from another node, as it
+ * is (its steps name that node's positions and carry no rules). Such an answer costs no copy.
+ */
+export function probe(node: AuditNode, source: string, f: Frontend, placed = true): TraceResult | string {
   let byPacket = cache.get(node.ruleset);
   if (!byPacket) {
     byPacket = new Map();
@@ -117,21 +129,22 @@ export function probe(node: AuditNode, source: string, f: Frontend): TraceResult
   }
   const key = `${node.addresses.join(',')}|${source}|${f.destination}|${f.port}|${f.protocol}`;
   const hit = byPacket.get(key);
-  if (hit !== undefined) return hit;
+  if (hit !== undefined && (hit.placed || !placed)) return hit.result;
+  const rs = node.ruleset;
+  // The memo shares traces between iptables nodes whose chains are alike; nftables rulesets are traced as they are.
+  const memo = isNftables(rs) ? undefined : node.traces;
   let result: TraceResult | string;
   try {
     const req = {
       node: { name: node.name, addresses: node.addresses },
       packet: { source, destination: f.destination, port: f.port, protocol: f.protocol },
     };
-    const rs = node.ruleset;
-    // The memo shares traces between iptables nodes whose chains are alike; nftables rulesets are traced as they are.
-    result = isNftables(rs) ? traceRules(rs, req) : node.traces ? node.traces.trace(rs, req) : trace(rs, req);
+    result = isNftables(rs) ? traceRules(rs, req) : memo ? (placed ? memo.trace(rs, req) : memo.outcomes(rs, req)) : trace(rs, req);
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     result = e.message;
   }
-  byPacket.set(key, result);
+  byPacket.set(key, { result, placed: placed || memo === undefined || typeof result === 'string' });
   return result;
 }
 

@@ -121,6 +121,29 @@ export class TraceMemo {
 
   /** trace(rs, req), or the answer of an equal trace made on another ruleset, moved onto this one. */
   trace(rs: Ruleset, req: TraceRequest): TraceResult {
+    const found = this.lookup(rs, req);
+    if (found.hit) {
+      let made = this.steps.get(rs);
+      if (!made) this.steps.set(rs, (made = new Map()));
+      return moveResult(found.hit.result, rs, found.hit.moved, made);
+    }
+    return this.traceAndKeep(rs, req, found.key, found.known).fresh;
+  }
+
+  /**
+   * What trace(rs, req) answers, for callers that read only its outcomes' verdicts, destinations
+   * and probabilities: a kept answer as it is, whose steps may name another ruleset's positions
+   * and lines and carry no rules. Nothing is moved or copied, so holding it costs nothing beyond
+   * the memo.
+   */
+  outcomes(rs: Ruleset, req: TraceRequest): TraceResult {
+    const found = this.lookup(rs, req);
+    if (found.hit) return found.hit.result;
+    const made = this.traceAndKeep(rs, req, found.key, found.known);
+    return made.kept ?? made.fresh;
+  }
+
+  private lookup(rs: Ruleset, req: TraceRequest): { key: string; known: Kept[] | undefined; hit: { result: TraceResult; moved: Positions } | null } {
     // Everything asked but the node's name and addresses (its addresses are among the dependencies).
     const key = `${rs.family}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined } })}`;
     const known = this.byPacket.get(key);
@@ -130,21 +153,23 @@ export class TraceMemo {
         const moved = dependenciesHold(rs, env, k.deps);
         if (moved) {
           this.hits++;
-          let made = this.steps.get(rs);
-          if (!made) this.steps.set(rs, (made = new Map()));
-          return moveResult(k.result, rs, moved, made);
+          return { key, known, hit: { result: k.result, moved } };
         }
       }
     }
+    return { key, known, hit: null };
+  }
+
+  /** Traces on `rs` and keeps the answer while under the limit: the fresh answer, and the kept copy when kept. */
+  private traceAndKeep(rs: Ruleset, req: TraceRequest, key: string, known: Kept[] | undefined): { fresh: TraceResult; kept: TraceResult | null } {
     this.misses++;
     const deps = new DependencyRecorder();
-    const result = trace(rs, req, deps);
-    if (this.kept < this.limit) {
-      const kept = { deps: deps.kept((s) => this.own(s)), result: this.keep(result) };
-      if (known) known.push(kept);
-      else this.byPacket.set(ownCopy(key), [kept]);
-      this.kept++;
-    }
-    return result;
+    const fresh = trace(rs, req, deps);
+    if (this.kept >= this.limit) return { fresh, kept: null };
+    const kept = { deps: deps.kept((s) => this.own(s)), result: this.keep(fresh) };
+    if (known) known.push(kept);
+    else this.byPacket.set(ownCopy(key), [kept]);
+    this.kept++;
+    return { fresh, kept: kept.result };
   }
 }

@@ -59,3 +59,35 @@ test('a trace kept from one node answers for another exactly as a trace made the
   // Most of the answers came from another node's trace: the memo is doing its work.
   assert.ok(memo.hits > memo.misses, `${memo.hits} hits, ${memo.misses} misses`);
 });
+
+/** What a caller of `outcomes` may read: each outcome without its path. */
+const ends = (r: TraceResult) => r.outcomes.map(({ path: _path, ...rest }) => plain({ ...rest, path: [] } as unknown as TraceResult));
+
+test('outcomes answers as trace does, except the steps, and hands out the kept answer itself on a hit', () => {
+  const nodes = fleetNodes(cluster);
+  const memo = new TraceMemo();
+  let hits = 0;
+  for (const n of nodes) {
+    const rs = render(cluster, n);
+    for (const packet of packets(cluster, n)) {
+      const req = { node: { name: n.name, addresses: n.addresses }, packet };
+      let direct: TraceResult;
+      try {
+        direct = trace(rs, req);
+      } catch {
+        assert.throws(() => memo.outcomes(rs, req));
+        continue;
+      }
+      const before = memo.hits;
+      const got = memo.outcomes(rs, req);
+      assert.deepEqual(got.outcomes.map((o) => o.probability), direct.outcomes.map((o) => o.probability));
+      assert.deepEqual(ends(got), ends(direct), `${n.name} ${JSON.stringify(packet)}`);
+      if (memo.hits > before) {
+        hits++;
+        // No copy: asked again, the same object.
+        assert.equal(memo.outcomes(rs, req), got);
+      }
+    }
+  }
+  assert.ok(hits > 500, `${hits} hits`);
+});
