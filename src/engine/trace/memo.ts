@@ -7,11 +7,14 @@
  * and lines, so it equals a trace made there. Answers are kept as copies (no dump stays alive).
  */
 import type { Chain, Ruleset } from '../netfilter/ast.ts';
-import { ruleCount, ruleLineAt } from '../netfilter/rule.ts';
+import { ruleCount, ruleLineAt, ruleTextAt } from '../netfilter/rule.ts';
 import { ownCopy } from '../text.ts';
 import { withRuleAt } from './step-rule.ts';
-import type { Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep, TraceWarning } from './tracer.ts';
+import type { Addr } from './packet.ts';
+import { parseAddr } from './packet.ts';
+import type { AddressSwap, Positions, TraceDependencies, TraceRequest, TraceResult, TraceStep, TraceWarning } from './tracer.ts';
 import { DependencyRecorder, dependenciesHold, makeEnv, trace } from './tracer.ts';
+import { mentionsAddress } from './node-address.ts';
 
 interface Kept {
   readonly deps: TraceDependencies;
@@ -39,12 +42,13 @@ type MovedSteps = Map<Chain, (TraceStep[] | undefined)[]>;
  * and rule (kept answers hold no rules, so that they keep nothing of a dump). Written out field by
  * field as the tracer writes a step: the rule is attached to an object of the same shape.
  */
-function moveStep(s: TraceStep, rs: Ruleset, moved: Positions, made: MovedSteps): TraceStep {
+function moveStep(s: TraceStep, rs: Ruleset, moved: Positions, made: MovedSteps, retext: boolean): TraceStep {
   const place = placeIn(s, rs, moved);
   if (!place) return s;
   const { chain, at } = place;
   if (at < 0) return s.line === chain.line ? s : { ...s, line: chain.line };
-  const { hook, table, rule, action, assumed } = s;
+  const { hook, table, action, assumed } = s;
+  const rule = retext ? ruleTextAt(chain, at) : s.rule;
   let byPosition = made.get(chain);
   if (!byPosition) made.set(chain, (byPosition = []));
   const same = byPosition[at];
@@ -61,19 +65,87 @@ function moveStep(s: TraceStep, rs: Ruleset, moved: Positions, made: MovedSteps)
 }
 
 /** A warning's reference to a rule of a trace made elsewhere, as a trace made on `rs` has it. */
-function moveRef(r: NonNullable<TraceWarning['rule']>, rs: Ruleset, moved: Positions): NonNullable<TraceWarning['rule']> {
+function moveRef(r: NonNullable<TraceWarning['rule']>, rs: Ruleset, moved: Positions, retext: boolean): NonNullable<TraceWarning['rule']> {
   const place = placeIn(r, rs, moved);
   if (!place || place.at < 0) return r;
   const { chain, at } = place;
-  return withRuleAt({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text: r.text }, chain, at);
+  const text = retext ? ruleTextAt(chain, at) : r.text;
+  return withRuleAt({ table: r.table, chain: r.chain, index: at + 1, line: ruleLineAt(chain, at), text }, chain, at);
 }
 
-function moveResult(r: TraceResult, rs: Ruleset, moved: Positions, made: MovedSteps): TraceResult {
+/**
+ * The answer moved onto `rs`. `retext`: the answer was traced on another node's address, and its
+ * rules' texts are that node's (they differ where kube-proxy wrote the address): each step takes
+ * the text of the rule it now names.
+ */
+function moveResult(r: TraceResult, rs: Ruleset, moved: Positions, made: MovedSteps, retext = false): TraceResult {
   return {
     ...r,
-    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved, made)) })),
-    warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveRef(w.rule, rs, moved) } : w)),
+    outcomes: r.outcomes.map((o) => ({ ...o, path: o.path.map((s) => moveStep(s, rs, moved, made, retext)) })),
+    warnings: r.warnings.map((w) => (w.rule ? { ...w, rule: moveRef(w.rule, rs, moved, retext) } : w)),
   };
+}
+
+/**
+ * A packet from elsewhere to one of the node's own IPv4 addresses (a NodePort): which of them, and
+ * the address as the tracer writes it. Its trace on another node, sent to that node's address in
+ * the same place, is the same trace when its rules are alike: the kept answer stands for it, the
+ * address swapped (AddressSwap). IPv6 destinations are not generalised.
+ */
+interface NodeSlot {
+  readonly slot: number;
+  readonly address: Addr;
+}
+
+function nodeSlot(req: TraceRequest): NodeSlot | null {
+  // A node's routes could answer its address and another's differently.
+  if (req.routes !== undefined) return null;
+  const { addresses } = req.node;
+  let dst: Addr;
+  try {
+    dst = parseAddr(req.packet.destination, 'destination');
+  } catch {
+    return null;
+  }
+  if (dst.family !== 'ipv4') return null;
+  let slot = -1;
+  for (let i = 0; i < addresses.length; i++) {
+    let a: Addr;
+    try {
+      a = parseAddr(addresses[i], 'node address');
+    } catch {
+      return null;
+    }
+    // From the node itself, the packet starts elsewhere (OUTPUT): not generalised.
+    if (a.text === req.packet.source) return null;
+    if (slot < 0 && a.family === 'ipv4' && a.v4 === dst.v4) slot = i;
+  }
+  return slot < 0 ? null : { slot, address: dst };
+}
+
+/** The answer with the node's address `from` replaced by `to` where the packet was sent to it (not translated). */
+function swapDestination(r: TraceResult, from: string, to: string): TraceResult {
+  return {
+    ...r,
+    packet: { ...r.packet, destination: to },
+    outcomes: r.outcomes.map((o) => (o.verdict !== 'DNAT' && o.destination.ip === from ? { ...o, destination: { ...o.destination, ip: to } } : o)),
+  };
+}
+
+/**
+ * Whether a trace sent to the node's address `from` holds for another node's address: nothing in
+ * it names `from` except where the packet was sent (no DNAT to it, no note or rule quoting it).
+ */
+function generalisable(r: TraceResult, from: string): boolean {
+  if (r.outcomes.some((o) => o.verdict === 'DNAT' && o.destination.ip === from)) return false;
+  // The rules' texts are compared apart (generalWalkId), and each node's own are shown.
+  const rest = swapDestination(r, from, '');
+  const scanned = {
+    ...rest,
+    outcomes: rest.outcomes.map((o) => ({ ...o, path: o.path.map((s) => ({ ...s, rule: '' })) })),
+    warnings: rest.warnings.map((w) => (w.rule ? { ...w, rule: { ...w.rule, text: '' } } : w)),
+  };
+  return !mentionsAddress(JSON.stringify(scanned), from);
 }
 
 export class TraceMemo {
@@ -114,6 +186,8 @@ export class TraceMemo {
   }
   private kept = 0;
   hits = 0;
+  /** Hits answered by a trace to another node's address (node-address.ts). */
+  swaps = 0;
   misses = 0;
 
   /** `limit`: how many answers to keep at most (later ones are traced but not kept). */
@@ -125,51 +199,72 @@ export class TraceMemo {
     if (found.hit) {
       let made = this.steps.get(rs);
       if (!made) this.steps.set(rs, (made = new Map()));
-      return moveResult(found.hit.result, rs, found.hit.moved, made);
+      return moveResult(found.hit.result, rs, found.hit.moved, made, found.hit.retext);
     }
-    return this.traceAndKeep(rs, req, found.key, found.known).fresh;
+    return this.traceAndKeep(rs, req, found).fresh;
   }
 
   /**
    * What trace(rs, req) answers, for callers that read only its outcomes' verdicts, destinations
-   * and probabilities: a kept answer as it is, whose steps may name another ruleset's positions
-   * and lines and carry no rules. Nothing is moved or copied, so holding it costs nothing beyond
-   * the memo.
+   * and probabilities: a kept answer as it is (its steps may name another ruleset's positions,
+   * lines and rule texts, and carry no rules). Nothing is moved, so holding it costs next to
+   * nothing beyond the memo.
    */
   outcomes(rs: Ruleset, req: TraceRequest): TraceResult {
     const found = this.lookup(rs, req);
     if (found.hit) return found.hit.result;
-    const made = this.traceAndKeep(rs, req, found.key, found.known);
+    const made = this.traceAndKeep(rs, req, found);
     return made.kept ?? made.fresh;
   }
 
-  private lookup(rs: Ruleset, req: TraceRequest): { key: string; known: Kept[] | undefined; hit: { result: TraceResult; moved: Positions } | null } {
+  private lookup(rs: Ruleset, req: TraceRequest): Lookup {
     // Everything asked but the node's name and addresses (its addresses are among the dependencies).
     const key = `${rs.family}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined } })}`;
+    const node = nodeSlot(req);
+    // The same packet sent to another node's address in the same place.
+    const general = node && `${rs.family}|node ${node.slot}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined }, packet: { ...req.packet, destination: undefined } })}`;
+    const env = makeEnv(req.node, req.routes);
     const known = this.byPacket.get(key);
-    if (known) {
-      const env = makeEnv(req.node, req.routes);
-      for (const k of known) {
-        const moved = dependenciesHold(rs, env, k.deps);
-        if (moved) {
-          this.hits++;
-          return { key, known, hit: { result: k.result, moved } };
-        }
+    for (const k of known ?? []) {
+      const moved = dependenciesHold(rs, env, k.deps);
+      if (moved) {
+        this.hits++;
+        return { key, node, general, hit: { result: k.result, moved, retext: false } };
       }
     }
-    return { key, known, hit: null };
+    for (const k of (general && this.byPacket.get(general)) || []) {
+      const swap: AddressSwap = { from: k.result.packet.destination, to: node!.address };
+      const moved = dependenciesHold(rs, env, k.deps, swap);
+      if (moved) {
+        this.hits++;
+        this.swaps++;
+        return { key, node, general, hit: { result: swapDestination(k.result, swap.from, swap.to.text), moved, retext: true } };
+      }
+    }
+    return { key, node, general, hit: null };
   }
 
   /** Traces on `rs` and keeps the answer while under the limit: the fresh answer, and the kept copy when kept. */
-  private traceAndKeep(rs: Ruleset, req: TraceRequest, key: string, known: Kept[] | undefined): { fresh: TraceResult; kept: TraceResult | null } {
+  private traceAndKeep(rs: Ruleset, req: TraceRequest, found: Lookup): { fresh: TraceResult; kept: TraceResult | null } {
     this.misses++;
-    const deps = new DependencyRecorder();
+    const deps = new DependencyRecorder(found.node?.address.text ?? null);
     const fresh = trace(rs, req, deps);
     if (this.kept >= this.limit) return { fresh, kept: null };
     const kept = { deps: deps.kept((s) => this.own(s)), result: this.keep(fresh) };
-    if (known) known.push(kept);
+    const key = found.general && found.node && generalisable(kept.result, found.node.address.text) ? found.general : found.key;
+    const list = this.byPacket.get(key);
+    if (list) list.push(kept);
     else this.byPacket.set(ownCopy(key), [kept]);
     this.kept++;
     return { fresh, kept: kept.result };
   }
+}
+
+interface Lookup {
+  readonly key: string;
+  readonly node: NodeSlot | null;
+  /** The key of the packet sent to whichever node's address stands in node.slot. */
+  readonly general: string | null;
+  /** `retext`: the answer was traced to another node's address (moveResult). */
+  readonly hit: { readonly result: TraceResult; readonly moved: Positions; readonly retext: boolean } | null;
 }

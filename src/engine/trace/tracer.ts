@@ -9,7 +9,8 @@
 import type { Chain, Rule, Ruleset } from '../netfilter/ast.ts';
 import { matchOf, optionArg } from '../netfilter/ast.ts';
 import { EngineError } from '../errors.ts';
-import { chainText, DumpChain, ruleCount } from '../netfilter/rule.ts';
+import { chainText, DumpChain, ruleAt, ruleCount } from '../netfilter/rule.ts';
+import { generalWalkId } from './node-address.ts';
 import { Hasher } from '../hash.ts';
 import type { Action, CompiledChain, CompiledRule, CompiledRuleset, InterfaceTest, TestEnv } from './compile.ts';
 import { compileRuleset, NO, UNKNOWN } from './compile.ts';
@@ -186,6 +187,12 @@ export interface WalkDependency {
   readonly dport: number;
   readonly id: number;
   readonly positions: readonly number[];
+  /**
+   * For a walk to the node's own address (the packet's destination, DependencyRecorder's
+   * `nodeAddress`): generalWalkId, which compares it with walks to another node's address. Absent
+   * when the walk is not one, or null when its rules cannot be so compared.
+   */
+  readonly general?: number | null;
 }
 
 /** Notes a trace's dependencies as it goes (trace's `deps`); `kept` gives them in the form dependenciesHold reads. */
@@ -196,6 +203,9 @@ export class DependencyRecorder {
   primary?: string | null;
   repairs = 0;
 
+  /** `nodeAddress`: the node's own address the packet was sent to, when it was (node-address.ts). */
+  constructor(private readonly nodeAddress: string | null = null) {}
+
   missing(table: string, chain: string | null): void {
     if (!this.absent.some((a) => a.table === table && a.chain === chain)) this.absent.push({ table, chain });
   }
@@ -205,7 +215,8 @@ export class DependencyRecorder {
     let c = this.walked.get(cc);
     if (!c) this.walked.set(cc, (c = { table, text: wholeText(cc), walks: [] }));
     for (const w of c.walks) if (w.dport === dport && w.dst === dst) return;
-    c.walks.push({ dst, dport, id: walkId(cc, order), positions: order });
+    const general = dst === this.nodeAddress ? { general: generalId(cc, order, dst) } : {};
+    c.walks.push({ dst, dport, id: walkId(cc, order), positions: order, ...general });
   }
 
   /** The dependencies, every text in them passed through `own` (copies that keep no dump alive). */
@@ -565,6 +576,12 @@ function matchable(cc: CompiledChain, dst: string, dport: number): readonly numb
  * A number for what a walk through a chain can meet: the chain's policy and whether it was
  * declared (its policy step shows then), and the texts of the rules at `order`, in that order.
  */
+/** generalWalkId of a walk through `cc` to the node's address `address`. */
+function generalId(cc: CompiledChain, order: readonly number[], address: string): number | null {
+  const c = cc.chain;
+  return generalWalkId(c.policy, c.line > 0, order.map((i) => ruleAt(c, i)), address);
+}
+
 function walkId(cc: CompiledChain, order: readonly number[]): number {
   const c = cc.chain;
   const h = new Hasher().string(c.policy ?? '-').number(c.line > 0 ? 1 : 0).number(order.length);
@@ -879,7 +896,17 @@ const NOTHING_MOVED: Positions = new Map();
  * the node's addresses (`env`, makeEnv of the request) answer its questions alike: where those
  * rules are here (an empty map, not to be changed, when none moved). Otherwise null.
  */
-export function dependenciesHold(rs: Ruleset, env: Env, deps: TraceDependencies): Positions | null {
+/**
+ * An address a kept trace's packet was sent to, standing for another: the node's own address, for
+ * a trace kept from another node (TraceMemo). Walks to `from` are checked as walks to `to`, and the
+ * question "is `from` one of the node's?" is asked of `to`.
+ */
+export interface AddressSwap {
+  readonly from: string;
+  readonly to: Addr;
+}
+
+export function dependenciesHold(rs: Ruleset, env: Env, deps: TraceDependencies, swap?: AddressSwap): Positions | null {
   if (repairsId(rs) !== deps.repairs) return null;
   const compiled = compileRuleset(rs);
   for (const { table, chain } of deps.absent) {
@@ -887,25 +914,36 @@ export function dependenciesHold(rs: Ruleset, env: Env, deps: TraceDependencies)
     if (chains && (chain === null || chains.has(chain))) return null;
   }
   let moved: Positions | null = null;
+  // The positions a walk met its rules at, against where this ruleset has them.
+  const noteMoves = (chain: Chain, before: readonly number[], order: readonly number[]) => {
+    for (let k = 0; k < order.length; k++) {
+      if (before[k] === order[k]) continue;
+      moved ??= new Map();
+      let map = moved.get(chain);
+      if (!map) moved.set(chain, (map = new Map()));
+      map.set(before[k], order[k]);
+    }
+  };
   for (const c of deps.chains) {
     const cc = compiled.tables.get(c.table)?.get(c.chain);
     if (!cc) return null;
-    // The same rules at the same positions: every walk meets what it met.
-    if (c.text !== null && c.text === wholeText(cc) && cc.chain.policy === c.policy && cc.chain.line > 0 === c.declared) continue;
+    const swapped = swap !== undefined && c.walks.some((w) => w.dst === swap.from);
+    // The same rules at the same positions: every walk meets what it met (to the same address).
+    if (!swapped && c.text !== null && c.text === wholeText(cc) && cc.chain.policy === c.policy && cc.chain.line > 0 === c.declared) continue;
     for (const w of c.walks) {
+      if (swap && w.dst === swap.from) {
+        if (w.general === undefined || w.general === null) return null;
+        const order = matchable(cc, swap.to.text, w.dport);
+        if (generalId(cc, order, swap.to.text) !== w.general) return null;
+        noteMoves(cc.chain, w.positions, order);
+        continue;
+      }
       const order = matchable(cc, w.dst, w.dport);
       if (walkId(cc, order) !== w.id) return null;
-      const before = w.positions;
-      for (let k = 0; k < order.length; k++) {
-        if (before[k] === order[k]) continue;
-        moved ??= new Map();
-        let map = moved.get(cc.chain);
-        if (!map) moved.set(cc.chain, (map = new Map()));
-        map.set(before[k], order[k]);
-      }
+      noteMoves(cc.chain, w.positions, order);
     }
   }
-  for (const { address, answer } of deps.local) if (env.isLocal(address) !== answer) return null;
+  for (const { address, answer } of deps.local) if (env.isLocal(swap && address.text === swap.from ? swap.to : address) !== answer) return null;
   if (deps.primary !== undefined && (env.primary?.text ?? null) !== deps.primary) return null;
   return moved ?? NOTHING_MOVED;
 }

@@ -56,8 +56,10 @@ test('a trace kept from one node answers for another exactly as a trace made the
     }
   }
   assert.ok(compared > 2000, `${compared} packets`);
-  // Most of the answers came from another node's trace: the memo is doing its work.
+  // Most of the answers came from another node's trace: the memo is doing its work, NodePorts
+  // (each node's own address) included.
   assert.ok(memo.hits > memo.misses, `${memo.hits} hits, ${memo.misses} misses`);
+  assert.ok(memo.swaps > 100, `${memo.swaps} answers to another node's address`);
 });
 
 /** What a caller of `outcomes` may read: each outcome without its path. */
@@ -84,10 +86,49 @@ test('outcomes answers as trace does, except the steps, and hands out the kept a
       assert.deepEqual(ends(got), ends(direct), `${n.name} ${JSON.stringify(packet)}`);
       if (memo.hits > before) {
         hits++;
-        // No copy: asked again, the same object.
-        assert.equal(memo.outcomes(rs, req), got);
+        // No copy: asked again, the same object (an answer to another node's address has its own destination).
+        if (packet.destination === n.addresses[0]) assert.deepEqual(memo.outcomes(rs, req), got);
+        else assert.equal(memo.outcomes(rs, req), got);
       }
     }
   }
   assert.ok(hits > 500, `${hits} hits`);
+});
+
+test('an answer to one node\'s address stands for another\'s only where the rules cannot tell the two apart', () => {
+  // Two traps. A rule on every node whose destination range holds some nodes' addresses and not
+  // others' (192.168.0.12/30: node-003 and node-004). And a NodePort Service whose one endpoint is
+  // node-001's own address (a host-network pod): there a NodePort is DNATed to the node itself.
+  const trapped = structuredClone(cluster);
+  const nodes = fleetNodes(trapped);
+  const hostNetwork = trapped.services.find((s) => s.ports.some((p) => p.nodePort) && s.endpoints.length > 0 && s.externalTrafficPolicy === 'Cluster')!;
+  hostNetwork.endpoints = [{ ...hostNetwork.endpoints[0], ip: nodes[0].addresses[0], nodeName: nodes[0].name, ready: true, serving: true, terminating: false }];
+  const dropRule = '-A KUBE-SERVICES -d 192.168.0.12/30 -p tcp -m comment --comment "trap" -j DROP';
+  const dumpOf = (n: (typeof nodes)[number]) => {
+    const text = renderFleetNode(trapped, n, { nodePortAddresses: ['192.168.0.0/16'] });
+    const at = text.indexOf('-A KUBE-SERVICES ', text.indexOf('*nat'));
+    assert.ok(at > 0);
+    return completeKubeProxy(parseDump(`${text.slice(0, at)}${dropRule}\n${text.slice(at)}`));
+  };
+  const rulesets = nodes.map((n) => ({ n, rs: dumpOf(n) }));
+  const nodePorts = trapped.services.flatMap((s) => s.ports.filter((p) => p.nodePort).map((p) => ({ port: p.nodePort!, protocol: p.protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp' })));
+  assert.ok(nodePorts.length > 5);
+  let trappedAnswers = 0;
+  // Both orders: node-001 (the host-network endpoint's node) first, and last.
+  for (const order of [rulesets, [...rulesets].reverse()]) {
+    const memo = new TraceMemo();
+    for (const { n, rs } of order) {
+      for (const np of nodePorts) {
+        const req = { node: { name: n.name, addresses: n.addresses }, packet: { source: '198.18.0.1', destination: n.addresses[0], ...np } };
+        const direct = trace(rs, req);
+        assert.deepEqual(plain(memo.trace(rs, req)), plain(direct), `${n.name} ${np.port}`);
+        if (direct.outcomes.some((o) => o.verdict === 'DROP' || o.destination.ip === nodes[0].addresses[0])) trappedAnswers++;
+      }
+    }
+    // node-001 and node-002 (outside the range) still share answers.
+    assert.ok(memo.swaps > 5, `${memo.swaps} answers to another node's address`);
+  }
+  // The traps were met: node-003 and node-004 drop every NodePort; the host-network Service's
+  // NodePort reaches node-001's address.
+  assert.ok(trappedAnswers > 4 * nodePorts.length, `${trappedAnswers} answers met a trap`);
 });
