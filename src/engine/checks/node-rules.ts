@@ -9,10 +9,11 @@ import { parseServicePortName } from '../kube/describe.ts';
 import { canonicalIP } from '../kube/model.ts';
 import type { Chain, Family, Rule, Ruleset } from '../netfilter/ast.ts';
 import { commentOf } from '../netfilter/ast.ts';
-import { ruleAt, ruleCount, ruleNatToAt, ruleTargetAt } from '../netfilter/rule.ts';
+import { chainText, DumpChain, TextRule, ruleAt, ruleCount, ruleNatToAt, ruleTargetAt } from '../netfilter/rule.ts';
 import { readNatAddress } from '../netfilter/values.ts';
 import { quantizeProbability, SCALE } from '../trace/probability.ts';
 import { requireIptables } from '../rules.ts';
+import { ownCopy } from '../text.ts';
 import type { AuditNode, FindingRule } from './types.ts';
 
 /** The rule as a Finding lists it. */
@@ -101,6 +102,64 @@ function readJump(r: Rule): ChainJump | null {
   return { rule: r, target, kind: splitChainName(target)?.kind ?? null, affinity, k, bySource, conditional };
 }
 
+/**
+ * What the checks read of a chain depends on its text alone (the text names the chain, and each
+ * rule's position in it), so a chain of the same text on another node or in another version is
+ * read once: its jumps (unfiltered: whether a target exists is each node's question) and its DNAT.
+ * The rules kept are copies of the texts, so no dump stays alive; their lines are the first
+ * reader's, which findings do not show. Long chains (KUBE-SERVICES) differ between nodes and are
+ * not kept; the map is emptied when full.
+ */
+const byChainText = new Map<string, { jumps?: readonly ChainJump[]; dnat?: DnatTarget | null }>();
+const CHAIN_TEXTS_KEPT = 100_000;
+const LONGEST_KEPT_TEXT = 16 * 1024;
+
+/** The entry of a parsed chain short enough to be kept, made on first use; null otherwise. */
+function readingsOf(c: Chain): { jumps?: readonly ChainJump[]; dnat?: DnatTarget | null } | null {
+  if (!(c instanceof DumpChain)) return null;
+  const text = chainText(c);
+  if (text.length > LONGEST_KEPT_TEXT) return null;
+  let hit = byChainText.get(text);
+  if (!hit) {
+    if (byChainText.size >= CHAIN_TEXTS_KEPT) byChainText.clear();
+    byChainText.set(ownCopy(text), (hit = {}));
+  }
+  return hit;
+}
+
+/** A rule of a parsed chain that outlives its dump. */
+function keptRule(c: DumpChain, k: number): Rule {
+  const r = c.ruleAt(k);
+  return r instanceof TextRule ? r.ownCopy() : r;
+}
+
+/** The rules of a chain that send to another chain, each read for kube-proxy's meaning; `rule` makes the rule at a position. */
+function readJumps(c: Chain, rule: (k: number) => Rule): ChainJump[] {
+  const out: ChainJump[] = [];
+  const n = ruleCount(c);
+  for (let k = 0; k < n; k++) {
+    // Rules without a target are not made.
+    if (ruleTargetAt(c, k) === null) continue;
+    const j = readJump(rule(k));
+    if (j) out.push(j);
+  }
+  return out;
+}
+
+/** The endpoint a chain DNATs to (its first DNAT rule to one address), or null. */
+function readDnat(c: Chain, rule: (k: number) => Rule): DnatTarget | null {
+  const n = ruleCount(c);
+  for (let k = 0; k < n; k++) {
+    if (ruleTargetAt(c, k) !== 'DNAT') continue;
+    const to = readNatAddress(ruleNatToAt(c, k) ?? undefined);
+    // A range is not one endpoint: kube-proxy never writes one.
+    if (to.ip === null || to.range || to.serviceName) continue;
+    const ip = canonicalIP(to.ip);
+    return { ip, port: to.port, key: to.port === null ? ip : endpointString(ip, to.port), rule: rule(k) };
+  }
+  return null;
+}
+
 /** A rule whose comment names a Service port ("ns/name:port …"). */
 export interface NamedRule {
   readonly rule: Rule;
@@ -186,7 +245,16 @@ export class NodeRules {
   jumps(chain: string): readonly ChainJump[] {
     let hit = this.jumpCache.get(chain);
     if (!hit) {
-      hit = this.rules(chain).map(readJump).filter((j): j is ChainJump => j !== null && this.has(j.target));
+      const c = this.chain('nat', chain);
+      const kept = c ? readingsOf(c) : null;
+      let all: readonly ChainJump[];
+      if (kept) {
+        kept.jumps ??= readJumps(c as DumpChain, (k) => keptRule(c as DumpChain, k));
+        all = kept.jumps;
+      } else {
+        all = c ? readJumps(c, (k) => ruleAt(c, k)) : [];
+      }
+      hit = all.filter((j) => this.has(j.target));
       this.jumpCache.set(chain, hit);
     }
     return hit;
@@ -195,16 +263,16 @@ export class NodeRules {
   /** The endpoint a KUBE-SEP chain DNATs to (its first DNAT rule to one address), or null. */
   dnat(chain: string): DnatTarget | null {
     if (this.dnatCache.has(chain)) return this.dnatCache.get(chain)!;
-    let out: DnatTarget | null = null;
     const c = this.chain('nat', chain);
-    const n = c ? ruleCount(c) : 0;
-    for (let k = 0; k < n && !out; k++) {
-      if (ruleTargetAt(c!, k) !== 'DNAT') continue;
-      const to = readNatAddress(ruleNatToAt(c!, k) ?? undefined);
-      // A range is not one endpoint: kube-proxy never writes one.
-      if (to.ip === null || to.range || to.serviceName) continue;
-      const ip = canonicalIP(to.ip);
-      out = { ip, port: to.port, key: to.port === null ? ip : endpointString(ip, to.port), rule: ruleAt(c!, k) };
+    let out: DnatTarget | null = null;
+    if (c) {
+      const kept = readingsOf(c);
+      if (kept) {
+        if (kept.dnat === undefined) kept.dnat = readDnat(c, (k) => keptRule(c as DumpChain, k));
+        out = kept.dnat;
+      } else {
+        out = readDnat(c, (k) => ruleAt(c, k));
+      }
     }
     this.dnatCache.set(chain, out);
     return out;

@@ -63,3 +63,19 @@ test('named rules: the fixed chains\' rules by the Service port their comment na
   assert.deepEqual(rules.named('ns/web:http').map((n) => n.rule.index), [1]);
   assert.deepEqual(rules.namedKeys(), ['ns/web:http']);
 });
+
+test('a chain of the same text on another node is read once; whether its targets exist is each node\'s own answer', () => {
+  // The same Service and endpoint chains, a line earlier in the dump, and without SEP3's chain.
+  const other = dump.replace(`:${SEP3} - [0:0]\n`, '').replace(`-A ${SEP3} -p tcp -m comment --comment "ns/web:http" -m tcp -j DNAT --to-destination 10.244.3.7:0x1f90\n`, '');
+  const otherSet = parseDump(other);
+  const otherRules = new NodeRules({ name: 'n2', addresses: ['192.168.0.12'], ruleset: otherSet }, otherSet);
+  const here = rules.jumps(SVC);
+  const there = otherRules.jumps(SVC);
+  assert.deepEqual(here.map((j) => j.target), ['KUBE-MARK-MASQ', SEP1, SEP1, SEP2, SEP3]);
+  assert.deepEqual(there.map((j) => j.target), ['KUBE-MARK-MASQ', SEP1, SEP1, SEP2]);
+  // One reading, shared: the same jump objects, quoting the same rule text and position.
+  for (const [i, j] of there.entries()) assert.equal(j, here[i]);
+  assert.equal(otherRules.dnat(SEP1), rules.dnat(SEP1));
+  assert.equal(otherRules.dnat(SEP3), null);
+  assert.equal(rules.dnat(SEP3)?.key, '10.244.3.7:8080');
+});
