@@ -108,11 +108,17 @@ function readJump(r: Rule): ChainJump | null {
  * read once: its jumps (unfiltered: whether a target exists is each node's question) and its DNAT.
  * The rules kept are copies of the texts, so no dump stays alive; their lines are the first
  * reader's, which findings do not show. Long chains (KUBE-SERVICES) differ between nodes and are
- * not kept; the map is emptied when full.
+ * not kept; the map is emptied when full (CHAIN_TEXT_CHARS_KEPT).
  */
 const byChainText = new Map<string, { jumps?: readonly ChainJump[]; dnat?: DnatTarget | null }>();
-const CHAIN_TEXTS_KEPT = 100_000;
+/**
+ * The characters of the texts kept, at most: each is held about twice (the key and the rules'
+ * copies; their parses are shared with every reader, netfilter/rule.ts), one byte a character,
+ * so some 64 MB. A 2,000-Service node's Service and endpoint chains are about 5.6 M characters.
+ */
+const CHAIN_TEXT_CHARS_KEPT = 32_000_000;
 const LONGEST_KEPT_TEXT = 16 * 1024;
+let keptChars = 0;
 
 /** The entry of a parsed chain short enough to be kept, made on first use; null otherwise. */
 function readingsOf(c: Chain): { jumps?: readonly ChainJump[]; dnat?: DnatTarget | null } | null {
@@ -121,7 +127,11 @@ function readingsOf(c: Chain): { jumps?: readonly ChainJump[]; dnat?: DnatTarget
   if (text.length > LONGEST_KEPT_TEXT) return null;
   let hit = byChainText.get(text);
   if (!hit) {
-    if (byChainText.size >= CHAIN_TEXTS_KEPT) byChainText.clear();
+    if (keptChars + text.length > CHAIN_TEXT_CHARS_KEPT) {
+      byChainText.clear();
+      keptChars = 0;
+    }
+    keptChars += text.length;
     byChainText.set(ownCopy(text), (hit = {}));
   }
   return hit;
