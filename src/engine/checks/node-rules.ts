@@ -235,6 +235,12 @@ export class NodeRules {
     return refs.map(([from, index]) => this.rules(from)[index]);
   }
 
+  /** Whether a nat rule jumps or goes to `chain` (no rule is made). */
+  isReferred(chain: string): boolean {
+    if (!this.referrerMap) this.referrerMap = this.indexReferrers();
+    return this.referrerMap.has(chain);
+  }
+
   /** Where each KUBE-… chain is jumped to from, by the targets the parser read (no rule is made). */
   private indexReferrers(): Map<string, [string, number][]> {
     const map = new Map<string, [string, number][]>();

@@ -115,7 +115,7 @@ function orphans(input: AuditInput, view: NodeRules): Finding[] {
   for (const { name, kind } of kube) {
     const entry = index.decode(name);
     if (!entry) orphan.add(name);
-    else if (kind === 'SEP' && view.referrers(name).length === 0) orphan.add(name);
+    else if (kind === 'SEP' && !view.isReferred(name)) orphan.add(name);
   }
   // A KUBE-SEP chain a current Service chain jumps to is an endpoint of that Service: endpoint-drift.
   for (const name of [...orphan]) {
