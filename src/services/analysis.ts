@@ -73,8 +73,30 @@ async function sideOf(pool: Queryable, snapshotId: string, caches: AnalysisCache
  * the next node begins.
  */
 async function loadRuleset(pool: Queryable, n: StoredDumpRef, chunks?: ChunkCache): Promise<AnyRuleset> {
-  const raw = await dumpBytes(pool, n, chunks);
+  return parseStored(n, await dumpBytes(pool, n, chunks));
+}
+
+function parseStored(n: StoredDumpRef, raw: Buffer): AnyRuleset {
   return readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined });
+}
+
+/**
+ * Each item's dump, fetched one item ahead: the database reads the next node's chunks while this
+ * thread parses and checks the current one. Memory holds one raw dump more (or two for a pair).
+ */
+async function* fetchedAhead<T>(items: readonly T[], fetch: (item: T) => Promise<Buffer[]>): AsyncGenerator<[T, Buffer[]]> {
+  const start = (i: number) => {
+    const p = fetch(items[i]);
+    // Awaited below; until then a failure must not count as unhandled.
+    p.catch(() => {});
+    return p;
+  };
+  let next = items.length > 0 ? start(0) : null;
+  for (let i = 0; i < items.length; i++) {
+    const raw = await next!;
+    next = i + 1 < items.length ? start(i + 1) : null;
+    yield [items[i], raw];
+  }
 }
 
 /** `caches`: what the worker keeps between the nodes' dumps and between tasks (AnalysisCaches). */
@@ -88,7 +110,9 @@ export async function auditStored(pool: Queryable, task: AuditTask, caches: Anal
   const auditFamily = async (dumps: readonly StoredDumpRef[]): Promise<Finding[]> => {
     const run = new NodeByNodeAudit({ model: meaning.model, index: meaning.index });
     const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n, chunks) });
-    for (const n of dumps) run.add(await auditNode(n));
+    for await (const [n, [raw]] of fetchedAhead(dumps, async (d) => [await dumpBytes(pool, d, chunks)])) {
+      run.add({ name: n.name, addresses: n.addresses, ruleset: parseStored(n, raw) });
+    }
     const byName = new Map(dumps.map((n) => [n.name, n]));
     for (const name of run.disagreeing()) run.report(await auditNode(byName.get(name)!));
     return run.finish();
@@ -105,8 +129,10 @@ export async function diffStored(pool: Queryable, task: DiffTask, caches: Analys
   const compare = async (from: Side, to: Side): Promise<DiffResult> => {
     const run = new NodeByNodeDiff(named(from), named(to));
     const rows = { a: new Map(from.nodes.map((n) => [n.name, n])), b: new Map(to.nodes.map((n) => [n.name, n])) };
-    const node = async (row: StoredDumpRef) => ({ name: row.name, addresses: row.addresses, ruleset: await loadRuleset(pool, row, chunks) });
-    for (const [na, nb] of run.pairs) run.add(await node(rows.a.get(na)!), await node(rows.b.get(nb)!));
+    const node = (row: StoredDumpRef, raw: Buffer) => ({ name: row.name, addresses: row.addresses, ruleset: parseStored(row, raw) });
+    const pairs = run.pairs.map(([na, nb]) => [rows.a.get(na)!, rows.b.get(nb)!] as const);
+    const fetchPair = ([ra, rb]: readonly [StoredDumpRef, StoredDumpRef]) => Promise.all([dumpBytes(pool, ra, chunks), dumpBytes(pool, rb, chunks)]);
+    for await (const [[ra, rb], [rawA, rawB]] of fetchedAhead(pairs, fetchPair)) run.add(node(ra, rawA), node(rb, rawB));
     return run.finish();
   };
   const ipv4 = await compare(a, b);
