@@ -102,8 +102,10 @@ function nodeSlot(req: TraceRequest): NodeSlot | null {
   if (req.routes !== undefined) return null;
   const { addresses } = req.node;
   let dst: Addr;
+  let src: Addr;
   try {
     dst = parseAddr(req.packet.destination, 'destination');
+    src = parseAddr(req.packet.source, 'source');
   } catch {
     return null;
   }
@@ -117,7 +119,7 @@ function nodeSlot(req: TraceRequest): NodeSlot | null {
       return null;
     }
     // From the node itself, the packet starts elsewhere (OUTPUT): not generalised.
-    if (a.text === req.packet.source) return null;
+    if (a.text === src.text) return null;
     if (slot < 0 && a.family === 'ipv4' && a.v4 === dst.v4) slot = i;
   }
   return slot < 0 ? null : { slot, address: dst };
