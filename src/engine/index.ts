@@ -9,6 +9,7 @@ export { parseRoutes, RouteTable } from './net/routes.ts';
 export { familyOf, hostPort } from './net/address.ts';
 export { compiledRuleCount, sharedRuleCount } from './trace/compile.ts';
 export { sharedBodyCount } from './netfilter/rule.ts';
+export { forgetSharedParses } from './shared-parses.ts';
 export { quantizeProbability } from './trace/probability.ts';
 export { chainText, ruleCount, ruleLines, ruleTexts } from './netfilter/rule.ts';
 export {

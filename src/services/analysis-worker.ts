@@ -4,6 +4,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
+import { forgetSharedParses } from '../engine/index.ts';
 import { analysisCaches, auditStored, diffStored } from './analysis.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
 
@@ -15,5 +16,18 @@ const caches = analysisCaches(data.chunkCacheBytes);
 pool.on('error', () => {});
 pool.on('connect', (client) => client.on('error', () => {}));
 
-export const audit = (task: AuditTask) => auditStored(pool, task, caches);
-export const diff = (task: DiffTask) => diffStored(pool, task, caches);
+/**
+ * The parses an audit or a diff shared between its nodes go when it ends: the next task is often
+ * another cluster, or the next version, whose own nodes share them again; carried over, those of
+ * 20 nodes of 10,000 Services left the next diff without room in the worker's heap.
+ */
+async function alone<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } finally {
+    forgetSharedParses();
+  }
+}
+
+export const audit = (task: AuditTask) => alone(() => auditStored(pool, task, caches));
+export const diff = (task: DiffTask) => alone(() => diffStored(pool, task, caches));

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { completeKubeProxy, parseDump, sharedRuleCount, trace } from '../../src/engine/index.ts';
-import { generateCluster, renderIptablesSave } from '../support/kube-gen.ts';
+import { completeKubeProxy, forgetSharedParses, parseDump, runAudit, sharedBodyCount, sharedRuleCount, trace } from '../../src/engine/index.ts';
+import { expectedPorts } from '../../src/engine/checks/expected.ts';
+import { ChainNameIndex } from '../../src/engine/kube/chain-names.ts';
+import { readClusterModel } from '../../src/engine/kube/manifests.ts';
+import { readManifestDocuments } from '../../src/services/manifests.ts';
+import { generateCluster, renderIptablesSave, renderManifests } from '../support/kube-gen.ts';
 
 const cluster = generateCluster({ seed: 11, services: 30 });
 const text = renderIptablesSave({ ...cluster, nodeName: cluster.nodes[0] });
@@ -39,4 +43,23 @@ test('a jump compiles by whether the dump has the chain it names', () => {
   assert.equal(r1.outcomes[0].verdict, 'DNAT');
   assert.equal(r2.outcomes[0].verdict, 'ACCEPT');
   assert.ok(r2.warnings.some((w) => w.code === 'MISSING_CHAIN'));
+});
+
+test('forgetSharedParses lets go of every shared parse, and traces and checks answer as before afterwards', () => {
+  const a = completeKubeProxy(parseDump(text));
+  const node = { name: cluster.nodes[0], addresses: ['192.168.0.10'], ruleset: a };
+  const model = readClusterModel(readManifestDocuments(renderManifests(cluster))).model;
+  const index = ChainNameIndex.fromModel(model);
+  const before = trace(a, { node, packet });
+  const findings = runAudit({ nodes: [node], model, index });
+  const ports = expectedPorts(model, node.name, 'ipv4');
+  assert.ok(sharedRuleCount() > 0 && sharedBodyCount() > 0);
+  forgetSharedParses();
+  assert.equal(sharedRuleCount(), 0);
+  assert.equal(sharedBodyCount(), 0);
+  // Read again from the model, not kept from before.
+  assert.notEqual(expectedPorts(model, node.name, 'ipv4'), ports);
+  const b = completeKubeProxy(parseDump(text));
+  assert.deepEqual(trace(b, { node, packet }), before);
+  assert.deepEqual(runAudit({ nodes: [{ ...node, ruleset: b }], model, index }), findings);
 });

@@ -164,7 +164,13 @@ export function expectPort(model: ClusterModel, service: Service, port: ServiceP
   };
 }
 
-const cache = new WeakMap<ClusterModel, Map<string, readonly ExpectedPort[]>>();
+/** Per model, per node and family; a model kept between tasks (a worker's manifests cache) would keep every node's. */
+let cache = new WeakMap<ClusterModel, Map<string, readonly ExpectedPort[]>>();
+
+/** Lets go of every node's expected ports (shared-parses.ts). */
+export function forgetExpectedPorts(): void {
+  cache = new WeakMap();
+}
 
 /**
  * Every Service port kube-proxy proxies on a node for one address family: Services with a cluster

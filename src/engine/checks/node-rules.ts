@@ -120,6 +120,12 @@ const CHAIN_TEXT_CHARS_KEPT = 32_000_000;
 const LONGEST_KEPT_TEXT = 16 * 1024;
 let keptChars = 0;
 
+/** Lets go of the chain readings kept (views made already keep theirs). */
+export function forgetChainReadings(): void {
+  byChainText.clear();
+  keptChars = 0;
+}
+
 /** The entry of a parsed chain short enough to be kept, made on first use; null otherwise. */
 function readingsOf(c: Chain): { jumps?: readonly ChainJump[]; dnat?: DnatTarget | null } | null {
   if (!(c instanceof DumpChain)) return null;

@@ -37,6 +37,12 @@ function sharedBody(family: Family, text: string, start: number, line: number): 
   return body;
 }
 
+/** Lets go of the shared bodies (rules made already keep theirs). */
+export function forgetSharedBodies(): void {
+  sharedBodies.ipv4.clear();
+  sharedBodies.ipv6.clear();
+}
+
 /** How many parsed rule bodies all dumps share (each costs about BYTES_PER_SHARED_BODY, services/ruleset-cache.ts). */
 export function sharedBodyCount(): number {
   return sharedBodies.ipv4.size + sharedBodies.ipv6.size;

@@ -625,6 +625,11 @@ function compileShared(rule: TextRule, chains: ReadonlyMap<string, Chain>): Comp
 }
 
 /** How many compiled rules all rulesets share (each costs about BYTES_PER_SHARED_RULE). */
+/** Lets go of the shared compiled rules (compiled chains keep theirs). */
+export function forgetSharedRules(): void {
+  sharedRules.clear();
+}
+
 export function sharedRuleCount(): number {
   return sharedRules.size;
 }
