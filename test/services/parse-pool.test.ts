@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import { createParsePool } from '../../src/services/parse-pool.ts';
 import { DEFAULT_LIMITS } from '../../src/services/limits.ts';
 import { fixture } from '../helpers.ts';
+import { generateCluster, renderIptablesSave } from '../support/kube-gen.ts';
 
 const worker = createParsePool({ threads: 1 });
 const inPlace = createParsePool({ threads: 0 });
@@ -36,4 +37,15 @@ test('a dump is hashed and cut into chunks on a worker as in place', async () =>
   assert.deepEqual(a, b);
   assert.ok(a.ends.length > 1);
   assert.equal(a.sha256.toString('hex'), (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex'));
+});
+
+test('a dump of megabytes goes to the workers in shared memory, once for its plan and its check, and reads as in place', async () => {
+  const cluster = generateCluster({ seed: 5, services: 400 });
+  const big = Buffer.from(renderIptablesSave({ ...cluster, nodeName: cluster.nodes[0] }));
+  assert.ok(big.length > 1024 * 1024, `${big.length} bytes`);
+  const planned = await worker.plan(big);
+  const checked = await worker.check(big, 'auto');
+  assert.equal(checked.ok, true);
+  assert.deepEqual(checked, await inPlace.check(Buffer.from(big), 'auto'));
+  assert.deepEqual(planned, await inPlace.plan(Buffer.from(big)));
 });
