@@ -572,16 +572,16 @@ function matchable(cc: CompiledChain, dst: string, dport: number): readonly numb
   return merge3(idx.byDst.get(dst) ?? EMPTY, idx.byPort.get(dport) ?? EMPTY, idx.rest);
 }
 
-/**
- * A number for what a walk through a chain can meet: the chain's policy and whether it was
- * declared (its policy step shows then), and the texts of the rules at `order`, in that order.
- */
 /** generalWalkId of a walk through `cc` to the node's address `address`. */
 function generalId(cc: CompiledChain, order: readonly number[], address: string): number | null {
   const c = cc.chain;
   return generalWalkId(c.policy, c.line > 0, order.map((i) => ruleAt(c, i)), address);
 }
 
+/**
+ * A number for what a walk through a chain can meet: the chain's policy and whether it was
+ * declared (its policy step shows then), and the texts of the rules at `order`, in that order.
+ */
 function walkId(cc: CompiledChain, order: readonly number[]): number {
   const c = cc.chain;
   const h = new Hasher().string(c.policy ?? '-').number(c.line > 0 ? 1 : 0).number(order.length);
@@ -891,12 +891,6 @@ export type Positions = Map<Chain, Map<number, number>>;
 const NOTHING_MOVED: Positions = new Map();
 
 /**
- * Would `trace(rs, req)` answer as the trace that recorded `deps` did? When every chain and table
- * it missed is missing here, every walk meets the same rules (maybe elsewhere in the chain), and
- * the node's addresses (`env`, makeEnv of the request) answer its questions alike: where those
- * rules are here (an empty map, not to be changed, when none moved). Otherwise null.
- */
-/**
  * An address a kept trace's packet was sent to, standing for another: the node's own address, for
  * a trace kept from another node (TraceMemo). Walks to `from` are checked as walks to `to`, and the
  * question "is `from` one of the node's?" is asked of `to`.
@@ -906,6 +900,13 @@ export interface AddressSwap {
   readonly to: Addr;
 }
 
+/**
+ * Would `trace(rs, req)` answer as the trace that recorded `deps` did? When every chain and table
+ * it missed is missing here, every walk meets the same rules (maybe elsewhere in the chain), and
+ * the node's addresses (`env`, makeEnv of the request) answer its questions alike: where those
+ * rules are here (an empty map, not to be changed, when none moved). Otherwise null. With
+ * `swap`, the trace was sent to another node's address (AddressSwap).
+ */
 export function dependenciesHold(rs: Ruleset, env: Env, deps: TraceDependencies, swap?: AddressSwap): Positions | null {
   if (repairsId(rs) !== deps.repairs) return null;
   const compiled = compileRuleset(rs);
