@@ -68,16 +68,13 @@ async function sideOf(pool: Queryable, snapshotId: string, caches: AnalysisCache
 }
 
 /**
- * A node's rules (iptables completed, or nftables), read and parsed afresh. Nothing is kept: on a
- * node of 10,000 Services an audit compiles rules worth hundreds of MB, gone with the ruleset once
- * the next node begins.
+ * A node with its rules (iptables completed, or nftables), parsed afresh from its dump `raw`.
+ * Nothing is kept: on a node of 10,000 Services an audit compiles rules worth hundreds of MB, gone
+ * with the ruleset once the next node begins.
  */
-async function loadRuleset(pool: Queryable, n: StoredDumpRef, chunks?: ChunkCache): Promise<AnyRuleset> {
-  return parseStored(n, await dumpBytes(pool, n, chunks));
-}
-
-function parseStored(n: StoredDumpRef, raw: Buffer): AnyRuleset {
-  return readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined });
+function storedNode(n: StoredDumpRef, raw: Buffer): { name: string; addresses: string[]; ruleset: AnyRuleset } {
+  const ruleset = readRules(raw.toString('utf8'), { format: n.format as FormatOption, table: n.table ?? undefined });
+  return { name: n.name, addresses: n.addresses, ruleset };
 }
 
 /**
@@ -109,12 +106,11 @@ export async function auditStored(pool: Queryable, task: AuditTask, caches: Anal
   // each other (node disagreement) only within one family.
   const auditFamily = async (dumps: readonly StoredDumpRef[]): Promise<Finding[]> => {
     const run = new NodeByNodeAudit({ model: meaning.model, index: meaning.index });
-    const auditNode = async (n: StoredDumpRef) => ({ name: n.name, addresses: n.addresses, ruleset: await loadRuleset(pool, n, chunks) });
-    for await (const [n, [raw]] of fetchedAhead(dumps, async (d) => [await dumpBytes(pool, d, chunks)])) {
-      run.add({ name: n.name, addresses: n.addresses, ruleset: parseStored(n, raw) });
-    }
+    const fetch = async (n: StoredDumpRef) => [await dumpBytes(pool, n, chunks)];
+    for await (const [n, [raw]] of fetchedAhead(dumps, fetch)) run.add(storedNode(n, raw));
     const byName = new Map(dumps.map((n) => [n.name, n]));
-    for (const name of run.disagreeing()) run.report(await auditNode(byName.get(name)!));
+    const disagreeing = run.disagreeing().map((name) => byName.get(name)!);
+    for await (const [n, [raw]] of fetchedAhead(disagreeing, fetch)) run.report(storedNode(n, raw));
     return run.finish();
   };
   const findings = await auditFamily(side.nodes);
@@ -129,10 +125,9 @@ export async function diffStored(pool: Queryable, task: DiffTask, caches: Analys
   const compare = async (from: Side, to: Side): Promise<DiffResult> => {
     const run = new NodeByNodeDiff(named(from), named(to));
     const rows = { a: new Map(from.nodes.map((n) => [n.name, n])), b: new Map(to.nodes.map((n) => [n.name, n])) };
-    const node = (row: StoredDumpRef, raw: Buffer) => ({ name: row.name, addresses: row.addresses, ruleset: parseStored(row, raw) });
     const pairs = run.pairs.map(([na, nb]) => [rows.a.get(na)!, rows.b.get(nb)!] as const);
     const fetchPair = ([ra, rb]: readonly [StoredDumpRef, StoredDumpRef]) => Promise.all([dumpBytes(pool, ra, chunks), dumpBytes(pool, rb, chunks)]);
-    for await (const [[ra, rb], [rawA, rawB]] of fetchedAhead(pairs, fetchPair)) run.add(node(ra, rawA), node(rb, rawB));
+    for await (const [[ra, rb], [rawA, rawB]] of fetchedAhead(pairs, fetchPair)) run.add(storedNode(ra, rawA), storedNode(rb, rawB));
     return run.finish();
   };
   const ipv4 = await compare(a, b);

@@ -34,11 +34,7 @@ export interface SummaryJson {
   family?: 'ipv4' | 'ipv6' | null;
 }
 
-/** The format to read a stored dump again with: 'auto' when its upload asked for that and the dump needed it. */
-export function rereadFormat(format: string, summary: unknown): string {
-  const s = summary as SummaryJson | null;
-  return s?.requested === 'auto' && s.exact !== true ? 'auto' : format;
-}
+export { rereadFormat } from '../store/snapshot-reads.ts';
 
 /** Diagnostics only the lenient 'auto' reading gives (what it changed or assumed). */
 const AUTO_ONLY: ReadonlySet<string> = new Set(['INPUT_REPAIRED', 'TABLE_INFERRED']);

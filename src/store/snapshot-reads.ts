@@ -20,18 +20,27 @@ export interface StoredDumpRef {
 }
 
 /**
+ * The format to read a stored dump again with: 'auto' when its upload asked for that and the dump
+ * needed it (`summary.requested`, `summary.exact`: services/dump-summary.ts), else the detected one.
+ */
+export function rereadFormat(format: string, summary: unknown): string {
+  const s = summary as { requested?: string; exact?: boolean } | null;
+  return s?.requested === 'auto' && s.exact !== true ? 'auto' : format;
+}
+
+/**
  * The snapshot's nodes by name (only `node` when given): their first dumps, or (`ipv6`) the IPv6
  * dumps of the dual-stack nodes among them.
  */
 export async function snapshotDumps(db: Queryable, snapshotId: string, node?: string, which: 'rules' | 'ipv6' = 'rules'): Promise<StoredDumpRef[]> {
   const [blob, sha, format, summary] = which === 'rules' ? ['blob_id', 'sha256', 'format', 'summary'] : ['rules6_blob_id', 'rules6_sha256', 'format6', 'summary6'];
-  const { rows } = await db.query<{ name: string; addresses: string[]; format: string; table_name: string | null; sha256: string; blob_id: string }>(
-    `SELECT name, addresses, CASE WHEN ${summary}->>'requested' = 'auto' AND (${summary}->>'exact') IS DISTINCT FROM 'true' THEN 'auto' ELSE ${format} END AS format,
+  const { rows } = await db.query<{ name: string; addresses: string[]; format: string; reread: { requested?: string; exact?: boolean }; table_name: string | null; sha256: string; blob_id: string }>(
+    `SELECT name, addresses, ${format} AS format, json_build_object('requested', ${summary}->'requested', 'exact', ${summary}->'exact') AS reread,
        ${summary}->>'table' AS table_name, ${sha} AS sha256, ${blob} AS blob_id FROM snapshot_node
      WHERE snapshot_id = $1 AND ($2::text IS NULL OR name = $2) AND ${blob} IS NOT NULL ORDER BY name`,
     [snapshotId, node ?? null],
   );
-  return rows.map((r) => ({ name: r.name, addresses: r.addresses, format: r.format, table: r.table_name, sha256: r.sha256, blobId: r.blob_id }));
+  return rows.map((r) => ({ name: r.name, addresses: r.addresses, format: rereadFormat(r.format, r.reread), table: r.table_name, sha256: r.sha256, blobId: r.blob_id }));
 }
 
 /** The blob of the snapshot's manifests (content-addressed: the same manifests, the same blob), or null. */

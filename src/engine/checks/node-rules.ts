@@ -144,8 +144,8 @@ function readingsOf(c: Chain): { jumps?: readonly ChainJump[]; dnat?: DnatTarget
 }
 
 /** A rule of a parsed chain that outlives its dump. */
-function keptRule(c: DumpChain, k: number): Rule {
-  const r = c.ruleAt(k);
+function keptRule(c: Chain, k: number): Rule {
+  const r = ruleAt(c, k);
   return r instanceof TextRule ? r.ownCopy() : r;
 }
 
@@ -268,13 +268,10 @@ export class NodeRules {
     let hit = this.jumpCache.get(chain);
     if (!hit) {
       const c = this.chain('nat', chain);
-      const kept = c ? readingsOf(c) : null;
-      let all: readonly ChainJump[];
-      if (kept) {
-        kept.jumps ??= readJumps(c as DumpChain, (k) => keptRule(c as DumpChain, k));
-        all = kept.jumps;
-      } else {
-        all = c ? readJumps(c, (k) => ruleAt(c, k)) : [];
+      let all: readonly ChainJump[] = [];
+      if (c) {
+        const kept = readingsOf(c);
+        all = kept ? (kept.jumps ??= readJumps(c, (k) => keptRule(c, k))) : readJumps(c, (k) => ruleAt(c, k));
       }
       hit = all.filter((j) => this.has(j.target));
       this.jumpCache.set(chain, hit);
@@ -290,7 +287,7 @@ export class NodeRules {
     if (c) {
       const kept = readingsOf(c);
       if (kept) {
-        if (kept.dnat === undefined) kept.dnat = readDnat(c, (k) => keptRule(c as DumpChain, k));
+        if (kept.dnat === undefined) kept.dnat = readDnat(c, (k) => keptRule(c, k));
         out = kept.dnat;
       } else {
         out = readDnat(c, (k) => ruleAt(c, k));

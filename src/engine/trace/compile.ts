@@ -624,12 +624,12 @@ function compileShared(rule: TextRule, chains: ReadonlyMap<string, Chain>): Comp
   return { rule, tests: s.tests, late: s.late, action, notModelled: s.notModelled, recentSet: s.recentSet };
 }
 
-/** How many compiled rules all rulesets share (each costs about BYTES_PER_SHARED_RULE). */
 /** Lets go of the shared compiled rules (compiled chains keep theirs). */
 export function forgetSharedRules(): void {
   sharedRules.clear();
 }
 
+/** How many compiled rules all rulesets share (each costs about BYTES_PER_SHARED_RULE). */
 export function sharedRuleCount(): number {
   return sharedRules.size;
 }

@@ -156,6 +156,13 @@ export class TraceMemo {
   private readonly steps = new WeakMap<Ruleset, MovedSteps>();
   /** One copy of each text the kept answers hold (rule texts recur in most of them). */
   private readonly texts = new Map<string, string>();
+  /**
+   * One kept step for each distinct step of the kept answers: the outcomes of an answer share most
+   * of their path (a Service's 17 endpoints differ in one KUBE-SEP step), and answers share their
+   * hooks' built-in chains. Measured on the ClusterIPs of a 2,000-Service node: 25.8 KB a kept
+   * answer, against 28.7 KB with a copy of each step.
+   */
+  private readonly keptSteps = new Map<string, TraceStep>();
 
   private own(s: string): string {
     let copy = this.texts.get(s);
@@ -186,14 +193,6 @@ export class TraceMemo {
       assumptions: r.assumptions.map(own),
     };
   }
-  /**
-   * One kept step for each distinct step of the kept answers: the outcomes of an answer share most
-   * of their path (a Service's 17 endpoints differ in one KUBE-SEP step of about 17), and answers
-   * share their hooks' built-in chains. A kept answer weighs some 3 KB instead of 29 (measured on
-   * the ClusterIPs of a 2,000-Service node).
-   */
-  private readonly keptSteps = new Map<string, TraceStep>();
-
   private keptStep(s: TraceStep, copy: () => TraceStep): TraceStep {
     const key = `${s.hook}\u0000${s.table}\u0000${s.chain}\u0000${s.index}\u0000${s.line}\u0000${s.action}\u0000${s.assumed ?? ''}\u0000${s.handle ?? ''}\u0000${s.rule}`;
     let kept = this.keptSteps.get(key);
@@ -239,10 +238,11 @@ export class TraceMemo {
 
   private lookup(rs: Ruleset, req: TraceRequest): Lookup {
     // Everything asked but the node's name and addresses (its addresses are among the dependencies).
-    const key = `${rs.family}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined } })}`;
+    const asked = { ...req, node: { ...req.node, name: undefined, addresses: undefined } };
+    const key = `${rs.family}|${JSON.stringify(asked)}`;
     const node = nodeSlot(req);
     // The same packet sent to another node's address in the same place.
-    const general = node && `${rs.family}|node ${node.slot}|${JSON.stringify({ ...req, node: { ...req.node, name: undefined, addresses: undefined }, packet: { ...req.packet, destination: undefined } })}`;
+    const general = node && `${rs.family}|node ${node.slot}|${JSON.stringify({ ...asked, packet: { ...req.packet, destination: undefined } })}`;
     const env = makeEnv(req.node, req.routes);
     const known = this.byPacket.get(key);
     for (const k of known ?? []) {
