@@ -19,7 +19,7 @@ import {
   auditReportSchema, clusterSchema, createSnapshotResultSchema, diffPageSchema, ENTRIES, port, PORT_RANGE, problem, protocolInput, snapshotPageSchema, snapshotSchema,
   snapshotTraceSchema, snapshotUploadSchema,
 } from './schemas.ts';
-import { list, oneOf, ref } from './schema-kit.ts';
+import { jsonBytes, list, oneOf, ref, refOrBytes } from './schema-kit.ts';
 
 const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
 const clusterParams = Type.Object({ cluster: Type.String() });
@@ -413,8 +413,12 @@ export async function snapshotRoutes(plain: FastifyInstance, opts: { snapshotSer
         sourcePort: Type.Optional(port()),
         inInterface: Type.Optional(Type.String()),
       }, { additionalProperties: false }),
-      response: { 200: ref(snapshotTraceSchema), ...errors },
+      response: { 200: refOrBytes(snapshotTraceSchema), ...errors },
     },
-    handler: async (request) => service.trace(request.params.id, storedTraceQuery(request.query)),
+    // An all-node trace of a Service with many endpoints answers with megabytes (jsonBytes).
+    handler: async (request, reply) => {
+      const answer = await service.trace(request.params.id, storedTraceQuery(request.query));
+      return reply.type('application/json; charset=utf-8').send(jsonBytes(answer));
+    },
   });
 }
