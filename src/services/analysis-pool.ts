@@ -6,13 +6,16 @@
 import type { Pool } from 'pg';
 import { Piscina } from 'piscina';
 import { AppError } from '../app-error.ts';
-import type { DiffResult, Finding } from '../engine/index.ts';
+import type { Finding } from '../engine/index.ts';
 import { analysisCaches, auditStored, diffStored } from './analysis.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
+import { prepared } from './prepared-diff.ts';
+import type { PreparedDiff } from './prepared-diff.ts';
 
 export interface AnalysisPool {
   audit(task: AuditTask): Promise<Finding[] | { missing: 'manifests' }>;
-  diff(task: DiffTask): Promise<DiffResult | { missing: 'node' }>;
+  /** The diff with its lists as JSON texts, written where it was computed (prepared-diff.ts). */
+  diff(task: DiffTask): Promise<PreparedDiff | { missing: 'node' }>;
   close(): Promise<void>;
 }
 
@@ -32,7 +35,7 @@ const DEFAULT_CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
 
 export function inPlaceAnalysis(pool: Pick<Pool, 'query'>, chunkCacheBytes = DEFAULT_CHUNK_CACHE_BYTES): AnalysisPool {
   const caches = analysisCaches(chunkCacheBytes);
-  return { audit: (t) => auditStored(pool, t, caches), diff: (t) => diffStored(pool, t, caches), close: async () => {} };
+  return { audit: (t) => auditStored(pool, t, caches), diff: async (t) => prepared(await diffStored(pool, t, caches)), close: async () => {} };
 }
 
 const RETRY_AFTER_S = 30;

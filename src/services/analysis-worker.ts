@@ -7,6 +7,10 @@ import pg from 'pg';
 import { forgetSharedParses } from '../engine/index.ts';
 import { analysisCaches, auditStored, diffStored } from './analysis.ts';
 import type { AuditTask, DiffTask } from './analysis.ts';
+import { prepared } from './prepared-diff.ts';
+import { yieldToEventLoop } from './thread-priority.ts';
+
+yieldToEventLoop();
 
 const data = workerData as { connectionString: string; chunkCacheBytes: number };
 const pool = new pg.Pool({ connectionString: data.connectionString, max: 2 });
@@ -30,4 +34,4 @@ async function alone<T>(run: () => Promise<T>): Promise<T> {
 }
 
 export const audit = (task: AuditTask) => alone(() => auditStored(pool, task, caches));
-export const diff = (task: DiffTask) => alone(() => diffStored(pool, task, caches));
+export const diff = (task: DiffTask) => alone(async () => prepared(await diffStored(pool, task, caches)));

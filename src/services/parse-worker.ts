@@ -5,6 +5,9 @@ import type { DumpCheckResult, ManifestsCheckResult } from './dump-summary.ts';
 import type { ManifestLimits } from './manifests.ts';
 import { planChunks } from '../store/chunking.ts';
 import type { WirePlan } from './parse-pool.ts';
+import { yieldToEventLoop } from './thread-priority.ts';
+
+yieldToEventLoop();
 
 const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 

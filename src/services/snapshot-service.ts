@@ -4,7 +4,7 @@
  * with explicit dependencies, over one store and caches bounded by bytes (./byte-cache.ts), whose
  * budgets are named in ../config.ts.
  */
-import type { DiffResult, RouteTable } from '../engine/index.ts';
+import type { RouteTable } from '../engine/index.ts';
 import type { CacheBudgets } from '../config.ts';
 import { DEFAULT_CACHE_BUDGETS } from '../config.ts';
 import type { SnapshotStore } from '../store/snapshot-store.ts';
@@ -14,6 +14,7 @@ import type { Meaning } from './kube-meaning.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
 import type { Limits } from './limits.ts';
 import type { ParsePool } from './parse-pool.ts';
+import type { PreparedDiff } from './prepared-diff.ts';
 import { createParsePool } from './parse-pool.ts';
 import { createRulesetCache } from './ruleset-cache.ts';
 import type { RulesetCache } from './ruleset-cache.ts';
@@ -72,7 +73,7 @@ export function createSnapshotService(deps: SnapshotServiceDeps): SnapshotServic
       routes: new ByteCache<Promise<RouteTable | undefined>>({ budgetBytes: budgets.routes }),
     }),
     audit: createSnapshotAudit({ lookup, analysis: deps.analysis, reports }),
-    diff: createSnapshotDiff({ lookup, analysis: deps.analysis, diffs: new ByteCache<Promise<DiffResult>>({ budgetBytes: budgets.diffs }) }),
+    ...createSnapshotDiff({ lookup, analysis: deps.analysis, diffs: new ByteCache<Promise<PreparedDiff>>({ budgetBytes: budgets.diffs }) }),
     delete: deletion.delete,
     sweep: deletion.sweep,
     ping: () => store.ping(),

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fastJson from 'fast-json-stringify';
+import { diffPageSchema, sharedSchemas } from '../../src/api/rest/schemas.ts';
 import { createTestApp } from './helpers.ts';
 import type { TestApp } from './helpers.ts';
 import { main } from '../../src/cli/main.ts';
@@ -54,6 +56,37 @@ test('GET /v1/diff reports the deleted Service and the removed endpoint, paginat
   assert.ok(p1.nextCursor);
   const p2 = (await t.app.inject({ method: 'GET', url: `/v1/diff?from=${idA}&to=${idB}&limit=1&cursor=${p1.nextCursor}` })).json();
   assert.notDeepEqual(p2.frontends[0], p1.frontends[0]);
+});
+
+test('a page of a diff, written from the texts the server keeps, is what its response schema would write, and GraphQL reads the same page', async () => {
+  const serialize = fastJson(diffPageSchema, { schema: Object.fromEntries(sharedSchemas.map((s) => [String(Reflect.get(s, '$id')), s])) });
+  type Page = Record<'frontends' | 'rules' | 'manifests', Record<string, unknown>[]> & { nextCursor: string | null };
+  const pages: Page[] = [];
+  let cursor: string | null = null;
+  do {
+    const url: string = `/v1/diff?from=${idA}&to=${idB}&limit=1${cursor ? `&cursor=${cursor}` : ''}`;
+    const res = await t.app.inject({ method: 'GET', url });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.match(String(res.headers['content-type']), /^application\/json; charset=utf-8$/);
+    const page: Page = res.json();
+    assert.deepEqual(page, JSON.parse(serialize(page)));
+    pages.push(page);
+    cursor = page.nextCursor;
+  } while (cursor !== null && pages.length < 50);
+  const all = (k: 'frontends' | 'rules' | 'manifests') => pages.flatMap((p) => p[k]);
+  const whole = (await t.app.inject({ method: 'GET', url: `/v1/diff?from=${idA}&to=${idB}&limit=1000` })).json();
+  for (const k of ['frontends', 'rules', 'manifests'] as const) {
+    assert.deepEqual(all(k), whole[k], k);
+    assert.equal(whole.totals[k], whole[k].length);
+  }
+  assert.ok(whole.frontends.length > 1 && whole.rules.length > 1, 'the lists take several pages');
+  const gql = await t.app.inject({
+    method: 'POST', url: '/graphql',
+    payload: { query: `{ diff(from: "${idA}", to: "${idB}", first: 1) { frontends { node service change changes } rules { node table chain change } } }` },
+  });
+  const first = gql.json().data.diff;
+  assert.deepEqual(first.frontends, pages[0].frontends.map((f) => ({ node: f.node, service: f.service, change: f.change, changes: f.changes })));
+  assert.deepEqual(first.rules, pages[0].rules.map((r) => ({ node: r.node, table: r.table, chain: r.chain, change: r.change })));
 });
 
 test('a snapshot diffed with itself has no changes; GraphQL gives the same summary', async () => {

@@ -34,7 +34,12 @@ export function refOrBytes<T extends TSchema>(schema: T): TUnsafe<Static<T> | Bu
  * or coerces a field here.
  */
 export function jsonBytes(value: unknown): Buffer {
-  const bytes = ENCODER.encode(JSON.stringify(value));
+  return utf8Bytes(JSON.stringify(value));
+}
+
+/** A text as UTF-8 bytes (TextEncoder: half the time of Buffer.from for a string of megabytes). */
+export function utf8Bytes(text: string): Buffer {
+  const bytes = ENCODER.encode(text);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

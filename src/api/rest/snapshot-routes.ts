@@ -19,7 +19,7 @@ import {
   auditReportSchema, clusterSchema, createSnapshotResultSchema, diffPageSchema, ENTRIES, port, PORT_RANGE, problem, protocolInput, snapshotPageSchema, snapshotSchema,
   snapshotTraceSchema, snapshotUploadSchema,
 } from './schemas.ts';
-import { jsonBytes, list, oneOf, ref, refOrBytes } from './schema-kit.ts';
+import { jsonBytes, list, oneOf, ref, refOrBytes, utf8Bytes } from './schema-kit.ts';
 
 const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
 const clusterParams = Type.Object({ cluster: Type.String() });
@@ -376,9 +376,13 @@ export async function snapshotRoutes(plain: FastifyInstance, opts: { snapshotSer
         limit: Type.Optional(Type.Integer(DIFF_PAGE)),
         cursor: Type.Optional(Type.String()),
       }, { additionalProperties: false }),
-      response: { 200: ref(diffPageSchema), ...errors },
+      response: { 200: refOrBytes(diffPageSchema), ...errors },
     },
-    handler: async (request) => service.diff({ ...request.query, limit: request.query.limit ?? DIFF_PAGE.default }),
+    // A page of a diff holds megabytes of paths; the service writes it from the texts it keeps.
+    handler: async (request, reply) => {
+      const text = await service.diffJson({ ...request.query, limit: request.query.limit ?? DIFF_PAGE.default });
+      return reply.type('application/json; charset=utf-8').send(utf8Bytes(text));
+    },
   });
 
   app.get('/v1/snapshots/:id/audit', {

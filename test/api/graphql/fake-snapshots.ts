@@ -147,6 +147,12 @@ export function fakeSnapshots(): { service: SnapshotService; calls: Calls } {
       throw new AppError('VALIDATION', 'the fake service does not diff');
     },
 
+    async diffJson(q) {
+      find(q.from);
+      find(q.to);
+      throw new AppError('VALIDATION', 'the fake service does not diff');
+    },
+
     async audit(id) {
       find(id);
       throw new AppError('VALIDATION', `snapshot ${id} has no manifests: the audit compares rules with them`);
