@@ -3,12 +3,14 @@
  * order, concurrently, again if need be), put the manifests, commit. Nothing is a snapshot before
  * the commit; an upload left uncommitted expires.
  */
-import type { FastifyInstance } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { AppError } from '../../app-error.ts';
 import type { SnapshotService } from '../../services/snapshot-types.ts';
 import { createSnapshotResultSchema, FORMATS, problem, stagedDumpSchema, stagedNodeSchema, uploadSchema } from './schemas.ts';
+import { readRawBody } from './raw-body.ts';
 import { oneOf, ref, stringMap } from './schema-kit.ts';
 
 const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
@@ -28,7 +30,13 @@ export async function uploadRoutes(plain: FastifyInstance, opts: { snapshotServi
   // sends application/x-www-form-urlencoded). Only this plugin's routes read bodies this way.
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
-    raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.partBytes }, (_request, body, done) => done(null, body));
+    raw.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => {
+      const length = request.headers['content-length'];
+      return readRawBody(payload, {
+        ...(length !== undefined && /^\d+$/.test(length) ? { expected: Number(length) } : {}),
+        limit: opts.partBytes, limitName: 'SVCPATH_NODE_LIMIT_MB',
+      });
+    });
     await rawBodyRoutes(raw, service);
   });
 

@@ -1,6 +1,7 @@
 /** Uploads in steps, versions as states, and storage shared by content, against a real PostgreSQL. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { createTestApp } from '../helpers.ts';
 import type { TestApp } from '../helpers.ts';
@@ -250,4 +251,33 @@ test('labels within limits, and text PostgreSQL cannot hold, are refused before 
   const after = await storage();
   assert.deepEqual({ ...after, uploads: 0 }, { ...before, uploads: 0 });
   assert.equal((await t.app.inject({ method: 'GET', url: '/v1/clusters/refused/snapshots' })).statusCode, 404);
+});
+
+test('over HTTP, a dump is read into shared memory and stored byte for byte, and one past the limit gets 413 on a socket left whole', async () => {
+  const base = await t.app.listen({ host: '127.0.0.1', port: 0 });
+  // A body in chunks as a socket sends it, with or without its length said first.
+  const put = (path: string, body: Buffer, sayLength: boolean) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = request(`${base}${path}`, { method: 'PUT', headers: { 'content-type': 'text/plain', ...(sayLength ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    for (let i = 0; i < body.length; i += 256 * 1024) req.write(body.subarray(i, i + 256 * 1024));
+    req.end();
+  });
+  const id = await begin('over-http');
+  const large = Buffer.from(`# ${'z'.repeat(1536 * 1024)}\n${clusterip}`);
+  for (const sayLength of [true, false]) {
+    const ok = await put(`/v1/uploads/${id}/nodes/n?addresses=10.0.0.1`, large, sayLength);
+    assert.equal(ok.status, 200, ok.text);
+    const tooBig = await put(`/v1/uploads/${id}/nodes/m`, Buffer.concat([large, large]), sayLength);
+    assert.equal(tooBig.status, 413, tooBig.text);
+    assert.match(JSON.parse(tooBig.text).detail, /SVCPATH_NODE_LIMIT_MB: 2 MiB/);
+  }
+  const commit = await t.app.inject({ method: 'POST', url: `/v1/uploads/${id}/commit`, payload: {} });
+  assert.equal(commit.statusCode, 201, commit.body);
+  const raw = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${commit.json().snapshot.id}/nodes/n/rules` });
+  assert.ok(raw.rawPayload.equals(large));
 });
