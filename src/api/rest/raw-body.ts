@@ -26,7 +26,7 @@ export async function readRawBody(stream: Readable, options: { expected?: number
   // and Node discards the rest once it is sent.
   if (expected !== undefined && expected > limit) throw tooLarge();
   // Room for the whole body from the start, when its length is known and large.
-  let into = expected !== undefined && expected >= SHARED_BODY_BYTES ? Buffer.from(new SharedArrayBuffer(expected)) : null;
+  const into = expected !== undefined && expected >= SHARED_BODY_BYTES ? Buffer.from(new SharedArrayBuffer(expected)) : null;
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
@@ -41,9 +41,16 @@ export async function readRawBody(stream: Readable, options: { expected?: number
     if (length !== into.length) throw new AppError('VALIDATION', `the body ended after ${length} of the ${into.length} bytes its Content-Length says`);
     return into;
   }
+  return joined(chunks, length);
+}
+
+/**
+ * Chunks of a body whose length was not known before its end (inflated, or a multipart part)
+ * joined: a large one in shared memory, so that it is copied once, not again for the workers.
+ */
+export function joined(chunks: readonly Buffer[], length: number): Buffer {
   if (length < SHARED_BODY_BYTES) return Buffer.concat(chunks, length);
-  // An inflated body: its length was not known before; one copy into shared memory.
-  into = Buffer.from(new SharedArrayBuffer(length));
+  const into = Buffer.from(new SharedArrayBuffer(length));
   let at = 0;
   for (const c of chunks) {
     c.copy(into, at);

@@ -15,6 +15,7 @@ import type { FormatOption } from '../../engine/index.ts';
 import type { CreateResult, SnapshotService } from '../../services/snapshot-types.ts';
 import { storedTraceQuery } from '../trace-query.ts';
 import { unsupportedMediaType } from './errors.ts';
+import { joined } from './raw-body.ts';
 import {
   auditReportSchema, clusterSchema, createSnapshotResultSchema, diffPageSchema, ENTRIES, port, PORT_RANGE, problem, protocolInput, snapshotPageSchema, snapshotSchema,
   snapshotTraceSchema, snapshotUploadSchema,
@@ -113,7 +114,7 @@ async function readPart(part: MultipartPart, limit: number, name: string): Promi
       throw new AppError('VALIDATION', `part '${name}' is not valid gzip: ${(e as Error).message}`);
     }
   }
-  return Buffer.concat(chunks, size);
+  return joined(chunks, size);
 }
 
 function tooLarge(name: string, limit: number): AppError {
