@@ -1,6 +1,8 @@
 /** The audit over REST and GraphQL: rules from cluster A, manifests from B = A with one endpoint removed. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fastJson from 'fast-json-stringify';
+import { auditReportSchema, sharedSchemas } from '../../src/api/rest/schemas.ts';
 import { createTestApp } from './helpers.ts';
 import type { TestApp } from './helpers.ts';
 import { generateCluster, renderIptablesSave, renderManifests } from '../support/kube-gen.ts';
@@ -33,6 +35,12 @@ test('an endpoint the manifests no longer list, but the rules still send to, is 
   const drifted = await t.app.inject({ method: 'POST', url: '/v1/clusters/audit/snapshots', payload: upload(renderManifests(b)) });
   const id = drifted.json().snapshot.id;
   const res = await t.app.inject({ method: 'GET', url: `/v1/snapshots/${id}/audit` });
+  // The report is written with JSON.stringify (schema-kit's jsonBytes): it must be what the schema would write.
+  const serialize = fastJson(auditReportSchema, { schema: Object.fromEntries(sharedSchemas.map((s) => [String(Reflect.get(s, '$id')), s])) });
+  for (const report of [cleanReport, res]) {
+    assert.match(String(report.headers['content-type']), /^application\/json; charset=utf-8$/);
+    assert.deepEqual(report.json(), JSON.parse(serialize(report.json())));
+  }
   const problems = res.json().findings.filter((f: { severity: string }) => f.severity !== 'info');
   assert.ok(problems.length >= 1, JSON.stringify(res.json().findings));
   for (const f of problems) {

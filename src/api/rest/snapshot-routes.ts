@@ -393,9 +393,13 @@ export async function snapshotRoutes(plain: FastifyInstance, opts: { snapshotSer
       summary: 'Where the rules and the manifests disagree, per node',
       description: 'Expected behaviour (traffic policies doing what they say, a Service without endpoints rejecting) is `info`; disagreements between rules and manifests are `error` or `warning`. Needs manifests in the snapshot.',
       params: idParams,
-      response: { 200: ref(auditReportSchema), ...errors },
+      response: { 200: refOrBytes(auditReportSchema), ...errors },
     },
-    handler: async (request) => service.audit(request.params.id),
+    // A cluster's report lists thousands of findings (20 nodes of 2,000 Services: 1.4 MB): jsonBytes.
+    handler: async (request, reply) => {
+      const report = await service.audit(request.params.id);
+      return reply.type('application/json; charset=utf-8').send(jsonBytes(report));
+    },
   });
 
   app.get('/v1/snapshots/:id/trace', {
