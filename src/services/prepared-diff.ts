@@ -41,12 +41,12 @@ export function prepared(result: DiffResult | { missing: 'node' }): PreparedDiff
   return 'missing' in result ? result : prepareDiff(result);
 }
 
-/** Items [from, to) of a list of JSON texts, as objects. */
-export function parsedSlice<T>(texts: readonly string[], from: number, to: number): T[] {
-  return JSON.parse(`[${texts.slice(from, to).join(',')}]`) as T[];
-}
-
 /** Items [from, to) of a list of JSON texts, as the text of a JSON array. */
 export function arraySlice(texts: readonly string[], from: number, to: number): string {
   return `[${texts.slice(from, to).join(',')}]`;
+}
+
+/** Items [from, to) of a list of JSON texts, as objects. */
+export function parsedSlice<T>(texts: readonly string[], from: number, to: number): T[] {
+  return JSON.parse(arraySlice(texts, from, to)) as T[];
 }
