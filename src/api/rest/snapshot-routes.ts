@@ -15,7 +15,7 @@ import type { FormatOption } from '../../engine/index.ts';
 import type { CreateResult, SnapshotService } from '../../services/snapshot-types.ts';
 import { storedTraceQuery } from '../trace-query.ts';
 import { unsupportedMediaType } from './errors.ts';
-import { joined } from './raw-body.ts';
+import { Gathered } from './raw-body.ts';
 import {
   auditReportSchema, clusterSchema, createSnapshotResultSchema, diffPageSchema, ENTRIES, port, PORT_RANGE, problem, protocolInput, snapshotPageSchema, snapshotSchema,
   snapshotTraceSchema, snapshotUploadSchema,
@@ -92,14 +92,13 @@ async function readPart(part: MultipartPart, limit: number, name: string): Promi
     yield head.value;
     for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
+  // Gathered into shared memory as it arrives when large (raw-body.ts).
+  const body = new Gathered(limit);
   let over: AppError | null = null;
   async function collect(source: AsyncIterable<Buffer>): Promise<void> {
     for await (const b of source) {
-      size += b.length;
-      if (size > limit) throw (over = tooLarge(name, limit));
-      chunks.push(b);
+      if (body.length + b.length > limit) throw (over = tooLarge(name, limit));
+      body.push(b);
     }
   }
   const gzipped = head.value.length >= 2 && head.value[0] === GZIP_MAGIC[0] && head.value[1] === GZIP_MAGIC[1];
@@ -114,7 +113,7 @@ async function readPart(part: MultipartPart, limit: number, name: string): Promi
       throw new AppError('VALIDATION', `part '${name}' is not valid gzip: ${(e as Error).message}`);
     }
   }
-  return joined(chunks, size);
+  return body.bytes();
 }
 
 function tooLarge(name: string, limit: number): AppError {

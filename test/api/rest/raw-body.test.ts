@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { AppError } from '../../../src/app-error.ts';
-import { readRawBody, SHARED_BODY_BYTES } from '../../../src/api/rest/raw-body.ts';
+import { Gathered, readRawBody, SHARED_BODY_BYTES } from '../../../src/api/rest/raw-body.ts';
 
 /** `bytes` in chunks of 64 KiB, as a socket hands them over. */
 function chunked(bytes: Buffer): Readable {
@@ -43,4 +43,15 @@ test('a body that ends short of its Content-Length, or runs past it, is refused'
     const e = await readRawBody(chunked(big), { expected, limit: 8 << 20, limitName: 'LIMIT' }).then(() => null, (x: unknown) => x);
     assert.ok(e instanceof AppError && e.code === 'VALIDATION', String(e));
   }
+});
+
+test('a body of unknown length grows its shared memory over chunks of any size, and keeps every byte', () => {
+  const bytes = Buffer.alloc(5 * SHARED_BODY_BYTES + 777);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 131 + 17) & 0xff;
+  const body = new Gathered(64 << 20);
+  for (let i = 0; i < bytes.length; i += 100_003) body.push(bytes.subarray(i, i + 100_003));
+  const out = body.bytes();
+  assert.ok(out.buffer instanceof SharedArrayBuffer);
+  assert.equal(out.length, bytes.length);
+  assert.ok(out.equals(bytes));
 });
