@@ -5,9 +5,10 @@
  * Read the usual way (fastify's `parseAs: 'buffer'`), a body is joined from its chunks in one copy
  * when it ends, then copied again into shared memory for the parse workers (parse-pool's
  * sharedView). On a two-core machine those copies held the event loop for 50 to 140 ms per dump
- * of 8 MB, and 135 to 245 ms per dump of 41 MB (the copy, and the faults of fresh pages). Here a
- * large body goes into shared memory chunk by chunk as it arrives, so the same work is spread
- * between other requests, and the workers read it where it lies.
+ * of 8 MB, and a join 135 to 245 ms per dump of 41 MB (the copy, and the faults of fresh pages).
+ * Here a large body goes into shared memory once, chunk by chunk as it arrives when its length is
+ * known, else a few megabytes a turn at its end, so that other requests are served in between;
+ * the workers read it where it lies.
  */
 import type { Readable } from 'node:stream';
 import { AppError } from '../../app-error.ts';
@@ -26,7 +27,7 @@ export async function readRawBody(stream: Readable, options: { expected?: number
   // A body refused part way is left unread, not destroyed: the socket stays whole for the answer,
   // and Node discards the rest once it is sent.
   if (expected !== undefined && expected > limit) throw tooLarge();
-  const body = new Gathered(limit, expected);
+  const body = new Gathered(expected);
   for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     if (body.length + chunk.length > limit) throw tooLarge();
     body.push(chunk);
@@ -35,45 +36,52 @@ export async function readRawBody(stream: Readable, options: { expected?: number
 }
 
 /**
- * A body gathered chunk by chunk: a small one as a list of chunks joined at its end, a large one
- * in shared memory, made whole at once when its length is known (`expected`), else growing as it
- * fills (room for `limit` bytes is reserved; only the bytes written take memory).
+ * A body gathered chunk by chunk. A large one of known length (`expected`) goes into shared memory
+ * as it arrives. Any other is kept as its chunks; at its end, a large one is copied into shared
+ * memory a few megabytes at a time, letting other requests in between: growable shared memory
+ * would spare the copy, but every later read of it (the worker's decoding, hashing) ran two to
+ * three times slower.
  */
 export class Gathered {
   private chunks: Buffer[] = [];
-  private shared: SharedArrayBuffer | null = null;
+  private readonly shared: Buffer | null = null;
   length = 0;
 
-  constructor(private readonly limit: number, private readonly expected?: number) {
-    if (expected !== undefined && expected >= SHARED_BODY_BYTES) this.shared = new SharedArrayBuffer(expected);
+  constructor(private readonly expected?: number) {
+    if (expected !== undefined && expected >= SHARED_BODY_BYTES) this.shared = Buffer.from(new SharedArrayBuffer(expected));
   }
 
   push(chunk: Buffer): void {
     const end = this.length + chunk.length;
     if (this.expected !== undefined && end > this.expected) throw new AppError('VALIDATION', `the body is longer than its Content-Length (${this.expected} bytes)`);
-    if (this.shared === null && end >= SHARED_BODY_BYTES) {
-      this.shared = new SharedArrayBuffer(0, { maxByteLength: Math.max(this.limit, end) });
-      grow(this.shared, end);
-      new Uint8Array(this.shared).set(Buffer.concat(this.chunks, this.length));
-      this.chunks = [];
-    }
-    if (this.shared !== null) {
-      grow(this.shared, end);
-      new Uint8Array(this.shared, this.length, chunk.length).set(chunk);
-    } else this.chunks.push(chunk);
+    if (this.shared !== null) chunk.copy(this.shared, this.length);
+    else this.chunks.push(chunk);
     this.length = end;
   }
 
   /** The body: its bytes in shared memory when large. */
-  bytes(): Buffer {
+  async bytes(): Promise<Buffer> {
     if (this.expected !== undefined && this.length !== this.expected) {
       throw new AppError('VALIDATION', `the body ended after ${this.length} of the ${this.expected} bytes its Content-Length says`);
     }
-    return this.shared === null ? Buffer.concat(this.chunks, this.length) : Buffer.from(this.shared, 0, this.length);
+    if (this.shared !== null) return this.shared;
+    if (this.length < SHARED_BODY_BYTES) return Buffer.concat(this.chunks, this.length);
+    const into = Buffer.from(new SharedArrayBuffer(this.length));
+    let at = 0;
+    let sinceTurn = 0;
+    for (const c of this.chunks) {
+      c.copy(into, at);
+      at += c.length;
+      sinceTurn += c.length;
+      if (sinceTurn >= BYTES_PER_TURN) {
+        sinceTurn = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    this.chunks = [];
+    return into;
   }
 }
 
-/** Grows shared memory that may grow to hold `end` bytes, doubling as it goes. */
-function grow(shared: SharedArrayBuffer, end: number): void {
-  if (shared.growable && end > shared.byteLength) shared.grow(Math.min(shared.maxByteLength, Math.max(end, shared.byteLength * 2)));
-}
+/** What a join copies before letting other work in (some 10 ms on a slow machine). */
+const BYTES_PER_TURN = 2 * 1024 * 1024;

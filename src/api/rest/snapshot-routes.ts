@@ -92,8 +92,8 @@ async function readPart(part: MultipartPart, limit: number, name: string): Promi
     yield head.value;
     for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
   }
-  // Gathered into shared memory as it arrives when large (raw-body.ts).
-  const body = new Gathered(limit);
+  // Large parts end in shared memory, copied there a few megabytes a turn (raw-body.ts).
+  const body = new Gathered();
   let over: AppError | null = null;
   async function collect(source: AsyncIterable<Buffer>): Promise<void> {
     for await (const b of source) {
