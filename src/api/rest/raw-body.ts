@@ -28,9 +28,16 @@ export async function readRawBody(stream: Readable, options: { expected?: number
   // and Node discards the rest once it is sent.
   if (expected !== undefined && expected > limit) throw tooLarge();
   const body = new Gathered(expected);
-  for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    if (body.length + chunk.length > limit) throw tooLarge();
-    body.push(chunk);
+  try {
+    for await (const chunk of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      if (body.length + chunk.length > limit) throw tooLarge();
+      body.push(chunk);
+    }
+  } catch (e) {
+    // A stream that fails (corrupt gzip, a client gone) is the request's fault, as fastify has it.
+    if (e instanceof AppError) throw e;
+    const gzip = typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('Z_');
+    throw new AppError('VALIDATION', `${gzip ? 'the gzip body is corrupt' : 'the body could not be read'}: ${(e as Error).message}`);
   }
   return body.bytes();
 }

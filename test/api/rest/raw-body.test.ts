@@ -1,6 +1,7 @@
 /** Bodies read whole as bytes: large ones straight into shared memory, limits and lengths held to. */
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { test } from 'node:test';
 import { AppError } from '../../../src/app-error.ts';
 import { Gathered, readRawBody, SHARED_BODY_BYTES } from '../../../src/api/rest/raw-body.ts';
@@ -58,4 +59,12 @@ test('a body of unknown length is joined into shared memory over several turns, 
   assert.ok(out.buffer instanceof SharedArrayBuffer);
   assert.equal(out.length, bytes.length);
   assert.ok(out.equals(bytes));
+});
+
+test('a body whose stream fails (corrupt gzip) is the request\'s fault: 400, not 500', async () => {
+  const corrupt = Readable.from([Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02, 0x03])]).pipe(createGunzip());
+  const e = await readRawBody(corrupt, { limit: 1 << 20, limitName: 'LIMIT' }).then(() => null, (x: unknown) => x);
+  assert.ok(e instanceof AppError, String(e));
+  assert.equal(e.code, 'VALIDATION');
+  assert.match(e.message, /gzip body is corrupt/);
 });
