@@ -259,6 +259,6 @@ export interface SnapshotService {
   audit(id: string): Promise<AuditReport>;
   /** What changed from one snapshot to another (any clusters): where traffic goes, rules, manifests. */
   diff(query: DiffQuery): Promise<DiffPage>;
-  /** The same page as the text of its JSON (the lists are kept as JSON texts: prepared-diff.ts). */
-  diffJson(query: DiffQuery): Promise<string>;
+  /** The same page as the UTF-8 bytes of its JSON (the lists are kept as JSON texts: prepared-diff.ts). */
+  diffJson(query: DiffQuery): Promise<Buffer>;
 }

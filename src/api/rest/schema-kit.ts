@@ -34,12 +34,8 @@ export function refOrBytes<T extends TSchema>(schema: T): TUnsafe<Static<T> | Bu
  * or coerces a field here.
  */
 export function jsonBytes(value: unknown): Buffer {
-  return utf8Bytes(JSON.stringify(value));
-}
-
-/** A text as UTF-8 bytes (TextEncoder: half the time of Buffer.from for a string of megabytes). */
-export function utf8Bytes(text: string): Buffer {
-  const bytes = ENCODER.encode(text);
+  // TextEncoder: half the time of Buffer.from for a string of megabytes.
+  const bytes = ENCODER.encode(JSON.stringify(value));
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

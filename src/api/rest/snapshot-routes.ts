@@ -20,7 +20,7 @@ import {
   auditReportSchema, clusterSchema, createSnapshotResultSchema, diffPageSchema, ENTRIES, port, PORT_RANGE, problem, protocolInput, snapshotPageSchema, snapshotSchema,
   snapshotTraceSchema, snapshotUploadSchema,
 } from './schemas.ts';
-import { jsonBytes, list, oneOf, ref, refOrBytes, utf8Bytes } from './schema-kit.ts';
+import { jsonBytes, list, oneOf, ref, refOrBytes } from './schema-kit.ts';
 
 const errors = { 400: problem, 404: problem, 413: problem, 415: problem };
 const clusterParams = Type.Object({ cluster: Type.String() });
@@ -380,8 +380,8 @@ export async function snapshotRoutes(plain: FastifyInstance, opts: { snapshotSer
     },
     // A page of a diff holds megabytes of paths; the service writes it from the texts it keeps.
     handler: async (request, reply) => {
-      const text = await service.diffJson({ ...request.query, limit: request.query.limit ?? DIFF_PAGE.default });
-      return reply.type('application/json; charset=utf-8').send(utf8Bytes(text));
+      const page = await service.diffJson({ ...request.query, limit: request.query.limit ?? DIFF_PAGE.default });
+      return reply.type('application/json; charset=utf-8').send(page);
     },
   });
 

@@ -12,7 +12,7 @@ import type { ByteCache } from '../byte-cache.ts';
 import { computeOnce } from '../byte-cache.ts';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 import type { PreparedDiff } from '../prepared-diff.ts';
-import { arraySlice, parsedSlice } from '../prepared-diff.ts';
+import { listSlice, parsedSlice } from '../prepared-diff.ts';
 import type { DiffPage, DiffQuery } from '../snapshot-types.ts';
 import type { SnapshotLookup } from './lookup.ts';
 
@@ -25,7 +25,7 @@ export function createSnapshotDiff(deps: {
   readonly analysis: AnalysisPool;
   /** Diffs by pair and node; requests for one being computed share the computation. */
   readonly diffs: ByteCache<Promise<PreparedDiff>>;
-}): { diff(query: DiffQuery): Promise<DiffPage>; diffJson(query: DiffQuery): Promise<string> } {
+}): { diff(query: DiffQuery): Promise<DiffPage>; diffJson(query: DiffQuery): Promise<Buffer> } {
   const { lookup, analysis, diffs } = deps;
 
   async function compute(q: DiffQuery): Promise<PreparedDiff> {
@@ -51,7 +51,7 @@ export function createSnapshotDiff(deps: {
     const kept = await computeOnce(diffs, `${q.from}|${q.to}|${q.node ?? ''}`, () => compute(q), (d) => d.bytes);
     const [from, to] = await Promise.all([lookup.withStoredNodes(q.from), lookup.withStoredNodes(q.to)]);
     const end = offset + q.limit;
-    const more = end < kept.frontends.length || end < kept.rules.length || end < kept.manifests.length;
+    const more = end < kept.frontends.ends.length || end < kept.rules.ends.length || end < kept.manifests.ends.length;
     const { summary, unpairedNodes, backends, knownDifferences } = kept.head;
     return {
       head: {
@@ -62,7 +62,7 @@ export function createSnapshotDiff(deps: {
         unpairedNodes,
         backends,
         knownDifferences,
-        totals: { frontends: kept.frontends.length, rules: kept.rules.length, manifests: kept.manifests.length },
+        totals: { frontends: kept.frontends.ends.length, rules: kept.rules.ends.length, manifests: kept.manifests.ends.length },
         nextCursor: more ? encodeCursor('diff', end) : null,
       },
       from: offset,
@@ -83,10 +83,13 @@ export function createSnapshotDiff(deps: {
     },
     async diffJson(asked) {
       const { head, from, to, kept } = await page(asked);
-      // The head's text without its closing brace, then the lists.
-      const text = JSON.stringify(head);
-      const lists = (['frontends', 'rules', 'manifests'] as const).map((k) => `"${k}":${arraySlice(kept[k], from, to)}`);
-      return `${text.slice(0, -1)},${lists.join(',')}}`;
+      // The head's text without its closing brace, then each list's slice between brackets.
+      const parts: Buffer[] = [Buffer.from(JSON.stringify(head).slice(0, -1))];
+      for (const k of ['frontends', 'rules', 'manifests'] as const) {
+        parts.push(Buffer.from(`,"${k}":[`), listSlice(kept[k], from, to), Buffer.from(']'));
+      }
+      parts.push(Buffer.from('}'));
+      return Buffer.concat(parts);
     },
   };
 }
