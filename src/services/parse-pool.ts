@@ -27,8 +27,8 @@ export interface ParsePool {
   close(): Promise<void>;
 }
 
-/** From this size on, bytes go to the workers in shared memory (sharedView). */
-const SHARED_FROM_BYTES = 1024 * 1024;
+/** From this size on, bytes go to the workers in shared memory (sharedView; request bodies are read into it: api/rest/raw-body.ts). */
+export const SHARED_FROM_BYTES = 1024 * 1024;
 const sharedViews = new WeakMap<Buffer, Uint8Array>();
 
 /**

@@ -12,9 +12,7 @@
  */
 import type { Readable } from 'node:stream';
 import { AppError } from '../../app-error.ts';
-
-/** From this size on, the body is kept in shared memory (as the parse pool posts it from this size). */
-export const SHARED_BODY_BYTES = 1024 * 1024;
+import { SHARED_FROM_BYTES } from '../../services/parse-pool.ts';
 
 /**
  * Reads `stream` to its end. `expected`: the Content-Length, when the body arrives as sent (not
@@ -55,7 +53,7 @@ export class Gathered {
   length = 0;
 
   constructor(private readonly expected?: number) {
-    if (expected !== undefined && expected >= SHARED_BODY_BYTES) this.shared = Buffer.from(new SharedArrayBuffer(expected));
+    if (expected !== undefined && expected >= SHARED_FROM_BYTES) this.shared = Buffer.from(new SharedArrayBuffer(expected));
   }
 
   push(chunk: Buffer): void {
@@ -72,7 +70,7 @@ export class Gathered {
       throw new AppError('VALIDATION', `the body ended after ${this.length} of the ${this.expected} bytes its Content-Length says`);
     }
     if (this.shared !== null) return this.shared;
-    if (this.length < SHARED_BODY_BYTES) return Buffer.concat(this.chunks, this.length);
+    if (this.length < SHARED_FROM_BYTES) return Buffer.concat(this.chunks, this.length);
     const into = Buffer.from(new SharedArrayBuffer(this.length));
     let at = 0;
     let sinceTurn = 0;

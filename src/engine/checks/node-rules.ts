@@ -102,6 +102,14 @@ function readJump(r: Rule): ChainJump | null {
   return { rule: r, target, kind: splitChainName(target)?.kind ?? null, affinity, k, bySource, conditional };
 }
 
+/** What the checks read of a chain: the rules that send to another chain, and where it DNATs. */
+interface Readings {
+  readonly jumps: readonly ChainJump[];
+  readonly dnat: DnatTarget | null;
+}
+/** A chain text's readings made so far. */
+type KeptReadings = { -readonly [K in keyof Readings]?: Readings[K] };
+
 /**
  * What the checks read of a chain depends on its text alone (the text names the chain, and each
  * rule's position in it), so a chain of the same text on another node or in another version is
@@ -110,7 +118,7 @@ function readJump(r: Rule): ChainJump | null {
  * reader's, which findings do not show. Long chains (KUBE-SERVICES) differ between nodes and are
  * not kept; the map is emptied when full (CHAIN_TEXT_CHARS_KEPT).
  */
-const byChainText = new Map<string, { jumps?: readonly ChainJump[]; dnat?: DnatTarget | null }>();
+const byChainText = new Map<string, KeptReadings>();
 /**
  * The characters of the texts kept, at most: each is held about twice (the key and the rules'
  * copies; their parses are shared with every reader, netfilter/rule.ts), one byte a character,
@@ -127,7 +135,7 @@ export function forgetChainReadings(): void {
 }
 
 /** The entry of a parsed chain short enough to be kept, made on first use; null otherwise. */
-function readingsOf(c: Chain): { jumps?: readonly ChainJump[]; dnat?: DnatTarget | null } | null {
+function readingsOf(c: Chain): KeptReadings | null {
   if (!(c instanceof DumpChain)) return null;
   const text = chainText(c);
   if (text.length > LONGEST_KEPT_TEXT) return null;
@@ -147,6 +155,14 @@ function readingsOf(c: Chain): { jumps?: readonly ChainJump[]; dnat?: DnatTarget
 function keptRule(c: Chain, k: number): Rule {
   const r = ruleAt(c, k);
   return r instanceof TextRule ? r.ownCopy() : r;
+}
+
+/** What `read` gives of chain `c`, read once per chain text when the chain's readings are kept (with copies of its rules). */
+function readOnce<K extends keyof Readings>(c: Chain, what: K, read: (c: Chain, rule: (k: number) => Rule) => Readings[K]): Readings[K] {
+  const kept = readingsOf(c);
+  if (!kept) return read(c, (k) => ruleAt(c, k));
+  if (!(what in kept)) kept[what] = read(c, (k) => keptRule(c, k));
+  return kept[what] as Readings[K];
 }
 
 /** The rules of a chain that send to another chain, each read for kube-proxy's meaning; `rule` makes the rule at a position. */
@@ -268,11 +284,7 @@ export class NodeRules {
     let hit = this.jumpCache.get(chain);
     if (!hit) {
       const c = this.chain('nat', chain);
-      let all: readonly ChainJump[] = [];
-      if (c) {
-        const kept = readingsOf(c);
-        all = kept ? (kept.jumps ??= readJumps(c, (k) => keptRule(c, k))) : readJumps(c, (k) => ruleAt(c, k));
-      }
+      const all = c ? readOnce(c, 'jumps', readJumps) : [];
       hit = all.filter((j) => this.has(j.target));
       this.jumpCache.set(chain, hit);
     }
@@ -283,16 +295,7 @@ export class NodeRules {
   dnat(chain: string): DnatTarget | null {
     if (this.dnatCache.has(chain)) return this.dnatCache.get(chain)!;
     const c = this.chain('nat', chain);
-    let out: DnatTarget | null = null;
-    if (c) {
-      const kept = readingsOf(c);
-      if (kept) {
-        if (kept.dnat === undefined) kept.dnat = readDnat(c, (k) => keptRule(c, k));
-        out = kept.dnat;
-      } else {
-        out = readDnat(c, (k) => ruleAt(c, k));
-      }
-    }
+    const out = c ? readOnce(c, 'dnat', readDnat) : null;
     this.dnatCache.set(chain, out);
     return out;
   }

@@ -4,7 +4,8 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { test } from 'node:test';
 import { AppError } from '../../../src/app-error.ts';
-import { Gathered, readRawBody, SHARED_BODY_BYTES } from '../../../src/api/rest/raw-body.ts';
+import { Gathered, readRawBody } from '../../../src/api/rest/raw-body.ts';
+import { SHARED_FROM_BYTES } from '../../../src/services/parse-pool.ts';
 
 /** `bytes` in chunks of 64 KiB, as a socket hands them over. */
 function chunked(bytes: Buffer): Readable {
@@ -13,7 +14,7 @@ function chunked(bytes: Buffer): Readable {
   return Readable.from(chunks, { objectMode: false });
 }
 
-const big = Buffer.alloc(SHARED_BODY_BYTES + 12345);
+const big = Buffer.alloc(SHARED_FROM_BYTES + 12345);
 for (let i = 0; i < big.length; i++) big[i] = (i * 31 + 7) & 0xff;
 
 test('a large body of known length, and one whose length is found at its end, land in shared memory byte for byte', async () => {
@@ -30,7 +31,7 @@ test('a large body of known length, and one whose length is found at its end, la
 
 test('past the limit is 413, whether the length says so first or the body runs over', async () => {
   const refused = async (expected: number | undefined) => {
-    const e = await readRawBody(chunked(big), { ...(expected !== undefined ? { expected } : {}), limit: SHARED_BODY_BYTES, limitName: 'SVCPATH_NODE_LIMIT_MB' }).then(() => null, (x: unknown) => x);
+    const e = await readRawBody(chunked(big), { ...(expected !== undefined ? { expected } : {}), limit: SHARED_FROM_BYTES, limitName: 'SVCPATH_NODE_LIMIT_MB' }).then(() => null, (x: unknown) => x);
     assert.ok(e instanceof AppError, String(e));
     assert.equal(e.code, 'PAYLOAD_TOO_LARGE');
     assert.match(e.message, /SVCPATH_NODE_LIMIT_MB: 1 MiB/);
@@ -47,7 +48,7 @@ test('a body that ends short of its Content-Length, or runs past it, is refused'
 });
 
 test('a body of unknown length is joined into shared memory over several turns, and keeps every byte', async () => {
-  const bytes = Buffer.alloc(5 * SHARED_BODY_BYTES + 777);
+  const bytes = Buffer.alloc(5 * SHARED_FROM_BYTES + 777);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 131 + 17) & 0xff;
   const body = new Gathered();
   for (let i = 0; i < bytes.length; i += 100_003) body.push(bytes.subarray(i, i + 100_003));
